@@ -1,0 +1,1 @@
+"""Datasets: the record schema, generators, importers, shard I/O and the input pipeline."""

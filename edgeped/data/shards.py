@@ -1,0 +1,340 @@
+"""Sharded TFRecord datasets: write, manifest, read back, verify.
+
+A dataset is a folder of `{split}-{index:05d}.tfrecord` shards and a
+`manifest.json` holding per-shard counts and sha256, split counts, train-split
+metadata statistics (used for standardisation and imputation) and the source
+config. The manifest is written last, atomically: a folder without one is not a
+dataset. Splits are by drive (`split_for_drive`), never by crop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeped.data.schema import (
+    CROP_SHAPE, METADATA_FIELDS, NUM_METADATA, SCHEMA_VERSION, SPLITS, TAG_FIELDS, CropBatch,
+)
+from edgeped.data.tfrecord import CorruptRecordError, decode_example, encode_example, iter_records, write_record
+from edgeped.errors import EdgepedError
+from edgeped.fileio import atomic_output, read_json, sha256_file, write_json_atomic
+from edgeped.provenance import stamp
+
+MANIFEST = "manifest.json"
+DEFAULT_SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
+
+
+def split_for_drive(drive_id: str, fractions: tuple[float, float, float] = DEFAULT_SPLIT_FRACTIONS,
+                    salt: str = "edgeped-split-v1") -> str:
+    """Assigns a whole drive to train/val/test by a stable hash of its id."""
+    digest = hashlib.sha256(f"{salt}:{drive_id}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    edges = np.cumsum(fractions)
+    for name, edge in zip(SPLITS, edges, strict=True):
+        if u < edge:
+            return name
+    return SPLITS[-1]
+
+
+def record_to_example(batch: CropBatch, i: int) -> bytes:
+    features: dict[str, Any] = {
+        "image": batch.images[i].tobytes(),
+        "image_shape": list(CROP_SHAPE),
+        "metadata": [float(v) for v in batch.metadata[i]],
+        "label": [int(batch.labels[i])],
+        "drive_id": batch.drive_id[i].encode(),
+        "crop_id": batch.crop_id[i].encode(),
+    }
+    for name in TAG_FIELDS:
+        features[name] = batch.tags(name)[i].encode()
+    return encode_example(features)
+
+
+def examples_to_batch(payloads: list[bytes], source: str) -> CropBatch:
+    """Decodes Example payloads into a validated CropBatch."""
+    if not payloads:
+        return _empty_batch()
+    cols: dict[str, list] = {k: [] for k in ("images", "metadata", "labels", *TAG_FIELDS,
+                                             "drive_id", "crop_id")}
+    for payload in payloads:
+        try:
+            ex = decode_example(payload)
+            shape = tuple(ex["image_shape"])
+            if shape != CROP_SHAPE:
+                raise EdgepedError(f"{source}: a record has image shape {shape}, expected {CROP_SHAPE}",
+                                   "re-import the data at 128x64 RGB")
+            cols["images"].append(np.frombuffer(ex["image"][0], np.uint8).reshape(CROP_SHAPE))
+            cols["metadata"].append(ex["metadata"])
+            cols["labels"].append(ex["label"][0])
+            for name in (*TAG_FIELDS, "drive_id", "crop_id"):
+                cols[name].append(ex[name][0].decode())
+        except (KeyError, IndexError, ValueError) as exc:
+            raise EdgepedError(f"{source}: a record does not follow the edgeped schema ({exc})",
+                               "the shard was not written by edgeped or is damaged: regenerate it") from exc
+    return CropBatch.validated(images=np.stack(cols["images"]), **{
+        k: np.asarray(v) for k, v in cols.items() if k != "images"})
+
+
+def _empty_batch() -> CropBatch:
+    return CropBatch.validated(images=np.zeros((0, *CROP_SHAPE), np.uint8),
+                               metadata=np.zeros((0, NUM_METADATA), np.float32),
+                               labels=np.zeros(0, np.int64),
+                               **{k: np.zeros(0, str) for k in (*TAG_FIELDS, "drive_id", "crop_id")})
+
+
+@dataclass
+class _RunningStats:
+    """Per-field count/mean/M2 (Welford) ignoring NaN, plus missing counts."""
+
+    n: np.ndarray = field(default_factory=lambda: np.zeros(NUM_METADATA))
+    mean: np.ndarray = field(default_factory=lambda: np.zeros(NUM_METADATA))
+    m2: np.ndarray = field(default_factory=lambda: np.zeros(NUM_METADATA))
+    total: int = 0
+
+    def update(self, meta: np.ndarray) -> None:
+        self.total += meta.shape[0]
+        for j in range(NUM_METADATA):
+            col = meta[:, j][~np.isnan(meta[:, j])].astype(np.float64)
+            if col.size == 0:
+                continue
+            n_b, mean_b = col.size, col.mean()
+            m2_b = ((col - mean_b) ** 2).sum()
+            n = self.n[j] + n_b
+            delta = mean_b - self.mean[j]
+            self.mean[j] += delta * n_b / n
+            self.m2[j] += m2_b + delta**2 * self.n[j] * n_b / n
+            self.n[j] = n
+
+    def to_dict(self) -> dict:
+        std = np.sqrt(np.where(self.n > 1, self.m2 / np.maximum(self.n - 1, 1), 1.0))
+        std = np.where(std < 1e-6, 1.0, std)
+        missing = 1.0 - self.n / max(self.total, 1)
+        return {"fields": list(METADATA_FIELDS), "mean": [float(v) for v in self.mean],
+                "std": [float(v) for v in std], "missing_rate": [float(v) for v in missing],
+                "records": self.total}
+
+
+class DatasetWriter:
+    """Streams CropBatches into per-split shards; `close()` writes the manifest.
+
+    Records are routed to splits by drive. Each shard is written to a temp file
+    and renamed when complete; the manifest is written last.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike, *, shard_records: int = 4096,
+                 source: dict | None = None, overwrite: bool = False,
+                 split_fractions: tuple[float, float, float] = DEFAULT_SPLIT_FRACTIONS) -> None:
+        self.out_dir = Path(out_dir)
+        if (self.out_dir / MANIFEST).exists() and not overwrite:
+            raise EdgepedError(f"{self.out_dir} already holds a dataset",
+                               "choose another output folder or pass --overwrite")
+        if shard_records < 1:
+            raise ValueError(f"shard_records must be >= 1, got {shard_records}")
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if overwrite:
+            for old in self.out_dir.glob("*.tfrecord"):
+                old.unlink()
+            (self.out_dir / MANIFEST).unlink(missing_ok=True)
+        self.shard_records = shard_records
+        self.source = source or {}
+        self.split_fractions = split_fractions
+        self._pending: dict[str, list[bytes]] = {s: [] for s in SPLITS}
+        self._pending_pos: dict[str, int] = dict.fromkeys(SPLITS, 0)
+        self._shards: dict[str, list[dict]] = {s: [] for s in SPLITS}
+        self._stats = _RunningStats()
+        self._split_cache: dict[str, str] = {}
+
+    def add(self, batch: CropBatch) -> None:
+        splits = np.array([self._split(d) for d in batch.drive_id])
+        train = splits == "train"
+        if train.any():
+            self._stats.update(batch.metadata[train])
+        for i in range(len(batch)):
+            split = splits[i]
+            self._pending[split].append(record_to_example(batch, i))
+            self._pending_pos[split] += int(batch.labels[i])
+            if len(self._pending[split]) >= self.shard_records:
+                self._flush(split)
+
+    def _split(self, drive_id: str) -> str:
+        if drive_id not in self._split_cache:
+            self._split_cache[drive_id] = split_for_drive(drive_id, self.split_fractions)
+        return self._split_cache[drive_id]
+
+    def _flush(self, split: str) -> None:
+        records = self._pending[split]
+        if not records:
+            return
+        name = f"{split}-{len(self._shards[split]):05d}.tfrecord"
+        path = self.out_dir / name
+        with atomic_output(path) as handle:
+            for payload in records:
+                write_record(handle, payload)
+        self._shards[split].append({"file": name, "records": len(records),
+                                    "positives": self._pending_pos[split],
+                                    "bytes": path.stat().st_size, "sha256": sha256_file(path)})
+        self._pending[split] = []
+        self._pending_pos[split] = 0
+
+    def close(self) -> dict:
+        """Flushes the last shards and writes the manifest. Returns the manifest.
+
+        Raises:
+            EdgepedError: nothing was written (an empty dataset is never a dataset).
+        """
+        for split in SPLITS:
+            self._flush(split)
+        total = sum(s["records"] for shards in self._shards.values() for s in shards)
+        if total == 0:
+            raise EdgepedError("no records were written: the dataset would be empty",
+                               "check the source produced crops (paths, filters, counts)")
+        splits = {}
+        for split in SPLITS:
+            shards = self._shards[split]
+            splits[split] = {"records": sum(s["records"] for s in shards),
+                             "positives": sum(s["positives"] for s in shards), "shards": shards}
+        manifest = {
+            **stamp("edgeped.dataset"),
+            "record_schema_version": SCHEMA_VERSION,
+            "crop_shape": list(CROP_SHAPE),
+            "metadata_fields": list(METADATA_FIELDS),
+            "split_rule": {"by": "drive_id", "fractions": list(self.split_fractions),
+                           "salt": "edgeped-split-v1"},
+            "records": total,
+            "splits": splits,
+            "metadata_stats": self._stats.to_dict(),
+            "source": self.source,
+        }
+        write_json_atomic(self.out_dir / MANIFEST, manifest)
+        return manifest
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset on disk, opened through its manifest."""
+
+    root: Path
+    manifest: dict
+
+    @classmethod
+    def open(cls, root: str | os.PathLike) -> Dataset:
+        """Opens a dataset folder.
+
+        Raises:
+            EdgepedError: no manifest, an unreadable one, or a schema we cannot read.
+        """
+        root = Path(root)
+        if not root.is_dir():
+            raise EdgepedError(f"dataset folder not found: {root}",
+                               "create one with `edgeped data synth` or `edgeped data import`")
+        if not (root / MANIFEST).is_file():
+            raise EdgepedError(f"{root} has no {MANIFEST}: not an edgeped dataset, or its writing "
+                               "was interrupted", "regenerate the dataset")
+        manifest = read_json(root / MANIFEST, "dataset manifest")
+        version = manifest.get("record_schema_version")
+        if version != SCHEMA_VERSION:
+            raise EdgepedError(f"{root} uses record schema {version}; this edgeped reads {SCHEMA_VERSION}",
+                               "regenerate the dataset with this version")
+        if not manifest.get("records"):
+            raise EdgepedError(f"dataset {root} is empty", "regenerate it with a non-empty source")
+        return cls(root, manifest)
+
+    @property
+    def manifest_sha256(self) -> str:
+        return sha256_file(self.root / MANIFEST)
+
+    def shard_paths(self, split: str) -> list[Path]:
+        self._check_split(split)
+        return [self.root / s["file"] for s in self.manifest["splits"][split]["shards"]]
+
+    def count(self, split: str) -> int:
+        self._check_split(split)
+        return int(self.manifest["splits"][split]["records"])
+
+    def positives(self, split: str) -> int:
+        return int(self.manifest["splits"][split]["positives"])
+
+    def _check_split(self, split: str) -> None:
+        if split not in SPLITS:
+            raise EdgepedError(f"unknown split {split!r}", f"use one of {', '.join(SPLITS)}")
+
+    def iter_batches(self, split: str, batch_records: int = 2048) -> Iterator[CropBatch]:
+        """Streams a split shard by shard (memory bounded by one batch)."""
+        for path in self.shard_paths(split):
+            if not path.is_file():
+                raise EdgepedError(f"shard missing: {path}", "run `edgeped data verify` and regenerate")
+            payloads: list[bytes] = []
+            with open(path, "rb") as handle:
+                for payload in iter_records(handle, path.name):
+                    payloads.append(payload)
+                    if len(payloads) >= batch_records:
+                        yield examples_to_batch(payloads, path.name)
+                        payloads = []
+            if payloads:
+                yield examples_to_batch(payloads, path.name)
+
+    def read(self, split: str, limit: int | None = None) -> CropBatch:
+        """Reads a whole split (or its first `limit` records) into memory.
+
+        Raises:
+            EdgepedError: the split is empty, a shard is missing or corrupt.
+        """
+        if self.count(split) == 0:
+            raise EdgepedError(f"split {split!r} of {self.root} is empty",
+                               "generate more drives so every split gets some")
+        parts, n = [], 0
+        for batch in self.iter_batches(split):
+            parts.append(batch)
+            n += len(batch)
+            if limit is not None and n >= limit:
+                break
+        out = CropBatch.concat(parts)
+        return out.take(np.arange(min(len(out), limit))) if limit is not None else out
+
+    def metadata_stats(self) -> dict:
+        return self.manifest["metadata_stats"]
+
+
+@dataclass
+class ShardReport:
+    file: str
+    status: str  # ok | missing | size_mismatch | hash_mismatch | corrupt
+    detail: str = ""
+
+
+def verify(root: str | os.PathLike, *, check_records: bool = True) -> list[ShardReport]:
+    """Checks every shard against the manifest; reports all problems, not just the first."""
+    ds = Dataset.open(root)
+    reports = []
+    for split in SPLITS:
+        for entry in ds.manifest["splits"][split]["shards"]:
+            path = ds.root / entry["file"]
+            if not path.is_file():
+                reports.append(ShardReport(entry["file"], "missing", "file not found"))
+                continue
+            if path.stat().st_size != entry["bytes"]:
+                reports.append(ShardReport(entry["file"], "size_mismatch",
+                                           f"{path.stat().st_size} bytes, manifest says {entry['bytes']}"))
+                continue
+            if sha256_file(path) != entry["sha256"]:
+                reports.append(ShardReport(entry["file"], "hash_mismatch", "sha256 differs from manifest"))
+                continue
+            if check_records:
+                try:
+                    with open(path, "rb") as handle:
+                        n = sum(1 for _ in iter_records(handle, entry["file"]))
+                except CorruptRecordError as exc:
+                    reports.append(ShardReport(entry["file"], "corrupt", exc.problem))
+                    continue
+                if n != entry["records"]:
+                    reports.append(ShardReport(entry["file"], "count_mismatch",
+                                               f"{n} records, manifest says {entry['records']}"))
+                    continue
+            reports.append(ShardReport(entry["file"], "ok"))
+    return reports

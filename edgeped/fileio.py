@@ -1,0 +1,104 @@
+"""Atomic file writes and hashing: no reader ever sees a half-written output."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from edgeped.errors import EdgepedError
+
+
+def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
+    """Returns the hex sha256 of a file, read in chunks so memory stays flat."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, mode: str = "wb") -> Iterator[BinaryIO]:
+    """Opens a temp file beside ``path`` and renames it over ``path`` on success.
+
+    On any exception the temp file is removed and ``path`` is left as it was.
+    A full disk surfaces as an EdgepedError naming the file.
+
+    Raises:
+        EdgepedError: the directory cannot be written or the disk is full.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, target)
+    except OSError as exc:
+        _discard(tmp_name)
+        if exc.errno == 28:  # ENOSPC
+            raise EdgepedError(
+                f"disk full while writing {target}",
+                f"free space on {target.parent} (need room for the new file) and run again",
+            ) from exc
+        raise EdgepedError(f"cannot write {target}: {exc.strerror or exc}",
+                           "check the path exists and is writable") from exc
+    except BaseException:
+        _discard(tmp_name)
+        raise
+
+
+def _discard(name: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(name)
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_output(path, "wb") as handle:
+        handle.write(data)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | os.PathLike, payload: Any) -> None:
+    """Writes JSON (sorted keys, NaN forbidden so every reader can parse it)."""
+    text = json.dumps(payload, indent=2, sort_keys=True, allow_nan=False, default=_jsonable)
+    write_text_atomic(path, text + "\n")
+
+
+def _jsonable(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+    """Reads a JSON file, turning absence or corruption into a clear EdgepedError."""
+    p = Path(path)
+    if not p.is_file():
+        raise EdgepedError(f"{what} not found: {p}", f"check the path, or create the {what} first")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EdgepedError(f"{what} {p} is not valid JSON ({exc})",
+                           "the file is corrupt or truncated: regenerate it") from exc
