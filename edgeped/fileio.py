@@ -41,6 +41,7 @@ def atomic_output(path: str | os.PathLike, mode: str = "wb") -> Iterator[BinaryI
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.chmod(tmp_name, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
@@ -58,6 +59,12 @@ def atomic_output(path: str | os.PathLike, mode: str = "wb") -> Iterator[BinaryI
     except BaseException:
         _discard(tmp_name)
         raise
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def _discard(name: str) -> None:

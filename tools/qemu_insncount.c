@@ -1,8 +1,8 @@
 /*
  * QEMU TCG plugin: counts guest instructions executed between two marker syscalls.
  *
- * The device runner marks a region by calling lseek(-1, MAGIC, SEEK_SET) (which fails
- * with EBADF and has no other effect): MAGIC_START opens a region, MAGIC_STOP closes it,
+ * The device runner marks a region by calling lseek(fd_of_dev_null, MAGIC, SEEK_SET)
+ * (which has no effect): MAGIC_START opens a region, MAGIC_STOP closes it,
  * and the plugin appends the instruction count of the region as one decimal line to the
  * file given by the `out=PATH` plugin argument. Counting is inline (a TB-level add), so
  * it is exact and repeatable for a single-threaded guest.
@@ -20,7 +20,6 @@
 QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
 
 #define AARCH64_SYS_LSEEK 62
-#define MARKER_FD 0xffffffffu
 #define MAGIC_START UINT64_C(0x45504544494e5331) /* "EPEDINS1" */
 #define MAGIC_STOP  UINT64_C(0x45504544494e5330) /* "EPEDINS0" */
 
@@ -39,7 +38,7 @@ static void on_syscall(qemu_plugin_id_t id, unsigned int vcpu_index, int64_t num
                        uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5,
                        uint64_t a6, uint64_t a7, uint64_t a8)
 {
-    if (num != AARCH64_SYS_LSEEK || (a1 & 0xffffffffu) != MARKER_FD) {
+    if (num != AARCH64_SYS_LSEEK) {
         return;
     }
     if (a2 == MAGIC_START) {

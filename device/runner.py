@@ -1,0 +1,796 @@
+#!/usr/bin/env python3
+"""Benchmarks one .tflite model on the machine it runs on and prints one JSON result.
+
+This file is copied to the target (an ECU, an emulated arm64 board or the host) and run
+there. It needs only Python 3.9+, numpy and ai-edge-litert (or tflite-runtime): never
+TensorFlow, never the edgeped package.
+
+What it measures: init time, first-inference time, per-invoke latency percentiles
+(p50/p90/p95/p99 with distribution-free confidence bounds), end-to-end time per crop
+including preprocessing, peak RSS of the load+invoke phase and of the whole process,
+output parity against golden outputs computed on the host, an environment fingerprint
+and, on the emulated board, guest instructions per invoke.
+
+Exit codes: 0 success (parity may still have failed: see "parity.ok"), 3 a problem
+reported as {"ok": false, "error": {"code", "problem", "fix"}} on stdout, 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import platform
+import resource
+import sys
+import threading
+import time
+
+# One BLAS thread keeps the background load and the instruction count predictable; it
+# must be set before numpy is imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+RESULT_KIND = "edgeped.device_result"
+RESULT_SCHEMA_VERSION = 1
+IMAGE_SHAPE = (128, 64, 3)
+META_FEATURES = 6
+MARKER_START = 0x45504544494E5331  # must match tools/qemu_insncount.c
+MARKER_STOP = 0x45504544494E5330
+EXIT_PROBLEM = 3
+
+
+class RunnerError(Exception):
+    """A problem the host side maps to a clear message: a stable code, what, how to fix."""
+
+    def __init__(self, code: str, problem: str, fix: str) -> None:
+        super().__init__(problem)
+        self.code = code
+        self.problem = problem
+        self.fix = fix
+
+
+# --------------------------------------------------------------------------- runtime
+
+
+def import_runtime():
+    """Returns (numpy, Interpreter, load_delegate, OpResolverType or None, runtime info)."""
+    try:
+        import numpy as np
+    except ImportError as exc:
+        raise RunnerError("runtime_missing", f"numpy is not importable on this target ({exc})",
+                          "install numpy for this Python (pip install numpy)") from exc
+    try:
+        from ai_edge_litert import interpreter as litert
+
+        name = "ai-edge-litert"
+    except ImportError:
+        try:
+            from tflite_runtime import interpreter as litert
+
+            name = "tflite-runtime"
+        except ImportError as exc:
+            raise RunnerError(
+                "runtime_missing",
+                f"neither ai_edge_litert nor tflite_runtime is importable on this target "
+                f"(python {sys.executable})",
+                "install ai-edge-litert (pip install ai-edge-litert) for this Python, or "
+                "point the target's python at one that has it") from exc
+    resolver = getattr(litert, "OpResolverType", None)
+    info = {"name": name, "version": _dist_version(name), "numpy": np.__version__}
+    return np, litert.Interpreter, litert.load_delegate, resolver, info
+
+
+def _dist_version(name: str) -> str:
+    try:
+        from importlib import metadata
+
+        return metadata.version(name)
+    except Exception:  # noqa: BLE001 - version is informational only
+        return "unknown"
+
+
+# --------------------------------------------------------------------------- model file
+
+
+def read_model(path: str) -> bytes:
+    """Reads the model and rejects files that cannot be a TFLite flatbuffer."""
+    if not os.path.isfile(path):
+        raise RunnerError("model_missing", f"model file not found: {path}",
+                          "push the model first or check the path")
+    with open(path, "rb") as handle:
+        data = handle.read()
+    if len(data) < 16 or data[4:8] != b"TFL3":
+        raise RunnerError("model_corrupt",
+                          f"{path} is not a TFLite model ({len(data)} bytes, no TFL3 identifier)",
+                          "the file is corrupt or truncated: convert or push it again")
+    return data
+
+
+def make_interpreter(data: bytes, path: str, Interpreter, load_delegate, resolver, args):
+    kwargs = {"model_content": data, "num_threads": args.threads}
+    if not args.xnnpack:
+        if resolver is None:
+            raise RunnerError("unsupported_option", "this runtime cannot turn XNNPACK off",
+                              "use ai-edge-litert, or run with XNNPACK on")
+        kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    if args.delegate:
+        options = dict(item.split("=", 1) for item in args.delegate_option)
+        try:
+            kwargs["experimental_delegates"] = [load_delegate(args.delegate, options)]
+        except (ValueError, OSError) as exc:
+            raise RunnerError("delegate_failed", f"cannot load delegate {args.delegate}: {exc}",
+                              "check the shared library path and its options") from exc
+    try:
+        interpreter = Interpreter(**kwargs)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise RunnerError("model_corrupt", f"the runtime rejected {path}: {exc}",
+                          "the file is corrupt, truncated or uses ops this runtime lacks: "
+                          "convert or push it again") from exc
+    return interpreter
+
+
+# --------------------------------------------------------------------------- model I/O
+
+
+class ModelIO:
+    """The model's image/meta inputs and probability output, found by rank."""
+
+    def __init__(self, interpreter, np) -> None:
+        self.np = np
+        self.interpreter = interpreter
+        inputs = interpreter.get_input_details()
+        outputs = interpreter.get_output_details()
+        images = [d for d in inputs if len(d["shape"]) == 4]
+        metas = [d for d in inputs if len(d["shape"]) == 2]
+        described = ", ".join(f"{d['name']}{list(d['shape'])}:{np.dtype(d['dtype']).name}"
+                              for d in inputs)
+        if len(images) != 1 or len(metas) > 1 or len(images) + len(metas) != len(inputs):
+            raise RunnerError(
+                "unsupported_model_io",
+                f"expected one 4-D image input and at most one 2-D meta input, got {described}",
+                "export the model with inputs image [N,128,64,3] and optional meta [N,12]")
+        self.image = images[0]
+        self.meta = metas[0] if metas else None
+        if tuple(int(x) for x in self.image["shape"][1:]) != IMAGE_SHAPE:
+            raise RunnerError("unsupported_model_io",
+                              f"image input {list(self.image['shape'])} is not [N,128,64,3]",
+                              "export the model with a 128x64 RGB NHWC input")
+        if self.meta is not None and int(self.meta["shape"][1]) != 2 * META_FEATURES:
+            raise RunnerError("unsupported_model_io",
+                              f"meta input {list(self.meta['shape'])} is not [N,12]",
+                              "meta must be concat(z[6], mask[6])")
+        for d in [self.image] + ([self.meta] if self.meta else []):
+            if np.dtype(d["dtype"]) not in (np.dtype(np.int8), np.dtype(np.float32)):
+                raise RunnerError("unsupported_model_io",
+                                  f"input {d['name']} has dtype {np.dtype(d['dtype']).name}",
+                                  "inputs must be int8 (quantised) or float32")
+        if len(outputs) != 1:
+            raise RunnerError("unsupported_model_io",
+                              f"expected one output tensor, got {len(outputs)}",
+                              "export a single [N,1] probability output")
+        self.output = outputs[0]
+        self.batch = int(self.image["shape"][0])
+
+    def resize(self, batch: int) -> None:
+        """Sets the batch size, if the model allows it."""
+        if batch == self.batch:
+            return
+        try:
+            self.interpreter.resize_tensor_input(self.image["index"], [batch, *IMAGE_SHAPE])
+            if self.meta is not None:
+                self.interpreter.resize_tensor_input(self.meta["index"],
+                                                     [batch, 2 * META_FEATURES])
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise RunnerError("batch_unsupported", f"the model does not accept batch {batch}: {exc}",
+                              "run with --batch 1 or export the model with a dynamic batch") from exc
+        self.batch = batch
+        self.output = self.interpreter.get_output_details()[0]
+
+    def quantisation(self) -> dict:
+        def q(d):
+            scale, zero = d["quantization"]
+            return {"dtype": self.np.dtype(d["dtype"]).name, "scale": float(scale),
+                    "zero_point": int(zero), "shape": [int(x) for x in d["shape"]]}
+
+        out = {"image": q(self.image), "output": q(self.output)}
+        if self.meta is not None:
+            out["meta"] = q(self.meta)
+        return out
+
+
+class Preprocessor:
+    """uint8 crops and raw metadata to the model's input tensors (the training-side rule)."""
+
+    def __init__(self, io: ModelIO, mean, std, clip: float) -> None:
+        np = io.np
+        self.np = np
+        self.io = io
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.std = np.asarray(std, dtype=np.float32)
+        self.clip = float(clip)
+
+    def image(self, crops):
+        np = self.np
+        d = self.io.image
+        if np.dtype(d["dtype"]) == np.dtype(np.float32):
+            return (crops.astype(np.float32) - 128.0) / 128.0
+        scale, zero = d["quantization"]
+        if abs(scale - 1.0 / 128.0) < 1e-9 and zero == 0:
+            return (crops.astype(np.int16) - 128).astype(np.int8)
+        x = (crops.astype(np.float32) - 128.0) / 128.0
+        return np.clip(np.round(x / scale) + zero, -128, 127).astype(np.int8)
+
+    def meta(self, values):
+        np = self.np
+        present = ~np.isnan(values)
+        z = np.where(present, (np.nan_to_num(values) - self.mean) / self.std, 0.0)
+        z = np.clip(z, -self.clip, self.clip)
+        x = np.concatenate([z, present.astype(np.float32)], axis=1).astype(np.float32)
+        d = self.io.meta
+        if np.dtype(d["dtype"]) == np.dtype(np.float32):
+            return x
+        scale, zero = d["quantization"]
+        return np.clip(np.round(x / scale) + zero, -128, 127).astype(np.int8)
+
+    def set_inputs(self, crops, metadata) -> None:
+        interp = self.io.interpreter
+        interp.set_tensor(self.io.image["index"], self.image(crops))
+        if self.io.meta is not None:
+            interp.set_tensor(self.io.meta["index"], self.meta(metadata))
+
+    def raw_output(self):
+        return self.io.interpreter.get_tensor(self.io.output["index"]).reshape(self.io.batch, -1)
+
+    def probabilities(self, raw):
+        np = self.np
+        d = self.io.output
+        if np.dtype(d["dtype"]) == np.dtype(np.float32):
+            return raw[:, 0].astype(np.float32)
+        scale, zero = d["quantization"]
+        return ((raw[:, 0].astype(np.float32) - zero) * scale).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def load_crops(path, np, count: int, seed: int):
+    """Returns (images uint8 [N,128,64,3], metadata float32 [N,6], description)."""
+    if path is None:
+        rng = np.random.default_rng(seed)
+        images = rng.integers(0, 256, size=(count, *IMAGE_SHAPE), dtype=np.uint8)
+        metadata = rng.normal(size=(count, META_FEATURES)).astype(np.float32)
+        metadata[rng.random(metadata.shape) < 0.1] = np.nan
+        return images, metadata, {"source": "random", "seed": seed, "count": count}
+    if not os.path.isfile(path):
+        raise RunnerError("crops_missing", f"crops file not found: {path}",
+                          "push the .npz with the model or run without --crops")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            images = npz["images"]
+            metadata = npz["metadata"] if "metadata" in npz.files else None
+    except (OSError, ValueError, KeyError) as exc:
+        raise RunnerError("crops_invalid", f"cannot read crops {path}: {exc}",
+                          "the .npz needs 'images' uint8 [N,128,64,3] and 'metadata' float32 [N,6]") from exc
+    if images.dtype != np.uint8 or images.ndim != 4 or tuple(images.shape[1:]) != IMAGE_SHAPE \
+            or len(images) == 0:
+        raise RunnerError("crops_invalid",
+                          f"crops 'images' is {images.dtype} {list(images.shape)}",
+                          "images must be uint8 [N,128,64,3] with N >= 1")
+    if metadata is None:
+        metadata = np.full((len(images), META_FEATURES), np.nan, dtype=np.float32)
+    if metadata.shape != (len(images), META_FEATURES):
+        raise RunnerError("crops_invalid", f"crops 'metadata' is {list(metadata.shape)}",
+                          f"metadata must be float32 [{len(images)},6] (NaN = missing)")
+    return images, metadata.astype(np.float32), {"source": path, "sha256": sha256_file(path),
+                                                  "count": int(len(images))}
+
+
+def load_preprocess(path):
+    if path is None:
+        return [0.0] * META_FEATURES, [1.0] * META_FEATURES, 4.0, None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            spec = json.load(handle)["metadata"]
+        mean, std = [float(v) for v in spec["mean"]], [float(v) for v in spec["std"]]
+        clip = float(spec.get("clip", 4.0))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RunnerError("preprocess_invalid", f"cannot read preprocessing {path}: {exc}",
+                          'it must hold {"metadata": {"mean": [6], "std": [6], "clip": 4.0}}') from exc
+    if len(mean) != META_FEATURES or len(std) != META_FEATURES or min(std) <= 0:
+        raise RunnerError("preprocess_invalid", f"{path}: mean/std must be 6 values, std > 0",
+                          "regenerate the preprocessing section of the model card")
+    return mean, std, clip, path
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def batches(images, metadata, batch: int, np):
+    """Yields (crops, metadata) batches in order, cycling, forever."""
+    n = len(images)
+    start = 0
+    while True:
+        idx = np.arange(start, start + batch) % n
+        yield images[idx], metadata[idx]
+        start = (start + batch) % n
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def percentile_ci(sorted_values, q: float, confidence: float = 0.95):
+    """Distribution-free CI for the q-quantile from order statistics (binomial ranks).
+
+    Returns (low, high) or (None, None) when there are too few samples for the bound.
+    """
+    n = len(sorted_values)
+    if n == 0:
+        return None, None
+    alpha = 1.0 - confidence
+    logp, log1p = math.log(q), math.log1p(-q)
+    cdf, acc = [], 0.0
+    for k in range(n + 1):
+        acc += math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+                        + k * logp + (n - k) * log1p)
+        cdf.append(acc)
+    # lower rank l (1-based): largest with P(B <= l-1) <= alpha/2
+    lower = None
+    for rank in range(1, n + 1):
+        if cdf[rank - 1] <= alpha / 2:
+            lower = rank
+        else:
+            break
+    upper = None
+    for rank in range(1, n + 1):
+        if cdf[rank - 1] >= 1 - alpha / 2:
+            upper = rank
+            break
+    low = sorted_values[lower - 1] if lower is not None else None
+    high = sorted_values[upper - 1] if upper is not None else None
+    return low, high
+
+
+def summarise(samples_ms, np) -> dict:
+    values = sorted(float(v) for v in samples_ms)
+    arr = np.asarray(values)
+    out = {"n": len(values), "mean": float(arr.mean()), "min": values[0], "max": values[-1],
+           "std": float(arr.std(ddof=1)) if len(values) > 1 else 0.0}
+    for name, q in (("p50", 0.50), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99)):
+        out[name] = float(np.percentile(arr, q * 100))
+        low, high = percentile_ci(values, q)
+        out[f"{name}_ci95"] = [low, high]
+    return out
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def reset_peak_rss() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def read_status_kb(field: str):
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+# --------------------------------------------------------------------------- background load
+
+
+class BackgroundLoad:
+    """Busy threads or processes that mimic other ECU tasks competing for CPU and cache."""
+
+    def __init__(self, threads: int, processes: int, cpus, np) -> None:
+        self.np = np
+        self.stop = threading.Event()
+        self.workers = []
+        self.procs = []
+        self.cpus = cpus
+        self.buffers = [np.ones((256, 256), np.float32) for _ in range(threads)]
+        self.stream = [np.zeros(1 << 21, np.float32) for _ in range(threads)]  # 8 MB each
+        self.threads = threads
+        self.processes = processes
+
+    def start(self) -> None:
+        for i in range(self.threads):
+            worker = threading.Thread(target=self._spin, args=(i,), daemon=True)
+            worker.start()
+            self.workers.append(worker)
+        if self.processes:
+            import subprocess
+
+            for _ in range(self.processes):
+                try:
+                    self.procs.append(subprocess.Popen(
+                        [sys.executable, os.path.abspath(__file__), "--busy-worker"],
+                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
+                except OSError as exc:
+                    self.close()
+                    raise RunnerError(
+                        "load_processes_unavailable",
+                        f"cannot start a background load process here ({exc})",
+                        "use --load-threads instead (an emulated board without binfmt "
+                        "cannot start child processes)") from exc
+
+    def _spin(self, i: int) -> None:
+        if self.cpus:
+            os.sched_setaffinity(0, self.cpus)
+        a, s = self.buffers[i], self.stream[i]
+        while not self.stop.is_set():
+            a @ a  # BLAS releases the GIL: real CPU contention
+            s += 1.0  # streams 8 MB through the cache
+
+    def close(self) -> None:
+        self.stop.set()
+        for worker in self.workers:
+            worker.join(timeout=5)
+        for proc in self.procs:
+            proc.kill()
+            proc.wait()
+
+    def describe(self) -> dict:
+        return {"threads": self.threads, "processes": self.processes,
+                "cpus": sorted(self.cpus) if self.cpus else None}
+
+
+def busy_worker() -> int:
+    import numpy as np
+
+    a = np.ones((256, 256), np.float32)
+    s = np.zeros(1 << 21, np.float32)
+    while True:
+        a @ a
+        s += 1.0
+
+
+# --------------------------------------------------------------------------- fingerprint
+
+
+def fingerprint(runtime: dict) -> dict:
+    env = {"machine": platform.machine(), "kernel": platform.release(),
+           "system": platform.system(), "python": platform.python_version(),
+           "python_executable": sys.executable, "numpy": runtime["numpy"],
+           "runtime": runtime["name"], "runtime_version": runtime["version"],
+           "cpu_count": os.cpu_count(), "hostname": platform.node()}
+    try:
+        env["cpu_affinity"] = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        env["cpu_affinity"] = None
+    cpu = {}
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                key, value = key.strip(), value.strip()
+                if key in ("model name", "CPU part", "CPU implementer", "CPU variant",
+                           "Hardware", "Features", "flags") and key not in cpu:
+                    cpu[key] = value if key not in ("Features", "flags") else value[:200]
+    except OSError:
+        pass
+    env["cpu"] = cpu
+    env["cpu_model"] = cpu.get("model name") or _arm_core_name(cpu.get("CPU part"))
+    base = "/sys/devices/system/cpu/cpu0/cpufreq/"
+    for key, name in (("governor", "scaling_governor"), ("freq_khz", "scaling_cur_freq"),
+                      ("max_freq_khz", "cpuinfo_max_freq")):
+        try:
+            with open(base + name) as handle:
+                env[key] = handle.read().strip()
+        except OSError:
+            env[key] = None
+    return env
+
+
+def _arm_core_name(part):
+    names = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55",
+             "0xd07": "Cortex-A57", "0xd08": "Cortex-A72", "0xd09": "Cortex-A73",
+             "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76", "0xd0c": "Neoverse-N1",
+             "0xd0d": "Cortex-A77", "0xd41": "Cortex-A78"}
+    return names.get(part, part)
+
+
+# --------------------------------------------------------------------------- main flow
+
+
+def marker(fd: int, value: int) -> None:
+    """A syscall the instruction-counting QEMU plugin watches for: lseek on /dev/null.
+
+    It succeeds without side effects, so no Python exception (with its allocation noise)
+    lands inside the counted region.
+    """
+    os.lseek(fd, value, os.SEEK_SET)
+
+
+def run(args) -> dict:
+    t_process = time.perf_counter()
+    np, Interpreter, load_delegate, resolver, runtime = import_runtime()
+    if args.pin:
+        os.sched_setaffinity(0, args.pin)
+    images, metadata, crops_info = load_crops(args.crops, np, args.random_count, args.seed)
+    mean, std, clip, pre_path = load_preprocess(args.preprocess)
+    golden = load_golden(args.golden, np) if args.golden else None
+    load = BackgroundLoad(args.load_threads, args.load_processes, args.load_cpus, np)
+    if args.insn_count and (args.load_threads or args.load_processes):
+        raise RunnerError("unsupported_option",
+                          "instruction counts with a background load would count the load too",
+                          "run the instruction count without --load-threads/--load-processes")
+    load.start()
+    try:
+        phase_reset = reset_peak_rss()
+        rss_before_kb = read_status_kb("VmRSS")
+        t0 = time.perf_counter()
+        model_bytes = read_model(args.model)
+        interpreter = make_interpreter(model_bytes, args.model, Interpreter, load_delegate,
+                                       resolver, args)
+        io = ModelIO(interpreter, np)
+        io.resize(args.batch)
+        init_ms = (time.perf_counter() - t0) * 1e3
+        pre = Preprocessor(io, mean, std, clip)
+        feed = batches(images, metadata, args.batch, np)
+
+        crops, meta = next(feed)
+        t0 = time.perf_counter()
+        pre.set_inputs(crops, meta)
+        interpreter.invoke()
+        pre.probabilities(pre.raw_output())
+        first_ms = (time.perf_counter() - t0) * 1e3
+
+        for _ in range(args.warmup):
+            crops, meta = next(feed)
+            pre.set_inputs(crops, meta)
+            interpreter.invoke()
+
+        invoke_ms, e2e_ms = [], []
+        clock = time.perf_counter
+        t_start = clock()
+        while True:
+            crops, meta = next(feed)
+            t0 = clock()
+            pre.set_inputs(crops, meta)
+            t1 = clock()
+            interpreter.invoke()
+            t2 = clock()
+            pre.probabilities(pre.raw_output())
+            t3 = clock()
+            invoke_ms.append((t2 - t1) * 1e3)
+            e2e_ms.append((t3 - t0) * 1e3)
+            elapsed = t3 - t_start
+            if (len(invoke_ms) >= args.min_runs and elapsed >= args.min_seconds) \
+                    or elapsed >= args.max_seconds:
+                break
+        loop_seconds = clock() - t_start
+
+        parity = check_parity(pre, images, metadata, golden, args, np) if golden else None
+        insn = count_instructions(pre, feed, args) if args.insn_count else None
+        phase_peak_kb = read_status_kb("VmHWM")
+    finally:
+        load.close()
+
+    invoke = summarise(invoke_ms, np)
+    e2e = summarise(e2e_ms, np)
+    per_crop = {k: (v / args.batch if isinstance(v, float) else v) for k, v in e2e.items()
+                if not k.endswith("_ci95")}
+    result = {
+        "ok": True, "kind": RESULT_KIND, "schema_version": RESULT_SCHEMA_VERSION,
+        "model": {"path": args.model, "sha256": hashlib.sha256(model_bytes).hexdigest(),
+                  "size_bytes": len(model_bytes), "io": io.quantisation(),
+                  "has_meta_input": io.meta is not None},
+        "config": {"threads": args.threads, "batch": args.batch, "xnnpack": args.xnnpack,
+                   "delegate": args.delegate, "pin": sorted(args.pin) if args.pin else None,
+                   "warmup": args.warmup, "min_runs": args.min_runs,
+                   "min_seconds": args.min_seconds, "max_seconds": args.max_seconds,
+                   "background_load": load.describe(), "preprocess": pre_path},
+        "inputs": crops_info,
+        "init_ms": init_ms, "first_inference_ms": first_ms,
+        "runs": len(invoke_ms), "loop_seconds": loop_seconds,
+        "invoke_ms": invoke, "e2e_ms_per_invoke": e2e, "e2e_ms_per_crop": per_crop,
+        "throughput_crops_per_s": args.batch * len(e2e_ms) / max(sum(e2e_ms) / 1e3, 1e-12),
+        "memory": {
+            "phase_peak_rss_mb": phase_peak_kb / 1024 if (phase_peak_kb and phase_reset) else None,
+            "phase_reset": phase_reset,
+            "rss_before_load_mb": rss_before_kb / 1024 if rss_before_kb else None,
+            "process_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        },
+        "parity": parity, "instructions": insn,
+        "environment": fingerprint(runtime),
+        "process_seconds": time.perf_counter() - t_process,
+    }
+    return result
+
+
+def load_golden(path, np) -> dict:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (OSError, ValueError) as exc:
+        raise RunnerError("golden_invalid", f"cannot read golden outputs {path}: {exc}",
+                          "recompute the golden outputs on the host") from exc
+
+
+def compute_outputs(pre: Preprocessor, images, metadata, np):
+    """Runs every crop once in order; returns (raw output [N,...], probabilities [N])."""
+    batch = pre.io.batch
+    n = len(images)
+    raws, probs = [], []
+    for start in range(0, n, batch):
+        idx = np.arange(start, start + batch) % n  # the last batch wraps to stay full
+        pre.set_inputs(images[idx], metadata[idx])
+        pre.io.interpreter.invoke()
+        raw = pre.raw_output().copy()
+        take = min(batch, n - start)
+        raws.append(raw[:take])
+        probs.append(pre.probabilities(raw)[:take])
+    return np.concatenate(raws), np.concatenate(probs)
+
+
+def check_parity(pre, images, metadata, golden, args, np) -> dict:
+    raw, probs = compute_outputs(pre, images, metadata, np)
+    want_raw = golden.get("raw")
+    want_probs = golden.get("probabilities")
+    if want_raw is None or want_probs is None or len(want_raw) != len(raw):
+        raise RunnerError("golden_invalid",
+                          f"golden outputs do not match the crops ({len(raw)} crops)",
+                          "recompute the golden outputs for these crops")
+    exact = np.issubdtype(raw.dtype, np.integer)
+    if exact:
+        diff = np.abs(raw.astype(np.int32) - want_raw.astype(np.int32))
+        mismatches = int((diff.reshape(len(diff), -1).max(axis=1) > 0).sum())
+        ok = mismatches == 0
+        max_abs = float(diff.max())
+    else:
+        diff = np.abs(probs.astype(np.float64) - want_probs.astype(np.float64))
+        mismatches = int((diff > args.parity_atol).sum())
+        ok = mismatches == 0
+        max_abs = float(diff.max())
+    return {"ok": ok, "exact": bool(exact), "n": int(len(raw)), "mismatches": mismatches,
+            "max_abs_diff": max_abs, "unit": "quantised steps" if exact else "probability",
+            "atol": 0.0 if exact else args.parity_atol,
+            "max_prob_diff": float(np.abs(probs - want_probs).max())}
+
+
+def count_instructions(pre, feed, args) -> dict:
+    path = os.environ.get("EDGEPED_INSN_OUT")
+    if not path:
+        raise RunnerError("insn_unavailable", "--insn-count needs the QEMU counting plugin",
+                          "run on the emulated board (EDGEPED_INSN_OUT set by the wrapper)")
+    with open(path) as handle:
+        before = len(handle.read().split())
+    interpreter = pre.io.interpreter
+    # The same input every time: the count then depends on the model and core only.
+    crops, meta = next(feed)
+    pre.set_inputs(crops, meta)
+    fd = os.open(os.devnull, os.O_RDONLY)
+    try:
+        for _ in range(args.insn_runs):
+            marker(fd, MARKER_START)
+            interpreter.invoke()
+            marker(fd, MARKER_STOP)
+    finally:
+        os.close(fd)
+    with open(path) as handle:
+        counts = [int(v) for v in handle.read().split()[before:]]
+    if len(counts) != args.insn_runs:
+        raise RunnerError("insn_unavailable",
+                          f"the plugin recorded {len(counts)} of {args.insn_runs} regions",
+                          "check that qemu-aarch64 was started with the libinsncount plugin")
+    return {"per_invoke": counts, "instructions_per_invoke": int(sorted(counts)[len(counts) // 2]),
+            "repeatable": len(set(counts)) == 1, "runs": len(counts)}
+
+
+def write_golden(args) -> dict:
+    """Runs the crops once in order and saves raw outputs + probabilities as golden .npz."""
+    np, Interpreter, load_delegate, resolver, runtime = import_runtime()
+    images, metadata, crops_info = load_crops(args.crops, np, args.random_count, args.seed)
+    mean, std, clip, _ = load_preprocess(args.preprocess)
+    data = read_model(args.model)
+    interpreter = make_interpreter(data, args.model, Interpreter, load_delegate, resolver, args)
+    io = ModelIO(interpreter, np)
+    io.resize(args.batch)
+    raw, probs = compute_outputs(Preprocessor(io, mean, std, clip), images, metadata, np)
+    tmp = args.write_golden + ".tmp.npz"
+    np.savez(tmp, raw=raw, probabilities=probs,
+             model_sha256=np.array(hashlib.sha256(data).hexdigest()))
+    os.replace(tmp, args.write_golden)
+    return {"ok": True, "kind": "edgeped.golden", "path": args.write_golden, "n": int(len(raw)),
+            "model_sha256": hashlib.sha256(data).hexdigest(), "inputs": crops_info,
+            "runtime": runtime}
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model", nargs="?")
+    p.add_argument("--crops", help=".npz with images uint8 [N,128,64,3], metadata float32 [N,6]")
+    p.add_argument("--random-count", type=int, default=16, help="random crops when no --crops")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preprocess", help='JSON {"metadata": {"mean", "std", "clip"}}')
+    p.add_argument("--golden", help="golden outputs .npz computed on the host")
+    p.add_argument("--parity-atol", type=float, default=1e-5, help="float models only")
+    p.add_argument("--write-golden", metavar="NPZ", help="compute golden outputs and exit")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--no-xnnpack", dest="xnnpack", action="store_false")
+    p.add_argument("--delegate", help="external delegate shared library")
+    p.add_argument("--delegate-option", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--pin", type=_cpus, help="CPU list for this process, e.g. 0 or 0,1")
+    p.add_argument("--load-threads", type=int, default=0, help="busy background threads")
+    p.add_argument("--load-processes", type=int, default=0, help="busy background processes")
+    p.add_argument("--load-cpus", type=_cpus, help="CPU list for the background threads")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--min-runs", type=int, default=50)
+    p.add_argument("--min-seconds", type=float, default=1.0)
+    p.add_argument("--max-seconds", type=float, default=600.0)
+    p.add_argument("--insn-count", action="store_true",
+                   help="mark --insn-runs invokes for the QEMU instruction-counting plugin")
+    p.add_argument("--insn-runs", type=int, default=3)
+    p.add_argument("--busy-worker", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if not args.busy_worker and not args.model:
+        p.error("MODEL is required")
+    for name in ("threads", "batch", "min_runs", "random_count", "insn_runs"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    for item in args.delegate_option:
+        if "=" not in item:
+            p.error(f"--delegate-option {item!r} is not KEY=VALUE")
+    return args
+
+
+def _cpus(text: str):
+    try:
+        return {int(x) for x in text.split(",") if x.strip()}
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a CPU list: {text}") from exc
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.busy_worker:
+        return busy_worker()
+    # Native libraries may print to fd 1; keep stdout for the one JSON line.
+    sys.stdout.flush()
+    json_fd = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        result = write_golden(args) if args.write_golden else run(args)
+        code = 0
+    except RunnerError as exc:
+        result = {"ok": False, "kind": RESULT_KIND, "schema_version": RESULT_SCHEMA_VERSION,
+                  "error": {"code": exc.code, "problem": exc.problem, "fix": exc.fix}}
+        code = EXIT_PROBLEM
+    sys.stdout.flush()
+    with os.fdopen(json_fd, "w") as out:
+        out.write(json.dumps(result, allow_nan=False, default=_jsonable) + "\n")
+    return code
+
+
+def _jsonable(value):
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, set):
+        return sorted(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Training: configs, losses, the fit loop and quantization-aware training."""
