@@ -82,9 +82,20 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json_atomic(path: str | os.PathLike, payload: Any) -> None:
-    """Writes JSON (sorted keys, NaN forbidden so every reader can parse it)."""
-    text = json.dumps(payload, indent=2, sort_keys=True, allow_nan=False, default=_jsonable)
+    """Writes strict JSON (sorted keys); NaN becomes null so every reader can parse it."""
+    text = json.dumps(_nan_to_none(payload), indent=2, sort_keys=True, allow_nan=False,
+                      default=_jsonable)
     write_text_atomic(path, text + "\n")
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_none(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return None
+    return value
 
 
 def _jsonable(value: Any) -> Any:

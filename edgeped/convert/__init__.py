@@ -1,0 +1,1 @@
+"""TFLite conversion, representative-dataset calibration, model inspection, model cards."""

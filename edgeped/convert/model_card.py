@@ -1,0 +1,59 @@
+"""The model card: what a device needs to run a .tflite, and where it came from."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from edgeped.convert.inspect import float_ops, load_interpreter, op_counts, tensor_infos
+from edgeped.data.preprocess import PIXEL_SCALE, Preprocessing
+from edgeped.errors import EdgepedError
+from edgeped.fileio import read_json, sha256_bytes, write_json_atomic
+from edgeped.provenance import stamp
+
+CARD_SUFFIX = ".card.json"
+
+
+def card_path(model_path: str | os.PathLike) -> Path:
+    """`student_qat_int8.tflite` -> `student_qat_int8.card.json`."""
+    p = Path(model_path)
+    return p.with_name(p.stem + CARD_SUFFIX)
+
+
+def build_card(tflite: bytes, *, file_name: str, mode: str, architecture: str, parameters: int,
+               prep: Preprocessing, source: dict) -> dict:
+    """Describes a converted model from its bytes (inspected with LiteRT) and its source."""
+    interpreter = load_interpreter(tflite, delegates=False)
+    inputs, outputs = tensor_infos(interpreter)
+    image = next((t for t in inputs if t.role == "image"), None)
+    if image is None:
+        raise EdgepedError(f"{file_name} has no 4-D image input", "re-export the model")
+    u8_minus_128 = (image.dtype == "int8" and abs(image.scale * PIXEL_SCALE - 1.0) < 1e-6
+                    and image.zero_point == 0)
+    preprocessing = prep.to_dict()
+    preprocessing["image"]["u8_minus_128_exact"] = u8_minus_128
+    return {
+        **stamp("edgeped.model_card"),
+        "model": {"file": file_name, "sha256": sha256_bytes(tflite), "size_bytes": len(tflite),
+                  "mode": mode, "architecture": architecture, "parameters": parameters,
+                  "ops": op_counts(interpreter),
+                  "float_ops": float_ops(interpreter) if mode.endswith("int8") else []},
+        "inputs": [t.to_dict() for t in inputs],
+        "outputs": [t.to_dict() for t in outputs],
+        "preprocessing": preprocessing,
+        "output": {"meaning": "probability that the crop shows a pedestrian",
+                   "int8_rule": "p = (q - output_zero_point) * output_scale"},
+        "threshold": None,
+        "source": source,
+    }
+
+
+def read_card(path: str | os.PathLike) -> dict:
+    card = read_json(path, "model card")
+    if card.get("kind") != "edgeped.model_card":
+        raise EdgepedError(f"{path} is not an edgeped model card", "pass the .card.json beside a model")
+    return card
+
+
+def write_card(path: str | os.PathLike, card: dict) -> None:
+    write_json_atomic(path, card)

@@ -1,0 +1,105 @@
+"""Converts a training run's checkpoints into .tflite models with model cards."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeped.convert.converter import CalibrationData, convert_model
+from edgeped.convert.model_card import build_card, card_path, write_card
+from edgeped.data.preprocess import Preprocessing
+from edgeped.data.shards import Dataset
+from edgeped.errors import EdgepedError
+from edgeped.fileio import read_json, sha256_file, write_bytes_atomic
+
+# (output name, checkpoint, mode): what a run converts by default.
+PLAN = (
+    ("teacher_float32", "teacher.h5", "float32"),
+    ("student_float32", "student.h5", "float32"),
+    ("student_ptq_int8", "student.h5", "ptq-int8"),
+    ("student_qat_int8", "student_qat.h5", "qat-int8"),
+)
+HEADLINE = "student_qat_int8"
+
+
+@dataclass
+class Converted:
+    name: str
+    path: Path
+    card_path: Path
+    mode: str
+    size_bytes: int
+    sha256: str
+
+
+def calibration_data(dataset: Dataset, prep: Preprocessing, *, samples: int = 256,
+                     use_metadata: bool = True, seed: int = 0) -> CalibrationData:
+    """Draws a representative set from the train split: up to a quarter positives.
+
+    Reads at most 16x `samples` records, so calibration cost does not grow with
+    the dataset.
+    """
+    batch = dataset.read("train", limit=samples * 16)
+    rng = np.random.default_rng(seed)
+    pos = np.flatnonzero(batch.labels == 1)
+    neg = np.flatnonzero(batch.labels == 0)
+    n_pos = min(len(pos), samples // 4)
+    pick = np.concatenate([rng.choice(pos, n_pos, replace=False),
+                           rng.choice(neg, min(len(neg), samples - n_pos), replace=False)])
+    pick.sort()
+    return CalibrationData(prep.image(batch.images[pick]),
+                           prep.metadata(batch.metadata[pick]) if use_metadata else None)
+
+
+def convert_run(run_dir: str | Path, *, only: tuple[str, ...] | None = None,
+                calibration_samples: int = 256,
+                progress: Callable[[str], None] = lambda _: None) -> list[Converted]:
+    """Converts each checkpoint of the run per PLAN; writes .tflite + card atomically.
+
+    Raises:
+        EdgepedError: the run has no config or no checkpoints to convert.
+    """
+    from edgeped.train.loop import load_checkpoint
+
+    run = Path(run_dir)
+    config = read_json(run / "config.json", "run config (config.json)")
+    dataset = Dataset.open(config["config"]["data_dir"])
+    prep = Preprocessing.from_manifest_stats(dataset.metadata_stats())
+    plan = [p for p in PLAN if only is None or p[0] in only]
+    if only:
+        unknown = sorted(set(only) - {p[0] for p in PLAN})
+        if unknown:
+            raise EdgepedError(f"unknown model name(s) {unknown}",
+                               f"choose from {', '.join(p[0] for p in PLAN)}")
+    todo = [p for p in plan if (run / p[1]).is_file()]
+    if not todo:
+        raise EdgepedError(f"no checkpoints to convert in {run}", "run `edgeped train` first")
+    calibration = None
+    models: dict[str, object] = {}
+    out = []
+    for name, checkpoint, mode in todo:
+        progress(f"converting {checkpoint} -> {name}.tflite ({mode})")
+        if checkpoint not in models:
+            models[checkpoint] = load_checkpoint(run / checkpoint)
+        model = models[checkpoint]
+        use_meta = len(model.inputs) > 1
+        if mode != "float32" and calibration is None:
+            calibration = calibration_data(dataset, prep, samples=calibration_samples,
+                                           use_metadata=use_meta, seed=config["config"]["seed"])
+        tflite = convert_model(model, mode, calibration)
+        path = run / f"{name}.tflite"
+        card = build_card(tflite, file_name=path.name, mode=mode,
+                          architecture=model.name, parameters=int(model.count_params()), prep=prep,
+                          source={"checkpoint": checkpoint,
+                                  "checkpoint_sha256": sha256_file(run / checkpoint),
+                                  "dataset": str(dataset.root),
+                                  "dataset_manifest_sha256": dataset.manifest_sha256,
+                                  "calibration_samples": 0 if mode == "float32"
+                                  else int(calibration.image.shape[0])})
+        write_bytes_atomic(path, tflite)
+        write_card(card_path(path), card)
+        out.append(Converted(name, path, card_path(path), mode, len(tflite), card["model"]["sha256"]))
+    return out

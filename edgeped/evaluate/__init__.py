@@ -1,0 +1,1 @@
+"""Metrics, thresholds, reports and plots. Runs .tflite with LiteRT; never imports TensorFlow."""

@@ -1,0 +1,207 @@
+"""Evaluates a run's .tflite models on validation (threshold) and test (metrics).
+
+Every model is the shipped artifact run through LiteRT on the host. Splits are
+streamed batch by batch, so memory holds scores and tags, not images.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeped.convert.model_card import CARD_SUFFIX, read_card, write_card
+from edgeped.data.preprocess import Preprocessing
+from edgeped.data.schema import TAG_FIELDS
+from edgeped.data.shards import Dataset
+from edgeped.errors import EdgepedError
+from edgeped.evaluate import metrics as m
+from edgeped.evaluate.inference import TfliteScorer
+from edgeped.fileio import sha256_file, write_json_atomic, write_text_atomic
+from edgeped.provenance import stamp
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    max_fpr: float = 0.01
+    min_recall: float = 0.92
+    min_slice_samples: int = 30
+    batch: int = 64
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_fpr < 1:
+            raise ValueError(f"max_fpr must be in (0, 1), got {self.max_fpr}")
+        if not 0 < self.min_recall <= 1:
+            raise ValueError(f"min_recall must be in (0, 1], got {self.min_recall}")
+        if self.min_slice_samples < 1:
+            raise ValueError(f"min_slice_samples must be >= 1, got {self.min_slice_samples}")
+        if self.batch < 1 or self.threads < 1:
+            raise ValueError(f"batch and threads must be >= 1, got {self.batch}, {self.threads}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SplitScores:
+    labels: np.ndarray
+    tags: dict[str, np.ndarray]
+    scores: dict[str, np.ndarray]  # model name -> probabilities
+
+
+def find_models(run_dir: Path, only: tuple[str, ...] | None = None) -> dict[str, tuple[Path, dict]]:
+    """Model name -> (.tflite path, card) for every card in the run directory."""
+    found = {}
+    for card_file in sorted(run_dir.glob(f"*{CARD_SUFFIX}")):
+        name = card_file.name[: -len(CARD_SUFFIX)]
+        if only and name not in only:
+            continue
+        model = run_dir / f"{name}.tflite"
+        if not model.is_file():
+            raise EdgepedError(f"{card_file.name} has no model beside it ({model.name} missing)",
+                               "re-run `edgeped convert`")
+        card = read_card(card_file)
+        if sha256_file(model) != card["model"]["sha256"]:
+            raise EdgepedError(f"{model.name} does not match its card (sha256 differs)",
+                               "the model changed after conversion: re-run `edgeped convert`")
+        found[name] = (model, card)
+    if not found:
+        raise EdgepedError(f"no converted models in {run_dir}", "run `edgeped convert` first")
+    return found
+
+
+def score_split(dataset: Dataset, split: str, scorers: dict[str, TfliteScorer],
+                progress: Callable[[str], None]) -> SplitScores:
+    labels, tags, scores = [], {t: [] for t in TAG_FIELDS}, {n: [] for n in scorers}
+    total, done = dataset.count(split), 0
+    if total == 0:
+        raise EdgepedError(f"the {split} split of {dataset.root} is empty",
+                           "generate more drives so every split gets some")
+    for batch in dataset.iter_batches(split, batch_records=1024):
+        labels.append(batch.labels)
+        for t in TAG_FIELDS:
+            tags[t].append(batch.tags(t))
+        for name, scorer in scorers.items():
+            scores[name].append(scorer.score(batch.images, batch.metadata).probability)
+        done += len(batch)
+        progress(f"scored {split}: {done}/{total} crops with {len(scorers)} model(s)")
+    return SplitScores(np.concatenate(labels), {t: np.concatenate(v) for t, v in tags.items()},
+                       {n: np.concatenate(v) for n, v in scores.items()})
+
+
+def _lineage(card: dict) -> str:
+    """The float model a checkpoint descends from: student_qat.h5 and student.h5 -> student."""
+    return Path(card["source"]["checkpoint"]).stem.removesuffix("_qat")
+
+
+def _float_sibling(name: str, card: dict, models: dict[str, tuple[Path, dict]]) -> str | None:
+    """The float32 model of the same lineage, to compare a quantised one against."""
+    if card["model"]["mode"] == "float32":
+        return None
+    for other, (_, other_card) in models.items():
+        if other_card["model"]["mode"] == "float32" and _lineage(other_card) == _lineage(card):
+            return other
+    return None
+
+
+def evaluate_run(run_dir: str | os.PathLike, config: EvalConfig = EvalConfig(), *,
+                 only: tuple[str, ...] | None = None, data_dir: str | None = None,
+                 progress: Callable[[str], None] = lambda _: None) -> dict:
+    """Scores val and test, picks thresholds on val, measures test; returns metrics.json content.
+
+    Raises:
+        EdgepedError: no models, a model that does not match its card, an empty split,
+            a split with one class only.
+    """
+    run = Path(run_dir)
+    models = find_models(run, only)
+    first_card = next(iter(models.values()))[1]
+    dataset = Dataset.open(data_dir or first_card["source"]["dataset"])
+    for name, (_, card) in models.items():
+        if card["source"]["dataset_manifest_sha256"] != dataset.manifest_sha256 and not data_dir:
+            raise EdgepedError(f"{name} was converted against another dataset than "
+                               f"{dataset.root} (manifest sha256 differs)",
+                               "pass --data with the dataset to evaluate on, or re-run convert")
+    scorers = {name: TfliteScorer(path, Preprocessing.from_dict(card["preprocessing"]),
+                                  batch=config.batch, num_threads=config.threads)
+               for name, (path, card) in models.items()}
+    val = score_split(dataset, "val", scorers, progress)
+    test = score_split(dataset, "test", scorers, progress)
+    results = {}
+    for name, (path, card) in models.items():
+        chosen = m.threshold_max_recall(val.labels, val.scores[name], config.max_fpr)
+        alt = m.threshold_min_fpr(val.labels, val.scores[name], config.min_recall)
+        at = m.rates_at(test.labels, test.scores[name], chosen.threshold)
+        results[name] = {
+            "model": {"file": path.name, "sha256": card["model"]["sha256"],
+                      "size_bytes": card["model"]["size_bytes"], "mode": card["model"]["mode"],
+                      "architecture": card["model"]["architecture"],
+                      "parameters": card["model"]["parameters"]},
+            "threshold": {"rule": f"max recall with val FPR <= {config.max_fpr}",
+                          **chosen.to_dict()},
+            "threshold_min_fpr": {"rule": f"min FPR with val recall >= {config.min_recall}",
+                                  **alt.to_dict()},
+            "both_constraints_hold_on_val": bool(chosen.recall >= config.min_recall),
+            "test": {**at.to_dict(), **m.ranking_metrics(test.labels, test.scores[name])},
+            "test_slices": m.slice_metrics(test.labels, test.scores[name], chosen.threshold,
+                                           test.tags, config.min_slice_samples),
+        }
+    comparisons = []
+    for name, (_, card) in models.items():
+        sibling = _float_sibling(name, card, models)
+        if sibling is None:
+            continue
+        a, b = results[sibling]["test"], results[name]["test"]
+        comparisons.append({
+            "float": sibling, "quantized": name,
+            "delta": {k: b[k] - a[k] for k in ("recall", "fpr", "auc_pr", "roc_auc")},
+            **m.decision_flips(test.labels, test.scores[sibling],
+                               results[sibling]["threshold"]["threshold"],
+                               test.scores[name], results[name]["threshold"]["threshold"]),
+        })
+    report = {
+        **stamp("edgeped.metrics"),
+        "config": config.to_dict(),
+        "dataset": {"root": str(dataset.root), "manifest_sha256": dataset.manifest_sha256,
+                    "val": {"crops": int(val.labels.size), "positives": int(val.labels.sum())},
+                    "test": {"crops": int(test.labels.size), "positives": int(test.labels.sum())}},
+        "inputs": {name: {"file": str(path), "sha256": card["model"]["sha256"]}
+                   for name, (path, card) in models.items()},
+        "models": results,
+        "comparisons": comparisons,
+    }
+    report["_curves"] = {name: (test.labels, test.scores[name]) for name in models}
+    return report
+
+
+def write_outputs(run_dir: str | os.PathLike, report: dict) -> dict[str, Path]:
+    """Writes metrics.json, report.md, PR/ROC plots, and the thresholds into the model cards."""
+    from edgeped.evaluate.plots import pr_roc_png
+    from edgeped.evaluate.report import render_markdown
+
+    run = Path(run_dir)
+    curves = report.pop("_curves")
+    plots = pr_roc_png(curves, run / "plots", report["config"]["max_fpr"],
+                       report["config"]["min_recall"])
+    report["plots"] = {k: str(p.relative_to(run)) for k, p in plots.items()}
+    write_json_atomic(run / "metrics.json", report)
+    write_text_atomic(run / "report.md", render_markdown(report))
+    for name, result in report["models"].items():
+        card_file = run / f"{name}{CARD_SUFFIX}"
+        card = read_card(card_file)
+        threshold = result["threshold"]
+        out = card["outputs"][0]
+        card["threshold"] = {
+            "score": threshold["threshold"], "rule": threshold["rule"], "selected_on": "val",
+            "val_recall": threshold["recall"], "val_fpr": threshold["fpr"],
+        }
+        if out["dtype"] == "int8":
+            q = int(np.ceil(threshold["threshold"] / out["scale"] - 1e-9) + out["zero_point"])
+            card["threshold"]["int8"] = max(-128, q)  # 128 would mean "never pedestrian"
+            card["threshold"]["int8_rule"] = "pedestrian when output q >= int8"
+        write_card(card_file, card)
+    return {"metrics": run / "metrics.json", "report": run / "report.md", **plots}

@@ -1,0 +1,116 @@
+"""The Target interface and what every target shares: the runner, its job and its answer."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol, runtime_checkable
+
+from edgeped.errors import EdgepedError
+
+Progress = Callable[[str], None]
+
+RUNNER_PATH = Path(__file__).resolve().parents[2] / "device" / "runner.py"
+REPO_ROOT = RUNNER_PATH.parents[1]
+
+
+def runner_path() -> Path:
+    """The device runner shipped with this checkout.
+
+    Raises:
+        EdgepedError: the package is installed without its source tree.
+    """
+    if not RUNNER_PATH.is_file():
+        raise EdgepedError(f"device runner not found at {RUNNER_PATH}",
+                           "install edgeped from a source checkout (pip install -e .)")
+    return RUNNER_PATH
+
+
+@dataclass(frozen=True)
+class RunnerJob:
+    """One runner invocation: the files it needs (host paths) and its options.
+
+    Targets turn host paths into paths the runner can open (pushing them if needed) and
+    append them to ``args``.
+    """
+
+    model: Path
+    args: tuple[str, ...] = ()
+    crops: Path | None = None
+    golden: Path | None = None
+    preprocess: Path | None = None
+    timeout_s: float = 600.0
+    count_instructions: bool = False
+
+    def staged(self) -> dict[str, Path]:
+        """The files to place next to each other on the target, keyed by their role."""
+        out = {"model": self.model, "runner": runner_path()}
+        for role in ("crops", "golden", "preprocess"):
+            path = getattr(self, role)
+            if path is not None:
+                out[role] = path
+        return out
+
+    def runner_argv(self, paths: dict[str, str]) -> list[str]:
+        """Runner arguments given where each staged file is, as the target sees it."""
+        argv = [paths["runner"], paths["model"], *self.args]
+        for role in ("crops", "golden", "preprocess"):
+            if role in paths:
+                argv += [f"--{role}", paths[role]]
+        if self.count_instructions:
+            argv.append("--insn-count")
+        return argv
+
+
+@runtime_checkable
+class Target(Protocol):
+    """Somewhere a model runs: the host, the emulated arm64 board, an SSH-reachable ECU."""
+
+    name: str
+    kind: str
+    emulated: bool
+
+    def describe(self) -> dict:
+        """Name, kind, emulated flag, core model and connection facts for bench.json."""
+        ...
+
+    def run(self, job: RunnerJob, progress: Progress | None = None) -> dict:
+        """Stages the job's files, runs the device runner and returns its JSON result.
+
+        Raises:
+            EdgepedError: the target cannot be reached or the runner reported a problem.
+        """
+        ...
+
+
+_RUNNER_CODES = {
+    "runtime_missing": "the LiteRT runtime is missing on {target}",
+    "model_missing": "the model is missing on {target}",
+    "model_corrupt": "the model is corrupt on {target}",
+}
+
+
+def parse_runner_output(stdout: str, stderr: str, returncode: int, target: str) -> dict:
+    """Parses the runner's one JSON line; turns a reported problem into an EdgepedError.
+
+    Raises:
+        EdgepedError: no JSON came back, or the runner reported ``ok: false``.
+    """
+    line = next((ln for ln in reversed(stdout.splitlines()) if ln.startswith("{")), None)
+    if line is None:
+        tail = "\n".join(stderr.strip().splitlines()[-8:])
+        raise EdgepedError(f"the runner on {target} exited with code {returncode} and no result"
+                           + (f":\n{tail}" if tail else ""),
+                           "run the same command by hand on the target to see the failure")
+    try:
+        result = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise EdgepedError(f"the runner on {target} printed malformed JSON ({exc})",
+                           "check that device/runner.py on the target is the current one") from exc
+    if not result.get("ok", False):
+        err = result.get("error", {})
+        headline = _RUNNER_CODES.get(err.get("code", ""), "the runner failed on {target}")
+        raise EdgepedError(f"{headline.format(target=target)}: {err.get('problem', '?')}",
+                           err.get("fix"))
+    return result
