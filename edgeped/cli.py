@@ -55,5 +55,321 @@ def _console():
     return Console(stderr=True)
 
 
+def _log(message: str) -> None:
+    _console().log(message)
+
+
+def _bad_config(exc: ValueError) -> EdgepedError:
+    return EdgepedError(f"invalid option: {exc}", "see --help for allowed values")
+
+
+@data.command("synth")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--drives", default=600, show_default=True, help="Number of drives to render.")
+@click.option("--crops-per-drive", default=50, show_default=True)
+@click.option("--positive-rate", default=0.025, show_default=True, help="Share of pedestrian crops.")
+@click.option("--missing-rate", default=0.08, show_default=True,
+              help="Share of records whose metadata dropped out.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--workers", default=0, show_default=True, help="Processes (0 = one per core).")
+@click.option("--overwrite", is_flag=True, help="Replace a dataset already in OUT_DIR.")
+def data_synth(out_dir, drives, crops_per_drive, positive_rate, missing_rate, seed, workers,
+               overwrite) -> None:
+    """Render a synthetic street-crop dataset (sharded TFRecord + manifest) into OUT_DIR."""
+    from rich.progress import Progress
+
+    from edgeped.data.synthetic import SynthConfig, write_synthetic
+
+    try:
+        config = SynthConfig(drives=drives, crops_per_drive=crops_per_drive,
+                             positive_rate=positive_rate, metadata_missing_rate=missing_rate,
+                             seed=seed, workers=workers)
+    except ValueError as exc:
+        raise _bad_config(exc) from exc
+    with Progress(console=_console(), transient=True) as bar:
+        task = bar.add_task("rendering drives", total=drives)
+        manifest = write_synthetic(out_dir, config, overwrite=overwrite,
+                                   progress=lambda done, _: bar.update(task, completed=done))
+    _print_manifest(out_dir, manifest)
+
+
+def _print_manifest(out_dir: str, manifest: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"dataset {out_dir}")
+    for col in ("split", "crops", "pedestrians", "shards"):
+        table.add_column(col, justify="right" if col != "split" else "left")
+    for split, info in manifest["splits"].items():
+        table.add_row(split, str(info["records"]), str(info["positives"]), str(len(info["shards"])))
+    _console().print(table)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--data", "data_dir", type=click.Path(), help="Dataset folder (overrides the config).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="TOML/JSON train config (keys as in the run's config.json).")
+@click.option("--stages", default="teacher,student,student_qat", show_default=True,
+              help="Comma list of stages to run: teacher, student, student_qat.")
+@click.option("--teacher-epochs", type=int)
+@click.option("--student-epochs", type=int)
+@click.option("--qat-epochs", type=int)
+@click.option("--steps-per-epoch", type=int, help="Cap steps per epoch for every stage (quick runs).")
+@click.option("--batch-size", type=int)
+@click.option("--seed", type=int)
+def train(run_dir, data_dir, config_file, stages, teacher_epochs, student_epochs, qat_epochs,
+          steps_per_epoch, batch_size, seed) -> None:
+    """Train the float teacher, the float student and its QAT version into RUN_DIR.
+
+    Imbalance is handled by weighting positives (n_neg/n_pos)**0.5 in the loss;
+    the best epoch by validation AUC-PR is kept as each checkpoint.
+    """
+    from dataclasses import replace
+
+    from edgeped.config import load_mapping
+    from edgeped.train.config import TrainConfig
+    from edgeped.train.loop import train as run_train
+
+    try:
+        base = load_mapping(config_file) if config_file else {}
+        if data_dir:
+            base["data_dir"] = data_dir
+        if "data_dir" not in base:
+            raise EdgepedError("no dataset given", "pass --data DIR or set data_dir in --config")
+        config = TrainConfig.from_dict(base).with_overrides(batch_size=batch_size, seed=seed)
+        for stage, epochs in (("teacher_stage", teacher_epochs), ("student_stage", student_epochs),
+                              ("qat_stage", qat_epochs)):
+            current = getattr(config, stage)
+            changes = {}
+            if epochs is not None:
+                changes["epochs"] = epochs
+            if steps_per_epoch is not None:
+                changes["steps_per_epoch"] = steps_per_epoch
+            config = replace(config, **{stage: replace(current, **changes)})
+        chosen = tuple(s.strip() for s in stages.split(",") if s.strip())
+        unknown = sorted(set(chosen) - {"teacher", "student", "student_qat"})
+        if unknown:
+            raise EdgepedError(f"unknown stage(s) {unknown}", "use teacher, student, student_qat")
+    except ValueError as exc:
+        raise _bad_config(exc) from exc
+    results = run_train(run_dir, config, progress=_log, stages=chosen)
+    for r in results:
+        best = "n/a" if r.best_val_auc_pr is None else f"{r.best_val_auc_pr:.4f}"
+        click.echo(f"{r.name}: {r.checkpoint} ({r.epochs} epochs, {r.seconds:.0f} s, "
+                   f"best val AUC-PR {best})")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--only", multiple=True,
+              help="Convert only these outputs (teacher_float32, student_float32, "
+                   "student_ptq_int8, student_qat_int8). Repeatable.")
+@click.option("--calibration-samples", default=256, show_default=True,
+              help="Representative crops drawn from the train split for int8 calibration.")
+def convert(run_dir, only, calibration_samples) -> None:
+    """Convert RUN_DIR's checkpoints to float32 and full-integer int8 .tflite with model cards.
+
+    int8 models take int8 input and give int8 output; the image input maps a
+    uint8 pixel u to q = u - 128 (scale 1/128, zero point 0), as each card states.
+    """
+    from edgeped.convert.run import convert_run
+
+    if calibration_samples < 1:
+        raise EdgepedError("--calibration-samples must be >= 1", "pass e.g. 256")
+    for c in convert_run(run_dir, only=tuple(only) or None,
+                         calibration_samples=calibration_samples, progress=_log):
+        click.echo(f"{c.path}  {c.mode:9s} {c.size_bytes / 1024:8.1f} KiB  sha256 {c.sha256[:12]}")
+
+
+@main.command("eval")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--max-fpr", default=0.01, show_default=True, help="FPR limit for the threshold.")
+@click.option("--min-recall", default=0.92, show_default=True, help="Recall target (second reading).")
+@click.option("--data", "data_dir", type=click.Path(), help="Evaluate on another dataset.")
+@click.option("--only", multiple=True, help="Evaluate only these models. Repeatable.")
+@click.option("--threads", default=2, show_default=True)
+def eval_(run_dir, max_fpr, min_recall, data_dir, only, threads) -> None:
+    """Evaluate RUN_DIR's .tflite models: threshold on val, metrics on test.
+
+    Writes metrics.json, report.md and plots/{pr,roc}.png into RUN_DIR and the
+    chosen threshold into each model card.
+    """
+    from edgeped.evaluate.run import EvalConfig, evaluate_run, write_outputs
+
+    try:
+        config = EvalConfig(max_fpr=max_fpr, min_recall=min_recall, threads=threads)
+    except ValueError as exc:
+        raise _bad_config(exc) from exc
+    report = evaluate_run(run_dir, config, only=tuple(only) or None, data_dir=data_dir,
+                          progress=lambda _: None)
+    paths = write_outputs(run_dir, report)
+    _print_metrics(report)
+    click.echo(f"report: {paths['report']}\nmetrics: {paths['metrics']}")
+
+
+def _print_metrics(report: dict) -> None:
+    from rich.table import Table
+
+    cfg = report["config"]
+    table = Table(title=f"test split, threshold from val (max recall at FPR <= {cfg['max_fpr']})")
+    for col in ("model", "size KiB", "recall", "FPR", "AUC-PR", "ROC-AUC"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name, r in report["models"].items():
+        t = r["test"]
+        table.add_row(name, f"{r['model']['size_bytes'] / 1024:.1f}", f"{t['recall']:.4f}",
+                      f"{t['fpr']:.4f}", f"{t['auc_pr']:.4f}", f"{t['roc_auc']:.4f}")
+    _console().print(table)
+    for c in report["comparisons"]:
+        _console().print(f"{c['quantized']} vs {c['float']}: decision flips {c['flips']} "
+                         f"({100 * c['flip_rate']:.2f}%), d recall {c['delta']['recall']:+.4f}, "
+                         f"d AUC-PR {c['delta']['auc_pr']:+.4f}")
+
+
+@main.command()
+@click.option("--out", "out_dir", default="runs/demo", show_default=True,
+              help="Folder for the demo's dataset and run.")
+@click.option("--drives", type=int, help="Override the number of synthetic drives (480).")
+@click.option("--epochs-scale", default=1.0, show_default=True,
+              help="Multiply every stage's epochs (e.g. 0.5 for a quicker, weaker demo).")
+def demo(out_dir, drives, epochs_scale) -> None:
+    """Run the whole pipeline on small defaults (about 10 minutes on 2 cores).
+
+    Synthetic data, float teacher, QAT student, int8 conversion and evaluation;
+    prints where the report is at the end.
+    """
+    import time
+    from dataclasses import replace
+
+    from rich.progress import Progress
+
+    from edgeped.demo import DemoConfig, run_demo
+
+    config = DemoConfig(out_dir=out_dir)
+    if drives is not None:
+        try:
+            config = replace(config, synth=replace(config.synth, drives=drives))
+        except ValueError as exc:
+            raise _bad_config(exc) from exc
+    if epochs_scale != 1.0:
+        if epochs_scale <= 0:
+            raise EdgepedError("--epochs-scale must be > 0", "pass e.g. 0.5")
+        config = replace(config, **{
+            s: replace(getattr(config, s), epochs=max(1, round(getattr(config, s).epochs * epochs_scale)))
+            for s in ("teacher_stage", "student_stage", "qat_stage")})
+    start = time.perf_counter()
+    console = _console()
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("rendering drives", total=config.synth.drives)
+        result = run_demo(config, step=lambda s: console.rule(s), detail=_log,
+                          synth_progress=lambda done, _: bar.update(task, completed=done))
+    from edgeped.fileio import read_json
+
+    _print_metrics(read_json(result.metrics, "metrics"))
+    click.echo(f"stage seconds: {result.seconds}; total {time.perf_counter() - start:.0f} s")
+    click.echo(f"report: {result.report}")
+
+
+def _bench_options(**kw):
+    """BenchOptions from CLI values; emulated targets default to fewer timed runs."""
+    from edgeped.targets import BenchOptions
+
+    emulated = kw.pop("emulated")
+    runs, min_seconds = kw.pop("runs"), kw.pop("min_seconds")
+    pin = kw.pop("pin")
+    try:
+        return BenchOptions(
+            min_runs=runs or (10 if emulated else 50),
+            min_seconds=min_seconds if min_seconds is not None else (0.0 if emulated else 1.0),
+            pin=tuple(int(c) for c in pin.split(",")) if pin else (), **kw)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def _bench_common(func):
+    for decorator in reversed([
+        click.option("--targets", "targets_file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="targets.toml (default: $EDGEPED_TARGETS, else ./targets.toml)"),
+        click.option("--threads", default=1, show_default=True, help="interpreter threads"),
+        click.option("--batch", default=1, show_default=True, help="crops per invoke"),
+        click.option("--runs", type=int, help="minimum timed invokes [default: 50, emulated 10]"),
+        click.option("--min-seconds", type=float, help="minimum timed seconds [default: 1, emulated 0]"),
+        click.option("--warmup", default=5, show_default=True),
+        click.option("--crops", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help=".npz of real crops (images uint8 [N,128,64,3], metadata [N,6])"),
+        click.option("--preprocess", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="metadata mean/std JSON [default: the model card's preprocessing]"),
+        click.option("--timeout", "timeout_s", default=600.0, show_default=True,
+                     help="seconds before the run is stopped (also on the board)"),
+    ]):
+        func = decorator(func)
+    return func
+
+
+def _render_bench(result, path: Path) -> int:
+    from rich.console import Console
+
+    from edgeped.targets.render import summary_table
+
+    Console().print(summary_table(result))
+    click.echo(f"wrote {path}")
+    parity = result.parity
+    if parity is not None and not parity["ok"]:
+        click.secho(f"parity FAILED: {parity['mismatches']} of {parity['n']} outputs differ "
+                    "from the host", fg="red", err=True)
+        return 1
+    return 0
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--target", "target_name", default="local", show_default=True,
+              help="local, arm64-emu, or a target name in targets.toml")
+@click.option("--core", type=click.Choice(["a53", "a72", "a76"]),
+              help="core model of the emulated board [default: a76]")
+@_bench_common
+@click.option("--golden", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="golden outputs .npz (default: computed on the host when --parity)")
+@click.option("--parity/--no-parity", default=False, show_default=True,
+              help="check outputs against the host (bit-exact for int8)")
+@click.option("--no-xnnpack", is_flag=True, help="run without the XNNPACK delegate")
+@click.option("--delegate", help="external delegate shared library on the target")
+@click.option("--pin", help="CPU list to pin the runner to, e.g. 0 or 0,1")
+@click.option("--load-threads", default=0, show_default=True,
+              help="busy background threads mimicking other ECU tasks")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("bench.json"), show_default=True)
+def bench(model, target_name, core, targets_file, crops, golden, parity, preprocess, out,
+          no_xnnpack, **kw) -> None:
+    """Benchmark MODEL on a target: latency percentiles, RSS, size, parity, instructions."""
+    from edgeped.targets import bench_model, resolve_target
+
+    target = resolve_target(target_name, targets_file, core)
+    options = _bench_options(emulated=target.emulated, xnnpack=not no_xnnpack, **kw)
+    console = _console()
+    result = bench_model(model, target, options, crops=crops, golden=golden,
+                         preprocess=preprocess, parity=parity or golden is not None,
+                         progress=lambda msg: console.print(f"[dim]• {msg}[/dim]"))
+    sys.exit(_render_bench(result, result.save(out)))
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--host", "host", required=True, help="SSH target name in targets.toml, e.g. ecu-dev")
+@_bench_common
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="run directory for bench.json [default: the model's directory]")
+def deploy(model, host, targets_file, crops, preprocess, run_dir, **kw) -> None:
+    """Push MODEL to a board, check parity with the host, benchmark, store bench.json."""
+    from edgeped.targets import deploy_model, resolve_target
+
+    target = resolve_target(host, targets_file)
+    options = _bench_options(emulated=target.emulated, pin=None, load_threads=0, **kw)
+    console = _console()
+    result, path = deploy_model(model, target, run_dir or model.parent, options, crops=crops,
+                                preprocess=preprocess,
+                                progress=lambda msg: console.print(f"[dim]• {msg}[/dim]"))
+    sys.exit(_render_bench(result, path))
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
