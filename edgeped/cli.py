@@ -52,7 +52,7 @@ def data() -> None:
 def _console():
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True, log_path=False)
 
 
 def _log(message: str) -> None:

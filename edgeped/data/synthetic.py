@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -313,24 +313,20 @@ def iter_drives(config: SynthConfig, chunk_drives: int = 16):
             yield CropBatch.concat(batches)
 
 
-@dataclass
-class SynthSummary:
-    records: int
-    drives: int
-    splits: dict[str, dict[str, int]] = field(default_factory=dict)
-
-
 def write_synthetic(out_dir: str, config: SynthConfig, *, overwrite: bool = False,
+                    split_fractions: tuple[float, float, float] | None = None,
                     progress=None) -> dict:
     """Generates the dataset and writes shards + manifest. Returns the manifest.
 
     Args:
+        split_fractions: train/val/test share of drives (default 0.7/0.15/0.15).
         progress: optional callable(done_drives, total_drives) for a progress bar.
     """
-    from edgeped.data.shards import DatasetWriter
+    from edgeped.data.shards import DEFAULT_SPLIT_FRACTIONS, DatasetWriter
 
     writer = DatasetWriter(out_dir, source={"generator": "edgeped.synthetic.v1",
-                                            "config": config.to_dict()}, overwrite=overwrite)
+                                            "config": config.to_dict()}, overwrite=overwrite,
+                           split_fractions=split_fractions or DEFAULT_SPLIT_FRACTIONS)
     done = 0
     for batch in iter_drives(config):
         writer.add(batch)

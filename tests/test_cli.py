@@ -1,0 +1,74 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from edgeped.cli import main
+
+
+def test_cli_import_does_not_load_tensorflow():
+    code = "import sys, edgeped.cli; sys.exit('tensorflow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_installed_entry_point_runs():
+    out = subprocess.run(["edgeped", "--help"], capture_output=True, text=True, check=True)
+    for command in ("train", "convert", "eval", "demo", "data"):
+        assert command in out.stdout
+
+
+def test_data_synth_writes_a_dataset(tmp_path):
+    result = CliRunner().invoke(main, ["data", "synth", str(tmp_path / "ds"), "--drives", "8",
+                                       "--crops-per-drive", "5", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    assert manifest["records"] == 40
+
+
+def test_bad_option_value_is_a_clean_error(tmp_path):
+    result = CliRunner().invoke(main, ["data", "synth", str(tmp_path / "ds"), "--positive-rate", "2"])
+    assert result.exit_code == 2
+    assert "positive_rate must be in [0, 1]" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_train_on_missing_dataset_is_a_clean_error(tmp_path):
+    result = CliRunner().invoke(main, ["train", str(tmp_path / "run"), "--data", str(tmp_path / "no")])
+    assert result.exit_code == 2 and "dataset folder not found" in result.output
+
+
+def test_convert_without_checkpoints(tmp_path):
+    result = CliRunner().invoke(main, ["convert", str(tmp_path)])
+    assert result.exit_code == 2 and "config.json" in result.output
+
+
+@pytest.mark.slow
+def test_eval_refuses_a_model_changed_after_conversion(tiny_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(tiny_run, copy)
+    model = copy / "student_qat_int8.tflite"
+    model.write_bytes(model.read_bytes()[:-100])
+    result = CliRunner().invoke(main, ["eval", str(copy)])
+    assert result.exit_code == 2 and "does not match its card" in result.output
+
+
+@pytest.mark.slow
+def test_eval_rejects_a_truncated_model(tiny_run, tmp_path):
+    from edgeped.convert.model_card import card_path
+    from edgeped.fileio import sha256_file
+
+    copy = tmp_path / "run"
+    copy.mkdir()
+    model = copy / "student_qat_int8.tflite"
+    model.write_bytes((tiny_run / "student_qat_int8.tflite").read_bytes()[:600])
+    card = json.loads(card_path(tiny_run / "student_qat_int8.tflite").read_text())
+    card["model"]["sha256"] = sha256_file(model)  # a card that matches the damaged file
+    card_path(model).write_text(json.dumps(card))
+    result = CliRunner().invoke(main, ["eval", str(copy)])
+    assert result.exit_code == 2
+    assert "corrupt or truncated" in result.output and "Traceback" not in result.output

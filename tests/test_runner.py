@@ -1,0 +1,233 @@
+"""device/runner.py on the host: measurements, inputs, parity and every error it reports."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import RUNNER, run_device_runner
+
+FAST = ["--min-runs", "20", "--min-seconds", "0", "--warmup", "2"]
+
+
+@pytest.fixture(scope="module")
+def runner_module():
+    spec = importlib.util.spec_from_file_location("edgeped_device_runner", RUNNER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+def test_runner_imports_neither_tensorflow_nor_edgeped():
+    code = (f"import runpy, sys; sys.argv = ['runner', '--help']\n"
+            f"try:\n    runpy.run_path({str(RUNNER)!r}, run_name='__main__')\n"
+            f"except SystemExit:\n    pass\n"
+            f"bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'edgeped', 'tf_keras')]\n"
+            f"assert not bad, bad")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_runner_source_stays_python39_compatible():
+    import ast
+
+    tree = ast.parse(RUNNER.read_text(), feature_version=(3, 9))
+    assert not any(isinstance(node, ast.Match) for node in ast.walk(tree))
+
+
+@pytest.mark.parametrize("q", [0.5, 0.95])
+def test_percentile_ci_covers_true_quantile(runner_module, q):
+    rng = np.random.default_rng(0)
+    true = -math.log(1 - q)  # exponential(1) quantile
+    hits = 0
+    trials = 200
+    for _ in range(trials):
+        low, high = runner_module.percentile_ci(sorted(rng.exponential(size=400)), q)
+        hits += low <= true <= high
+    assert hits / trials >= 0.92  # nominal 95%, distribution-free
+
+
+def test_percentile_ci_admits_too_few_samples(runner_module):
+    low, high = runner_module.percentile_ci(list(range(50)), 0.99)
+    assert high is None and low is not None
+    assert runner_module.percentile_ci(list(range(1000)), 0.5) == (468, 531)
+
+
+class _FakeIO:
+    np = np
+
+    def __init__(self, meta_dtype, scale=1.0, zero=0):
+        self.meta = {"dtype": meta_dtype, "quantization": (scale, zero)}
+        self.image = {"dtype": np.int8, "quantization": (1 / 128, 0)}
+
+
+def test_preprocessing_follows_the_training_rule(runner_module):
+    pre = runner_module.Preprocessor(_FakeIO(np.float32), mean=[1.0] * 6, std=[2.0] * 6, clip=4.0)
+    values = np.array([[3.0, np.nan, 100.0, -100.0, 1.0, np.nan]], np.float32)
+    got = pre.meta(values)
+    np.testing.assert_allclose(got[0, :6], [1.0, 0.0, 4.0, -4.0, 0.0, 0.0])
+    np.testing.assert_array_equal(got[0, 6:], [1, 0, 1, 1, 1, 0])
+    crops = np.array([0, 127, 128, 255], np.uint8).reshape(1, 1, 4, 1)
+    np.testing.assert_array_equal(pre.image(crops).ravel(), [-128, -1, 0, 127])
+    quantised = runner_module.Preprocessor(_FakeIO(np.int8, scale=4 / 127, zero=0),
+                                           mean=[1.0] * 6, std=[2.0] * 6, clip=4.0)
+    q = quantised.meta(values)
+    assert q.dtype == np.int8
+    np.testing.assert_array_equal(q[0, :6], [32, 0, 127, -127, 0, 0])
+
+
+# --------------------------------------------------------------------------- on the host
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["int8", "float"])
+def test_runner_measures_on_host(device_models, device_crops, kind):
+    code, result, _ = run_device_runner(device_models[kind], "--crops", device_crops, *FAST)
+    assert code == 0 and result["ok"], result
+    inv = result["invoke_ms"]
+    assert result["runs"] >= 20 and inv["n"] == result["runs"]
+    assert 0 < inv["min"] <= inv["p50"] <= inv["p90"] <= inv["p95"] <= inv["p99"] <= inv["max"]
+    low, high = inv["p50_ci95"]
+    assert low <= inv["p50"] <= high
+    e2e = result["e2e_ms_per_crop"]
+    assert e2e["p50"] > inv["p50"], "end-to-end per crop includes preprocessing"
+    assert result["init_ms"] > 0 and result["first_inference_ms"] > 0
+    mem = result["memory"]
+    assert mem["phase_reset"] is True
+    assert 0 < mem["phase_peak_rss_mb"] <= mem["process_peak_rss_mb"]
+    assert result["model"]["size_bytes"] == device_models[kind].stat().st_size
+    assert result["model"]["io"]["image"]["dtype"] == ("int8" if kind == "int8" else "float32")
+    assert result["inputs"]["source"] == str(device_crops)
+    env = result["environment"]
+    assert env["machine"] == "x86_64" and env["runtime"] == "ai-edge-litert"
+    assert env["numpy"] == np.__version__ and env["cpu_model"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["int8", "float"])
+def test_parity_against_golden(device_models, device_crops, tmp_path, kind):
+    golden = tmp_path / "golden.npz"
+    code, made, _ = run_device_runner(device_models[kind], "--crops", device_crops,
+                                      "--write-golden", golden)
+    assert code == 0 and made["n"] == 6
+    code, result, _ = run_device_runner(device_models[kind], "--crops", device_crops,
+                                        "--golden", golden, *FAST)
+    parity = result["parity"]
+    assert parity["ok"] and parity["mismatches"] == 0 and parity["n"] == 6
+    assert parity["exact"] is (kind == "int8")
+    # A golden from another model is caught: the outputs differ.
+    with np.load(golden) as npz:
+        tampered = {k: npz[k] for k in npz.files}
+    if kind == "int8":
+        tampered["raw"] = (tampered["raw"].astype(np.int16) + 1).clip(-128, 127).astype(np.int8)
+    else:
+        tampered["probabilities"] = tampered["probabilities"] + 0.01
+    np.savez(tmp_path / "bad.npz", **tampered)
+    code, result, _ = run_device_runner(device_models[kind], "--crops", device_crops,
+                                        "--golden", tmp_path / "bad.npz", *FAST)
+    assert code == 0 and result["parity"]["ok"] is False and result["parity"]["mismatches"] > 0
+
+
+@pytest.mark.slow
+def test_batch_threads_pinning_and_background_load(device_models):
+    code, result, _ = run_device_runner(device_models["int8"], "--batch", "4", "--threads", "2",
+                                        "--pin", "0", "--load-threads", "1", *FAST)
+    assert code == 0, result
+    assert result["model"]["io"]["image"]["shape"][0] == 4
+    assert result["config"]["threads"] == 2
+    assert result["environment"]["cpu_affinity"] == [0]
+    assert result["config"]["background_load"]["threads"] == 1
+    per_invoke, per_crop = result["e2e_ms_per_invoke"]["p50"], result["e2e_ms_per_crop"]["p50"]
+    assert per_crop == pytest.approx(per_invoke / 4)
+
+
+@pytest.mark.slow
+def test_background_load_processes_start_and_stop(device_models):
+    code, result, _ = run_device_runner(device_models["int8"], "--load-processes", "1", *FAST)
+    assert code == 0 and result["config"]["background_load"]["processes"] == 1
+    leftover = subprocess.run(["pgrep", "-f", f"{RUNNER} --busy-worker"], capture_output=True)
+    assert leftover.returncode == 1, "busy worker processes must be stopped"
+
+
+@pytest.mark.slow
+def test_xnnpack_off_and_image_only_model(device_models):
+    code, result, _ = run_device_runner(device_models["int8_image_only"], "--no-xnnpack", *FAST)
+    assert code == 0, result
+    assert result["config"]["xnnpack"] is False
+    assert result["model"]["has_meta_input"] is False
+
+
+@pytest.mark.slow
+def test_preprocess_file_changes_the_meta_input(device_models, device_crops, tmp_path):
+    spec = tmp_path / "pre.json"
+    spec.write_text('{"metadata": {"mean": [3, 3, 3, 3, 3, 3], "std": [2, 2, 2, 2, 2, 2], "clip": 4.0}}')
+    outs = []
+    for extra in ([], ["--preprocess", spec]):
+        golden = tmp_path / f"g{len(outs)}.npz"
+        run_device_runner(device_models["float"], "--crops", device_crops, "--write-golden",
+                          golden, *extra)
+        outs.append(np.load(golden)["probabilities"])
+    assert not np.allclose(outs[0], outs[1])
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@pytest.mark.slow
+def test_missing_corrupt_and_truncated_models(device_models, tmp_path):
+    truncated = tmp_path / "trunc.tflite"
+    truncated.write_bytes(device_models["int8"].read_bytes()[:1500])
+    garbage = tmp_path / "garbage.tflite"
+    garbage.write_bytes(b"\x00" * 64)
+    for path, code_name in ((tmp_path / "absent.tflite", "model_missing"),
+                            (garbage, "model_corrupt"), (truncated, "model_corrupt")):
+        code, result, _ = run_device_runner(path, *FAST)
+        assert code == 3 and result["ok"] is False
+        assert result["error"]["code"] == code_name, result
+        assert result["error"]["fix"]
+
+
+@pytest.mark.slow
+def test_wrong_input_shape_is_rejected(device_models):
+    code, result, _ = run_device_runner(device_models["bad_shape"], *FAST)
+    assert code == 3 and result["error"]["code"] == "unsupported_model_io"
+    assert "[N,128,64,3]" in result["error"]["problem"]
+
+
+@pytest.mark.slow
+def test_bad_crops_and_delegate_are_reported(device_models, tmp_path):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, images=np.zeros((2, 64, 64, 3), np.uint8))
+    code, result, _ = run_device_runner(device_models["int8"], "--crops", bad, *FAST)
+    assert code == 3 and result["error"]["code"] == "crops_invalid"
+    code, result, _ = run_device_runner(device_models["int8"], "--delegate",
+                                        tmp_path / "libnope.so", *FAST)
+    assert code == 3 and result["error"]["code"] == "delegate_failed"
+
+
+def test_missing_runtime_is_reported(tmp_path):
+    code, result, _ = _run_isolated(tmp_path)
+    assert code == 3 and result["error"]["code"] == "runtime_missing"
+    assert "ai-edge-litert" in result["error"]["fix"] or "numpy" in result["error"]["fix"]
+
+
+def _run_isolated(tmp_path):
+    import json
+
+    # -S skips site-packages, so neither numpy nor ai_edge_litert can be imported.
+    proc = subprocess.run([sys.executable, "-S", str(RUNNER), str(tmp_path / "m.tflite")],
+                          capture_output=True, text=True)
+    return proc.returncode, json.loads(proc.stdout), proc.stderr
+
+
+@pytest.mark.slow
+def test_instruction_count_needs_the_plugin(device_models):
+    code, result, _ = run_device_runner(device_models["int8"], "--insn-count", *FAST)
+    assert code == 3 and result["error"]["code"] == "insn_unavailable"
