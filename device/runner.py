@@ -188,6 +188,10 @@ class ModelIO:
             raise RunnerError("batch_unsupported", f"the model does not accept batch {batch}: {exc}",
                               "run with --batch 1 or export the model with a dynamic batch") from exc
         self.batch = batch
+        by_index = {d["index"]: d for d in self.interpreter.get_input_details()}
+        self.image = by_index[self.image["index"]]
+        if self.meta is not None:
+            self.meta = by_index[self.meta["index"]]
         self.output = self.interpreter.get_output_details()[0]
 
     def quantisation(self) -> dict:
