@@ -1,8 +1,81 @@
-"""Shared test fixtures."""
+"""Shared fixtures: tiny datasets and a tiny trained+converted+evaluated run, built in code."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+
+from edgeped.data.schema import CROP_SHAPE, CropBatch
+
+
+def make_batch(n: int = 8, *, seed: int = 0, drive: str = "d0", positives: int = 2) -> CropBatch:
+    """A hand-made batch of n records with a few NaN metadata values."""
+    rng = np.random.default_rng(seed)
+    meta = rng.normal(size=(n, 6)).astype(np.float32)
+    meta[0, :] = np.nan
+    meta[1, 2] = np.nan
+    labels = np.zeros(n, np.int64)
+    labels[:positives] = 1
+    return CropBatch.validated(
+        images=rng.integers(0, 256, (n, *CROP_SHAPE), dtype=np.uint8), metadata=meta,
+        labels=labels, lighting=np.array(["day", "night"] * (n // 2) + ["day"] * (n % 2)),
+        weather=np.full(n, "clear"), scene=np.full(n, "urban"),
+        hard_negative=np.where(labels == 1, "none", "pole"),
+        drive_id=np.full(n, drive), crop_id=np.array([f"{drive}-{i}" for i in range(n)]),
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """~1.2k synthetic crops over 40 drives, 20% pedestrians so every split has both classes."""
+    from edgeped.data.synthetic import SynthConfig, write_synthetic
+
+    out = tmp_path_factory.mktemp("tiny_dataset")
+    write_synthetic(str(out), SynthConfig(drives=40, crops_per_drive=30, positive_rate=0.2,
+                                          seed=3, workers=1), split_fractions=(0.5, 0.25, 0.25))
+    return out
+
+
+TINY_TRAIN_TOML = """
+batch_size = 16
+seed = 1
+[teacher]
+architecture = "tiny"
+[student]
+architecture = "tiny"
+[teacher_stage]
+epochs = 1
+learning_rate = 0.01
+steps_per_epoch = 6
+[student_stage]
+epochs = 2
+learning_rate = 0.01
+steps_per_epoch = 10
+[qat_stage]
+epochs = 1
+learning_rate = 0.001
+steps_per_epoch = 6
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_dataset):
+    """A tiny model trained (float + QAT), converted and evaluated through the CLI."""
+    from click.testing import CliRunner
+
+    from edgeped.cli import main
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    config = root / "train.toml"
+    config.write_text(TINY_TRAIN_TOML)
+    run = root / "run"
+    runner = CliRunner()
+    for args in (["train", str(run), "--data", str(tiny_dataset), "--config", str(config)],
+                 ["convert", str(run), "--calibration-samples", "64"],
+                 ["eval", str(run)]):
+        result = runner.invoke(main, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    return run
 
 
 # --- device harness fixtures (runner, targets, emulated board, test sshd) ---------------
