@@ -20,10 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from edgeped.data.schema import CROP_HEIGHT, CROP_WIDTH, NUM_METADATA, CropBatch
-
-H, W = CROP_HEIGHT, CROP_WIDTH
-_YY, _XX = np.mgrid[0:H, 0:W].astype(np.float32)
+from edgeped.data.draw import XX as _XX
+from edgeped.data.draw import YY as _YY
+from edgeped.data.draw import H, W
+from edgeped.data.draw import colour as _colour
+from edgeped.data.draw import ellipse as _ellipse
+from edgeped.data.draw import paint as _paint
+from edgeped.data.draw import rect as _rect
+from edgeped.data.draw import ring as _ring
+from edgeped.data.draw import segment as _segment
+from edgeped.data.schema import NUM_METADATA, CropBatch
 
 
 @dataclass(frozen=True)
@@ -66,41 +72,6 @@ class SynthConfig:
         if unknown:
             raise ValueError(f"unknown SynthConfig field(s) {unknown}; allowed: {sorted(known)}")
         return cls(**data)
-
-
-# --- drawing primitives (soft-edged masks in [0, 1]) -----------------------------------
-
-def _ellipse(cx: float, cy: float, rx: float, ry: float) -> np.ndarray:
-    d = np.sqrt(((_XX - cx) / max(rx, 0.5)) ** 2 + ((_YY - cy) / max(ry, 0.5)) ** 2)
-    return np.clip((1.0 - d) * min(rx, ry) + 0.5, 0.0, 1.0)
-
-
-def _segment(x0: float, y0: float, x1: float, y1: float, width: float) -> np.ndarray:
-    dx, dy = x1 - x0, y1 - y0
-    length2 = dx * dx + dy * dy + 1e-6
-    t = np.clip(((_XX - x0) * dx + (_YY - y0) * dy) / length2, 0.0, 1.0)
-    dist = np.hypot(_XX - (x0 + t * dx), _YY - (y0 + t * dy))
-    return np.clip(width / 2.0 - dist + 0.5, 0.0, 1.0)
-
-
-def _rect(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
-    mx = np.clip(np.minimum(_XX - x0, x1 - _XX) + 0.5, 0.0, 1.0)
-    my = np.clip(np.minimum(_YY - y0, y1 - _YY) + 0.5, 0.0, 1.0)
-    return mx * my
-
-
-def _ring(cx: float, cy: float, r: float, width: float) -> np.ndarray:
-    d = np.hypot(_XX - cx, _YY - cy)
-    return np.clip(width / 2.0 - np.abs(d - r) + 0.5, 0.0, 1.0)
-
-
-def _paint(img: np.ndarray, mask: np.ndarray, colour: np.ndarray) -> None:
-    img *= 1.0 - mask[..., None]
-    img += mask[..., None] * colour
-
-
-def _colour(rng: np.random.Generator, lo: float = 0.05, hi: float = 0.95) -> np.ndarray:
-    return rng.uniform(lo, hi, 3).astype(np.float32)
 
 
 # --- scene parts ---------------------------------------------------------------------

@@ -1,0 +1,49 @@
+"""Soft-edged drawing primitives on a 128x64 crop, shared by the synthetic generators.
+
+Every primitive returns a float32 coverage mask in [0, 1] over the whole crop
+(anti-aliased by a one-pixel ramp); `paint` alpha-blends a colour through a mask.
+Whole-crop masks keep the code vectorised and simple; at 8192 pixels a primitive
+costs tens of microseconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgeped.data.schema import CROP_HEIGHT, CROP_WIDTH
+
+H, W = CROP_HEIGHT, CROP_WIDTH
+YY, XX = np.mgrid[0:H, 0:W].astype(np.float32)
+
+
+def ellipse(cx: float, cy: float, rx: float, ry: float) -> np.ndarray:
+    d = np.sqrt(((XX - cx) / max(rx, 0.5)) ** 2 + ((YY - cy) / max(ry, 0.5)) ** 2)
+    return np.clip((1.0 - d) * min(rx, ry) + 0.5, 0.0, 1.0)
+
+
+def segment(x0: float, y0: float, x1: float, y1: float, width: float) -> np.ndarray:
+    dx, dy = x1 - x0, y1 - y0
+    length2 = dx * dx + dy * dy + 1e-6
+    t = np.clip(((XX - x0) * dx + (YY - y0) * dy) / length2, 0.0, 1.0)
+    dist = np.hypot(XX - (x0 + t * dx), YY - (y0 + t * dy))
+    return np.clip(width / 2.0 - dist + 0.5, 0.0, 1.0)
+
+
+def rect(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+    mx = np.clip(np.minimum(XX - x0, x1 - XX) + 0.5, 0.0, 1.0)
+    my = np.clip(np.minimum(YY - y0, y1 - YY) + 0.5, 0.0, 1.0)
+    return mx * my
+
+
+def ring(cx: float, cy: float, r: float, width: float) -> np.ndarray:
+    d = np.hypot(XX - cx, YY - cy)
+    return np.clip(width / 2.0 - np.abs(d - r) + 0.5, 0.0, 1.0)
+
+
+def paint(img: np.ndarray, mask: np.ndarray, colour: np.ndarray) -> None:
+    img *= 1.0 - mask[..., None]
+    img += mask[..., None] * colour
+
+
+def colour(rng: np.random.Generator, lo: float = 0.05, hi: float = 0.95) -> np.ndarray:
+    return rng.uniform(lo, hi, 3).astype(np.float32)
