@@ -73,23 +73,41 @@ def _bad_config(exc: ValueError) -> EdgepedError:
 @click.option("--seed", default=0, show_default=True)
 @click.option("--workers", default=0, show_default=True, help="Processes (0 = one per core).")
 @click.option("--overwrite", is_flag=True, help="Replace a dataset already in OUT_DIR.")
+@click.option("--generator", type=click.Choice(["v1", "fleet"]), default="v1", show_default=True,
+              help="v1: the quick, easy street crops; fleet: the realistic fleet (conditions, "
+                   "near-miss negatives, per-field dropouts; slower to render).")
+@click.option("--difficulty", type=float, help="fleet: 0..1 occlusion/truncation/jitter [0.5].")
+@click.option("--hard-negative-rate", type=float, help="fleet: share of negatives that are near misses [0.35].")
+@click.option("--night-rate", type=float, help="fleet: share of night drives [0.25].")
+@click.option("--rain-rate", type=float, help="fleet: share of rain drives [0.2].")
+@click.option("--fog-rate", type=float, help="fleet: share of fog drives [0.08].")
+@click.option("--construction-rate", type=float, help="fleet: share of construction-zone drives [0.1].")
+@click.option("--shard-records", default=4096, show_default=True, help="fleet: crops per shard.")
 def data_synth(out_dir, drives, crops_per_drive, positive_rate, missing_rate, seed, workers,
-               overwrite) -> None:
+               overwrite, generator, shard_records, **fleet_rates) -> None:
     """Render a synthetic street-crop dataset (sharded TFRecord + manifest) into OUT_DIR."""
     from rich.progress import Progress
 
+    from edgeped.data.fleet import FleetConfig, write_fleet
     from edgeped.data.synthetic import SynthConfig, write_synthetic
 
+    fleet_only = {k: v for k, v in fleet_rates.items() if v is not None}
+    if generator == "v1" and fleet_only:
+        raise EdgepedError(f"option(s) {sorted(fleet_only)} apply to --generator fleet only",
+                           "add --generator fleet or drop them")
     try:
-        config = SynthConfig(drives=drives, crops_per_drive=crops_per_drive,
-                             positive_rate=positive_rate, metadata_missing_rate=missing_rate,
-                             seed=seed, workers=workers)
+        common = dict(drives=drives, crops_per_drive=crops_per_drive, positive_rate=positive_rate,
+                      metadata_missing_rate=missing_rate, seed=seed, workers=workers)
+        config = (FleetConfig(**common, **fleet_only) if generator == "fleet"
+                  else SynthConfig(**common))
     except ValueError as exc:
         raise _bad_config(exc) from exc
     with Progress(console=_console(), transient=True) as bar:
         task = bar.add_task("rendering drives", total=drives)
-        manifest = write_synthetic(out_dir, config, overwrite=overwrite,
-                                   progress=lambda done, _: bar.update(task, completed=done))
+        update = lambda done, _: bar.update(task, completed=done)  # noqa: E731
+        manifest = (write_fleet(out_dir, config, shard_records=shard_records, overwrite=overwrite,
+                                progress=update) if generator == "fleet"
+                    else write_synthetic(out_dir, config, overwrite=overwrite, progress=update))
     _print_manifest(out_dir, manifest)
 
 

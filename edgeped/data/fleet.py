@@ -320,3 +320,57 @@ def iter_drives(config: FleetConfig, chunk_drives: int = 8) -> Iterator[CropBatc
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
         yield from pool.map(_generate_chunk, [(config.to_dict(), c) for c in chunks])
+
+
+def render_shard(payload: tuple[dict, list[int]]) -> CropBatch:
+    """Renders the drives of one planned shard (the worker side of `write_fleet`)."""
+    return _generate_chunk(payload)
+
+
+def plan_shards(config: FleetConfig, shard_records: int = 4096,
+                split_fractions: tuple[float, float, float] | None = None) -> list:
+    """Groups drives by split into shards of about `shard_records` crops (whole drives each)."""
+    from edgeped.data.parallel import ShardTask
+    from edgeped.data.shards import DEFAULT_SPLIT_FRACTIONS, split_for_drive
+
+    if shard_records < 1:
+        raise ValueError(f"shard_records must be >= 1, got {shard_records}")
+    fractions = split_fractions or DEFAULT_SPLIT_FRACTIONS
+    by_split: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    for d in range(config.drives):
+        by_split[split_for_drive(f"fleet{config.seed}-d{d:06d}", fractions)].append(d)
+    per_shard = max(1, shard_records // config.crops_per_drive)
+    tasks = []
+    for split, drives in by_split.items():
+        for k, start in enumerate(range(0, len(drives), per_shard)):
+            tasks.append(ShardTask(split, f"{split}-{k:05d}.tfrecord", "edgeped.data.fleet:render_shard",
+                                   (config.to_dict(), drives[start:start + per_shard])))
+    return tasks
+
+
+def write_fleet(out_dir: str, config: FleetConfig, *, shard_records: int = 4096,
+                split_fractions: tuple[float, float, float] | None = None, overwrite: bool = False,
+                progress: Callable[[int, int], None] | None = None) -> dict:
+    """Generates the fleet dataset with parallel shard writers; returns the manifest.
+
+    Args:
+        shard_records: target crops per shard (whole drives, so shards come out a little smaller).
+        split_fractions: train/val/test share of drives (default 0.7/0.15/0.15).
+        progress: optional callable(done_drives, total_drives).
+    """
+    from edgeped.data.parallel import write_parallel
+    from edgeped.data.shards import DEFAULT_SPLIT_FRACTIONS
+
+    fractions = split_fractions or DEFAULT_SPLIT_FRACTIONS
+    tasks = plan_shards(config, shard_records, fractions)
+    drives_done = 0
+
+    def step(done: int, total: int) -> None:
+        nonlocal drives_done
+        drives_done += len(tasks[done - 1].payload[1])
+        if progress:
+            progress(drives_done, config.drives)
+
+    return write_parallel(out_dir, tasks, workers=config.workers,
+                          source={"generator": GENERATOR, "config": config.to_dict()},
+                          split_fractions=fractions, overwrite=overwrite, progress=step)

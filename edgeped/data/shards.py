@@ -19,9 +19,21 @@ from typing import Any
 import numpy as np
 
 from edgeped.data.schema import (
-    CROP_SHAPE, METADATA_FIELDS, NUM_METADATA, SCHEMA_VERSION, SPLITS, TAG_FIELDS, CropBatch,
+    CROP_SHAPE,
+    METADATA_FIELDS,
+    NUM_METADATA,
+    SCHEMA_VERSION,
+    SPLITS,
+    TAG_FIELDS,
+    CropBatch,
 )
-from edgeped.data.tfrecord import CorruptRecordError, decode_example, encode_example, iter_records, write_record
+from edgeped.data.tfrecord import (
+    CorruptRecordError,
+    decode_example,
+    encode_example,
+    iter_records,
+    write_record,
+)
 from edgeped.errors import EdgepedError
 from edgeped.fileio import atomic_output, read_json, sha256_file, write_json_atomic
 from edgeped.provenance import stamp
@@ -111,6 +123,16 @@ class _RunningStats:
             self.m2[j] += m2_b + delta**2 * self.n[j] * n_b / n
             self.n[j] = n
 
+    def merge(self, other: _RunningStats) -> None:
+        """Combines another partial (e.g. from a worker process) into this one (Chan et al.)."""
+        n = self.n + other.n
+        safe = np.where(n > 0, n, 1)
+        delta = other.mean - self.mean
+        self.m2 = self.m2 + other.m2 + delta**2 * self.n * other.n / safe
+        self.mean = np.where(n > 0, (self.n * self.mean + other.n * other.mean) / safe, 0.0)
+        self.n = n
+        self.total += other.total
+
     def to_dict(self) -> dict:
         std = np.sqrt(np.where(self.n > 1, self.m2 / np.maximum(self.n - 1, 1), 1.0))
         std = np.where(std < 1e-6, 1.0, std)
@@ -146,19 +168,35 @@ class DatasetWriter:
         self.split_fractions = split_fractions
         self._pending: dict[str, list[bytes]] = {s: [] for s in SPLITS}
         self._pending_pos: dict[str, int] = dict.fromkeys(SPLITS, 0)
+        self._pending_hard: dict[str, int] = dict.fromkeys(SPLITS, 0)
         self._shards: dict[str, list[dict]] = {s: [] for s in SPLITS}
         self._stats = _RunningStats()
         self._split_cache: dict[str, str] = {}
 
-    def add(self, batch: CropBatch) -> None:
-        splits = np.array([self._split(d) for d in batch.drive_id])
+    def add(self, batch: CropBatch, splits: np.ndarray | None = None) -> None:
+        """Queues a batch; records go to the split of their drive, or to `splits` if given.
+
+        Raises:
+            EdgepedError: `splits` has the wrong length or names an unknown split.
+        """
+        if splits is None:
+            splits = np.array([self._split(d) for d in batch.drive_id])
+        else:
+            splits = np.asarray(splits).astype(str)
+            bad = sorted(set(np.unique(splits)) - set(SPLITS))
+            if splits.shape != (len(batch),) or bad:
+                raise EdgepedError(f"explicit splits must be {len(batch)} values from "
+                                   f"{', '.join(SPLITS)}; got shape {splits.shape}, unknown {bad[:5]}",
+                                   "fix the split column of the source")
         train = splits == "train"
         if train.any():
             self._stats.update(batch.metadata[train])
+        hard = is_hard_negative(batch)
         for i in range(len(batch)):
             split = splits[i]
             self._pending[split].append(record_to_example(batch, i))
             self._pending_pos[split] += int(batch.labels[i])
+            self._pending_hard[split] += int(hard[i])
             if len(self._pending[split]) >= self.shard_records:
                 self._flush(split)
 
@@ -178,9 +216,11 @@ class DatasetWriter:
                 write_record(handle, payload)
         self._shards[split].append({"file": name, "records": len(records),
                                     "positives": self._pending_pos[split],
+                                    "hard_negatives": self._pending_hard[split],
                                     "bytes": path.stat().st_size, "sha256": sha256_file(path)})
         self._pending[split] = []
         self._pending_pos[split] = 0
+        self._pending_hard[split] = 0
 
     def close(self) -> dict:
         """Flushes the last shards and writes the manifest. Returns the manifest.
@@ -190,29 +230,47 @@ class DatasetWriter:
         """
         for split in SPLITS:
             self._flush(split)
-        total = sum(s["records"] for shards in self._shards.values() for s in shards)
-        if total == 0:
-            raise EdgepedError("no records were written: the dataset would be empty",
-                               "check the source produced crops (paths, filters, counts)")
-        splits = {}
-        for split in SPLITS:
-            shards = self._shards[split]
-            splits[split] = {"records": sum(s["records"] for s in shards),
-                             "positives": sum(s["positives"] for s in shards), "shards": shards}
-        manifest = {
-            **stamp("edgeped.dataset"),
-            "record_schema_version": SCHEMA_VERSION,
-            "crop_shape": list(CROP_SHAPE),
-            "metadata_fields": list(METADATA_FIELDS),
-            "split_rule": {"by": "drive_id", "fractions": list(self.split_fractions),
-                           "salt": "edgeped-split-v1"},
-            "records": total,
-            "splits": splits,
-            "metadata_stats": self._stats.to_dict(),
-            "source": self.source,
-        }
-        write_json_atomic(self.out_dir / MANIFEST, manifest)
-        return manifest
+        return write_manifest(self.out_dir, self._shards, self._stats, self.source,
+                              self.split_fractions)
+
+
+def is_hard_negative(batch: CropBatch) -> np.ndarray:
+    """True for negatives tagged with a near-miss kind (not plain background)."""
+    return (batch.labels == 0) & ~np.isin(batch.hard_negative, ("none", "background", "unknown"))
+
+
+def write_manifest(out_dir: Path, shards_by_split: dict[str, list[dict]], stats: _RunningStats,
+                   source: dict, split_fractions: tuple[float, float, float]) -> dict:
+    """Writes manifest.json (atomically, last) for shards already on disk. Returns it.
+
+    Raises:
+        EdgepedError: nothing was written (an empty dataset is never a dataset).
+    """
+    total = sum(s["records"] for shards in shards_by_split.values() for s in shards)
+    if total == 0:
+        raise EdgepedError("no records were written: the dataset would be empty",
+                           "check the source produced crops (paths, filters, counts)")
+    splits = {}
+    for split in SPLITS:
+        shards = shards_by_split.get(split, [])
+        splits[split] = {"records": sum(s["records"] for s in shards),
+                         "positives": sum(s["positives"] for s in shards),
+                         "hard_negatives": sum(s.get("hard_negatives", 0) for s in shards),
+                         "shards": shards}
+    manifest = {
+        **stamp("edgeped.dataset"),
+        "record_schema_version": SCHEMA_VERSION,
+        "crop_shape": list(CROP_SHAPE),
+        "metadata_fields": list(METADATA_FIELDS),
+        "split_rule": {"by": "drive_id", "fractions": list(split_fractions),
+                       "salt": "edgeped-split-v1"},
+        "records": total,
+        "splits": splits,
+        "metadata_stats": stats.to_dict(),
+        "source": source,
+    }
+    write_json_atomic(Path(out_dir) / MANIFEST, manifest)
+    return manifest
 
 
 @dataclass(frozen=True)

@@ -127,7 +127,7 @@ def encode_example(features: dict[str, bytes | list[bytes] | list[float] | list[
             fmap[key].float_list.value.extend(value)
         else:
             fmap[key].int64_list.value.extend(int(v) for v in value)
-    return example.SerializeToString()
+    return example.SerializeToString(deterministic=True)  # sorted map keys: same bytes in every process
 
 
 def decode_example(payload: bytes) -> dict[str, list]:

@@ -1,0 +1,112 @@
+"""Parallel shard writing: worker processes render, encode and write whole shards.
+
+The parent plans the shards (one split per shard, records grouped by drive so a
+drive never straddles splits), workers each produce one shard file (temp file,
+renamed when complete) and return its manifest entry and partial metadata
+statistics; the parent merges them and writes the manifest last. Output is the
+same whatever the number of workers: shards are planned, not raced for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeped.data.schema import SPLITS, CropBatch
+from edgeped.data.shards import (
+    MANIFEST,
+    _RunningStats,
+    is_hard_negative,
+    record_to_example,
+    write_manifest,
+)
+from edgeped.data.tfrecord import write_record
+from edgeped.errors import EdgepedError
+from edgeped.fileio import atomic_output, sha256_file
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One shard to produce: its split, file name and what the render function needs.
+
+    `render` is "module:function" so the task pickles cheaply; the function takes
+    `payload` and returns a CropBatch whose records all belong to `split`.
+    """
+
+    split: str
+    file: str
+    render: str
+    payload: Any
+
+
+def _resolve(render: str) -> Callable[[Any], CropBatch]:
+    module, _, name = render.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def write_shard(out_dir: str, task: ShardTask) -> tuple[dict, _RunningStats]:
+    """Renders and writes one shard; returns its manifest entry and metadata statistics."""
+    batch = _resolve(task.render)(task.payload)
+    stats = _RunningStats()
+    if task.split == "train":
+        stats.update(batch.metadata)
+    path = Path(out_dir) / task.file
+    with atomic_output(path) as handle:
+        for i in range(len(batch)):
+            write_record(handle, record_to_example(batch, i))
+    entry = {"file": task.file, "records": len(batch), "positives": int(batch.labels.sum()),
+             "hard_negatives": int(is_hard_negative(batch).sum()),
+             "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    return entry, stats
+
+
+def _run(args: tuple[str, ShardTask]) -> tuple[dict, _RunningStats]:
+    return write_shard(*args)
+
+
+def write_parallel(out_dir: str | os.PathLike, tasks: list[ShardTask], *, workers: int = 0,
+                   source: dict, split_fractions: tuple[float, float, float],
+                   overwrite: bool = False,
+                   progress: Callable[[int, int], None] | None = None) -> dict:
+    """Writes every planned shard with `workers` processes, then the manifest. Returns it.
+
+    Raises:
+        EdgepedError: the folder already holds a dataset (without overwrite), a
+            task names an unknown split, or nothing was written.
+    """
+    out = Path(out_dir)
+    if (out / MANIFEST).exists() and not overwrite:
+        raise EdgepedError(f"{out} already holds a dataset",
+                           "choose another output folder or pass --overwrite")
+    bad = sorted({t.split for t in tasks} - set(SPLITS))
+    if bad:
+        raise EdgepedError(f"shard plan names unknown split(s) {bad}", f"use {', '.join(SPLITS)}")
+    out.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        (out / MANIFEST).unlink(missing_ok=True)
+        for old in out.glob("*.tfrecord"):
+            old.unlink()
+    workers = workers or (os.cpu_count() or 1)
+    shards: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    stats = _RunningStats()
+    for done, (task, (entry, partial)) in enumerate(zip(tasks, _map(out, tasks, workers),
+                                                        strict=True), start=1):
+        shards[task.split].append(entry)
+        stats.merge(partial)
+        if progress:
+            progress(done, len(tasks))
+    return write_manifest(out, shards, stats, source, split_fractions)
+
+
+def _map(out: Path, tasks: list[ShardTask], workers: int) -> Iterator[tuple[dict, _RunningStats]]:
+    args = [(str(out), t) for t in tasks]
+    if workers == 1 or len(tasks) <= 1:
+        yield from map(_run, args)
+        return
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+        yield from pool.map(_run, args)
