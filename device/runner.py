@@ -387,6 +387,13 @@ def reset_peak_rss() -> bool:
         return False
 
 
+def _process_peak_mb(startup_kb, phase_kb):
+    known = [kb for kb in (startup_kb, phase_kb) if kb]
+    if known:
+        return max(known) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def read_status_kb(field: str):
     try:
         with open("/proc/self/status") as handle:
@@ -475,7 +482,8 @@ def fingerprint(runtime: dict) -> dict:
            "system": platform.system(), "python": platform.python_version(),
            "python_executable": sys.executable, "numpy": runtime["numpy"],
            "runtime": runtime["name"], "runtime_version": runtime["version"],
-           "cpu_count": os.cpu_count(), "hostname": platform.node()}
+           "cpu_count": os.cpu_count(), "hostname": platform.node(),
+           "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
     try:
         env["cpu_affinity"] = sorted(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -538,6 +546,9 @@ def run(args) -> dict:
                           "instruction counts with a background load would count the load too",
                           "run the instruction count without --load-threads/--load-processes")
     load.start()
+    # ru_maxrss carries the pre-exec peak of whatever launched us (Linux copies it across
+    # exec), so the whole-process peak is taken from VmHWM before and after the reset.
+    startup_peak_kb = read_status_kb("VmHWM")
     try:
         phase_reset = reset_peak_rss()
         rss_before_kb = read_status_kb("VmRSS")
@@ -612,7 +623,8 @@ def run(args) -> dict:
             "phase_peak_rss_mb": phase_peak_kb / 1024 if (phase_peak_kb and phase_reset) else None,
             "phase_reset": phase_reset,
             "rss_before_load_mb": rss_before_kb / 1024 if rss_before_kb else None,
-            "process_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "process_peak_rss_mb": _process_peak_mb(startup_peak_kb, phase_peak_kb),
+            "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         },
         "parity": parity, "instructions": insn,
         "environment": fingerprint(runtime),
