@@ -80,11 +80,11 @@ def tiny_run(tmp_path_factory, tiny_dataset):
 
 # --- device harness fixtures (runner, targets, emulated board, test sshd) ---------------
 
-import json as _json
-import os as _os
-import socket as _socket
-import subprocess as _subprocess
-from pathlib import Path as _Path
+import json as _json  # noqa: E402 (device harness section)
+import os as _os  # noqa: E402 (device harness section)
+import socket as _socket  # noqa: E402 (device harness section)
+import subprocess as _subprocess  # noqa: E402 (device harness section)
+from pathlib import Path as _Path  # noqa: E402 (device harness section)
 
 REPO_ROOT = _Path(__file__).resolve().parents[1]
 RUNNER = REPO_ROOT / "device" / "runner.py"
@@ -121,7 +121,7 @@ def _convert(model, int8: bool) -> bytes:
         def representative():
             for _ in range(8):
                 yield {n: rng.uniform(-1, 1, (1, *s)).astype(np.float32)
-                       for n, s in zip(names, shapes)}
+                       for n, s in zip(names, shapes, strict=True)}
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative

@@ -95,7 +95,7 @@ def classify_ssh_failure(stderr: str, returncode: int, cfg: SshTargetConfig) -> 
     if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text:
         return EdgepedError(f"the host key of {dest} has CHANGED since it was last trusted",
                             "if the board was re-imaged, remove the old key with "
-                            f"`ssh-keygen -R <host>` and verify the new fingerprint; "
+                            "`ssh-keygen -R <host>` and verify the new fingerprint; "
                             "otherwise treat this as an attack")
     if "Host key verification failed" in text or re.search(r"No \S+ host key is known", text):
         return EdgepedError(f"the host key of {dest} is not known (host key check refused the "
