@@ -32,6 +32,9 @@ def test_setup_script_is_idempotent(arm64_board):
     for core, part in (("cortex-a53", "0xd03"), ("cortex-a72", "0xd08"), ("cortex-a76", "0xd0b")):
         assert f"CPU part\t: {part}" in (arm64_board / "cores" / core / "proc" / "cpuinfo").read_text()
     assert (arm64_board / "plugin" / "libinsncount.so").is_file()
+    foreign = subprocess.run(["dpkg", "--print-foreign-architectures"], capture_output=True,
+                             text=True)
+    assert "arm64" not in foreign.stdout, "the host's dpkg architectures stay untouched"
 
 
 def test_int8_parity_is_bit_exact_with_the_host(arm64_board, device_models, device_crops,

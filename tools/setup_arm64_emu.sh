@@ -132,21 +132,8 @@ done
 
 # --- aarch64 wheels ---------------------------------------------------------------------
 if [[ ! -f "$DEST/site.done" ]]; then
-  # pip does not expand manylinux tags: name every one, or ai-edge-litert silently
-  # resolves to an old release that only carries a low tag.
-  PLATFORMS=()
-  for minor in $(seq 17 36); do PLATFORMS+=(--platform "manylinux_2_${minor}_aarch64"); done
-  PLATFORMS+=(--platform manylinux2014_aarch64)
-  log "downloading aarch64 wheels: ai-edge-litert==$LITERT_VERSION, $NUMPY_SPEC"
-  mkdir -p "$DEST/wheels"
-  "$PYTHON" -m pip download -q --only-binary=:all: --python-version 3.11 --implementation cp \
-    --abi cp311 "${PLATFORMS[@]}" --dest "$DEST/wheels" \
-    "ai-edge-litert==$LITERT_VERSION" "$NUMPY_SPEC" >&2
-  rm -rf "$SITE"
-  "$PYTHON" -m pip install -q --no-deps --no-compile --only-binary=:all: --python-version 3.11 \
-    --implementation cp --abi cp311 "${PLATFORMS[@]}" --target "$SITE" --no-index \
-    --find-links "$DEST/wheels" "$DEST"/wheels/*.whl >&2
-  [[ -d "$SITE/ai_edge_litert" ]] || die "ai_edge_litert missing from $SITE"
+  PYTHON="$PYTHON" LITERT_VERSION="$LITERT_VERSION" NUMPY_SPEC="$NUMPY_SPEC" \
+    bash "$REPO/tools/install_device_runtime.sh" "$SITE" "$DEST/wheels" >/dev/null
   touch "$DEST/site.done"
 fi
 

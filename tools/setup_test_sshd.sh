@@ -12,6 +12,10 @@
 # (10.77.0.1 <-> 10.77.0.2) and with its own hostname (unshare --uts); otherwise it
 # listens on 127.0.0.1. DIR/env records MODE (netns|loopback), HOST, PORT and USER.
 #
+# Environment (used by docker/Dockerfile.ecu-arm64, where the board is the container):
+#   EDGEPED_SSHD_LISTEN=ADDR            listen on ADDR (e.g. 0.0.0.0), no namespace
+#   EDGEPED_SSHD_AUTHORIZED_KEYS=FILE   extra public keys allowed to log in
+#
 # Needs: openssh-server, openssh-client (ssh-keygen); for the namespace: iproute2, unshare.
 set -euo pipefail
 
@@ -73,10 +77,17 @@ start() {
   [[ -f "$dir/ssh_host_ed25519_key" ]] || ssh-keygen -q -t ed25519 -N '' -C ecu-dev-host -f "$dir/ssh_host_ed25519_key"
   [[ -f "$dir/id_ed25519" ]] || ssh-keygen -q -t ed25519 -N '' -C edgeped-test -f "$dir/id_ed25519"
   cp "$dir/id_ed25519.pub" "$dir/authorized_keys"
+  if [[ -n "${EDGEPED_SSHD_AUTHORIZED_KEYS:-}" ]]; then
+    cat "$EDGEPED_SSHD_AUTHORIZED_KEYS" >> "$dir/authorized_keys"
+  fi
   chmod 600 "$dir/authorized_keys" "$dir/id_ed25519" "$dir/ssh_host_ed25519_key"
 
   local mode addr
-  if make_netns; then mode=netns; addr="$NS_ADDR"; else mode=loopback; addr=127.0.0.1; fi
+  if [[ -n "${EDGEPED_SSHD_LISTEN:-}" ]]; then mode=listen; addr="$EDGEPED_SSHD_LISTEN"
+  elif make_netns; then mode=netns; addr="$NS_ADDR"
+  else mode=loopback; addr=127.0.0.1; fi
+  local client_addr="$addr"
+  [[ "$addr" == 0.0.0.0 ]] && client_addr=127.0.0.1
   local user
   user="$(id -un)"
 
@@ -97,10 +108,10 @@ EOF
   # known_hosts holds the real host key: the client verifies it, nothing is disabled.
   local hostkey
   hostkey="$(cut -d' ' -f1,2 "$dir/ssh_host_ed25519_key.pub")"
-  echo "[$addr]:$port $hostkey" > "$dir/known_hosts"
+  echo "[$client_addr]:$port $hostkey" > "$dir/known_hosts"
   cat > "$dir/ssh_config" <<EOF
 Host ecu-dev
-  HostName $addr
+  HostName $client_addr
   Port $port
   User $user
   IdentityFile $dir/id_ed25519
@@ -108,7 +119,7 @@ Host ecu-dev
   UserKnownHostsFile $dir/known_hosts
   BatchMode yes
 EOF
-  printf 'MODE=%s\nHOST=%s\nPORT=%s\nUSER=%s\nNETNS=%s\n' "$mode" "$addr" "$port" "$user" \
+  printf 'MODE=%s\nHOST=%s\nPORT=%s\nUSER=%s\nNETNS=%s\n' "$mode" "$client_addr" "$port" "$user" \
     "$([[ $mode == netns ]] && echo "$NETNS")" > "$dir/env"
 
   if [[ "$mode" == netns ]]; then
