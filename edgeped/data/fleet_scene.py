@@ -459,7 +459,7 @@ def render(cv: Canvas, rng: np.random.Generator, shot: Shot, rain: list[np.ndarr
         level = float(radiance.mean())
         radiance = radiance * 0.72 + 0.28 * level  # contrast loss in spray and haze
         layer = np.roll(rain[rng.integers(len(rain))], (rng.integers(H), rng.integers(W)), axis=(0, 1))
-        radiance += layer[..., None] * (0.25 * level + 0.02)
+        radiance += layer[..., None] * (0.3 * level + 0.05 * shot.radiance)  # lit by the scene
         for _ in range(rng.integers(0, 4)):  # droplets on the lens smear what is behind them
             drop = ellipse(rng.uniform(0, W), rng.uniform(0, H), rng.uniform(3, 9), rng.uniform(3, 9))
             radiance = radiance * (1 - drop[..., None] * 0.6) + drop[..., None] * 0.6 * level * 1.1

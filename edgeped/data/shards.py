@@ -362,37 +362,79 @@ class Dataset:
 @dataclass
 class ShardReport:
     file: str
-    status: str  # ok | missing | size_mismatch | hash_mismatch | corrupt
+    status: str  # ok | missing | size_mismatch | hash_mismatch | corrupt | count_mismatch | unlisted
     detail: str = ""
+    split: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """An unlisted file is reported but harmless: readers only open listed shards."""
+        return self.status in ("ok", "unlisted")
+
+
+class _HashingReader:
+    """A read-only file wrapper that hashes what is read, so one pass checks CRCs and sha256."""
+
+    def __init__(self, handle) -> None:
+        self.handle = handle
+        self.digest = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.handle.read(n)
+        self.digest.update(data)
+        return data
+
+    def finish(self) -> str:
+        while self.read(1 << 20):
+            pass
+        return self.digest.hexdigest()
+
+
+def _check_shard(root: Path, entry: dict, split: str, check_records: bool) -> ShardReport:
+    name = entry.get("file", "?")
+    path = root / name
+    if not path.is_file():
+        return ShardReport(name, "missing", "file not found", split)
+    size = path.stat().st_size
+    if size != entry.get("bytes"):
+        return ShardReport(name, "size_mismatch", f"{size} bytes, manifest says {entry.get('bytes')}", split)
+    with open(path, "rb") as handle:
+        reader = _HashingReader(handle)
+        n, problem = 0, None
+        if check_records:
+            try:
+                n = sum(1 for _ in iter_records(reader, name))
+            except CorruptRecordError as exc:
+                problem = exc.problem
+        digest = reader.finish()
+    if digest != entry.get("sha256"):
+        detail = "sha256 differs from manifest" + (f"; {problem}" if problem else "")
+        return ShardReport(name, "hash_mismatch", detail, split)
+    if problem:  # the manifest recorded a shard that was already damaged when written
+        return ShardReport(name, "corrupt", problem, split)
+    if check_records and n != entry.get("records"):
+        return ShardReport(name, "count_mismatch", f"{n} records, manifest says {entry.get('records')}", split)
+    return ShardReport(name, "ok", f"{entry.get('records')} records", split)
 
 
 def verify(root: str | os.PathLike, *, check_records: bool = True) -> list[ShardReport]:
-    """Checks every shard against the manifest; reports all problems, not just the first."""
+    """Checks every shard against the manifest; reports all problems, not just the first.
+
+    Each listed shard is read once: record CRCs and the sha256 are checked in the
+    same pass. `.tfrecord` files the manifest does not list are reported as `unlisted`.
+
+    Raises:
+        EdgepedError: the manifest itself is missing or unreadable.
+    """
     ds = Dataset.open(root)
-    reports = []
+    reports, listed = [], set()
     for split in SPLITS:
-        for entry in ds.manifest["splits"][split]["shards"]:
-            path = ds.root / entry["file"]
-            if not path.is_file():
-                reports.append(ShardReport(entry["file"], "missing", "file not found"))
-                continue
-            if path.stat().st_size != entry["bytes"]:
-                reports.append(ShardReport(entry["file"], "size_mismatch",
-                                           f"{path.stat().st_size} bytes, manifest says {entry['bytes']}"))
-                continue
-            if sha256_file(path) != entry["sha256"]:
-                reports.append(ShardReport(entry["file"], "hash_mismatch", "sha256 differs from manifest"))
-                continue
-            if check_records:
-                try:
-                    with open(path, "rb") as handle:
-                        n = sum(1 for _ in iter_records(handle, entry["file"]))
-                except CorruptRecordError as exc:
-                    reports.append(ShardReport(entry["file"], "corrupt", exc.problem))
-                    continue
-                if n != entry["records"]:
-                    reports.append(ShardReport(entry["file"], "count_mismatch",
-                                               f"{n} records, manifest says {entry['records']}"))
-                    continue
-            reports.append(ShardReport(entry["file"], "ok"))
+        for entry in ds.manifest.get("splits", {}).get(split, {}).get("shards", []):
+            listed.add(entry.get("file"))
+            try:
+                reports.append(_check_shard(ds.root, entry, split, check_records))
+            except OSError as exc:
+                reports.append(ShardReport(entry.get("file", "?"), "unreadable", str(exc), split))
+    for extra in sorted(p.name for p in ds.root.glob("*.tfrecord") if p.name not in listed):
+        reports.append(ShardReport(extra, "unlisted", "not in the manifest (left from an earlier write?)"))
     return reports

@@ -1,0 +1,163 @@
+"""A folder of crops with a CSV manifest -> an edgeped dataset.
+
+Columns (header row required):
+- `path` (required): image file, relative to the CSV's folder or absolute;
+  any size, resized to 128x64 (HxW) RGB.
+- `label` (required): 1/0, or pedestrian/background.
+- `split` (optional): train/val/test. If given it must be set on every row and is
+  used as is; otherwise whole groups (`drive_id`) are assigned by a stable hash.
+- `drive_id` (optional): the group crops must not be split across (a drive, a
+  source image); without it each crop's source folder is its group.
+- `lighting`, `weather`, `scene`, `hard_negative` (optional): slice tags from the
+  schema vocabularies; empty or absent means "unknown" ("none" for a positive's kind).
+- metadata columns (optional): any of speed_mps, yaw_rate_rps, exposure_ms,
+  tod_sin, tod_cos, analog_gain_db; empty means missing (NaN).
+
+Every row is checked before anything is written: all problems are reported at
+once (up to a few examples each), and a bad file leaves no dataset behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from edgeped.data.schema import (
+    CROP_HEIGHT,
+    CROP_WIDTH,
+    METADATA_FIELDS,
+    TAG_VOCABULARIES,
+    CropBatch,
+)
+from edgeped.errors import EdgepedError
+
+LABELS = {"1": 1, "0": 0, "pedestrian": 1, "background": 0, "person": 1, "true": 1, "false": 0}
+_CHUNK = 1024
+
+
+def _read_rows(csv_path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    if not csv_path.is_file():
+        raise EdgepedError(f"CSV manifest not found: {csv_path}", "check the path")
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise EdgepedError(f"cannot parse {csv_path} as CSV ({exc})", "save it as UTF-8 CSV with a header") from exc
+    rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in rows]
+    return header, rows
+
+
+def _validate(csv_path: Path, header: list[str], rows: list[dict[str, str]]) -> list[str]:
+    problems: list[str] = []
+    for col in ("path", "label"):
+        if col not in header:
+            raise EdgepedError(f"{csv_path} has no {col!r} column (columns: {header})",
+                               "add a header row with at least path,label")
+    if not rows:
+        raise EdgepedError(f"{csv_path} lists no crops", "add one row per crop")
+    if "split" in header:
+        empty = [i + 2 for i, r in enumerate(rows) if not r["split"]]
+        if empty and len(empty) != len(rows):
+            problems.append(f"split is empty on rows {empty[:5]} but set on others: set it on every row or none")
+
+    def check(name: str, bad: list[str]) -> None:
+        if bad:
+            problems.append(f"{name} on {len(bad)} row(s), e.g. {'; '.join(bad[:3])}")
+
+    check("unknown label (use 1/0 or pedestrian/background)",
+          [f"row {i + 2}: {r['label']!r}" for i, r in enumerate(rows) if r["label"].lower() not in LABELS])
+    if "split" in header:
+        check("unknown split (use train/val/test)",
+              [f"row {i + 2}: {r['split']!r}" for i, r in enumerate(rows)
+               if r["split"] and r["split"] not in ("train", "val", "test")])
+    for tag, vocab in TAG_VOCABULARIES.items():
+        if tag in header:
+            check(f"unknown {tag} (use {', '.join(vocab)})",
+                  [f"row {i + 2}: {r[tag]!r}" for i, r in enumerate(rows) if r[tag] and r[tag] not in vocab])
+    for name in METADATA_FIELDS:
+        if name in header:
+            check(f"non-numeric {name}", [f"row {i + 2}: {r[name]!r}" for i, r in enumerate(rows)
+                                          if r[name] and not _is_number(r[name])])
+    check("missing image file", [f"row {i + 2}: {r['path']}" for i, r in enumerate(rows)
+                                 if not _resolve(csv_path, r["path"]).is_file()])
+    return problems
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def _resolve(csv_path: Path, path: str) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else csv_path.parent / p
+
+
+def _load_crop(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            rgb = img.convert("RGB")
+            if rgb.size != (CROP_WIDTH, CROP_HEIGHT):
+                rgb = rgb.resize((CROP_WIDTH, CROP_HEIGHT), Image.Resampling.BILINEAR)
+            return np.asarray(rgb, np.uint8)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise EdgepedError(f"cannot read image {path} ({exc})", "replace or remove the damaged file") from exc
+
+
+def _batch(csv_path: Path, header: list[str], rows: list[dict[str, str]]) -> CropBatch:
+    n = len(rows)
+    labels = np.array([LABELS[r["label"].lower()] for r in rows], np.int64)
+    meta = np.full((n, len(METADATA_FIELDS)), np.nan, np.float32)
+    for j, name in enumerate(METADATA_FIELDS):
+        if name in header:
+            meta[:, j] = [float(r[name]) if r[name] else np.nan for r in rows]
+    tags = {}
+    for tag in TAG_VOCABULARIES:
+        values = [r.get(tag, "") or "" for r in rows]
+        if tag == "hard_negative":
+            values = [v or ("none" if lab else "unknown") for v, lab in zip(values, labels, strict=True)]
+        tags[tag] = np.array([v or "unknown" for v in values])
+    drives = [r.get("drive_id") or f"{csv_path.stem}:{Path(r['path']).parent}" for r in rows]
+    return CropBatch.validated(
+        images=np.stack([_load_crop(_resolve(csv_path, r["path"])) for r in rows]), metadata=meta,
+        labels=labels, **tags, drive_id=np.array(drives),
+        crop_id=np.array([f"{csv_path.stem}:{r['path']}" for r in rows]))
+
+
+def import_crops(csv_path: str | Path, out_dir: str, *, overwrite: bool = False,
+                 split_fractions: tuple[float, float, float] | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> dict:
+    """Imports the crops a CSV lists; returns the manifest.
+
+    Raises:
+        EdgepedError: the CSV is missing, malformed, or lists bad values or
+            missing files (all such rows are reported together, nothing is written).
+    """
+    from edgeped.data.shards import DEFAULT_SPLIT_FRACTIONS, DatasetWriter
+
+    path = Path(csv_path)
+    header, rows = _read_rows(path)
+    problems = _validate(path, header, rows)
+    if problems:
+        raise EdgepedError(f"{path} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems),
+                           "fix those rows and run the import again")
+    explicit = "split" in header and bool(rows[0]["split"])
+    writer = DatasetWriter(out_dir, source={"importer": "crops_csv", "csv": str(path.resolve())},
+                           overwrite=overwrite, split_fractions=split_fractions or DEFAULT_SPLIT_FRACTIONS)
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start:start + _CHUNK]
+        writer.add(_batch(path, header, chunk),
+                   splits=np.array([r["split"] for r in chunk]) if explicit else None)
+        if progress:
+            progress(min(start + _CHUNK, len(rows)), len(rows))
+    return writer.close()
