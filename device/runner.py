@@ -594,7 +594,9 @@ def run(args) -> dict:
                 break
         loop_seconds = clock() - t_start
 
-        parity = check_parity(pre, images, metadata, golden, args, np) if golden else None
+        model_sha256 = hashlib.sha256(model_bytes).hexdigest()
+        parity = (check_parity(pre, images, metadata, golden, args, np, model_sha256)
+                  if golden else None)
         insn = count_instructions(pre, feed, args) if args.insn_count else None
         phase_peak_kb = read_status_kb("VmHWM")
     finally:
@@ -658,7 +660,7 @@ def compute_outputs(pre: Preprocessor, images, metadata, np):
     return np.concatenate(raws), np.concatenate(probs)
 
 
-def check_parity(pre, images, metadata, golden, args, np) -> dict:
+def check_parity(pre, images, metadata, golden, args, np, model_sha256: str) -> dict:
     raw, probs = compute_outputs(pre, images, metadata, np)
     want_raw = golden.get("raw")
     want_probs = golden.get("probabilities")
@@ -666,21 +668,31 @@ def check_parity(pre, images, metadata, golden, args, np) -> dict:
         raise RunnerError("golden_invalid",
                           f"golden outputs do not match the crops ({len(raw)} crops)",
                           "recompute the golden outputs for these crops")
+    want_sha = str(golden["model_sha256"]) if "model_sha256" in golden else None
+    if want_sha and want_sha != model_sha256:
+        raise RunnerError("golden_invalid",
+                          f"golden outputs were computed for model {want_sha[:12]}, "
+                          f"not this one ({model_sha256[:12]})",
+                          "recompute the golden outputs on the host for this model")
     exact = np.issubdtype(raw.dtype, np.integer)
     if exact:
         diff = np.abs(raw.astype(np.int32) - want_raw.astype(np.int32))
-        mismatches = int((diff.reshape(len(diff), -1).max(axis=1) > 0).sum())
-        ok = mismatches == 0
-        max_abs = float(diff.max())
+        bad = diff.reshape(len(diff), -1).max(axis=1) > 0
     else:
         diff = np.abs(probs.astype(np.float64) - want_probs.astype(np.float64))
-        mismatches = int((diff > args.parity_atol).sum())
-        ok = mismatches == 0
-        max_abs = float(diff.max())
-    return {"ok": ok, "exact": bool(exact), "n": int(len(raw)), "mismatches": mismatches,
-            "max_abs_diff": max_abs, "unit": "quantised steps" if exact else "probability",
+        bad = ~(diff <= args.parity_atol)  # NaN outputs count as mismatches
+    mismatches = int(bad.sum())
+    return {"ok": mismatches == 0, "exact": bool(exact), "n": int(len(raw)),
+            "mismatches": mismatches, "max_abs_diff": _finite_max(diff, np),
+            "unit": "quantised steps" if exact else "probability",
             "atol": 0.0 if exact else args.parity_atol,
-            "max_prob_diff": float(np.abs(probs - want_probs).max())}
+            "max_prob_diff": _finite_max(np.abs(probs.astype(np.float64) - want_probs), np)}
+
+
+def _finite_max(values, np):
+    """Largest value, or None when any is NaN/inf (JSON has no NaN)."""
+    peak = float(np.max(values)) if np.size(values) else 0.0
+    return peak if math.isfinite(peak) else None
 
 
 def count_instructions(pre, feed, args) -> dict:

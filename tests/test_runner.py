@@ -135,6 +135,12 @@ def test_parity_against_golden(device_models, device_crops, tmp_path, kind):
     code, result, _ = run_device_runner(device_models[kind], "--crops", device_crops,
                                         "--golden", tmp_path / "bad.npz", *FAST)
     assert code == 0 and result["parity"]["ok"] is False and result["parity"]["mismatches"] > 0
+    # A golden computed for another model is refused outright.
+    other = "int8" if kind == "float" else "float"
+    code, result, _ = run_device_runner(device_models[other], "--crops", device_crops,
+                                        "--golden", golden, *FAST)
+    assert code == 3 and result["error"]["code"] == "golden_invalid"
+    assert "computed for model" in result["error"]["problem"]
 
 
 @pytest.mark.slow

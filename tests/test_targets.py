@@ -209,6 +209,9 @@ def test_model_card_preprocessing_is_used(device_models, tmp_path):
 def test_missing_model_is_a_clear_error(tmp_path):
     with pytest.raises(EdgepedError, match="model not found"):
         bench_model(tmp_path / "absent.tflite", resolve_target("local"), FAST)
+    with pytest.raises(EdgepedError, match="--golden needs the crops"):
+        bench_model(tmp_path / "absent.tflite", resolve_target("local"), FAST,
+                    golden=tmp_path / "g.npz")
 
 
 @pytest.mark.slow

@@ -234,6 +234,9 @@ def bench_model(model: str | Path, target: Target, options: BenchOptions | None 
         EdgepedError: bad model path, target failure, or a result for a different model.
     """
     options = options or BenchOptions()
+    if golden and not crops:
+        raise EdgepedError("--golden needs the crops it was computed from",
+                           "pass --crops FILE too, or drop --golden to compute it on the host")
     model = Path(model)
     if not model.is_file():
         raise EdgepedError(f"model not found: {model}", "check the path to the .tflite file")
