@@ -17,8 +17,20 @@ class PipelineOptions:
     pos_weight: float = 1.0  # sample weight of a positive; negatives weigh 1
     use_metadata: bool = True
     repeat: bool = False
+    # Class-balanced sampling: draw positives with this probability per example
+    # (streams repeat, so the caller sets steps per epoch). None = natural mix.
+    positive_fraction: float | None = None
+    # Training-time augmentation: horizontal flip, framing jitter (+/-4 px), exposure
+    # and contrast jitter, and metadata dropout (whole record) at `metadata_dropout`.
+    augment: bool = False
+    metadata_dropout: float = 0.1
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.metadata_dropout < 1.0:
+            raise ValueError(f"metadata_dropout must be in [0, 1), got {self.metadata_dropout}")
+        if self.positive_fraction is not None and not 0.0 < self.positive_fraction < 1.0:
+            raise ValueError(f"positive_fraction must be in (0, 1) or None, got "
+                             f"{self.positive_fraction}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.shuffle_buffer < 0:
@@ -54,19 +66,61 @@ def make_dataset(dataset: Dataset, split: str, prep: Preprocessing, options: Pip
         z = tf.clip_by_value((meta - mean) / std, -prep.clip, prep.clip)
         z = tf.where(present, z, tf.zeros_like(z))
         meta_in = tf.concat([z, tf.cast(present, tf.float32)], axis=0)
+        if options.augment:
+            image = _augment_image(tf, image)
+            if options.use_metadata and options.metadata_dropout:
+                keep = tf.cast(tf.random.uniform([]) >= options.metadata_dropout, tf.float32)
+                meta_in = meta_in * keep
         label = tf.cast(ex["label"], tf.float32)
         weight = tf.where(label[0] > 0.5, options.pos_weight, 1.0)
         inputs = {"image": image, "meta": meta_in} if options.use_metadata else {"image": image}
         return inputs, label, weight
 
-    files_ds = tf.data.Dataset.from_tensor_slices(files)
-    if shuffle:
-        files_ds = files_ds.shuffle(len(files), seed=options.seed, reshuffle_each_iteration=True)
-    ds = files_ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
-                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
-    if shuffle and options.shuffle_buffer:
-        ds = ds.shuffle(options.shuffle_buffer, seed=options.seed, reshuffle_each_iteration=True)
-    if options.repeat:
-        ds = ds.repeat()
-    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    def records(seed_offset: int):
+        files_ds = tf.data.Dataset.from_tensor_slices(files)
+        if shuffle:
+            files_ds = files_ds.shuffle(len(files), seed=options.seed + seed_offset,
+                                        reshuffle_each_iteration=True)
+        return files_ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
+                                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+
+    def shuffled(ds, seed_offset: int, buffer: int):
+        if shuffle and buffer:
+            ds = ds.shuffle(buffer, seed=options.seed + seed_offset, reshuffle_each_iteration=True)
+        return ds
+
+    if options.positive_fraction is not None:
+        # Each class streams on its own, repeated, and the mix is drawn per example:
+        # the batch composition is set by positive_fraction, not by prevalence.
+        parsed = records(0).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+        pos = shuffled(parsed.filter(lambda x, y, w: y[0] > 0.5), 1, 1024).repeat()
+        neg = shuffled(parsed.filter(lambda x, y, w: y[0] < 0.5), 2, options.shuffle_buffer).repeat()
+        ds = tf.data.Dataset.sample_from_datasets(
+            [pos, neg], weights=[options.positive_fraction, 1.0 - options.positive_fraction],
+            seed=options.seed)
+    else:
+        ds = shuffled(records(0), 0, options.shuffle_buffer)
+        if options.repeat:
+            ds = ds.repeat()
+        ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(options.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+_JITTER_PX = 4
+
+
+def _augment_image(tf, image):
+    """Flip, shift by up to 4 px (reflect padding), jitter exposure and contrast.
+
+    Works on the normalised image and clips back to the input range, so the int8
+    input rule (q = u8 - 128) still covers every value.
+    """
+    image = tf.image.random_flip_left_right(image)
+    padded = tf.pad(image, [[_JITTER_PX, _JITTER_PX], [_JITTER_PX, _JITTER_PX], [0, 0]],
+                    mode="REFLECT")
+    image = tf.image.random_crop(padded, CROP_SHAPE)
+    mean = tf.reduce_mean(image)
+    contrast = tf.random.uniform([], 0.7, 1.3)
+    brightness = tf.random.uniform([], -0.15, 0.15)
+    image = (image - mean) * contrast + mean + brightness
+    return tf.clip_by_value(image, -1.0, 127.0 / 128.0)

@@ -199,11 +199,11 @@ def _apply_conditions(img: np.ndarray, rng: np.random.Generator, lighting: str,
     if lighting == "dusk":
         img = img * np.array([0.6, 0.5, 0.45], np.float32)
     elif lighting == "night":
-        img = img * rng.uniform(0.12, 0.3)
+        img = img * rng.uniform(0.25, 0.45)  # v1 is the easy set: night stays legible
         if rng.random() < 0.5:  # headlight glare
             img = img + 0.9 * _ellipse(rng.uniform(0, W), rng.uniform(H * 0.4, H),
                                        rng.uniform(6, 16), rng.uniform(4, 10))[..., None]
-        img = img + rng.normal(0, 0.05, img.shape).astype(np.float32)
+        img = img + rng.normal(0, 0.04, img.shape).astype(np.float32)
     img = img + rng.normal(0, 0.015, img.shape).astype(np.float32)
     return np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 from edgeped.data.preprocess import META_INPUT_WIDTH
 from edgeped.data.schema import CROP_SHAPE
 
+# Keras' default 0.99 leaves the moving statistics far from the batch statistics
+# for the first epochs of a short schedule: the inference-mode model is then no
+# better than chance (measured: train AP 0.04 vs 0.50 after one epoch).
+BN_MOMENTUM = 0.9
+
 
 def model_inputs(keras, use_metadata: bool):
     """Returns (image, meta) Keras inputs; meta is None for an image-only model."""

@@ -153,15 +153,21 @@ def train(run_dir: str | Path, config: TrainConfig, *, progress: Progress = lamb
                                             "config": config.to_dict(),
                                             "dataset_manifest_sha256": dataset.manifest_sha256})
     prep = Preprocessing.from_manifest_stats(dataset.metadata_stats())
-    pos_weight = positive_weight(dataset, config.pos_weight_power)
+    natural_weight = positive_weight(dataset, config.pos_weight_power)
+    pos_weight = natural_weight if config.imbalance == "weight" else 1.0
+    sampled = config.imbalance == "sample"
     progress(f"train split: {dataset.count('train')} crops, {dataset.positives('train')} positive; "
-             f"positive weight {pos_weight:.2f}")
+             + (f"class-balanced sampling, {config.positive_fraction:.0%} positives per batch"
+                if sampled else f"positive loss weight {pos_weight:.2f}"))
     keras.utils.set_random_seed(config.seed)
 
     def datasets(spec, stage):
         opts = PipelineOptions(batch_size=config.batch_size, shuffle_buffer=config.shuffle_buffer,
                                seed=config.seed, pos_weight=pos_weight,
-                               use_metadata=spec.use_metadata, repeat=stage.steps_per_epoch is not None)
+                               use_metadata=spec.use_metadata,
+                               repeat=stage.steps_per_epoch is not None,
+                               positive_fraction=config.positive_fraction if sampled else None,
+                               augment=config.augment)
         val_opts = PipelineOptions(batch_size=256, use_metadata=spec.use_metadata)
         return (make_dataset(dataset, "train", prep, opts, shuffle=True),
                 make_dataset(dataset, "val", prep, val_opts, shuffle=False))
@@ -169,16 +175,19 @@ def train(run_dir: str | Path, config: TrainConfig, *, progress: Progress = lamb
     def steps(stage: StageConfig) -> int:
         return stage.steps_per_epoch or -(-dataset.count("train") // config.batch_size)
 
+    def fit_steps(stage: StageConfig) -> int | None:
+        return steps(stage) if sampled else stage.steps_per_epoch
+
     results = []
     if "teacher" in stages:
         train_ds, val_ds = datasets(config.teacher, config.teacher_stage)
         results.append(_fit(build_model(config.teacher), "teacher", config.teacher_stage, train_ds,
-                            val_ds, config.teacher_stage.steps_per_epoch, steps(config.teacher_stage),
+                            val_ds, fit_steps(config.teacher_stage), steps(config.teacher_stage),
                             run / CHECKPOINTS["teacher"], progress))
     if "student" in stages:
         train_ds, val_ds = datasets(config.student, config.student_stage)
         results.append(_fit(build_model(config.student), "student", config.student_stage, train_ds,
-                            val_ds, config.student_stage.steps_per_epoch, steps(config.student_stage),
+                            val_ds, fit_steps(config.student_stage), steps(config.student_stage),
                             run / CHECKPOINTS["student"], progress))
     if "student_qat" in stages:
         mot = tfmot()
@@ -187,7 +196,7 @@ def train(run_dir: str | Path, config: TrainConfig, *, progress: Progress = lamb
         fix_input_ranges(qat_model)
         train_ds, val_ds = datasets(config.student, config.qat_stage)
         result = _fit(qat_model, "student_qat", config.qat_stage, train_ds, val_ds,
-                      config.qat_stage.steps_per_epoch, steps(config.qat_stage), run / CHECKPOINTS["student_qat"], progress,
+                      fit_steps(config.qat_stage), steps(config.qat_stage), run / CHECKPOINTS["student_qat"], progress,
                       scope=mot.quantization.keras.quantize_scope)
         # Re-pin after training (the tracked range can only have widened to the same bounds),
         # then store the pinned model as the QAT checkpoint.
@@ -197,6 +206,6 @@ def train(run_dir: str | Path, config: TrainConfig, *, progress: Progress = lamb
         results.append(result)
     write_json_atomic(run / "train_log.json", {
         **stamp("edgeped.train_log"), "dataset_manifest_sha256": dataset.manifest_sha256,
-        "positive_weight": pos_weight,
+        "imbalance": config.imbalance, "positive_weight": pos_weight,
         "stages": [r.__dict__ for r in results]})
     return results
