@@ -620,6 +620,9 @@ def run(args) -> dict:
         "init_ms": init_ms, "first_inference_ms": first_ms,
         "runs": len(invoke_ms), "loop_seconds": loop_seconds,
         "invoke_ms": invoke, "e2e_ms_per_invoke": e2e, "e2e_ms_per_crop": per_crop,
+        # Per-invoke times in run order (the first --keep-samples), for drift/outlier checks.
+        "invoke_ms_samples": [round(v, 5) for v in invoke_ms[:args.keep_samples]],
+        "e2e_ms_samples": [round(v, 5) for v in e2e_ms[:args.keep_samples]],
         "throughput_crops_per_s": args.batch * len(e2e_ms) / max(sum(e2e_ms) / 1e3, 1e-12),
         "memory": {
             "phase_peak_rss_mb": phase_peak_kb / 1024 if (phase_peak_kb and phase_reset) else None,
@@ -769,6 +772,8 @@ def parse_args(argv):
     p.add_argument("--min-runs", type=int, default=50)
     p.add_argument("--min-seconds", type=float, default=1.0)
     p.add_argument("--max-seconds", type=float, default=600.0)
+    p.add_argument("--keep-samples", type=int, default=2000,
+                   help="per-invoke times kept in the result, in run order")
     p.add_argument("--insn-count", action="store_true",
                    help="mark --insn-runs invokes for the QEMU instruction-counting plugin")
     p.add_argument("--insn-runs", type=int, default=3)

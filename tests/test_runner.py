@@ -93,6 +93,9 @@ def test_runner_measures_on_host(device_models, device_crops, kind):
     assert code == 0 and result["ok"], result
     inv = result["invoke_ms"]
     assert result["runs"] >= 20 and inv["n"] == result["runs"]
+    samples = result["invoke_ms_samples"]
+    assert len(samples) == min(result["runs"], 2000)
+    assert min(samples) == pytest.approx(inv["min"], abs=1e-5)
     assert 0 < inv["min"] <= inv["p50"] <= inv["p90"] <= inv["p95"] <= inv["p99"] <= inv["max"]
     low, high = inv["p50_ci95"]
     assert low <= inv["p50"] <= high
