@@ -242,3 +242,20 @@ def _run_isolated(tmp_path):
 def test_instruction_count_needs_the_plugin(device_models):
     code, result, _ = run_device_runner(device_models["int8"], "--insn-count", *FAST)
     assert code == 3 and result["error"]["code"] == "insn_unavailable"
+
+
+def test_runner_preprocessing_matches_the_training_contract(runner_module):
+    from edgeped.data.preprocess import Preprocessing
+
+    rng = np.random.default_rng(5)
+    mean, std = rng.normal(size=6).tolist(), rng.uniform(0.5, 3, size=6).tolist()
+    values = rng.normal(0, 8, size=(32, 6)).astype(np.float32)
+    values[rng.random(values.shape) < 0.2] = np.nan
+    crops = rng.integers(0, 256, (4, 128, 64, 3), dtype=np.uint8)
+    contract = Preprocessing(mean=tuple(mean), std=tuple(std), clip=4.0)
+    device = runner_module.Preprocessor(_FakeIO(np.float32), mean=mean, std=std, clip=4.0)
+    np.testing.assert_allclose(device.meta(values), contract.metadata(values), atol=1e-6)
+    float_io = _FakeIO(np.float32)
+    float_io.image = {"dtype": np.float32, "quantization": (0.0, 0)}
+    as_float = runner_module.Preprocessor(float_io, mean=mean, std=std, clip=4.0)
+    np.testing.assert_array_equal(as_float.image(crops), contract.image(crops))
