@@ -74,7 +74,9 @@ class BenchOptions:
                 "--min-runs", str(self.min_runs), "--min-seconds", str(self.min_seconds),
                 "--warmup", str(self.warmup), "--insn-runs", str(self.insn_runs),
                 "--random-count", str(self.random_count), "--seed", str(self.seed),
-                "--max-seconds", str(max(self.timeout_s * 0.8, 1.0))]
+                # End the timed loop early enough for start-up, parity and the result to
+                # fit inside the timeout.
+                "--max-seconds", str(max(min(self.timeout_s * 0.8, self.timeout_s - 5), 1.0))]
         if not self.xnnpack:
             args.append("--no-xnnpack")
         if self.delegate:
