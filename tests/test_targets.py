@@ -265,3 +265,25 @@ def test_cli_bench_through_entry_point(device_models, tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown target 'nope'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow
+def test_cli_bench_exits_1_when_parity_fails(device_models, device_crops, tmp_path):
+    import numpy as np
+    from conftest import run_device_runner
+
+    from edgeped.cli import main
+
+    golden = tmp_path / "golden.npz"
+    run_device_runner(device_models["int8"], "--crops", device_crops, "--write-golden", golden)
+    with np.load(golden) as npz:
+        data = {k: npz[k] for k in npz.files}
+    data["raw"] = (data["raw"].astype(np.int16) ^ 1).astype(np.int8)
+    np.savez(golden, **data)
+    result = CliRunner().invoke(main, ["bench", str(device_models["int8"]), "--crops",
+                                       str(device_crops), "--golden", str(golden), "--runs",
+                                       "5", "--min-seconds", "0", "--out",
+                                       str(tmp_path / "bench.json")])
+    assert result.exit_code == 1, result.output
+    assert "parity FAILED" in result.output
+    assert json.loads((tmp_path / "bench.json").read_text())["parity_ok"] is False
