@@ -55,3 +55,35 @@ def _save(fig, plt, path: Path) -> Path:
     plt.close(fig)
     write_bytes_atomic(path, buffer.getvalue())
     return path
+
+
+def reliability_png(calibrations: dict[str, dict], path: Path) -> Path:
+    """Reliability diagram: positive rate against mean score per bin, one line per model."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect")
+    for name, cal in calibrations.items():
+        mean = np.array(cal["mean_score"], dtype=float)
+        rate = np.array(cal["positive_rate"], dtype=float)
+        ok = ~np.isnan(mean)
+        ax.plot(mean[ok], rate[ok], marker="o", ms=3, label=f"{name} (ECE {cal['ece']:.3f})")
+    ax.set(xlabel="mean predicted probability", ylabel="observed pedestrian rate",
+           title="Reliability (test)", xlim=(0, 1), ylim=(0, 1))
+    ax.legend(loc="upper left", fontsize=7)
+    return _save(fig, plt, path)
+
+
+def recall_vs_size_png(points: dict[str, tuple[float, float, tuple[float, float] | None]],
+                       path: Path, min_recall: float, max_fpr: float) -> Path:
+    """Recall at the FPR limit against model size (KiB, log), with CI bars where known."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for name, (size_kib, recall, ci) in points.items():
+        err = None if ci is None else [[recall - ci[0]], [ci[1] - recall]]
+        ax.errorbar([size_kib], [recall], yerr=err, fmt="o", capsize=3, label=name)
+        ax.annotate(name, (size_kib, recall), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.axhline(min_recall, color="grey", ls="--", lw=1, label=f"target {min_recall}")
+    ax.set(xscale="log", xlabel="model size (KiB, log)", ylabel=f"test recall at val FPR <= {max_fpr}",
+           title="Recall vs size", ylim=(0, 1.02))
+    ax.legend(loc="lower right", fontsize=7)
+    return _save(fig, plt, path)

@@ -11,6 +11,13 @@ def _num(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None or value != value else f"{value:.{digits}f}"
 
 
+def _ci(interval, pct: bool = True) -> str:
+    if interval is None:
+        return "n/a"
+    lo, hi = interval
+    return f"[{_pct(lo)}, {_pct(hi)}]" if pct else f"[{_num(lo)}, {_num(hi)}]"
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -36,6 +43,17 @@ def render_markdown(report: dict) -> str:
                      "yes" if r["both_constraints_hold_on_val"] else "no"])
     out += _table(["model", "mode", "size", "params", "threshold", "recall", "FPR", "AUC-PR",
                    "ROC-AUC", f"val recall >= {cfg['min_recall']} at FPR <= {cfg['max_fpr']}"], rows)
+    out += ["95% intervals on test: exact binomial (crops independent) and bootstrap over "
+            "drives (crops of a drive move together; the honest one):", ""]
+    rows = []
+    for name, r in report["models"].items():
+        ci = r["test_ci95"]
+        boot = ci["by_drive_bootstrap"]
+        rows.append([name, _ci(ci["recall_exact"]), _ci(boot["recall"]), _ci(ci["fpr_exact"]),
+                     _ci(boot["fpr"]), _ci(boot["auc_pr"], pct=False),
+                     _num(r["test_calibration"]["ece"])])
+    out += _table(["model", "recall exact", "recall by drive", "FPR exact", "FPR by drive",
+                   "AUC-PR by drive", "ECE"], rows)
     out += ["Second reading of the constraint (lowest val FPR with val recall >= "
             f"{cfg['min_recall']}):", ""]
     out += _table(["model", "threshold", "val recall", "val FPR"],

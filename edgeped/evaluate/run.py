@@ -19,7 +19,9 @@ from edgeped.data.schema import TAG_FIELDS
 from edgeped.data.shards import Dataset
 from edgeped.errors import EdgepedError
 from edgeped.evaluate import metrics as m
+from edgeped.evaluate.calibration import reliability
 from edgeped.evaluate.inference import TfliteScorer
+from edgeped.evaluate.uncertainty import bootstrap_by_group, clopper_pearson
 from edgeped.fileio import sha256_file, write_json_atomic, write_text_atomic
 from edgeped.provenance import stamp
 
@@ -31,6 +33,7 @@ class EvalConfig:
     min_slice_samples: int = 30
     batch: int = 64
     threads: int = 2
+    bootstrap_resamples: int = 1000
 
     def __post_init__(self) -> None:
         if not 0 < self.max_fpr < 1:
@@ -39,6 +42,8 @@ class EvalConfig:
             raise ValueError(f"min_recall must be in (0, 1], got {self.min_recall}")
         if self.min_slice_samples < 1:
             raise ValueError(f"min_slice_samples must be >= 1, got {self.min_slice_samples}")
+        if self.bootstrap_resamples < 10:
+            raise ValueError(f"bootstrap_resamples must be >= 10, got {self.bootstrap_resamples}")
         if self.batch < 1 or self.threads < 1:
             raise ValueError(f"batch and threads must be >= 1, got {self.batch}, {self.threads}")
 
@@ -51,6 +56,7 @@ class SplitScores:
     labels: np.ndarray
     tags: dict[str, np.ndarray]
     scores: dict[str, np.ndarray]  # model name -> probabilities
+    drives: np.ndarray
 
 
 def find_models(run_dir: Path, only: tuple[str, ...] | None = None) -> dict[str, tuple[Path, dict]]:
@@ -76,13 +82,14 @@ def find_models(run_dir: Path, only: tuple[str, ...] | None = None) -> dict[str,
 
 def score_split(dataset: Dataset, split: str, scorers: dict[str, TfliteScorer],
                 progress: Callable[[str], None]) -> SplitScores:
-    labels, tags, scores = [], {t: [] for t in TAG_FIELDS}, {n: [] for n in scorers}
+    labels, drives, tags, scores = [], [], {t: [] for t in TAG_FIELDS}, {n: [] for n in scorers}
     total, done = dataset.count(split), 0
     if total == 0:
         raise EdgepedError(f"the {split} split of {dataset.root} is empty",
                            "generate more drives so every split gets some")
     for batch in dataset.iter_batches(split, batch_records=1024):
         labels.append(batch.labels)
+        drives.append(batch.drive_id)
         for t in TAG_FIELDS:
             tags[t].append(batch.tags(t))
         for name, scorer in scorers.items():
@@ -90,7 +97,7 @@ def score_split(dataset: Dataset, split: str, scorers: dict[str, TfliteScorer],
         done += len(batch)
         progress(f"scored {split}: {done}/{total} crops with {len(scorers)} model(s)")
     return SplitScores(np.concatenate(labels), {t: np.concatenate(v) for t, v in tags.items()},
-                       {n: np.concatenate(v) for n, v in scores.items()})
+                       {n: np.concatenate(v) for n, v in scores.items()}, np.concatenate(drives))
 
 
 def _lineage(card: dict) -> str:
@@ -147,6 +154,14 @@ def evaluate_run(run_dir: str | os.PathLike, config: EvalConfig = EvalConfig(), 
                                   **alt.to_dict()},
             "both_constraints_hold_on_val": bool(chosen.recall >= config.min_recall),
             "test": {**at.to_dict(), **m.ranking_metrics(test.labels, test.scores[name])},
+            "test_ci95": {
+                "recall_exact": clopper_pearson(at.tp, at.positives),
+                "fpr_exact": clopper_pearson(at.fp, at.negatives),
+                "by_drive_bootstrap": bootstrap_by_group(
+                    test.labels, test.scores[name], test.drives, chosen.threshold,
+                    resamples=config.bootstrap_resamples, seed=0),
+            },
+            "test_calibration": reliability(test.labels, test.scores[name]),
             "test_slices": m.slice_metrics(test.labels, test.scores[name], chosen.threshold,
                                            test.tags, config.min_slice_samples),
         }
@@ -180,13 +195,19 @@ def evaluate_run(run_dir: str | os.PathLike, config: EvalConfig = EvalConfig(), 
 
 def write_outputs(run_dir: str | os.PathLike, report: dict) -> dict[str, Path]:
     """Writes metrics.json, report.md, PR/ROC plots, and the thresholds into the model cards."""
-    from edgeped.evaluate.plots import pr_roc_png
+    from edgeped.evaluate.plots import pr_roc_png, recall_vs_size_png, reliability_png
     from edgeped.evaluate.report import render_markdown
 
     run = Path(run_dir)
     curves = report.pop("_curves")
     plots = pr_roc_png(curves, run / "plots", report["config"]["max_fpr"],
                        report["config"]["min_recall"])
+    plots["reliability"] = reliability_png(
+        {n: r["test_calibration"] for n, r in report["models"].items()}, run / "plots" / "reliability.png")
+    plots["recall_vs_size"] = recall_vs_size_png(
+        {n: (r["model"]["size_bytes"] / 1024, r["test"]["recall"],
+             r["test_ci95"]["by_drive_bootstrap"]["recall"]) for n, r in report["models"].items()},
+        run / "plots" / "recall_vs_size.png", report["config"]["min_recall"], report["config"]["max_fpr"])
     report["plots"] = {k: str(p.relative_to(run)) for k, p in plots.items()}
     write_json_atomic(run / "metrics.json", report)
     write_text_atomic(run / "report.md", render_markdown(report))
