@@ -15,12 +15,16 @@ from edgeped.data.shards import Dataset
 from edgeped.errors import EdgepedError
 from edgeped.fileio import read_json, sha256_file, write_bytes_atomic
 
-# (output name, checkpoint, mode): what a run converts by default.
+# (output name, checkpoints to try in order, mode): what a run converts. The PTQ
+# model starts from the same float student QAT started from (distilled if present).
 PLAN = (
-    ("teacher_float32", "teacher.h5", "float32"),
-    ("student_float32", "student.h5", "float32"),
-    ("student_ptq_int8", "student.h5", "ptq-int8"),
-    ("student_qat_int8", "student_qat.h5", "qat-int8"),
+    ("teacher_float32", ("teacher.h5",), "float32"),
+    ("student_float32", ("student.h5",), "float32"),
+    ("student_distilled_float32", ("student_distilled.h5",), "float32"),
+    ("student_ptq_int8", ("student_distilled.h5", "student.h5"), "ptq-int8"),
+    ("student_qat_int8", ("student_qat.h5",), "qat-int8"),
+    ("student_pruned_float32", ("student_pruned.h5",), "float32"),
+    ("student_pruned_ptq_int8", ("student_pruned.h5",), "ptq-int8"),
 )
 HEADLINE = "student_qat_int8"
 
@@ -74,9 +78,16 @@ def convert_run(run_dir: str | Path, *, only: tuple[str, ...] | None = None,
         if unknown:
             raise EdgepedError(f"unknown model name(s) {unknown}",
                                f"choose from {', '.join(p[0] for p in PLAN)}")
-    todo = [p for p in plan if (run / p[1]).is_file()]
+    todo = []
+    for name, candidates, mode in plan:
+        found = next((c for c in candidates if (run / c).is_file()), None)
+        if found:
+            todo.append((name, found, mode))
     if not todo:
         raise EdgepedError(f"no checkpoints to convert in {run}", "run `edgeped train` first")
+    parents = {}
+    if (run / "train_log.json").is_file():
+        parents = read_json(run / "train_log.json", "train log").get("parents", {})
     calibration = None
     models: dict[str, object] = {}
     out = []
@@ -95,6 +106,7 @@ def convert_run(run_dir: str | Path, *, only: tuple[str, ...] | None = None,
                           architecture=model.name, parameters=int(model.count_params()), prep=prep,
                           source={"checkpoint": checkpoint,
                                   "checkpoint_sha256": sha256_file(run / checkpoint),
+                                  "float_parent": parents.get(checkpoint, checkpoint),
                                   "dataset": str(dataset.root),
                                   "dataset_manifest_sha256": dataset.manifest_sha256,
                                   "calibration_samples": 0 if mode == "float32"

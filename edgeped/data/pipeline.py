@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
+from edgeped.data.augment import AugmentConfig, augment_image
+
 from edgeped.data.preprocess import PIXEL_OFFSET, PIXEL_SCALE, Preprocessing
 from edgeped.data.schema import CROP_SHAPE, NUM_METADATA
 from edgeped.data.shards import Dataset
@@ -20,14 +24,15 @@ class PipelineOptions:
     # Class-balanced sampling: draw positives with this probability per example
     # (streams repeat, so the caller sets steps per epoch). None = natural mix.
     positive_fraction: float | None = None
-    # Training-time augmentation: horizontal flip, framing jitter (+/-4 px), exposure
-    # and contrast jitter, and metadata dropout (whole record) at `metadata_dropout`.
-    augment: bool = False
-    metadata_dropout: float = 0.1
+    # Training-time augmentation (see edgeped.data.augment); None = off.
+    augment: AugmentConfig | None = None
+    # Mined hard negatives (uint8 crops, raw metadata) mixed into each batch at hard_fraction.
+    hard_negatives: tuple[np.ndarray, np.ndarray] | None = None
+    hard_fraction: float = 0.25
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.metadata_dropout < 1.0:
-            raise ValueError(f"metadata_dropout must be in [0, 1), got {self.metadata_dropout}")
+        if not 0.0 < self.hard_fraction < 1.0:
+            raise ValueError(f"hard_fraction must be in (0, 1), got {self.hard_fraction}")
         if self.positive_fraction is not None and not 0.0 < self.positive_fraction < 1.0:
             raise ValueError(f"positive_fraction must be in (0, 1) or None, got "
                              f"{self.positive_fraction}")
@@ -60,18 +65,19 @@ def make_dataset(dataset: Dataset, split: str, prep: Preprocessing, options: Pip
     def parse(payload):
         ex = tf.io.parse_single_example(payload, spec)
         image = tf.reshape(tf.io.decode_raw(ex["image"], tf.uint8), CROP_SHAPE)
+        return prepare(image, ex["metadata"], tf.cast(ex["label"], tf.float32))
+
+    def prepare(image, meta, label):
         image = (tf.cast(image, tf.float32) - PIXEL_OFFSET) / PIXEL_SCALE
-        meta = ex["metadata"]
         present = tf.logical_not(tf.math.is_nan(meta))
         z = tf.clip_by_value((meta - mean) / std, -prep.clip, prep.clip)
         z = tf.where(present, z, tf.zeros_like(z))
         meta_in = tf.concat([z, tf.cast(present, tf.float32)], axis=0)
-        if options.augment:
-            image = _augment_image(tf, image)
-            if options.use_metadata and options.metadata_dropout:
-                keep = tf.cast(tf.random.uniform([]) >= options.metadata_dropout, tf.float32)
-                meta_in = meta_in * keep
-        label = tf.cast(ex["label"], tf.float32)
+        if options.augment is not None:
+            image = augment_image(tf, image, options.augment)
+            if options.use_metadata and options.augment.metadata_dropout:
+                keep = tf.random.uniform([]) >= options.augment.metadata_dropout
+                meta_in = meta_in * tf.cast(keep, tf.float32)
         weight = tf.where(label[0] > 0.5, options.pos_weight, 1.0)
         inputs = {"image": image, "meta": meta_in} if options.use_metadata else {"image": image}
         return inputs, label, weight
@@ -103,24 +109,14 @@ def make_dataset(dataset: Dataset, split: str, prep: Preprocessing, options: Pip
         if options.repeat:
             ds = ds.repeat()
         ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    if options.hard_negatives is not None:
+        images, metadata = options.hard_negatives
+        hard = tf.data.Dataset.from_tensor_slices(
+            (images, metadata.astype(np.float32), np.zeros((len(images), 1), np.float32)))
+        hard = shuffled(hard.repeat(), 3, min(len(images), 4096)).map(
+            prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = tf.data.Dataset.sample_from_datasets(
+            [ds.repeat(), hard], weights=[1.0 - options.hard_fraction, options.hard_fraction],
+            seed=options.seed + 4)
     return ds.batch(options.batch_size).prefetch(tf.data.AUTOTUNE)
 
-
-_JITTER_PX = 4
-
-
-def _augment_image(tf, image):
-    """Flip, shift by up to 4 px (reflect padding), jitter exposure and contrast.
-
-    Works on the normalised image and clips back to the input range, so the int8
-    input rule (q = u8 - 128) still covers every value.
-    """
-    image = tf.image.random_flip_left_right(image)
-    padded = tf.pad(image, [[_JITTER_PX, _JITTER_PX], [_JITTER_PX, _JITTER_PX], [0, 0]],
-                    mode="REFLECT")
-    image = tf.image.random_crop(padded, CROP_SHAPE)
-    mean = tf.reduce_mean(image)
-    contrast = tf.random.uniform([], 0.7, 1.3)
-    brightness = tf.random.uniform([], -0.15, 0.15)
-    image = (image - mean) * contrast + mean + brightness
-    return tf.clip_by_value(image, -1.0, 127.0 / 128.0)

@@ -100,17 +100,13 @@ def score_split(dataset: Dataset, split: str, scorers: dict[str, TfliteScorer],
                        {n: np.concatenate(v) for n, v in scores.items()}, np.concatenate(drives))
 
 
-def _lineage(card: dict) -> str:
-    """The float model a checkpoint descends from: student_qat.h5 and student.h5 -> student."""
-    return Path(card["source"]["checkpoint"]).stem.removesuffix("_qat")
-
-
 def _float_sibling(name: str, card: dict, models: dict[str, tuple[Path, dict]]) -> str | None:
     """The float32 model of the same lineage, to compare a quantised one against."""
     if card["model"]["mode"] == "float32":
         return None
+    parent = card["source"].get("float_parent", card["source"]["checkpoint"])
     for other, (_, other_card) in models.items():
-        if other_card["model"]["mode"] == "float32" and _lineage(other_card) == _lineage(card):
+        if other_card["model"]["mode"] == "float32" and other_card["source"]["checkpoint"] == parent:
             return other
     return None
 

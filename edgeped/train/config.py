@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from edgeped.data.augment import AugmentConfig
 from edgeped.models.registry import ModelSpec
 
-
 IMBALANCE_MODES = ("sample", "weight", "none")
+LOSS_NAMES = ("bce", "focal")
+STAGES = ("teacher", "student", "student_distilled", "student_qat", "student_pruned")
+DEFAULT_STAGES = ("teacher", "student_distilled", "student_qat")
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,40 @@ class StageConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """Soft targets: loss = alpha * T^2 * KD(T) + (1 - alpha) * hard loss."""
+
+    temperature: float = 4.0
+    alpha: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0:
+            raise ValueError(f"distill.temperature must be > 0, got {self.temperature}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"distill.alpha must be in [0, 1], got {self.alpha}")
+
+
+@dataclass(frozen=True)
+class MiningConfig:
+    """Rounds of hard-negative mining after a student's main epochs (0 rounds = off)."""
+
+    rounds: int = 0
+    top_k: int = 1024
+    hard_fraction: float = 0.25
+    epochs_per_round: int = 1
+
+    def __post_init__(self) -> None:
+        if self.rounds < 0:
+            raise ValueError(f"mining.rounds must be >= 0, got {self.rounds}")
+        if self.top_k < 1:
+            raise ValueError(f"mining.top_k must be >= 1, got {self.top_k}")
+        if not 0.0 < self.hard_fraction < 1.0:
+            raise ValueError(f"mining.hard_fraction must be in (0, 1), got {self.hard_fraction}")
+        if self.epochs_per_round < 1:
+            raise ValueError(f"mining.epochs_per_round must be >= 1, got {self.epochs_per_round}")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything `edgeped train` needs; saved as config.json in the run directory.
 
@@ -39,8 +76,9 @@ class TrainConfig:
       ceil(n_train / batch_size) steps.
     - "weight": natural mix, a positive's loss weighted (n_neg / n_pos) ** pos_weight_power.
     - "none": natural mix, unweighted.
-    Either way the operating threshold is chosen later on validation, so the
-    choice moves scores but not the constraint the operating point meets.
+    `loss` is "bce" or "focal" (focal_gamma, focal_alpha). Either way the operating
+    threshold is chosen later on validation, so these choices move scores but
+    not the constraint the operating point meets.
     """
 
     data_dir: str
@@ -48,26 +86,41 @@ class TrainConfig:
     student: ModelSpec = field(default_factory=lambda: ModelSpec("student", width=1.0))
     teacher_stage: StageConfig = field(default_factory=lambda: StageConfig(3, 2e-3))
     student_stage: StageConfig = field(default_factory=lambda: StageConfig(4, 3e-3))
-    qat_stage: StageConfig = field(default_factory=lambda: StageConfig(2, 3e-4))
+    qat_stage: StageConfig = field(default_factory=lambda: StageConfig(1, 3e-4))
+    prune_stage: StageConfig = field(default_factory=lambda: StageConfig(2, 5e-4))
+    prune_final_sparsity: float = 0.5
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    mining: MiningConfig = field(default_factory=MiningConfig)
     batch_size: int = 64
+    loss: str = "bce"
+    focal_gamma: float = 2.0
+    focal_alpha: float = 0.25
     imbalance: str = "sample"
     positive_fraction: float = 0.25
     pos_weight_power: float = 0.5
-    augment: bool = True
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     shuffle_buffer: int = 4096
     seed: int = 0
+    deterministic: bool = True
 
     def __post_init__(self) -> None:
         if not self.data_dir:
             raise ValueError("data_dir must name a dataset folder")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.loss not in LOSS_NAMES:
+            raise ValueError(f"loss must be one of {LOSS_NAMES}, got {self.loss!r}")
+        if self.focal_gamma < 0 or not 0 < self.focal_alpha < 1:
+            raise ValueError(f"focal_gamma must be >= 0 and focal_alpha in (0, 1), got "
+                             f"{self.focal_gamma}, {self.focal_alpha}")
         if self.imbalance not in IMBALANCE_MODES:
             raise ValueError(f"imbalance must be one of {IMBALANCE_MODES}, got {self.imbalance!r}")
         if not 0.0 < self.positive_fraction < 1.0:
             raise ValueError(f"positive_fraction must be in (0, 1), got {self.positive_fraction}")
         if not 0.0 <= self.pos_weight_power <= 1.0:
             raise ValueError(f"pos_weight_power must be in [0, 1], got {self.pos_weight_power}")
+        if not 0.0 < self.prune_final_sparsity < 1.0:
+            raise ValueError(f"prune_final_sparsity must be in (0, 1), got {self.prune_final_sparsity}")
         if self.student.architecture == "teacher":
             raise ValueError("student.architecture must be an int8-friendly one (student, tiny), "
                              "got 'teacher'")
@@ -82,12 +135,14 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown train config key(s) {unknown}; allowed: {sorted(known)}")
         kwargs = dict(data)
-        for key in ("teacher", "student"):
+        nested = {"teacher": ModelSpec.from_dict, "student": ModelSpec.from_dict,
+                  "distill": lambda d: DistillConfig(**d), "mining": lambda d: MiningConfig(**d),
+                  "augment": lambda d: AugmentConfig(**d)}
+        nested.update({k: (lambda d: StageConfig(**d))
+                       for k in ("teacher_stage", "student_stage", "qat_stage", "prune_stage")})
+        for key, build in nested.items():
             if key in kwargs and isinstance(kwargs[key], dict):
-                kwargs[key] = ModelSpec.from_dict(kwargs[key])
-        for key in ("teacher_stage", "student_stage", "qat_stage"):
-            if key in kwargs and isinstance(kwargs[key], dict):
-                kwargs[key] = StageConfig(**kwargs[key])
+                kwargs[key] = build(kwargs[key])
         return cls(**kwargs)
 
     def with_overrides(self, **changes: Any) -> TrainConfig:

@@ -1,8 +1,14 @@
-"""Training runs: float teacher, float student, then QAT of the student (tfmot).
+"""Training runs as named stages, each writing one checkpoint into the run directory.
 
-A run directory receives `config.json` (the resolved config), one `.h5`
-checkpoint per model (best validation AUC-PR epoch), and `train_log.json`
-(per-epoch history, dataset manifest hash, tool versions).
+- teacher: the float teacher on labels.
+- student: the float student on labels only (the "no distillation" baseline).
+- student_distilled: the float student on labels + the teacher's soft targets.
+- student_qat: quantization-aware training (tfmot) of the best float student
+  (distilled if present), distilled again when a teacher is there.
+- student_pruned: magnitude pruning of the same float student (tfmot).
+Students optionally run rounds of hard-negative mining after their main epochs.
+The run directory receives `config.json`, one `<stage>.h5` per stage (best
+validation AUC-PR epoch) and `train_log.json` (history, mined kinds, lineage).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import time
 import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from edgeped.data.preprocess import Preprocessing
@@ -21,9 +27,9 @@ from edgeped.data.shards import Dataset
 from edgeped.errors import EdgepedError
 from edgeped.fileio import write_json_atomic
 from edgeped.provenance import stamp
-from edgeped.train.config import StageConfig, TrainConfig
+from edgeped.train.config import DEFAULT_STAGES, STAGES, StageConfig, TrainConfig
 
-CHECKPOINTS = {"teacher": "teacher.h5", "student": "student.h5", "student_qat": "student_qat.h5"}
+CHECKPOINTS = {stage: f"{stage}.h5" for stage in STAGES}
 INPUT_RANGE = (-1.0, 127.0 / 128.0)  # (u8 - 128) / 128 for u8 in [0, 255]
 
 Progress = Callable[[str], None]
@@ -37,6 +43,8 @@ class StageResult:
     seconds: float
     history: dict[str, list[float]] = field(default_factory=dict)
     best_val_auc_pr: float | None = None
+    parent: str | None = None
+    mined: list[dict] = field(default_factory=list)
 
 
 def positive_weight(dataset: Dataset, power: float) -> float:
@@ -80,38 +88,6 @@ def load_checkpoint(path: str | Path):
                            "the file is corrupt or not a Keras .h5: retrain") from exc
 
 
-def _fit(model, name: str, stage: StageConfig, train_ds, val_ds, steps_per_epoch: int | None,
-         epoch_steps: int, out: Path, progress: Progress, scope=None) -> StageResult:
-    from edgeped._keras import keras
-
-    decay_steps = max(1, stage.epochs * epoch_steps)
-    schedule = keras.optimizers.schedules.CosineDecay(stage.learning_rate, decay_steps, alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
-                  loss=keras.losses.BinaryCrossentropy(),
-                  weighted_metrics=[],
-                  metrics=[keras.metrics.AUC(curve="PR", name="auc_pr")])
-    best = {"value": -1.0}
-
-    class Report(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            value = float(logs.get("val_auc_pr", -1.0))
-            if value > best["value"]:
-                best["value"] = value
-                _save_h5(self.model, out, scope)
-            progress(f"{name}: epoch {epoch + 1}/{stage.epochs} loss {logs.get('loss', 0):.4f} "
-                     f"val_loss {logs.get('val_loss', 0):.4f} val_auc_pr {value:.4f}")
-
-    start = time.perf_counter()
-    history = model.fit(train_ds, validation_data=val_ds, epochs=stage.epochs,
-                        steps_per_epoch=steps_per_epoch, callbacks=[Report()], verbose=0)
-    if stage.epochs == 0:
-        _save_h5(model, out, scope)
-    return StageResult(name, out.name, stage.epochs, time.perf_counter() - start,
-                       {k: [float(v) for v in vals] for k, vals in history.history.items()},
-                       best["value"] if best["value"] >= 0 else None)
-
-
 def fix_input_ranges(qat_model) -> int:
     """Pins the image input quantiser to [-1, 127/128] so the int8 input is q = u8 - 128.
 
@@ -130,82 +106,259 @@ def fix_input_ranges(qat_model) -> int:
     return pinned
 
 
-def train(run_dir: str | Path, config: TrainConfig, *, progress: Progress = lambda _: None,
-          stages: tuple[str, ...] = ("teacher", "student", "student_qat")) -> list[StageResult]:
-    """Trains the requested stages into run_dir and returns what each produced.
+class _Session:
+    """What every stage needs: data, preprocessing, config, where to write, how to report."""
 
-    Raises:
-        EdgepedError: the dataset is missing, empty or one-class; a needed
-            checkpoint for a later stage is missing.
-    """
-    from edgeped._keras import keras, tfmot
-    from edgeped.data.pipeline import PipelineOptions, make_dataset
+    def __init__(self, run: Path, config: TrainConfig, progress: Progress) -> None:
+        from edgeped.train.losses import make_loss
+
+        self.run, self.config, self.progress = run, config, progress
+        self.dataset = Dataset.open(config.data_dir)
+        for split in ("train", "val"):
+            if self.dataset.count(split) == 0:
+                raise EdgepedError(f"the {split} split of {config.data_dir} is empty",
+                                   "generate more drives so every split gets some")
+        self.prep = Preprocessing.from_manifest_stats(self.dataset.metadata_stats())
+        natural = positive_weight(self.dataset, config.pos_weight_power)
+        self.pos_weight = natural if config.imbalance == "weight" else 1.0
+        self.sampled = config.imbalance == "sample"
+        params = ({"gamma": config.focal_gamma, "alpha": config.focal_alpha}
+                  if config.loss == "focal" else {"pos_weight": self.pos_weight})
+        self.hard_loss = make_loss(config.loss, **params)
+        self.epoch_steps = -(-self.dataset.count("train") // config.batch_size)
+
+    def data(self, use_metadata: bool, stage: StageConfig, hard_negatives=None):
+        from edgeped.data.pipeline import PipelineOptions, make_dataset
+
+        c = self.config
+        repeat = stage.steps_per_epoch is not None or hard_negatives is not None
+        opts = PipelineOptions(batch_size=c.batch_size, shuffle_buffer=c.shuffle_buffer, seed=c.seed,
+                               use_metadata=use_metadata, repeat=repeat,
+                               positive_fraction=c.positive_fraction if self.sampled else None,
+                               augment=c.augment, hard_negatives=hard_negatives,
+                               hard_fraction=c.mining.hard_fraction)
+        val = PipelineOptions(batch_size=256, use_metadata=use_metadata)
+        return (make_dataset(self.dataset, "train", self.prep, opts, shuffle=True),
+                make_dataset(self.dataset, "val", self.prep, val, shuffle=False))
+
+    def fit_steps(self, stage: StageConfig, infinite: bool) -> int | None:
+        if stage.steps_per_epoch is not None:
+            return stage.steps_per_epoch
+        return self.epoch_steps if (self.sampled or infinite) else None
+
+    def fit(self, trainee, saved, name: str, stage: StageConfig, out: Path, *, scope=None,
+            hard_negatives=None, best: dict | None = None, callbacks=()) -> StageResult:
+        """Trains `trainee` (a model or a distiller) and checkpoints `saved` on best val AUC-PR."""
+        from edgeped._keras import keras
+
+        use_meta = len(saved.inputs) > 1
+        train_ds, val_ds = self.data(use_meta, stage, hard_negatives)
+        steps = self.fit_steps(stage, hard_negatives is not None)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            stage.learning_rate, max(1, stage.epochs * (steps or self.epoch_steps)), alpha=0.05)
+        if trainee is saved:
+            trainee.compile(optimizer=keras.optimizers.Adam(schedule), loss=self.hard_loss,
+                            metrics=[keras.metrics.AUC(curve="PR", name="auc_pr")])
+        else:
+            trainee.compile(optimizer=keras.optimizers.Adam(schedule))
+        best = best if best is not None else {"value": -1.0}
+        progress = self.progress
+
+        class Report(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                logs = logs or {}
+                value = float(logs.get("val_auc_pr", -1.0))
+                if value > best["value"]:
+                    best["value"] = value
+                    _save_h5(saved, out, scope)
+                progress(f"{name}: epoch {epoch + 1}/{stage.epochs} loss {logs.get('loss', 0):.4f} "
+                         f"val_loss {logs.get('val_loss', 0):.4f} val_auc_pr {value:.4f}")
+
+        start = time.perf_counter()
+        history = trainee.fit(train_ds, validation_data=val_ds, epochs=stage.epochs,
+                              steps_per_epoch=steps, callbacks=[*callbacks, Report()], verbose=0)
+        if not out.exists():
+            _save_h5(saved, out, scope)
+        return StageResult(name, out.name, stage.epochs, time.perf_counter() - start,
+                           {k: [float(v) for v in vals] for k, vals in history.history.items()},
+                           best["value"] if best["value"] >= 0 else None)
+
+    def teacher(self):
+        path = self.run / CHECKPOINTS["teacher"]
+        if not path.is_file():
+            raise EdgepedError(f"distillation needs a teacher, but {path} does not exist",
+                               "run the teacher stage first (--stages teacher,...)")
+        teacher = load_checkpoint(path)
+        teacher.trainable = False
+        return teacher
+
+    def float_parent(self) -> str:
+        for name in ("student_distilled", "student"):
+            if (self.run / CHECKPOINTS[name]).is_file():
+                return CHECKPOINTS[name]
+        raise EdgepedError("no float student to start from in " + str(self.run),
+                           "run the student or student_distilled stage first")
+
+    def mine_rounds(self, student, trainee, name: str, out: Path, best: dict, scope=None) -> list:
+        from edgeped.train.mining import mine
+
+        rounds = []
+        cfg = self.config.mining
+        stage = StageConfig(cfg.epochs_per_round, self.stage_config(name).learning_rate * 0.3)
+        for r in range(cfg.rounds):
+            mined = mine(student, self.dataset, self.prep, top_k=cfg.top_k,
+                         use_metadata=len(student.inputs) > 1)
+            kinds = mined.kinds()
+            self.progress(f"{name}: mining round {r + 1}/{cfg.rounds}: top {len(mined.scores)} "
+                          f"negatives of {mined.pool_size} (score >= {mined.scores.min():.3f}): {kinds}")
+            result = self.fit(trainee, student, f"{name} mined r{r + 1}", stage, out, scope=scope,
+                              hard_negatives=(mined.batch.images, mined.batch.metadata), best=best)
+            rounds.append({"round": r + 1, "pool": mined.pool_size, "kinds": kinds,
+                           "min_score": float(mined.scores.min()),
+                           "val_auc_pr": result.history.get("val_auc_pr", [])})
+        return rounds
+
+    def stage_config(self, name: str) -> StageConfig:
+        return {"teacher": self.config.teacher_stage, "student_qat": self.config.qat_stage,
+                "student_pruned": self.config.prune_stage}.get(name, self.config.student_stage)
+
+
+STAGE_RUNNERS: dict[str, Callable[[_Session], StageResult]] = {}
+
+
+def _stage(name: str):
+    def wrap(fn):
+        STAGE_RUNNERS[name] = fn
+        return fn
+
+    return wrap
+
+
+@_stage("teacher")
+def _teacher(s: _Session) -> StageResult:
     from edgeped.models import build_model
 
+    model = build_model(s.config.teacher)
+    return s.fit(model, model, "teacher", s.config.teacher_stage, s.run / CHECKPOINTS["teacher"])
+
+
+def _train_student(s: _Session, name: str, distilled: bool) -> StageResult:
+    from edgeped.models import build_model
+    from edgeped.train.distill import make_distiller
+
+    student = build_model(s.config.student)
+    trainee = student
+    if distilled:
+        d = s.config.distill
+        trainee = make_distiller(student, s.teacher(), s.hard_loss, temperature=d.temperature,
+                                 alpha=d.alpha)
+    out, best = s.run / CHECKPOINTS[name], {"value": -1.0}
+    result = s.fit(trainee, student, name, s.config.student_stage, out, best=best)
+    if s.config.mining.rounds:
+        student.set_weights(load_checkpoint(out).get_weights())  # continue from the best epoch
+        result.mined = s.mine_rounds(student, trainee, name, out, best)
+        result.best_val_auc_pr = best["value"]
+    return result
+
+
+@_stage("student")
+def _student(s: _Session) -> StageResult:
+    return _train_student(s, "student", distilled=False)
+
+
+@_stage("student_distilled")
+def _student_distilled(s: _Session) -> StageResult:
+    return _train_student(s, "student_distilled", distilled=True)
+
+
+@_stage("student_qat")
+def _student_qat(s: _Session) -> StageResult:
+    from edgeped._keras import tfmot
+    from edgeped.train.distill import make_distiller
+
+    mot = tfmot()
+    scope = mot.quantization.keras.quantize_scope
+    parent = s.float_parent()
+    qat_model = mot.quantization.keras.quantize_model(load_checkpoint(s.run / parent))
+    fix_input_ranges(qat_model)
+    trainee = qat_model
+    if parent == CHECKPOINTS["student_distilled"]:
+        d = s.config.distill
+        trainee = make_distiller(qat_model, s.teacher(), s.hard_loss, temperature=d.temperature,
+                                 alpha=d.alpha)
+    out = s.run / CHECKPOINTS["student_qat"]
+    result = s.fit(trainee, qat_model, "student_qat", s.config.qat_stage, out, scope=scope)
+    # Re-pin the input range on the best checkpoint and store that as the QAT model.
+    best = load_checkpoint(out)
+    fix_input_ranges(best)
+    _save_h5(best, out, scope)
+    result.parent = parent
+    return result
+
+
+@_stage("student_pruned")
+def _student_pruned(s: _Session) -> StageResult:
+    from edgeped._keras import tfmot
+
+    sparsity = tfmot().sparsity.keras
+    parent = s.float_parent()
+    stage = s.config.prune_stage
+    steps = (stage.steps_per_epoch or s.epoch_steps) * max(stage.epochs, 1)
+    end = max(1, int(steps * 0.8))
+    # tfmot updates masks every `frequency` steps (100 by default); short schedules need it finer.
+    schedule = sparsity.PolynomialDecay(0.0, s.config.prune_final_sparsity, begin_step=0,
+                                        end_step=end, frequency=max(1, end // 10))
+    pruned = sparsity.prune_low_magnitude(load_checkpoint(s.run / parent), pruning_schedule=schedule)
+    tmp_out = s.run / ".student_pruned_wrapped.h5"
+    result = s.fit(pruned, pruned, "student_pruned", replace(stage, steps_per_epoch=stage.steps_per_epoch
+                                                             or s.epoch_steps),
+                   tmp_out, scope=sparsity.prune_scope, callbacks=[sparsity.UpdatePruningStep()])
+    tmp_out.unlink(missing_ok=True)
+    # The final epoch reaches the target sparsity; keep it rather than an earlier, denser best.
+    _save_h5(sparsity.strip_pruning(pruned), s.run / CHECKPOINTS["student_pruned"])
+    result.checkpoint = CHECKPOINTS["student_pruned"]
+    result.parent = parent
+    return result
+
+
+def train(run_dir: str | Path, config: TrainConfig, *, progress: Progress = lambda _: None,
+          stages: tuple[str, ...] = DEFAULT_STAGES) -> list[StageResult]:
+    """Runs the requested stages (in pipeline order) into run_dir.
+
+    Raises:
+        EdgepedError: the dataset is missing, empty or one-class; a stage needs a
+            checkpoint (teacher, float student) that no earlier stage made.
+    """
+    from edgeped._keras import keras, tf
+
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        raise EdgepedError(f"unknown stage(s) {unknown}", f"use some of {', '.join(STAGES)}")
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
-    dataset = Dataset.open(config.data_dir)
-    for split in ("train", "val"):
-        if dataset.count(split) == 0:
-            raise EdgepedError(f"the {split} split of {config.data_dir} is empty",
-                               "generate more drives so every split gets some")
-    write_json_atomic(run / "config.json", {**stamp("edgeped.train_config"),
-                                            "config": config.to_dict(),
-                                            "dataset_manifest_sha256": dataset.manifest_sha256})
-    prep = Preprocessing.from_manifest_stats(dataset.metadata_stats())
-    natural_weight = positive_weight(dataset, config.pos_weight_power)
-    pos_weight = natural_weight if config.imbalance == "weight" else 1.0
-    sampled = config.imbalance == "sample"
-    progress(f"train split: {dataset.count('train')} crops, {dataset.positives('train')} positive; "
-             + (f"class-balanced sampling, {config.positive_fraction:.0%} positives per batch"
-                if sampled else f"positive loss weight {pos_weight:.2f}"))
+    session = _Session(run, config, progress)
     keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    write_json_atomic(run / "config.json", {**stamp("edgeped.train_config"),
+                                            "config": config.to_dict(), "stages": list(stages),
+                                            "dataset_manifest_sha256": session.dataset.manifest_sha256})
+    ds = session.dataset
+    progress(f"train split: {ds.count('train')} crops, {ds.positives('train')} positive; "
+             + (f"class-balanced sampling, {config.positive_fraction:.0%} positives per batch"
+                if session.sampled else f"positive loss weight {session.pos_weight:.2f}")
+             + f"; loss {config.loss}")
+    results = [STAGE_RUNNERS[name](session) for name in STAGES if name in stages]
+    log_path = run / "train_log.json"
+    previous = {}
+    if log_path.is_file():
+        from edgeped.fileio import read_json
 
-    def datasets(spec, stage):
-        opts = PipelineOptions(batch_size=config.batch_size, shuffle_buffer=config.shuffle_buffer,
-                               seed=config.seed, pos_weight=pos_weight,
-                               use_metadata=spec.use_metadata,
-                               repeat=stage.steps_per_epoch is not None,
-                               positive_fraction=config.positive_fraction if sampled else None,
-                               augment=config.augment)
-        val_opts = PipelineOptions(batch_size=256, use_metadata=spec.use_metadata)
-        return (make_dataset(dataset, "train", prep, opts, shuffle=True),
-                make_dataset(dataset, "val", prep, val_opts, shuffle=False))
-
-    def steps(stage: StageConfig) -> int:
-        return stage.steps_per_epoch or -(-dataset.count("train") // config.batch_size)
-
-    def fit_steps(stage: StageConfig) -> int | None:
-        return steps(stage) if sampled else stage.steps_per_epoch
-
-    results = []
-    if "teacher" in stages:
-        train_ds, val_ds = datasets(config.teacher, config.teacher_stage)
-        results.append(_fit(build_model(config.teacher), "teacher", config.teacher_stage, train_ds,
-                            val_ds, fit_steps(config.teacher_stage), steps(config.teacher_stage),
-                            run / CHECKPOINTS["teacher"], progress))
-    if "student" in stages:
-        train_ds, val_ds = datasets(config.student, config.student_stage)
-        results.append(_fit(build_model(config.student), "student", config.student_stage, train_ds,
-                            val_ds, fit_steps(config.student_stage), steps(config.student_stage),
-                            run / CHECKPOINTS["student"], progress))
-    if "student_qat" in stages:
-        mot = tfmot()
-        float_student = load_checkpoint(run / CHECKPOINTS["student"])
-        qat_model = mot.quantization.keras.quantize_model(float_student)
-        fix_input_ranges(qat_model)
-        train_ds, val_ds = datasets(config.student, config.qat_stage)
-        result = _fit(qat_model, "student_qat", config.qat_stage, train_ds, val_ds,
-                      fit_steps(config.qat_stage), steps(config.qat_stage), run / CHECKPOINTS["student_qat"], progress,
-                      scope=mot.quantization.keras.quantize_scope)
-        # Re-pin after training (the tracked range can only have widened to the same bounds),
-        # then store the pinned model as the QAT checkpoint.
-        best = load_checkpoint(run / CHECKPOINTS["student_qat"])
-        fix_input_ranges(best)
-        _save_h5(best, run / CHECKPOINTS["student_qat"], mot.quantization.keras.quantize_scope)
-        results.append(result)
-    write_json_atomic(run / "train_log.json", {
-        **stamp("edgeped.train_log"), "dataset_manifest_sha256": dataset.manifest_sha256,
-        "imbalance": config.imbalance, "positive_weight": pos_weight,
-        "stages": [r.__dict__ for r in results]})
+        previous = {s["name"]: s for s in read_json(log_path, "train log").get("stages", [])}
+    previous.update({r.name: r.__dict__ for r in results})
+    write_json_atomic(log_path, {
+        **stamp("edgeped.train_log"), "dataset_manifest_sha256": ds.manifest_sha256,
+        "imbalance": config.imbalance, "positive_weight": session.pos_weight, "loss": config.loss,
+        "stages": list(previous.values()),
+        "parents": {v["checkpoint"]: v["parent"] for v in previous.values() if v.get("parent")}})
     return results

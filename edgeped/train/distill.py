@@ -1,0 +1,59 @@
+"""Online distillation: the student learns from labels and the teacher's soft targets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from edgeped.train.losses import distillation_loss
+
+
+def make_distiller(student, teacher, hard_loss: Callable, *, temperature: float, alpha: float):
+    """Wraps a student (float or QAT) so fit() minimises alpha*KD + (1 - alpha)*hard loss.
+
+    The teacher runs in inference mode on the same augmented batch the student
+    sees. Validation reports the hard loss and AUC-PR of the student alone.
+    Save `distiller.student`, never the wrapper.
+    """
+    from edgeped._keras import keras, tf
+
+    kd = distillation_loss(temperature)
+
+    class Distiller(keras.Model):
+        def __init__(self):
+            super().__init__(name=f"distill_{student.name}")
+            self.student = student
+            self.teacher = teacher
+            self.loss_tracker = keras.metrics.Mean(name="loss")
+            self.kd_tracker = keras.metrics.Mean(name="kd_loss")
+            self.auc = keras.metrics.AUC(curve="PR", name="auc_pr")
+
+        @property
+        def metrics(self):
+            return [self.loss_tracker, self.kd_tracker, self.auc]
+
+        def call(self, inputs, training=False):
+            return self.student(inputs, training=training)
+
+        def train_step(self, data):
+            x, y = data[0], data[1]
+            soft = self.teacher(x, training=False)
+            with tf.GradientTape() as tape:
+                pred = self.student(x, training=True)
+                kd_value = kd(soft, pred)
+                loss = alpha * kd_value + (1.0 - alpha) * hard_loss(y, pred)
+                loss += tf.add_n(self.student.losses) if self.student.losses else 0.0
+            variables = self.student.trainable_variables
+            self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            self.loss_tracker.update_state(loss)
+            self.kd_tracker.update_state(kd_value)
+            self.auc.update_state(y, pred)
+            return {m.name: m.result() for m in self.metrics}
+
+        def test_step(self, data):
+            x, y = data[0], data[1]
+            pred = self.student(x, training=False)
+            self.loss_tracker.update_state(hard_loss(y, pred))
+            self.auc.update_state(y, pred)
+            return {"loss": self.loss_tracker.result(), "auc_pr": self.auc.result()}
+
+    return Distiller()
