@@ -348,7 +348,11 @@ def convert(run_dir, only, calibration_samples) -> None:
 @click.option("--data", "data_dir", type=click.Path(), help="Evaluate on another dataset.")
 @click.option("--only", multiple=True, help="Evaluate only these models. Repeatable.")
 @click.option("--threads", default=2, show_default=True)
-def eval_(run_dir, max_fpr, min_recall, data_dir, only, threads) -> None:
+@click.option("--metadata-dropout", default=0.0, show_default=True,
+              help="Drop metadata (set NaN) for this share of val/test records before scoring.")
+@click.option("--tag", default="", help="Write metrics-TAG.json/report-TAG.md and leave the "
+              "model cards' thresholds alone (for side experiments).")
+def eval_(run_dir, max_fpr, min_recall, data_dir, only, threads, metadata_dropout, tag) -> None:
     """Evaluate RUN_DIR's .tflite models: threshold on val, metrics on test.
 
     Writes metrics.json, report.md and plots/{pr,roc}.png into RUN_DIR and the
@@ -357,12 +361,15 @@ def eval_(run_dir, max_fpr, min_recall, data_dir, only, threads) -> None:
     from edgeped.evaluate.run import EvalConfig, evaluate_run, write_outputs
 
     try:
-        config = EvalConfig(max_fpr=max_fpr, min_recall=min_recall, threads=threads)
+        config = EvalConfig(max_fpr=max_fpr, min_recall=min_recall, threads=threads,
+                            metadata_dropout=metadata_dropout)
+        if tag and not tag.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"tag must be letters, digits, - or _, got {tag!r}")
     except ValueError as exc:
         raise _bad_config(exc) from exc
     report = evaluate_run(run_dir, config, only=tuple(only) or None, data_dir=data_dir,
                           progress=lambda _: None)
-    paths = write_outputs(run_dir, report)
+    paths = write_outputs(run_dir, report, tag=tag)
     _print_metrics(report)
     click.echo(f"report: {paths['report']}\nmetrics: {paths['metrics']}")
 
@@ -383,6 +390,26 @@ def _print_metrics(report: dict) -> None:
         _console().print(f"{c['quantized']} vs {c['float']}: decision flips {c['flips']} "
                          f"({100 * c['flip_rate']:.2f}%), d recall {c['delta']['recall']:+.4f}, "
                          f"d AUC-PR {c['delta']['auc_pr']:+.4f}")
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for comparison.md, comparison.json and recall_vs_size.png.")
+@click.option("--slice", "slices", multiple=True,
+              help="Also show recall/FPR of this slice, e.g. lighting=night. Repeatable.")
+def compare(sources, out_dir, slices) -> None:
+    """Compare models across runs: SOURCES are RUN_DIR, metrics*.json, or LABEL=PATH.
+
+    One row per model of each source: size, parameters, test recall with its
+    by-drive 95% interval, FPR, AUC-PR, ECE, and the chosen slices.
+    """
+    from edgeped.evaluate.compare import Source, compare as run_compare, write_comparison
+
+    result = run_compare([Source.parse(s) for s in sources], tuple(slices))
+    paths = write_comparison(out_dir, result)
+    click.echo(paths["markdown"].read_text())
+    click.echo(f"written: {paths['markdown']}, {paths['json']}, {paths['plot']}")
 
 
 @main.command()

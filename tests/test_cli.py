@@ -72,3 +72,24 @@ def test_eval_rejects_a_truncated_model(tiny_run, tmp_path):
     result = CliRunner().invoke(main, ["eval", str(copy)])
     assert result.exit_code == 2
     assert "corrupt or truncated" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_side_experiment_and_compare(tiny_run, tmp_path):
+    cards = {p.name: p.read_text() for p in tiny_run.glob("*.card.json")}
+    runner = CliRunner()
+    result = runner.invoke(main, ["eval", str(tiny_run), "--metadata-dropout", "1.0", "--tag",
+                                  "nometa", "--only", "student_qat_int8"])
+    assert result.exit_code == 0, result.output
+    side = json.loads((tiny_run / "metrics-nometa.json").read_text())
+    assert side["config"]["metadata_dropout"] == 1.0
+    assert {p.name: p.read_text() for p in tiny_run.glob("*.card.json")} == cards  # untouched
+    out = tmp_path / "cmp"
+    result = runner.invoke(main, ["compare", f"full={tiny_run}",
+                                  f"nometa={tiny_run / 'metrics-nometa.json'}", "--out", str(out),
+                                  "--slice", "lighting=night"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "comparison.json").read_text())["rows"]
+    assert {r["source"] for r in rows} == {"full", "nometa"}
+    assert all("lighting=night" in r["slices"] for r in rows)
+    assert (out / "recall_vs_size.png").read_bytes()[:4] == b"\x89PNG"

@@ -2,40 +2,29 @@ import json
 import tomllib
 
 import pytest
+import tomli_w
 
 from edgeped.data.preprocess import Preprocessing
 from edgeped.data.synthetic import SynthConfig
 from edgeped.evaluate.run import EvalConfig
 from edgeped.models.registry import ModelSpec
-from edgeped.train.config import StageConfig, TrainConfig
+from edgeped.data.augment import AugmentConfig
+from edgeped.train.config import DistillConfig, MiningConfig, StageConfig, TrainConfig
 
 
 def _toml(data: dict) -> str:
-    """Minimal TOML writer for flat/nested dicts of scalars (enough for our configs)."""
-    def scalar(v):
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, str):
-            return json.dumps(v)
-        return repr(v)
+    """TOML has no null: drop None values (the dataclass defaults stand in for them)."""
+    def strip(d):
+        return {k: strip(v) if isinstance(v, dict) else v for k, v in d.items() if v is not None}
 
-    lines, tables = [], []
-    for k, v in data.items():
-        if v is None:
-            continue
-        if isinstance(v, dict):
-            tables.append((k, v))
-        else:
-            lines.append(f"{k} = {scalar(v)}")
-    for name, table in tables:
-        lines.append(f"[{name}]")
-        lines += [f"{k} = {scalar(v)}" for k, v in table.items() if v is not None]
-    return "\n".join(lines)
+    return tomli_w.dumps(strip(data))
 
 
 CONFIGS = [
     TrainConfig("data/x", teacher=ModelSpec("teacher", 0.25), student=ModelSpec("tiny", 1.0, False),
-                qat_stage=StageConfig(1, 1e-4, 5), seed=7),
+                qat_stage=StageConfig(1, 1e-4, 5), seed=7, exclude=("lighting=night",),
+                mining=MiningConfig(rounds=2), distill=DistillConfig(temperature=3.0),
+                augment=AugmentConfig(night=0.3)),
     SynthConfig(drives=10, positive_rate=0.05, seed=3),
     ModelSpec("student", width=0.5, use_metadata=False),
 ]
@@ -63,6 +52,10 @@ def test_preprocessing_round_trip():
     (lambda: TrainConfig("d", batch_size=0), "batch_size"),
     (lambda: TrainConfig("d", student=ModelSpec("teacher")), "student.architecture"),
     (lambda: TrainConfig.from_dict({"data_dir": "d", "epochs": 3}), "unknown"),
+    (lambda: TrainConfig("d", exclude=("lighting=noon",)), "exclude"),
+    (lambda: TrainConfig("d", loss="hinge"), "loss"),
+    (lambda: MiningConfig(hard_fraction=1.0), "hard_fraction"),
+    (lambda: AugmentConfig(night=2.0), "night"),
     (lambda: EvalConfig(max_fpr=0), "max_fpr"),
     (lambda: Preprocessing(mean=(0,) * 6, std=(0,) * 6), "std"),
 ])

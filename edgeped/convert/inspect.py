@@ -99,3 +99,29 @@ def float_ops(interpreter) -> list[str]:
         if "float32" in dtypes:
             found.append(op["op_name"])
     return found
+
+
+def concat_audit(interpreter) -> list[dict]:
+    """Input and output quantisation of every CONCATENATION op.
+
+    Where the metadata branch joins the image features, int8 inputs with very
+    different scales force a requantise and can crush the smaller-range branch;
+    this lists what the converter chose so a card shows it.
+    """
+    details = {t["index"]: t for t in interpreter.get_tensor_details()}
+
+    def q(i):
+        scale, zp = details[i]["quantization"]
+        return {"tensor": details[i]["name"], "dtype": np.dtype(details[i]["dtype"]).name,
+                "scale": float(scale), "zero_point": int(zp)}
+
+    out = []
+    for op in interpreter._get_ops_details():  # noqa: SLF001
+        if op["op_name"] != "CONCATENATION":
+            continue
+        ins = [q(i) for i in op["inputs"] if i in details]
+        outs = [q(i) for i in op["outputs"] if i in details]
+        scales = [t["scale"] for t in ins if t["scale"] > 0]
+        out.append({"inputs": ins, "outputs": outs,
+                    "input_scale_ratio": (max(scales) / min(scales)) if scales else None})
+    return out

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from edgeped.convert.inspect import float_ops, load_interpreter, op_counts, tensor_infos
+from edgeped.convert.inspect import (
+    concat_audit, float_ops, load_interpreter, op_counts, tensor_infos,
+)
 from edgeped.data.preprocess import PIXEL_SCALE, Preprocessing
 from edgeped.errors import EdgepedError
 from edgeped.fileio import read_json, sha256_bytes, write_json_atomic
@@ -37,7 +39,8 @@ def build_card(tflite: bytes, *, file_name: str, mode: str, architecture: str, p
         "model": {"file": file_name, "sha256": sha256_bytes(tflite), "size_bytes": len(tflite),
                   "mode": mode, "architecture": architecture, "parameters": parameters,
                   "ops": op_counts(interpreter),
-                  "float_ops": float_ops(interpreter) if mode.endswith("int8") else []},
+                  "float_ops": float_ops(interpreter) if mode.endswith("int8") else [],
+                  "concatenations": concat_audit(interpreter)},
         "inputs": [t.to_dict() for t in inputs],
         "outputs": [t.to_dict() for t in outputs],
         "preprocessing": preprocessing,

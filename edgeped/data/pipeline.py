@@ -9,7 +9,7 @@ import numpy as np
 from edgeped.data.augment import AugmentConfig, augment_image
 
 from edgeped.data.preprocess import PIXEL_OFFSET, PIXEL_SCALE, Preprocessing
-from edgeped.data.schema import CROP_SHAPE, NUM_METADATA
+from edgeped.data.schema import CROP_SHAPE, NUM_METADATA, TAG_FIELDS
 from edgeped.data.shards import Dataset
 
 
@@ -29,8 +29,14 @@ class PipelineOptions:
     # Mined hard negatives (uint8 crops, raw metadata) mixed into each batch at hard_fraction.
     hard_negatives: tuple[np.ndarray, np.ndarray] | None = None
     hard_fraction: float = 0.25
+    # Leave out records whose tag has one of these values, e.g. (("lighting", "night"),),
+    # for held-out-condition experiments.
+    exclude: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
+        for tag, _ in self.exclude:
+            if tag not in TAG_FIELDS:
+                raise ValueError(f"exclude tag must be one of {TAG_FIELDS}, got {tag!r}")
         if not 0.0 < self.hard_fraction < 1.0:
             raise ValueError(f"hard_fraction must be in (0, 1), got {self.hard_fraction}")
         if self.positive_fraction is not None and not 0.0 < self.positive_fraction < 1.0:
@@ -55,6 +61,7 @@ def make_dataset(dataset: Dataset, split: str, prep: Preprocessing, options: Pip
 
     files = [str(p) for p in dataset.shard_paths(split)]
     spec = {
+        **{tag: tf.io.FixedLenFeature([], tf.string) for tag in {t for t, _ in options.exclude}},
         "image": tf.io.FixedLenFeature([], tf.string),
         "metadata": tf.io.FixedLenFeature([NUM_METADATA], tf.float32),
         "label": tf.io.FixedLenFeature([1], tf.int64),
@@ -82,13 +89,21 @@ def make_dataset(dataset: Dataset, split: str, prep: Preprocessing, options: Pip
         inputs = {"image": image, "meta": meta_in} if options.use_metadata else {"image": image}
         return inputs, label, weight
 
+    def kept(payload):
+        ex = tf.io.parse_single_example(payload, spec)
+        keep = tf.constant(True)
+        for tag, value in options.exclude:
+            keep = tf.logical_and(keep, tf.not_equal(ex[tag], value))
+        return keep
+
     def records(seed_offset: int):
         files_ds = tf.data.Dataset.from_tensor_slices(files)
         if shuffle:
             files_ds = files_ds.shuffle(len(files), seed=options.seed + seed_offset,
                                         reshuffle_each_iteration=True)
-        return files_ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
-                                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+        ds = files_ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
+                                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+        return ds.filter(kept) if options.exclude else ds
 
     def shuffled(ds, seed_offset: int, buffer: int):
         if shuffle and buffer:

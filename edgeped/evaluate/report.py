@@ -33,7 +33,11 @@ def render_markdown(report: dict) -> str:
            f"test {ds['test']['crops']} crops ({ds['test']['positives']} pedestrians).", "",
            f"Operating point: threshold chosen on **val** as the highest recall with FPR <= "
            f"{cfg['max_fpr']}; the test columns are measured at that threshold. Every model "
-           "is the `.tflite` itself, run through LiteRT.", "", "## Models on test", ""]
+           "is the `.tflite` itself, run through LiteRT.", ""]
+    if cfg.get("metadata_dropout"):
+        out += [f"**Metadata dropped** (set missing) for {_pct(cfg['metadata_dropout'], 0)} of "
+                "val/test records before scoring.", ""]
+    out += ["## Models on test", ""]
     rows = []
     for name, r in report["models"].items():
         t = r["test"]
@@ -67,6 +71,16 @@ def render_markdown(report: dict) -> str:
                         _num(c["delta"]["auc_pr"]), f"{c['flips']} ({_pct(c['flip_rate'])})",
                         _pct(c["flip_rate_positives"]), _num(c["score_mean_abs_diff"])]
                        for c in report["comparisons"]])
+    audit = [(n, c) for n, r in report["models"].items() if r["model"]["mode"].endswith("int8")
+             for c in r["model"].get("concatenations", [])]
+    if audit:
+        out += ["## int8 audit: where the metadata branch joins the image features", "",
+                "Input scales of each int8 CONCATENATION; a large ratio means the smaller-range "
+                "branch keeps few int8 steps.", ""]
+        out += _table(["model", "input scales", "output scale", "ratio"],
+                      [[n, ", ".join(f"{t['scale']:.4g}" for t in c["inputs"]),
+                        ", ".join(f"{t['scale']:.4g}" for t in c["outputs"]),
+                        _num(c["input_scale_ratio"], 2)] for n, c in audit])
     out += ["## Slices (test, at each model's threshold)", "",
             f"Values marked `*` rest on fewer than {cfg['min_slice_samples']} crops of the class "
             "that defines them and are too small to judge.", ""]

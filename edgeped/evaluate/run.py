@@ -34,6 +34,9 @@ class EvalConfig:
     batch: int = 64
     threads: int = 2
     bootstrap_resamples: int = 1000
+    # Share of val/test records whose metadata is dropped (set NaN) before scoring,
+    # to measure a model under sensor dropouts; 0 = the data as recorded.
+    metadata_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 < self.max_fpr < 1:
@@ -42,6 +45,8 @@ class EvalConfig:
             raise ValueError(f"min_recall must be in (0, 1], got {self.min_recall}")
         if self.min_slice_samples < 1:
             raise ValueError(f"min_slice_samples must be >= 1, got {self.min_slice_samples}")
+        if not 0.0 <= self.metadata_dropout <= 1.0:
+            raise ValueError(f"metadata_dropout must be in [0, 1], got {self.metadata_dropout}")
         if self.bootstrap_resamples < 10:
             raise ValueError(f"bootstrap_resamples must be >= 10, got {self.bootstrap_resamples}")
         if self.batch < 1 or self.threads < 1:
@@ -81,13 +86,16 @@ def find_models(run_dir: Path, only: tuple[str, ...] | None = None) -> dict[str,
 
 
 def score_split(dataset: Dataset, split: str, scorers: dict[str, TfliteScorer],
-                progress: Callable[[str], None]) -> SplitScores:
+                progress: Callable[[str], None], metadata_dropout: float = 0.0) -> SplitScores:
     labels, drives, tags, scores = [], [], {t: [] for t in TAG_FIELDS}, {n: [] for n in scorers}
     total, done = dataset.count(split), 0
     if total == 0:
         raise EdgepedError(f"the {split} split of {dataset.root} is empty",
                            "generate more drives so every split gets some")
+    rng = np.random.default_rng(12345)
     for batch in dataset.iter_batches(split, batch_records=1024):
+        if metadata_dropout:
+            batch.metadata[rng.random(len(batch)) < metadata_dropout] = np.nan
         labels.append(batch.labels)
         drives.append(batch.drive_id)
         for t in TAG_FIELDS:
@@ -132,8 +140,8 @@ def evaluate_run(run_dir: str | os.PathLike, config: EvalConfig = EvalConfig(), 
     scorers = {name: TfliteScorer(path, Preprocessing.from_dict(card["preprocessing"]),
                                   batch=config.batch, num_threads=config.threads)
                for name, (path, card) in models.items()}
-    val = score_split(dataset, "val", scorers, progress)
-    test = score_split(dataset, "test", scorers, progress)
+    val = score_split(dataset, "val", scorers, progress, config.metadata_dropout)
+    test = score_split(dataset, "test", scorers, progress, config.metadata_dropout)
     results = {}
     for name, (path, card) in models.items():
         chosen = m.threshold_max_recall(val.labels, val.scores[name], config.max_fpr)
@@ -143,7 +151,8 @@ def evaluate_run(run_dir: str | os.PathLike, config: EvalConfig = EvalConfig(), 
             "model": {"file": path.name, "sha256": card["model"]["sha256"],
                       "size_bytes": card["model"]["size_bytes"], "mode": card["model"]["mode"],
                       "architecture": card["model"]["architecture"],
-                      "parameters": card["model"]["parameters"]},
+                      "parameters": card["model"]["parameters"],
+                      "concatenations": card["model"].get("concatenations", [])},
             "threshold": {"rule": f"max recall with val FPR <= {config.max_fpr}",
                           **chosen.to_dict()},
             "threshold_min_fpr": {"rule": f"min FPR with val recall >= {config.min_recall}",
@@ -189,25 +198,33 @@ def evaluate_run(run_dir: str | os.PathLike, config: EvalConfig = EvalConfig(), 
     return report
 
 
-def write_outputs(run_dir: str | os.PathLike, report: dict) -> dict[str, Path]:
-    """Writes metrics.json, report.md, PR/ROC plots, and the thresholds into the model cards."""
+def write_outputs(run_dir: str | os.PathLike, report: dict, tag: str = "") -> dict[str, Path]:
+    """Writes metrics.json, report.md, plots, and the thresholds into the model cards.
+
+    A `tag` (e.g. "nometa") writes metrics-<tag>.json, report-<tag>.md and
+    plots-<tag>/ beside the main ones and leaves the model cards alone: a side
+    experiment must not move the shipped operating threshold.
+    """
     from edgeped.evaluate.plots import pr_roc_png, recall_vs_size_png, reliability_png
     from edgeped.evaluate.report import render_markdown
 
     run = Path(run_dir)
+    suffix = f"-{tag}" if tag else ""
+    plot_dir = run / f"plots{suffix}"
     curves = report.pop("_curves")
-    plots = pr_roc_png(curves, run / "plots", report["config"]["max_fpr"],
+    plots = pr_roc_png(curves, plot_dir, report["config"]["max_fpr"],
                        report["config"]["min_recall"])
     plots["reliability"] = reliability_png(
-        {n: r["test_calibration"] for n, r in report["models"].items()}, run / "plots" / "reliability.png")
+        {n: r["test_calibration"] for n, r in report["models"].items()}, plot_dir / "reliability.png")
     plots["recall_vs_size"] = recall_vs_size_png(
         {n: (r["model"]["size_bytes"] / 1024, r["test"]["recall"],
              r["test_ci95"]["by_drive_bootstrap"]["recall"]) for n, r in report["models"].items()},
-        run / "plots" / "recall_vs_size.png", report["config"]["min_recall"], report["config"]["max_fpr"])
+        plot_dir / "recall_vs_size.png", report["config"]["min_recall"], report["config"]["max_fpr"])
     report["plots"] = {k: str(p.relative_to(run)) for k, p in plots.items()}
-    write_json_atomic(run / "metrics.json", report)
-    write_text_atomic(run / "report.md", render_markdown(report))
-    for name, result in report["models"].items():
+    metrics_path, report_path = run / f"metrics{suffix}.json", run / f"report{suffix}.md"
+    write_json_atomic(metrics_path, report)
+    write_text_atomic(report_path, render_markdown(report))
+    for name, result in ([] if tag else report["models"].items()):
         card_file = run / f"{name}{CARD_SUFFIX}"
         card = read_card(card_file)
         threshold = result["threshold"]
@@ -221,4 +238,4 @@ def write_outputs(run_dir: str | os.PathLike, report: dict) -> dict[str, Path]:
             card["threshold"]["int8"] = max(-128, q)  # 128 would mean "never pedestrian"
             card["threshold"]["int8_rule"] = "pedestrian when output q >= int8"
         write_card(card_file, card)
-    return {"metrics": run / "metrics.json", "report": run / "report.md", **plots}
+    return {"metrics": metrics_path, "report": report_path, **plots}

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from edgeped.data.augment import AugmentConfig
+from edgeped.data.schema import TAG_VOCABULARIES
 from edgeped.models.registry import ModelSpec
 
 IMBALANCE_MODES = ("sample", "weight", "none")
@@ -100,6 +101,8 @@ class TrainConfig:
     pos_weight_power: float = 0.5
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     shuffle_buffer: int = 4096
+    # Held-out conditions: "tag=value" entries left out of training (e.g. "lighting=night").
+    exclude: tuple[str, ...] = ()
     seed: int = 0
     deterministic: bool = True
 
@@ -121,6 +124,11 @@ class TrainConfig:
             raise ValueError(f"pos_weight_power must be in [0, 1], got {self.pos_weight_power}")
         if not 0.0 < self.prune_final_sparsity < 1.0:
             raise ValueError(f"prune_final_sparsity must be in (0, 1), got {self.prune_final_sparsity}")
+        for entry in self.exclude:
+            tag, _, value = entry.partition("=")
+            if tag not in TAG_VOCABULARIES or value not in TAG_VOCABULARIES[tag]:
+                raise ValueError(f"exclude entries must be tag=value with a known tag and value, "
+                                 f"got {entry!r}")
         if self.student.architecture == "teacher":
             raise ValueError("student.architecture must be an int8-friendly one (student, tiny), "
                              "got 'teacher'")
@@ -135,6 +143,8 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown train config key(s) {unknown}; allowed: {sorted(known)}")
         kwargs = dict(data)
+        if "exclude" in kwargs:
+            kwargs["exclude"] = tuple(kwargs["exclude"])
         nested = {"teacher": ModelSpec.from_dict, "student": ModelSpec.from_dict,
                   "distill": lambda d: DistillConfig(**d), "mining": lambda d: MiningConfig(**d),
                   "augment": lambda d: AugmentConfig(**d)}
@@ -144,6 +154,9 @@ class TrainConfig:
             if key in kwargs and isinstance(kwargs[key], dict):
                 kwargs[key] = build(kwargs[key])
         return cls(**kwargs)
+
+    def exclude_pairs(self) -> tuple[tuple[str, str], ...]:
+        return tuple(tuple(e.split("=", 1)) for e in self.exclude)
 
     def with_overrides(self, **changes: Any) -> TrainConfig:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

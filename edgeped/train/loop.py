@@ -136,7 +136,7 @@ class _Session:
                                use_metadata=use_metadata, repeat=repeat,
                                positive_fraction=c.positive_fraction if self.sampled else None,
                                augment=c.augment, hard_negatives=hard_negatives,
-                               hard_fraction=c.mining.hard_fraction)
+                               hard_fraction=c.mining.hard_fraction, exclude=c.exclude_pairs())
         val = PipelineOptions(batch_size=256, use_metadata=use_metadata)
         return (make_dataset(self.dataset, "train", self.prep, opts, shuffle=True),
                 make_dataset(self.dataset, "val", self.prep, val, shuffle=False))
