@@ -32,6 +32,7 @@ SCENE = ("urban", "suburban", "construction", "unknown")
 HARD_NEGATIVE_KINDS = (
     "none", "background", "pole", "sign_post", "tree_trunk", "bollard", "cyclist",
     "stroller", "cone", "barrier", "poster", "mannequin", "partial_person",
+    "unknown",  # an imported negative whose source does not say what it shows
 )
 TAG_VOCABULARIES = {
     "lighting": LIGHTING, "weather": WEATHER, "scene": SCENE,
