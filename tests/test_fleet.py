@@ -7,7 +7,13 @@ from click.testing import CliRunner
 from edgeped.cli import main
 from edgeped.data import fleet_scene as fs
 from edgeped.data.fleet import (
-    HARD_KINDS, FleetConfig, _drop_metadata, drive_conditions, generate_drive, regenerate, write_fleet,
+    HARD_KINDS,
+    FleetConfig,
+    _drop_metadata,
+    drive_conditions,
+    generate_drive,
+    regenerate,
+    write_fleet,
 )
 from edgeped.data.schema import CropBatch
 from edgeped.data.shards import Dataset

@@ -11,8 +11,15 @@ from edgeped.data.importers.coco import load_coco
 from edgeped.data.importers.crops_csv import import_crops
 from edgeped.data.importers.frames import Frame, FrameImportConfig, crops_for_frame
 from edgeped.data.importers.geometry import (
-    WindowRules, background_windows, coverage, extract_crop, fill, iou, jitter_windows,
-    near_miss_windows, window_from_box,
+    WindowRules,
+    background_windows,
+    coverage,
+    extract_crop,
+    fill,
+    iou,
+    jitter_windows,
+    near_miss_windows,
+    window_from_box,
 )
 from edgeped.data.importers.kitti import load_kitti, parse_label_file
 from edgeped.data.shards import Dataset

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeped.data.augment import AugmentConfig, augment_image
-
 from edgeped.data.preprocess import PIXEL_OFFSET, PIXEL_SCALE, Preprocessing
 from edgeped.data.schema import CROP_SHAPE, NUM_METADATA, TAG_FIELDS
 from edgeped.data.shards import Dataset
+from edgeped.errors import EdgepedError
+
+PLAIN_KINDS = ("none", "background", "unknown")  # every other hard_negative tag is a near miss
 
 
 @dataclass(frozen=True)
@@ -32,8 +34,22 @@ class PipelineOptions:
     # Leave out records whose tag has one of these values, e.g. (("lighting", "night"),),
     # for held-out-condition experiments.
     exclude: tuple[tuple[str, str], ...] = ()
+    # Near-miss negatives (records tagged pole, cyclist, ... in the shards): their loss
+    # weight, and with positive_fraction set, their share of the negative stream
+    # (None = as they come). Both read the tag stored in every record.
+    hard_negative_weight: float = 1.0
+    near_miss_fraction: float | None = None
 
     def __post_init__(self) -> None:
+        if self.hard_negative_weight <= 0:
+            raise ValueError(f"hard_negative_weight must be > 0, got {self.hard_negative_weight}")
+        if self.near_miss_fraction is not None:
+            if not 0.0 < self.near_miss_fraction < 1.0:
+                raise ValueError(f"near_miss_fraction must be in (0, 1) or None, got "
+                                 f"{self.near_miss_fraction}")
+            if self.positive_fraction is None:
+                raise ValueError("near_miss_fraction needs positive_fraction (class-balanced "
+                                 "sampling) to be set")
         for tag, _ in self.exclude:
             if tag not in TAG_FIELDS:
                 raise ValueError(f"exclude tag must be one of {TAG_FIELDS}, got {tag!r}")
@@ -72,7 +88,23 @@ def make_dataset(dataset: Dataset, split: str, prep: Preprocessing, options: Pip
     def parse(payload):
         ex = tf.io.parse_single_example(payload, spec)
         image = tf.reshape(tf.io.decode_raw(ex["image"], tf.uint8), CROP_SHAPE)
-        return prepare(image, ex["metadata"], tf.cast(ex["label"], tf.float32))
+        inputs, label, weight = prepare(image, ex["metadata"], tf.cast(ex["label"], tf.float32))
+        if options.hard_negative_weight != 1.0:
+            weight = tf.where(near_miss(payload), weight * options.hard_negative_weight, weight)
+        return inputs, label, weight
+
+    kind_spec = {"label": tf.io.FixedLenFeature([1], tf.int64),
+                 "hard_negative": tf.io.FixedLenFeature([], tf.string)}
+
+    def near_miss(payload):
+        """A negative whose tag names a near-miss kind (not plain background)."""
+        ex = tf.io.parse_single_example(payload, kind_spec)
+        plain = tf.reduce_any(tf.equal(ex["hard_negative"], tf.constant(list(PLAIN_KINDS))))
+        return tf.logical_and(tf.equal(ex["label"][0], 0), tf.logical_not(plain))
+
+    def plain_negative(payload):
+        ex = tf.io.parse_single_example(payload, kind_spec)
+        return tf.logical_and(tf.equal(ex["label"][0], 0), tf.logical_not(near_miss(payload)))
 
     def prepare(image, meta, label):
         image = (tf.cast(image, tf.float32) - PIXEL_OFFSET) / PIXEL_SCALE
@@ -115,7 +147,22 @@ def make_dataset(dataset: Dataset, split: str, prep: Preprocessing, options: Pip
         # the batch composition is set by positive_fraction, not by prevalence.
         parsed = records(0).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
         pos = shuffled(parsed.filter(lambda x, y, w: y[0] > 0.5), 1, 1024).repeat()
-        neg = shuffled(parsed.filter(lambda x, y, w: y[0] < 0.5), 2, options.shuffle_buffer).repeat()
+        if options.near_miss_fraction is None:
+            neg = shuffled(parsed.filter(lambda x, y, w: y[0] < 0.5), 2,
+                           options.shuffle_buffer).repeat()
+        else:
+            # Split on the raw records (shuffled as bytes, 4x smaller than parsed floats),
+            # then mix near misses and plain background at the set share.
+            if not dataset.manifest["splits"][split].get("hard_negatives"):
+                raise EdgepedError(f"near_miss_fraction is set but the {split} split of "
+                                   f"{dataset.root} has no near-miss negatives",
+                                   "leave near_miss_fraction unset for this dataset")
+            near = shuffled(records(5).filter(near_miss), 5, max(options.shuffle_buffer // 4, 1))
+            plain = shuffled(records(6).filter(plain_negative), 6, options.shuffle_buffer)
+            neg = tf.data.Dataset.sample_from_datasets(
+                [near.repeat(), plain.repeat()],
+                weights=[options.near_miss_fraction, 1.0 - options.near_miss_fraction],
+                seed=options.seed + 7).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
         ds = tf.data.Dataset.sample_from_datasets(
             [pos, neg], weights=[options.positive_fraction, 1.0 - options.positive_fraction],
             seed=options.seed)
