@@ -62,3 +62,12 @@ def test_preprocessing_round_trip():
 def test_invalid_values_name_the_field(build, field):
     with pytest.raises(ValueError, match=field):
         build()
+
+
+def test_example_config_is_the_default_config():
+    """configs/train.example.toml documents the defaults; it must not drift from them."""
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "configs" / "train.example.toml").read_text()
+    loaded = TrainConfig.from_dict({"data_dir": "d", **tomllib.loads(text)})
+    assert loaded == TrainConfig("d")
