@@ -1,0 +1,190 @@
+"""Budgets a release must meet, read from budgets.toml (every key is explained in docs/budgets.md)."""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from edgeped.errors import EdgepedError
+
+
+def _check_fraction(owner: str, name: str, value: float) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{owner}.{name} must be a number in [0, 1], got {value!r}")
+
+
+def _check_positive(owner: str, name: str, value: float) -> None:
+    if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
+            or value <= 0):
+        raise ValueError(f"{owner}.{name} must be a finite number > 0, got {value!r}")
+
+
+def _from_dict(cls, data: dict[str, Any], section: str):
+    if not isinstance(data, dict):
+        raise ValueError(f"[{section}] must be a table, got {type(data).__name__}")
+    allowed = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ValueError(f"unknown keys {unknown} in [{section}]; allowed: {sorted(allowed)}")
+    return cls(**data)
+
+
+@dataclass(frozen=True)
+class QualityBudgets:
+    """Quality on the test split at the threshold chosen on val (from metrics.json)."""
+
+    min_recall: float = 0.92
+    max_fpr: float = 0.01
+    min_auc_pr: float = 0.70
+    min_slice_recall: float = 0.85
+    min_slice_positives: int = 30
+
+    def __post_init__(self) -> None:
+        for name in ("min_recall", "max_fpr", "min_auc_pr", "min_slice_recall"):
+            _check_fraction("quality", name, getattr(self, name))
+        if (not isinstance(self.min_slice_positives, int) or isinstance(self.min_slice_positives, bool)
+                or self.min_slice_positives < 1):
+            raise ValueError(f"quality.min_slice_positives must be an integer >= 1, "
+                             f"got {self.min_slice_positives!r}")
+
+
+@dataclass(frozen=True)
+class ChangeBudgets:
+    """How far a model may move from its float parent (same run) or a baseline release."""
+
+    max_recall_drop: float = 0.02
+    max_flip_rate: float = 0.01
+    max_latency_regression_pct: float = 10.0
+
+    def __post_init__(self) -> None:
+        _check_fraction("change", "max_recall_drop", self.max_recall_drop)
+        _check_fraction("change", "max_flip_rate", self.max_flip_rate)
+        _check_positive("change", "max_latency_regression_pct", self.max_latency_regression_pct)
+
+
+@dataclass(frozen=True)
+class RuntimeBudgets:
+    """Latency and memory on a real (not emulated) target, from bench.json."""
+
+    max_e2e_ms_per_crop_p95: float = 12.0
+    max_invoke_ms_p95: float = 12.0
+    max_peak_rss_mb: float = 200.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            _check_positive("runtime", f.name, getattr(self, f.name))
+
+
+def normalise_core(core: str) -> str:
+    """`a53` and `cortex-a53` name the same core model."""
+    core = str(core).strip().lower()
+    return core if core.startswith("cortex-") else f"cortex-{core}"
+
+
+@dataclass(frozen=True)
+class CostBudgets:
+    """Deterministic cost on the emulated board and the artifact's size."""
+
+    max_size_mb: float = 25.0
+    # core model -> maximum instructions per invoke; only the cores listed are gated.
+    max_instructions_per_invoke: dict[str, int] = field(
+        default_factory=lambda: {"cortex-a53": 10_000_000})
+
+    def __post_init__(self) -> None:
+        _check_positive("cost", "max_size_mb", self.max_size_mb)
+        if not isinstance(self.max_instructions_per_invoke, dict):
+            raise ValueError("cost.max_instructions_per_invoke must be a table of core = limit, "
+                             f"got {self.max_instructions_per_invoke!r}")
+        normalised = {}
+        for core, limit in self.max_instructions_per_invoke.items():
+            if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
+                raise ValueError(f"cost.max_instructions_per_invoke.{core} must be an integer > 0, "
+                                 f"got {limit!r}")
+            normalised[normalise_core(core)] = limit
+        object.__setattr__(self, "max_instructions_per_invoke", dict(sorted(normalised.items())))
+
+
+@dataclass(frozen=True)
+class DeviceBudgets:
+    """Parity with the host and delegation of the graph to XNNPACK."""
+
+    parity_required: bool = True
+    min_xnnpack_share: float = 1.0
+    allowed_fallback_ops: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.parity_required, bool):
+            raise ValueError(f"device.parity_required must be true or false, got {self.parity_required!r}")
+        _check_fraction("device", "min_xnnpack_share", self.min_xnnpack_share)
+        ops = tuple(self.allowed_fallback_ops)
+        if not all(isinstance(op, str) and op for op in ops):
+            raise ValueError(f"device.allowed_fallback_ops must list op names, got {ops!r}")
+        object.__setattr__(self, "allowed_fallback_ops", tuple(sorted(o.upper() for o in ops)))
+
+
+_SECTIONS = {"quality": QualityBudgets, "change": ChangeBudgets, "runtime": RuntimeBudgets,
+             "cost": CostBudgets, "device": DeviceBudgets}
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Every budget of a release; the defaults are the shipped budgets.toml."""
+
+    model: str = "student_qat_int8"
+    quality: QualityBudgets = field(default_factory=QualityBudgets)
+    change: ChangeBudgets = field(default_factory=ChangeBudgets)
+    runtime: RuntimeBudgets = field(default_factory=RuntimeBudgets)
+    cost: CostBudgets = field(default_factory=CostBudgets)
+    device: DeviceBudgets = field(default_factory=DeviceBudgets)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model or "/" in self.model:
+            raise ValueError(f"model must be a model name in the run directory "
+                             f"(e.g. student_qat_int8), got {self.model!r}")
+        for name, cls in _SECTIONS.items():
+            if not isinstance(getattr(self, name), cls):
+                raise ValueError(f"{name} must be a {cls.__name__}, got {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["device"]["allowed_fallback_ops"] = list(self.device.allowed_fallback_ops)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Budgets:
+        allowed = {"model", *_SECTIONS}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise ValueError(f"unknown budget sections {unknown}; allowed: {sorted(allowed)}")
+        values: dict[str, Any] = {n: _from_dict(c, data[n], n) for n, c in _SECTIONS.items()
+                                  if n in data}
+        if "device" in data and "allowed_fallback_ops" in data["device"]:
+            values["device"] = DeviceBudgets(**{**data["device"], "allowed_fallback_ops":
+                                                tuple(data["device"]["allowed_fallback_ops"])})
+        if "model" in data:
+            values["model"] = data["model"]
+        return cls(**values)
+
+
+def load_budgets(path: str | os.PathLike) -> Budgets:
+    """Reads budgets.toml.
+
+    Raises:
+        EdgepedError: the file is missing, not TOML, or holds an unknown key or bad value.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise EdgepedError(f"budgets file not found: {p}",
+                           "pass --budgets budgets.toml (the repository root has the defaults)")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise EdgepedError(f"{p} is not valid TOML ({exc})", "fix the syntax; see docs/budgets.md") from exc
+    try:
+        return Budgets.from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise EdgepedError(f"{p}: {exc}", "see docs/budgets.md for every key and its unit") from exc

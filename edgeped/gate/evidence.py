@@ -1,0 +1,149 @@
+"""The files a gate judges: the model, its card, metrics.json and bench results.
+
+Reading is separate from judging: ``collect`` hashes and parses every file once and
+records what was wrong with it, so the checks never touch the disk (except the
+delegation check, which loads the model itself).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeped.fileio import sha256_file
+
+METRICS_FILE = "metrics.json"
+MODEL_SUFFIX = ".tflite"
+CARD_SUFFIX = ".card.json"  # edgeped.convert.model_card.CARD_SUFFIX, without its imports
+CARD_KIND = "edgeped.model_card"
+METRICS_KIND = "edgeped.metrics"
+BENCH_KIND = "edgeped.bench"
+BENCH_GLOBS = ("bench*.json", "bench/*.json")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One evidence file: where it is, its sha256, its parsed content or what is wrong."""
+
+    path: str
+    sha256: str | None = None
+    data: Any = None
+    problem: str | None = None  # set when the file is missing or unreadable
+    missing: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def read_source(path: str | os.PathLike, kind: str | None = None) -> Source:
+    """Hashes and parses a JSON evidence file; never raises for a bad file."""
+    p = Path(path)
+    if not p.is_file():
+        return Source(str(p), problem=f"{p} does not exist", missing=True)
+    try:
+        digest = sha256_file(p)
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        return Source(str(p), problem=f"cannot read {p}: {exc}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return Source(str(p), digest, problem=f"{p} is not valid JSON ({exc})")
+    if kind is not None and (not isinstance(data, dict) or data.get("kind") != kind):
+        found = data.get("kind") if isinstance(data, dict) else type(data).__name__
+        return Source(str(p), digest, problem=f"{p} is not an {kind} file (kind {found!r})")
+    return Source(str(p), digest, data)
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """The .tflite under the gate (its sha256 is what every other file must name)."""
+
+    path: str
+    sha256: str | None
+    size_bytes: int | None
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything on disk about one model of one run directory."""
+
+    run_dir: str
+    model: str
+    model_file: ModelFile
+    card: Source
+    metrics: Source
+    benches: tuple[Source, ...] = ()
+    baseline: Evidence | None = None
+
+    @property
+    def model_sha256(self) -> str | None:
+        """The model file's sha256, else the card's claim (so the rest can still be judged)."""
+        if self.model_file.sha256:
+            return self.model_file.sha256
+        if self.card.ok:
+            return (self.card.data.get("model") or {}).get("sha256")
+        return None
+
+    def metrics_entry(self) -> dict | None:
+        if not self.metrics.ok:
+            return None
+        return (self.metrics.data.get("models") or {}).get(self.model)
+
+    def metrics_sha256(self) -> str | None:
+        entry = self.metrics_entry() or {}
+        return (entry.get("model") or {}).get("sha256") or (
+            (self.metrics.data.get("inputs") or {}).get(self.model, {}).get("sha256")
+            if self.metrics.ok else None)
+
+    def bench_split(self) -> tuple[list[Source], list[Source], list[Source]]:
+        """Bench files for this model, for another model (stale), and unreadable ones."""
+        mine, stale, bad = [], [], []
+        for source in self.benches:
+            if not source.ok:
+                bad.append(source)
+            elif not isinstance(source.data.get("model_sha256"), str):
+                bad.append(Source(source.path, source.sha256,
+                                  problem=f"{source.path} names no model_sha256"))
+            elif source.data["model_sha256"] == self.model_sha256:
+                mine.append(source)
+            else:
+                stale.append(source)
+        return mine, stale, bad
+
+
+def find_bench_files(run_dir: Path) -> list[Path]:
+    found: set[Path] = set()
+    for pattern in BENCH_GLOBS:
+        found.update(p for p in run_dir.glob(pattern) if p.is_file())
+    return sorted(found)
+
+
+def _model_file(path: Path) -> ModelFile:
+    if not path.is_file():
+        return ModelFile(str(path), None, None)
+    return ModelFile(str(path), sha256_file(path), path.stat().st_size)
+
+
+def collect(run_dir: str | os.PathLike, model: str, extra_bench: tuple[str, ...] = (),
+            baseline: str | os.PathLike | None = None) -> Evidence:
+    """Reads every file the gate needs for ``model`` in ``run_dir`` (and a baseline run).
+
+    Args:
+        run_dir: the run directory holding ``<model>.tflite``, its card and metrics.json.
+        model: the model's name (file stem), e.g. ``student_qat_int8``.
+        extra_bench: bench.json files kept elsewhere, judged with the run's own.
+        baseline: a previous release's run directory, for the change budgets.
+    """
+    root = Path(run_dir)
+    benches = [*find_bench_files(root), *(Path(p) for p in extra_bench)]
+    unique = list(dict.fromkeys(p.resolve() for p in benches))
+    return Evidence(
+        run_dir=str(root), model=model,
+        model_file=_model_file(root / f"{model}{MODEL_SUFFIX}"),
+        card=read_source(root / f"{model}{CARD_SUFFIX}", CARD_KIND),
+        metrics=read_source(root / METRICS_FILE, METRICS_KIND),
+        benches=tuple(read_source(p, BENCH_KIND) for p in unique),
+        baseline=collect(baseline, model) if baseline is not None else None)

@@ -1,0 +1,108 @@
+"""The gate's verdict: one row per budget, and the exit code it implies."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+from edgeped.provenance import stamp
+
+VERDICT_KIND = "edgeped.gate"
+
+
+class Status(str, Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    MISSING = "missing"      # no measurement that may judge this budget
+    STALE = "stale"          # measurements exist, but for another model (sha256)
+    UNREADABLE = "unreadable"  # a file is corrupt, truncated or lacks the field
+    SKIPPED = "skipped"      # the budget does not apply (e.g. a slice below the minimum size)
+
+    @property
+    def blocks_release(self) -> bool:
+        return self not in (Status.PASS, Status.SKIPPED)
+
+    @property
+    def is_evidence_problem(self) -> bool:
+        return self in (Status.MISSING, Status.STALE, Status.UNREADABLE)
+
+
+# Which way a limit points: measured must be >= limit ("min") or <= limit ("max").
+_MARGIN = {"min": lambda measured, limit: measured - limit,
+           "max": lambda measured, limit: limit - measured,
+           "equal": None}  # a yes/no requirement has no margin
+
+
+@dataclass(frozen=True)
+class BudgetResult:
+    """One budget judged: the figure, its limit, and the file (with sha256) it came from."""
+
+    budget: str
+    status: Status
+    direction: str  # "min" | "max" | "equal"
+    limit: float | bool | None
+    measured: float | bool | None = None
+    unit: str = ""
+    source: str | None = None
+    source_sha256: str | None = None
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.direction not in _MARGIN:
+            raise ValueError(f"direction must be one of {sorted(_MARGIN)}, got {self.direction!r}")
+        object.__setattr__(self, "status", Status(self.status))
+
+    @property
+    def margin(self) -> float | None:
+        """Headroom in the budget's unit: positive passes, negative fails, None if unmeasured."""
+        if self.measured is None or self.limit is None or self.direction == "equal":
+            return None
+        return float(_MARGIN[self.direction](self.measured, self.limit))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["status"] = self.status.value
+        out["margin"] = self.margin
+        return out
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Every budget's result for one model of one run directory."""
+
+    run_dir: str
+    model: str
+    model_sha256: str | None
+    results: tuple[BudgetResult, ...]
+    budgets: dict[str, Any] = field(default_factory=dict)
+    baseline: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """0 every budget passed; 2 some evidence is missing, stale or unreadable; else 1.
+
+        Missing evidence wins over a failure: the verdict is incomplete, and the fix
+        (measure again) comes before tuning the model.
+        """
+        if any(r.status.is_evidence_problem for r in self.results):
+            return 2
+        if any(r.status is Status.FAIL for r in self.results):
+            return 1
+        return 0
+
+    @property
+    def passed(self) -> bool:
+        return self.exit_code == 0
+
+    def counts(self) -> dict[str, int]:
+        out = {s.value: 0 for s in Status}
+        for r in self.results:
+            out[r.status.value] += 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**stamp(VERDICT_KIND), "run_dir": self.run_dir, "model": self.model,
+                "model_sha256": self.model_sha256, "baseline": self.baseline,
+                "exit_code": self.exit_code, "passed": self.passed, "counts": self.counts(),
+                "budgets": self.budgets, "results": [r.to_dict() for r in self.results]}
