@@ -246,3 +246,17 @@ def test_pennfudan_import_end_to_end(tmp_path):
     assert sum(len(d) for d in drives.values()) == 170
     verify = CliRunner().invoke(main, ["data", "verify", str(out)])
     assert verify.exit_code == 0, verify.output
+
+
+def test_a_close_up_inside_a_person_is_not_background():
+    person = np.array([(100.0, 0.0, 300.0, 400.0)])  # a big person, close to the camera
+    close_up = (150.0, 100.0, 200.0, 200.0)  # a head-and-shoulders window: small IoU and coverage
+    windows = np.array([window_from_box(tuple(person[0]), RULES.margin)])
+    assert iou(close_up, windows).max() < RULES.background_max_iou
+    assert coverage(close_up, person).max() < RULES.background_max_coverage
+    assert fill(close_up, person) == pytest.approx(1.0)
+    assert fill((0.0, 0.0, 50.0, 100.0), person) == 0.0
+    from edgeped.data.importers.geometry import is_background
+
+    assert not is_background(close_up, windows, person, RULES)
+    assert is_background((0.0, 300.0, 40.0, 380.0), windows, person, RULES)
