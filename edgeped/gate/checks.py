@@ -174,12 +174,22 @@ def _bench_problem(ev: Evidence, budget: str, direction: str, limit, unit: str,
     return _row(budget, direction, limit, unit, status=Status.MISSING, note=wanted)
 
 
+def is_emulated(bench: dict) -> bool:
+    """True unless every place bench.json records it says the target was real hardware."""
+    target = bench.get("target") if isinstance(bench.get("target"), dict) else {}
+    runner = bench.get("runner") if isinstance(bench.get("runner"), dict) else {}
+    flags = (bench.get("emulated"), target.get("emulated"), runner.get("emulated"))
+    if any(flag is not False and flag is not None for flag in flags) or bench.get("emulated") is None:
+        return True
+    return "emu" in str(bench.get("target_kind", "")) or "emu" in str(target.get("kind", ""))
+
+
 def _real_benches(ev: Evidence) -> tuple[list[Source], list[Source]]:
     mine, _, bad = ev.bench_split()
     if bad:
         return [], []
-    real = [s for s in mine if not s.data.get("emulated")]
-    emulated = [s for s in mine if s.data.get("emulated")]
+    real = [s for s in mine if not is_emulated(s.data)]
+    emulated = [s for s in mine if is_emulated(s.data)]
     return real, emulated
 
 
@@ -187,6 +197,13 @@ def _real_target(budget: str, key: str, limit: float, unit: str):
     """A maximum judged on the worst real-target bench result; emulated ones never count."""
     def run(b: Budgets, ev: Evidence) -> list[BudgetResult]:
         real, emulated = _real_benches(ev)
+        _, stale, bad = ev.bench_split()
+        stale_real = [s for s in stale if not is_emulated(s.data)]
+        if not real and stale_real and not bad:
+            return [_row(budget, "max", limit, unit, status=Status.STALE, source=stale_real[0],
+                         note=f"the real-target result is for sha256 "
+                              f"{stale_real[0].data['model_sha256'][:12]}, the model is "
+                              f"{str(ev.model_sha256)[:12]}; run `edgeped deploy` again")]
         if not real:
             wanted = ("only emulated measurements exist "
                       f"({', '.join(s.path for s in emulated)}): emulated time and RSS say "

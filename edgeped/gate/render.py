@@ -56,7 +56,7 @@ def console_table(verdict: Verdict):
     table = Table(title=f"budgets: {verdict.model}", show_lines=False)
     for column in ("budget", "measured", "limit", "margin", "status", "source"):
         table.add_column(column, overflow="fold", no_wrap=column in ("budget", "status", "margin"))
-    for r, row in zip(verdict.results, rows(verdict)):
+    for r, row in zip(verdict.results, rows(verdict), strict=True):
         style = colours.get(r.status, "yellow")
         # Text, not markup: budget names such as slice_recall[lighting=night] hold brackets.
         table.add_row(Text(row["budget"]), Text(row["measured"]), Text(row["limit"]),
@@ -67,7 +67,7 @@ def console_table(verdict: Verdict):
 def problems(verdict: Verdict) -> list[str]:
     """One line per blocking row: what is wrong and how to fix it."""
     return [f"{row['status']} {r.budget}: measured {row['measured']}, limit {row['limit']}; "
-            f"{r.note}" for r, row in zip(verdict.results, rows(verdict))
+            f"{r.note}" for r, row in zip(verdict.results, rows(verdict), strict=True)
             if r.status.blocks_release]
 
 
@@ -101,7 +101,7 @@ def junit_xml(verdict: Verdict) -> str:
     for name, value in (("run_dir", verdict.run_dir), ("model_sha256", verdict.model_sha256),
                         ("exit_code", verdict.exit_code)):
         ET.SubElement(props, "property", {"name": name, "value": str(value)})
-    for r, row in zip(verdict.results, rows(verdict)):
+    for r, row in zip(verdict.results, rows(verdict), strict=True):
         case = ET.SubElement(suite, "testcase", {"classname": f"gate.{r.budget.split('.')[0]}",
                                                  "name": r.budget})
         message = (f"measured {row['measured']}, limit {row['limit']}, margin {row['margin']}; "

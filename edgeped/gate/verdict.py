@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from edgeped.provenance import stamp
@@ -11,7 +11,7 @@ from edgeped.provenance import stamp
 VERDICT_KIND = "edgeped.gate"
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     PASS = "pass"
     FAIL = "fail"
     MISSING = "missing"      # no measurement that may judge this budget
