@@ -448,12 +448,31 @@ def demo(out_dir, drives, epochs_scale) -> None:
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("rendering drives", total=config.synth.drives)
         result = run_demo(config, step=lambda s: console.rule(s), detail=_log,
-                          synth_progress=lambda done, _: bar.update(task, completed=done))
+                          synth_progress=lambda done, _: bar.update(task, completed=done),
+                          budgets_file=Path("budgets.toml") if Path("budgets.toml").is_file() else None)
     from edgeped.fileio import read_json
 
     _print_metrics(read_json(result.metrics, "metrics"))
+    _print_demo_gate(result)
     click.echo(f"stage seconds: {result.seconds}; total {time.perf_counter() - start:.0f} s")
     click.echo(f"report: {result.report}")
+
+
+def _print_demo_gate(result) -> None:
+    """The demo's gate: the table, what it could judge here, and what needs a real board."""
+    from rich.console import Console
+
+    from edgeped.gate.render import console_table, headline, judged_and_missing
+
+    verdict = result.gate
+    Console(width=max(Console().width, 140)).print(console_table(verdict))
+    judged, missing = judged_and_missing(verdict)
+    click.echo(f"judged here ({len(judged)}): {', '.join(judged)}")
+    click.echo(f"not judged ({len(missing)}): {', '.join(missing) or 'none'}")
+    for note in result.gate_notes:
+        click.echo(f"  - {note}")
+    click.echo(headline(verdict))
+    click.echo(f"gate: {result.run_dir / 'gate.md'} (the demo itself exits 0)")
 
 
 def _bench_options(**kw):

@@ -338,3 +338,26 @@ def test_fixture_metrics_match_the_real_schema(run):
     # The fixture mirrors what edgeped eval writes; keep it honest about the keys read.
     data = copy.deepcopy(json.loads((run / "metrics.json").read_text()))
     assert {"recall", "fpr", "auc_pr"} <= set(data["models"][MODEL]["test"])
+
+
+def test_host_results_do_not_count_unless_their_kind_is_allowed(tmp_path, device_models):
+    run = write_run(tmp_path / "run", device_models["int8"])
+    edit_json(run / "bench.json", lambda d: d.update(target_kind="local",
+                                                     target={"kind": "local", "emulated": False}))
+    verdict = gate_run(run, Budgets())
+    row = next(r for r in verdict.results if r.budget == "runtime.invoke_ms_p95")
+    assert row.status is Status.MISSING and "local" in row.note
+    allowed = replace(Budgets(), runtime=RuntimeBudgets(target_kinds=("ssh", "local")))
+    assert gate_run(run, allowed).exit_code == 0
+
+
+def test_demo_gate_step_says_what_needs_a_real_board(run, monkeypatch):
+    import edgeped.demo as demo
+
+    monkeypatch.setattr(demo, "emulated_board_ready", lambda: False)
+    (run / "bench.json").unlink()
+    verdict, notes = demo.gate_demo_run(run)
+    assert verdict.exit_code == 2
+    assert any("real board" in n for n in notes) and any("not built" in n for n in notes)
+    assert json.loads((run / "gate.json").read_text())["exit_code"] == 2
+    assert "runtime.e2e_ms_per_crop_p95" in (run / "gate.md").read_text()

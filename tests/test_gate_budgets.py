@@ -89,6 +89,7 @@ def test_every_key_is_documented():
     ("[quality]\nmin_slice_positives = 0\n", "min_slice_positives"),
     ("[runtime]\nmax_invoke_ms_p95 = -1.0\n", "max_invoke_ms_p95"),
     ("[runtime]\nmax_peak_rss = 10.0\n", "max_peak_rss"),
+    ("[runtime]\ntarget_kinds = [\"arm64-emu\"]\n", "target_kinds"),
     ("[cost.max_instructions_per_invoke]\ncortex-a53 = 1.5\n", "cortex-a53"),
     ("[device]\nparity_required = \"yes\"\n", "parity_required"),
     ("[latency]\nx = 1\n", "latency"),

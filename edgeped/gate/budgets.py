@@ -73,10 +73,20 @@ class RuntimeBudgets:
     max_e2e_ms_per_crop_p95: float = 12.0
     max_invoke_ms_p95: float = 12.0
     max_peak_rss_mb: float = 200.0
+    # Target kinds (bench.json `target_kind`) whose results count: the development
+    # host ("local") is real hardware but not the ECU, so it is left out by default.
+    target_kinds: tuple[str, ...] = ("ssh",)
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            _check_positive("runtime", f.name, getattr(self, f.name))
+        for name in ("max_e2e_ms_per_crop_p95", "max_invoke_ms_p95", "max_peak_rss_mb"):
+            _check_positive("runtime", name, getattr(self, name))
+        kinds = tuple(self.target_kinds) if isinstance(self.target_kinds, (list, tuple)) else None
+        if not kinds or not all(isinstance(k, str) and k for k in kinds):
+            raise ValueError(f"runtime.target_kinds must list target kinds (e.g. [\"ssh\"]), "
+                             f"got {self.target_kinds!r}")
+        if any("emu" in k for k in kinds):
+            raise ValueError(f"runtime.target_kinds must not name an emulated target, got {kinds}")
+        object.__setattr__(self, "target_kinds", kinds)
 
 
 def normalise_core(core: str) -> str:
@@ -152,6 +162,7 @@ class Budgets:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["device"]["allowed_fallback_ops"] = list(self.device.allowed_fallback_ops)
+        out["runtime"]["target_kinds"] = list(self.runtime.target_kinds)
         return out
 
     @classmethod

@@ -184,33 +184,44 @@ def is_emulated(bench: dict) -> bool:
     return "emu" in str(bench.get("target_kind", "")) or "emu" in str(target.get("kind", ""))
 
 
-def _real_benches(ev: Evidence) -> tuple[list[Source], list[Source]]:
+def _real_benches(ev: Evidence, kinds: tuple[str, ...]) -> tuple[list[Source], list[Source]]:
+    """This model's results on real targets of the allowed kinds, and all the others."""
     mine, _, bad = ev.bench_split()
     if bad:
         return [], []
-    real = [s for s in mine if not is_emulated(s.data)]
-    emulated = [s for s in mine if is_emulated(s.data)]
-    return real, emulated
+    real = [s for s in mine if not is_emulated(s.data) and s.data.get("target_kind") in kinds]
+    return real, [s for s in mine if s not in real]
 
 
 def _real_target(budget: str, key: str, limit: float, unit: str):
     """A maximum judged on the worst real-target bench result; emulated ones never count."""
     def run(b: Budgets, ev: Evidence) -> list[BudgetResult]:
-        real, emulated = _real_benches(ev)
+        kinds = b.runtime.target_kinds
+        real, others = _real_benches(ev, kinds)
+        emulated = [s for s in others if is_emulated(s.data)]
+        elsewhere = [s for s in others if not is_emulated(s.data)]
         _, stale, bad = ev.bench_split()
-        stale_real = [s for s in stale if not is_emulated(s.data)]
+        stale_real = [s for s in stale if not is_emulated(s.data)
+                      and s.data.get("target_kind") in kinds]
         if not real and stale_real and not bad:
             return [_row(budget, "max", limit, unit, status=Status.STALE, source=stale_real[0],
                          note=f"the real-target result is for sha256 "
                               f"{stale_real[0].data['model_sha256'][:12]}, the model is "
                               f"{str(ev.model_sha256)[:12]}; run `edgeped deploy` again")]
         if not real:
-            wanted = ("only emulated measurements exist "
-                      f"({', '.join(s.path for s in emulated)}): emulated time and RSS say "
-                      "nothing about a board, so this budget needs a real target; run "
-                      "`edgeped deploy MODEL --host <board>`" if emulated else
-                      "no real-target bench.json for this model; run "
-                      "`edgeped deploy MODEL --host <board>`")
+            if elsewhere:
+                wanted = (f"results only from target kinds "
+                          f"{sorted({str(s.data.get('target_kind')) for s in elsewhere})}, and "
+                          f"runtime.target_kinds = {list(kinds)}: measure on the board with "
+                          "`edgeped deploy MODEL --host <board>`")
+            elif emulated:
+                wanted = ("only emulated measurements exist "
+                          f"({', '.join(s.path for s in emulated)}): emulated time and RSS say "
+                          "nothing about a board, so this budget needs a real target; run "
+                          "`edgeped deploy MODEL --host <board>`")
+            else:
+                wanted = ("no real-target bench.json for this model; run "
+                          "`edgeped deploy MODEL --host <board>`")
             return [_bench_problem(ev, budget, "max", limit, unit, wanted)]
         values = [(s.data.get(key), s) for s in real]
         bad = [s for v, s in values if not isinstance(v, (int, float)) or isinstance(v, bool)]
@@ -362,8 +373,8 @@ def change_vs_baseline(b: Budgets, ev: Evidence) -> list[BudgetResult]:
                            note=f"baseline recall {then} from {base.metrics.path} "
                                 f"({str(base.metrics.sha256)[:12]})"))
     name = "change.latency_regression_pct_vs_baseline"
-    real, _ = _real_benches(ev)
-    base_real, _ = _real_benches(base)
+    real, _ = _real_benches(ev, b.runtime.target_kinds)
+    base_real, _ = _real_benches(base, b.runtime.target_kinds)
     pairs = [(s, t) for s in real for t in base_real
              if s.data.get("target_name") == t.data.get("target_name")]
     if not pairs:

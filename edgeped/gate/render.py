@@ -64,6 +64,14 @@ def console_table(verdict: Verdict):
     return table
 
 
+def judged_and_missing(verdict: Verdict) -> tuple[list[str], list[str]]:
+    """Budgets judged (pass or fail) and budgets lacking a usable measurement."""
+    judged = [r.budget for r in verdict.results if r.status in (Status.PASS, Status.FAIL)]
+    missing = [f"{r.budget} ({r.status.value})" for r in verdict.results
+               if r.status.is_evidence_problem]
+    return judged, missing
+
+
 def problems(verdict: Verdict) -> list[str]:
     """One line per blocking row: what is wrong and how to fix it."""
     return [f"{row['status']} {r.budget}: measured {row['measured']}, limit {row['limit']}; "
