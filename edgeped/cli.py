@@ -404,7 +404,8 @@ def compare(sources, out_dir, slices) -> None:
     One row per model of each source: size, parameters, test recall with its
     by-drive 95% interval, FPR, AUC-PR, ECE, and the chosen slices.
     """
-    from edgeped.evaluate.compare import Source, compare as run_compare, write_comparison
+    from edgeped.evaluate.compare import Source, write_comparison
+    from edgeped.evaluate.compare import compare as run_compare
 
     result = run_compare([Source.parse(s) for s in sources], tuple(slices))
     paths = write_comparison(out_dir, result)

@@ -83,3 +83,19 @@ def test_focal_loss_and_weighting_train(tiny_dataset, tmp_path):
                                  dict(imbalance="none", augment=AugmentConfig.off())]):
         result = train(tmp_path / f"r{i}", _config(tiny_dataset, **changes), stages=("student",))
         assert np.isfinite(result[0].history["loss"]).all()
+
+
+def test_input_range_pinning_survives_renamed_variables():
+    """In a long process Keras names variables quantize_layer_min_1; pinning must still work."""
+    from edgeped._keras import tfmot
+    from edgeped.models import build_model
+    from edgeped.train.loop import INPUT_RANGE, fix_input_ranges
+
+    mot = tfmot()
+    for _ in range(2):  # the second model gets uniquified variable names
+        model = mot.quantization.keras.quantize_model(build_model(ModelSpec("tiny")))
+        assert fix_input_ranges(model) == 1
+        layer = next(lay for lay in model.layers if type(lay).__name__ == "QuantizeLayer"
+                     and len(lay.input_shape) == 4)
+        got = sorted(float(w.numpy()) for w in layer.weights if "min" in w.name or "max" in w.name)
+        assert got == sorted(INPUT_RANGE)

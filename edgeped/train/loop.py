@@ -99,9 +99,12 @@ def fix_input_ranges(qat_model) -> int:
     for layer in qat_model.layers:
         if type(layer).__name__ != "QuantizeLayer" or len(layer.input_shape) != 4:
             continue
-        values = {w.name.split("/")[-1].split(":")[0]: w for w in layer.weights}
-        values["quantize_layer_min"].assign(INPUT_RANGE[0])
-        values["quantize_layer_max"].assign(INPUT_RANGE[1])
+        # Match the suffix: the variables carry the layer's own (uniquified) name, e.g.
+        # quantize_layer_1/quantize_layer_1_min, in a process that built several models.
+        values = {key: w for w in layer.weights for key in ("_min", "_max")
+                  if w.name.split("/")[-1].split(":")[0].endswith(key)}
+        values["_min"].assign(INPUT_RANGE[0])
+        values["_max"].assign(INPUT_RANGE[1])
         pinned += 1
     return pinned
 
