@@ -23,11 +23,9 @@ class DemoConfig:
     synth: SynthConfig = field(default_factory=lambda: SynthConfig(drives=480, crops_per_drive=50))
     teacher: ModelSpec = field(default_factory=lambda: ModelSpec("teacher", width=0.5))
     student: ModelSpec = field(default_factory=lambda: ModelSpec("student", width=1.0))
-    teacher_stage: StageConfig = field(default_factory=lambda: StageConfig(2, 2e-3))
+    teacher_stage: StageConfig = field(default_factory=lambda: StageConfig(3, 2e-3))
     student_stage: StageConfig = field(default_factory=lambda: StageConfig(4, 3e-3))
-    # Half an epoch of QAT: fake-quant plus the teacher's forward pass make QAT steps
-    # the slowest of the demo, and the distilled student is already converged.
-    qat_stage: StageConfig = field(default_factory=lambda: StageConfig(1, 3e-4, steps_per_epoch=90))
+    qat_stage: StageConfig = field(default_factory=lambda: StageConfig(1, 3e-4))
 
 
 @dataclass

@@ -9,10 +9,12 @@ import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from edgeped.cli import main
+from edgeped.evaluate.run import SplitScores, write_test_scores
 from edgeped.fileio import sha256_file
 from edgeped.gate import Budgets, Status, gate_run
 from edgeped.gate.budgets import (
@@ -49,6 +51,7 @@ def _metrics(sha: str, **test_over) -> dict:
         "inputs": {MODEL: {"file": f"{MODEL}.tflite", "sha256": sha}},
         "models": {MODEL: {
             "model": {"sha256": sha, "mode": "qat-int8"},
+            "threshold": {"threshold": 0.5},
             "test": {"recall": 0.95, "fpr": 0.005, "auc_pr": 0.9, **test_over},
             "test_slices": {
                 "lighting": {"night": {"positives": 40, "recall": 0.90},
@@ -69,12 +72,28 @@ def write_run(root: Path, model_file: Path, *, real: bool = True, emulated: bool
                       "mode": "qat-int8"}}
     (root / f"{MODEL}.card.json").write_text(json.dumps(card))
     (root / "metrics.json").write_text(json.dumps(_metrics(sha)))
+    write_scores(root, TEST_SCORES)
     if real:
         (root / "bench.json").write_text(json.dumps(_bench(sha, emulated=False)))
     if emulated:
         (root / "bench").mkdir(exist_ok=True)
         (root / "bench" / "arm64-emu-a53.json").write_text(json.dumps(_bench(sha, emulated=True)))
     return root
+
+
+# 200 test crops: the model's probability for each (every fourth one a pedestrian).
+TEST_SCORES = np.linspace(0.01, 0.99, 200)
+
+
+def write_scores(root: Path, scores, crop_ids=None) -> None:
+    """Per-crop test scores as `edgeped eval` writes them, registered in metrics.json."""
+    n = len(scores)
+    ids = np.array(crop_ids if crop_ids is not None else [f"c{i:04d}" for i in range(n)])
+    labels = (np.arange(n) % 4 == 0).astype(np.int64)
+    split = SplitScores(labels, {}, {MODEL: np.asarray(scores, np.float32)}, ids, ids)
+    digest = write_test_scores(root / "test_scores.npz", split)
+    edit_json(root / "metrics.json",
+              lambda d: d.update(test_scores={"file": "test_scores.npz", "sha256": digest}))
 
 
 def edit_json(path: Path, fn) -> None:
@@ -270,6 +289,54 @@ def test_baseline_change_budgets(tmp_path, device_models, run):
     (base / "bench.json").unlink()
     assert statuses(gate_run(run, Budgets(), baseline=base))[
         "change.latency_regression_pct_vs_baseline"] is Status.MISSING
+
+
+def test_flip_rate_against_the_baseline(tmp_path, device_models, run):
+    base = write_run(tmp_path / "base", device_models["int8"])
+    assert statuses(gate_run(run, Budgets(), baseline=base))[
+        "change.flip_rate_vs_baseline"] is Status.PASS
+    moved = TEST_SCORES.copy()
+    moved[[0, 1, 2]] = 0.9  # three background-side crops now above the 0.5 threshold
+    write_scores(base, moved)
+    verdict = gate_run(run, Budgets(), baseline=base)
+    flip = next(r for r in verdict.results if r.budget == "change.flip_rate_vs_baseline")
+    assert flip.status is Status.FAIL and flip.measured == pytest.approx(3 / 200)
+    assert verdict.exit_code == 1
+    # Two flips of 200 are within the 1% budget.
+    moved[0] = TEST_SCORES[0]
+    write_scores(base, moved)
+    assert statuses(gate_run(run, Budgets(), baseline=base))[
+        "change.flip_rate_vs_baseline"] is Status.PASS
+
+
+def test_flip_rate_matches_crops_by_id_not_by_position(tmp_path, device_models, run):
+    base = write_run(tmp_path / "base", device_models["int8"])
+    order = np.random.default_rng(0).permutation(200)
+    write_scores(base, TEST_SCORES[order], [f"c{i:04d}" for i in order])
+    flip = next(r for r in gate_run(run, Budgets(), baseline=base).results
+                if r.budget == "change.flip_rate_vs_baseline")
+    assert flip.status is Status.PASS and flip.measured == 0.0
+
+
+@pytest.mark.parametrize("damage", ["no_scores", "tampered", "other_crops", "garbage"])
+def test_flip_rate_fails_closed(tmp_path, device_models, run, damage):
+    base = write_run(tmp_path / "base", device_models["int8"])
+    if damage == "no_scores":
+        edit_json(base / "metrics.json", lambda d: d.pop("test_scores"))
+    elif damage == "tampered":  # the file is not the one metrics.json was written with
+        digest = json.loads((base / "metrics.json").read_text())["test_scores"]["sha256"]
+        write_scores(base, TEST_SCORES[::-1])
+        edit_json(base / "metrics.json", lambda d: d["test_scores"].update(sha256=digest))
+    elif damage == "other_crops":
+        write_scores(base, TEST_SCORES, [f"x{i:04d}" for i in range(200)])
+    else:
+        (base / "test_scores.npz").write_bytes(b"not a zip file")
+        edit_json(base / "metrics.json", lambda d: d["test_scores"].update(
+            sha256=sha256_file(base / "test_scores.npz")))
+    verdict = gate_run(run, Budgets(), baseline=base)
+    flip = next(r for r in verdict.results if r.budget == "change.flip_rate_vs_baseline")
+    assert flip.status in (Status.MISSING, Status.UNREADABLE), flip
+    assert flip.note and verdict.exit_code == 2
 
 
 # --- CLI and reports -------------------------------------------------------------------

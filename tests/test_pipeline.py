@@ -1,7 +1,7 @@
 import numpy as np
 
 from edgeped.data.augment import AugmentConfig
-from edgeped.data.pipeline import PipelineOptions, make_dataset
+from edgeped.data.pipeline import PipelineOptions, _positives_fit_in_memory, make_dataset
 from edgeped.data.preprocess import Preprocessing
 from edgeped.data.shards import Dataset, DatasetWriter
 from tests.conftest import make_batch
@@ -54,3 +54,25 @@ def test_balanced_sampling_and_augmentation_stay_in_range(tmp_path):
     assert 0.43 < share < 0.57  # 3 of 10 records are positive; 1000 draws at 0.5
     image = np.concatenate([x["image"].numpy() for x, _, _ in batches])
     assert image.min() >= -1.0 and image.max() <= 127 / 128
+
+
+def test_balanced_sampling_with_and_without_the_positive_cache(tmp_path):
+    """Each class's stream holds only that class, whether positives are cached in memory or not."""
+    ds, batch = _dataset(tmp_path)
+    prep = Preprocessing.from_manifest_stats(ds.metadata_stats())
+    pos_images = {im.tobytes() for im in prep.image(batch.images[batch.labels == 1])}
+    neg_images = {im.tobytes() for im in prep.image(batch.images[batch.labels == 0])}
+    for cache_mb in (0.0, 512.0):
+        opts = PipelineOptions(batch_size=100, positive_fraction=0.5, cache_positives_mb=cache_mb)
+        for x, y, _ in make_dataset(ds, "train", prep, opts, shuffle=True).take(3):
+            for image, label in zip(x["image"].numpy(), y.numpy()[:, 0], strict=True):
+                assert image.tobytes() in (pos_images if label == 1 else neg_images)
+
+
+def test_positive_cache_is_bounded_by_the_positives_size(tmp_path):
+    ds, _ = _dataset(tmp_path)
+    info = ds.manifest["splits"]["train"]
+    positive_bytes = sum(s["bytes"] for s in info["shards"]) * 3 / 10
+    assert _positives_fit_in_memory(ds, "train", positive_bytes / 1e6 * 1.01)
+    assert not _positives_fit_in_memory(ds, "train", positive_bytes / 1e6 * 0.99)
+    assert not _positives_fit_in_memory(ds, "train", 0.0)

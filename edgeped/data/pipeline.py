@@ -39,6 +39,12 @@ class PipelineOptions:
     # (None = as they come). Both read the tag stored in every record.
     hard_negative_weight: float = 1.0
     near_miss_fraction: float | None = None
+    # With positive_fraction set, the rare class's raw records are kept in memory
+    # after the first pass when the split's positives take at most this many MB
+    # (0 = never). Measured 2.5x more batches/s on the demo set; memory grows by at
+    # most this cap, and fleet-sized splits (7.7 GB of positives at 12.5M crops)
+    # stream without it.
+    cache_positives_mb: float = 128.0
 
     def __post_init__(self) -> None:
         if self.hard_negative_weight <= 0:
@@ -60,10 +66,21 @@ class PipelineOptions:
                              f"{self.positive_fraction}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.cache_positives_mb < 0:
+            raise ValueError(f"cache_positives_mb must be >= 0, got {self.cache_positives_mb}")
         if self.shuffle_buffer < 0:
             raise ValueError(f"shuffle_buffer must be >= 0, got {self.shuffle_buffer}")
         if self.pos_weight <= 0:
             raise ValueError(f"pos_weight must be > 0, got {self.pos_weight}")
+
+
+def _positives_fit_in_memory(dataset: Dataset, split: str, limit_mb: float) -> bool:
+    info = dataset.manifest["splits"][split]
+    records, positives = info.get("records", 0), info.get("positives")
+    if not limit_mb or not records or positives is None:
+        return False
+    size = sum(shard["bytes"] for shard in info["shards"]) * positives / records
+    return size <= limit_mb * 1e6
 
 
 def make_dataset(dataset: Dataset, split: str, prep: Preprocessing, options: PipelineOptions,
@@ -71,7 +88,8 @@ def make_dataset(dataset: Dataset, split: str, prep: Preprocessing, options: Pip
     """Builds a tf.data.Dataset yielding (inputs, label, sample_weight) batches.
 
     Shards are interleaved and shuffled through a bounded buffer, so memory does
-    not grow with the dataset.
+    not grow with the dataset (beyond the positives' cache, capped by
+    ``options.cache_positives_mb``).
     """
     from edgeped._keras import tf
 
@@ -101,6 +119,14 @@ def make_dataset(dataset: Dataset, split: str, prep: Preprocessing, options: Pip
         ex = tf.io.parse_single_example(payload, kind_spec)
         plain = tf.reduce_any(tf.equal(ex["hard_negative"], tf.constant(list(PLAIN_KINDS))))
         return tf.logical_and(tf.equal(ex["label"][0], 0), tf.logical_not(plain))
+
+    label_spec = {"label": tf.io.FixedLenFeature([1], tf.int64)}
+
+    def positive(payload):
+        return tf.io.parse_single_example(payload, label_spec)["label"][0] > 0
+
+    def negative(payload):
+        return tf.logical_not(positive(payload))
 
     def plain_negative(payload):
         ex = tf.io.parse_single_example(payload, kind_spec)
@@ -145,14 +171,17 @@ def make_dataset(dataset: Dataset, split: str, prep: Preprocessing, options: Pip
     if options.positive_fraction is not None:
         # Each class streams on its own, repeated, and the mix is drawn per example:
         # the batch composition is set by positive_fraction, not by prevalence.
-        parsed = records(0).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-        pos = shuffled(parsed.filter(lambda x, y, w: y[0] > 0.5), 1, 1024).repeat()
+        # Records are split by label on the raw bytes (a one-field parse), so only
+        # the records drawn into a batch are decoded and augmented: at 2.5%
+        # prevalence that is ~40x less work than parsing every record scanned.
+        pos = records(0).filter(positive)
+        if _positives_fit_in_memory(dataset, split, options.cache_positives_mb):
+            pos = pos.cache()  # later epochs stop rescanning every shard for the rare class
+        pos = shuffled(pos, 1, 1024).repeat().map(parse, num_parallel_calls=tf.data.AUTOTUNE)
         if options.near_miss_fraction is None:
-            neg = shuffled(parsed.filter(lambda x, y, w: y[0] < 0.5), 2,
-                           options.shuffle_buffer).repeat()
+            neg = shuffled(records(2).filter(negative), 2, options.shuffle_buffer).repeat()
         else:
-            # Split on the raw records (shuffled as bytes, 4x smaller than parsed floats),
-            # then mix near misses and plain background at the set share.
+            # Mix near misses and plain background at the set share.
             if not dataset.manifest["splits"][split].get("hard_negatives"):
                 raise EdgepedError(f"near_miss_fraction is set but the {split} split of "
                                    f"{dataset.root} has no near-miss negatives",
@@ -162,7 +191,8 @@ def make_dataset(dataset: Dataset, split: str, prep: Preprocessing, options: Pip
             neg = tf.data.Dataset.sample_from_datasets(
                 [near.repeat(), plain.repeat()],
                 weights=[options.near_miss_fraction, 1.0 - options.near_miss_fraction],
-                seed=options.seed + 7).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+                seed=options.seed + 7)
+        neg = neg.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
         ds = tf.data.Dataset.sample_from_datasets(
             [pos, neg], weights=[options.positive_fraction, 1.0 - options.positive_fraction],
             seed=options.seed)

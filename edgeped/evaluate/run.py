@@ -22,7 +22,7 @@ from edgeped.evaluate import metrics as m
 from edgeped.evaluate.calibration import reliability
 from edgeped.evaluate.inference import TfliteScorer
 from edgeped.evaluate.uncertainty import bootstrap_by_group, clopper_pearson
-from edgeped.fileio import sha256_file, write_json_atomic, write_text_atomic
+from edgeped.fileio import atomic_output, sha256_file, write_json_atomic, write_text_atomic
 from edgeped.provenance import stamp
 
 
@@ -62,6 +62,7 @@ class SplitScores:
     tags: dict[str, np.ndarray]
     scores: dict[str, np.ndarray]  # model name -> probabilities
     drives: np.ndarray
+    crop_ids: np.ndarray
 
 
 def find_models(run_dir: Path, only: tuple[str, ...] | None = None) -> dict[str, tuple[Path, dict]]:
@@ -87,7 +88,8 @@ def find_models(run_dir: Path, only: tuple[str, ...] | None = None) -> dict[str,
 
 def score_split(dataset: Dataset, split: str, scorers: dict[str, TfliteScorer],
                 progress: Callable[[str], None], metadata_dropout: float = 0.0) -> SplitScores:
-    labels, drives, tags, scores = [], [], {t: [] for t in TAG_FIELDS}, {n: [] for n in scorers}
+    labels, drives, crops = [], [], []
+    tags, scores = {t: [] for t in TAG_FIELDS}, {n: [] for n in scorers}
     total, done = dataset.count(split), 0
     if total == 0:
         raise EdgepedError(f"the {split} split of {dataset.root} is empty",
@@ -98,6 +100,7 @@ def score_split(dataset: Dataset, split: str, scorers: dict[str, TfliteScorer],
             batch.metadata[rng.random(len(batch)) < metadata_dropout] = np.nan
         labels.append(batch.labels)
         drives.append(batch.drive_id)
+        crops.append(batch.crop_id)
         for t in TAG_FIELDS:
             tags[t].append(batch.tags(t))
         for name, scorer in scorers.items():
@@ -105,7 +108,8 @@ def score_split(dataset: Dataset, split: str, scorers: dict[str, TfliteScorer],
         done += len(batch)
         progress(f"scored {split}: {done}/{total} crops with {len(scorers)} model(s)")
     return SplitScores(np.concatenate(labels), {t: np.concatenate(v) for t, v in tags.items()},
-                       {n: np.concatenate(v) for n, v in scores.items()}, np.concatenate(drives))
+                       {n: np.concatenate(v) for n, v in scores.items()}, np.concatenate(drives),
+                       np.concatenate(crops))
 
 
 def _float_sibling(name: str, card: dict, models: dict[str, tuple[Path, dict]]) -> str | None:
@@ -195,7 +199,46 @@ def evaluate_run(run_dir: str | os.PathLike, config: EvalConfig = EvalConfig(), 
         "comparisons": comparisons,
     }
     report["_curves"] = {name: (test.labels, test.scores[name]) for name in models}
+    report["_test_scores"] = test
     return report
+
+
+TEST_SCORES_KIND = "edgeped.test_scores"
+
+
+def write_test_scores(path: Path, test: SplitScores) -> str:
+    """Per-crop test scores of every model (.npz), for decision flips against a later release.
+
+    Returns:
+        The file's sha256, which metrics.json records.
+    """
+    arrays = {"kind": np.array(TEST_SCORES_KIND), "crop_id": test.crop_ids.astype(str),
+              "label": test.labels.astype(np.int8),
+              **{f"score/{name}": v.astype(np.float32) for name, v in test.scores.items()}}
+    with atomic_output(path) as f:
+        np.savez_compressed(f, **arrays)
+    return sha256_file(path)
+
+
+def read_test_scores(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Reads a test-scores file written by `write_test_scores`.
+
+    Raises:
+        EdgepedError: the file is missing, not an .npz, or not a test-scores file.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise EdgepedError(f"{p} does not exist", "re-run `edgeped eval` on the run directory")
+    try:
+        with np.load(p, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise EdgepedError(f"{p} is not a readable .npz file ({exc})",
+                           "re-run `edgeped eval` on the run directory") from exc
+    if str(arrays.get("kind", "")) != TEST_SCORES_KIND or "crop_id" not in arrays:
+        raise EdgepedError(f"{p} is not an edgeped test-scores file",
+                           "re-run `edgeped eval` on the run directory")
+    return arrays
 
 
 def write_outputs(run_dir: str | os.PathLike, report: dict, tag: str = "") -> dict[str, Path]:
@@ -212,6 +255,11 @@ def write_outputs(run_dir: str | os.PathLike, report: dict, tag: str = "") -> di
     suffix = f"-{tag}" if tag else ""
     plot_dir = run / f"plots{suffix}"
     curves = report.pop("_curves")
+    test = report.pop("_test_scores")
+    scores_path = run / f"test_scores{suffix}.npz"
+    report["test_scores"] = {"file": scores_path.name,
+                             "sha256": write_test_scores(scores_path, test),
+                             "content": "per-crop test probabilities of every model, by crop_id"}
     plots = pr_roc_png(curves, plot_dir, report["config"]["max_fpr"],
                        report["config"]["min_recall"])
     plots["reliability"] = reliability_png(
@@ -238,4 +286,4 @@ def write_outputs(run_dir: str | os.PathLike, report: dict, tag: str = "") -> di
             card["threshold"]["int8"] = max(-128, q)  # 128 would mean "never pedestrian"
             card["threshold"]["int8_rule"] = "pedestrian when output q >= int8"
         write_card(card_file, card)
-    return {"metrics": metrics_path, "report": report_path, **plots}
+    return {"metrics": metrics_path, "report": report_path, "test_scores": scores_path, **plots}

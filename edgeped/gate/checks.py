@@ -372,6 +372,7 @@ def change_vs_baseline(b: Budgets, ev: Evidence) -> list[BudgetResult]:
         rows.append(_judge(name, "max", c.max_recall_drop, "", drop, ev.metrics,
                            note=f"baseline recall {then} from {base.metrics.path} "
                                 f"({str(base.metrics.sha256)[:12]})"))
+    rows.append(_flip_rate_vs_baseline(c.max_flip_rate, ev, base))
     name = "change.latency_regression_pct_vs_baseline"
     real, _ = _real_benches(ev, b.runtime.target_kinds)
     base_real, _ = _real_benches(base, b.runtime.target_kinds)
@@ -397,6 +398,53 @@ def change_vs_baseline(b: Budgets, ev: Evidence) -> list[BudgetResult]:
                             f"{t.data.get('e2e_ms_per_crop_p95'):.3f} ms from {t.path} "
                             f"({str(t.sha256)[:12]})"))
     return rows
+
+
+def _decisions(ev: Evidence, name: str, limit: float, who: str):
+    """(crop_id -> decision) arrays of ``ev``'s model on its test split, or the row saying why not."""
+    import numpy as np
+
+    entry, problem = _metrics(ev, name, "max", limit, "")
+    if problem:
+        return None, replace(problem, note=f"{who}: {problem.note}")
+    scores = ev.scores
+    if scores is None or not scores.ok:
+        status = Status.MISSING if scores is None or scores.missing else Status.UNREADABLE
+        return None, _row(name, "max", limit, "", status=status, source=scores,
+                          note=f"{who}: {scores.problem if scores else 'no per-crop scores'}; "
+                               "re-run `edgeped eval` on that run")
+    key = f"score/{ev.model}"
+    threshold = (entry.get("threshold") or {}).get("threshold")
+    if key not in scores.data or not isinstance(threshold, (int, float)):
+        return None, _row(name, "max", limit, "", status=Status.MISSING, source=scores,
+                          note=f"{who}: no per-crop scores or threshold for {ev.model}; "
+                               "re-run `edgeped eval` on that run")
+    ids = scores.data["crop_id"]
+    return (ids, np.asarray(scores.data[key]) >= threshold), None
+
+
+def _flip_rate_vs_baseline(limit: float, ev: Evidence, base: Evidence) -> BudgetResult:
+    """Share of test crops whose decision differs from the baseline release's at its threshold."""
+    import numpy as np
+
+    name = "change.flip_rate_vs_baseline"
+    now, problem = _decisions(ev, name, limit, "this run")
+    if problem:
+        return problem
+    then, problem = _decisions(base, name, limit, "baseline")
+    if problem:
+        return problem
+    (ids_now, dec_now), (ids_then, dec_then) = now, then
+    common, i_now, i_then = np.intersect1d(ids_now, ids_then, return_indices=True)
+    if len(common) != len(ids_now) or len(common) != len(ids_then):
+        return _row(name, "max", limit, "", status=Status.MISSING, source=ev.scores,
+                    note=f"the two runs were tested on different crops ({len(common)} in common "
+                         f"of {len(ids_now)} and {len(ids_then)}); evaluate both on one dataset "
+                         "(`edgeped eval BASELINE_RUN --data DATA`)")
+    flips = dec_now[i_now] != dec_then[i_then]
+    return _judge(name, "max", limit, "", float(flips.mean()), ev.scores,
+                  note=f"{int(flips.sum())} of {len(common)} test crops; baseline scores "
+                       f"{base.scores.path} ({str(base.scores.sha256)[:12]})")
 
 
 def run_checks(budgets: Budgets, evidence: Evidence,

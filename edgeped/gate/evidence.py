@@ -57,6 +57,32 @@ def read_source(path: str | os.PathLike, kind: str | None = None) -> Source:
     return Source(str(p), digest, data)
 
 
+def read_scores(root: Path, metrics: Source) -> Source:
+    """The per-crop test scores metrics.json points to, checked against the sha256 it records.
+
+    data is {"crop_id": ..., "label": ..., "score/<model>": ...} when usable.
+    """
+    from edgeped.errors import EdgepedError
+    from edgeped.evaluate.run import read_test_scores
+
+    entry = metrics.data.get("test_scores") if metrics.ok else None
+    if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+        return Source(str(root / "test_scores.npz"), missing=True,
+                      problem=f"{metrics.path} names no per-crop test scores (made by an older "
+                              "edgeped, or not evaluated); re-run `edgeped eval`")
+    path = root / Path(entry["file"]).name
+    if not path.is_file():
+        return Source(str(path), missing=True, problem=f"{path} does not exist")
+    digest = sha256_file(path)
+    if digest != entry.get("sha256"):
+        return Source(str(path), digest, problem=f"{path} is not the file metrics.json was "
+                                                 "written with (sha256 differs)")
+    try:
+        return Source(str(path), digest, read_test_scores(path))
+    except EdgepedError as exc:
+        return Source(str(path), digest, problem=exc.problem)
+
+
 @dataclass(frozen=True)
 class ModelFile:
     """The .tflite under the gate (its sha256 is what every other file must name)."""
@@ -77,6 +103,7 @@ class Evidence:
     metrics: Source
     benches: tuple[Source, ...] = ()
     baseline: Evidence | None = None
+    scores: Source | None = None  # per-crop test scores (read only when a baseline is gated)
 
     @property
     def model_sha256(self) -> str | None:
@@ -128,7 +155,7 @@ def _model_file(path: Path) -> ModelFile:
 
 
 def collect(run_dir: str | os.PathLike, model: str, extra_bench: tuple[str, ...] = (),
-            baseline: str | os.PathLike | None = None) -> Evidence:
+            baseline: str | os.PathLike | None = None, *, with_scores: bool = False) -> Evidence:
     """Reads every file the gate needs for ``model`` in ``run_dir`` (and a baseline run).
 
     Args:
@@ -136,14 +163,17 @@ def collect(run_dir: str | os.PathLike, model: str, extra_bench: tuple[str, ...]
         model: the model's name (file stem), e.g. ``student_qat_int8``.
         extra_bench: bench.json files kept elsewhere, judged with the run's own.
         baseline: a previous release's run directory, for the change budgets.
+        with_scores: also read the per-crop test scores (always done with a baseline).
     """
     root = Path(run_dir)
     benches = [*find_bench_files(root), *(Path(p) for p in extra_bench)]
     unique = list(dict.fromkeys(p.resolve() for p in benches))
+    metrics = read_source(root / METRICS_FILE, METRICS_KIND)
     return Evidence(
         run_dir=str(root), model=model,
         model_file=_model_file(root / f"{model}{MODEL_SUFFIX}"),
         card=read_source(root / f"{model}{CARD_SUFFIX}", CARD_KIND),
-        metrics=read_source(root / METRICS_FILE, METRICS_KIND),
+        metrics=metrics,
         benches=tuple(read_source(p, BENCH_KIND) for p in unique),
-        baseline=collect(baseline, model) if baseline is not None else None)
+        baseline=collect(baseline, model, with_scores=True) if baseline is not None else None,
+        scores=read_scores(root, metrics) if baseline is not None or with_scores else None)

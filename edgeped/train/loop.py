@@ -160,10 +160,12 @@ class _Session:
         schedule = keras.optimizers.schedules.CosineDecay(
             stage.learning_rate, max(1, stage.epochs * (steps or self.epoch_steps)), alpha=0.05)
         if trainee is saved:
+            # Val batches carry sample weights of 1 (the pipeline's shape); the AUC is unweighted.
             trainee.compile(optimizer=keras.optimizers.Adam(schedule), loss=self.hard_loss,
-                            metrics=[keras.metrics.AUC(curve="PR", name="auc_pr")])
+                            metrics=[keras.metrics.AUC(curve="PR", name="auc_pr")],
+                            weighted_metrics=[])
         else:
-            trainee.compile(optimizer=keras.optimizers.Adam(schedule))
+            trainee.compile(optimizer=keras.optimizers.Adam(schedule), weighted_metrics=[])
         best = best if best is not None else {"value": -1.0}
         progress = self.progress
 
