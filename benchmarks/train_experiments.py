@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 def _toml(stages_epochs: dict[str, int], extra: str = "") -> str:
     lines = ["[teacher_stage]", f"epochs = {stages_epochs.get('teacher', 3)}",
              "learning_rate = 0.002",
-             "[student_stage]", f"epochs = {stages_epochs.get('student', 4)}",
+             "[student_stage]", f"epochs = {stages_epochs.get('student', 6)}",
              "learning_rate = 0.003",
              "[qat_stage]", f"epochs = {stages_epochs.get('qat', 1)}", "learning_rate = 0.0003",
              "[prune_stage]", f"epochs = {stages_epochs.get('prune', 2)}", "learning_rate = 0.0005"]
@@ -61,6 +61,8 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", help="run only these experiments")
     parser.add_argument("--reuse", help="a run (e.g. the demo's) whose teacher, distilled and QAT "
                         "students seed the variants run; its student epochs must match")
+    parser.add_argument("--label", default="", help="suffix for the results files "
+                        "(training-DATE-LABEL.json), to keep an earlier record of the same day")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -121,7 +123,7 @@ def main() -> int:
     }
     results = HERE / "results"
     results.mkdir(exist_ok=True)
-    stem = f"training-{record['date']}"
+    stem = f"training-{record['date']}" + (f"-{args.label}" if args.label else "")
     (results / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
     (results / f"{stem}.md").write_text((out / "comparison" / "comparison.md").read_text()
                                         + "\n\nCommands:\n\n" + "\n".join(

@@ -103,10 +103,11 @@ def make_dataset(dataset: Dataset, split: str, prep: Preprocessing, options: Pip
     mean = tf.constant(prep.mean, tf.float32)
     std = tf.constant(prep.std, tf.float32)
 
-    def parse(payload):
+    def parse(payload, seed):
         ex = tf.io.parse_single_example(payload, spec)
         image = tf.reshape(tf.io.decode_raw(ex["image"], tf.uint8), CROP_SHAPE)
-        inputs, label, weight = prepare(image, ex["metadata"], tf.cast(ex["label"], tf.float32))
+        inputs, label, weight = prepare(image, ex["metadata"], tf.cast(ex["label"], tf.float32),
+                                        seed)
         if options.hard_negative_weight != 1.0:
             weight = tf.where(near_miss(payload), weight * options.hard_negative_weight, weight)
         return inputs, label, weight
@@ -132,20 +133,31 @@ def make_dataset(dataset: Dataset, split: str, prep: Preprocessing, options: Pip
         ex = tf.io.parse_single_example(payload, kind_spec)
         return tf.logical_and(tf.equal(ex["label"][0], 0), tf.logical_not(near_miss(payload)))
 
-    def prepare(image, meta, label):
+    def prepare(image, meta, label, seed):
         image = (tf.cast(image, tf.float32) - PIXEL_OFFSET) / PIXEL_SCALE
         present = tf.logical_not(tf.math.is_nan(meta))
         z = tf.clip_by_value((meta - mean) / std, -prep.clip, prep.clip)
         z = tf.where(present, z, tf.zeros_like(z))
         meta_in = tf.concat([z, tf.cast(present, tf.float32)], axis=0)
         if options.augment is not None:
-            image = augment_image(tf, image, options.augment)
+            image_seed, meta_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+            image = augment_image(tf, image, options.augment, image_seed)
             if options.use_metadata and options.augment.metadata_dropout:
-                keep = tf.random.uniform([]) >= options.augment.metadata_dropout
+                keep = (tf.random.stateless_uniform([], meta_seed)
+                        >= options.augment.metadata_dropout)
                 meta_in = meta_in * tf.cast(keep, tf.float32)
         weight = tf.where(label[0] > 0.5, options.pos_weight, 1.0)
         inputs = {"image": image, "meta": meta_in} if options.use_metadata else {"image": image}
         return inputs, label, weight
+
+    def seeded(ds, fn, stream: int):
+        """Maps fn(*element, seed) in parallel; the seed is (run seed, stream, element index),
+        so augmentation draws do not depend on which thread gets which element."""
+        base = tf.constant(options.seed * 16 + stream, tf.int64)
+        return tf.data.Dataset.zip((ds, tf.data.Dataset.counter())).map(
+            lambda element, i: fn(*(element if isinstance(element, tuple) else (element,)),
+                                  tf.stack([base, i])),
+            num_parallel_calls=tf.data.AUTOTUNE)
 
     def kept(payload):
         ex = tf.io.parse_single_example(payload, spec)
@@ -159,8 +171,10 @@ def make_dataset(dataset: Dataset, split: str, prep: Preprocessing, options: Pip
         if shuffle:
             files_ds = files_ds.shuffle(len(files), seed=options.seed + seed_offset,
                                         reshuffle_each_iteration=True)
+        # Deterministic order even when shuffling: the shuffle is seeded, so the same
+        # command reads the same batches (a sloppy interleave made reruns differ).
         ds = files_ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
-                                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+                                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return ds.filter(kept) if options.exclude else ds
 
     def shuffled(ds, seed_offset: int, buffer: int):
@@ -177,7 +191,7 @@ def make_dataset(dataset: Dataset, split: str, prep: Preprocessing, options: Pip
         pos = records(0).filter(positive)
         if _positives_fit_in_memory(dataset, split, options.cache_positives_mb):
             pos = pos.cache()  # later epochs stop rescanning every shard for the rare class
-        pos = shuffled(pos, 1, 1024).repeat().map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+        pos = seeded(shuffled(pos, 1, 1024).repeat(), parse, 1)
         if options.near_miss_fraction is None:
             neg = shuffled(records(2).filter(negative), 2, options.shuffle_buffer).repeat()
         else:
@@ -192,7 +206,7 @@ def make_dataset(dataset: Dataset, split: str, prep: Preprocessing, options: Pip
                 [near.repeat(), plain.repeat()],
                 weights=[options.near_miss_fraction, 1.0 - options.near_miss_fraction],
                 seed=options.seed + 7)
-        neg = neg.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+        neg = seeded(neg, parse, 2)
         ds = tf.data.Dataset.sample_from_datasets(
             [pos, neg], weights=[options.positive_fraction, 1.0 - options.positive_fraction],
             seed=options.seed)
@@ -200,13 +214,12 @@ def make_dataset(dataset: Dataset, split: str, prep: Preprocessing, options: Pip
         ds = shuffled(records(0), 0, options.shuffle_buffer)
         if options.repeat:
             ds = ds.repeat()
-        ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = seeded(ds, parse, 0)
     if options.hard_negatives is not None:
         images, metadata = options.hard_negatives
         hard = tf.data.Dataset.from_tensor_slices(
             (images, metadata.astype(np.float32), np.zeros((len(images), 1), np.float32)))
-        hard = shuffled(hard.repeat(), 3, min(len(images), 4096)).map(
-            prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        hard = seeded(shuffled(hard.repeat(), 3, min(len(images), 4096)), prepare, 3)
         ds = tf.data.Dataset.sample_from_datasets(
             [ds.repeat(), hard], weights=[1.0 - options.hard_fraction, options.hard_fraction],
             seed=options.seed + 4)

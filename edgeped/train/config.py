@@ -86,7 +86,7 @@ class TrainConfig:
     teacher: ModelSpec = field(default_factory=lambda: ModelSpec("teacher", width=0.5))
     student: ModelSpec = field(default_factory=lambda: ModelSpec("student", width=1.0))
     teacher_stage: StageConfig = field(default_factory=lambda: StageConfig(3, 2e-3))
-    student_stage: StageConfig = field(default_factory=lambda: StageConfig(4, 3e-3))
+    student_stage: StageConfig = field(default_factory=lambda: StageConfig(6, 3e-3))
     qat_stage: StageConfig = field(default_factory=lambda: StageConfig(1, 3e-4))
     prune_stage: StageConfig = field(default_factory=lambda: StageConfig(2, 5e-4))
     prune_final_sparsity: float = 0.5
