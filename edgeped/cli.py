@@ -371,7 +371,8 @@ def eval_(run_dir, max_fpr, min_recall, data_dir, only, threads, metadata_dropou
                           progress=lambda _: None)
     paths = write_outputs(run_dir, report, tag=tag)
     _print_metrics(report)
-    click.echo(f"report: {paths['report']}\nmetrics: {paths['metrics']}")
+    click.echo(f"report: {paths['report']}\nmetrics: {paths['metrics']}\n"
+               f"per-crop test scores: {paths['test_scores']}")
 
 
 def _print_metrics(report: dict) -> None:
@@ -584,7 +585,9 @@ def deploy(model, host, targets_file, crops, preprocess, run_dir, **kw) -> None:
               type=click.Path(dir_okay=False, path_type=Path), help="budgets TOML (docs/budgets.md)")
 @click.option("--model", help="model name in RUN_DIR [default: the budgets file's `model`]")
 @click.option("--baseline", type=click.Path(file_okay=False, path_type=Path),
-              help="previous release's run directory, for the change budgets")
+              help="previous release's run directory, for the change budgets: recall drop, "
+                   "decision flips crop by crop (both runs' test_scores.npz, same test crops) "
+                   "and real-target latency regression")
 @click.option("--bench", "bench_files", multiple=True,
               type=click.Path(dir_okay=False, path_type=Path),
               help="extra bench.json kept outside RUN_DIR (RUN_DIR/bench*.json and "

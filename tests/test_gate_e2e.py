@@ -46,6 +46,12 @@ def test_gate_on_a_real_tiny_run(tiny_run, tmp_path):
     assert got["runtime.invoke_ms_p95"].status is Status.PASS  # a tiny model on the host
     assert got["device.parity"].status is Status.PASS
 
+    # The run as its own baseline: eval's per-crop scores line up crop by crop, no flips.
+    got = {r.budget: r for r in gate_run(run, host, baseline=tiny_run).results}
+    assert got["change.flip_rate_vs_baseline"].status is Status.PASS
+    assert got["change.flip_rate_vs_baseline"].measured == 0.0
+    assert got["change.recall_drop_vs_baseline"].measured == 0.0
+
     # A model replaced after evaluation: metrics, card and bench now describe another
     # sha256 and the gate refuses all of them.
     model = run / f"{MODEL}.tflite"
