@@ -5,7 +5,7 @@ Measures, for a float32 and an int8 student model:
   2. guest instructions per invoke on the emulated arm64 board for cortex-a53/a72/a76;
   3. host throughput for batch sizes 1..16 at 1 thread.
 
-Writes benchmarks/results/device-<host>-<date>.json and .csv (the machine, versions and
+Writes benchmarks/results/device-<host>-<date>[-<label>].json and .csv (the machine, versions and
 command are recorded in the JSON) and prints a markdown table for benchmarks/README.md.
 
 Usage:
@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-seconds", type=float, default=3.0)
     parser.add_argument("--pin", default="0", help="CPU list for host runs ('' for none)")
     parser.add_argument("--out-dir", type=Path, default=HERE / "results")
+    parser.add_argument("--label", default="", help="suffix for the results files "
+                        "(device-HOST-DATE-LABEL.json), e.g. 'trained'")
     args = parser.parse_args(argv)
 
     from edgeped.provenance import tool_versions
@@ -146,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
                           "cpu_count": env.get("cpu_count"), "governor": env.get("governor")},
               "tool_versions": tool_versions(), "rows": rows}
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    base = args.out_dir / f"device-{platform.node()}-{stamp:%Y%m%d}"
+    base = args.out_dir / (f"device-{platform.node()}-{stamp:%Y%m%d}"
+                           + (f"-{args.label}" if args.label else ""))
     base.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     fields = sorted({k for row in rows for k in row})
     with open(base.with_suffix(".csv"), "w", newline="") as handle:
