@@ -4,11 +4,11 @@ import tomllib
 import pytest
 import tomli_w
 
+from edgeped.data.augment import AugmentConfig
 from edgeped.data.preprocess import Preprocessing
 from edgeped.data.synthetic import SynthConfig
 from edgeped.evaluate.run import EvalConfig
 from edgeped.models.registry import ModelSpec
-from edgeped.data.augment import AugmentConfig
 from edgeped.train.config import DistillConfig, MiningConfig, StageConfig, TrainConfig
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from edgeped.data.preprocess import Preprocessing
-from edgeped.data.shards import DatasetWriter, Dataset
+from edgeped.data.shards import Dataset, DatasetWriter
 from edgeped.train.mining import mine, select_top_negatives
 from tests.conftest import make_batch
 

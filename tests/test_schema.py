@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from edgeped.data.schema import CROP_SHAPE, CropBatch
-from edgeped.data.shards import Dataset, DatasetWriter, record_to_example, examples_to_batch
+from edgeped.data.shards import Dataset, DatasetWriter, examples_to_batch, record_to_example
 from edgeped.errors import EdgepedError
 from tests.conftest import make_batch
 

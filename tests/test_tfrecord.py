@@ -3,7 +3,13 @@ import io
 import pytest
 
 from edgeped.data.shards import DatasetWriter, verify
-from edgeped.data.tfrecord import CorruptRecordError, decode_example, encode_example, iter_records, write_record
+from edgeped.data.tfrecord import (
+    CorruptRecordError,
+    decode_example,
+    encode_example,
+    iter_records,
+    write_record,
+)
 from tests.conftest import make_batch
 
 

@@ -6,7 +6,11 @@ import os
 from pathlib import Path
 
 from edgeped.convert.inspect import (
-    concat_audit, float_ops, load_interpreter, op_counts, tensor_infos,
+    concat_audit,
+    float_ops,
+    load_interpreter,
+    op_counts,
+    tensor_infos,
 )
 from edgeped.data.preprocess import PIXEL_SCALE, Preprocessing
 from edgeped.errors import EdgepedError
