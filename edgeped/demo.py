@@ -51,8 +51,9 @@ def emulated_board_ready() -> bool:
     return shutil.which("qemu-aarch64") is not None and (default_board_dir() / "READY").is_file()
 
 
-def gate_demo_run(run_dir: Path, budgets_file: Path | None = None,
-                  detail: Callable[[str], None] = lambda _: None):
+def gate_demo_run(
+    run_dir: Path, budgets_file: Path | None = None, detail: Callable[[str], None] = lambda _: None
+):
     """Benchmarks the demo's int8 model on the emulated board if it is built, then gates it.
 
     Returns:
@@ -69,28 +70,41 @@ def gate_demo_run(run_dir: Path, budgets_file: Path | None = None,
         from edgeped.targets import BenchOptions, bench_model, resolve_target
 
         detail(f"instructions and parity of {model.name} on the emulated {DEMO_GATE_CORE}")
-        options = BenchOptions(min_runs=5, min_seconds=0.0, warmup=2, insn_runs=1,
-                               timeout_s=300.0)
+        options = BenchOptions(min_runs=5, min_seconds=0.0, warmup=2, insn_runs=1, timeout_s=300.0)
         try:
-            result = bench_model(model, resolve_target("arm64-emu", core=DEMO_GATE_CORE),
-                                 options, parity=True, progress=detail)
+            result = bench_model(
+                model,
+                resolve_target("arm64-emu", core=DEMO_GATE_CORE),
+                options,
+                parity=True,
+                progress=detail,
+            )
             result.save(run_dir / "bench" / f"arm64-emu-{DEMO_GATE_CORE}.json")
         except EdgepedError as exc:  # the gate then reports those budgets as missing
             notes.append(f"the emulated benchmark failed: {exc.problem}")
     else:
-        notes.append("the emulated arm64 board is not built, so instruction and parity budgets "
-                     "are missing too: run `edgeped bench MODEL --target arm64-emu --core a53 "
-                     "--parity --out RUN_DIR/bench/arm64-emu-a53.json` (builds it once)")
-    notes.append("latency and peak RSS budgets need a real board: "
-                 f"`edgeped deploy {model} --host <board>`, then `edgeped gate {run_dir}`")
+        notes.append(
+            "the emulated arm64 board is not built, so instruction and parity budgets "
+            "are missing too: run `edgeped bench MODEL --target arm64-emu --core a53 "
+            "--parity --out RUN_DIR/bench/arm64-emu-a53.json` (builds it once)"
+        )
+    notes.append(
+        "latency and peak RSS budgets need a real board: "
+        f"`edgeped deploy {model} --host <board>`, then `edgeped gate {run_dir}`"
+    )
     verdict = gate_run(run_dir, budgets)
     write_reports(verdict, json_path=run_dir / "gate.json", summary_path=run_dir / "gate.md")
     return verdict, notes
 
 
-def run_demo(config: DemoConfig, *, step: Callable[[str], None] = lambda _: None,
-             detail: Callable[[str], None] = lambda _: None,
-             synth_progress=None, budgets_file: Path | None = None) -> DemoResult:
+def run_demo(
+    config: DemoConfig,
+    *,
+    step: Callable[[str], None] = lambda _: None,
+    detail: Callable[[str], None] = lambda _: None,
+    synth_progress=None,
+    budgets_file: Path | None = None,
+) -> DemoResult:
     """Runs the whole pipeline into config.out_dir (data/ and run/ inside it), then the gate."""
     from edgeped.convert.run import convert_run
     from edgeped.data.synthetic import write_synthetic
@@ -109,18 +123,33 @@ def run_demo(config: DemoConfig, *, step: Callable[[str], None] = lambda _: None
         return value
 
     step(f"1/5 synthetic data: {config.synth.drives} drives x {config.synth.crops_per_drive} crops")
-    timed("data", lambda: write_synthetic(str(data_dir), config.synth, overwrite=True,
-                                          split_fractions=DEMO_SPLITS, progress=synth_progress))
+    timed(
+        "data",
+        lambda: write_synthetic(
+            str(data_dir),
+            config.synth,
+            overwrite=True,
+            split_fractions=DEMO_SPLITS,
+            progress=synth_progress,
+        ),
+    )
     step("2/5 training: float teacher, distilled float student, QAT student")
-    train_config = TrainConfig(str(data_dir), teacher=config.teacher, student=config.student,
-                               teacher_stage=config.teacher_stage,
-                               student_stage=config.student_stage, qat_stage=config.qat_stage)
+    train_config = TrainConfig(
+        str(data_dir),
+        teacher=config.teacher,
+        student=config.student,
+        teacher_stage=config.teacher_stage,
+        student_stage=config.student_stage,
+        qat_stage=config.qat_stage,
+    )
     timed("train", lambda: train(run_dir, train_config, progress=detail))
     step("3/5 conversion: float32, PTQ int8 and QAT int8 .tflite + model cards")
     timed("convert", lambda: convert_run(run_dir, progress=detail))
     step("4/5 evaluation of the .tflite models (LiteRT)")
     report = timed("evaluate", lambda: evaluate_run(run_dir, EvalConfig(), progress=detail))
     paths = write_outputs(run_dir, report)
-    step("5/5 gate: budgets.toml on the QAT int8 model (emulated board if built; no real board here)")
+    step(
+        "5/5 gate: budgets.toml on the QAT int8 model (emulated board if built; no real board here)"
+    )
     verdict, notes = timed("gate", lambda: gate_demo_run(run_dir, budgets_file, detail))
     return DemoResult(run_dir, data_dir, paths["report"], paths["metrics"], seconds, verdict, notes)

@@ -54,8 +54,9 @@ def atomic_output(path: str | os.PathLike, mode: str = "wb") -> Iterator[BinaryI
                 f"disk full while writing {target}",
                 f"free space on {target.parent} (need room for the new file) and run again",
             ) from exc
-        raise EdgepedError(f"cannot write {target}: {exc.strerror or exc}",
-                           "check the path exists and is writable") from exc
+        raise EdgepedError(
+            f"cannot write {target}: {exc.strerror or exc}", "check the path exists and is writable"
+        ) from exc
     except BaseException:
         _discard(tmp_name)
         raise
@@ -83,8 +84,9 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 def write_json_atomic(path: str | os.PathLike, payload: Any) -> None:
     """Writes strict JSON (sorted keys); NaN becomes null so every reader can parse it."""
-    text = json.dumps(_nan_to_none(payload), indent=2, sort_keys=True, allow_nan=False,
-                      default=_jsonable)
+    text = json.dumps(
+        _nan_to_none(payload), indent=2, sort_keys=True, allow_nan=False, default=_jsonable
+    )
     write_text_atomic(path, text + "\n")
 
 
@@ -118,5 +120,7 @@ def read_json(path: str | os.PathLike, what: str = "file") -> Any:
     try:
         return json.loads(p.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EdgepedError(f"{what} {p} is not valid JSON ({exc})",
-                           "the file is corrupt or truncated: regenerate it") from exc
+        raise EdgepedError(
+            f"{what} {p} is not valid JSON ({exc})",
+            "the file is corrupt or truncated: regenerate it",
+        ) from exc

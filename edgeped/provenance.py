@@ -9,8 +9,13 @@ import sys
 SCHEMA_VERSION = 1
 
 _PACKAGES = (
-    "edgeped", "tensorflow", "tf-keras", "tensorflow-model-optimization",
-    "ai-edge-litert", "numpy", "scikit-learn",
+    "edgeped",
+    "tensorflow",
+    "tf-keras",
+    "tensorflow-model-optimization",
+    "ai-edge-litert",
+    "numpy",
+    "scikit-learn",
 )
 
 
@@ -26,8 +31,12 @@ def tool_versions() -> dict[str, str]:
 
 
 def host_fingerprint() -> dict[str, str]:
-    return {"machine": platform.machine(), "system": platform.system(),
-            "release": platform.release(), "python": sys.version.split()[0]}
+    return {
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "release": platform.release(),
+        "python": sys.version.split()[0],
+    }
 
 
 def stamp(kind: str) -> dict:

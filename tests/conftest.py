@@ -17,11 +17,15 @@ def make_batch(n: int = 8, *, seed: int = 0, drive: str = "d0", positives: int =
     labels = np.zeros(n, np.int64)
     labels[:positives] = 1
     return CropBatch.validated(
-        images=rng.integers(0, 256, (n, *CROP_SHAPE), dtype=np.uint8), metadata=meta,
-        labels=labels, lighting=np.array(["day", "night"] * (n // 2) + ["day"] * (n % 2)),
-        weather=np.full(n, "clear"), scene=np.full(n, "urban"),
+        images=rng.integers(0, 256, (n, *CROP_SHAPE), dtype=np.uint8),
+        metadata=meta,
+        labels=labels,
+        lighting=np.array(["day", "night"] * (n // 2) + ["day"] * (n % 2)),
+        weather=np.full(n, "clear"),
+        scene=np.full(n, "urban"),
         hard_negative=np.where(labels == 1, "none", "pole"),
-        drive_id=np.full(n, drive), crop_id=np.array([f"{drive}-{i}" for i in range(n)]),
+        drive_id=np.full(n, drive),
+        crop_id=np.array([f"{drive}-{i}" for i in range(n)]),
     )
 
 
@@ -31,8 +35,11 @@ def tiny_dataset(tmp_path_factory):
     from edgeped.data.synthetic import SynthConfig, write_synthetic
 
     out = tmp_path_factory.mktemp("tiny_dataset")
-    write_synthetic(str(out), SynthConfig(drives=40, crops_per_drive=30, positive_rate=0.2,
-                                          seed=3, workers=1), split_fractions=(0.5, 0.25, 0.25))
+    write_synthetic(
+        str(out),
+        SynthConfig(drives=40, crops_per_drive=30, positive_rate=0.2, seed=3, workers=1),
+        split_fractions=(0.5, 0.25, 0.25),
+    )
     return out
 
 
@@ -70,9 +77,11 @@ def tiny_run(tmp_path_factory, tiny_dataset):
     config.write_text(TINY_TRAIN_TOML)
     run = root / "run"
     runner = CliRunner()
-    for args in (["train", str(run), "--data", str(tiny_dataset), "--config", str(config)],
-                 ["convert", str(run), "--calibration-samples", "64"],
-                 ["eval", str(run)]):
+    for args in (
+        ["train", str(run), "--data", str(tiny_dataset), "--config", str(config)],
+        ["convert", str(run), "--calibration-samples", "64"],
+        ["eval", str(run)],
+    ):
         result = runner.invoke(main, args, catch_exceptions=False)
         assert result.exit_code == 0, result.output
     return run
@@ -120,8 +129,10 @@ def _convert(model, int8: bool) -> bytes:
 
         def representative():
             for _ in range(8):
-                yield {n: rng.uniform(-1, 1, (1, *s)).astype(np.float32)
-                       for n, s in zip(names, shapes, strict=True)}
+                yield {
+                    n: rng.uniform(-1, 1, (1, *s)).astype(np.float32)
+                    for n, s in zip(names, shapes, strict=True)
+                }
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
@@ -136,9 +147,12 @@ def device_models(tmp_path_factory):
     """Tiny .tflite models: int8 and float32 with meta, int8 image-only, a wrong-shape one."""
     out = tmp_path_factory.mktemp("device_models")
     with_meta = _tiny_device_model()
-    specs = {"int8": (with_meta, True), "float": (with_meta, False),
-             "int8_image_only": (_tiny_device_model(meta=False), True),
-             "bad_shape": (_tiny_device_model(meta=False, image_shape=(96, 48, 3)), False)}
+    specs = {
+        "int8": (with_meta, True),
+        "float": (with_meta, False),
+        "int8_image_only": (_tiny_device_model(meta=False), True),
+        "bad_shape": (_tiny_device_model(meta=False, image_shape=(96, 48, 3)), False),
+    }
     paths = {}
     for name, (model, int8) in specs.items():
         paths[name] = out / f"{name}.tflite"
@@ -156,8 +170,7 @@ def device_crops(tmp_path_factory):
     metadata = rng.normal(3.0, 2.0, size=(6, 6)).astype(np.float32)
     metadata[0, :] = np.nan
     metadata[2, 4] = np.nan
-    np.savez(path, images=rng.integers(0, 256, (6, 128, 64, 3), dtype=np.uint8),
-             metadata=metadata)
+    np.savez(path, images=rng.integers(0, 256, (6, 128, 64, 3), dtype=np.uint8), metadata=metadata)
     return path
 
 
@@ -165,10 +178,17 @@ def run_device_runner(*args, python=None, env=None, timeout=300):
     """Runs device/runner.py and returns (exit code, parsed JSON line, stderr)."""
     import sys
 
-    proc = _subprocess.run([python or sys.executable, str(RUNNER), *map(str, args)],
-                           capture_output=True, text=True, timeout=timeout, env=env)
+    proc = _subprocess.run(
+        [python or sys.executable, str(RUNNER), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
-    assert len(lines) == 1, f"runner must print exactly one JSON line:\n{proc.stdout}\n{proc.stderr}"
+    assert len(lines) == 1, (
+        f"runner must print exactly one JSON line:\n{proc.stdout}\n{proc.stderr}"
+    )
     return proc.returncode, _json.loads(lines[0]), proc.stderr
 
 
@@ -180,8 +200,12 @@ def arm64_board():
     if shutil.which("qemu-aarch64") is None:
         pytest.fail("qemu-aarch64 missing: apt-get install --no-install-recommends qemu-user")
     board = _Path(_os.environ.get("EDGEPED_ARM64_EMU", REPO_ROOT / ".cache" / "arm64-emu"))
-    proc = _subprocess.run(["bash", str(REPO_ROOT / "tools" / "setup_arm64_emu.sh"), str(board)],
-                           capture_output=True, text=True, timeout=900)
+    proc = _subprocess.run(
+        ["bash", str(REPO_ROOT / "tools" / "setup_arm64_emu.sh"), str(board)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (board / "READY").is_file()
     return board
@@ -202,8 +226,12 @@ def ecu_sshd(tmp_path_factory):
         pytest.fail("sshd missing: apt-get install --no-install-recommends openssh-server")
     root = tmp_path_factory.mktemp("ecu_sshd")
     script = REPO_ROOT / "tools" / "setup_test_sshd.sh"
-    proc = _subprocess.run(["bash", str(script), "start", str(root), str(_free_port())],
-                           capture_output=True, text=True, timeout=60)
+    proc = _subprocess.run(
+        ["bash", str(script), "start", str(root), str(_free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     env = dict(line.split("=", 1) for line in (root / "env").read_text().splitlines())
     yield {"dir": root, "ssh_config": root / "ssh_config", **env}

@@ -20,22 +20,38 @@ def test_installed_entry_point_runs():
 
 
 def test_data_synth_writes_a_dataset(tmp_path):
-    result = CliRunner().invoke(main, ["data", "synth", str(tmp_path / "ds"), "--drives", "8",
-                                       "--crops-per-drive", "5", "--workers", "1"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "data",
+            "synth",
+            str(tmp_path / "ds"),
+            "--drives",
+            "8",
+            "--crops-per-drive",
+            "5",
+            "--workers",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
     assert manifest["records"] == 40
 
 
 def test_bad_option_value_is_a_clean_error(tmp_path):
-    result = CliRunner().invoke(main, ["data", "synth", str(tmp_path / "ds"), "--positive-rate", "2"])
+    result = CliRunner().invoke(
+        main, ["data", "synth", str(tmp_path / "ds"), "--positive-rate", "2"]
+    )
     assert result.exit_code == 2
     assert "positive_rate must be in [0, 1]" in result.output
     assert "Traceback" not in result.output
 
 
 def test_train_on_missing_dataset_is_a_clean_error(tmp_path):
-    result = CliRunner().invoke(main, ["train", str(tmp_path / "run"), "--data", str(tmp_path / "no")])
+    result = CliRunner().invoke(
+        main, ["train", str(tmp_path / "run"), "--data", str(tmp_path / "no")]
+    )
     assert result.exit_code == 2 and "dataset folder not found" in result.output
 
 
@@ -77,16 +93,36 @@ def test_eval_rejects_a_truncated_model(tiny_run, tmp_path):
 def test_side_experiment_and_compare(tiny_run, tmp_path):
     cards = {p.name: p.read_text() for p in tiny_run.glob("*.card.json")}
     runner = CliRunner()
-    result = runner.invoke(main, ["eval", str(tiny_run), "--metadata-dropout", "1.0", "--tag",
-                                  "nometa", "--only", "student_qat_int8"])
+    result = runner.invoke(
+        main,
+        [
+            "eval",
+            str(tiny_run),
+            "--metadata-dropout",
+            "1.0",
+            "--tag",
+            "nometa",
+            "--only",
+            "student_qat_int8",
+        ],
+    )
     assert result.exit_code == 0, result.output
     side = json.loads((tiny_run / "metrics-nometa.json").read_text())
     assert side["config"]["metadata_dropout"] == 1.0
     assert {p.name: p.read_text() for p in tiny_run.glob("*.card.json")} == cards  # untouched
     out = tmp_path / "cmp"
-    result = runner.invoke(main, ["compare", f"full={tiny_run}",
-                                  f"nometa={tiny_run / 'metrics-nometa.json'}", "--out", str(out),
-                                  "--slice", "lighting=night"])
+    result = runner.invoke(
+        main,
+        [
+            "compare",
+            f"full={tiny_run}",
+            f"nometa={tiny_run / 'metrics-nometa.json'}",
+            "--out",
+            str(out),
+            "--slice",
+            "lighting=night",
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads((out / "comparison.json").read_text())["rows"]
     assert {r["source"] for r in rows} == {"full", "nometa"}

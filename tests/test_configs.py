@@ -14,6 +14,7 @@ from edgeped.train.config import DistillConfig, MiningConfig, StageConfig, Train
 
 def _toml(data: dict) -> str:
     """TOML has no null: drop None values (the dataclass defaults stand in for them)."""
+
     def strip(d):
         return {k: strip(v) if isinstance(v, dict) else v for k, v in d.items() if v is not None}
 
@@ -21,10 +22,17 @@ def _toml(data: dict) -> str:
 
 
 CONFIGS = [
-    TrainConfig("data/x", teacher=ModelSpec("teacher", 0.25), student=ModelSpec("tiny", 1.0, False),
-                qat_stage=StageConfig(1, 1e-4, 5), seed=7, exclude=("lighting=night",),
-                mining=MiningConfig(rounds=2), distill=DistillConfig(temperature=3.0),
-                augment=AugmentConfig(night=0.3)),
+    TrainConfig(
+        "data/x",
+        teacher=ModelSpec("teacher", 0.25),
+        student=ModelSpec("tiny", 1.0, False),
+        qat_stage=StageConfig(1, 1e-4, 5),
+        seed=7,
+        exclude=("lighting=night",),
+        mining=MiningConfig(rounds=2),
+        distill=DistillConfig(temperature=3.0),
+        augment=AugmentConfig(night=0.3),
+    ),
     SynthConfig(drives=10, positive_rate=0.05, seed=3),
     ModelSpec("student", width=0.5, use_metadata=False),
 ]
@@ -44,21 +52,24 @@ def test_preprocessing_round_trip():
     assert Preprocessing.from_dict(json.loads(json.dumps(prep.to_dict()))) == prep
 
 
-@pytest.mark.parametrize("build,field", [
-    (lambda: ModelSpec("resnet"), "architecture"),
-    (lambda: ModelSpec("student", width=0), "width"),
-    (lambda: StageConfig(-1, 0.1), "epochs"),
-    (lambda: StageConfig(1, 2.0), "learning_rate"),
-    (lambda: TrainConfig("d", batch_size=0), "batch_size"),
-    (lambda: TrainConfig("d", student=ModelSpec("teacher")), "student.architecture"),
-    (lambda: TrainConfig.from_dict({"data_dir": "d", "epochs": 3}), "unknown"),
-    (lambda: TrainConfig("d", exclude=("lighting=noon",)), "exclude"),
-    (lambda: TrainConfig("d", loss="hinge"), "loss"),
-    (lambda: MiningConfig(hard_fraction=1.0), "hard_fraction"),
-    (lambda: AugmentConfig(night=2.0), "night"),
-    (lambda: EvalConfig(max_fpr=0), "max_fpr"),
-    (lambda: Preprocessing(mean=(0,) * 6, std=(0,) * 6), "std"),
-])
+@pytest.mark.parametrize(
+    "build,field",
+    [
+        (lambda: ModelSpec("resnet"), "architecture"),
+        (lambda: ModelSpec("student", width=0), "width"),
+        (lambda: StageConfig(-1, 0.1), "epochs"),
+        (lambda: StageConfig(1, 2.0), "learning_rate"),
+        (lambda: TrainConfig("d", batch_size=0), "batch_size"),
+        (lambda: TrainConfig("d", student=ModelSpec("teacher")), "student.architecture"),
+        (lambda: TrainConfig.from_dict({"data_dir": "d", "epochs": 3}), "unknown"),
+        (lambda: TrainConfig("d", exclude=("lighting=noon",)), "exclude"),
+        (lambda: TrainConfig("d", loss="hinge"), "loss"),
+        (lambda: MiningConfig(hard_fraction=1.0), "hard_fraction"),
+        (lambda: AugmentConfig(night=2.0), "night"),
+        (lambda: EvalConfig(max_fpr=0), "max_fpr"),
+        (lambda: Preprocessing(mean=(0,) * 6, std=(0,) * 6), "std"),
+    ],
+)
 def test_invalid_values_name_the_field(build, field):
     with pytest.raises(ValueError, match=field):
         build()

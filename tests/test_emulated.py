@@ -26,25 +26,33 @@ def _emulated(board, *args, core="cortex-a76", insn_file=None):
 
 
 def test_setup_script_is_idempotent(arm64_board):
-    proc = subprocess.run(["bash", str(REPO_ROOT / "tools" / "setup_arm64_emu.sh"),
-                           str(arm64_board)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        ["bash", str(REPO_ROOT / "tools" / "setup_arm64_emu.sh"), str(arm64_board)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0 and "already built" in proc.stderr
     for core, part in (("cortex-a53", "0xd03"), ("cortex-a72", "0xd08"), ("cortex-a76", "0xd0b")):
-        assert f"CPU part\t: {part}" in (arm64_board / "cores" / core / "proc" / "cpuinfo").read_text()
+        assert (
+            f"CPU part\t: {part}" in (arm64_board / "cores" / core / "proc" / "cpuinfo").read_text()
+        )
     assert (arm64_board / "plugin" / "libinsncount.so").is_file()
-    foreign = subprocess.run(["dpkg", "--print-foreign-architectures"], capture_output=True,
-                             text=True)
+    foreign = subprocess.run(
+        ["dpkg", "--print-foreign-architectures"], capture_output=True, text=True
+    )
     assert "arm64" not in foreign.stdout, "the host's dpkg architectures stay untouched"
 
 
-def test_int8_parity_is_bit_exact_with_the_host(arm64_board, device_models, device_crops,
-                                               tmp_path):
+def test_int8_parity_is_bit_exact_with_the_host(arm64_board, device_models, device_crops, tmp_path):
     golden = tmp_path / "golden.npz"
-    code, _, _ = run_device_runner(device_models["int8"], "--crops", device_crops,
-                                   "--write-golden", golden)
+    code, _, _ = run_device_runner(
+        device_models["int8"], "--crops", device_crops, "--write-golden", golden
+    )
     assert code == 0
-    code, result, _ = _emulated(arm64_board, device_models["int8"], "--crops", device_crops,
-                                "--golden", golden, *FEW)
+    code, result, _ = _emulated(
+        arm64_board, device_models["int8"], "--crops", device_crops, "--golden", golden, *FEW
+    )
     assert code == 0, result
     env = result["environment"]
     assert env["machine"] == "aarch64" and env["cpu_model"] == "Cortex-A76"
@@ -53,12 +61,21 @@ def test_int8_parity_is_bit_exact_with_the_host(arm64_board, device_models, devi
     assert parity["mismatches"] == 0 and parity["max_abs_diff"] == 0.0 and parity["n"] == 6
 
 
-def test_instruction_counts_repeat_exactly_and_depend_on_the_core(arm64_board, device_models,
-                                                                 tmp_path):
+def test_instruction_counts_repeat_exactly_and_depend_on_the_core(
+    arm64_board, device_models, tmp_path
+):
     def count(core, tag):
         out = tmp_path / f"{core}-{tag}.txt"
-        code, result, _ = _emulated(arm64_board, device_models["int8"], "--insn-count",
-                                    "--insn-runs", "3", *FEW, core=core, insn_file=out)
+        code, result, _ = _emulated(
+            arm64_board,
+            device_models["int8"],
+            "--insn-count",
+            "--insn-runs",
+            "3",
+            *FEW,
+            core=core,
+            insn_file=out,
+        )
         assert code == 0, result
         return result["instructions"]
 
@@ -66,16 +83,22 @@ def test_instruction_counts_repeat_exactly_and_depend_on_the_core(arm64_board, d
     assert first["per_invoke"] == again["per_invoke"], "counts must repeat run to run"
     assert first["runs"] == 3 and first["instructions_per_invoke"] > 10_000
     a53 = count("cortex-a53", 1)
-    assert a53["instructions_per_invoke"] != first["instructions_per_invoke"], \
+    assert a53["instructions_per_invoke"] != first["instructions_per_invoke"], (
         "XNNPACK picks different kernels per core model"
+    )
 
 
-def test_emulated_target_labels_results_and_counts_instructions(arm64_board, device_models,
-                                                                device_crops):
+def test_emulated_target_labels_results_and_counts_instructions(
+    arm64_board, device_models, device_crops
+):
     target = EmulatedArm64Target(core="a72", board_dir=arm64_board)
-    result = bench_model(device_models["float"], target,
-                         BenchOptions(min_runs=3, min_seconds=0, warmup=1),
-                         crops=device_crops, parity=True)
+    result = bench_model(
+        device_models["float"],
+        target,
+        BenchOptions(min_runs=3, min_seconds=0, warmup=1),
+        crops=device_crops,
+        parity=True,
+    )
     summary = result.summary()
     assert summary["emulated"] is True and summary["core"] == "cortex-a72"
     assert summary["instructions_per_invoke"] > 10_000
@@ -84,8 +107,7 @@ def test_emulated_target_labels_results_and_counts_instructions(arm64_board, dev
 
 
 def test_background_processes_are_refused_under_emulation(arm64_board, device_models):
-    code, result, _ = _emulated(arm64_board, device_models["int8"], "--load-processes", "1",
-                                *FEW)
+    code, result, _ = _emulated(arm64_board, device_models["int8"], "--load-processes", "1", *FEW)
     assert code == 3 and result["error"]["code"] == "load_processes_unavailable"
     assert "--load-threads" in result["error"]["fix"]
 
@@ -109,10 +131,16 @@ def test_missing_board_without_qemu_is_a_clear_error(tmp_path, device_models, mo
 
 def test_crops_travel_unchanged(arm64_board, device_crops, tmp_path):
     # The same bytes reach the emulated numpy: a checksum computed on the board matches.
-    code = ("import numpy as np, hashlib, sys; d = np.load(sys.argv[1]); "
-            "print(hashlib.sha256(d['images'].tobytes()).hexdigest())")
-    proc = subprocess.run([str(arm64_board / "bin" / "python-aarch64"), "-c", code,
-                           str(device_crops)], capture_output=True, text=True, timeout=120)
+    code = (
+        "import numpy as np, hashlib, sys; d = np.load(sys.argv[1]); "
+        "print(hashlib.sha256(d['images'].tobytes()).hexdigest())"
+    )
+    proc = subprocess.run(
+        [str(arm64_board / "bin" / "python-aarch64"), "-c", code, str(device_crops)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     import hashlib
 
     want = hashlib.sha256(np.load(device_crops)["images"].tobytes()).hexdigest()

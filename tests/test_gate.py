@@ -30,35 +30,62 @@ MODEL = "student_qat_int8"
 
 
 def _bench(sha: str, *, emulated: bool, **over) -> dict:
-    target = ({"name": "arm64-emu", "kind": "arm64-emu", "emulated": True, "core": "cortex-a53"}
-              if emulated else {"name": "ecu-dev", "kind": "ssh", "emulated": False})
-    data = {"kind": "edgeped.bench", "schema_version": 1, "model_sha256": sha,
-            "size_bytes": 1000, "target_name": target["name"], "target_kind": target["kind"],
-            "emulated": emulated, "core": "cortex-a53" if emulated else "cortex-a72",
-            "e2e_ms_per_crop_p95": 1.0 if emulated else 8.0,
-            "invoke_ms_p95": 0.5 if emulated else 6.0,
-            "peak_rss_mb": 10.0 if emulated else 80.0, "parity_ok": True,
-            "parity": {"ok": True, "mismatches": 0, "n": 16},
-            "instructions_per_invoke": 2_000_000 if emulated else None,
-            "options": {"xnnpack": True}, "target": target, "runner": {"emulated": emulated}}
+    target = (
+        {"name": "arm64-emu", "kind": "arm64-emu", "emulated": True, "core": "cortex-a53"}
+        if emulated
+        else {"name": "ecu-dev", "kind": "ssh", "emulated": False}
+    )
+    data = {
+        "kind": "edgeped.bench",
+        "schema_version": 1,
+        "model_sha256": sha,
+        "size_bytes": 1000,
+        "target_name": target["name"],
+        "target_kind": target["kind"],
+        "emulated": emulated,
+        "core": "cortex-a53" if emulated else "cortex-a72",
+        "e2e_ms_per_crop_p95": 1.0 if emulated else 8.0,
+        "invoke_ms_p95": 0.5 if emulated else 6.0,
+        "peak_rss_mb": 10.0 if emulated else 80.0,
+        "parity_ok": True,
+        "parity": {"ok": True, "mismatches": 0, "n": 16},
+        "instructions_per_invoke": 2_000_000 if emulated else None,
+        "options": {"xnnpack": True},
+        "target": target,
+        "runner": {"emulated": emulated},
+    }
     data.update(over)
     return data
 
 
 def _metrics(sha: str, **test_over) -> dict:
     return {
-        "kind": "edgeped.metrics", "schema_version": 1,
+        "kind": "edgeped.metrics",
+        "schema_version": 1,
         "inputs": {MODEL: {"file": f"{MODEL}.tflite", "sha256": sha}},
-        "models": {MODEL: {
-            "model": {"sha256": sha, "mode": "qat-int8"},
-            "threshold": {"threshold": 0.5},
-            "test": {"recall": 0.95, "fpr": 0.005, "auc_pr": 0.9, **test_over},
-            "test_slices": {
-                "lighting": {"night": {"positives": 40, "recall": 0.90},
-                             "dusk": {"positives": 10, "recall": 0.50}},
-                "hard_negative": {"pole": {"positives": 0, "recall": None}}}}},
-        "comparisons": [{"float": "student_distilled_float32", "quantized": MODEL,
-                         "delta": {"recall": -0.01}, "flip_rate": 0.004}]}
+        "models": {
+            MODEL: {
+                "model": {"sha256": sha, "mode": "qat-int8"},
+                "threshold": {"threshold": 0.5},
+                "test": {"recall": 0.95, "fpr": 0.005, "auc_pr": 0.9, **test_over},
+                "test_slices": {
+                    "lighting": {
+                        "night": {"positives": 40, "recall": 0.90},
+                        "dusk": {"positives": 10, "recall": 0.50},
+                    },
+                    "hard_negative": {"pole": {"positives": 0, "recall": None}},
+                },
+            }
+        },
+        "comparisons": [
+            {
+                "float": "student_distilled_float32",
+                "quantized": MODEL,
+                "delta": {"recall": -0.01},
+                "flip_rate": 0.004,
+            }
+        ],
+    }
 
 
 def write_run(root: Path, model_file: Path, *, real: bool = True, emulated: bool = True) -> Path:
@@ -67,9 +94,16 @@ def write_run(root: Path, model_file: Path, *, real: bool = True, emulated: bool
     model = root / f"{MODEL}.tflite"
     shutil.copyfile(model_file, model)
     sha = sha256_file(model)
-    card = {"kind": "edgeped.model_card", "schema_version": 1,
-            "model": {"file": model.name, "sha256": sha, "size_bytes": model.stat().st_size,
-                      "mode": "qat-int8"}}
+    card = {
+        "kind": "edgeped.model_card",
+        "schema_version": 1,
+        "model": {
+            "file": model.name,
+            "sha256": sha,
+            "size_bytes": model.stat().st_size,
+            "mode": "qat-int8",
+        },
+    }
     (root / f"{MODEL}.card.json").write_text(json.dumps(card))
     (root / "metrics.json").write_text(json.dumps(_metrics(sha)))
     write_scores(root, TEST_SCORES)
@@ -92,8 +126,10 @@ def write_scores(root: Path, scores, crop_ids=None) -> None:
     labels = (np.arange(n) % 4 == 0).astype(np.int64)
     split = SplitScores(labels, {}, {MODEL: np.asarray(scores, np.float32)}, ids, ids)
     digest = write_test_scores(root / "test_scores.npz", split)
-    edit_json(root / "metrics.json",
-              lambda d: d.update(test_scores={"file": "test_scores.npz", "sha256": digest}))
+    edit_json(
+        root / "metrics.json",
+        lambda d: d.update(test_scores={"file": "test_scores.npz", "sha256": digest}),
+    )
 
 
 def edit_json(path: Path, fn) -> None:
@@ -117,13 +153,23 @@ def test_a_good_run_passes_every_budget(run):
     got = statuses(verdict)
     assert got["quality.slice_recall[lighting=dusk]"] is Status.SKIPPED  # 10 positives < 30
     assert "quality.slice_recall[hard_negative=pole]" not in got  # no positives: no recall
-    for name in ("runtime.e2e_ms_per_crop_p95", "runtime.invoke_ms_p95", "runtime.peak_rss_mb",
-                 "cost.size_mb", "cost.instructions_per_invoke[cortex-a53]", "device.parity",
-                 "device.xnnpack_share", "device.no_silent_fallback", "quality.recall"):
+    for name in (
+        "runtime.e2e_ms_per_crop_p95",
+        "runtime.invoke_ms_p95",
+        "runtime.peak_rss_mb",
+        "cost.size_mb",
+        "cost.instructions_per_invoke[cortex-a53]",
+        "device.parity",
+        "device.xnnpack_share",
+        "device.no_silent_fallback",
+        "quality.recall",
+    ):
         assert got[name] is Status.PASS, name
     e2e = next(r for r in verdict.results if r.budget == "runtime.e2e_ms_per_crop_p95")
     assert e2e.measured == 8.0 and e2e.margin == pytest.approx(4.0)
-    assert e2e.source.endswith("bench.json") and e2e.source_sha256 == sha256_file(run / "bench.json")
+    assert e2e.source.endswith("bench.json") and e2e.source_sha256 == sha256_file(
+        run / "bench.json"
+    )
 
 
 # Each case tightens one budget just past the measured figure (or breaks one measurement):
@@ -140,7 +186,8 @@ SINGLE_FAILURES = {
     "runtime.peak_rss_mb": dict(runtime=RuntimeBudgets(max_peak_rss_mb=79.0)),
     "cost.size_mb": dict(cost=CostBudgets(max_size_mb=1e-4)),
     "cost.instructions_per_invoke[cortex-a53]": dict(
-        cost=CostBudgets(max_instructions_per_invoke={"a53": 1_999_999})),
+        cost=CostBudgets(max_instructions_per_invoke={"a53": 1_999_999})
+    ),
 }
 
 
@@ -153,11 +200,15 @@ def test_each_budget_fails_on_its_own(run, budget):
 
 
 def test_parity_failure_on_any_target_fails(run):
-    edit_json(run / "bench" / "arm64-emu-a53.json",
-              lambda d: d.update(parity_ok=False, parity={"ok": False, "mismatches": 3, "n": 16}))
+    edit_json(
+        run / "bench" / "arm64-emu-a53.json",
+        lambda d: d.update(parity_ok=False, parity={"ok": False, "mismatches": 3, "n": 16}),
+    )
     verdict = gate_run(run, Budgets())
     assert [r.budget for r in verdict.results if r.status.blocks_release] == ["device.parity"]
-    assert "3 outputs differ" in next(r.note for r in verdict.results if r.budget == "device.parity")
+    assert "3 outputs differ" in next(
+        r.note for r in verdict.results if r.budget == "device.parity"
+    )
     off = replace(Budgets(), device=DeviceBudgets(parity_required=False))
     assert gate_run(run, off).exit_code == 0
 
@@ -165,20 +216,27 @@ def test_parity_failure_on_any_target_fails(run):
 def test_benchmarking_without_xnnpack_is_a_silent_fallback(run):
     edit_json(run / "bench.json", lambda d: d.update(options={"xnnpack": False}))
     verdict = gate_run(run, Budgets())
-    assert [r.budget for r in verdict.results if r.status.blocks_release] == \
-        ["device.no_silent_fallback"]
+    assert [r.budget for r in verdict.results if r.status.blocks_release] == [
+        "device.no_silent_fallback"
+    ]
 
 
 def test_ops_outside_xnnpack_fail_share_and_fallback_unless_allowed(run, monkeypatch):
     import edgeped.gate.delegation as delegation
 
-    monkeypatch.setattr(delegation, "measure_delegation",
-                        lambda path: (Delegation(4, 3, ("TOPK_V2",)), sha256_file(path)))
+    monkeypatch.setattr(
+        delegation,
+        "measure_delegation",
+        lambda path: (Delegation(4, 3, ("TOPK_V2",)), sha256_file(path)),
+    )
     verdict = gate_run(run, Budgets())
-    assert [r.budget for r in verdict.results if r.status.blocks_release] == \
-        ["device.xnnpack_share", "device.no_silent_fallback"]
-    allowed = replace(Budgets(), device=DeviceBudgets(min_xnnpack_share=0.75,
-                                                      allowed_fallback_ops=("topk_v2",)))
+    assert [r.budget for r in verdict.results if r.status.blocks_release] == [
+        "device.xnnpack_share",
+        "device.no_silent_fallback",
+    ]
+    allowed = replace(
+        Budgets(), device=DeviceBudgets(min_xnnpack_share=0.75, allowed_fallback_ops=("topk_v2",))
+    )
     assert gate_run(run, allowed).exit_code == 0
 
 
@@ -187,8 +245,14 @@ def test_split_ops_walks_each_partition_back_to_its_inputs():
         return {"op_name": name, "inputs": inputs, "outputs": outputs}
 
     # conv(0,w1)->2, topk(2)->3 on the CPU, conv(3,w2)->4, logistic(4)->5; two partitions.
-    ops = [op("CONV_2D", [0, 1], [2]), op("TOPK_V2", [2], [3]), op("CONV_2D", [3, 6], [4]),
-           op("LOGISTIC", [4], [5]), op("DELEGATE", [0, 1], [2]), op("DELEGATE", [3, 6], [5])]
+    ops = [
+        op("CONV_2D", [0, 1], [2]),
+        op("TOPK_V2", [2], [3]),
+        op("CONV_2D", [3, 6], [4]),
+        op("LOGISTIC", [4], [5]),
+        op("DELEGATE", [0, 1], [2]),
+        op("DELEGATE", [3, 6], [5]),
+    ]
     split = split_ops(ops)
     assert (split.total_ops, split.delegated_ops, split.fallback_ops) == (4, 3, ("TOPK_V2",))
     assert split_ops(ops[:4]).delegated_ops == 0  # no delegate applied: everything falls back
@@ -204,33 +268,65 @@ def test_the_real_model_is_fully_delegated(run):
 
 # --- fail closed: missing, stale, corrupt -------------------------------------------------
 
+
 def _corrupt(path: Path) -> None:
     path.write_text(path.read_text()[:40])
 
 
 BROKEN = {
     "metrics missing": (lambda r: (r / "metrics.json").unlink(), "quality.recall", Status.MISSING),
-    "metrics stale": (lambda r: edit_json(r / "metrics.json", lambda d: d["models"][MODEL]["model"]
-                                          .update(sha256="0" * 64)), "quality.recall", Status.STALE),
-    "metrics corrupt": (lambda r: _corrupt(r / "metrics.json"), "quality.auc_pr", Status.UNREADABLE),
-    "metrics lack the model": (lambda r: edit_json(r / "metrics.json", lambda d: d["models"].clear()),
-                               "quality.fpr", Status.MISSING),
-    "real bench stale": (lambda r: edit_json(r / "bench.json",
-                                             lambda d: d.update(model_sha256="f" * 64)),
-                         "runtime.e2e_ms_per_crop_p95", Status.STALE),
-    "real bench corrupt": (lambda r: _corrupt(r / "bench.json"), "runtime.invoke_ms_p95",
-                           Status.UNREADABLE),
-    "real bench lacks a figure": (lambda r: edit_json(r / "bench.json",
-                                                      lambda d: d.pop("peak_rss_mb")),
-                                  "runtime.peak_rss_mb", Status.UNREADABLE),
-    "emulated bench missing": (lambda r: shutil.rmtree(r / "bench"),
-                               "cost.instructions_per_invoke[cortex-a53]", Status.MISSING),
-    "card stale": (lambda r: edit_json(r / f"{MODEL}.card.json",
-                                       lambda d: d["model"].update(sha256="a" * 64)),
-                   "cost.size_mb", Status.STALE),
-    "card corrupt": (lambda r: _corrupt(r / f"{MODEL}.card.json"), "cost.size_mb", Status.UNREADABLE),
-    "model missing": (lambda r: (r / f"{MODEL}.tflite").unlink(), "device.xnnpack_share",
-                      Status.MISSING),
+    "metrics stale": (
+        lambda r: edit_json(
+            r / "metrics.json", lambda d: d["models"][MODEL]["model"].update(sha256="0" * 64)
+        ),
+        "quality.recall",
+        Status.STALE,
+    ),
+    "metrics corrupt": (
+        lambda r: _corrupt(r / "metrics.json"),
+        "quality.auc_pr",
+        Status.UNREADABLE,
+    ),
+    "metrics lack the model": (
+        lambda r: edit_json(r / "metrics.json", lambda d: d["models"].clear()),
+        "quality.fpr",
+        Status.MISSING,
+    ),
+    "real bench stale": (
+        lambda r: edit_json(r / "bench.json", lambda d: d.update(model_sha256="f" * 64)),
+        "runtime.e2e_ms_per_crop_p95",
+        Status.STALE,
+    ),
+    "real bench corrupt": (
+        lambda r: _corrupt(r / "bench.json"),
+        "runtime.invoke_ms_p95",
+        Status.UNREADABLE,
+    ),
+    "real bench lacks a figure": (
+        lambda r: edit_json(r / "bench.json", lambda d: d.pop("peak_rss_mb")),
+        "runtime.peak_rss_mb",
+        Status.UNREADABLE,
+    ),
+    "emulated bench missing": (
+        lambda r: shutil.rmtree(r / "bench"),
+        "cost.instructions_per_invoke[cortex-a53]",
+        Status.MISSING,
+    ),
+    "card stale": (
+        lambda r: edit_json(r / f"{MODEL}.card.json", lambda d: d["model"].update(sha256="a" * 64)),
+        "cost.size_mb",
+        Status.STALE,
+    ),
+    "card corrupt": (
+        lambda r: _corrupt(r / f"{MODEL}.card.json"),
+        "cost.size_mb",
+        Status.UNREADABLE,
+    ),
+    "model missing": (
+        lambda r: (r / f"{MODEL}.tflite").unlink(),
+        "device.xnnpack_share",
+        Status.MISSING,
+    ),
 }
 
 
@@ -249,8 +345,11 @@ def test_bench_results_only_for_another_model_are_stale(run):
     for path in (run / "bench.json", run / "bench" / "arm64-emu-a53.json"):
         edit_json(path, lambda d: d.update(model_sha256="e" * 64))
     got = statuses(gate_run(run, Budgets()))
-    for name in ("runtime.e2e_ms_per_crop_p95", "cost.instructions_per_invoke[cortex-a53]",
-                 "device.parity"):
+    for name in (
+        "runtime.e2e_ms_per_crop_p95",
+        "cost.instructions_per_invoke[cortex-a53]",
+        "device.parity",
+    ):
         assert got[name] is Status.STALE, name
 
 
@@ -272,6 +371,7 @@ def test_emulated_latency_never_satisfies_a_latency_budget(tmp_path, device_mode
 
 # --- baseline --------------------------------------------------------------------------
 
+
 def test_baseline_change_budgets(tmp_path, device_models, run):
     base = write_run(tmp_path / "base", device_models["int8"])
     verdict = gate_run(run, Budgets(), baseline=base)
@@ -282,19 +382,27 @@ def test_baseline_change_budgets(tmp_path, device_models, run):
     edit_json(base / "bench.json", lambda d: d.update(e2e_ms_per_crop_p95=7.0))
     verdict = gate_run(run, Budgets(), baseline=base)
     failed = {r.budget: r for r in verdict.results if r.status.blocks_release}
-    assert set(failed) == {"change.recall_drop_vs_baseline",
-                           "change.latency_regression_pct_vs_baseline"}
+    assert set(failed) == {
+        "change.recall_drop_vs_baseline",
+        "change.latency_regression_pct_vs_baseline",
+    }
     assert failed["change.latency_regression_pct_vs_baseline"].measured == pytest.approx(100 / 7)
     assert verdict.exit_code == 1
     (base / "bench.json").unlink()
-    assert statuses(gate_run(run, Budgets(), baseline=base))[
-        "change.latency_regression_pct_vs_baseline"] is Status.MISSING
+    assert (
+        statuses(gate_run(run, Budgets(), baseline=base))[
+            "change.latency_regression_pct_vs_baseline"
+        ]
+        is Status.MISSING
+    )
 
 
 def test_flip_rate_against_the_baseline(tmp_path, device_models, run):
     base = write_run(tmp_path / "base", device_models["int8"])
-    assert statuses(gate_run(run, Budgets(), baseline=base))[
-        "change.flip_rate_vs_baseline"] is Status.PASS
+    assert (
+        statuses(gate_run(run, Budgets(), baseline=base))["change.flip_rate_vs_baseline"]
+        is Status.PASS
+    )
     moved = TEST_SCORES.copy()
     moved[[0, 1, 2]] = 0.9  # three background-side crops now above the 0.5 threshold
     write_scores(base, moved)
@@ -305,16 +413,21 @@ def test_flip_rate_against_the_baseline(tmp_path, device_models, run):
     # Two flips of 200 are within the 1% budget.
     moved[0] = TEST_SCORES[0]
     write_scores(base, moved)
-    assert statuses(gate_run(run, Budgets(), baseline=base))[
-        "change.flip_rate_vs_baseline"] is Status.PASS
+    assert (
+        statuses(gate_run(run, Budgets(), baseline=base))["change.flip_rate_vs_baseline"]
+        is Status.PASS
+    )
 
 
 def test_flip_rate_matches_crops_by_id_not_by_position(tmp_path, device_models, run):
     base = write_run(tmp_path / "base", device_models["int8"])
     order = np.random.default_rng(0).permutation(200)
     write_scores(base, TEST_SCORES[order], [f"c{i:04d}" for i in order])
-    flip = next(r for r in gate_run(run, Budgets(), baseline=base).results
-                if r.budget == "change.flip_rate_vs_baseline")
+    flip = next(
+        r
+        for r in gate_run(run, Budgets(), baseline=base).results
+        if r.budget == "change.flip_rate_vs_baseline"
+    )
     assert flip.status is Status.PASS and flip.measured == 0.0
 
 
@@ -331,8 +444,10 @@ def test_flip_rate_fails_closed(tmp_path, device_models, run, damage):
         write_scores(base, TEST_SCORES, [f"x{i:04d}" for i in range(200)])
     else:
         (base / "test_scores.npz").write_bytes(b"not a zip file")
-        edit_json(base / "metrics.json", lambda d: d["test_scores"].update(
-            sha256=sha256_file(base / "test_scores.npz")))
+        edit_json(
+            base / "metrics.json",
+            lambda d: d["test_scores"].update(sha256=sha256_file(base / "test_scores.npz")),
+        )
     verdict = gate_run(run, Budgets(), baseline=base)
     flip = next(r for r in verdict.results if r.budget == "change.flip_rate_vs_baseline")
     assert flip.status in (Status.MISSING, Status.UNREADABLE), flip
@@ -340,6 +455,7 @@ def test_flip_rate_fails_closed(tmp_path, device_models, run, damage):
 
 
 # --- CLI and reports -------------------------------------------------------------------
+
 
 def _budgets_file(where: Path) -> Path:
     path = where.parent / "budgets.toml"
@@ -350,9 +466,21 @@ def _budgets_file(where: Path) -> Path:
 def test_cli_writes_junit_markdown_and_json(run, tmp_path):
     edit_json(run / "metrics.json", lambda d: d["models"][MODEL]["test"].update(recall=0.5))
     out = tmp_path / "reports"
-    result = CliRunner().invoke(main, [
-        "gate", str(run), "--budgets", str(_budgets_file(run)), "--junit", str(out / "j.xml"),
-        "--summary", str(out / "s.md"), "--json", str(out / "v.json")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "gate",
+            str(run),
+            "--budgets",
+            str(_budgets_file(run)),
+            "--junit",
+            str(out / "j.xml"),
+            "--summary",
+            str(out / "s.md"),
+            "--json",
+            str(out / "v.json"),
+        ],
+    )
     assert result.exit_code == 1, result.output
     assert "quality.recall" in result.output and "FAIL" in result.output
     suite = ET.parse(out / "j.xml").getroot().find("testsuite")
@@ -370,8 +498,17 @@ def test_cli_writes_junit_markdown_and_json(run, tmp_path):
 
 def test_cli_junit_marks_missing_evidence_as_errors(run, tmp_path):
     (run / "bench.json").unlink()
-    result = CliRunner().invoke(main, ["gate", str(run), "--budgets", str(_budgets_file(run)),
-                                       "--junit", str(tmp_path / "j.xml")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "gate",
+            str(run),
+            "--budgets",
+            str(_budgets_file(run)),
+            "--junit",
+            str(tmp_path / "j.xml"),
+        ],
+    )
     assert result.exit_code == 2
     suite = ET.parse(tmp_path / "j.xml").getroot().find("testsuite")
     assert int(suite.get("errors")) == 3
@@ -381,8 +518,9 @@ def test_cli_junit_marks_missing_evidence_as_errors(run, tmp_path):
 
 def test_cli_model_option_and_bad_inputs(run, tmp_path):
     budgets = _budgets_file(run)
-    result = CliRunner().invoke(main, ["gate", str(run), "--budgets", str(budgets),
-                                       "--model", "teacher_float32"])
+    result = CliRunner().invoke(
+        main, ["gate", str(run), "--budgets", str(budgets), "--model", "teacher_float32"]
+    )
     assert result.exit_code == 2 and "teacher_float32" in result.output
     result = CliRunner().invoke(main, ["gate", str(tmp_path / "nope"), "--budgets", str(budgets)])
     assert result.exit_code == 2 and "run directory not found" in result.output
@@ -409,8 +547,10 @@ def test_fixture_metrics_match_the_real_schema(run):
 
 def test_host_results_do_not_count_unless_their_kind_is_allowed(tmp_path, device_models):
     run = write_run(tmp_path / "run", device_models["int8"])
-    edit_json(run / "bench.json", lambda d: d.update(target_kind="local",
-                                                     target={"kind": "local", "emulated": False}))
+    edit_json(
+        run / "bench.json",
+        lambda d: d.update(target_kind="local", target={"kind": "local", "emulated": False}),
+    )
     verdict = gate_run(run, Budgets())
     row = next(r for r in verdict.results if r.budget == "runtime.invoke_ms_p95")
     assert row.status is Status.MISSING and "local" in row.note

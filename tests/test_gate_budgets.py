@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _to_toml(data: dict) -> str:
     """A minimal TOML writer for the budgets' shape (scalars, lists, nested tables)."""
+
     def value(v):
         if isinstance(v, bool):
             return "true" if v else "false"
@@ -40,12 +41,16 @@ def _to_toml(data: dict) -> str:
 
 CONFIGS = [
     Budgets(),
-    Budgets(model="student_ptq_int8",
-            quality=QualityBudgets(min_recall=0.9, max_fpr=0.02, min_slice_positives=50),
-            cost=CostBudgets(max_size_mb=4.0, max_instructions_per_invoke={
-                "a53": 9_000_000, "cortex-a76": 5_000_000}),
-            device=DeviceBudgets(parity_required=False, min_xnnpack_share=0.9,
-                                 allowed_fallback_ops=("TOPK_V2",))),
+    Budgets(
+        model="student_ptq_int8",
+        quality=QualityBudgets(min_recall=0.9, max_fpr=0.02, min_slice_positives=50),
+        cost=CostBudgets(
+            max_size_mb=4.0, max_instructions_per_invoke={"a53": 9_000_000, "cortex-a76": 5_000_000}
+        ),
+        device=DeviceBudgets(
+            parity_required=False, min_xnnpack_share=0.9, allowed_fallback_ops=("TOPK_V2",)
+        ),
+    ),
 ]
 
 
@@ -66,8 +71,11 @@ def test_round_trip(budgets, fmt, tmp_path):
 def test_shipped_budgets_are_the_defaults_and_the_issue_seeds():
     shipped = load_budgets(REPO / "budgets.toml")
     assert shipped == Budgets()
-    assert (shipped.quality.min_recall, shipped.quality.max_fpr, shipped.quality.min_auc_pr) == \
-        (0.92, 0.01, 0.70)
+    assert (shipped.quality.min_recall, shipped.quality.max_fpr, shipped.quality.min_auc_pr) == (
+        0.92,
+        0.01,
+        0.70,
+    )
     assert shipped.runtime.max_e2e_ms_per_crop_p95 == 12.0 == shipped.runtime.max_invoke_ms_p95
     assert shipped.cost.max_size_mb == 25.0 and shipped.runtime.max_peak_rss_mb == 200.0
     assert shipped.device.parity_required
@@ -84,18 +92,21 @@ def test_every_key_is_documented():
         assert f"`{key}`" in doc, key
 
 
-@pytest.mark.parametrize("text, field", [
-    ("[quality]\nmin_recall = 1.5\n", "min_recall"),
-    ("[quality]\nmin_slice_positives = 0\n", "min_slice_positives"),
-    ("[runtime]\nmax_invoke_ms_p95 = -1.0\n", "max_invoke_ms_p95"),
-    ("[runtime]\nmax_peak_rss = 10.0\n", "max_peak_rss"),
-    ("[runtime]\ntarget_kinds = [\"arm64-emu\"]\n", "target_kinds"),
-    ("[cost.max_instructions_per_invoke]\ncortex-a53 = 1.5\n", "cortex-a53"),
-    ("[device]\nparity_required = \"yes\"\n", "parity_required"),
-    ("[latency]\nx = 1\n", "latency"),
-    ("model = \"\"\n", "model"),
-    ("[quality\n", "TOML"),
-])
+@pytest.mark.parametrize(
+    "text, field",
+    [
+        ("[quality]\nmin_recall = 1.5\n", "min_recall"),
+        ("[quality]\nmin_slice_positives = 0\n", "min_slice_positives"),
+        ("[runtime]\nmax_invoke_ms_p95 = -1.0\n", "max_invoke_ms_p95"),
+        ("[runtime]\nmax_peak_rss = 10.0\n", "max_peak_rss"),
+        ('[runtime]\ntarget_kinds = ["arm64-emu"]\n', "target_kinds"),
+        ("[cost.max_instructions_per_invoke]\ncortex-a53 = 1.5\n", "cortex-a53"),
+        ('[device]\nparity_required = "yes"\n', "parity_required"),
+        ("[latency]\nx = 1\n", "latency"),
+        ('model = ""\n', "model"),
+        ("[quality\n", "TOML"),
+    ],
+)
 def test_bad_budgets_name_the_key(tmp_path, text, field):
     path = tmp_path / "b.toml"
     path.write_text(text)
@@ -110,5 +121,6 @@ def test_missing_budgets_file(tmp_path):
 
 
 def test_core_names_are_normalised():
-    assert CostBudgets(max_instructions_per_invoke={"A72": 5}).max_instructions_per_invoke == \
-        {"cortex-a72": 5}
+    assert CostBudgets(max_instructions_per_invoke={"A72": 5}).max_instructions_per_invoke == {
+        "cortex-a72": 5
+    }

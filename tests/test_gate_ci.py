@@ -44,8 +44,9 @@ def test_the_workflow_is_valid_yaml_and_runs_that_command():
 def _run_as_written(command: str, run_dir: Path, cwd: Path) -> subprocess.CompletedProcess:
     shutil.copyfile(REPO / "budgets.toml", cwd / "budgets.toml")
     env = dict(os.environ, RUN_DIR=str(run_dir))
-    return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        ["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.mark.parametrize("doc", ["README.md", "docs/ci.md"])

@@ -25,8 +25,14 @@ def test_gate_on_a_real_tiny_run(tiny_run, tmp_path):
     verdict = gate_run(run, Budgets())
     got = {r.budget: r for r in verdict.results}
     assert verdict.model_sha256 == sha256_file(run / f"{MODEL}.tflite")
-    for name in ("quality.recall", "quality.fpr", "quality.auc_pr", "cost.size_mb",
-                 "device.xnnpack_share", "change.flip_rate_vs_float"):
+    for name in (
+        "quality.recall",
+        "quality.fpr",
+        "quality.auc_pr",
+        "cost.size_mb",
+        "device.xnnpack_share",
+        "change.flip_rate_vs_float",
+    ):
         assert got[name].status in (Status.PASS, Status.FAIL), (name, got[name])
     metrics = json.loads((run / "metrics.json").read_text())
     assert got["quality.recall"].measured == metrics["models"][MODEL]["test"]["recall"]
@@ -35,9 +41,20 @@ def test_gate_on_a_real_tiny_run(tiny_run, tmp_path):
     assert verdict.exit_code == 2
 
     # A host benchmark with parity through the real bench command, allowed as a target kind.
-    result = CliRunner().invoke(main, ["bench", str(run / f"{MODEL}.tflite"), "--parity",
-                                       "--runs", "20", "--min-seconds", "0",
-                                       "--out", str(run / "bench.json")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            str(run / f"{MODEL}.tflite"),
+            "--parity",
+            "--runs",
+            "20",
+            "--min-seconds",
+            "0",
+            "--out",
+            str(run / "bench.json"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     host = Budgets(runtime=RuntimeBudgets(target_kinds=("local",)))
     got = {r.budget: r for r in gate_run(run, host).results}

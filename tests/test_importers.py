@@ -93,9 +93,11 @@ def test_extract_crop_pads_the_frame_edge():
 
 
 def _coco(tmp_path, **override) -> Path:
-    data = {"images": [{"id": 1, "file_name": "a.png", "width": 200, "height": 160}],
-            "annotations": [{"id": 5, "image_id": 1, "category_id": 1, "bbox": [50, 20, 30, 100]}],
-            "categories": [{"id": 1, "name": "person"}]}
+    data = {
+        "images": [{"id": 1, "file_name": "a.png", "width": 200, "height": 160}],
+        "annotations": [{"id": 5, "image_id": 1, "category_id": 1, "bbox": [50, 20, 30, 100]}],
+        "categories": [{"id": 1, "name": "person"}],
+    }
     data.update(override)
     path = tmp_path / "ann.json"
     path.write_text(json.dumps(data))
@@ -103,24 +105,43 @@ def _coco(tmp_path, **override) -> Path:
 
 
 def test_coco_reads_people_and_crowds(tmp_path):
-    path = _coco(tmp_path, annotations=[
-        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [50, 20, 30, 100]},
-        {"id": 2, "image_id": 1, "category_id": 1, "bbox": [0, 0, 40, 40], "iscrowd": 1}])
+    path = _coco(
+        tmp_path,
+        annotations=[
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [50, 20, 30, 100]},
+            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [0, 0, 40, 40], "iscrowd": 1},
+        ],
+    )
     (frame,) = load_coco(path, tmp_path)
     assert frame.people == ((50.0, 20.0, 80.0, 120.0),) and len(frame.ignore) == 1
     assert frame.size == (200, 160) and frame.image == tmp_path / "a.png"
 
 
-@pytest.mark.parametrize("override, match", [
-    ({"images": None}, "missing or non-list key 'images'"),
-    ({"annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3]}]}, "expected \\[x, y, width, height\\]"),
-    ({"annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, "w", 4]}]}, "bbox"),
-    ({"annotations": [{"id": 1, "image_id": 9, "category_id": 1, "bbox": [1, 2, 3, 4]}]}, "image_id 9"),
-    ({"annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 0, 4]}]}, "non-positive"),
-    ({"annotations": [{"id": 1, "category_id": 1, "bbox": [1, 2, 3, 4]}]}, "lacks image_id"),
-    ({"categories": [{"id": 1, "name": "car"}]}, "no category named"),
-    ({"images": [{"id": 1}]}, "lacks id/name/file_name"),
-])
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ({"images": None}, "missing or non-list key 'images'"),
+        (
+            {"annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3]}]},
+            "expected \\[x, y, width, height\\]",
+        ),
+        (
+            {"annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, "w", 4]}]},
+            "bbox",
+        ),
+        (
+            {"annotations": [{"id": 1, "image_id": 9, "category_id": 1, "bbox": [1, 2, 3, 4]}]},
+            "image_id 9",
+        ),
+        (
+            {"annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 0, 4]}]},
+            "non-positive",
+        ),
+        ({"annotations": [{"id": 1, "category_id": 1, "bbox": [1, 2, 3, 4]}]}, "lacks image_id"),
+        ({"categories": [{"id": 1, "name": "car"}]}, "no category named"),
+        ({"images": [{"id": 1}]}, "lacks id/name/file_name"),
+    ],
+)
 def test_malformed_coco_is_a_clear_error(tmp_path, override, match):
     with pytest.raises(EdgepedError, match=match):
         load_coco(_coco(tmp_path, **override), tmp_path)
@@ -129,8 +150,9 @@ def test_malformed_coco_is_a_clear_error(tmp_path, override, match):
 def test_coco_that_is_not_json_fails_cleanly_through_the_cli(tmp_path):
     bad = tmp_path / "ann.json"
     bad.write_text("{not json")
-    result = CliRunner().invoke(main, ["data", "import", "coco", str(bad), str(tmp_path / "out"),
-                                       "--images", str(tmp_path)])
+    result = CliRunner().invoke(
+        main, ["data", "import", "coco", str(bad), str(tmp_path / "out"), "--images", str(tmp_path)]
+    )
     assert result.exit_code == 2 and "not valid JSON" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "out" / "manifest.json").exists()
 
@@ -147,10 +169,12 @@ def _kitti(tmp_path, n_frames: int = 6) -> tuple[Path, Path]:
         frame = rng.integers(60, 120, (240, 400, 3), dtype=np.uint8)
         frame[40:200, 100:160] = (200, 40, 40)  # the pedestrian
         Image.fromarray(frame).save(images / f"{i:06d}.png")
-        lines = [KITTI_LINE.format(kind="Pedestrian", l=100, t=40, r=160, b=200),
-                 KITTI_LINE.format(kind="Cyclist", l=260, t=60, r=320, b=190),
-                 KITTI_LINE.format(kind="DontCare", l=0, t=0, r=40, b=60),
-                 KITTI_LINE.format(kind="Car", l=330, t=150, r=399, b=230)]
+        lines = [
+            KITTI_LINE.format(kind="Pedestrian", l=100, t=40, r=160, b=200),
+            KITTI_LINE.format(kind="Cyclist", l=260, t=60, r=320, b=190),
+            KITTI_LINE.format(kind="DontCare", l=0, t=0, r=40, b=60),
+            KITTI_LINE.format(kind="Car", l=330, t=150, r=399, b=230),
+        ]
         (labels / f"{i:06d}.txt").write_text("\n".join(lines) + "\n")
     return labels, images
 
@@ -159,8 +183,20 @@ def test_kitti_import_end_to_end(tmp_path):
     labels, images = _kitti(tmp_path)
     frames = load_kitti(labels, images)
     assert len(frames) == 6 and len(frames[0].people) == 1 and len(frames[0].cyclists) == 1
-    result = CliRunner().invoke(main, ["data", "import", "kitti", str(labels), str(tmp_path / "ds"),
-                                       "--images", str(images), "--jitter", "1"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "data",
+            "import",
+            "kitti",
+            str(labels),
+            str(tmp_path / "ds"),
+            "--images",
+            str(images),
+            "--jitter",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     ds = Dataset.open(tmp_path / "ds")
     batch = [ds.read(s) for s in ("train", "val", "test") if ds.count(s)]
@@ -171,13 +207,16 @@ def test_kitti_import_end_to_end(tmp_path):
     assert positives[:, 30:100, 24:40, 0].mean() > 150  # the red pedestrian fills the centre
 
 
-@pytest.mark.parametrize("line, match", [
-    ("Pedestrian 0 0 -1 10 20 30", "has 7 fields"),
-    (KITTI_LINE.format(kind="Pedestrian", l="x", t=1, r=2, b=3), "non-numeric"),
-    (KITTI_LINE.format(kind="Alien", l=1, t=1, r=2, b=3), "unknown object type"),
-    (KITTI_LINE.format(kind="Pedestrian", l=50, t=10, r=40, b=30), "inverted box"),
-    (KITTI_LINE.format(kind="Pedestrian", l="nan", t=10, r=40, b=30), "non-finite"),
-])
+@pytest.mark.parametrize(
+    "line, match",
+    [
+        ("Pedestrian 0 0 -1 10 20 30", "has 7 fields"),
+        (KITTI_LINE.format(kind="Pedestrian", l="x", t=1, r=2, b=3), "non-numeric"),
+        (KITTI_LINE.format(kind="Alien", l=1, t=1, r=2, b=3), "unknown object type"),
+        (KITTI_LINE.format(kind="Pedestrian", l=50, t=10, r=40, b=30), "inverted box"),
+        (KITTI_LINE.format(kind="Pedestrian", l="nan", t=10, r=40, b=30), "non-finite"),
+    ],
+)
 def test_malformed_kitti_is_a_clear_error(tmp_path, line, match):
     path = tmp_path / "000001.txt"
     path.write_text(line + "\n")
@@ -203,9 +242,15 @@ def _crops_folder(tmp_path, rows: list[str]) -> Path:
 
 
 def test_crops_csv_import_keeps_splits_tags_and_metadata(tmp_path):
-    csv = _crops_folder(tmp_path, ["path,label,split,lighting,speed_mps,analog_gain_db",
-                                   "a.png,1,train,night,12.5,20", "b.png,0,train,day,,3",
-                                   "c.png,pedestrian,test,,4,"])
+    csv = _crops_folder(
+        tmp_path,
+        [
+            "path,label,split,lighting,speed_mps,analog_gain_db",
+            "a.png,1,train,night,12.5,20",
+            "b.png,0,train,day,,3",
+            "c.png,pedestrian,test,,4,",
+        ],
+    )
     import_crops(csv, str(tmp_path / "ds"))
     ds = Dataset.open(tmp_path / "ds")
     train, test = ds.read("train"), ds.read("test")
@@ -217,22 +262,44 @@ def test_crops_csv_import_keeps_splits_tags_and_metadata(tmp_path):
 
 
 def test_crops_csv_reports_every_bad_row_and_writes_nothing(tmp_path):
-    csv = _crops_folder(tmp_path, ["path,label,weather", "a.png,maybe,clear", "missing.png,1,clear",
-                                   "b.png,0,snow"])
+    csv = _crops_folder(
+        tmp_path, ["path,label,weather", "a.png,maybe,clear", "missing.png,1,clear", "b.png,0,snow"]
+    )
     with pytest.raises(EdgepedError) as info:
         import_crops(csv, str(tmp_path / "ds"))
     message = str(info.value)
-    assert "unknown label" in message and "missing image file" in message and "unknown weather" in message
+    assert (
+        "unknown label" in message
+        and "missing image file" in message
+        and "unknown weather" in message
+    )
     assert not (tmp_path / "ds" / "manifest.json").exists()
 
 
-@pytest.mark.skipif(not (PENNFUDAN / "annotations.json").is_file(),
-                    reason=f"Penn-Fudan not found at {PENNFUDAN} (shared data folder absent)")
+@pytest.mark.skipif(
+    not (PENNFUDAN / "annotations.json").is_file(),
+    reason=f"Penn-Fudan not found at {PENNFUDAN} (shared data folder absent)",
+)
 def test_pennfudan_import_end_to_end(tmp_path):
     out = tmp_path / "pf"
-    result = CliRunner().invoke(main, ["data", "import", "coco", str(PENNFUDAN / "annotations.json"),
-                                       str(out), "--images", str(PENNFUDAN / "images"),
-                                       "--jitter", "0", "--near-miss", "1", "--background", "2"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "data",
+            "import",
+            "coco",
+            str(PENNFUDAN / "annotations.json"),
+            str(out),
+            "--images",
+            str(PENNFUDAN / "images"),
+            "--jitter",
+            "0",
+            "--near-miss",
+            "1",
+            "--background",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     ds = Dataset.open(out)
     batches = {s: ds.read(s) for s in ("train", "val", "test") if ds.count(s)}
@@ -241,7 +308,7 @@ def test_pennfudan_import_end_to_end(tmp_path):
     drives = {s: set(b.drive_id) for s, b in batches.items()}
     splits = list(drives)
     for i, a in enumerate(splits):
-        for b in splits[i + 1:]:
+        for b in splits[i + 1 :]:
             assert not drives[a] & drives[b], "a source image leaks across splits"
     assert sum(len(d) for d in drives.values()) == 170
     verify = CliRunner().invoke(main, ["data", "verify", str(out)])

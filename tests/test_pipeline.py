@@ -27,8 +27,9 @@ def _collect(ds):
 def test_tf_pipeline_matches_numpy_preprocessing(tmp_path):
     ds, batch = _dataset(tmp_path)
     prep = Preprocessing.from_manifest_stats(ds.metadata_stats())
-    images, metas, labels = _collect(make_dataset(ds, "train", prep, PipelineOptions(batch_size=4),
-                                                  shuffle=False))
+    images, metas, labels = _collect(
+        make_dataset(ds, "train", prep, PipelineOptions(batch_size=4), shuffle=False)
+    )
     np.testing.assert_allclose(images, prep.image(batch.images), atol=1e-6)
     np.testing.assert_allclose(metas, prep.metadata(batch.metadata), atol=1e-5)
     np.testing.assert_array_equal(labels, batch.labels)
@@ -47,8 +48,9 @@ def test_exclude_leaves_out_a_condition(tmp_path):
 def test_balanced_sampling_and_augmentation_stay_in_range(tmp_path):
     ds, _ = _dataset(tmp_path)
     prep = Preprocessing.from_manifest_stats(ds.metadata_stats())
-    opts = PipelineOptions(batch_size=200, positive_fraction=0.5,
-                           augment=AugmentConfig(night=0.5, rain=0.5, blur=0.5))
+    opts = PipelineOptions(
+        batch_size=200, positive_fraction=0.5, augment=AugmentConfig(night=0.5, rain=0.5, blur=0.5)
+    )
     batches = list(make_dataset(ds, "train", prep, opts, shuffle=True).take(5))
     share = np.mean([float(y.numpy().mean()) for _, y, _ in batches])
     assert 0.43 < share < 0.57  # 3 of 10 records are positive; 1000 draws at 0.5
@@ -93,13 +95,22 @@ def test_a_multi_shard_stream_is_the_same_every_time(tmp_path):
     assert len(ds.shard_paths("train")) > 4
     prep = Preprocessing.from_manifest_stats(ds.metadata_stats())
     for balanced in (None, 0.5):
-        opts = PipelineOptions(batch_size=16, shuffle_buffer=32, positive_fraction=balanced,
-                               augment=AugmentConfig(), seed=3)
+        opts = PipelineOptions(
+            batch_size=16,
+            shuffle_buffer=32,
+            positive_fraction=balanced,
+            augment=AugmentConfig(),
+            seed=3,
+        )
         runs = []
         for _ in range(2):
             keras.utils.set_random_seed(3)
-            runs.append([(x["image"].numpy(), y.numpy()) for x, y, _ in
-                         make_dataset(ds, "train", prep, opts, shuffle=True).take(6)])
+            runs.append(
+                [
+                    (x["image"].numpy(), y.numpy())
+                    for x, y, _ in make_dataset(ds, "train", prep, opts, shuffle=True).take(6)
+                ]
+            )
         for (im_a, y_a), (im_b, y_b) in zip(*runs, strict=True):
             # Same records, same draws; a blur kernel may round an ulp differently.
             np.testing.assert_allclose(im_a, im_b, rtol=0, atol=1e-6)

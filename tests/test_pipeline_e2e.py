@@ -14,12 +14,26 @@ pytestmark = pytest.mark.slow
 
 
 def test_run_directory_has_every_artifact(tiny_run):
-    for name in ("config.json", "train_log.json", "teacher.h5", "student_distilled.h5",
-                 "student_qat.h5", "plots/reliability.png", "plots/recall_vs_size.png",
-                 "metrics.json", "report.md", "plots/pr.png", "plots/roc.png"):
+    for name in (
+        "config.json",
+        "train_log.json",
+        "teacher.h5",
+        "student_distilled.h5",
+        "student_qat.h5",
+        "plots/reliability.png",
+        "plots/recall_vs_size.png",
+        "metrics.json",
+        "report.md",
+        "plots/pr.png",
+        "plots/roc.png",
+    ):
         assert (tiny_run / name).is_file(), name
-    for model in ("teacher_float32", "student_distilled_float32", "student_ptq_int8",
-                  "student_qat_int8"):
+    for model in (
+        "teacher_float32",
+        "student_distilled_float32",
+        "student_ptq_int8",
+        "student_qat_int8",
+    ):
         assert (tiny_run / f"{model}.tflite").is_file()
         card = json.loads((tiny_run / f"{model}.card.json").read_text())
         assert card["threshold"]["selected_on"] == "val"
@@ -42,8 +56,11 @@ def test_int8_scores_track_float_scores(tiny_run, tiny_dataset):
     ds = Dataset.open(tiny_dataset)
     batch = ds.read("test")
     prep = Preprocessing.from_manifest_stats(ds.metadata_stats())
-    float_scores = TfliteScorer(tiny_run / "student_distilled_float32.tflite", prep).score(
-        batch.images, batch.metadata).probability
+    float_scores = (
+        TfliteScorer(tiny_run / "student_distilled_float32.tflite", prep)
+        .score(batch.images, batch.metadata)
+        .probability
+    )
     for model in ("student_qat_int8", "student_ptq_int8"):
         q = TfliteScorer(tiny_run / f"{model}.tflite", prep).score(batch.images, batch.metadata)
         assert q.raw.dtype == np.int8
@@ -64,8 +81,10 @@ def test_metrics_json_is_consistent(tiny_run):
         card = json.loads((tiny_run / f"{name}.card.json").read_text())
         assert card["model"]["sha256"] == sha
     pairs = {(c["float"], c["quantized"]) for c in metrics["comparisons"]}
-    assert pairs == {("student_distilled_float32", "student_qat_int8"),
-                     ("student_distilled_float32", "student_ptq_int8")}
+    assert pairs == {
+        ("student_distilled_float32", "student_qat_int8"),
+        ("student_distilled_float32", "student_ptq_int8"),
+    }
 
 
 def test_image_only_inputs_run(tiny_run):

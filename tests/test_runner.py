@@ -26,11 +26,13 @@ def runner_module():
 
 
 def test_runner_imports_neither_tensorflow_nor_edgeped():
-    code = (f"import runpy, sys; sys.argv = ['runner', '--help']\n"
-            f"try:\n    runpy.run_path({str(RUNNER)!r}, run_name='__main__')\n"
-            f"except SystemExit:\n    pass\n"
-            f"bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'edgeped', 'tf_keras')]\n"
-            f"assert not bad, bad")
+    code = (
+        f"import runpy, sys; sys.argv = ['runner', '--help']\n"
+        f"try:\n    runpy.run_path({str(RUNNER)!r}, run_name='__main__')\n"
+        f"except SystemExit:\n    pass\n"
+        f"bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'edgeped', 'tf_keras')]\n"
+        f"assert not bad, bad"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
@@ -76,8 +78,9 @@ def test_preprocessing_follows_the_training_rule(runner_module):
     np.testing.assert_array_equal(got[0, 6:], [1, 0, 1, 1, 1, 0])
     crops = np.array([0, 127, 128, 255], np.uint8).reshape(1, 1, 4, 1)
     np.testing.assert_array_equal(pre.image(crops).ravel(), [-128, -1, 0, 127])
-    quantised = runner_module.Preprocessor(_FakeIO(np.int8, scale=4 / 127, zero=0),
-                                           mean=[1.0] * 6, std=[2.0] * 6, clip=4.0)
+    quantised = runner_module.Preprocessor(
+        _FakeIO(np.int8, scale=4 / 127, zero=0), mean=[1.0] * 6, std=[2.0] * 6, clip=4.0
+    )
     q = quantised.meta(values)
     assert q.dtype == np.int8
     np.testing.assert_array_equal(q[0, :6], [32, 0, 127, -127, 0, 0])
@@ -119,11 +122,13 @@ def test_runner_measures_on_host(device_models, device_crops, kind):
 @pytest.mark.parametrize("kind", ["int8", "float"])
 def test_parity_against_golden(device_models, device_crops, tmp_path, kind):
     golden = tmp_path / "golden.npz"
-    code, made, _ = run_device_runner(device_models[kind], "--crops", device_crops,
-                                      "--write-golden", golden)
+    code, made, _ = run_device_runner(
+        device_models[kind], "--crops", device_crops, "--write-golden", golden
+    )
     assert code == 0 and made["n"] == 6
-    code, result, _ = run_device_runner(device_models[kind], "--crops", device_crops,
-                                        "--golden", golden, *FAST)
+    code, result, _ = run_device_runner(
+        device_models[kind], "--crops", device_crops, "--golden", golden, *FAST
+    )
     parity = result["parity"]
     assert parity["ok"] and parity["mismatches"] == 0 and parity["n"] == 6
     assert parity["exact"] is (kind == "int8")
@@ -135,21 +140,33 @@ def test_parity_against_golden(device_models, device_crops, tmp_path, kind):
     else:
         tampered["probabilities"] = tampered["probabilities"] + 0.01
     np.savez(tmp_path / "bad.npz", **tampered)
-    code, result, _ = run_device_runner(device_models[kind], "--crops", device_crops,
-                                        "--golden", tmp_path / "bad.npz", *FAST)
+    code, result, _ = run_device_runner(
+        device_models[kind], "--crops", device_crops, "--golden", tmp_path / "bad.npz", *FAST
+    )
     assert code == 0 and result["parity"]["ok"] is False and result["parity"]["mismatches"] > 0
     # A golden computed for another model is refused outright.
     other = "int8" if kind == "float" else "float"
-    code, result, _ = run_device_runner(device_models[other], "--crops", device_crops,
-                                        "--golden", golden, *FAST)
+    code, result, _ = run_device_runner(
+        device_models[other], "--crops", device_crops, "--golden", golden, *FAST
+    )
     assert code == 3 and result["error"]["code"] == "golden_invalid"
     assert "computed for model" in result["error"]["problem"]
 
 
 @pytest.mark.slow
 def test_batch_threads_pinning_and_background_load(device_models):
-    code, result, _ = run_device_runner(device_models["int8"], "--batch", "4", "--threads", "2",
-                                        "--pin", "0", "--load-threads", "1", *FAST)
+    code, result, _ = run_device_runner(
+        device_models["int8"],
+        "--batch",
+        "4",
+        "--threads",
+        "2",
+        "--pin",
+        "0",
+        "--load-threads",
+        "1",
+        *FAST,
+    )
     assert code == 0, result
     assert result["model"]["io"]["image"]["shape"][0] == 4
     assert result["config"]["threads"] == 2
@@ -178,12 +195,15 @@ def test_xnnpack_off_and_image_only_model(device_models):
 @pytest.mark.slow
 def test_preprocess_file_changes_the_meta_input(device_models, device_crops, tmp_path):
     spec = tmp_path / "pre.json"
-    spec.write_text('{"metadata": {"mean": [3, 3, 3, 3, 3, 3], "std": [2, 2, 2, 2, 2, 2], "clip": 4.0}}')
+    spec.write_text(
+        '{"metadata": {"mean": [3, 3, 3, 3, 3, 3], "std": [2, 2, 2, 2, 2, 2], "clip": 4.0}}'
+    )
     outs = []
     for extra in ([], ["--preprocess", spec]):
         golden = tmp_path / f"g{len(outs)}.npz"
-        run_device_runner(device_models["float"], "--crops", device_crops, "--write-golden",
-                          golden, *extra)
+        run_device_runner(
+            device_models["float"], "--crops", device_crops, "--write-golden", golden, *extra
+        )
         outs.append(np.load(golden)["probabilities"])
     assert not np.allclose(outs[0], outs[1])
 
@@ -197,8 +217,11 @@ def test_missing_corrupt_and_truncated_models(device_models, tmp_path):
     truncated.write_bytes(device_models["int8"].read_bytes()[:1500])
     garbage = tmp_path / "garbage.tflite"
     garbage.write_bytes(b"\x00" * 64)
-    for path, code_name in ((tmp_path / "absent.tflite", "model_missing"),
-                            (garbage, "model_corrupt"), (truncated, "model_corrupt")):
+    for path, code_name in (
+        (tmp_path / "absent.tflite", "model_missing"),
+        (garbage, "model_corrupt"),
+        (truncated, "model_corrupt"),
+    ):
         code, result, _ = run_device_runner(path, *FAST)
         assert code == 3 and result["ok"] is False
         assert result["error"]["code"] == code_name, result
@@ -218,8 +241,9 @@ def test_bad_crops_and_delegate_are_reported(device_models, tmp_path):
     np.savez(bad, images=np.zeros((2, 64, 64, 3), np.uint8))
     code, result, _ = run_device_runner(device_models["int8"], "--crops", bad, *FAST)
     assert code == 3 and result["error"]["code"] == "crops_invalid"
-    code, result, _ = run_device_runner(device_models["int8"], "--delegate",
-                                        tmp_path / "libnope.so", *FAST)
+    code, result, _ = run_device_runner(
+        device_models["int8"], "--delegate", tmp_path / "libnope.so", *FAST
+    )
     assert code == 3 and result["error"]["code"] == "delegate_failed"
 
 
@@ -233,8 +257,11 @@ def _run_isolated(tmp_path):
     import json
 
     # -S skips site-packages, so neither numpy nor ai_edge_litert can be imported.
-    proc = subprocess.run([sys.executable, "-S", str(RUNNER), str(tmp_path / "m.tflite")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-S", str(RUNNER), str(tmp_path / "m.tflite")],
+        capture_output=True,
+        text=True,
+    )
     return proc.returncode, json.loads(proc.stdout), proc.stderr
 
 

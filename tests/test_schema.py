@@ -8,8 +8,10 @@ from tests.conftest import make_batch
 
 
 def _fields(batch):
-    return {k: getattr(batch, k) for k in ("labels", "lighting", "weather", "scene",
-                                           "hard_negative", "drive_id", "crop_id")}
+    return {
+        k: getattr(batch, k)
+        for k in ("labels", "lighting", "weather", "scene", "hard_negative", "drive_id", "crop_id")
+    }
 
 
 def test_record_round_trip_keeps_every_field_and_nan():
@@ -54,20 +56,29 @@ def test_manifest_metadata_stats_ignore_nan(tmp_path):
     assert stats["missing_rate"][0] == pytest.approx(1 / 8)
 
 
-@pytest.mark.parametrize("change,needle", [
-    (dict(images=np.zeros((2, 64, 64, 3), np.uint8)), "expected (N, 128, 64, 3)"),
-    (dict(images=np.zeros((2, *CROP_SHAPE), np.float32)), "dtype float32"),
-    (dict(labels=np.array([0, 2])), "labels must be"),
-    (dict(lighting=np.array(["day", "noon"])), "unknown lighting"),
-    (dict(metadata=np.full((2, 5), 1.0, np.float32)), "metadata has shape"),
-    (dict(metadata=np.full((2, 6), np.inf, np.float32)), "inf"),
-])
+@pytest.mark.parametrize(
+    "change,needle",
+    [
+        (dict(images=np.zeros((2, 64, 64, 3), np.uint8)), "expected (N, 128, 64, 3)"),
+        (dict(images=np.zeros((2, *CROP_SHAPE), np.float32)), "dtype float32"),
+        (dict(labels=np.array([0, 2])), "labels must be"),
+        (dict(lighting=np.array(["day", "noon"])), "unknown lighting"),
+        (dict(metadata=np.full((2, 5), 1.0, np.float32)), "metadata has shape"),
+        (dict(metadata=np.full((2, 6), np.inf, np.float32)), "inf"),
+    ],
+)
 def test_validation_names_the_problem(change, needle):
-    good = dict(images=np.zeros((2, *CROP_SHAPE), np.uint8), metadata=np.zeros((2, 6), np.float32),
-                labels=np.array([0, 1]), lighting=np.array(["day", "day"]),
-                weather=np.array(["clear"] * 2), scene=np.array(["urban"] * 2),
-                hard_negative=np.array(["none"] * 2), drive_id=np.array(["a", "a"]),
-                crop_id=np.array(["a0", "a1"]))
+    good = dict(
+        images=np.zeros((2, *CROP_SHAPE), np.uint8),
+        metadata=np.zeros((2, 6), np.float32),
+        labels=np.array([0, 1]),
+        lighting=np.array(["day", "day"]),
+        weather=np.array(["clear"] * 2),
+        scene=np.array(["urban"] * 2),
+        hard_negative=np.array(["none"] * 2),
+        drive_id=np.array(["a", "a"]),
+        crop_id=np.array(["a0", "a1"]),
+    )
     with pytest.raises(EdgepedError, match=None) as info:
         CropBatch.validated(**{**good, **change})
     assert needle in str(info.value)

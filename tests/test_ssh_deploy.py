@@ -24,8 +24,13 @@ QUICK = BenchOptions(min_runs=3, min_seconds=0, warmup=1)
 
 
 def _targets(tmp_path: Path, sshd: dict, name: str = "ecu-dev", **keys) -> Path:
-    spec = {"ssh_alias": "ecu-dev", "ssh_config": str(sshd["ssh_config"]),
-            "python": sys.executable, "workdir": str(tmp_path / "board"), **keys}
+    spec = {
+        "ssh_alias": "ecu-dev",
+        "ssh_config": str(sshd["ssh_config"]),
+        "python": sys.executable,
+        "workdir": str(tmp_path / "board"),
+        **keys,
+    }
     spec = {k: v for k, v in spec.items() if v is not None}
     body = "\n".join(f"{k} = {json.dumps(v)}" for k, v in spec.items())
     path = tmp_path / "targets.toml"
@@ -35,22 +40,50 @@ def _targets(tmp_path: Path, sshd: dict, name: str = "ecu-dev", **keys) -> Path:
 
 def _direct(sshd: dict, **keys) -> dict:
     """Keys for a host/port/user target without the ssh config alias."""
-    return {"ssh_alias": None, "ssh_config": None, "host": sshd["HOST"],
-            "port": int(sshd["PORT"]), "user": sshd["USER"],
-            "identity_file": str(sshd["dir"] / "id_ed25519"),
-            "known_hosts_file": str(sshd["dir"] / "known_hosts"), **keys}
+    return {
+        "ssh_alias": None,
+        "ssh_config": None,
+        "host": sshd["HOST"],
+        "port": int(sshd["PORT"]),
+        "user": sshd["USER"],
+        "identity_file": str(sshd["dir"] / "id_ed25519"),
+        "known_hosts_file": str(sshd["dir"] / "known_hosts"),
+        **keys,
+    }
 
 
 @pytest.mark.emulated
-def test_deploy_end_to_end_on_emulated_ecu(tmp_path, ecu_sshd, arm64_board, device_models,
-                                           device_crops):
-    targets = _targets(tmp_path, ecu_sshd, python=str(arm64_board / "bin" / "python-aarch64"),
-                       emulated=True, core="cortex-a76")
+def test_deploy_end_to_end_on_emulated_ecu(
+    tmp_path, ecu_sshd, arm64_board, device_models, device_crops
+):
+    targets = _targets(
+        tmp_path,
+        ecu_sshd,
+        python=str(arm64_board / "bin" / "python-aarch64"),
+        emulated=True,
+        core="cortex-a76",
+    )
     run_dir = tmp_path / "runs" / "r1"
     proc = subprocess.run(
-        ["edgeped", "deploy", str(device_models["int8"]), "--host", "ecu-dev", "--targets",
-         str(targets), "--run-dir", str(run_dir), "--crops", str(device_crops), "--runs", "3"],
-        capture_output=True, text=True, timeout=600)
+        [
+            "edgeped",
+            "deploy",
+            str(device_models["int8"]),
+            "--host",
+            "ecu-dev",
+            "--targets",
+            str(targets),
+            "--run-dir",
+            str(run_dir),
+            "--crops",
+            str(device_crops),
+            "--runs",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert "parity vs host" in proc.stdout and "PASS" in proc.stdout
     assert "pushing" in proc.stderr and "computing golden outputs on the host" in proc.stderr
@@ -72,9 +105,21 @@ def test_deploy_in_process_on_host_python(tmp_path, ecu_sshd, device_models):
     from edgeped.cli import main
 
     targets = _targets(tmp_path, ecu_sshd)
-    result = CliRunner().invoke(main, ["deploy", str(device_models["float"]), "--host",
-                                       "ecu-dev", "--targets", str(targets), "--run-dir",
-                                       str(tmp_path / "run"), "--runs", "5"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "deploy",
+            str(device_models["float"]),
+            "--host",
+            "ecu-dev",
+            "--targets",
+            str(targets),
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--runs",
+            "5",
+        ],
+    )
     assert result.exit_code == 0, result.output
     bench = json.loads((tmp_path / "run" / "bench.json").read_text())
     assert bench["emulated"] is False and bench["parity_ok"] is True
@@ -94,8 +139,7 @@ def test_unreachable_host(tmp_path, ecu_sshd, device_models):
 
 def test_refused_key(tmp_path, ecu_sshd, device_models):
     stranger = tmp_path / "id_stranger"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)],
-                   check=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
     targets = _targets(tmp_path, ecu_sshd, **_direct(ecu_sshd, identity_file=str(stranger)))
     with pytest.raises(EdgepedError, match="refused the key") as info:
         bench_model(device_models["int8"], resolve_target("ecu-dev", targets), QUICK)
@@ -142,30 +186,40 @@ def test_remote_timeout_ends_the_remote_process(tmp_path, ecu_sshd, device_model
         bench_model(device_models["int8"], resolve_target("ecu-dev", targets), forever)
     assert time.monotonic() - start < 30
     time.sleep(1)
-    left = subprocess.run(["pgrep", "-f", str(tmp_path / "board" / "runner.py")],
-                          capture_output=True, text=True)
+    left = subprocess.run(
+        ["pgrep", "-f", str(tmp_path / "board" / "runner.py")], capture_output=True, text=True
+    )
     assert left.returncode == 1, f"runner still running on the board: {left.stdout}"
 
 
-def test_full_remote_disk_leaves_nothing_half_written(tmp_path, ecu_sshd, device_models,
-                                                     device_crops):
+def test_full_remote_disk_leaves_nothing_half_written(
+    tmp_path, ecu_sshd, device_models, device_crops
+):
     if os.geteuid() != 0:
         pytest.skip("simulating a full disk mounts a tiny tmpfs, which needs root")
     board = tmp_path / "board"
     board.mkdir()
     # The tmpfs goes into the board's own mount namespace (`ip netns exec` gives sshd one).
-    on_board = ["nsenter", "--target", (ecu_sshd["dir"] / "sshd.pid").read_text().strip(),
-                "--mount", "--"]
-    subprocess.run([*on_board, "mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(board)],
-                   check=True)
+    on_board = [
+        "nsenter",
+        "--target",
+        (ecu_sshd["dir"] / "sshd.pid").read_text().strip(),
+        "--mount",
+        "--",
+    ]
+    subprocess.run(
+        [*on_board, "mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(board)], check=True
+    )
     try:
         targets = _targets(tmp_path, ecu_sshd)
         with pytest.raises(EdgepedError, match="disk of ecu-dev is full") as info:
-            bench_model(device_models["int8"], resolve_target("ecu-dev", targets), QUICK,
-                        crops=device_crops)  # ~150 KB of crops cannot fit in 64 KB
+            bench_model(
+                device_models["int8"], resolve_target("ecu-dev", targets), QUICK, crops=device_crops
+            )  # ~150 KB of crops cannot fit in 64 KB
         assert "free space" in info.value.fix
-        listing = subprocess.run([*on_board, "ls", "-A", str(board)], capture_output=True,
-                                 text=True, check=True)
+        listing = subprocess.run(
+            [*on_board, "ls", "-A", str(board)], capture_output=True, text=True, check=True
+        )
         assert listing.stdout == "", "no partial model or staging directory remains"
     finally:
         subprocess.run([*on_board, "umount", str(board)], check=True)

@@ -12,9 +12,19 @@ from edgeped.data.shards import Dataset, DatasetWriter, _RunningStats, is_hard_n
 @pytest.fixture(scope="module")
 def fleet_small(tmp_path_factory):
     out = tmp_path_factory.mktemp("fleet_small") / "ds"
-    write_fleet(str(out), FleetConfig(drives=12, crops_per_drive=25, positive_rate=0.15,
-                                      hard_negative_rate=0.4, seed=7, workers=2),
-                shard_records=50, split_fractions=(0.6, 0.2, 0.2))
+    write_fleet(
+        str(out),
+        FleetConfig(
+            drives=12,
+            crops_per_drive=25,
+            positive_rate=0.15,
+            hard_negative_rate=0.4,
+            seed=7,
+            workers=2,
+        ),
+        shard_records=50,
+        split_fractions=(0.6, 0.2, 0.2),
+    )
     return out
 
 
@@ -27,7 +37,10 @@ def test_parallel_writer_matches_a_serial_write(fleet_small, tmp_path):
     manifest = serial.close()
     for split in ("train", "val", "test"):
         assert manifest["splits"][split]["records"] == ds.count(split)
-        assert manifest["splits"][split]["hard_negatives"] == ds.manifest["splits"][split]["hard_negatives"]
+        assert (
+            manifest["splits"][split]["hard_negatives"]
+            == ds.manifest["splits"][split]["hard_negatives"]
+        )
     a, b = manifest["metadata_stats"], ds.metadata_stats()
     np.testing.assert_allclose(a["mean"], b["mean"], rtol=1e-5)
     np.testing.assert_allclose(a["std"], b["std"], rtol=1e-5)
@@ -98,7 +111,10 @@ def test_stats_cli_writes_the_card(fleet_small, tmp_path):
     assert {"none", "background"} < kinds and len(kinds) > 4
     assert 0.0 < card["metadata"]["records_with_any_missing"] < 0.25
     fields = card["metadata"]["fields"]
-    assert fields["exposure_ms"]["mean_by_lighting"].get("night", 99) > fields["exposure_ms"]["mean_by_lighting"]["day"]
+    assert (
+        fields["exposure_ms"]["mean_by_lighting"].get("night", 99)
+        > fields["exposure_ms"]["mean_by_lighting"]["day"]
+    )
     assert (tmp_path / "dataset_card_samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "## Hard-negative kind" in (tmp_path / "dataset_card.md").read_text()
 
@@ -123,13 +139,23 @@ def test_balanced_sampling_balances_and_near_misses_get_their_share(fleet_small)
     assert natural < 0.25
     labels, _ = _draw(ds, PipelineOptions(batch_size=32, positive_fraction=0.5, shuffle_buffer=64))
     assert labels.mean() == pytest.approx(0.5, abs=0.08)
-    labels, weights = _draw(ds, PipelineOptions(batch_size=32, positive_fraction=0.5, shuffle_buffer=64,
-                                                near_miss_fraction=0.7, hard_negative_weight=3.0))
+    labels, weights = _draw(
+        ds,
+        PipelineOptions(
+            batch_size=32,
+            positive_fraction=0.5,
+            shuffle_buffer=64,
+            near_miss_fraction=0.7,
+            hard_negative_weight=3.0,
+        ),
+    )
     negatives = weights[labels < 0.5]
     assert labels.mean() == pytest.approx(0.5, abs=0.08)
     assert (negatives == 3.0).mean() == pytest.approx(0.7, abs=0.1)  # weight 3 marks a near miss
     batch = ds.read("train")
-    assert is_hard_negative(batch).sum() / (batch.labels == 0).sum() < 0.55  # 0.7 is not the natural share
+    assert (
+        is_hard_negative(batch).sum() / (batch.labels == 0).sum() < 0.55
+    )  # 0.7 is not the natural share
 
 
 def test_near_miss_sampling_needs_class_balancing():

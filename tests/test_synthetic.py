@@ -24,8 +24,14 @@ def test_parallel_generation_matches_serial():
 
 
 def test_rates_follow_config():
-    cfg = SynthConfig(drives=60, crops_per_drive=40, positive_rate=0.1, metadata_missing_rate=0.08,
-                      seed=2, workers=1)
+    cfg = SynthConfig(
+        drives=60,
+        crops_per_drive=40,
+        positive_rate=0.1,
+        metadata_missing_rate=0.08,
+        seed=2,
+        workers=1,
+    )
     batches = list(iter_drives(cfg))
     labels = np.concatenate([b.labels for b in batches])
     meta = np.concatenate([b.metadata for b in batches])
@@ -69,7 +75,9 @@ def test_split_fractions_are_respected():
     assert counts["val"] / 4000 == pytest.approx(0.15, abs=0.03)
 
 
-@pytest.mark.parametrize("bad", [dict(positive_rate=1.5), dict(drives=0), dict(night_rate=0.9, dusk_rate=0.3)])
+@pytest.mark.parametrize(
+    "bad", [dict(positive_rate=1.5), dict(drives=0), dict(night_rate=0.9, dusk_rate=0.3)]
+)
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ValueError, match=next(iter(bad)).split("_")[0]):
         SynthConfig(**bad)

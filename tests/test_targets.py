@@ -24,38 +24,62 @@ FAST = BenchOptions(min_runs=10, min_seconds=0.0, warmup=1)
 # --------------------------------------------------------------------------- configs
 
 
-@pytest.mark.parametrize("config", [
-    BenchOptions(),
-    BenchOptions(threads=2, batch=4, pin=(0, 1), xnnpack=False, delegate="/x.so", load_threads=1),
-    SshTargetConfig(name="ecu-dev", python="/usr/bin/python3", ssh_alias="ecu-dev"),
-    SshTargetConfig(name="ecu", python="/opt/py/bin/python3", host="10.0.0.5", port=2222,
-                    user="ecu", identity_file="~/.ssh/id_ecu", workdir="/data/edgeped",
-                    timeout_s=120, emulated=True, core="cortex-a76"),
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        BenchOptions(),
+        BenchOptions(
+            threads=2, batch=4, pin=(0, 1), xnnpack=False, delegate="/x.so", load_threads=1
+        ),
+        SshTargetConfig(name="ecu-dev", python="/usr/bin/python3", ssh_alias="ecu-dev"),
+        SshTargetConfig(
+            name="ecu",
+            python="/opt/py/bin/python3",
+            host="10.0.0.5",
+            port=2222,
+            user="ecu",
+            identity_file="~/.ssh/id_ecu",
+            workdir="/data/edgeped",
+            timeout_s=120,
+            emulated=True,
+            core="cortex-a76",
+        ),
+    ],
+)
 def test_configs_round_trip_through_json_and_toml(config):
     cls = type(config)
     assert cls.from_dict(json.loads(json.dumps(config.to_dict()))) == config
-    toml_text = "\n".join(f"{k} = {json.dumps(v)}" for k, v in config.to_dict().items()
-                          if v is not None)  # TOML has no null: absent means default
+    toml_text = "\n".join(
+        f"{k} = {json.dumps(v)}" for k, v in config.to_dict().items() if v is not None
+    )  # TOML has no null: absent means default
     assert cls.from_dict(tomllib.loads(toml_text)) == config
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    ({"threads": 0}, "threads"), ({"batch": -1}, "batch"), ({"min_seconds": -1}, "min_seconds"),
-    ({"pin": (-1,)}, "pin"), ({"load_threads": -2}, "load_threads"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"threads": 0}, "threads"),
+        ({"batch": -1}, "batch"),
+        ({"min_seconds": -1}, "min_seconds"),
+        ({"pin": (-1,)}, "pin"),
+        ({"load_threads": -2}, "load_threads"),
+    ],
+)
 def test_bench_options_reject_bad_values(kwargs, field):
     with pytest.raises(ValueError, match=field):
         BenchOptions(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    ({"python": "/usr/bin/python3"}, "exactly one of ssh_alias or host"),
-    ({"python": "python3", "ssh_alias": "a"}, "absolute path"),
-    ({"python": "/p", "ssh_alias": "a", "host": "h"}, "exactly one"),
-    ({"python": "/p", "host": "h", "port": 70000}, "port"),
-    ({"python": "/p", "host": "h", "workdir": "rel"}, "workdir"),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"python": "/usr/bin/python3"}, "exactly one of ssh_alias or host"),
+        ({"python": "python3", "ssh_alias": "a"}, "absolute path"),
+        ({"python": "/p", "ssh_alias": "a", "host": "h"}, "exactly one"),
+        ({"python": "/p", "host": "h", "port": 70000}, "port"),
+        ({"python": "/p", "host": "h", "workdir": "rel"}, "workdir"),
+    ],
+)
 def test_ssh_config_rejects_bad_values(kwargs, words):
     with pytest.raises(ValueError, match=words):
         SshTargetConfig(name="t", **kwargs)
@@ -88,9 +112,11 @@ def test_builtin_targets_resolve(tmp_path, monkeypatch):
 
 def test_targets_toml_resolves_ssh_and_rejects_unknowns(tmp_path):
     toml = tmp_path / "targets.toml"
-    toml.write_text('[targets.ecu-dev]\nssh_alias = "ecu-dev"\npython = "/usr/bin/python3"\n'
-                    '[targets.weird]\nkind = "carrier-pigeon"\n'
-                    '[targets.broken]\nhost = "h"\npython = "python3"\n')
+    toml.write_text(
+        '[targets.ecu-dev]\nssh_alias = "ecu-dev"\npython = "/usr/bin/python3"\n'
+        '[targets.weird]\nkind = "carrier-pigeon"\n'
+        '[targets.broken]\nhost = "h"\npython = "python3"\n'
+    )
     target = resolve_target("ecu-dev", toml)
     assert isinstance(target, SshTarget) and target.describe()["destination"] == "ecu-dev"
     with pytest.raises(EdgepedError, match="unknown target 'nope'"):
@@ -136,22 +162,31 @@ def test_a_registered_fake_kind_is_used(tmp_path, device_models):
 # --------------------------------------------------------------------------- ssh failures
 
 
-_CFG = SshTargetConfig(name="ecu-dev", python="/usr/bin/python3", ssh_alias="ecu-dev",
-                       workdir="/data/edgeped")
+_CFG = SshTargetConfig(
+    name="ecu-dev", python="/usr/bin/python3", ssh_alias="ecu-dev", workdir="/data/edgeped"
+)
 
 
-@pytest.mark.parametrize("stderr, words", [
-    ("ssh: connect to host 10.0.0.9 port 22: Connection refused", "cannot reach ecu-dev"),
-    ("ssh: Could not resolve hostname ecu-devx: Name or service not known", "cannot reach"),
-    ("ssh: connect to host 10.0.0.9 port 22: Connection timed out", "cannot reach"),
-    ("root@10.0.0.9: Permission denied (publickey).", "refused the key"),
-    ("No ED25519 host key is known for [10.77.0.2]:2222 and you have requested strict "
-     "checking.\r\nHost key verification failed.", "host key of ecu-dev is not known"),
-    ("@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @\nHost key verification failed.",
-     "has CHANGED"),
-    ("tar: model.tflite: Cannot write: No space left on device", "disk of ecu-dev is full"),
-    ("kex_exchange_identification: something odd", "ssh to ecu-dev failed"),
-])
+@pytest.mark.parametrize(
+    "stderr, words",
+    [
+        ("ssh: connect to host 10.0.0.9 port 22: Connection refused", "cannot reach ecu-dev"),
+        ("ssh: Could not resolve hostname ecu-devx: Name or service not known", "cannot reach"),
+        ("ssh: connect to host 10.0.0.9 port 22: Connection timed out", "cannot reach"),
+        ("root@10.0.0.9: Permission denied (publickey).", "refused the key"),
+        (
+            "No ED25519 host key is known for [10.77.0.2]:2222 and you have requested strict "
+            "checking.\r\nHost key verification failed.",
+            "host key of ecu-dev is not known",
+        ),
+        (
+            "@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @\nHost key verification failed.",
+            "has CHANGED",
+        ),
+        ("tar: model.tflite: Cannot write: No space left on device", "disk of ecu-dev is full"),
+        ("kex_exchange_identification: something odd", "ssh to ecu-dev failed"),
+    ],
+)
 def test_ssh_failures_get_distinct_messages(stderr, words):
     error = classify_ssh_failure(stderr, 255, _CFG)
     assert words in error.problem and error.fix
@@ -170,14 +205,28 @@ def test_ssh_command_keeps_host_key_checking_and_uses_batch_mode():
 
 @pytest.mark.slow
 def test_local_bench_and_bench_json(device_models, device_crops, tmp_path):
-    result = bench_model(device_models["int8"], resolve_target("local"), FAST,
-                         crops=device_crops, parity=True)
+    result = bench_model(
+        device_models["int8"], resolve_target("local"), FAST, crops=device_crops, parity=True
+    )
     path = result.save(tmp_path / "out" / "bench.json")
     data = json.loads(path.read_text())
-    for key in ("schema_version", "tool_versions", "model_sha256", "target_name", "target_kind",
-                "emulated", "invoke_ms_p50", "invoke_ms_p95", "e2e_ms_per_crop_p50",
-                "e2e_ms_per_crop_p95", "peak_rss_mb", "size_bytes", "parity_ok",
-                "instructions_per_invoke", "core"):
+    for key in (
+        "schema_version",
+        "tool_versions",
+        "model_sha256",
+        "target_name",
+        "target_kind",
+        "emulated",
+        "invoke_ms_p50",
+        "invoke_ms_p95",
+        "e2e_ms_per_crop_p50",
+        "e2e_ms_per_crop_p95",
+        "peak_rss_mb",
+        "size_bytes",
+        "parity_ok",
+        "instructions_per_invoke",
+        "core",
+    ):
         assert key in data, key
     assert data["kind"] == "edgeped.bench"
     assert data["model_sha256"] == result.model_sha256
@@ -195,8 +244,15 @@ def test_model_card_preprocessing_is_used(device_models, tmp_path):
     model.write_bytes(device_models["float"].read_bytes())
     assert card_path(model) is None
     card = tmp_path / "student.card.json"
-    card.write_text(json.dumps({"preprocessing": {"metadata": {
-        "mean": [1, 2, 3, 4, 5, 6], "std": [1, 1, 1, 2, 2, 2], "clip": 4.0}}}))
+    card.write_text(
+        json.dumps(
+            {
+                "preprocessing": {
+                    "metadata": {"mean": [1, 2, 3, 4, 5, 6], "std": [1, 1, 1, 2, 2, 2], "clip": 4.0}
+                }
+            }
+        )
+    )
     assert preprocess_from_card(model)["metadata"]["mean"] == [1, 2, 3, 4, 5, 6]
     result = bench_model(model, resolve_target("local"), FAST)
     assert result.inputs["preprocess"] == str(card)
@@ -210,8 +266,9 @@ def test_missing_model_is_a_clear_error(tmp_path):
     with pytest.raises(EdgepedError, match="model not found"):
         bench_model(tmp_path / "absent.tflite", resolve_target("local"), FAST)
     with pytest.raises(EdgepedError, match="--golden needs the crops"):
-        bench_model(tmp_path / "absent.tflite", resolve_target("local"), FAST,
-                    golden=tmp_path / "g.npz")
+        bench_model(
+            tmp_path / "absent.tflite", resolve_target("local"), FAST, golden=tmp_path / "g.npz"
+        )
 
 
 @pytest.mark.slow
@@ -225,17 +282,18 @@ def test_runs_are_bounded_by_the_timeout(device_models, tmp_path):
     hung.write_text("#!/bin/sh\nexec sleep 60\n")
     hung.chmod(0o755)
     with pytest.raises(EdgepedError, match="did not finish within 2 s"):
-        bench_model(device_models["int8"], LocalTarget(python=str(hung)),
-                    BenchOptions(timeout_s=2))
+        bench_model(device_models["int8"], LocalTarget(python=str(hung)), BenchOptions(timeout_s=2))
 
 
 # --------------------------------------------------------------------------- CLI
 
 
 def test_cli_import_is_lean():
-    code = ("import sys, edgeped.cli\n"
-            "heavy = [m for m in ('tensorflow', 'numpy', 'edgeped.targets.bench') if m in sys.modules]\n"
-            "assert not heavy, heavy")
+    code = (
+        "import sys, edgeped.cli\n"
+        "heavy = [m for m in ('tensorflow', 'numpy', 'edgeped.targets.bench') if m in sys.modules]\n"
+        "assert not heavy, heavy"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
@@ -245,9 +303,22 @@ def test_cli_bench_local_in_process(device_models, tmp_path):
     from edgeped.cli import main
 
     out = tmp_path / "bench.json"
-    result = CliRunner().invoke(main, ["bench", str(device_models["int8"]), "--target", "local",
-                                       "--runs", "10", "--min-seconds", "0", "--parity",
-                                       "--out", str(out)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            str(device_models["int8"]),
+            "--target",
+            "local",
+            "--runs",
+            "10",
+            "--min-seconds",
+            "0",
+            "--parity",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "invoke p95" in result.output and "parity vs host" in result.output
     assert json.loads(out.read_text())["parity_ok"] is True
@@ -256,13 +327,32 @@ def test_cli_bench_local_in_process(device_models, tmp_path):
 @pytest.mark.slow
 def test_cli_bench_through_entry_point(device_models, tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run(["edgeped", "bench", str(device_models["float"]), "--runs", "10",
-                           "--min-seconds", "0", "--batch", "2", "--out", str(out)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            "edgeped",
+            "bench",
+            str(device_models["float"]),
+            "--runs",
+            "10",
+            "--min-seconds",
+            "0",
+            "--batch",
+            "2",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text())["batch"] == 2
-    bad = subprocess.run(["edgeped", "bench", str(device_models["float"]), "--target", "nope"],
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        ["edgeped", "bench", str(device_models["float"]), "--target", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "unknown target 'nope'" in bad.stderr
     assert "Traceback" not in bad.stderr
 
@@ -280,10 +370,23 @@ def test_cli_bench_exits_1_when_parity_fails(device_models, device_crops, tmp_pa
         data = {k: npz[k] for k in npz.files}
     data["raw"] = (data["raw"].astype(np.int16) ^ 1).astype(np.int8)
     np.savez(golden, **data)
-    result = CliRunner().invoke(main, ["bench", str(device_models["int8"]), "--crops",
-                                       str(device_crops), "--golden", str(golden), "--runs",
-                                       "5", "--min-seconds", "0", "--out",
-                                       str(tmp_path / "bench.json")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            str(device_models["int8"]),
+            "--crops",
+            str(device_crops),
+            "--golden",
+            str(golden),
+            "--runs",
+            "5",
+            "--min-seconds",
+            "0",
+            "--out",
+            str(tmp_path / "bench.json"),
+        ],
+    )
     assert result.exit_code == 1, result.output
     assert "parity FAILED" in result.output
     assert json.loads((tmp_path / "bench.json").read_text())["parity_ok"] is False

@@ -31,9 +31,14 @@ def test_tensorflow_reads_our_records(tmp_path):
     path = tmp_path / "x.tfrecord"
     path.write_bytes(_records(encode_example({"a": b"xyz", "f": [1.5, 2.5], "i": [7]})))
     payload = next(iter(tf.data.TFRecordDataset(str(path)))).numpy()
-    ex = tf.io.parse_single_example(payload, {"a": tf.io.FixedLenFeature([], tf.string),
-                                              "f": tf.io.FixedLenFeature([2], tf.float32),
-                                              "i": tf.io.FixedLenFeature([1], tf.int64)})
+    ex = tf.io.parse_single_example(
+        payload,
+        {
+            "a": tf.io.FixedLenFeature([], tf.string),
+            "f": tf.io.FixedLenFeature([2], tf.float32),
+            "i": tf.io.FixedLenFeature([1], tf.int64),
+        },
+    )
     assert ex["a"].numpy() == b"xyz"
     assert ex["f"].numpy().tolist() == [1.5, 2.5]
     assert decode_example(payload)["i"] == [7]
@@ -67,5 +72,9 @@ def test_verify_reports_every_bad_shard(tmp_path):
     p2 = tmp_path / "ds" / shards[2]
     p2.write_bytes(p2.read_bytes()[:-10])
     status = {r.file: r.status for r in verify(tmp_path / "ds")}
-    assert status == {shards[0]: "missing", shards[1]: "hash_mismatch",
-                      shards[2]: "size_mismatch", shards[3]: "ok"}
+    assert status == {
+        shards[0]: "missing",
+        shards[1]: "hash_mismatch",
+        shards[2]: "size_mismatch",
+        shards[3]: "ok",
+    }

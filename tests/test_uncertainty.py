@@ -5,12 +5,15 @@ from edgeped.evaluate.calibration import reliability
 from edgeped.evaluate.uncertainty import bootstrap_by_group, clopper_pearson
 
 
-@pytest.mark.parametrize("k,n,lo,hi", [
-    # Reference values of the exact (Clopper-Pearson) 95% interval.
-    (0, 10, 0.0, 0.30849710),
-    (10, 10, 0.69150290, 1.0),
-    (5, 10, 0.18708603, 0.81291397),
-])
+@pytest.mark.parametrize(
+    "k,n,lo,hi",
+    [
+        # Reference values of the exact (Clopper-Pearson) 95% interval.
+        (0, 10, 0.0, 0.30849710),
+        (10, 10, 0.69150290, 1.0),
+        (5, 10, 0.18708603, 0.81291397),
+    ],
+)
 def test_clopper_pearson_known_cases(k, n, lo, hi):
     got = clopper_pearson(k, n)
     assert got[0] == pytest.approx(lo, abs=1e-6) and got[1] == pytest.approx(hi, abs=1e-6)

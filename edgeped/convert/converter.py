@@ -35,15 +35,19 @@ class CalibrationData:
 
     def __post_init__(self) -> None:
         if self.image.shape[0] == 0:
-            raise EdgepedError("the representative dataset is empty",
-                               "the train split needs records to calibrate int8 ranges")
+            raise EdgepedError(
+                "the representative dataset is empty",
+                "the train split needs records to calibrate int8 ranges",
+            )
 
     def samples(self, model) -> Iterator[dict[str, np.ndarray]]:
         """Yields one-record samples keyed by input name (TFLite may reorder inputs)."""
         names = [t.name.split(":")[0] for t in model.inputs]
         for i in range(self.image.shape[0]):
-            by_name = {"image": self.image[i:i + 1], "meta": None if self.meta is None
-                       else self.meta[i:i + 1]}
+            by_name = {
+                "image": self.image[i : i + 1],
+                "meta": None if self.meta is None else self.meta[i : i + 1],
+            }
             yield {n: by_name[n] for n in names}
 
 
@@ -72,8 +76,10 @@ def convert_float32(model, calibration: CalibrationData | None = None) -> bytes:
 @register("ptq-int8")
 def convert_ptq_int8(model, calibration: CalibrationData | None = None) -> bytes:
     if calibration is None:
-        raise EdgepedError("post-training int8 needs a representative dataset",
-                           "pass the dataset the model was trained on (--data)")
+        raise EdgepedError(
+            "post-training int8 needs a representative dataset",
+            "pass the dataset the model was trained on (--data)",
+        )
     converter = _converter(model)
     _full_integer(converter, model, calibration)
     return converter.convert()
@@ -82,8 +88,10 @@ def convert_ptq_int8(model, calibration: CalibrationData | None = None) -> bytes
 @register("qat-int8")
 def convert_qat_int8(model, calibration: CalibrationData | None = None) -> bytes:
     if not any(type(layer).__name__ == "QuantizeLayer" for layer in model.layers):
-        raise EdgepedError("qat-int8 needs a quantization-aware model (tfmot), got a float one",
-                           "convert student_qat.h5, or use --mode ptq-int8 for a float model")
+        raise EdgepedError(
+            "qat-int8 needs a quantization-aware model (tfmot), got a float one",
+            "convert student_qat.h5, or use --mode ptq-int8 for a float model",
+        )
     converter = _converter(model)
     _full_integer(converter, model, calibration)
     return converter.convert()
@@ -96,8 +104,9 @@ def convert_model(model, mode: str, calibration: CalibrationData | None = None) 
         EdgepedError: unknown mode, or the converter failed (with its reason).
     """
     if mode not in CONVERTERS:
-        raise EdgepedError(f"unknown conversion mode {mode!r}",
-                           f"use one of {', '.join(sorted(CONVERTERS))}")
+        raise EdgepedError(
+            f"unknown conversion mode {mode!r}", f"use one of {', '.join(sorted(CONVERTERS))}"
+        )
     try:
         with warnings.catch_warnings():
             # Known notices from inside the TFLite converter, not actionable by users:
@@ -109,6 +118,8 @@ def convert_model(model, mode: str, calibration: CalibrationData | None = None) 
     except EdgepedError:
         raise
     except Exception as exc:  # the converter raises many unrelated types
-        raise EdgepedError(f"TFLite conversion ({mode}) failed: {type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else ''}",
-                           "check the model uses only layers the mode supports") from exc
+        raise EdgepedError(
+            f"TFLite conversion ({mode}) failed: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}",
+            "check the model uses only layers the mode supports",
+        ) from exc

@@ -34,8 +34,9 @@ def _role(shape: list[int], is_input: bool) -> str:
     return "image" if len(shape) == 4 else "meta"
 
 
-def load_interpreter(model: str | os.PathLike | bytes, num_threads: int = 1,
-                     delegates: bool = True):
+def load_interpreter(
+    model: str | os.PathLike | bytes, num_threads: int = 1, delegates: bool = True
+):
     """Opens a LiteRT interpreter with tensors allocated.
 
     Args:
@@ -52,20 +53,28 @@ def load_interpreter(model: str | os.PathLike | bytes, num_threads: int = 1,
     else:
         path = Path(model)
         if not path.is_file():
-            raise EdgepedError(f"model file not found: {path}", "check the path or run `edgeped convert`")
+            raise EdgepedError(
+                f"model file not found: {path}", "check the path or run `edgeped convert`"
+            )
         content, label = path.read_bytes(), str(path)
     if len(content) < 8 or content[4:8] != TFLITE_MAGIC:
-        raise EdgepedError(f"{label} is not a TFLite model (no TFL3 identifier)",
-                           "pass a .tflite produced by `edgeped convert`")
+        raise EdgepedError(
+            f"{label} is not a TFLite model (no TFL3 identifier)",
+            "pass a .tflite produced by `edgeped convert`",
+        )
     try:
-        resolver = (OpResolverType.AUTO if delegates
-                    else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-        interpreter = Interpreter(model_content=content, num_threads=num_threads,
-                                  experimental_op_resolver_type=resolver)
+        resolver = (
+            OpResolverType.AUTO if delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        )
+        interpreter = Interpreter(
+            model_content=content, num_threads=num_threads, experimental_op_resolver_type=resolver
+        )
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
-        raise EdgepedError(f"{label} is corrupt or truncated: LiteRT could not load it ({exc})",
-                           "re-run `edgeped convert` or re-copy the file") from exc
+        raise EdgepedError(
+            f"{label} is corrupt or truncated: LiteRT could not load it ({exc})",
+            "re-run `edgeped convert` or re-copy the file",
+        ) from exc
     return interpreter
 
 
@@ -73,12 +82,21 @@ def tensor_infos(interpreter) -> tuple[list[TensorInfo], list[TensorInfo]]:
     def info(d, is_input):
         shape = [int(v) for v in d["shape"]]
         scale, zp = d["quantization"]
-        return TensorInfo(d["name"], int(d["index"]), shape,
-                          [int(v) for v in d.get("shape_signature", shape)],
-                          np.dtype(d["dtype"]).name, float(scale), int(zp), _role(shape, is_input))
+        return TensorInfo(
+            d["name"],
+            int(d["index"]),
+            shape,
+            [int(v) for v in d.get("shape_signature", shape)],
+            np.dtype(d["dtype"]).name,
+            float(scale),
+            int(zp),
+            _role(shape, is_input),
+        )
 
-    return ([info(d, True) for d in interpreter.get_input_details()],
-            [info(d, False) for d in interpreter.get_output_details()])
+    return (
+        [info(d, True) for d in interpreter.get_input_details()],
+        [info(d, False) for d in interpreter.get_output_details()],
+    )
 
 
 def op_counts(interpreter) -> dict[str, int]:
@@ -112,8 +130,12 @@ def concat_audit(interpreter) -> list[dict]:
 
     def q(i):
         scale, zp = details[i]["quantization"]
-        return {"tensor": details[i]["name"], "dtype": np.dtype(details[i]["dtype"]).name,
-                "scale": float(scale), "zero_point": int(zp)}
+        return {
+            "tensor": details[i]["name"],
+            "dtype": np.dtype(details[i]["dtype"]).name,
+            "scale": float(scale),
+            "zero_point": int(zp),
+        }
 
     out = []
     for op in interpreter._get_ops_details():  # noqa: SLF001
@@ -122,6 +144,11 @@ def concat_audit(interpreter) -> list[dict]:
         ins = [q(i) for i in op["inputs"] if i in details]
         outs = [q(i) for i in op["outputs"] if i in details]
         scales = [t["scale"] for t in ins if t["scale"] > 0]
-        out.append({"inputs": ins, "outputs": outs,
-                    "input_scale_ratio": (max(scales) / min(scales)) if scales else None})
+        out.append(
+            {
+                "inputs": ins,
+                "outputs": outs,
+                "input_scale_ratio": (max(scales) / min(scales)) if scales else None,
+            }
+        )
     return out

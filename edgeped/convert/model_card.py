@@ -26,30 +26,49 @@ def card_path(model_path: str | os.PathLike) -> Path:
     return p.with_name(p.stem + CARD_SUFFIX)
 
 
-def build_card(tflite: bytes, *, file_name: str, mode: str, architecture: str, parameters: int,
-               prep: Preprocessing, source: dict) -> dict:
+def build_card(
+    tflite: bytes,
+    *,
+    file_name: str,
+    mode: str,
+    architecture: str,
+    parameters: int,
+    prep: Preprocessing,
+    source: dict,
+) -> dict:
     """Describes a converted model from its bytes (inspected with LiteRT) and its source."""
     interpreter = load_interpreter(tflite, delegates=False)
     inputs, outputs = tensor_infos(interpreter)
     image = next((t for t in inputs if t.role == "image"), None)
     if image is None:
         raise EdgepedError(f"{file_name} has no 4-D image input", "re-export the model")
-    u8_minus_128 = (image.dtype == "int8" and abs(image.scale * PIXEL_SCALE - 1.0) < 1e-6
-                    and image.zero_point == 0)
+    u8_minus_128 = (
+        image.dtype == "int8"
+        and abs(image.scale * PIXEL_SCALE - 1.0) < 1e-6
+        and image.zero_point == 0
+    )
     preprocessing = prep.to_dict()
     preprocessing["image"]["u8_minus_128_exact"] = u8_minus_128
     return {
         **stamp("edgeped.model_card"),
-        "model": {"file": file_name, "sha256": sha256_bytes(tflite), "size_bytes": len(tflite),
-                  "mode": mode, "architecture": architecture, "parameters": parameters,
-                  "ops": op_counts(interpreter),
-                  "float_ops": float_ops(interpreter) if mode.endswith("int8") else [],
-                  "concatenations": concat_audit(interpreter)},
+        "model": {
+            "file": file_name,
+            "sha256": sha256_bytes(tflite),
+            "size_bytes": len(tflite),
+            "mode": mode,
+            "architecture": architecture,
+            "parameters": parameters,
+            "ops": op_counts(interpreter),
+            "float_ops": float_ops(interpreter) if mode.endswith("int8") else [],
+            "concatenations": concat_audit(interpreter),
+        },
         "inputs": [t.to_dict() for t in inputs],
         "outputs": [t.to_dict() for t in outputs],
         "preprocessing": preprocessing,
-        "output": {"meaning": "probability that the crop shows a pedestrian",
-                   "int8_rule": "p = (q - output_zero_point) * output_scale"},
+        "output": {
+            "meaning": "probability that the crop shows a pedestrian",
+            "int8_rule": "p = (q - output_zero_point) * output_scale",
+        },
         "threshold": None,
         "source": source,
     }
@@ -58,7 +77,9 @@ def build_card(tflite: bytes, *, file_name: str, mode: str, architecture: str, p
 def read_card(path: str | os.PathLike) -> dict:
     card = read_json(path, "model card")
     if card.get("kind") != "edgeped.model_card":
-        raise EdgepedError(f"{path} is not an edgeped model card", "pass the .card.json beside a model")
+        raise EdgepedError(
+            f"{path} is not an edgeped model card", "pass the .card.json beside a model"
+        )
     return card
 
 

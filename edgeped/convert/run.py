@@ -39,8 +39,14 @@ class Converted:
     sha256: str
 
 
-def calibration_data(dataset: Dataset, prep: Preprocessing, *, samples: int = 256,
-                     use_metadata: bool = True, seed: int = 0) -> CalibrationData:
+def calibration_data(
+    dataset: Dataset,
+    prep: Preprocessing,
+    *,
+    samples: int = 256,
+    use_metadata: bool = True,
+    seed: int = 0,
+) -> CalibrationData:
     """Draws a representative set from the train split: up to a quarter positives.
 
     Reads at most 16x `samples` records, so calibration cost does not grow with
@@ -51,16 +57,26 @@ def calibration_data(dataset: Dataset, prep: Preprocessing, *, samples: int = 25
     pos = np.flatnonzero(batch.labels == 1)
     neg = np.flatnonzero(batch.labels == 0)
     n_pos = min(len(pos), samples // 4)
-    pick = np.concatenate([rng.choice(pos, n_pos, replace=False),
-                           rng.choice(neg, min(len(neg), samples - n_pos), replace=False)])
+    pick = np.concatenate(
+        [
+            rng.choice(pos, n_pos, replace=False),
+            rng.choice(neg, min(len(neg), samples - n_pos), replace=False),
+        ]
+    )
     pick.sort()
-    return CalibrationData(prep.image(batch.images[pick]),
-                           prep.metadata(batch.metadata[pick]) if use_metadata else None)
+    return CalibrationData(
+        prep.image(batch.images[pick]),
+        prep.metadata(batch.metadata[pick]) if use_metadata else None,
+    )
 
 
-def convert_run(run_dir: str | Path, *, only: tuple[str, ...] | None = None,
-                calibration_samples: int = 256,
-                progress: Callable[[str], None] = lambda _: None) -> list[Converted]:
+def convert_run(
+    run_dir: str | Path,
+    *,
+    only: tuple[str, ...] | None = None,
+    calibration_samples: int = 256,
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[Converted]:
     """Converts each checkpoint of the run per PLAN; writes .tflite + card atomically.
 
     Raises:
@@ -76,8 +92,9 @@ def convert_run(run_dir: str | Path, *, only: tuple[str, ...] | None = None,
     if only:
         unknown = sorted(set(only) - {p[0] for p in PLAN})
         if unknown:
-            raise EdgepedError(f"unknown model name(s) {unknown}",
-                               f"choose from {', '.join(p[0] for p in PLAN)}")
+            raise EdgepedError(
+                f"unknown model name(s) {unknown}", f"choose from {', '.join(p[0] for p in PLAN)}"
+            )
     todo = []
     for name, candidates, mode in plan:
         found = next((c for c in candidates if (run / c).is_file()), None)
@@ -98,20 +115,34 @@ def convert_run(run_dir: str | Path, *, only: tuple[str, ...] | None = None,
         model = models[checkpoint]
         use_meta = len(model.inputs) > 1
         if mode != "float32" and calibration is None:
-            calibration = calibration_data(dataset, prep, samples=calibration_samples,
-                                           use_metadata=use_meta, seed=config["config"]["seed"])
+            calibration = calibration_data(
+                dataset,
+                prep,
+                samples=calibration_samples,
+                use_metadata=use_meta,
+                seed=config["config"]["seed"],
+            )
         tflite = convert_model(model, mode, calibration)
         path = run / f"{name}.tflite"
-        card = build_card(tflite, file_name=path.name, mode=mode,
-                          architecture=model.name, parameters=int(model.count_params()), prep=prep,
-                          source={"checkpoint": checkpoint,
-                                  "checkpoint_sha256": sha256_file(run / checkpoint),
-                                  "float_parent": parents.get(checkpoint, checkpoint),
-                                  "dataset": str(dataset.root),
-                                  "dataset_manifest_sha256": dataset.manifest_sha256,
-                                  "calibration_samples": 0 if mode == "float32"
-                                  else int(calibration.image.shape[0])})
+        card = build_card(
+            tflite,
+            file_name=path.name,
+            mode=mode,
+            architecture=model.name,
+            parameters=int(model.count_params()),
+            prep=prep,
+            source={
+                "checkpoint": checkpoint,
+                "checkpoint_sha256": sha256_file(run / checkpoint),
+                "float_parent": parents.get(checkpoint, checkpoint),
+                "dataset": str(dataset.root),
+                "dataset_manifest_sha256": dataset.manifest_sha256,
+                "calibration_samples": 0 if mode == "float32" else int(calibration.image.shape[0]),
+            },
+        )
         write_bytes_atomic(path, tflite)
         write_card(card_path(path), card)
-        out.append(Converted(name, path, card_path(path), mode, len(tflite), card["model"]["sha256"]))
+        out.append(
+            Converted(name, path, card_path(path), mode, len(tflite), card["model"]["sha256"])
+        )
     return out

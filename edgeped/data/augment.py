@@ -38,8 +38,9 @@ class AugmentConfig:
 
     @classmethod
     def off(cls) -> AugmentConfig:
-        return cls(flip=0.0, shift_px=0, exposure=0.0, night=0.0, rain=0.0, blur=0.0,
-                   metadata_dropout=0.0)
+        return cls(
+            flip=0.0, shift_px=0, exposure=0.0, night=0.0, rain=0.0, blur=0.0, metadata_dropout=0.0
+        )
 
 
 def _split(tf, seed, n: int):
@@ -52,8 +53,9 @@ def _maybe(tf, p: float, fn, image, seed):
     if p <= 0:
         return image
     coin, inner = _split(tf, seed, 2)
-    return tf.cond(tf.random.stateless_uniform([], coin) < p, lambda: fn(image, inner),
-                   lambda: image)
+    return tf.cond(
+        tf.random.stateless_uniform([], coin) < p, lambda: fn(image, inner), lambda: image
+    )
 
 
 def _night(tf, image, seed):

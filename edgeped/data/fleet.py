@@ -28,15 +28,38 @@ from edgeped.data.schema import NUM_METADATA, CropBatch
 from edgeped.errors import EdgepedError
 
 GENERATOR = "edgeped.synthetic.fleet"
-HARD_KINDS = ("pole", "sign_post", "tree_trunk", "bollard", "cyclist", "stroller", "cone",
-              "barrier", "poster", "mannequin", "partial_person")
+HARD_KINDS = (
+    "pole",
+    "sign_post",
+    "tree_trunk",
+    "bollard",
+    "cyclist",
+    "stroller",
+    "cone",
+    "barrier",
+    "poster",
+    "mannequin",
+    "partial_person",
+)
 # Share of each near-miss kind among hard negatives, before the scene multipliers below.
-KIND_WEIGHTS = {"pole": 0.11, "sign_post": 0.1, "tree_trunk": 0.1, "bollard": 0.07,
-                "cyclist": 0.1, "stroller": 0.06, "cone": 0.05, "barrier": 0.05, "poster": 0.09,
-                "mannequin": 0.07, "partial_person": 0.2}
-SCENE_KIND_BOOST = {"construction": {"cone": 5.0, "barrier": 5.0},
-                    "suburban": {"tree_trunk": 2.0, "poster": 0.3, "mannequin": 0.2},
-                    "urban": {"poster": 1.5, "mannequin": 1.5}}
+KIND_WEIGHTS = {
+    "pole": 0.11,
+    "sign_post": 0.1,
+    "tree_trunk": 0.1,
+    "bollard": 0.07,
+    "cyclist": 0.1,
+    "stroller": 0.06,
+    "cone": 0.05,
+    "barrier": 0.05,
+    "poster": 0.09,
+    "mannequin": 0.07,
+    "partial_person": 0.2,
+}
+SCENE_KIND_BOOST = {
+    "construction": {"cone": 5.0, "barrier": 5.0},
+    "suburban": {"tree_trunk": 2.0, "poster": 0.3, "mannequin": 0.2},
+    "urban": {"poster": 1.5, "mannequin": 1.5},
+}
 _ID = re.compile(r"^fleet(\d+)-d(\d{6})-c(\d{4})$")
 
 
@@ -65,15 +88,27 @@ class FleetConfig:
     workers: int = 0  # 0 = one per core
 
     def __post_init__(self) -> None:
-        for name in ("positive_rate", "hard_negative_rate", "night_rate", "dusk_rate", "rain_rate",
-                     "fog_rate", "construction_rate", "urban_rate", "difficulty",
-                     "metadata_missing_rate", "whole_record_dropout_share"):
+        for name in (
+            "positive_rate",
+            "hard_negative_rate",
+            "night_rate",
+            "dusk_rate",
+            "rain_rate",
+            "fog_rate",
+            "construction_rate",
+            "urban_rate",
+            "difficulty",
+            "metadata_missing_rate",
+            "whole_record_dropout_share",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         for a, b in (("night_rate", "dusk_rate"), ("rain_rate", "fog_rate")):
             if getattr(self, a) + getattr(self, b) > 1.0:
-                raise ValueError(f"{a} + {b} must be <= 1, got {getattr(self, a) + getattr(self, b)}")
+                raise ValueError(
+                    f"{a} + {b} must be <= 1, got {getattr(self, a) + getattr(self, b)}"
+                )
         for name in ("drives", "crops_per_drive"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -91,8 +126,10 @@ class FleetConfig:
     def from_dict(cls, data: dict[str, Any]) -> FleetConfig:
         unknown = sorted(set(data) - set(cls.__dataclass_fields__))
         if unknown:
-            raise ValueError(f"unknown FleetConfig field(s) {unknown}; allowed: "
-                             f"{sorted(cls.__dataclass_fields__)}")
+            raise ValueError(
+                f"unknown FleetConfig field(s) {unknown}; allowed: "
+                f"{sorted(cls.__dataclass_fields__)}"
+            )
         return cls(**data)
 
 
@@ -121,14 +158,28 @@ def drive_conditions(config: FleetConfig, drive_index: int) -> DriveConditions:
     lighting = _pick(rng.random(), {"night": config.night_rate, "dusk": config.dusk_rate}, "day")
     weather = _pick(rng.random(), {"rain": config.rain_rate, "fog": config.fog_rate}, "clear")
     u = rng.random()
-    scene = ("construction" if u < config.construction_rate else
-             "urban" if rng.random() < config.urban_rate else "suburban")
-    speed = {"urban": rng.uniform(3, 14), "suburban": rng.uniform(6, 20),
-             "construction": rng.uniform(2, 9)}[scene]
-    hour = {"day": rng.uniform(8, 17), "dusk": rng.uniform(17, 20),
-            "night": (rng.uniform(20, 29)) % 24}[lighting]
-    rain = (fs.rain_layers(np.random.default_rng([config.seed, drive_index, 0, 1]), speed)
-            if weather == "rain" else None)
+    scene = (
+        "construction"
+        if u < config.construction_rate
+        else "urban"
+        if rng.random() < config.urban_rate
+        else "suburban"
+    )
+    speed = {
+        "urban": rng.uniform(3, 14),
+        "suburban": rng.uniform(6, 20),
+        "construction": rng.uniform(2, 9),
+    }[scene]
+    hour = {
+        "day": rng.uniform(8, 17),
+        "dusk": rng.uniform(17, 20),
+        "night": (rng.uniform(20, 29)) % 24,
+    }[lighting]
+    rain = (
+        fs.rain_layers(np.random.default_rng([config.seed, drive_index, 0, 1]), speed)
+        if weather == "rain"
+        else None
+    )
     return DriveConditions(lighting, weather, scene, float(speed), float(hour), rain)
 
 
@@ -149,18 +200,25 @@ def _shot(rng: np.random.Generator, drive: DriveConditions) -> tuple[fs.Shot, np
     gain = float(np.clip(wanted, 0.0, max_gain))
     speed = float(max(0.0, drive.speed_mps + rng.normal(0, 1.5)))
     yaw = float(rng.normal(0, 0.05) if rng.random() > 0.12 else rng.normal(0, 0.3))
-    shot = fs.Shot(drive.lighting, drive.weather, speed, yaw, float(exposure), gain, float(radiance))
+    shot = fs.Shot(
+        drive.lighting, drive.weather, speed, yaw, float(exposure), gain, float(radiance)
+    )
     angle = 2 * np.pi * (drive.hour + rng.normal(0, 0.02)) / 24.0
     meta = np.array([speed, yaw, exposure, np.sin(angle), np.cos(angle), gain], np.float32)
     return shot, meta
 
 
-def _framed_person(cv: fs.Canvas, rng: np.random.Generator, drive: DriveConditions,
-                   d: float, wall: np.ndarray) -> None:
+def _framed_person(
+    cv: fs.Canvas, rng: np.random.Generator, drive: DriveConditions, d: float, wall: np.ndarray
+) -> None:
     """A pedestrian as a proposal frames it: scale and centre jitter, truncation, occlusion."""
     night = drive.lighting == "night"
-    style = fs.person_style(rng, weather=drive.weather, dark_clothes=(0.2 + 0.6 * d) if night else 0.15,
-                            blend_with=wall if rng.random() < 0.35 * d else None)
+    style = fs.person_style(
+        rng,
+        weather=drive.weather,
+        dark_clothes=(0.2 + 0.6 * d) if night else 0.15,
+        blend_with=wall if rng.random() < 0.35 * d else None,
+    )
     height = rng.uniform(0.95 - 0.35 * d, 0.97) * H
     cx = W / 2 + rng.normal(0, 2 + 8 * d)
     top = rng.uniform(1, max(2.0, H - height - 1))
@@ -180,35 +238,62 @@ def _framed_person(cv: fs.Canvas, rng: np.random.Generator, drive: DriveConditio
         if kind == 0:  # a car or wall across the lower body
             paint(cv.img, rect(-1, y, W + 1, H + 1), colour(rng))
         elif kind == 1:  # hedge or bin
-            paint(cv.img, ellipse(cx + rng.normal(0, 10), H, W * 0.7, H - y), colour(rng, 0.05, 0.6))
+            paint(
+                cv.img, ellipse(cx + rng.normal(0, 10), H, W * 0.7, H - y), colour(rng, 0.05, 0.6)
+            )
         else:  # a pole or sign in front of the body
             x = cx + rng.normal(0, 6)
             paint(cv.img, rect(x - 3, -1, x + 3, H + 1), np.full(3, rng.uniform(0.2, 0.7)))
 
 
-def _partial_person(cv: fs.Canvas, rng: np.random.Generator, drive: DriveConditions, d: float) -> None:
+def _partial_person(
+    cv: fs.Canvas, rng: np.random.Generator, drive: DriveConditions, d: float
+) -> None:
     """A badly placed proposal: a person mostly outside, far too small, or legs only."""
     style = fs.person_style(rng, weather=drive.weather, dark_clothes=0.3)
     mode = rng.integers(3)
     if mode == 0:
         height = rng.uniform(0.75, 0.95) * H
-        fs.person(cv.img, style, cx=rng.choice([-1, 1]) * W * rng.uniform(0.42, 0.6 - 0.1 * d) + W / 2,
-                  top=rng.uniform(0, H - height), height=height)
+        fs.person(
+            cv.img,
+            style,
+            cx=rng.choice([-1, 1]) * W * rng.uniform(0.42, 0.6 - 0.1 * d) + W / 2,
+            top=rng.uniform(0, H - height),
+            height=height,
+        )
     elif mode == 1:
         height = rng.uniform(0.22, 0.38) * H
-        fs.person(cv.img, style, cx=W / 2 + rng.normal(0, 8), top=rng.uniform(0.3, 0.65) * H, height=height)
+        fs.person(
+            cv.img,
+            style,
+            cx=W / 2 + rng.normal(0, 8),
+            top=rng.uniform(0.3, 0.65) * H,
+            height=height,
+        )
     else:
         height = rng.uniform(1.8, 2.6) * H
-        fs.person(cv.img, style, cx=W / 2 + rng.normal(0, 4), top=-height * rng.uniform(0.5, 0.65),
-                  height=height)
+        fs.person(
+            cv.img,
+            style,
+            cx=W / 2 + rng.normal(0, 4),
+            top=-height * rng.uniform(0.5, 0.65),
+            height=height,
+        )
 
 
 _NEAR_MISS: dict[str, Callable] = {
-    "pole": fs.pole, "sign_post": fs.sign_post, "tree_trunk": fs.tree_trunk, "bollard": fs.bollard,
-    "stroller": fs.stroller, "cone": fs.cones, "barrier": fs.barrier,
+    "pole": fs.pole,
+    "sign_post": fs.sign_post,
+    "tree_trunk": fs.tree_trunk,
+    "bollard": fs.bollard,
+    "stroller": fs.stroller,
+    "cone": fs.cones,
+    "barrier": fs.barrier,
 }
 _NEAR_MISS_PEOPLE: dict[str, Callable] = {
-    "cyclist": fs.cyclist, "poster": fs.poster, "mannequin": fs.mannequin,
+    "cyclist": fs.cyclist,
+    "poster": fs.poster,
+    "mannequin": fs.mannequin,
 }
 
 
@@ -218,14 +303,22 @@ def _kind_probabilities(scene: str) -> tuple[list[str], np.ndarray]:
     return list(HARD_KINDS), w / w.sum()
 
 
-def _render_crop(config: FleetConfig, drive_index: int, i: int, drive: DriveConditions,
-                 kinds: tuple[list[str], np.ndarray]) -> tuple[np.ndarray, np.ndarray, int, str]:
+def _render_crop(
+    config: FleetConfig,
+    drive_index: int,
+    i: int,
+    drive: DriveConditions,
+    kinds: tuple[list[str], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, int, str]:
     rng = np.random.default_rng([config.seed, drive_index, i + 1])
     label = int(rng.random() < config.positive_rate)
     kind = "none"
     if not label:
-        kind = (str(rng.choice(kinds[0], p=kinds[1])) if rng.random() < config.hard_negative_rate
-                else "background")
+        kind = (
+            str(rng.choice(kinds[0], p=kinds[1]))
+            if rng.random() < config.hard_negative_rate
+            else "background"
+        )
     shot, meta = _shot(rng, drive)
     cv = fs.Canvas.blank()
     wall = fs.background(cv, rng, drive.scene, drive.lighting)
@@ -235,8 +328,9 @@ def _render_crop(config: FleetConfig, drive_index: int, i: int, drive: DriveCond
     elif kind == "partial_person":
         _partial_person(cv, rng, drive, d)
     elif kind in _NEAR_MISS_PEOPLE:
-        _NEAR_MISS_PEOPLE[kind](cv, rng, drive.lighting, weather=drive.weather,
-                                dark_clothes=0.2 + 0.5 * d)
+        _NEAR_MISS_PEOPLE[kind](
+            cv, rng, drive.lighting, weather=drive.weather, dark_clothes=0.2 + 0.5 * d
+        )
     elif kind in _NEAR_MISS:
         _NEAR_MISS[kind](cv, rng, drive.lighting)
     image = fs.render(cv, rng, shot, drive.rain)
@@ -260,8 +354,9 @@ def crop_id(config: FleetConfig, drive_index: int, i: int) -> str:
     return f"fleet{config.seed}-d{drive_index:06d}-c{i:04d}"
 
 
-def generate_drive(config: FleetConfig, drive_index: int,
-                   crops: range | list[int] | None = None) -> CropBatch:
+def generate_drive(
+    config: FleetConfig, drive_index: int, crops: range | list[int] | None = None
+) -> CropBatch:
     """Renders a drive's crops (all, or the given indices); same inputs give the same bytes."""
     drive = drive_conditions(config, drive_index)
     kinds = _kind_probabilities(drive.scene)
@@ -277,10 +372,15 @@ def generate_drive(config: FleetConfig, drive_index: int,
     scene_tag = drive.scene
     drive_id = f"fleet{config.seed}-d{drive_index:06d}"
     return CropBatch.validated(
-        images=images, metadata=metadata, labels=labels,
-        lighting=np.full(n, drive.lighting), weather=np.full(n, drive.weather),
-        scene=np.full(n, scene_tag), hard_negative=np.array(hard, dtype=str).reshape(n),
-        drive_id=np.full(n, drive_id), crop_id=np.array([crop_id(config, drive_index, i) for i in index]),
+        images=images,
+        metadata=metadata,
+        labels=labels,
+        lighting=np.full(n, drive.lighting),
+        weather=np.full(n, drive.weather),
+        scene=np.full(n, scene_tag),
+        hard_negative=np.array(hard, dtype=str).reshape(n),
+        drive_id=np.full(n, drive_id),
+        crop_id=np.array([crop_id(config, drive_index, i) for i in index]),
     )
 
 
@@ -292,15 +392,22 @@ def regenerate(crop_id_: str, config: FleetConfig) -> CropBatch:
     """
     m = _ID.match(crop_id_)
     if not m:
-        raise EdgepedError(f"{crop_id_!r} is not a fleet crop id (fleet<seed>-d<drive>-c<crop>)",
-                           "take the id from a record's crop_id field")
+        raise EdgepedError(
+            f"{crop_id_!r} is not a fleet crop id (fleet<seed>-d<drive>-c<crop>)",
+            "take the id from a record's crop_id field",
+        )
     seed, drive_index, i = (int(g) for g in m.groups())
     if seed != config.seed:
-        raise EdgepedError(f"crop {crop_id_} was made with seed {seed}, the config has {config.seed}",
-                           "pass the config from the dataset manifest's source.config")
+        raise EdgepedError(
+            f"crop {crop_id_} was made with seed {seed}, the config has {config.seed}",
+            "pass the config from the dataset manifest's source.config",
+        )
     if drive_index >= config.drives or i >= config.crops_per_drive:
-        raise EdgepedError(f"crop {crop_id_} is outside this config ({config.drives} drives x "
-                           f"{config.crops_per_drive} crops)", "use the dataset's own config")
+        raise EdgepedError(
+            f"crop {crop_id_} is outside this config ({config.drives} drives x "
+            f"{config.crops_per_drive} crops)",
+            "use the dataset's own config",
+        )
     return generate_drive(config, drive_index, [i])
 
 
@@ -312,8 +419,10 @@ def _generate_chunk(args: tuple[dict, list[int]]) -> CropBatch:
 def iter_drives(config: FleetConfig, chunk_drives: int = 8) -> Iterator[CropBatch]:
     """Yields one CropBatch per chunk of drives, in drive order, using worker processes."""
     workers = config.workers or (os.cpu_count() or 1)
-    chunks = [list(range(s, min(s + chunk_drives, config.drives)))
-              for s in range(0, config.drives, chunk_drives)]
+    chunks = [
+        list(range(s, min(s + chunk_drives, config.drives)))
+        for s in range(0, config.drives, chunk_drives)
+    ]
     if workers == 1:
         for chunk in chunks:
             yield _generate_chunk((config.to_dict(), chunk))
@@ -327,8 +436,11 @@ def render_shard(payload: tuple[dict, list[int]]) -> CropBatch:
     return _generate_chunk(payload)
 
 
-def plan_shards(config: FleetConfig, shard_records: int = 4096,
-                split_fractions: tuple[float, float, float] | None = None) -> list:
+def plan_shards(
+    config: FleetConfig,
+    shard_records: int = 4096,
+    split_fractions: tuple[float, float, float] | None = None,
+) -> list:
     """Groups drives by split into shards of about `shard_records` crops (whole drives each)."""
     from edgeped.data.parallel import ShardTask
     from edgeped.data.shards import DEFAULT_SPLIT_FRACTIONS, split_for_drive
@@ -343,14 +455,26 @@ def plan_shards(config: FleetConfig, shard_records: int = 4096,
     tasks = []
     for split, drives in by_split.items():
         for k, start in enumerate(range(0, len(drives), per_shard)):
-            tasks.append(ShardTask(split, f"{split}-{k:05d}.tfrecord", "edgeped.data.fleet:render_shard",
-                                   (config.to_dict(), drives[start:start + per_shard])))
+            tasks.append(
+                ShardTask(
+                    split,
+                    f"{split}-{k:05d}.tfrecord",
+                    "edgeped.data.fleet:render_shard",
+                    (config.to_dict(), drives[start : start + per_shard]),
+                )
+            )
     return tasks
 
 
-def write_fleet(out_dir: str, config: FleetConfig, *, shard_records: int = 4096,
-                split_fractions: tuple[float, float, float] | None = None, overwrite: bool = False,
-                progress: Callable[[int, int], None] | None = None) -> dict:
+def write_fleet(
+    out_dir: str,
+    config: FleetConfig,
+    *,
+    shard_records: int = 4096,
+    split_fractions: tuple[float, float, float] | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """Generates the fleet dataset with parallel shard writers; returns the manifest.
 
     Args:
@@ -371,6 +495,12 @@ def write_fleet(out_dir: str, config: FleetConfig, *, shard_records: int = 4096,
         if progress:
             progress(drives_done, config.drives)
 
-    return write_parallel(out_dir, tasks, workers=config.workers,
-                          source={"generator": GENERATOR, "config": config.to_dict()},
-                          split_fractions=fractions, overwrite=overwrite, progress=step)
+    return write_parallel(
+        out_dir,
+        tasks,
+        workers=config.workers,
+        source={"generator": GENERATOR, "config": config.to_dict()},
+        split_fractions=fractions,
+        overwrite=overwrite,
+        progress=step,
+    )

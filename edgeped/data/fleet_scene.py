@@ -16,8 +16,9 @@ import numpy as np
 
 from edgeped.data.draw import XX, YY, H, W, colour, ellipse, paint, rect, ring, segment
 
-SKIN = np.array([[0.95, 0.8, 0.65], [0.82, 0.62, 0.48], [0.6, 0.42, 0.3], [0.4, 0.27, 0.18]],
-                np.float32)
+SKIN = np.array(
+    [[0.95, 0.8, 0.65], [0.82, 0.62, 0.48], [0.6, 0.42, 0.3], [0.4, 0.27, 0.18]], np.float32
+)
 ORANGE = np.array([0.95, 0.42, 0.08], np.float32)
 WHITE = np.array([0.92, 0.92, 0.9], np.float32)
 
@@ -47,12 +48,15 @@ class Shot:
 
 # --- backgrounds ------------------------------------------------------------------------
 
+
 def background(cv: Canvas, rng: np.random.Generator, scene: str, lighting: str) -> np.ndarray:
     """Sky, buildings or vegetation, sidewalk, road, parked cars. Returns the mean wall colour."""
     img = cv.img
     horizon = rng.uniform(0.08, 0.5) * H
     overcast = rng.uniform(0, 1)
-    sky = np.array([0.5, 0.65, 0.9], np.float32) * (1 - overcast) + overcast * rng.uniform(0.6, 0.85)
+    sky = np.array([0.5, 0.65, 0.9], np.float32) * (1 - overcast) + overcast * rng.uniform(
+        0.6, 0.85
+    )
     t = np.clip(YY / max(horizon, 1.0), 0, 1)[..., None]
     img[:] = sky * (0.85 + 0.15 * t)
     road_top = rng.uniform(0.74, 0.93) * H
@@ -78,16 +82,27 @@ def background(cv: Canvas, rng: np.random.Generator, scene: str, lighting: str) 
     return wall
 
 
-def _facade(cv: Canvas, rng: np.random.Generator, horizon: float, road_top: float,
-            wall: np.ndarray, lighting: str) -> None:
+def _facade(
+    cv: Canvas,
+    rng: np.random.Generator,
+    horizon: float,
+    road_top: float,
+    wall: np.ndarray,
+    lighting: str,
+) -> None:
     edge = rng.uniform(-30, W + 30) if rng.random() < 0.4 else W + 40
     for x0, x1, c in ((-1, edge, wall), (edge, W + 1, colour(rng, 0.25, 0.75))):
         if x1 <= x0:
             continue
         paint(cv.img, rect(x0, rng.uniform(-5, horizon), x1, road_top), c)
         pitch_x, pitch_y = rng.uniform(10, 22), rng.uniform(14, 28)
-        win = (((XX % pitch_x) < pitch_x * 0.5) & ((YY % pitch_y) < pitch_y * 0.55)
-               & (YY < road_top - 20) & (XX >= x0) & (XX < x1)).astype(np.float32)
+        win = (
+            ((XX % pitch_x) < pitch_x * 0.5)
+            & ((YY % pitch_y) < pitch_y * 0.55)
+            & (YY < road_top - 20)
+            & (XX >= x0)
+            & (XX < x1)
+        ).astype(np.float32)
         paint(cv.img, win, c * rng.uniform(0.25, 0.6))
         if lighting != "day":  # some lit windows
             lit = win * (rng.random((H // 8, W // 8)).repeat(8, 0).repeat(8, 1) < 0.3)
@@ -100,24 +115,42 @@ def _facade(cv: Canvas, rng: np.random.Generator, horizon: float, road_top: floa
             cv.emit += glass[..., None] * np.array([1.0, 0.95, 0.8], np.float32) * 0.003
 
 
-def _suburb(cv: Canvas, rng: np.random.Generator, horizon: float, road_top: float,
-            lighting: str) -> None:
+def _suburb(
+    cv: Canvas, rng: np.random.Generator, horizon: float, road_top: float, lighting: str
+) -> None:
     img = cv.img
     if rng.random() < 0.6:  # a house further back
         hx = rng.uniform(-20, W)
-        paint(img, rect(hx, horizon + 10, hx + rng.uniform(30, 70), road_top - 10), colour(rng, 0.4, 0.9))
-    paint(img, rect(-1, road_top - rng.uniform(15, 35), W + 1, road_top),
-          np.array([0.25, rng.uniform(0.4, 0.6), 0.2], np.float32))  # grass
+        paint(
+            img,
+            rect(hx, horizon + 10, hx + rng.uniform(30, 70), road_top - 10),
+            colour(rng, 0.4, 0.9),
+        )
+    paint(
+        img,
+        rect(-1, road_top - rng.uniform(15, 35), W + 1, road_top),
+        np.array([0.25, rng.uniform(0.4, 0.6), 0.2], np.float32),
+    )  # grass
     for _ in range(rng.integers(1, 4)):  # canopies and hedges
-        paint(img, ellipse(rng.uniform(-10, W + 10), rng.uniform(0, road_top - 10),
-                           rng.uniform(10, 28), rng.uniform(8, 24)),
-              np.array([0.12, rng.uniform(0.28, 0.55), 0.1], np.float32))
+        paint(
+            img,
+            ellipse(
+                rng.uniform(-10, W + 10),
+                rng.uniform(0, road_top - 10),
+                rng.uniform(10, 28),
+                rng.uniform(8, 24),
+            ),
+            np.array([0.12, rng.uniform(0.28, 0.55), 0.1], np.float32),
+        )
     if rng.random() < 0.4:  # fence
         fy = road_top - rng.uniform(12, 30)
         paint(img, rect(-1, fy, W + 1, fy + 2), colour(rng, 0.4, 0.8))
         pitch = rng.uniform(5, 9)
-        paint(img, ((XX % pitch) < 1.5).astype(np.float32) * rect(-1, fy, W + 1, road_top - 4),
-              colour(rng, 0.4, 0.8))
+        paint(
+            img,
+            ((XX % pitch) < 1.5).astype(np.float32) * rect(-1, fy, W + 1, road_top - 4),
+            colour(rng, 0.4, 0.8),
+        )
 
 
 def _construction_clutter(cv: Canvas, rng: np.random.Generator, road_top: float) -> None:
@@ -142,6 +175,7 @@ def parked_car(cv: Canvas, rng: np.random.Generator, bottom: float) -> None:
 
 # --- people ------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class PersonStyle:
     pose: str  # walk | stand | ride (no legs drawn: sits on a bicycle)
@@ -156,10 +190,17 @@ class PersonStyle:
     carry: str  # none | bag | backpack | umbrella
 
 
-def person_style(rng: np.random.Generator, *, weather: str, dark_clothes: float,
-                 blend_with: np.ndarray | None = None, pose: str | None = None) -> PersonStyle:
+def person_style(
+    rng: np.random.Generator,
+    *,
+    weather: str,
+    dark_clothes: float,
+    blend_with: np.ndarray | None = None,
+    pose: str | None = None,
+) -> PersonStyle:
     """Draws a pedestrian's look. `dark_clothes` is the chance of dark clothing;
     `blend_with` (a colour) makes the clothes close to the background."""
+
     def cloth(lo: float, hi: float) -> np.ndarray:
         if blend_with is not None:
             return np.clip(blend_with + rng.normal(0, 0.06, 3), 0, 1).astype(np.float32)
@@ -167,18 +208,27 @@ def person_style(rng: np.random.Generator, *, weather: str, dark_clothes: float,
             return rng.uniform(0.03, 0.18, 3).astype(np.float32)
         return colour(rng, lo, hi)
 
-    carry = rng.choice(["none", "bag", "backpack", "umbrella" if weather == "rain" else "none"],
-                       p=[0.55, 0.2, 0.15, 0.1])
+    carry = rng.choice(
+        ["none", "bag", "backpack", "umbrella" if weather == "rain" else "none"],
+        p=[0.55, 0.2, 0.15, 0.1],
+    )
     return PersonStyle(
         pose=pose or str(rng.choice(["walk", "stand"], p=[0.7, 0.3])),
-        phase=float(rng.uniform(0, 2 * np.pi)), side_view=bool(rng.random() < 0.6),
-        child=bool(rng.random() < 0.1), skin=SKIN[rng.integers(len(SKIN))],
-        top=cloth(0.05, 0.95), bottom=cloth(0.02, 0.6), coat=bool(rng.random() < 0.25),
-        hat=bool(rng.random() < 0.3), carry=str(carry))
+        phase=float(rng.uniform(0, 2 * np.pi)),
+        side_view=bool(rng.random() < 0.6),
+        child=bool(rng.random() < 0.1),
+        skin=SKIN[rng.integers(len(SKIN))],
+        top=cloth(0.05, 0.95),
+        bottom=cloth(0.02, 0.6),
+        coat=bool(rng.random() < 0.25),
+        hat=bool(rng.random() < 0.3),
+        carry=str(carry),
+    )
 
 
-def person(img: np.ndarray, style: PersonStyle, *, cx: float, top: float, height: float,
-           flat: float = 1.0) -> tuple[float, float]:
+def person(
+    img: np.ndarray, style: PersonStyle, *, cx: float, top: float, height: float, flat: float = 1.0
+) -> tuple[float, float]:
     """Draws a person with feet at top + height; returns the hip (x, y).
 
     `flat` < 1 removes limb shading (posters, mannequins look flat).
@@ -195,7 +245,11 @@ def person(img: np.ndarray, style: PersonStyle, *, cx: float, top: float, height
     swing = np.sin(s.phase)
     if s.carry == "backpack":
         bx = cx - torso_w * (0.9 if s.side_view else 0.0)
-        paint(img, rect(bx - torso_w * 0.4, shoulder_y + 2, bx + torso_w * 0.4, hip_y - 2), s.top * 0.5)
+        paint(
+            img,
+            rect(bx - torso_w * 0.4, shoulder_y + 2, bx + torso_w * 0.4, hip_y - 2),
+            s.top * 0.5,
+        )
     if s.pose == "walk":
         stride = height * (0.2 if s.side_view else 0.06)
         for sign, tone in ((1, 1.0), (-1, shade)):
@@ -206,8 +260,13 @@ def person(img: np.ndarray, style: PersonStyle, *, cx: float, top: float, height
             paint(img, ellipse(foot[0] + 2, foot_y - 1, limb * 0.7, limb * 0.35), np.full(3, 0.08))
     elif s.pose == "stand":
         for side in (-1, 1):
-            paint(img, segment(cx + side * torso_w * 0.22, hip_y, cx + side * torso_w * 0.28,
-                               foot_y, limb), s.bottom)
+            paint(
+                img,
+                segment(
+                    cx + side * torso_w * 0.22, hip_y, cx + side * torso_w * 0.28, foot_y, limb
+                ),
+                s.bottom,
+            )
     coat_end = hip_y + (foot_y - hip_y) * (0.45 if s.coat else 0.05)
     paint(img, rect(cx - torso_w / 2, shoulder_y, cx + torso_w / 2, coat_end), s.top)
     paint(img, ellipse(cx, shoulder_y + 1, torso_w / 2, height * 0.025), s.top)
@@ -216,12 +275,18 @@ def person(img: np.ndarray, style: PersonStyle, *, cx: float, top: float, height
     hands = []
     for sign, tone in ((-1, shade), (1, shade)):
         hx = cx + sign * torso_w / 2 + (sign * arm if not s.side_view else -sign * arm)
-        paint(img, segment(cx + sign * torso_w * 0.42, shoulder_y + 2, hx, arm_end_y, limb * 0.65),
-              s.top * tone)
+        paint(
+            img,
+            segment(cx + sign * torso_w * 0.42, shoulder_y + 2, hx, arm_end_y, limb * 0.65),
+            s.top * tone,
+        )
         paint(img, ellipse(hx, arm_end_y + 1, limb * 0.35, limb * 0.4), s.skin)
         hands.append((hx, arm_end_y))
-    paint(img, rect(cx - head_r * 0.35, head_y + head_r * 0.6, cx + head_r * 0.35, shoulder_y + 1),
-          s.skin * 0.9)
+    paint(
+        img,
+        rect(cx - head_r * 0.35, head_y + head_r * 0.6, cx + head_r * 0.35, shoulder_y + 1),
+        s.skin * 0.9,
+    )
     paint(img, ellipse(cx, head_y, head_r * 0.82, head_r), s.skin)
     if s.hat:
         paint(img, ellipse(cx, head_y - head_r * 0.55, head_r * 0.95, head_r * 0.5), s.bottom * 0.8)
@@ -236,8 +301,14 @@ def person(img: np.ndarray, style: PersonStyle, *, cx: float, top: float, height
     return cx, hip_y
 
 
-def bicycle(img: np.ndarray, rng: np.random.Generator, cx: float, hip_y: float, height: float,
-            trousers: np.ndarray) -> None:
+def bicycle(
+    img: np.ndarray,
+    rng: np.random.Generator,
+    cx: float,
+    hip_y: float,
+    height: float,
+    trousers: np.ndarray,
+) -> None:
     r = height * rng.uniform(0.14, 0.2)
     wheel_y = min(hip_y + height * 0.45, H - r * 0.3)
     side = rng.random() < 0.7  # side view shows two wheels; rear view one thin wheel
@@ -250,8 +321,17 @@ def bicycle(img: np.ndarray, rng: np.random.Generator, cx: float, hip_y: float, 
         paint(img, segment(cx, hip_y + 3, cx + r * 0.6, hip_y - height * 0.05, 2.2), frame)
     else:
         paint(img, rect(cx - 2, wheel_y - r, cx + 2, wheel_y + r), np.full(3, 0.06, np.float32))
-        paint(img, segment(cx - height * 0.15, hip_y - height * 0.1, cx + height * 0.15,
-                           hip_y - height * 0.1, 2.0), frame)
+        paint(
+            img,
+            segment(
+                cx - height * 0.15,
+                hip_y - height * 0.1,
+                cx + height * 0.15,
+                hip_y - height * 0.1,
+                2.0,
+            ),
+            frame,
+        )
     pedal = rng.uniform(-1, 1) * r * 0.5
     for s in (-1, 1):
         paint(img, segment(cx, hip_y, cx + s * pedal, wheel_y - r * 0.2, height * 0.07), trousers)
@@ -259,9 +339,12 @@ def bicycle(img: np.ndarray, rng: np.random.Generator, cx: float, hip_y: float, 
 
 # --- near-miss objects ---------------------------------------------------------------------
 
+
 def pole(cv: Canvas, rng: np.random.Generator, lighting: str) -> None:
     cx, width = W / 2 + rng.normal(0, 6), rng.uniform(3, 10)
-    paint(cv.img, rect(cx - width / 2, -1, cx + width / 2, H + 1), np.full(3, rng.uniform(0.2, 0.7)))
+    paint(
+        cv.img, rect(cx - width / 2, -1, cx + width / 2, H + 1), np.full(3, rng.uniform(0.2, 0.7))
+    )
     if rng.random() < 0.3:  # lamp head, lit at night
         lamp = ellipse(cx + 6, rng.uniform(2, 15), 8, 3)
         paint(cv.img, lamp, np.full(3, 0.5, np.float32))
@@ -271,15 +354,27 @@ def pole(cv: Canvas, rng: np.random.Generator, lighting: str) -> None:
 
 def sign_post(cv: Canvas, rng: np.random.Generator, lighting: str) -> None:
     cx = W / 2 + rng.normal(0, 5)
-    paint(cv.img, rect(cx - 2, rng.uniform(10, 30), cx + 2, H + 1), np.full(3, rng.uniform(0.3, 0.7)))
+    paint(
+        cv.img, rect(cx - 2, rng.uniform(10, 30), cx + 2, H + 1), np.full(3, rng.uniform(0.3, 0.7))
+    )
     y, size = rng.uniform(4, 35), rng.uniform(9, 16)  # the panel sits where a head would be
     shape = rng.integers(3)
-    mask = (ellipse(cx, y + size, size, size) if shape == 0 else
-            rect(cx - size, y, cx + size, y + 2 * size) if shape == 1 else
-            np.clip(rect(cx - size, y, cx + size, y + 2 * size) * (np.abs(XX - cx) * 2 < (YY - y) + 1), 0, 1))
+    mask = (
+        ellipse(cx, y + size, size, size)
+        if shape == 0
+        else rect(cx - size, y, cx + size, y + 2 * size)
+        if shape == 1
+        else np.clip(
+            rect(cx - size, y, cx + size, y + 2 * size) * (np.abs(XX - cx) * 2 < (YY - y) + 1), 0, 1
+        )
+    )
     paint(cv.img, mask, colour(rng, 0.3, 1.0))
     if rng.random() < 0.5:  # a second, smaller panel lower down like a torso
-        paint(cv.img, rect(cx - size * 0.8, y + 2.4 * size, cx + size * 0.8, y + 3.6 * size), colour(rng))
+        paint(
+            cv.img,
+            rect(cx - size * 0.8, y + 2.4 * size, cx + size * 0.8, y + 3.6 * size),
+            colour(rng),
+        )
 
 
 def tree_trunk(cv: Canvas, rng: np.random.Generator, lighting: str) -> None:
@@ -291,8 +386,16 @@ def tree_trunk(cv: Canvas, rng: np.random.Generator, lighting: str) -> None:
         s = rng.choice([-1, 1])
         paint(cv.img, segment(cx, y + 15, cx + s * rng.uniform(12, 25), y, rng.uniform(2, 5)), bark)
     if rng.random() < 0.7:
-        paint(cv.img, ellipse(cx + rng.normal(0, 8), rng.uniform(-10, 10), rng.uniform(20, 35),
-                              rng.uniform(12, 25)), np.array([0.1, rng.uniform(0.25, 0.5), 0.1], np.float32))
+        paint(
+            cv.img,
+            ellipse(
+                cx + rng.normal(0, 8),
+                rng.uniform(-10, 10),
+                rng.uniform(20, 35),
+                rng.uniform(12, 25),
+            ),
+            np.array([0.1, rng.uniform(0.25, 0.5), 0.1], np.float32),
+        )
 
 
 def bollard(cv: Canvas, rng: np.random.Generator, lighting: str) -> None:
@@ -310,8 +413,12 @@ def bollard(cv: Canvas, rng: np.random.Generator, lighting: str) -> None:
 
 def cone(cv: Canvas, rng: np.random.Generator, cx: float, bottom: float, height: float) -> None:
     tip = bottom - height
-    body = np.clip(rect(cx - height * 0.35, tip, cx + height * 0.35, bottom)
-                   * (np.abs(XX - cx) < (YY - tip) * 0.33 + 1), 0, 1)
+    body = np.clip(
+        rect(cx - height * 0.35, tip, cx + height * 0.35, bottom)
+        * (np.abs(XX - cx) < (YY - tip) * 0.33 + 1),
+        0,
+        1,
+    )
     paint(cv.img, body, ORANGE)
     paint(cv.img, body * rect(-1, tip + height * 0.35, W + 1, tip + height * 0.55), WHITE)
     paint(cv.img, rect(cx - height * 0.45, bottom - 2, cx + height * 0.45, bottom), ORANGE * 0.7)
@@ -345,17 +452,26 @@ def stroller(cv: Canvas, rng: np.random.Generator, lighting: str) -> None:
     paint(cv.img, ellipse(cx, base_y - size * 1.4, size, size * 0.8), body)
     hood = ellipse(cx - size * 0.4, base_y - size * 1.9, size * 0.8, size * 0.8) * (XX < cx)
     paint(cv.img, hood, body * 0.7)
-    paint(cv.img, segment(cx + size * 0.7, base_y - size * 1.5, cx + size * 1.3, base_y - size * 3.2, 2.5),
-          np.full(3, 0.15, np.float32))
+    paint(
+        cv.img,
+        segment(cx + size * 0.7, base_y - size * 1.5, cx + size * 1.3, base_y - size * 3.2, 2.5),
+        np.full(3, 0.15, np.float32),
+    )
     for dx in (-size * 0.6, size * 0.6):
-        paint(cv.img, ring(cx + dx, base_y - 4, rng.uniform(4, 6), 2.0), np.full(3, 0.05, np.float32))
+        paint(
+            cv.img, ring(cx + dx, base_y - 4, rng.uniform(4, 6), 2.0), np.full(3, 0.05, np.float32)
+        )
     if rng.random() < 0.4:  # the pushing adult's hand and sleeve at the crop edge
-        paint(cv.img, segment(W + 5, base_y - size * 4, cx + size * 1.3, base_y - size * 3.2, 5),
-              colour(rng))
+        paint(
+            cv.img,
+            segment(W + 5, base_y - size * 4, cx + size * 1.3, base_y - size * 3.2, 5),
+            colour(rng),
+        )
 
 
-def cyclist(cv: Canvas, rng: np.random.Generator, lighting: str, *, weather: str,
-            dark_clothes: float) -> None:
+def cyclist(
+    cv: Canvas, rng: np.random.Generator, lighting: str, *, weather: str, dark_clothes: float
+) -> None:
     style = person_style(rng, weather="clear", dark_clothes=dark_clothes, pose="ride")
     height = rng.uniform(0.55, 0.75) * H
     cx = W / 2 + rng.normal(0, 4)
@@ -363,8 +479,9 @@ def cyclist(cv: Canvas, rng: np.random.Generator, lighting: str, *, weather: str
     bicycle(cv.img, rng, cx, hip_y, height, style.bottom)
 
 
-def poster(cv: Canvas, rng: np.random.Generator, lighting: str, *, weather: str,
-           dark_clothes: float) -> None:
+def poster(
+    cv: Canvas, rng: np.random.Generator, lighting: str, *, weather: str, dark_clothes: float
+) -> None:
     """An advertising panel with a printed person: flat, framed, backlit at night."""
     x0, x1 = rng.uniform(-6, 8), rng.uniform(W - 8, W + 6)
     y0, y1 = rng.uniform(-6, 20), rng.uniform(H - 30, H + 4)
@@ -373,22 +490,40 @@ def poster(cv: Canvas, rng: np.random.Generator, lighting: str, *, weather: str,
     paint(cv.img, panel, colour(rng, 0.5, 1.0))
     style = person_style(rng, weather=weather, dark_clothes=dark_clothes)
     height = (y1 - y0) * rng.uniform(0.6, 0.9)
-    person(cv.img, style, cx=(x0 + x1) / 2 + rng.normal(0, 3), top=y0 + rng.uniform(2, 8),
-           height=height, flat=0.0)
+    person(
+        cv.img,
+        style,
+        cx=(x0 + x1) / 2 + rng.normal(0, 3),
+        top=y0 + rng.uniform(2, 8),
+        height=height,
+        flat=0.0,
+    )
     paint(cv.img, rect(x0 + 4, y1 - 14, x1 - 4, y1 - 8), colour(rng, 0, 0.4))  # the slogan
     if lighting != "day":
         cv.emit += panel[..., None] * cv.img * 0.006
 
 
-def mannequin(cv: Canvas, rng: np.random.Generator, lighting: str, *, weather: str,
-              dark_clothes: float) -> None:
+def mannequin(
+    cv: Canvas, rng: np.random.Generator, lighting: str, *, weather: str, dark_clothes: float
+) -> None:
     """A shop-window mannequin: one body colour, rigid pose, a stand, glass reflections."""
-    shell = rng.choice([[0.9, 0.88, 0.85], [0.85, 0.75, 0.6], [0.15, 0.15, 0.15]]).astype(np.float32)
+    shell = rng.choice([[0.9, 0.88, 0.85], [0.85, 0.75, 0.6], [0.15, 0.15, 0.15]]).astype(
+        np.float32
+    )
     style = person_style(rng, weather="clear", dark_clothes=dark_clothes, pose="stand")
     dressed = rng.random() < 0.5
-    style = PersonStyle(pose="stand", phase=np.pi, side_view=False, child=False, skin=shell,
-                        top=style.top if dressed else shell, bottom=style.bottom if dressed else shell,
-                        coat=style.coat, hat=False, carry="none")
+    style = PersonStyle(
+        pose="stand",
+        phase=np.pi,
+        side_view=False,
+        child=False,
+        skin=shell,
+        top=style.top if dressed else shell,
+        bottom=style.bottom if dressed else shell,
+        coat=style.coat,
+        hat=False,
+        carry="none",
+    )
     height = rng.uniform(0.72, 0.88) * H
     top = rng.uniform(2, H - height - 8)
     person(cv.img, style, cx=W / 2 + rng.normal(0, 4), top=top, height=height, flat=0.3)
@@ -401,6 +536,7 @@ def mannequin(cv: Canvas, rng: np.random.Generator, lighting: str, *, weather: s
 
 
 # --- rendering -------------------------------------------------------------------------------
+
 
 def rain_layers(rng: np.random.Generator, speed_mps: float, count: int = 4) -> list[np.ndarray]:
     """A drive's rain streak layers; slant grows with speed. Crops reuse them shifted."""
@@ -426,24 +562,32 @@ def _box_blur_x(img: np.ndarray, length: float) -> np.ndarray:
     c = np.cumsum(pad, axis=1, dtype=np.float32)
     c = np.concatenate([np.zeros_like(c[:, :1]), c], axis=1)
     start = (k + 1) - k // 2
-    a = (c[:, start + k:start + k + W] - c[:, start:start + W]) / k
+    a = (c[:, start + k : start + k + W] - c[:, start : start + W]) / k
     if frac < 0.05:
         return a
-    b = (c[:, start + k + 1:start + k + 1 + W] - c[:, start:start + W]) / (k + 1)
+    b = (c[:, start + k + 1 : start + k + 1 + W] - c[:, start : start + W]) / (k + 1)
     return a * (1 - frac) + b * frac
 
 
 def blur_px(shot: Shot) -> float:
     """Motion blur length in crop pixels: ego speed and yaw times the exposure time."""
-    return 0.02 * shot.speed_mps * shot.exposure_ms + 0.6 * abs(shot.yaw_rate_rps) * shot.exposure_ms
+    return (
+        0.02 * shot.speed_mps * shot.exposure_ms + 0.6 * abs(shot.yaw_rate_rps) * shot.exposure_ms
+    )
 
 
-def render(cv: Canvas, rng: np.random.Generator, shot: Shot, rain: list[np.ndarray] | None) -> np.ndarray:
+def render(
+    cv: Canvas, rng: np.random.Generator, shot: Shot, rain: list[np.ndarray] | None
+) -> np.ndarray:
     """Lights, weathers, exposes, blurs and adds noise; returns the uint8 crop."""
     img = cv.img
     if shot.lighting == "night":  # street lamps and headlights light the scene unevenly
-        pool = ellipse(rng.uniform(-20, W + 20), rng.uniform(-30, H * 0.6),
-                       rng.uniform(30, 90), rng.uniform(40, 120))
+        pool = ellipse(
+            rng.uniform(-20, W + 20),
+            rng.uniform(-30, H * 0.6),
+            rng.uniform(30, 90),
+            rng.uniform(40, 120),
+        )
         headlight = np.clip((YY - rng.uniform(0.3, 0.8) * H) / (0.5 * H), 0, 1)
         light = shot.radiance * (0.2 + 0.9 * pool + 1.0 * headlight)[..., None]
     elif shot.lighting == "dusk":
@@ -453,15 +597,21 @@ def render(cv: Canvas, rng: np.random.Generator, shot: Shot, rain: list[np.ndarr
     radiance = img * light + cv.emit
     if shot.lighting == "night" and rng.random() < 0.4:  # oncoming headlight glare
         gx, gy = rng.uniform(-10, W + 10), rng.uniform(H * 0.45, H)
-        radiance += (ellipse(gx, gy, rng.uniform(3, 8), rng.uniform(2, 5))[..., None] * 2.0
-                     + ellipse(gx, gy, rng.uniform(15, 35), rng.uniform(10, 25))[..., None] * 0.003)
+        radiance += (
+            ellipse(gx, gy, rng.uniform(3, 8), rng.uniform(2, 5))[..., None] * 2.0
+            + ellipse(gx, gy, rng.uniform(15, 35), rng.uniform(10, 25))[..., None] * 0.003
+        )
     if shot.weather == "rain":
         level = float(radiance.mean())
         radiance = radiance * 0.72 + 0.28 * level  # contrast loss in spray and haze
-        layer = np.roll(rain[rng.integers(len(rain))], (rng.integers(H), rng.integers(W)), axis=(0, 1))
+        layer = np.roll(
+            rain[rng.integers(len(rain))], (rng.integers(H), rng.integers(W)), axis=(0, 1)
+        )
         radiance += layer[..., None] * (0.3 * level + 0.05 * shot.radiance)  # lit by the scene
         for _ in range(rng.integers(0, 4)):  # droplets on the lens smear what is behind them
-            drop = ellipse(rng.uniform(0, W), rng.uniform(0, H), rng.uniform(3, 9), rng.uniform(3, 9))
+            drop = ellipse(
+                rng.uniform(0, W), rng.uniform(0, H), rng.uniform(3, 9), rng.uniform(3, 9)
+            )
             radiance = radiance * (1 - drop[..., None] * 0.6) + drop[..., None] * 0.6 * level * 1.1
     elif shot.weather == "fog":
         t = np.clip(rng.uniform(0.3, 0.65) + 0.25 * (YY / H - 0.5), 0.1, 1)[..., None]

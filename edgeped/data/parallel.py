@@ -59,9 +59,14 @@ def write_shard(out_dir: str, task: ShardTask) -> tuple[dict, _RunningStats]:
     with atomic_output(path) as handle:
         for i in range(len(batch)):
             write_record(handle, record_to_example(batch, i))
-    entry = {"file": task.file, "records": len(batch), "positives": int(batch.labels.sum()),
-             "hard_negatives": int(is_hard_negative(batch).sum()),
-             "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    entry = {
+        "file": task.file,
+        "records": len(batch),
+        "positives": int(batch.labels.sum()),
+        "hard_negatives": int(is_hard_negative(batch).sum()),
+        "bytes": path.stat().st_size,
+        "sha256": sha256_file(path),
+    }
     return entry, stats
 
 
@@ -69,10 +74,16 @@ def _run(args: tuple[str, ShardTask]) -> tuple[dict, _RunningStats]:
     return write_shard(*args)
 
 
-def write_parallel(out_dir: str | os.PathLike, tasks: list[ShardTask], *, workers: int = 0,
-                   source: dict, split_fractions: tuple[float, float, float],
-                   overwrite: bool = False,
-                   progress: Callable[[int, int], None] | None = None) -> dict:
+def write_parallel(
+    out_dir: str | os.PathLike,
+    tasks: list[ShardTask],
+    *,
+    workers: int = 0,
+    source: dict,
+    split_fractions: tuple[float, float, float],
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """Writes every planned shard with `workers` processes, then the manifest. Returns it.
 
     Raises:
@@ -81,8 +92,9 @@ def write_parallel(out_dir: str | os.PathLike, tasks: list[ShardTask], *, worker
     """
     out = Path(out_dir)
     if (out / MANIFEST).exists() and not overwrite:
-        raise EdgepedError(f"{out} already holds a dataset",
-                           "choose another output folder or pass --overwrite")
+        raise EdgepedError(
+            f"{out} already holds a dataset", "choose another output folder or pass --overwrite"
+        )
     bad = sorted({t.split for t in tasks} - set(SPLITS))
     if bad:
         raise EdgepedError(f"shard plan names unknown split(s) {bad}", f"use {', '.join(SPLITS)}")
@@ -94,8 +106,9 @@ def write_parallel(out_dir: str | os.PathLike, tasks: list[ShardTask], *, worker
     workers = workers or (os.cpu_count() or 1)
     shards: dict[str, list[dict]] = {s: [] for s in SPLITS}
     stats = _RunningStats()
-    for done, (task, (entry, partial)) in enumerate(zip(tasks, _map(out, tasks, workers),
-                                                        strict=True), start=1):
+    for done, (task, (entry, partial)) in enumerate(
+        zip(tasks, _map(out, tasks, workers), strict=True), start=1
+    ):
         shards[task.split].append(entry)
         stats.merge(partial)
         if progress:

@@ -51,19 +51,22 @@ class PipelineOptions:
             raise ValueError(f"hard_negative_weight must be > 0, got {self.hard_negative_weight}")
         if self.near_miss_fraction is not None:
             if not 0.0 < self.near_miss_fraction < 1.0:
-                raise ValueError(f"near_miss_fraction must be in (0, 1) or None, got "
-                                 f"{self.near_miss_fraction}")
+                raise ValueError(
+                    f"near_miss_fraction must be in (0, 1) or None, got {self.near_miss_fraction}"
+                )
             if self.positive_fraction is None:
-                raise ValueError("near_miss_fraction needs positive_fraction (class-balanced "
-                                 "sampling) to be set")
+                raise ValueError(
+                    "near_miss_fraction needs positive_fraction (class-balanced sampling) to be set"
+                )
         for tag, _ in self.exclude:
             if tag not in TAG_FIELDS:
                 raise ValueError(f"exclude tag must be one of {TAG_FIELDS}, got {tag!r}")
         if not 0.0 < self.hard_fraction < 1.0:
             raise ValueError(f"hard_fraction must be in (0, 1), got {self.hard_fraction}")
         if self.positive_fraction is not None and not 0.0 < self.positive_fraction < 1.0:
-            raise ValueError(f"positive_fraction must be in (0, 1) or None, got "
-                             f"{self.positive_fraction}")
+            raise ValueError(
+                f"positive_fraction must be in (0, 1) or None, got {self.positive_fraction}"
+            )
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.cache_positives_mb < 0:
@@ -83,8 +86,9 @@ def _positives_fit_in_memory(dataset: Dataset, split: str, limit_mb: float) -> b
     return size <= limit_mb * 1e6
 
 
-def make_dataset(dataset: Dataset, split: str, prep: Preprocessing, options: PipelineOptions,
-                 *, shuffle: bool):
+def make_dataset(
+    dataset: Dataset, split: str, prep: Preprocessing, options: PipelineOptions, *, shuffle: bool
+):
     """Builds a tf.data.Dataset yielding (inputs, label, sample_weight) batches.
 
     Shards are interleaved and shuffled through a bounded buffer, so memory does
@@ -106,14 +110,17 @@ def make_dataset(dataset: Dataset, split: str, prep: Preprocessing, options: Pip
     def parse(payload, seed):
         ex = tf.io.parse_single_example(payload, spec)
         image = tf.reshape(tf.io.decode_raw(ex["image"], tf.uint8), CROP_SHAPE)
-        inputs, label, weight = prepare(image, ex["metadata"], tf.cast(ex["label"], tf.float32),
-                                        seed)
+        inputs, label, weight = prepare(
+            image, ex["metadata"], tf.cast(ex["label"], tf.float32), seed
+        )
         if options.hard_negative_weight != 1.0:
             weight = tf.where(near_miss(payload), weight * options.hard_negative_weight, weight)
         return inputs, label, weight
 
-    kind_spec = {"label": tf.io.FixedLenFeature([1], tf.int64),
-                 "hard_negative": tf.io.FixedLenFeature([], tf.string)}
+    kind_spec = {
+        "label": tf.io.FixedLenFeature([1], tf.int64),
+        "hard_negative": tf.io.FixedLenFeature([], tf.string),
+    }
 
     def near_miss(payload):
         """A negative whose tag names a near-miss kind (not plain background)."""
@@ -143,8 +150,9 @@ def make_dataset(dataset: Dataset, split: str, prep: Preprocessing, options: Pip
             image_seed, meta_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
             image = augment_image(tf, image, options.augment, image_seed)
             if options.use_metadata and options.augment.metadata_dropout:
-                keep = (tf.random.stateless_uniform([], meta_seed)
-                        >= options.augment.metadata_dropout)
+                keep = (
+                    tf.random.stateless_uniform([], meta_seed) >= options.augment.metadata_dropout
+                )
                 meta_in = meta_in * tf.cast(keep, tf.float32)
         weight = tf.where(label[0] > 0.5, options.pos_weight, 1.0)
         inputs = {"image": image, "meta": meta_in} if options.use_metadata else {"image": image}
@@ -155,9 +163,11 @@ def make_dataset(dataset: Dataset, split: str, prep: Preprocessing, options: Pip
         so augmentation draws do not depend on which thread gets which element."""
         base = tf.constant(options.seed * 16 + stream, tf.int64)
         return tf.data.Dataset.zip((ds, tf.data.Dataset.counter())).map(
-            lambda element, i: fn(*(element if isinstance(element, tuple) else (element,)),
-                                  tf.stack([base, i])),
-            num_parallel_calls=tf.data.AUTOTUNE)
+            lambda element, i: fn(
+                *(element if isinstance(element, tuple) else (element,)), tf.stack([base, i])
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
 
     def kept(payload):
         ex = tf.io.parse_single_example(payload, spec)
@@ -169,12 +179,17 @@ def make_dataset(dataset: Dataset, split: str, prep: Preprocessing, options: Pip
     def records(seed_offset: int):
         files_ds = tf.data.Dataset.from_tensor_slices(files)
         if shuffle:
-            files_ds = files_ds.shuffle(len(files), seed=options.seed + seed_offset,
-                                        reshuffle_each_iteration=True)
+            files_ds = files_ds.shuffle(
+                len(files), seed=options.seed + seed_offset, reshuffle_each_iteration=True
+            )
         # Deterministic order even when shuffling: the shuffle is seeded, so the same
         # command reads the same batches (a sloppy interleave made reruns differ).
-        ds = files_ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
-                                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = files_ds.interleave(
+            tf.data.TFRecordDataset,
+            cycle_length=min(4, len(files)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
         return ds.filter(kept) if options.exclude else ds
 
     def shuffled(ds, seed_offset: int, buffer: int):
@@ -197,19 +212,24 @@ def make_dataset(dataset: Dataset, split: str, prep: Preprocessing, options: Pip
         else:
             # Mix near misses and plain background at the set share.
             if not dataset.manifest["splits"][split].get("hard_negatives"):
-                raise EdgepedError(f"near_miss_fraction is set but the {split} split of "
-                                   f"{dataset.root} has no near-miss negatives",
-                                   "leave near_miss_fraction unset for this dataset")
+                raise EdgepedError(
+                    f"near_miss_fraction is set but the {split} split of "
+                    f"{dataset.root} has no near-miss negatives",
+                    "leave near_miss_fraction unset for this dataset",
+                )
             near = shuffled(records(5).filter(near_miss), 5, max(options.shuffle_buffer // 4, 1))
             plain = shuffled(records(6).filter(plain_negative), 6, options.shuffle_buffer)
             neg = tf.data.Dataset.sample_from_datasets(
                 [near.repeat(), plain.repeat()],
                 weights=[options.near_miss_fraction, 1.0 - options.near_miss_fraction],
-                seed=options.seed + 7)
+                seed=options.seed + 7,
+            )
         neg = seeded(neg, parse, 2)
         ds = tf.data.Dataset.sample_from_datasets(
-            [pos, neg], weights=[options.positive_fraction, 1.0 - options.positive_fraction],
-            seed=options.seed)
+            [pos, neg],
+            weights=[options.positive_fraction, 1.0 - options.positive_fraction],
+            seed=options.seed,
+        )
     else:
         ds = shuffled(records(0), 0, options.shuffle_buffer)
         if options.repeat:
@@ -218,10 +238,12 @@ def make_dataset(dataset: Dataset, split: str, prep: Preprocessing, options: Pip
     if options.hard_negatives is not None:
         images, metadata = options.hard_negatives
         hard = tf.data.Dataset.from_tensor_slices(
-            (images, metadata.astype(np.float32), np.zeros((len(images), 1), np.float32)))
+            (images, metadata.astype(np.float32), np.zeros((len(images), 1), np.float32))
+        )
         hard = seeded(shuffled(hard.repeat(), 3, min(len(images), 4096)), prepare, 3)
         ds = tf.data.Dataset.sample_from_datasets(
-            [ds.repeat(), hard], weights=[1.0 - options.hard_fraction, options.hard_fraction],
-            seed=options.seed + 4)
+            [ds.repeat(), hard],
+            weights=[1.0 - options.hard_fraction, options.hard_fraction],
+            seed=options.seed + 4,
+        )
     return ds.batch(options.batch_size).prefetch(tf.data.AUTOTUNE)
-

@@ -31,8 +31,9 @@ class Preprocessing:
 
     def __post_init__(self) -> None:
         if len(self.mean) != NUM_METADATA or len(self.std) != NUM_METADATA:
-            raise ValueError(f"mean and std need {NUM_METADATA} values, got "
-                             f"{len(self.mean)} and {len(self.std)}")
+            raise ValueError(
+                f"mean and std need {NUM_METADATA} values, got {len(self.mean)} and {len(self.std)}"
+            )
         if any(not np.isfinite(s) or s <= 0 for s in self.std):
             raise ValueError(f"std values must be finite and > 0, got {self.std}")
         if any(not np.isfinite(m) for m in self.mean):
@@ -42,18 +43,26 @@ class Preprocessing:
 
     @classmethod
     def from_manifest_stats(cls, stats: dict) -> Preprocessing:
-        return cls(mean=tuple(float(v) for v in stats["mean"]),
-                   std=tuple(float(v) for v in stats["std"]))
+        return cls(
+            mean=tuple(float(v) for v in stats["mean"]), std=tuple(float(v) for v in stats["std"])
+        )
 
     def to_dict(self) -> dict:
         return {
-            "image": {"layout": "NHWC", "channels": "RGB", "dtype_in": "uint8",
-                      "float_rule": "x = (u8 - 128) / 128",
-                      "int8_rule": "q = round(x / input_scale) + input_zero_point; "
-                                   "with scale 1/128 and zero point 0 this is q = u8 - 128"},
-            "metadata": {"fields": list(METADATA_FIELDS), **asdict(self),
-                         "rule": "z = clip((v - mean) / std, -clip, clip); missing (NaN): z = 0, "
-                                 "mask = 0; input = concat(z, mask)"},
+            "image": {
+                "layout": "NHWC",
+                "channels": "RGB",
+                "dtype_in": "uint8",
+                "float_rule": "x = (u8 - 128) / 128",
+                "int8_rule": "q = round(x / input_scale) + input_zero_point; "
+                "with scale 1/128 and zero point 0 this is q = u8 - 128",
+            },
+            "metadata": {
+                "fields": list(METADATA_FIELDS),
+                **asdict(self),
+                "rule": "z = clip((v - mean) / std, -clip, clip); missing (NaN): z = 0, "
+                "mask = 0; input = concat(z, mask)",
+            },
         }
 
     @classmethod

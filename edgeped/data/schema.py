@@ -20,7 +20,12 @@ CROP_WIDTH = 64
 CROP_CHANNELS = 3
 CROP_SHAPE = (CROP_HEIGHT, CROP_WIDTH, CROP_CHANNELS)
 METADATA_FIELDS = (
-    "speed_mps", "yaw_rate_rps", "exposure_ms", "tod_sin", "tod_cos", "analog_gain_db",
+    "speed_mps",
+    "yaw_rate_rps",
+    "exposure_ms",
+    "tod_sin",
+    "tod_cos",
+    "analog_gain_db",
 )
 NUM_METADATA = len(METADATA_FIELDS)
 SPLITS = ("train", "val", "test")
@@ -30,12 +35,25 @@ LIGHTING = ("day", "dusk", "night", "unknown")
 WEATHER = ("clear", "rain", "fog", "unknown")
 SCENE = ("urban", "suburban", "construction", "unknown")
 HARD_NEGATIVE_KINDS = (
-    "none", "background", "pole", "sign_post", "tree_trunk", "bollard", "cyclist",
-    "stroller", "cone", "barrier", "poster", "mannequin", "partial_person",
+    "none",
+    "background",
+    "pole",
+    "sign_post",
+    "tree_trunk",
+    "bollard",
+    "cyclist",
+    "stroller",
+    "cone",
+    "barrier",
+    "poster",
+    "mannequin",
+    "partial_person",
     "unknown",  # an imported negative whose source does not say what it shows
 )
 TAG_VOCABULARIES = {
-    "lighting": LIGHTING, "weather": WEATHER, "scene": SCENE,
+    "lighting": LIGHTING,
+    "weather": WEATHER,
+    "scene": SCENE,
     "hard_negative": HARD_NEGATIVE_KINDS,
 }
 TAG_FIELDS = tuple(TAG_VOCABULARIES)
@@ -76,19 +94,24 @@ class CropBatch:
                 "resize crops to 128x64 RGB (height x width) before import",
             )
         if images.dtype != np.uint8:
-            raise EdgepedError(f"crops have dtype {images.dtype}, expected uint8",
-                               "store pixels as 0..255 uint8")
+            raise EdgepedError(
+                f"crops have dtype {images.dtype}, expected uint8", "store pixels as 0..255 uint8"
+            )
         n = images.shape[0]
         metadata = np.asarray(arrays["metadata"], dtype=np.float32)
         if metadata.shape != (n, NUM_METADATA):
-            raise EdgepedError(f"metadata has shape {metadata.shape}, expected ({n}, {NUM_METADATA})",
-                               f"give the fields {', '.join(METADATA_FIELDS)}; NaN where missing")
+            raise EdgepedError(
+                f"metadata has shape {metadata.shape}, expected ({n}, {NUM_METADATA})",
+                f"give the fields {', '.join(METADATA_FIELDS)}; NaN where missing",
+            )
         if np.isinf(metadata).any():
             raise EdgepedError("metadata contains +/-inf", "use NaN for a missing value")
         labels = np.asarray(arrays["labels"]).astype(np.int64)
         if labels.shape != (n,) or not np.isin(labels, (0, 1)).all():
-            raise EdgepedError("labels must be a length-N vector of 0 (background) and 1 (pedestrian)",
-                               "map your classes to 0/1 before import")
+            raise EdgepedError(
+                "labels must be a length-N vector of 0 (background) and 1 (pedestrian)",
+                "map your classes to 0/1 before import",
+            )
         fields = {}
         for name, vocab in TAG_VOCABULARIES.items():
             values = np.asarray(arrays[name]).astype(str)
@@ -96,8 +119,9 @@ class CropBatch:
                 raise EdgepedError(f"tag {name} has shape {values.shape}, expected ({n},)")
             bad = sorted(set(np.unique(values)) - set(vocab))
             if bad:
-                raise EdgepedError(f"unknown {name} value(s) {bad[:5]}",
-                                   f"use one of {', '.join(vocab)}")
+                raise EdgepedError(
+                    f"unknown {name} value(s) {bad[:5]}", f"use one of {', '.join(vocab)}"
+                )
             fields[name] = values
         ids = {k: np.asarray(arrays[k]).astype(str) for k in ("drive_id", "crop_id")}
         return cls(images=images, metadata=metadata, labels=labels, **fields, **ids)

@@ -42,8 +42,11 @@ MANIFEST = "manifest.json"
 DEFAULT_SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
 
 
-def split_for_drive(drive_id: str, fractions: tuple[float, float, float] = DEFAULT_SPLIT_FRACTIONS,
-                    salt: str = "edgeped-split-v1") -> str:
+def split_for_drive(
+    drive_id: str,
+    fractions: tuple[float, float, float] = DEFAULT_SPLIT_FRACTIONS,
+    salt: str = "edgeped-split-v1",
+) -> str:
     """Assigns a whole drive to train/val/test by a stable hash of its id."""
     digest = hashlib.sha256(f"{salt}:{drive_id}".encode()).digest()
     u = int.from_bytes(digest[:8], "big") / 2**64
@@ -72,32 +75,41 @@ def examples_to_batch(payloads: list[bytes], source: str) -> CropBatch:
     """Decodes Example payloads into a validated CropBatch."""
     if not payloads:
         return _empty_batch()
-    cols: dict[str, list] = {k: [] for k in ("images", "metadata", "labels", *TAG_FIELDS,
-                                             "drive_id", "crop_id")}
+    cols: dict[str, list] = {
+        k: [] for k in ("images", "metadata", "labels", *TAG_FIELDS, "drive_id", "crop_id")
+    }
     for payload in payloads:
         try:
             ex = decode_example(payload)
             shape = tuple(ex["image_shape"])
             if shape != CROP_SHAPE:
-                raise EdgepedError(f"{source}: a record has image shape {shape}, expected {CROP_SHAPE}",
-                                   "re-import the data at 128x64 RGB")
+                raise EdgepedError(
+                    f"{source}: a record has image shape {shape}, expected {CROP_SHAPE}",
+                    "re-import the data at 128x64 RGB",
+                )
             cols["images"].append(np.frombuffer(ex["image"][0], np.uint8).reshape(CROP_SHAPE))
             cols["metadata"].append(ex["metadata"])
             cols["labels"].append(ex["label"][0])
             for name in (*TAG_FIELDS, "drive_id", "crop_id"):
                 cols[name].append(ex[name][0].decode())
         except (KeyError, IndexError, ValueError) as exc:
-            raise EdgepedError(f"{source}: a record does not follow the edgeped schema ({exc})",
-                               "the shard was not written by edgeped or is damaged: regenerate it") from exc
-    return CropBatch.validated(images=np.stack(cols["images"]), **{
-        k: np.asarray(v) for k, v in cols.items() if k != "images"})
+            raise EdgepedError(
+                f"{source}: a record does not follow the edgeped schema ({exc})",
+                "the shard was not written by edgeped or is damaged: regenerate it",
+            ) from exc
+    return CropBatch.validated(
+        images=np.stack(cols["images"]),
+        **{k: np.asarray(v) for k, v in cols.items() if k != "images"},
+    )
 
 
 def _empty_batch() -> CropBatch:
-    return CropBatch.validated(images=np.zeros((0, *CROP_SHAPE), np.uint8),
-                               metadata=np.zeros((0, NUM_METADATA), np.float32),
-                               labels=np.zeros(0, np.int64),
-                               **{k: np.zeros(0, str) for k in (*TAG_FIELDS, "drive_id", "crop_id")})
+    return CropBatch.validated(
+        images=np.zeros((0, *CROP_SHAPE), np.uint8),
+        metadata=np.zeros((0, NUM_METADATA), np.float32),
+        labels=np.zeros(0, np.int64),
+        **{k: np.zeros(0, str) for k in (*TAG_FIELDS, "drive_id", "crop_id")},
+    )
 
 
 @dataclass
@@ -137,9 +149,13 @@ class _RunningStats:
         std = np.sqrt(np.where(self.n > 1, self.m2 / np.maximum(self.n - 1, 1), 1.0))
         std = np.where(std < 1e-6, 1.0, std)
         missing = 1.0 - self.n / max(self.total, 1)
-        return {"fields": list(METADATA_FIELDS), "mean": [float(v) for v in self.mean],
-                "std": [float(v) for v in std], "missing_rate": [float(v) for v in missing],
-                "records": self.total}
+        return {
+            "fields": list(METADATA_FIELDS),
+            "mean": [float(v) for v in self.mean],
+            "std": [float(v) for v in std],
+            "missing_rate": [float(v) for v in missing],
+            "records": self.total,
+        }
 
 
 class DatasetWriter:
@@ -149,13 +165,21 @@ class DatasetWriter:
     and renamed when complete; the manifest is written last.
     """
 
-    def __init__(self, out_dir: str | os.PathLike, *, shard_records: int = 4096,
-                 source: dict | None = None, overwrite: bool = False,
-                 split_fractions: tuple[float, float, float] = DEFAULT_SPLIT_FRACTIONS) -> None:
+    def __init__(
+        self,
+        out_dir: str | os.PathLike,
+        *,
+        shard_records: int = 4096,
+        source: dict | None = None,
+        overwrite: bool = False,
+        split_fractions: tuple[float, float, float] = DEFAULT_SPLIT_FRACTIONS,
+    ) -> None:
         self.out_dir = Path(out_dir)
         if (self.out_dir / MANIFEST).exists() and not overwrite:
-            raise EdgepedError(f"{self.out_dir} already holds a dataset",
-                               "choose another output folder or pass --overwrite")
+            raise EdgepedError(
+                f"{self.out_dir} already holds a dataset",
+                "choose another output folder or pass --overwrite",
+            )
         if shard_records < 1:
             raise ValueError(f"shard_records must be >= 1, got {shard_records}")
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -185,9 +209,11 @@ class DatasetWriter:
             splits = np.asarray(splits).astype(str)
             bad = sorted(set(np.unique(splits)) - set(SPLITS))
             if splits.shape != (len(batch),) or bad:
-                raise EdgepedError(f"explicit splits must be {len(batch)} values from "
-                                   f"{', '.join(SPLITS)}; got shape {splits.shape}, unknown {bad[:5]}",
-                                   "fix the split column of the source")
+                raise EdgepedError(
+                    f"explicit splits must be {len(batch)} values from "
+                    f"{', '.join(SPLITS)}; got shape {splits.shape}, unknown {bad[:5]}",
+                    "fix the split column of the source",
+                )
         train = splits == "train"
         if train.any():
             self._stats.update(batch.metadata[train])
@@ -214,10 +240,16 @@ class DatasetWriter:
         with atomic_output(path) as handle:
             for payload in records:
                 write_record(handle, payload)
-        self._shards[split].append({"file": name, "records": len(records),
-                                    "positives": self._pending_pos[split],
-                                    "hard_negatives": self._pending_hard[split],
-                                    "bytes": path.stat().st_size, "sha256": sha256_file(path)})
+        self._shards[split].append(
+            {
+                "file": name,
+                "records": len(records),
+                "positives": self._pending_pos[split],
+                "hard_negatives": self._pending_hard[split],
+                "bytes": path.stat().st_size,
+                "sha256": sha256_file(path),
+            }
+        )
         self._pending[split] = []
         self._pending_pos[split] = 0
         self._pending_hard[split] = 0
@@ -230,8 +262,9 @@ class DatasetWriter:
         """
         for split in SPLITS:
             self._flush(split)
-        return write_manifest(self.out_dir, self._shards, self._stats, self.source,
-                              self.split_fractions)
+        return write_manifest(
+            self.out_dir, self._shards, self._stats, self.source, self.split_fractions
+        )
 
 
 def is_hard_negative(batch: CropBatch) -> np.ndarray:
@@ -239,8 +272,13 @@ def is_hard_negative(batch: CropBatch) -> np.ndarray:
     return (batch.labels == 0) & ~np.isin(batch.hard_negative, ("none", "background", "unknown"))
 
 
-def write_manifest(out_dir: Path, shards_by_split: dict[str, list[dict]], stats: _RunningStats,
-                   source: dict, split_fractions: tuple[float, float, float]) -> dict:
+def write_manifest(
+    out_dir: Path,
+    shards_by_split: dict[str, list[dict]],
+    stats: _RunningStats,
+    source: dict,
+    split_fractions: tuple[float, float, float],
+) -> dict:
     """Writes manifest.json (atomically, last) for shards already on disk. Returns it.
 
     Raises:
@@ -248,22 +286,29 @@ def write_manifest(out_dir: Path, shards_by_split: dict[str, list[dict]], stats:
     """
     total = sum(s["records"] for shards in shards_by_split.values() for s in shards)
     if total == 0:
-        raise EdgepedError("no records were written: the dataset would be empty",
-                           "check the source produced crops (paths, filters, counts)")
+        raise EdgepedError(
+            "no records were written: the dataset would be empty",
+            "check the source produced crops (paths, filters, counts)",
+        )
     splits = {}
     for split in SPLITS:
         shards = shards_by_split.get(split, [])
-        splits[split] = {"records": sum(s["records"] for s in shards),
-                         "positives": sum(s["positives"] for s in shards),
-                         "hard_negatives": sum(s.get("hard_negatives", 0) for s in shards),
-                         "shards": shards}
+        splits[split] = {
+            "records": sum(s["records"] for s in shards),
+            "positives": sum(s["positives"] for s in shards),
+            "hard_negatives": sum(s.get("hard_negatives", 0) for s in shards),
+            "shards": shards,
+        }
     manifest = {
         **stamp("edgeped.dataset"),
         "record_schema_version": SCHEMA_VERSION,
         "crop_shape": list(CROP_SHAPE),
         "metadata_fields": list(METADATA_FIELDS),
-        "split_rule": {"by": "drive_id", "fractions": list(split_fractions),
-                       "salt": "edgeped-split-v1"},
+        "split_rule": {
+            "by": "drive_id",
+            "fractions": list(split_fractions),
+            "salt": "edgeped-split-v1",
+        },
         "records": total,
         "splits": splits,
         "metadata_stats": stats.to_dict(),
@@ -289,16 +334,22 @@ class Dataset:
         """
         root = Path(root)
         if not root.is_dir():
-            raise EdgepedError(f"dataset folder not found: {root}",
-                               "create one with `edgeped data synth` or `edgeped data import`")
+            raise EdgepedError(
+                f"dataset folder not found: {root}",
+                "create one with `edgeped data synth` or `edgeped data import`",
+            )
         if not (root / MANIFEST).is_file():
-            raise EdgepedError(f"{root} has no {MANIFEST}: not an edgeped dataset, or its writing "
-                               "was interrupted", "regenerate the dataset")
+            raise EdgepedError(
+                f"{root} has no {MANIFEST}: not an edgeped dataset, or its writing was interrupted",
+                "regenerate the dataset",
+            )
         manifest = read_json(root / MANIFEST, "dataset manifest")
         version = manifest.get("record_schema_version")
         if version != SCHEMA_VERSION:
-            raise EdgepedError(f"{root} uses record schema {version}; this edgeped reads {SCHEMA_VERSION}",
-                               "regenerate the dataset with this version")
+            raise EdgepedError(
+                f"{root} uses record schema {version}; this edgeped reads {SCHEMA_VERSION}",
+                "regenerate the dataset with this version",
+            )
         if not manifest.get("records"):
             raise EdgepedError(f"dataset {root} is empty", "regenerate it with a non-empty source")
         return cls(root, manifest)
@@ -326,7 +377,9 @@ class Dataset:
         """Streams a split shard by shard (memory bounded by one batch)."""
         for path in self.shard_paths(split):
             if not path.is_file():
-                raise EdgepedError(f"shard missing: {path}", "run `edgeped data verify` and regenerate")
+                raise EdgepedError(
+                    f"shard missing: {path}", "run `edgeped data verify` and regenerate"
+                )
             payloads: list[bytes] = []
             with open(path, "rb") as handle:
                 for payload in iter_records(handle, path.name):
@@ -344,8 +397,10 @@ class Dataset:
             EdgepedError: the split is empty, a shard is missing or corrupt.
         """
         if self.count(split) == 0:
-            raise EdgepedError(f"split {split!r} of {self.root} is empty",
-                               "generate more drives so every split gets some")
+            raise EdgepedError(
+                f"split {split!r} of {self.root} is empty",
+                "generate more drives so every split gets some",
+            )
         parts, n = [], 0
         for batch in self.iter_batches(split):
             parts.append(batch)
@@ -362,7 +417,9 @@ class Dataset:
 @dataclass
 class ShardReport:
     file: str
-    status: str  # ok | missing | size_mismatch | hash_mismatch | corrupt | count_mismatch | unlisted
+    status: (
+        str  # ok | missing | size_mismatch | hash_mismatch | corrupt | count_mismatch | unlisted
+    )
     detail: str = ""
     split: str = ""
 
@@ -397,7 +454,9 @@ def _check_shard(root: Path, entry: dict, split: str, check_records: bool) -> Sh
         return ShardReport(name, "missing", "file not found", split)
     size = path.stat().st_size
     if size != entry.get("bytes"):
-        return ShardReport(name, "size_mismatch", f"{size} bytes, manifest says {entry.get('bytes')}", split)
+        return ShardReport(
+            name, "size_mismatch", f"{size} bytes, manifest says {entry.get('bytes')}", split
+        )
     with open(path, "rb") as handle:
         reader = _HashingReader(handle)
         n, problem = 0, None
@@ -413,7 +472,9 @@ def _check_shard(root: Path, entry: dict, split: str, check_records: bool) -> Sh
     if problem:  # the manifest recorded a shard that was already damaged when written
         return ShardReport(name, "corrupt", problem, split)
     if check_records and n != entry.get("records"):
-        return ShardReport(name, "count_mismatch", f"{n} records, manifest says {entry.get('records')}", split)
+        return ShardReport(
+            name, "count_mismatch", f"{n} records, manifest says {entry.get('records')}", split
+        )
     return ShardReport(name, "ok", f"{entry.get('records')} records", split)
 
 
@@ -436,5 +497,7 @@ def verify(root: str | os.PathLike, *, check_records: bool = True) -> list[Shard
             except OSError as exc:
                 reports.append(ShardReport(entry.get("file", "?"), "unreadable", str(exc), split))
     for extra in sorted(p.name for p in ds.root.glob("*.tfrecord") if p.name not in listed):
-        reports.append(ShardReport(extra, "unlisted", "not in the manifest (left from an earlier write?)"))
+        reports.append(
+            ShardReport(extra, "unlisted", "not in the manifest (left from an earlier write?)")
+        )
     return reports

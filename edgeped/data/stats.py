@@ -74,8 +74,9 @@ def compute_stats(root: str | os.PathLike, samples_per_cell: int = 4) -> tuple[d
     lo = np.full(len(METADATA_FIELDS), np.inf)
     hi = np.full(len(METADATA_FIELDS), -np.inf)
     reservoirs = [_Reservoir.new(RESERVOIR, j) for j in range(len(METADATA_FIELDS))]
-    by_lighting: dict[str, list] = defaultdict(lambda: [np.zeros(len(METADATA_FIELDS)),
-                                                         np.zeros(len(METADATA_FIELDS), np.int64)])
+    by_lighting: dict[str, list] = defaultdict(
+        lambda: [np.zeros(len(METADATA_FIELDS)), np.zeros(len(METADATA_FIELDS), np.int64)]
+    )
     brightness: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
     samples: dict[tuple[str, str], list[np.ndarray]] = defaultdict(list)
     for split in SPLITS:
@@ -112,7 +113,9 @@ def compute_stats(root: str | os.PathLike, samples_per_cell: int = 4) -> tuple[d
                 acc[1] += (~nan[m]).sum(axis=0)
                 brightness[light][0] += float(means[m].sum())
                 brightness[light][1] += int(m.sum())
-            condition = np.char.add(np.char.add(batch.lighting.astype(str), "/"), batch.weather.astype(str))
+            condition = np.char.add(
+                np.char.add(batch.lighting.astype(str), "/"), batch.weather.astype(str)
+            )
             for i in range(n):
                 cell = samples[(cls[i], condition[i])]
                 if len(cell) < samples_per_cell:
@@ -123,30 +126,56 @@ def compute_stats(root: str | os.PathLike, samples_per_cell: int = 4) -> tuple[d
         mean = sums[j] / k if k else None
         fields[name] = {
             "missing_rate": float(missing[j] / max(total, 1)),
-            "present": k, "mean": mean,
+            "present": k,
+            "mean": mean,
             "std": float(np.sqrt(max(sq[j] / k - mean**2, 0.0))) if k else None,
-            "min": float(lo[j]) if k else None, "max": float(hi[j]) if k else None,
-            "percentiles": ({f"p{p}": float(v) for p, v in
-                             zip(PERCENTILES, np.percentile(reservoirs[j].values, PERCENTILES), strict=True)}
-                            if k else None),
-            "mean_by_lighting": {light: (float(acc[0][j] / acc[1][j]) if acc[1][j] else None)
-                                 for light, acc in sorted(by_lighting.items())},
+            "min": float(lo[j]) if k else None,
+            "max": float(hi[j]) if k else None,
+            "percentiles": (
+                {
+                    f"p{p}": float(v)
+                    for p, v in zip(
+                        PERCENTILES, np.percentile(reservoirs[j].values, PERCENTILES), strict=True
+                    )
+                }
+                if k
+                else None
+            ),
+            "mean_by_lighting": {
+                light: (float(acc[0][j] / acc[1][j]) if acc[1][j] else None)
+                for light, acc in sorted(by_lighting.items())
+            },
         }
     stats = {
         **stamp("edgeped.dataset_card"),
-        "dataset": str(Path(root)), "manifest_sha256": ds.manifest_sha256,
-        "source": ds.manifest.get("source", {}), "records": total,
-        "splits": {s: {"records": c["records"], "positives": c["positives"],
-                       "negatives": c["records"] - c["positives"],
-                       "hard_negative": {k.split(":", 1)[1]: v for k, v in sorted(c.items())
-                                         if k.startswith("kind:")}}
-                   for s, c in counts.items()},
-        "slices": {t: {v: {"records": c["records"], "positives": c["positives"]}
-                       for v, c in sorted(vals.items())} for t, vals in slices.items()},
-        "metadata": {"records_with_any_missing": some_missing / max(total, 1),
-                     "records_all_missing": whole_missing / max(total, 1),
-                     "records_some_but_not_all_missing": (some_missing - whole_missing) / max(total, 1),
-                     "fields": fields},
+        "dataset": str(Path(root)),
+        "manifest_sha256": ds.manifest_sha256,
+        "source": ds.manifest.get("source", {}),
+        "records": total,
+        "splits": {
+            s: {
+                "records": c["records"],
+                "positives": c["positives"],
+                "negatives": c["records"] - c["positives"],
+                "hard_negative": {
+                    k.split(":", 1)[1]: v for k, v in sorted(c.items()) if k.startswith("kind:")
+                },
+            }
+            for s, c in counts.items()
+        },
+        "slices": {
+            t: {
+                v: {"records": c["records"], "positives": c["positives"]}
+                for v, c in sorted(vals.items())
+            }
+            for t, vals in slices.items()
+        },
+        "metadata": {
+            "records_with_any_missing": some_missing / max(total, 1),
+            "records_all_missing": whole_missing / max(total, 1),
+            "records_some_but_not_all_missing": (some_missing - whole_missing) / max(total, 1),
+            "fields": fields,
+        },
         "mean_pixel_by_lighting": {k: v[0] / v[1] for k, v in sorted(brightness.items()) if v[1]},
         "samples_per_cell": samples_per_cell,
     }
@@ -155,42 +184,79 @@ def compute_stats(root: str | os.PathLike, samples_per_cell: int = 4) -> tuple[d
 
 def render_markdown(stats: dict, grid_name: str) -> str:
     """The card as Markdown (tables of counts, slices, metadata)."""
-    lines = [f"# Dataset card: `{stats['dataset']}`", "",
-             f"{stats['records']} crops; source `{stats['source'].get('generator') or stats['source'].get('importer', '?')}`; "
-             f"manifest sha256 `{stats['manifest_sha256'][:16]}`.", "",
-             "## Splits", "", "| split | crops | pedestrians | background | prevalence |", "|---|---:|---:|---:|---:|"]
+    lines = [
+        f"# Dataset card: `{stats['dataset']}`",
+        "",
+        f"{stats['records']} crops; source `{stats['source'].get('generator') or stats['source'].get('importer', '?')}`; "
+        f"manifest sha256 `{stats['manifest_sha256'][:16]}`.",
+        "",
+        "## Splits",
+        "",
+        "| split | crops | pedestrians | background | prevalence |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for s, c in stats["splits"].items():
         prev = c["positives"] / c["records"] if c["records"] else 0.0
         lines.append(f"| {s} | {c['records']} | {c['positives']} | {c['negatives']} | {prev:.2%} |")
     kinds = sorted({k for c in stats["splits"].values() for k in c["hard_negative"]})
-    lines += ["", "## Hard-negative kind (`none` = pedestrian)", "",
-              "| kind | " + " | ".join(stats["splits"]) + " |", "|---|" + "---:|" * len(stats["splits"])]
+    lines += [
+        "",
+        "## Hard-negative kind (`none` = pedestrian)",
+        "",
+        "| kind | " + " | ".join(stats["splits"]) + " |",
+        "|---|" + "---:|" * len(stats["splits"]),
+    ]
     for k in kinds:
-        lines.append(f"| {k} | " + " | ".join(str(c["hard_negative"].get(k, 0))
-                                               for c in stats["splits"].values()) + " |")
-    lines += ["", "## Slices (all splits)", "", "| tag | value | crops | pedestrians |", "|---|---|---:|---:|"]
+        lines.append(
+            f"| {k} | "
+            + " | ".join(str(c["hard_negative"].get(k, 0)) for c in stats["splits"].values())
+            + " |"
+        )
+    lines += [
+        "",
+        "## Slices (all splits)",
+        "",
+        "| tag | value | crops | pedestrians |",
+        "|---|---|---:|---:|",
+    ]
     for tag, values in stats["slices"].items():
         if tag == "hard_negative":
             continue
         for v, c in values.items():
             lines.append(f"| {tag} | {v} | {c['records']} | {c['positives']} |")
     meta = stats["metadata"]
-    lines += ["", "## Metadata", "",
-              f"Records with any field missing: {meta['records_with_any_missing']:.2%} "
-              f"(whole record {meta['records_all_missing']:.2%}, some fields only "
-              f"{meta['records_some_but_not_all_missing']:.2%}).", "",
-              "| field | missing | mean | std | p5 | p50 | p95 | mean by lighting |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    lines += [
+        "",
+        "## Metadata",
+        "",
+        f"Records with any field missing: {meta['records_with_any_missing']:.2%} "
+        f"(whole record {meta['records_all_missing']:.2%}, some fields only "
+        f"{meta['records_some_but_not_all_missing']:.2%}).",
+        "",
+        "| field | missing | mean | std | p5 | p50 | p95 | mean by lighting |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for name, f in meta["fields"].items():
         if f["present"] == 0:
             lines.append(f"| {name} | {f['missing_rate']:.2%} | - | - | - | - | - | - |")
             continue
         p = f["percentiles"]
         by = ", ".join(f"{k} {v:.3g}" for k, v in f["mean_by_lighting"].items() if v is not None)
-        lines.append(f"| {name} | {f['missing_rate']:.2%} | {f['mean']:.4g} | {f['std']:.4g} | "
-                     f"{p['p5']:.4g} | {p['p50']:.4g} | {p['p95']:.4g} | {by} |")
-    lines += ["", "Mean pixel value by lighting: " + ", ".join(
-        f"{k} {v:.1f}" for k, v in stats["mean_pixel_by_lighting"].items()) + ".", "",
-        "## Sample crops", "", f"![samples per class and condition]({grid_name})", ""]
+        lines.append(
+            f"| {name} | {f['missing_rate']:.2%} | {f['mean']:.4g} | {f['std']:.4g} | "
+            f"{p['p5']:.4g} | {p['p50']:.4g} | {p['p95']:.4g} | {by} |"
+        )
+    lines += [
+        "",
+        "Mean pixel value by lighting: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in stats["mean_pixel_by_lighting"].items())
+        + ".",
+        "",
+        "## Sample crops",
+        "",
+        f"![samples per class and condition]({grid_name})",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -227,12 +293,16 @@ def render_grid(samples: dict, per_cell: int) -> bytes:
     return buf.getvalue()
 
 
-def write_card(stats: dict, samples: dict, out_dir: str | os.PathLike,
-               name: str = "dataset_card") -> dict[str, Path]:
+def write_card(
+    stats: dict, samples: dict, out_dir: str | os.PathLike, name: str = "dataset_card"
+) -> dict[str, Path]:
     """Writes `<name>.json`, `<name>.md` and `<name>_samples.png` atomically; returns the paths."""
     out = Path(out_dir)
-    paths = {"json": out / f"{name}.json", "markdown": out / f"{name}.md",
-             "grid": out / f"{name}_samples.png"}
+    paths = {
+        "json": out / f"{name}.json",
+        "markdown": out / f"{name}.md",
+        "grid": out / f"{name}_samples.png",
+    }
     with atomic_output(paths["grid"]) as handle:
         handle.write(render_grid(samples, stats["samples_per_cell"]))
     write_json_atomic(paths["json"], stats)

@@ -48,14 +48,21 @@ class SynthConfig:
     workers: int = 0  # 0 = one per core
 
     def __post_init__(self) -> None:
-        for name in ("positive_rate", "hard_negative_rate", "night_rate", "dusk_rate",
-                     "rain_rate", "metadata_missing_rate"):
+        for name in (
+            "positive_rate",
+            "hard_negative_rate",
+            "night_rate",
+            "dusk_rate",
+            "rain_rate",
+            "metadata_missing_rate",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         if self.night_rate + self.dusk_rate > 1.0:
-            raise ValueError(f"night_rate + dusk_rate must be <= 1, got "
-                             f"{self.night_rate + self.dusk_rate}")
+            raise ValueError(
+                f"night_rate + dusk_rate must be <= 1, got {self.night_rate + self.dusk_rate}"
+            )
         for name in ("drives", "crops_per_drive"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -76,6 +83,7 @@ class SynthConfig:
 
 # --- scene parts ---------------------------------------------------------------------
 
+
 def _background(rng: np.random.Generator, scene: str) -> np.ndarray:
     img = np.empty((H, W, 3), np.float32)
     horizon = rng.uniform(0.15, 0.6) * H
@@ -92,9 +100,16 @@ def _background(rng: np.random.Generator, scene: str) -> np.ndarray:
     _paint(img, _rect(-1, road_top, W + 1, H + 1), np.full(3, rng.uniform(0.2, 0.45), np.float32))
     if scene == "suburban":
         for _ in range(rng.integers(1, 4)):  # shrubs
-            _paint(img, _ellipse(rng.uniform(0, W), rng.uniform(road_top - 20, road_top),
-                                 rng.uniform(6, 16), rng.uniform(5, 12)),
-                   np.array([0.1, rng.uniform(0.3, 0.6), 0.1], np.float32))
+            _paint(
+                img,
+                _ellipse(
+                    rng.uniform(0, W),
+                    rng.uniform(road_top - 20, road_top),
+                    rng.uniform(6, 16),
+                    rng.uniform(5, 12),
+                ),
+                np.array([0.1, rng.uniform(0.3, 0.6), 0.1], np.float32),
+            )
     if rng.random() < 0.4:  # parked car
         cy = rng.uniform(road_top - 10, H)
         _paint(img, _rect(rng.uniform(-40, 20), cy - 18, rng.uniform(30, 90), cy), _colour(rng))
@@ -103,11 +118,19 @@ def _background(rng: np.random.Generator, scene: str) -> np.ndarray:
     return img
 
 
-def _figure(img: np.ndarray, rng: np.random.Generator, *, cx: float, top: float, height: float,
-            legs: str = "walk") -> tuple[float, float]:
+def _figure(
+    img: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    cx: float,
+    top: float,
+    height: float,
+    legs: str = "walk",
+) -> tuple[float, float]:
     """Draws a person; returns (hip x, hip y) so a bicycle can be placed under them."""
-    skin = np.array(rng.choice([[0.95, 0.8, 0.65], [0.75, 0.55, 0.4], [0.45, 0.3, 0.2]]),
-                    np.float32)
+    skin = np.array(
+        rng.choice([[0.95, 0.8, 0.65], [0.75, 0.55, 0.4], [0.45, 0.3, 0.2]]), np.float32
+    )
     shirt, trousers = _colour(rng), _colour(rng, 0.02, 0.6)
     head_r = height * 0.065
     head_y = top + head_r
@@ -121,24 +144,61 @@ def _figure(img: np.ndarray, rng: np.random.Generator, *, cx: float, top: float,
         _paint(img, _segment(cx, hip_y, cx - stride, top + height, height * 0.08), trousers * 0.85)
     elif legs == "stand":
         for side in (-1, 1):
-            _paint(img, _segment(cx + side * torso_w * 0.25, hip_y, cx + side * torso_w * 0.3,
-                                 top + height, height * 0.08), trousers)
+            _paint(
+                img,
+                _segment(
+                    cx + side * torso_w * 0.25,
+                    hip_y,
+                    cx + side * torso_w * 0.3,
+                    top + height,
+                    height * 0.08,
+                ),
+                trousers,
+            )
     _paint(img, _rect(cx - torso_w / 2, shoulder_y, cx + torso_w / 2, hip_y + height * 0.03), shirt)
     swing = height * 0.1 * phase
-    _paint(img, _segment(cx - torso_w / 2, shoulder_y + 2, cx - torso_w / 2 - swing,
-                         hip_y + height * 0.02, height * 0.05), shirt * 0.9)
-    _paint(img, _segment(cx + torso_w / 2, shoulder_y + 2, cx + torso_w / 2 + swing,
-                         hip_y + height * 0.02, height * 0.05), shirt * 0.9)
+    _paint(
+        img,
+        _segment(
+            cx - torso_w / 2,
+            shoulder_y + 2,
+            cx - torso_w / 2 - swing,
+            hip_y + height * 0.02,
+            height * 0.05,
+        ),
+        shirt * 0.9,
+    )
+    _paint(
+        img,
+        _segment(
+            cx + torso_w / 2,
+            shoulder_y + 2,
+            cx + torso_w / 2 + swing,
+            hip_y + height * 0.02,
+            height * 0.05,
+        ),
+        shirt * 0.9,
+    )
     _paint(img, _ellipse(cx, head_y, head_r * 0.85, head_r), skin)
     if rng.random() < 0.4:  # hair or hat
-        _paint(img, _ellipse(cx, head_y - head_r * 0.5, head_r * 0.9, head_r * 0.55), _colour(rng, 0, 0.4))
+        _paint(
+            img,
+            _ellipse(cx, head_y - head_r * 0.5, head_r * 0.9, head_r * 0.55),
+            _colour(rng, 0, 0.4),
+        )
     return cx, hip_y
 
 
 def _pedestrian(img: np.ndarray, rng: np.random.Generator) -> None:
     height = rng.uniform(0.7, 0.95) * H
-    _figure(img, rng, cx=W / 2 + rng.normal(0, 4), top=rng.uniform(2, H - height - 1),
-            height=height, legs=rng.choice(["walk", "stand"]))
+    _figure(
+        img,
+        rng,
+        cx=W / 2 + rng.normal(0, 4),
+        top=rng.uniform(2, H - height - 1),
+        height=height,
+        legs=rng.choice(["walk", "stand"]),
+    )
 
 
 def _pole(img: np.ndarray, rng: np.random.Generator) -> None:
@@ -169,7 +229,9 @@ def _stroller(img: np.ndarray, rng: np.random.Generator) -> None:
     base_y = rng.uniform(0.75, 0.95) * H
     cx, body = W / 2 + rng.normal(0, 5), _colour(rng)
     _paint(img, _ellipse(cx, base_y - 22, rng.uniform(14, 20), rng.uniform(12, 18)), body)
-    _paint(img, _segment(cx + 12, base_y - 30, cx + 22, base_y - 55, 2.5), np.full(3, 0.15, np.float32))
+    _paint(
+        img, _segment(cx + 12, base_y - 30, cx + 22, base_y - 55, 2.5), np.full(3, 0.15, np.float32)
+    )
     for dx in (-10, 10):
         _paint(img, _ring(cx + dx, base_y - 4, 5, 2.0), np.full(3, 0.05, np.float32))
 
@@ -190,8 +252,9 @@ def _rain_layers(rng: np.random.Generator, count: int = 6) -> list[np.ndarray]:
     return layers
 
 
-def _apply_conditions(img: np.ndarray, rng: np.random.Generator, lighting: str,
-                      rain: list[np.ndarray] | None) -> np.ndarray:
+def _apply_conditions(
+    img: np.ndarray, rng: np.random.Generator, lighting: str, rain: list[np.ndarray] | None
+) -> np.ndarray:
     if rain:
         layer = rain[rng.integers(len(rain))]
         layer = np.roll(layer, (rng.integers(H), rng.integers(W)), axis=(0, 1))
@@ -201,16 +264,27 @@ def _apply_conditions(img: np.ndarray, rng: np.random.Generator, lighting: str,
     elif lighting == "night":
         img = img * rng.uniform(0.25, 0.45)  # v1 is the easy set: night stays legible
         if rng.random() < 0.5:  # headlight glare
-            img = img + 0.9 * _ellipse(rng.uniform(0, W), rng.uniform(H * 0.4, H),
-                                       rng.uniform(6, 16), rng.uniform(4, 10))[..., None]
+            img = (
+                img
+                + 0.9
+                * _ellipse(
+                    rng.uniform(0, W),
+                    rng.uniform(H * 0.4, H),
+                    rng.uniform(6, 16),
+                    rng.uniform(4, 10),
+                )[..., None]
+            )
         img = img + rng.normal(0, 0.04, img.shape).astype(np.float32)
     img = img + rng.normal(0, 0.015, img.shape).astype(np.float32)
     return np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def _metadata(rng: np.random.Generator, lighting: str, n: int) -> np.ndarray:
-    hour = {"day": rng.uniform(8, 17), "dusk": rng.uniform(17, 20),
-            "night": rng.choice([rng.uniform(20, 24), rng.uniform(0, 5)])}[lighting]
+    hour = {
+        "day": rng.uniform(8, 17),
+        "dusk": rng.uniform(17, 20),
+        "night": rng.choice([rng.uniform(20, 24), rng.uniform(0, 5)]),
+    }[lighting]
     exposure = {"day": (2, 8), "dusk": (8, 20), "night": (20, 40)}[lighting]
     gain = {"day": (0, 6), "dusk": (6, 14), "night": (14, 30)}[lighting]
     meta = np.empty((n, NUM_METADATA), np.float32)
@@ -258,9 +332,14 @@ def generate_drive(config: SynthConfig, drive_index: int) -> CropBatch:
     metadata[rng.random(n) < config.metadata_missing_rate] = np.nan
     drive_id = f"syn{config.seed}-d{drive_index:06d}"
     return CropBatch.validated(
-        images=images, metadata=metadata, labels=labels,
-        lighting=np.full(n, lighting), weather=np.full(n, weather), scene=np.full(n, scene),
-        hard_negative=kinds.astype(str), drive_id=np.full(n, drive_id),
+        images=images,
+        metadata=metadata,
+        labels=labels,
+        lighting=np.full(n, lighting),
+        weather=np.full(n, weather),
+        scene=np.full(n, scene),
+        hard_negative=kinds.astype(str),
+        drive_id=np.full(n, drive_id),
         crop_id=np.array([f"{drive_id}-c{i:04d}" for i in range(n)]),
     )
 
@@ -273,8 +352,10 @@ def _generate_chunk(args: tuple[dict, list[int]]) -> list[CropBatch]:
 def iter_drives(config: SynthConfig, chunk_drives: int = 16):
     """Yields one CropBatch per chunk of drives, in drive order, using worker processes."""
     workers = config.workers or (os.cpu_count() or 1)
-    chunks = [list(range(s, min(s + chunk_drives, config.drives)))
-              for s in range(0, config.drives, chunk_drives)]
+    chunks = [
+        list(range(s, min(s + chunk_drives, config.drives)))
+        for s in range(0, config.drives, chunk_drives)
+    ]
     if workers == 1:
         for chunk in chunks:
             yield CropBatch.concat(_generate_chunk((config.to_dict(), chunk)))
@@ -284,9 +365,14 @@ def iter_drives(config: SynthConfig, chunk_drives: int = 16):
             yield CropBatch.concat(batches)
 
 
-def write_synthetic(out_dir: str, config: SynthConfig, *, overwrite: bool = False,
-                    split_fractions: tuple[float, float, float] | None = None,
-                    progress=None) -> dict:
+def write_synthetic(
+    out_dir: str,
+    config: SynthConfig,
+    *,
+    overwrite: bool = False,
+    split_fractions: tuple[float, float, float] | None = None,
+    progress=None,
+) -> dict:
     """Generates the dataset and writes shards + manifest. Returns the manifest.
 
     Args:
@@ -295,9 +381,12 @@ def write_synthetic(out_dir: str, config: SynthConfig, *, overwrite: bool = Fals
     """
     from edgeped.data.shards import DEFAULT_SPLIT_FRACTIONS, DatasetWriter
 
-    writer = DatasetWriter(out_dir, source={"generator": "edgeped.synthetic.v1",
-                                            "config": config.to_dict()}, overwrite=overwrite,
-                           split_fractions=split_fractions or DEFAULT_SPLIT_FRACTIONS)
+    writer = DatasetWriter(
+        out_dir,
+        source={"generator": "edgeped.synthetic.v1", "config": config.to_dict()},
+        overwrite=overwrite,
+        split_fractions=split_fractions or DEFAULT_SPLIT_FRACTIONS,
+    )
     done = 0
     for batch in iter_drives(config):
         writer.add(batch)

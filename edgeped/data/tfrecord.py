@@ -49,20 +49,28 @@ def iter_records(handle: BinaryIO, name: str = "shard") -> Iterator[bytes]:
         if not header:
             return
         if len(header) < 12:
-            raise CorruptRecordError(f"{name} is truncated at byte {offset} (partial record header)",
-                                     "the shard was cut short: regenerate or re-copy it")
+            raise CorruptRecordError(
+                f"{name} is truncated at byte {offset} (partial record header)",
+                "the shard was cut short: regenerate or re-copy it",
+            )
         length, length_crc = struct.unpack("<QI", header)
         if _masked_crc(header[:8]) != length_crc:
-            raise CorruptRecordError(f"{name} is corrupt at byte {offset} (length CRC mismatch)",
-                                     "regenerate or re-copy the shard")
+            raise CorruptRecordError(
+                f"{name} is corrupt at byte {offset} (length CRC mismatch)",
+                "regenerate or re-copy the shard",
+            )
         payload = handle.read(length)
         footer = handle.read(4)
         if len(payload) < length or len(footer) < 4:
-            raise CorruptRecordError(f"{name} is truncated at byte {offset} (partial record)",
-                                     "the shard was cut short: regenerate or re-copy it")
+            raise CorruptRecordError(
+                f"{name} is truncated at byte {offset} (partial record)",
+                "the shard was cut short: regenerate or re-copy it",
+            )
         if _masked_crc(payload) != struct.unpack("<I", footer)[0]:
-            raise CorruptRecordError(f"{name} is corrupt at byte {offset} (data CRC mismatch)",
-                                     "regenerate or re-copy the shard")
+            raise CorruptRecordError(
+                f"{name} is corrupt at byte {offset} (data CRC mismatch)",
+                "regenerate or re-copy the shard",
+            )
         offset += 16 + length
         yield payload
 
@@ -71,14 +79,17 @@ def iter_records(handle: BinaryIO, name: str = "shard") -> Iterator[bytes]:
 def _example_class():
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-    fdp = descriptor_pb2.FileDescriptorProto(name="edgeped_example.proto",
-                                             package="edgeped_private", syntax="proto3")
+    fdp = descriptor_pb2.FileDescriptorProto(
+        name="edgeped_example.proto", package="edgeped_private", syntax="proto3"
+    )
     label_rep = descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED
     label_opt = descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL
     ftype = descriptor_pb2.FieldDescriptorProto
 
     def message(name, fields, nested=()):
-        msg = fdp.message_type.add(name=name) if not nested else nested[0].nested_type.add(name=name)
+        msg = (
+            fdp.message_type.add(name=name) if not nested else nested[0].nested_type.add(name=name)
+        )
         for fname, number, typ, label, type_name in fields:
             field = msg.field.add(name=fname, number=number, type=typ, label=label)
             if type_name:
@@ -88,23 +99,34 @@ def _example_class():
     message("BytesList", [("value", 1, ftype.TYPE_BYTES, label_rep, None)])
     message("FloatList", [("value", 1, ftype.TYPE_FLOAT, label_rep, None)])
     message("Int64List", [("value", 1, ftype.TYPE_INT64, label_rep, None)])
-    feature = message("Feature", [
-        ("bytes_list", 1, ftype.TYPE_MESSAGE, label_opt, ".edgeped_private.BytesList"),
-        ("float_list", 2, ftype.TYPE_MESSAGE, label_opt, ".edgeped_private.FloatList"),
-        ("int64_list", 3, ftype.TYPE_MESSAGE, label_opt, ".edgeped_private.Int64List"),
-    ])
+    feature = message(
+        "Feature",
+        [
+            ("bytes_list", 1, ftype.TYPE_MESSAGE, label_opt, ".edgeped_private.BytesList"),
+            ("float_list", 2, ftype.TYPE_MESSAGE, label_opt, ".edgeped_private.FloatList"),
+            ("int64_list", 3, ftype.TYPE_MESSAGE, label_opt, ".edgeped_private.Int64List"),
+        ],
+    )
     feature.oneof_decl.add(name="kind")
     for field in feature.field:
         field.oneof_index = 0
-    features = message("Features", [("feature", 1, ftype.TYPE_MESSAGE, label_rep,
-                                     ".edgeped_private.Features.FeatureEntry")])
+    features = message(
+        "Features",
+        [("feature", 1, ftype.TYPE_MESSAGE, label_rep, ".edgeped_private.Features.FeatureEntry")],
+    )
     entry = features.nested_type.add(name="FeatureEntry")
     entry.field.add(name="key", number=1, type=ftype.TYPE_STRING, label=label_opt)
-    entry.field.add(name="value", number=2, type=ftype.TYPE_MESSAGE, label=label_opt,
-                    type_name=".edgeped_private.Feature")
+    entry.field.add(
+        name="value",
+        number=2,
+        type=ftype.TYPE_MESSAGE,
+        label=label_opt,
+        type_name=".edgeped_private.Feature",
+    )
     entry.options.map_entry = True
-    message("Example", [("features", 1, ftype.TYPE_MESSAGE, label_opt,
-                         ".edgeped_private.Features")])
+    message(
+        "Example", [("features", 1, ftype.TYPE_MESSAGE, label_opt, ".edgeped_private.Features")]
+    )
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fdp)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("edgeped_private.Example"))
@@ -127,7 +149,9 @@ def encode_example(features: dict[str, bytes | list[bytes] | list[float] | list[
             fmap[key].float_list.value.extend(value)
         else:
             fmap[key].int64_list.value.extend(int(v) for v in value)
-    return example.SerializeToString(deterministic=True)  # sorted map keys: same bytes in every process
+    return example.SerializeToString(
+        deterministic=True
+    )  # sorted map keys: same bytes in every process
 
 
 def decode_example(payload: bytes) -> dict[str, list]:

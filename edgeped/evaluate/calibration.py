@@ -24,6 +24,11 @@ def reliability(labels: np.ndarray, scores: np.ndarray, bins: int = 15) -> dict:
         pos_rate = np.where(count > 0, pos_sum / count, np.nan)
     n = max(count.sum(), 1.0)
     gap = np.where(count > 0, np.abs(pos_rate - mean_score), 0.0)
-    return {"ece": float((count / n * gap).sum()), "bins": bins,
-            "edges": edges.tolist(), "count": count.astype(int).tolist(),
-            "mean_score": mean_score.tolist(), "positive_rate": pos_rate.tolist()}
+    return {
+        "ece": float((count / n * gap).sum()),
+        "bins": bins,
+        "edges": edges.tolist(),
+        "count": count.astype(int).tolist(),
+        "mean_score": mean_score.tolist(),
+        "positive_rate": pos_rate.tolist(),
+    }

@@ -39,24 +39,39 @@ def _slice_value(result: dict, slice_spec: str, key: str):
 def compare(sources: list[Source], slices: tuple[str, ...] = ()) -> dict:
     """Collects one row per (source, model) with size, quality, CIs and chosen slices."""
     if not sources:
-        raise EdgepedError("nothing to compare", "pass one or more run directories or metrics files")
+        raise EdgepedError(
+            "nothing to compare", "pass one or more run directories or metrics files"
+        )
     rows, inputs = [], {}
     for src in sources:
         metrics = read_json(src.metrics, "metrics")
         if metrics.get("kind") != "edgeped.metrics":
-            raise EdgepedError(f"{src.metrics} is not an edgeped metrics file",
-                               "pass RUN_DIR or RUN_DIR/metrics*.json from `edgeped eval`")
+            raise EdgepedError(
+                f"{src.metrics} is not an edgeped metrics file",
+                "pass RUN_DIR or RUN_DIR/metrics*.json from `edgeped eval`",
+            )
         inputs[src.label] = {"file": str(src.metrics), "sha256": sha256_file(src.metrics)}
         for name, r in metrics["models"].items():
             t, boot = r["test"], r["test_ci95"]["by_drive_bootstrap"]
-            row = {"source": src.label, "model": name, "mode": r["model"]["mode"],
-                   "size_bytes": r["model"]["size_bytes"], "parameters": r["model"]["parameters"],
-                   "recall": t["recall"], "recall_ci95": boot["recall"], "fpr": t["fpr"],
-                   "auc_pr": t["auc_pr"], "auc_pr_ci95": boot["auc_pr"], "roc_auc": t["roc_auc"],
-                   "ece": r["test_calibration"]["ece"],
-                   "metadata_dropout": metrics["config"].get("metadata_dropout", 0.0),
-                   "slices": {s: {"recall": _slice_value(r, s, "recall"),
-                                  "fpr": _slice_value(r, s, "fpr")} for s in slices}}
+            row = {
+                "source": src.label,
+                "model": name,
+                "mode": r["model"]["mode"],
+                "size_bytes": r["model"]["size_bytes"],
+                "parameters": r["model"]["parameters"],
+                "recall": t["recall"],
+                "recall_ci95": boot["recall"],
+                "fpr": t["fpr"],
+                "auc_pr": t["auc_pr"],
+                "auc_pr_ci95": boot["auc_pr"],
+                "roc_auc": t["roc_auc"],
+                "ece": r["test_calibration"]["ece"],
+                "metadata_dropout": metrics["config"].get("metadata_dropout", 0.0),
+                "slices": {
+                    s: {"recall": _slice_value(r, s, "recall"), "fpr": _slice_value(r, s, "fpr")}
+                    for s in slices
+                },
+            }
             rows.append(row)
     return {**stamp("edgeped.comparison"), "inputs": inputs, "slices": list(slices), "rows": rows}
 
@@ -64,18 +79,42 @@ def compare(sources: list[Source], slices: tuple[str, ...] = ()) -> dict:
 def render_markdown(result: dict) -> str:
     from edgeped.evaluate.report import _ci, _num, _pct, _table
 
-    header = ["source", "model", "mode", "size KiB", "params", "recall (by-drive 95% CI)", "FPR",
-              "AUC-PR (95% CI)", "ECE"] + [f"{s} recall / FPR" for s in result["slices"]]
+    header = [
+        "source",
+        "model",
+        "mode",
+        "size KiB",
+        "params",
+        "recall (by-drive 95% CI)",
+        "FPR",
+        "AUC-PR (95% CI)",
+        "ECE",
+    ] + [f"{s} recall / FPR" for s in result["slices"]]
     rows = []
     for r in result["rows"]:
-        rows.append([r["source"], r["model"], r["mode"], f"{r['size_bytes'] / 1024:.1f}",
-                     f"{r['parameters']:,}", f"{_pct(r['recall'])} {_ci(r['recall_ci95'])}",
-                     _pct(r["fpr"]), f"{_num(r['auc_pr'])} {_ci(r['auc_pr_ci95'], pct=False)}",
-                     _num(r["ece"])]
-                    + [f"{_pct(v['recall'])} / {_pct(v['fpr'])}" for v in r["slices"].values()])
-    return "\n".join(["# Model comparison", "",
-                      "Recall and FPR on test at each model's own val-chosen threshold (FPR <= 1% "
-                      "on val).", ""] + _table(header, rows))
+        rows.append(
+            [
+                r["source"],
+                r["model"],
+                r["mode"],
+                f"{r['size_bytes'] / 1024:.1f}",
+                f"{r['parameters']:,}",
+                f"{_pct(r['recall'])} {_ci(r['recall_ci95'])}",
+                _pct(r["fpr"]),
+                f"{_num(r['auc_pr'])} {_ci(r['auc_pr_ci95'], pct=False)}",
+                _num(r["ece"]),
+            ]
+            + [f"{_pct(v['recall'])} / {_pct(v['fpr'])}" for v in r["slices"].values()]
+        )
+    return "\n".join(
+        [
+            "# Model comparison",
+            "",
+            "Recall and FPR on test at each model's own val-chosen threshold (FPR <= 1% on val).",
+            "",
+        ]
+        + _table(header, rows)
+    )
 
 
 def write_comparison(out_dir: str | os.PathLike, result: dict) -> dict[str, Path]:
@@ -85,7 +124,9 @@ def write_comparison(out_dir: str | os.PathLike, result: dict) -> dict[str, Path
     out = Path(out_dir)
     write_json_atomic(out / "comparison.json", result)
     write_text_atomic(out / "comparison.md", render_markdown(result))
-    points = {f"{r['source']}:{r['model']}": (r["size_bytes"] / 1024, r["recall"], r["recall_ci95"])
-              for r in result["rows"]}
+    points = {
+        f"{r['source']}:{r['model']}": (r["size_bytes"] / 1024, r["recall"], r["recall_ci95"])
+        for r in result["rows"]
+    }
     plot = recall_vs_size_png(points, out / "recall_vs_size.png", 0.92, 0.01)
     return {"json": out / "comparison.json", "markdown": out / "comparison.md", "plot": plot}

@@ -33,13 +33,21 @@ class Scores:
 class TfliteScorer:
     """Holds one interpreter; scores batches of uint8 crops + raw metadata."""
 
-    def __init__(self, model_path: str | os.PathLike, prep: Preprocessing, *, batch: int = 64,
-                 num_threads: int = 2) -> None:
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        prep: Preprocessing,
+        *,
+        batch: int = 64,
+        num_threads: int = 2,
+    ) -> None:
         self.interpreter = load_interpreter(model_path, num_threads=num_threads)
         self.inputs, self.outputs = tensor_infos(self.interpreter)
         if len(self.outputs) != 1:
-            raise EdgepedError(f"{model_path} has {len(self.outputs)} outputs, expected 1 score",
-                               "export a model with a single [N, 1] score output")
+            raise EdgepedError(
+                f"{model_path} has {len(self.outputs)} outputs, expected 1 score",
+                "export a model with a single [N, 1] score output",
+            )
         self.prep = prep
         self.batch = batch
         for t in self.inputs:
@@ -66,10 +74,16 @@ class TfliteScorer:
                 img = np.concatenate([img, np.zeros((pad, *img.shape[1:]), img.dtype)])
                 meta = np.concatenate([meta, np.zeros((pad, meta.shape[1]), meta.dtype)])
             for info in self.inputs:
-                self._feed(info, self.prep.image(img) if info.role == "image"
-                           else self.prep.metadata(meta))
+                self._feed(
+                    info, self.prep.image(img) if info.role == "image" else self.prep.metadata(meta)
+                )
             self.interpreter.invoke()
-            raw[start:stop] = self.interpreter.get_tensor(out_info.index).reshape(-1)[:stop - start]
-        prob = (dequantize(raw, out_info.scale, out_info.zero_point)
-                if out_info.dtype in ("int8", "uint8") else raw.astype(np.float32))
+            raw[start:stop] = self.interpreter.get_tensor(out_info.index).reshape(-1)[
+                : stop - start
+            ]
+        prob = (
+            dequantize(raw, out_info.scale, out_info.zero_point)
+            if out_info.dtype in ("int8", "uint8")
+            else raw.astype(np.float32)
+        )
         return Scores(prob, raw)

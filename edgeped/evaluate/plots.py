@@ -19,8 +19,12 @@ def _figure():
     return plt
 
 
-def pr_roc_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: Path,
-               max_fpr: float, min_recall: float) -> dict[str, Path]:
+def pr_roc_png(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    out_dir: Path,
+    max_fpr: float,
+    min_recall: float,
+) -> dict[str, Path]:
     """Draws PR and ROC curves for each model's test scores; returns the PNG paths."""
     from sklearn.metrics import precision_recall_curve, roc_curve
 
@@ -31,8 +35,13 @@ def pr_roc_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: Path,
         precision, recall, _ = precision_recall_curve(labels, scores)
         ax.plot(recall, precision, label=name)
     ax.axvline(min_recall, color="grey", ls="--", lw=1, label=f"recall {min_recall}")
-    ax.set(xlabel="recall", ylabel="precision", title="Precision-recall (test)", xlim=(0, 1.01),
-           ylim=(0, 1.01))
+    ax.set(
+        xlabel="recall",
+        ylabel="precision",
+        title="Precision-recall (test)",
+        xlim=(0, 1.01),
+        ylim=(0, 1.01),
+    )
     ax.legend(loc="lower left", fontsize=8)
     paths["pr"] = _save(fig, plt, out_dir / "pr.png")
     fig, ax = plt.subplots(figsize=(6, 5))
@@ -41,8 +50,14 @@ def pr_roc_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: Path,
         ax.plot(np.maximum(fpr, 1e-4), tpr, label=name)
     ax.axvline(max_fpr, color="grey", ls="--", lw=1, label=f"FPR {max_fpr}")
     ax.axhline(min_recall, color="grey", ls=":", lw=1)
-    ax.set(xscale="log", xlabel="false positive rate (log)", ylabel="recall",
-           title="ROC (test)", xlim=(1e-4, 1), ylim=(0, 1.01))
+    ax.set(
+        xscale="log",
+        xlabel="false positive rate (log)",
+        ylabel="recall",
+        title="ROC (test)",
+        xlim=(1e-4, 1),
+        ylim=(0, 1.01),
+    )
     ax.legend(loc="lower right", fontsize=8)
     paths["roc"] = _save(fig, plt, out_dir / "roc.png")
     return paths
@@ -67,14 +82,23 @@ def reliability_png(calibrations: dict[str, dict], path: Path) -> Path:
         rate = np.array(cal["positive_rate"], dtype=float)
         ok = ~np.isnan(mean)
         ax.plot(mean[ok], rate[ok], marker="o", ms=3, label=f"{name} (ECE {cal['ece']:.3f})")
-    ax.set(xlabel="mean predicted probability", ylabel="observed pedestrian rate",
-           title="Reliability (test)", xlim=(0, 1), ylim=(0, 1))
+    ax.set(
+        xlabel="mean predicted probability",
+        ylabel="observed pedestrian rate",
+        title="Reliability (test)",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
     ax.legend(loc="upper left", fontsize=7)
     return _save(fig, plt, path)
 
 
-def recall_vs_size_png(points: dict[str, tuple[float, float, tuple[float, float] | None]],
-                       path: Path, min_recall: float, max_fpr: float) -> Path:
+def recall_vs_size_png(
+    points: dict[str, tuple[float, float, tuple[float, float] | None]],
+    path: Path,
+    min_recall: float,
+    max_fpr: float,
+) -> Path:
     """Recall at the FPR limit against model size (KiB, log), with CI bars where known."""
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6, 4.5))
@@ -83,7 +107,12 @@ def recall_vs_size_png(points: dict[str, tuple[float, float, tuple[float, float]
         ax.errorbar([size_kib], [recall], yerr=err, fmt="o", capsize=3, label=name)
         ax.annotate(name, (size_kib, recall), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.axhline(min_recall, color="grey", ls="--", lw=1, label=f"target {min_recall}")
-    ax.set(xscale="log", xlabel="model size (KiB, log)", ylabel=f"test recall at val FPR <= {max_fpr}",
-           title="Recall vs size", ylim=(0, 1.02))
+    ax.set(
+        xscale="log",
+        xlabel="model size (KiB, log)",
+        ylabel=f"test recall at val FPR <= {max_fpr}",
+        title="Recall vs size",
+        ylim=(0, 1.02),
+    )
     ax.legend(loc="lower right", fontsize=7)
     return _save(fig, plt, path)

@@ -74,26 +74,37 @@ def find_models(run_dir: Path, only: tuple[str, ...] | None = None) -> dict[str,
             continue
         model = run_dir / f"{name}.tflite"
         if not model.is_file():
-            raise EdgepedError(f"{card_file.name} has no model beside it ({model.name} missing)",
-                               "re-run `edgeped convert`")
+            raise EdgepedError(
+                f"{card_file.name} has no model beside it ({model.name} missing)",
+                "re-run `edgeped convert`",
+            )
         card = read_card(card_file)
         if sha256_file(model) != card["model"]["sha256"]:
-            raise EdgepedError(f"{model.name} does not match its card (sha256 differs)",
-                               "the model changed after conversion: re-run `edgeped convert`")
+            raise EdgepedError(
+                f"{model.name} does not match its card (sha256 differs)",
+                "the model changed after conversion: re-run `edgeped convert`",
+            )
         found[name] = (model, card)
     if not found:
         raise EdgepedError(f"no converted models in {run_dir}", "run `edgeped convert` first")
     return found
 
 
-def score_split(dataset: Dataset, split: str, scorers: dict[str, TfliteScorer],
-                progress: Callable[[str], None], metadata_dropout: float = 0.0) -> SplitScores:
+def score_split(
+    dataset: Dataset,
+    split: str,
+    scorers: dict[str, TfliteScorer],
+    progress: Callable[[str], None],
+    metadata_dropout: float = 0.0,
+) -> SplitScores:
     labels, drives, crops = [], [], []
     tags, scores = {t: [] for t in TAG_FIELDS}, {n: [] for n in scorers}
     total, done = dataset.count(split), 0
     if total == 0:
-        raise EdgepedError(f"the {split} split of {dataset.root} is empty",
-                           "generate more drives so every split gets some")
+        raise EdgepedError(
+            f"the {split} split of {dataset.root} is empty",
+            "generate more drives so every split gets some",
+        )
     rng = np.random.default_rng(12345)
     for batch in dataset.iter_batches(split, batch_records=1024):
         if metadata_dropout:
@@ -107,9 +118,13 @@ def score_split(dataset: Dataset, split: str, scorers: dict[str, TfliteScorer],
             scores[name].append(scorer.score(batch.images, batch.metadata).probability)
         done += len(batch)
         progress(f"scored {split}: {done}/{total} crops with {len(scorers)} model(s)")
-    return SplitScores(np.concatenate(labels), {t: np.concatenate(v) for t, v in tags.items()},
-                       {n: np.concatenate(v) for n, v in scores.items()}, np.concatenate(drives),
-                       np.concatenate(crops))
+    return SplitScores(
+        np.concatenate(labels),
+        {t: np.concatenate(v) for t, v in tags.items()},
+        {n: np.concatenate(v) for n, v in scores.items()},
+        np.concatenate(drives),
+        np.concatenate(crops),
+    )
 
 
 def _float_sibling(name: str, card: dict, models: dict[str, tuple[Path, dict]]) -> str | None:
@@ -118,14 +133,22 @@ def _float_sibling(name: str, card: dict, models: dict[str, tuple[Path, dict]]) 
         return None
     parent = card["source"].get("float_parent", card["source"]["checkpoint"])
     for other, (_, other_card) in models.items():
-        if other_card["model"]["mode"] == "float32" and other_card["source"]["checkpoint"] == parent:
+        if (
+            other_card["model"]["mode"] == "float32"
+            and other_card["source"]["checkpoint"] == parent
+        ):
             return other
     return None
 
 
-def evaluate_run(run_dir: str | os.PathLike, config: EvalConfig = EvalConfig(), *,
-                 only: tuple[str, ...] | None = None, data_dir: str | None = None,
-                 progress: Callable[[str], None] = lambda _: None) -> dict:
+def evaluate_run(
+    run_dir: str | os.PathLike,
+    config: EvalConfig = EvalConfig(),
+    *,
+    only: tuple[str, ...] | None = None,
+    data_dir: str | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict:
     """Scores val and test, picks thresholds on val, measures test; returns metrics.json content.
 
     Raises:
@@ -138,12 +161,20 @@ def evaluate_run(run_dir: str | os.PathLike, config: EvalConfig = EvalConfig(), 
     dataset = Dataset.open(data_dir or first_card["source"]["dataset"])
     for name, (_, card) in models.items():
         if card["source"]["dataset_manifest_sha256"] != dataset.manifest_sha256 and not data_dir:
-            raise EdgepedError(f"{name} was converted against another dataset than "
-                               f"{dataset.root} (manifest sha256 differs)",
-                               "pass --data with the dataset to evaluate on, or re-run convert")
-    scorers = {name: TfliteScorer(path, Preprocessing.from_dict(card["preprocessing"]),
-                                  batch=config.batch, num_threads=config.threads)
-               for name, (path, card) in models.items()}
+            raise EdgepedError(
+                f"{name} was converted against another dataset than "
+                f"{dataset.root} (manifest sha256 differs)",
+                "pass --data with the dataset to evaluate on, or re-run convert",
+            )
+    scorers = {
+        name: TfliteScorer(
+            path,
+            Preprocessing.from_dict(card["preprocessing"]),
+            batch=config.batch,
+            num_threads=config.threads,
+        )
+        for name, (path, card) in models.items()
+    }
     val = score_split(dataset, "val", scorers, progress, config.metadata_dropout)
     test = score_split(dataset, "test", scorers, progress, config.metadata_dropout)
     results = {}
@@ -152,27 +183,45 @@ def evaluate_run(run_dir: str | os.PathLike, config: EvalConfig = EvalConfig(), 
         alt = m.threshold_min_fpr(val.labels, val.scores[name], config.min_recall)
         at = m.rates_at(test.labels, test.scores[name], chosen.threshold)
         results[name] = {
-            "model": {"file": path.name, "sha256": card["model"]["sha256"],
-                      "size_bytes": card["model"]["size_bytes"], "mode": card["model"]["mode"],
-                      "architecture": card["model"]["architecture"],
-                      "parameters": card["model"]["parameters"],
-                      "concatenations": card["model"].get("concatenations", [])},
-            "threshold": {"rule": f"max recall with val FPR <= {config.max_fpr}",
-                          **chosen.to_dict()},
-            "threshold_min_fpr": {"rule": f"min FPR with val recall >= {config.min_recall}",
-                                  **alt.to_dict()},
+            "model": {
+                "file": path.name,
+                "sha256": card["model"]["sha256"],
+                "size_bytes": card["model"]["size_bytes"],
+                "mode": card["model"]["mode"],
+                "architecture": card["model"]["architecture"],
+                "parameters": card["model"]["parameters"],
+                "concatenations": card["model"].get("concatenations", []),
+            },
+            "threshold": {
+                "rule": f"max recall with val FPR <= {config.max_fpr}",
+                **chosen.to_dict(),
+            },
+            "threshold_min_fpr": {
+                "rule": f"min FPR with val recall >= {config.min_recall}",
+                **alt.to_dict(),
+            },
             "both_constraints_hold_on_val": bool(chosen.recall >= config.min_recall),
             "test": {**at.to_dict(), **m.ranking_metrics(test.labels, test.scores[name])},
             "test_ci95": {
                 "recall_exact": clopper_pearson(at.tp, at.positives),
                 "fpr_exact": clopper_pearson(at.fp, at.negatives),
                 "by_drive_bootstrap": bootstrap_by_group(
-                    test.labels, test.scores[name], test.drives, chosen.threshold,
-                    resamples=config.bootstrap_resamples, seed=0),
+                    test.labels,
+                    test.scores[name],
+                    test.drives,
+                    chosen.threshold,
+                    resamples=config.bootstrap_resamples,
+                    seed=0,
+                ),
             },
             "test_calibration": reliability(test.labels, test.scores[name]),
-            "test_slices": m.slice_metrics(test.labels, test.scores[name], chosen.threshold,
-                                           test.tags, config.min_slice_samples),
+            "test_slices": m.slice_metrics(
+                test.labels,
+                test.scores[name],
+                chosen.threshold,
+                test.tags,
+                config.min_slice_samples,
+            ),
         }
     comparisons = []
     for name, (_, card) in models.items():
@@ -180,21 +229,33 @@ def evaluate_run(run_dir: str | os.PathLike, config: EvalConfig = EvalConfig(), 
         if sibling is None:
             continue
         a, b = results[sibling]["test"], results[name]["test"]
-        comparisons.append({
-            "float": sibling, "quantized": name,
-            "delta": {k: b[k] - a[k] for k in ("recall", "fpr", "auc_pr", "roc_auc")},
-            **m.decision_flips(test.labels, test.scores[sibling],
-                               results[sibling]["threshold"]["threshold"],
-                               test.scores[name], results[name]["threshold"]["threshold"]),
-        })
+        comparisons.append(
+            {
+                "float": sibling,
+                "quantized": name,
+                "delta": {k: b[k] - a[k] for k in ("recall", "fpr", "auc_pr", "roc_auc")},
+                **m.decision_flips(
+                    test.labels,
+                    test.scores[sibling],
+                    results[sibling]["threshold"]["threshold"],
+                    test.scores[name],
+                    results[name]["threshold"]["threshold"],
+                ),
+            }
+        )
     report = {
         **stamp("edgeped.metrics"),
         "config": config.to_dict(),
-        "dataset": {"root": str(dataset.root), "manifest_sha256": dataset.manifest_sha256,
-                    "val": {"crops": int(val.labels.size), "positives": int(val.labels.sum())},
-                    "test": {"crops": int(test.labels.size), "positives": int(test.labels.sum())}},
-        "inputs": {name: {"file": str(path), "sha256": card["model"]["sha256"]}
-                   for name, (path, card) in models.items()},
+        "dataset": {
+            "root": str(dataset.root),
+            "manifest_sha256": dataset.manifest_sha256,
+            "val": {"crops": int(val.labels.size), "positives": int(val.labels.sum())},
+            "test": {"crops": int(test.labels.size), "positives": int(test.labels.sum())},
+        },
+        "inputs": {
+            name: {"file": str(path), "sha256": card["model"]["sha256"]}
+            for name, (path, card) in models.items()
+        },
         "models": results,
         "comparisons": comparisons,
     }
@@ -212,9 +273,12 @@ def write_test_scores(path: Path, test: SplitScores) -> str:
     Returns:
         The file's sha256, which metrics.json records.
     """
-    arrays = {"kind": np.array(TEST_SCORES_KIND), "crop_id": test.crop_ids.astype(str),
-              "label": test.labels.astype(np.int8),
-              **{f"score/{name}": v.astype(np.float32) for name, v in test.scores.items()}}
+    arrays = {
+        "kind": np.array(TEST_SCORES_KIND),
+        "crop_id": test.crop_ids.astype(str),
+        "label": test.labels.astype(np.int8),
+        **{f"score/{name}": v.astype(np.float32) for name, v in test.scores.items()},
+    }
     with atomic_output(path) as f:
         np.savez_compressed(f, **arrays)
     return sha256_file(path)
@@ -233,11 +297,13 @@ def read_test_scores(path: str | os.PathLike) -> dict[str, np.ndarray]:
         with np.load(p, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
     except (OSError, ValueError, EOFError) as exc:
-        raise EdgepedError(f"{p} is not a readable .npz file ({exc})",
-                           "re-run `edgeped eval` on the run directory") from exc
+        raise EdgepedError(
+            f"{p} is not a readable .npz file ({exc})", "re-run `edgeped eval` on the run directory"
+        ) from exc
     if str(arrays.get("kind", "")) != TEST_SCORES_KIND or "crop_id" not in arrays:
-        raise EdgepedError(f"{p} is not an edgeped test-scores file",
-                           "re-run `edgeped eval` on the run directory")
+        raise EdgepedError(
+            f"{p} is not an edgeped test-scores file", "re-run `edgeped eval` on the run directory"
+        )
     return arrays
 
 
@@ -257,29 +323,46 @@ def write_outputs(run_dir: str | os.PathLike, report: dict, tag: str = "") -> di
     curves = report.pop("_curves")
     test = report.pop("_test_scores")
     scores_path = run / f"test_scores{suffix}.npz"
-    report["test_scores"] = {"file": scores_path.name,
-                             "sha256": write_test_scores(scores_path, test),
-                             "content": "per-crop test probabilities of every model, by crop_id"}
-    plots = pr_roc_png(curves, plot_dir, report["config"]["max_fpr"],
-                       report["config"]["min_recall"])
+    report["test_scores"] = {
+        "file": scores_path.name,
+        "sha256": write_test_scores(scores_path, test),
+        "content": "per-crop test probabilities of every model, by crop_id",
+    }
+    plots = pr_roc_png(
+        curves, plot_dir, report["config"]["max_fpr"], report["config"]["min_recall"]
+    )
     plots["reliability"] = reliability_png(
-        {n: r["test_calibration"] for n, r in report["models"].items()}, plot_dir / "reliability.png")
+        {n: r["test_calibration"] for n, r in report["models"].items()},
+        plot_dir / "reliability.png",
+    )
     plots["recall_vs_size"] = recall_vs_size_png(
-        {n: (r["model"]["size_bytes"] / 1024, r["test"]["recall"],
-             r["test_ci95"]["by_drive_bootstrap"]["recall"]) for n, r in report["models"].items()},
-        plot_dir / "recall_vs_size.png", report["config"]["min_recall"], report["config"]["max_fpr"])
+        {
+            n: (
+                r["model"]["size_bytes"] / 1024,
+                r["test"]["recall"],
+                r["test_ci95"]["by_drive_bootstrap"]["recall"],
+            )
+            for n, r in report["models"].items()
+        },
+        plot_dir / "recall_vs_size.png",
+        report["config"]["min_recall"],
+        report["config"]["max_fpr"],
+    )
     report["plots"] = {k: str(p.relative_to(run)) for k, p in plots.items()}
     metrics_path, report_path = run / f"metrics{suffix}.json", run / f"report{suffix}.md"
     write_json_atomic(metrics_path, report)
     write_text_atomic(report_path, render_markdown(report))
-    for name, result in ([] if tag else report["models"].items()):
+    for name, result in [] if tag else report["models"].items():
         card_file = run / f"{name}{CARD_SUFFIX}"
         card = read_card(card_file)
         threshold = result["threshold"]
         out = card["outputs"][0]
         card["threshold"] = {
-            "score": threshold["threshold"], "rule": threshold["rule"], "selected_on": "val",
-            "val_recall": threshold["recall"], "val_fpr": threshold["fpr"],
+            "score": threshold["threshold"],
+            "rule": threshold["rule"],
+            "selected_on": "val",
+            "val_recall": threshold["recall"],
+            "val_fpr": threshold["fpr"],
         }
         if out["dtype"] == "int8":
             q = int(np.ceil(threshold["threshold"] / out["scale"] - 1e-9) + out["zero_point"])

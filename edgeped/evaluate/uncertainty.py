@@ -21,13 +21,25 @@ def clopper_pearson(successes: int, trials: int, level: float = 0.95) -> tuple[f
         raise ValueError(f"successes must be in [0, trials], got {successes} of {trials}")
     a = 1.0 - level
     lo = 0.0 if successes == 0 else float(beta.ppf(a / 2, successes, trials - successes + 1))
-    hi = 1.0 if successes == trials else float(beta.ppf(1 - a / 2, successes + 1, trials - successes))
+    hi = (
+        1.0
+        if successes == trials
+        else float(beta.ppf(1 - a / 2, successes + 1, trials - successes))
+    )
     return (lo, hi)
 
 
-def bootstrap_by_group(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray,
-                       threshold: float, *, resamples: int = 1000, auc_resamples: int = 300,
-                       level: float = 0.95, seed: int = 0) -> dict[str, tuple[float, float] | None]:
+def bootstrap_by_group(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    groups: np.ndarray,
+    threshold: float,
+    *,
+    resamples: int = 1000,
+    auc_resamples: int = 300,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, tuple[float, float] | None]:
     """Percentile intervals for recall, FPR (and AUC-PR) resampling whole groups (drives).
 
     Returns None for a metric no resample can define (e.g. no positives at all).
@@ -65,7 +77,9 @@ def bootstrap_by_group(labels: np.ndarray, scores: np.ndarray, groups: np.ndarra
         y = labels[idx]
         if 0 < y.sum() < y.size:
             aps.append(average_precision_score(y, scores[idx]))
-    out["auc_pr"] = (float(np.percentile(aps, q[0])), float(np.percentile(aps, q[1]))) if aps else None
+    out["auc_pr"] = (
+        (float(np.percentile(aps, q[0])), float(np.percentile(aps, q[1]))) if aps else None
+    )
     out["groups"] = g
     out["resamples"] = resamples
     return out

@@ -18,8 +18,12 @@ def _check_fraction(owner: str, name: str, value: float) -> None:
 
 
 def _check_positive(owner: str, name: str, value: float) -> None:
-    if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
-            or value <= 0):
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise ValueError(f"{owner}.{name} must be a finite number > 0, got {value!r}")
 
 
@@ -46,10 +50,15 @@ class QualityBudgets:
     def __post_init__(self) -> None:
         for name in ("min_recall", "max_fpr", "min_auc_pr", "min_slice_recall"):
             _check_fraction("quality", name, getattr(self, name))
-        if (not isinstance(self.min_slice_positives, int) or isinstance(self.min_slice_positives, bool)
-                or self.min_slice_positives < 1):
-            raise ValueError(f"quality.min_slice_positives must be an integer >= 1, "
-                             f"got {self.min_slice_positives!r}")
+        if (
+            not isinstance(self.min_slice_positives, int)
+            or isinstance(self.min_slice_positives, bool)
+            or self.min_slice_positives < 1
+        ):
+            raise ValueError(
+                f"quality.min_slice_positives must be an integer >= 1, "
+                f"got {self.min_slice_positives!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -82,8 +91,10 @@ class RuntimeBudgets:
             _check_positive("runtime", name, getattr(self, name))
         kinds = tuple(self.target_kinds) if isinstance(self.target_kinds, (list, tuple)) else None
         if not kinds or not all(isinstance(k, str) and k for k in kinds):
-            raise ValueError(f"runtime.target_kinds must list target kinds (e.g. [\"ssh\"]), "
-                             f"got {self.target_kinds!r}")
+            raise ValueError(
+                f'runtime.target_kinds must list target kinds (e.g. ["ssh"]), '
+                f"got {self.target_kinds!r}"
+            )
         if any("emu" in k for k in kinds):
             raise ValueError(f"runtime.target_kinds must not name an emulated target, got {kinds}")
         object.__setattr__(self, "target_kinds", kinds)
@@ -102,18 +113,22 @@ class CostBudgets:
     max_size_mb: float = 25.0
     # core model -> maximum instructions per invoke; only the cores listed are gated.
     max_instructions_per_invoke: dict[str, int] = field(
-        default_factory=lambda: {"cortex-a53": 10_000_000})
+        default_factory=lambda: {"cortex-a53": 10_000_000}
+    )
 
     def __post_init__(self) -> None:
         _check_positive("cost", "max_size_mb", self.max_size_mb)
         if not isinstance(self.max_instructions_per_invoke, dict):
-            raise ValueError("cost.max_instructions_per_invoke must be a table of core = limit, "
-                             f"got {self.max_instructions_per_invoke!r}")
+            raise ValueError(
+                "cost.max_instructions_per_invoke must be a table of core = limit, "
+                f"got {self.max_instructions_per_invoke!r}"
+            )
         normalised = {}
         for core, limit in self.max_instructions_per_invoke.items():
             if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
-                raise ValueError(f"cost.max_instructions_per_invoke.{core} must be an integer > 0, "
-                                 f"got {limit!r}")
+                raise ValueError(
+                    f"cost.max_instructions_per_invoke.{core} must be an integer > 0, got {limit!r}"
+                )
             normalised[normalise_core(core)] = limit
         object.__setattr__(self, "max_instructions_per_invoke", dict(sorted(normalised.items())))
 
@@ -128,7 +143,9 @@ class DeviceBudgets:
 
     def __post_init__(self) -> None:
         if not isinstance(self.parity_required, bool):
-            raise ValueError(f"device.parity_required must be true or false, got {self.parity_required!r}")
+            raise ValueError(
+                f"device.parity_required must be true or false, got {self.parity_required!r}"
+            )
         _check_fraction("device", "min_xnnpack_share", self.min_xnnpack_share)
         ops = tuple(self.allowed_fallback_ops)
         if not all(isinstance(op, str) and op for op in ops):
@@ -136,8 +153,13 @@ class DeviceBudgets:
         object.__setattr__(self, "allowed_fallback_ops", tuple(sorted(o.upper() for o in ops)))
 
 
-_SECTIONS = {"quality": QualityBudgets, "change": ChangeBudgets, "runtime": RuntimeBudgets,
-             "cost": CostBudgets, "device": DeviceBudgets}
+_SECTIONS = {
+    "quality": QualityBudgets,
+    "change": ChangeBudgets,
+    "runtime": RuntimeBudgets,
+    "cost": CostBudgets,
+    "device": DeviceBudgets,
+}
 
 
 @dataclass(frozen=True)
@@ -153,8 +175,10 @@ class Budgets:
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model or "/" in self.model:
-            raise ValueError(f"model must be a model name in the run directory "
-                             f"(e.g. student_qat_int8), got {self.model!r}")
+            raise ValueError(
+                f"model must be a model name in the run directory "
+                f"(e.g. student_qat_int8), got {self.model!r}"
+            )
         for name, cls in _SECTIONS.items():
             if not isinstance(getattr(self, name), cls):
                 raise ValueError(f"{name} must be a {cls.__name__}, got {getattr(self, name)!r}")
@@ -171,11 +195,16 @@ class Budgets:
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise ValueError(f"unknown budget sections {unknown}; allowed: {sorted(allowed)}")
-        values: dict[str, Any] = {n: _from_dict(c, data[n], n) for n, c in _SECTIONS.items()
-                                  if n in data}
+        values: dict[str, Any] = {
+            n: _from_dict(c, data[n], n) for n, c in _SECTIONS.items() if n in data
+        }
         if "device" in data and "allowed_fallback_ops" in data["device"]:
-            values["device"] = DeviceBudgets(**{**data["device"], "allowed_fallback_ops":
-                                                tuple(data["device"]["allowed_fallback_ops"])})
+            values["device"] = DeviceBudgets(
+                **{
+                    **data["device"],
+                    "allowed_fallback_ops": tuple(data["device"]["allowed_fallback_ops"]),
+                }
+            )
         if "model" in data:
             values["model"] = data["model"]
         return cls(**values)
@@ -189,12 +218,16 @@ def load_budgets(path: str | os.PathLike) -> Budgets:
     """
     p = Path(path)
     if not p.is_file():
-        raise EdgepedError(f"budgets file not found: {p}",
-                           "pass --budgets budgets.toml (the repository root has the defaults)")
+        raise EdgepedError(
+            f"budgets file not found: {p}",
+            "pass --budgets budgets.toml (the repository root has the defaults)",
+        )
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise EdgepedError(f"{p} is not valid TOML ({exc})", "fix the syntax; see docs/budgets.md") from exc
+        raise EdgepedError(
+            f"{p} is not valid TOML ({exc})", "fix the syntax; see docs/budgets.md"
+        ) from exc
     try:
         return Budgets.from_dict(data)
     except (TypeError, ValueError) as exc:

@@ -33,8 +33,12 @@ class Delegation:
         return self.delegated_ops / self.total_ops if self.total_ops else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"total_ops": self.total_ops, "delegated_ops": self.delegated_ops,
-                "share": self.share, "fallback_ops": list(self.fallback_ops)}
+        return {
+            "total_ops": self.total_ops,
+            "delegated_ops": self.delegated_ops,
+            "share": self.share,
+            "fallback_ops": list(self.fallback_ops),
+        }
 
 
 def split_ops(ops: Iterable[Mapping[str, Any]]) -> Delegation:

@@ -67,16 +67,22 @@ def read_scores(root: Path, metrics: Source) -> Source:
 
     entry = metrics.data.get("test_scores") if metrics.ok else None
     if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
-        return Source(str(root / "test_scores.npz"), missing=True,
-                      problem=f"{metrics.path} names no per-crop test scores (made by an older "
-                              "edgeped, or not evaluated); re-run `edgeped eval`")
+        return Source(
+            str(root / "test_scores.npz"),
+            missing=True,
+            problem=f"{metrics.path} names no per-crop test scores (made by an older "
+            "edgeped, or not evaluated); re-run `edgeped eval`",
+        )
     path = root / Path(entry["file"]).name
     if not path.is_file():
         return Source(str(path), missing=True, problem=f"{path} does not exist")
     digest = sha256_file(path)
     if digest != entry.get("sha256"):
-        return Source(str(path), digest, problem=f"{path} is not the file metrics.json was "
-                                                 "written with (sha256 differs)")
+        return Source(
+            str(path),
+            digest,
+            problem=f"{path} is not the file metrics.json was written with (sha256 differs)",
+        )
     try:
         return Source(str(path), digest, read_test_scores(path))
     except EdgepedError as exc:
@@ -123,7 +129,9 @@ class Evidence:
         entry = self.metrics_entry() or {}
         return (entry.get("model") or {}).get("sha256") or (
             (self.metrics.data.get("inputs") or {}).get(self.model, {}).get("sha256")
-            if self.metrics.ok else None)
+            if self.metrics.ok
+            else None
+        )
 
     def bench_split(self) -> tuple[list[Source], list[Source], list[Source]]:
         """Bench files for this model, for another model (stale), and unreadable ones."""
@@ -132,8 +140,11 @@ class Evidence:
             if not source.ok:
                 bad.append(source)
             elif not isinstance(source.data.get("model_sha256"), str):
-                bad.append(Source(source.path, source.sha256,
-                                  problem=f"{source.path} names no model_sha256"))
+                bad.append(
+                    Source(
+                        source.path, source.sha256, problem=f"{source.path} names no model_sha256"
+                    )
+                )
             elif source.data["model_sha256"] == self.model_sha256:
                 mine.append(source)
             else:
@@ -154,8 +165,14 @@ def _model_file(path: Path) -> ModelFile:
     return ModelFile(str(path), sha256_file(path), path.stat().st_size)
 
 
-def collect(run_dir: str | os.PathLike, model: str, extra_bench: tuple[str, ...] = (),
-            baseline: str | os.PathLike | None = None, *, with_scores: bool = False) -> Evidence:
+def collect(
+    run_dir: str | os.PathLike,
+    model: str,
+    extra_bench: tuple[str, ...] = (),
+    baseline: str | os.PathLike | None = None,
+    *,
+    with_scores: bool = False,
+) -> Evidence:
     """Reads every file the gate needs for ``model`` in ``run_dir`` (and a baseline run).
 
     Args:
@@ -170,10 +187,12 @@ def collect(run_dir: str | os.PathLike, model: str, extra_bench: tuple[str, ...]
     unique = list(dict.fromkeys(p.resolve() for p in benches))
     metrics = read_source(root / METRICS_FILE, METRICS_KIND)
     return Evidence(
-        run_dir=str(root), model=model,
+        run_dir=str(root),
+        model=model,
         model_file=_model_file(root / f"{model}{MODEL_SUFFIX}"),
         card=read_source(root / f"{model}{CARD_SUFFIX}", CARD_KIND),
         metrics=metrics,
         benches=tuple(read_source(p, BENCH_KIND) for p in unique),
         baseline=collect(baseline, model, with_scores=True) if baseline is not None else None,
-        scores=read_scores(root, metrics) if baseline is not None or with_scores else None)
+        scores=read_scores(root, metrics) if baseline is not None or with_scores else None,
+    )

@@ -12,9 +12,14 @@ from edgeped.gate.evidence import collect
 from edgeped.gate.verdict import Verdict
 
 
-def gate_run(run_dir: str | os.PathLike, budgets: Budgets, *, model: str | None = None,
-             baseline: str | os.PathLike | None = None,
-             bench_files: tuple[str, ...] = ()) -> Verdict:
+def gate_run(
+    run_dir: str | os.PathLike,
+    budgets: Budgets,
+    *,
+    model: str | None = None,
+    baseline: str | os.PathLike | None = None,
+    bench_files: tuple[str, ...] = (),
+) -> Verdict:
     """Judges ``model`` (default: ``budgets.model``) in ``run_dir`` against every budget.
 
     Args:
@@ -32,11 +37,18 @@ def gate_run(run_dir: str | os.PathLike, budgets: Budgets, *, model: str | None 
     if not root.is_dir():
         raise EdgepedError(f"run directory not found: {root}", "pass the run directory to gate")
     if baseline is not None and not Path(baseline).is_dir():
-        raise EdgepedError(f"baseline run directory not found: {baseline}",
-                           "pass the previous release's run directory to --baseline")
+        raise EdgepedError(
+            f"baseline run directory not found: {baseline}",
+            "pass the previous release's run directory to --baseline",
+        )
     name = model or budgets.model
     evidence = collect(root, name, tuple(str(p) for p in bench_files), baseline)
     results = run_checks(budgets, evidence)
-    return Verdict(run_dir=str(root), model=name, model_sha256=evidence.model_sha256,
-                   results=tuple(results), budgets=budgets.to_dict(),
-                   baseline=str(baseline) if baseline is not None else None)
+    return Verdict(
+        run_dir=str(root),
+        model=name,
+        model_sha256=evidence.model_sha256,
+        results=tuple(results),
+        budgets=budgets.to_dict(),
+        baseline=str(baseline) if baseline is not None else None,
+    )

@@ -14,10 +14,10 @@ VERDICT_KIND = "edgeped.gate"
 class Status(StrEnum):
     PASS = "pass"
     FAIL = "fail"
-    MISSING = "missing"      # no measurement that may judge this budget
-    STALE = "stale"          # measurements exist, but for another model (sha256)
+    MISSING = "missing"  # no measurement that may judge this budget
+    STALE = "stale"  # measurements exist, but for another model (sha256)
     UNREADABLE = "unreadable"  # a file is corrupt, truncated or lacks the field
-    SKIPPED = "skipped"      # the budget does not apply (e.g. a slice below the minimum size)
+    SKIPPED = "skipped"  # the budget does not apply (e.g. a slice below the minimum size)
 
     @property
     def blocks_release(self) -> bool:
@@ -29,9 +29,11 @@ class Status(StrEnum):
 
 
 # Which way a limit points: measured must be >= limit ("min") or <= limit ("max").
-_MARGIN = {"min": lambda measured, limit: measured - limit,
-           "max": lambda measured, limit: limit - measured,
-           "equal": None}  # a yes/no requirement has no margin
+_MARGIN = {
+    "min": lambda measured, limit: measured - limit,
+    "max": lambda measured, limit: limit - measured,
+    "equal": None,
+}  # a yes/no requirement has no margin
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,15 @@ class Verdict:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {**stamp(VERDICT_KIND), "run_dir": self.run_dir, "model": self.model,
-                "model_sha256": self.model_sha256, "baseline": self.baseline,
-                "exit_code": self.exit_code, "passed": self.passed, "counts": self.counts(),
-                "budgets": self.budgets, "results": [r.to_dict() for r in self.results]}
+        return {
+            **stamp(VERDICT_KIND),
+            "run_dir": self.run_dir,
+            "model": self.model,
+            "model_sha256": self.model_sha256,
+            "baseline": self.baseline,
+            "exit_code": self.exit_code,
+            "passed": self.passed,
+            "counts": self.counts(),
+            "budgets": self.budgets,
+            "results": [r.to_dict() for r in self.results],
+        }

@@ -29,8 +29,9 @@ class ModelSpec:
     def __post_init__(self) -> None:
         _load_builders()
         if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"architecture {self.architecture!r} is unknown; allowed: "
-                             f"{sorted(ARCHITECTURES)}")
+            raise ValueError(
+                f"architecture {self.architecture!r} is unknown; allowed: {sorted(ARCHITECTURES)}"
+            )
         if not 0.05 <= self.width <= 4.0:
             raise ValueError(f"width must be in [0.05, 4], got {self.width}")
         if not 0.0 <= self.dropout < 1.0:

@@ -25,19 +25,22 @@ def build_student(spec: ModelSpec):
 
     layers = keras.layers
     image, meta = model_inputs(keras, spec.use_metadata)
-    x = layers.Conv2D(_channels(16, spec.width), 3, strides=2, padding="same", use_bias=False,
-                      name="stem_conv")(image)
+    x = layers.Conv2D(
+        _channels(16, spec.width), 3, strides=2, padding="same", use_bias=False, name="stem_conv"
+    )(image)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x)
     x = layers.ReLU(6.0, name="stem_relu")(x)
     for i, (filters, stride) in enumerate(BLOCKS):
-        x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False,
-                                   name=f"b{i}_dw")(x)
+        x = layers.DepthwiseConv2D(
+            3, strides=stride, padding="same", use_bias=False, name=f"b{i}_dw"
+        )(x)
         x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"b{i}_dw_bn")(x)
         x = layers.ReLU(6.0, name=f"b{i}_dw_relu")(x)
         x = layers.Conv2D(_channels(filters, spec.width), 1, use_bias=False, name=f"b{i}_pw")(x)
         x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"b{i}_pw_bn")(x)
         x = layers.ReLU(6.0, name=f"b{i}_pw_relu")(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
-    score = head(keras, x, meta, hidden=_channels(32, spec.width), meta_units=16,
-                 dropout=spec.dropout)
+    score = head(
+        keras, x, meta, hidden=_channels(32, spec.width), meta_units=16, dropout=spec.dropout
+    )
     return finish(keras, image, meta, score, "student")

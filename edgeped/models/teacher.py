@@ -26,6 +26,12 @@ def build_teacher(spec: ModelSpec):
         x = layers.ReLU(name=f"s{i}_r2")(x)
         x = layers.MaxPooling2D(2, name=f"s{i}_pool")(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
-    score = head(keras, x, meta, hidden=max(16, int(128 * spec.width)), meta_units=32,
-                 dropout=max(spec.dropout, 0.2))
+    score = head(
+        keras,
+        x,
+        meta,
+        hidden=max(16, int(128 * spec.width)),
+        meta_units=32,
+        dropout=max(spec.dropout, 0.2),
+    )
     return finish(keras, image, meta, score, "teacher")

@@ -23,8 +23,10 @@ def runner_path() -> Path:
         EdgepedError: the package is installed without its source tree.
     """
     if not RUNNER_PATH.is_file():
-        raise EdgepedError(f"device runner not found at {RUNNER_PATH}",
-                           "install edgeped from a source checkout (pip install -e .)")
+        raise EdgepedError(
+            f"device runner not found at {RUNNER_PATH}",
+            "install edgeped from a source checkout (pip install -e .)",
+        )
     return RUNNER_PATH
 
 
@@ -101,17 +103,22 @@ def parse_runner_output(stdout: str, stderr: str, returncode: int, target: str) 
     line = next((ln for ln in reversed(stdout.splitlines()) if ln.startswith("{")), None)
     if line is None:
         tail = "\n".join(stderr.strip().splitlines()[-8:])
-        raise EdgepedError(f"the runner on {target} exited with code {returncode} and no result"
-                           + (f":\n{tail}" if tail else ""),
-                           "run the same command by hand on the target to see the failure")
+        raise EdgepedError(
+            f"the runner on {target} exited with code {returncode} and no result"
+            + (f":\n{tail}" if tail else ""),
+            "run the same command by hand on the target to see the failure",
+        )
     try:
         result = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise EdgepedError(f"the runner on {target} printed malformed JSON ({exc})",
-                           "check that device/runner.py on the target is the current one") from exc
+        raise EdgepedError(
+            f"the runner on {target} printed malformed JSON ({exc})",
+            "check that device/runner.py on the target is the current one",
+        ) from exc
     if not result.get("ok", False):
         err = result.get("error", {})
         headline = _RUNNER_CODES.get(err.get("code", ""), "the runner failed on {target}")
-        raise EdgepedError(f"{headline.format(target=target)}: {err.get('problem', '?')}",
-                           err.get("fix"))
+        raise EdgepedError(
+            f"{headline.format(target=target)}: {err.get('problem', '?')}", err.get("fix")
+        )
     return result

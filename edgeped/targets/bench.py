@@ -48,8 +48,10 @@ class BenchOptions:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.min_seconds < 0 or self.timeout_s <= 0:
-            raise ValueError(f"min_seconds must be >= 0 and timeout_s > 0, got "
-                             f"{self.min_seconds} and {self.timeout_s}")
+            raise ValueError(
+                f"min_seconds must be >= 0 and timeout_s > 0, got "
+                f"{self.min_seconds} and {self.timeout_s}"
+            )
         if any(cpu < 0 for cpu in self.pin):
             raise ValueError(f"pin must list CPU numbers >= 0, got {self.pin}")
 
@@ -70,13 +72,28 @@ class BenchOptions:
         return cls(**values)
 
     def runner_args(self) -> tuple[str, ...]:
-        args = ["--threads", str(self.threads), "--batch", str(self.batch),
-                "--min-runs", str(self.min_runs), "--min-seconds", str(self.min_seconds),
-                "--warmup", str(self.warmup), "--insn-runs", str(self.insn_runs),
-                "--random-count", str(self.random_count), "--seed", str(self.seed),
-                # End the timed loop early enough for start-up, parity and the result to
-                # fit inside the timeout.
-                "--max-seconds", str(max(min(self.timeout_s * 0.8, self.timeout_s - 5), 1.0))]
+        args = [
+            "--threads",
+            str(self.threads),
+            "--batch",
+            str(self.batch),
+            "--min-runs",
+            str(self.min_runs),
+            "--min-seconds",
+            str(self.min_seconds),
+            "--warmup",
+            str(self.warmup),
+            "--insn-runs",
+            str(self.insn_runs),
+            "--random-count",
+            str(self.random_count),
+            "--seed",
+            str(self.seed),
+            # End the timed loop early enough for start-up, parity and the result to
+            # fit inside the timeout.
+            "--max-seconds",
+            str(max(min(self.timeout_s * 0.8, self.timeout_s - 5), 1.0)),
+        ]
         if not self.xnnpack:
             args.append("--no-xnnpack")
         if self.delegate:
@@ -122,15 +139,21 @@ class BenchResult:
         r = self.runner
         parity = self.parity
         return {
-            "model_sha256": self.model_sha256, "size_bytes": self.size_bytes,
-            "target_name": self.target["name"], "target_kind": self.target["kind"],
-            "emulated": self.emulated, "core": self.core,
-            "threads": self.options.threads, "batch": self.options.batch,
-            "invoke_ms_p50": r["invoke_ms"]["p50"], "invoke_ms_p95": r["invoke_ms"]["p95"],
+            "model_sha256": self.model_sha256,
+            "size_bytes": self.size_bytes,
+            "target_name": self.target["name"],
+            "target_kind": self.target["kind"],
+            "emulated": self.emulated,
+            "core": self.core,
+            "threads": self.options.threads,
+            "batch": self.options.batch,
+            "invoke_ms_p50": r["invoke_ms"]["p50"],
+            "invoke_ms_p95": r["invoke_ms"]["p95"],
             "invoke_ms_p99": r["invoke_ms"]["p99"],
             "e2e_ms_per_crop_p50": r["e2e_ms_per_crop"]["p50"],
             "e2e_ms_per_crop_p95": r["e2e_ms_per_crop"]["p95"],
-            "init_ms": r["init_ms"], "first_inference_ms": r["first_inference_ms"],
+            "init_ms": r["init_ms"],
+            "first_inference_ms": r["first_inference_ms"],
             "throughput_crops_per_s": r["throughput_crops_per_s"],
             "peak_rss_mb": r["memory"]["phase_peak_rss_mb"],
             "process_peak_rss_mb": r["memory"]["process_peak_rss_mb"],
@@ -140,11 +163,20 @@ class BenchResult:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {**stamp(BENCH_KIND), **self.summary(),
-                "model": {"path": self.model_path, "sha256": self.model_sha256,
-                          "size_bytes": self.size_bytes},
-                "target": self.target, "options": self.options.to_dict(),
-                "inputs": self.inputs, "parity": self.parity, "runner": self.runner}
+        return {
+            **stamp(BENCH_KIND),
+            **self.summary(),
+            "model": {
+                "path": self.model_path,
+                "sha256": self.model_sha256,
+                "size_bytes": self.size_bytes,
+            },
+            "target": self.target,
+            "options": self.options.to_dict(),
+            "inputs": self.inputs,
+            "parity": self.parity,
+            "runner": self.runner,
+        }
 
     def save(self, path: str | Path) -> Path:
         """Writes bench.json atomically (readers never see a partial file)."""
@@ -172,14 +204,18 @@ def preprocess_from_card(model: Path) -> dict[str, Any] | None:
     try:
         section = json.loads(card.read_text(encoding="utf-8")).get("preprocessing")
     except (OSError, json.JSONDecodeError) as exc:
-        raise EdgepedError(f"model card {card} is not valid JSON ({exc})",
-                           "regenerate the model card with `edgeped convert`") from exc
+        raise EdgepedError(
+            f"model card {card} is not valid JSON ({exc})",
+            "regenerate the model card with `edgeped convert`",
+        ) from exc
     if not section:
         return None
     meta = section.get("metadata", section)
     if not {"mean", "std"} <= set(meta):
-        raise EdgepedError(f"model card {card}: preprocessing has no metadata mean/std",
-                           "regenerate the model card, or pass --preprocess FILE")
+        raise EdgepedError(
+            f"model card {card}: preprocessing has no metadata mean/std",
+            "regenerate the model card, or pass --preprocess FILE",
+        )
     return {"metadata": {"mean": meta["mean"], "std": meta["std"], "clip": meta.get("clip", 4.0)}}
 
 
@@ -195,16 +231,27 @@ def make_random_crops(path: Path, count: int, seed: int) -> Path:
     return path
 
 
-def compute_golden(model: Path, crops: Path, out: Path, options: BenchOptions,
-                   preprocess: Path | None = None) -> Path:
+def compute_golden(
+    model: Path, crops: Path, out: Path, options: BenchOptions, preprocess: Path | None = None
+) -> Path:
     """Computes golden outputs on the host with the same runner and preprocessing.
 
     Raises:
         EdgepedError: the host runner failed.
     """
     host = LocalTarget(name="host")
-    argv = [str(runner_path()), str(model), "--crops", str(crops), "--write-golden", str(out),
-            "--batch", str(options.batch), "--threads", str(options.threads)]
+    argv = [
+        str(runner_path()),
+        str(model),
+        "--crops",
+        str(crops),
+        "--write-golden",
+        str(out),
+        "--batch",
+        str(options.batch),
+        "--threads",
+        str(options.threads),
+    ]
     if not options.xnnpack:
         argv.append("--no-xnnpack")
     if preprocess:
@@ -215,10 +262,17 @@ def compute_golden(model: Path, crops: Path, out: Path, options: BenchOptions,
     return out
 
 
-def bench_model(model: str | Path, target: Target, options: BenchOptions | None = None, *,
-                crops: str | Path | None = None, golden: str | Path | None = None,
-                preprocess: str | Path | None = None, parity: bool = False,
-                progress: Progress | None = None) -> BenchResult:
+def bench_model(
+    model: str | Path,
+    target: Target,
+    options: BenchOptions | None = None,
+    *,
+    crops: str | Path | None = None,
+    golden: str | Path | None = None,
+    preprocess: str | Path | None = None,
+    parity: bool = False,
+    progress: Progress | None = None,
+) -> BenchResult:
     """Benchmarks ``model`` on ``target`` and returns the result (nothing is saved).
 
     Args:
@@ -237,8 +291,10 @@ def bench_model(model: str | Path, target: Target, options: BenchOptions | None 
     """
     options = options or BenchOptions()
     if golden and not crops:
-        raise EdgepedError("--golden needs the crops it was computed from",
-                           "pass --crops FILE too, or drop --golden to compute it on the host")
+        raise EdgepedError(
+            "--golden needs the crops it was computed from",
+            "pass --crops FILE too, or drop --golden to compute it on the host",
+        )
     model = Path(model)
     if not model.is_file():
         raise EdgepedError(f"model not found: {model}", "check the path to the .tflite file")
@@ -255,35 +311,57 @@ def bench_model(model: str | Path, target: Target, options: BenchOptions | None 
                 pre_source = str(card_path(model))
         crops_path = Path(crops) if crops else None
         if crops_path is None and (parity or golden):
-            crops_path = make_random_crops(tmpdir / "crops.npz", options.random_count,
-                                           options.seed)
+            crops_path = make_random_crops(tmpdir / "crops.npz", options.random_count, options.seed)
         golden_path = Path(golden) if golden else None
         if golden_path is None and parity:
             if progress:
                 progress("computing golden outputs on the host")
-            golden_path = compute_golden(model, crops_path, tmpdir / "golden.npz", options,
-                                         pre_path)
-        job = RunnerJob(model=model, args=options.runner_args(), crops=crops_path,
-                        golden=golden_path, preprocess=pre_path, timeout_s=options.timeout_s)
+            golden_path = compute_golden(
+                model, crops_path, tmpdir / "golden.npz", options, pre_path
+            )
+        job = RunnerJob(
+            model=model,
+            args=options.runner_args(),
+            crops=crops_path,
+            golden=golden_path,
+            preprocess=pre_path,
+            timeout_s=options.timeout_s,
+        )
         runner = target.run(job, progress)
-        inputs = {"crops_sha256": sha256_file(crops_path) if crops_path else None,
-                  "golden_sha256": sha256_file(golden_path) if golden_path else None,
-                  "preprocess": pre_source,
-                  "preprocess_sha256": sha256_file(pre_path) if pre_path else None,
-                  "runner_sha256": sha256_file(runner_path())}
+        inputs = {
+            "crops_sha256": sha256_file(crops_path) if crops_path else None,
+            "golden_sha256": sha256_file(golden_path) if golden_path else None,
+            "preprocess": pre_source,
+            "preprocess_sha256": sha256_file(pre_path) if pre_path else None,
+            "runner_sha256": sha256_file(runner_path()),
+        }
     if runner["model"]["sha256"] != model_sha:
-        raise EdgepedError(f"the target ran a different model (sha256 "
-                           f"{runner['model']['sha256'][:12]}, expected {model_sha[:12]})",
-                           "push the model again")
-    return BenchResult(model_path=str(model), model_sha256=model_sha,
-                       size_bytes=model.stat().st_size, target=target.describe(),
-                       options=options, runner=runner, inputs=inputs)
+        raise EdgepedError(
+            f"the target ran a different model (sha256 "
+            f"{runner['model']['sha256'][:12]}, expected {model_sha[:12]})",
+            "push the model again",
+        )
+    return BenchResult(
+        model_path=str(model),
+        model_sha256=model_sha,
+        size_bytes=model.stat().st_size,
+        target=target.describe(),
+        options=options,
+        runner=runner,
+        inputs=inputs,
+    )
 
 
-def deploy_model(model: str | Path, target: Target, run_dir: str | Path,
-                 options: BenchOptions | None = None, *, crops: str | Path | None = None,
-                 preprocess: str | Path | None = None,
-                 progress: Progress | None = None) -> tuple[BenchResult, Path]:
+def deploy_model(
+    model: str | Path,
+    target: Target,
+    run_dir: str | Path,
+    options: BenchOptions | None = None,
+    *,
+    crops: str | Path | None = None,
+    preprocess: str | Path | None = None,
+    progress: Progress | None = None,
+) -> tuple[BenchResult, Path]:
     """Pushes the model to the board, checks parity with the host, benchmarks, stores bench.json.
 
     Returns:
@@ -292,7 +370,8 @@ def deploy_model(model: str | Path, target: Target, run_dir: str | Path,
     Raises:
         EdgepedError: any push/run failure; a parity failure is reported in the result.
     """
-    result = bench_model(model, target, options, crops=crops, preprocess=preprocess,
-                         parity=True, progress=progress)
+    result = bench_model(
+        model, target, options, crops=crops, preprocess=preprocess, parity=True, progress=progress
+    )
     path = result.save(Path(run_dir) / "bench.json")
     return result, path

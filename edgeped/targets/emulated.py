@@ -48,16 +48,25 @@ def ensure_board(board_dir: Path, progress: Progress | None = None) -> Path:
     if (board_dir / "READY").is_file():
         return board_dir
     if shutil.which("qemu-aarch64") is None:
-        raise EdgepedError("qemu-aarch64 not found: the emulated arm64 board needs qemu-user",
-                           "apt-get install --no-install-recommends qemu-user")
+        raise EdgepedError(
+            "qemu-aarch64 not found: the emulated arm64 board needs qemu-user",
+            "apt-get install --no-install-recommends qemu-user",
+        )
     if progress:
         progress(f"building the emulated arm64 board in {board_dir} (once, ~1 min)")
-    proc = subprocess.run(["bash", str(SETUP_SCRIPT), str(board_dir)], capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, check=False)
+    proc = subprocess.run(
+        ["bash", str(SETUP_SCRIPT), str(board_dir)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-10:])
-        raise EdgepedError(f"building the emulated arm64 board failed:\n{tail}",
-                           f"run bash {SETUP_SCRIPT} {board_dir} by hand and fix what it reports")
+        raise EdgepedError(
+            f"building the emulated arm64 board failed:\n{tail}",
+            f"run bash {SETUP_SCRIPT} {board_dir} by hand and fix what it reports",
+        )
     return board_dir
 
 
@@ -80,8 +89,14 @@ class EmulatedArm64Target:
         return self.board_dir / "bin" / "python-aarch64"
 
     def describe(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "emulated": True, "core": self.core,
-                "python": str(self.python), "board_dir": str(self.board_dir)}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "emulated": True,
+            "core": self.core,
+            "python": str(self.python),
+            "board_dir": str(self.board_dir),
+        }
 
     def run(self, job: RunnerJob, progress: Progress | None = None) -> dict:
         ensure_board(self.board_dir, progress)
@@ -94,7 +109,11 @@ class EmulatedArm64Target:
                 job = replace(job, count_instructions=True)
             if progress:
                 progress(f"running the benchmark on emulated {self.core} (slow: emulated time)")
-            result = run_process([str(self.python), *job.runner_argv(paths)],
-                                 f"{self.name} ({self.core})", job.timeout_s, env)
+            result = run_process(
+                [str(self.python), *job.runner_argv(paths)],
+                f"{self.name} ({self.core})",
+                job.timeout_s,
+                env,
+            )
         result["emulated"] = True
         return result

@@ -14,8 +14,10 @@ from edgeped.targets.base import Target
 
 TargetFactory = Callable[[str, dict[str, Any], "str | None"], Target]
 _KINDS: dict[str, TargetFactory] = {}
-BUILTIN_TARGETS: dict[str, dict[str, Any]] = {"local": {"kind": "local"},
-                                              "arm64-emu": {"kind": "arm64-emu"}}
+BUILTIN_TARGETS: dict[str, dict[str, Any]] = {
+    "local": {"kind": "local"},
+    "arm64-emu": {"kind": "arm64-emu"},
+}
 
 
 def register_kind(kind: str) -> Callable[[TargetFactory], TargetFactory]:
@@ -47,8 +49,11 @@ def _arm64_emu(name: str, spec: dict[str, Any], core: str | None) -> Target:
     from edgeped.targets.emulated import EmulatedArm64Target, default_board_dir
 
     try:
-        return EmulatedArm64Target(name=name, core=core or spec.get("core", "a76"),
-                                   board_dir=Path(spec.get("board_dir", default_board_dir())))
+        return EmulatedArm64Target(
+            name=name,
+            core=core or spec.get("core", "a76"),
+            board_dir=Path(spec.get("board_dir", default_board_dir())),
+        )
     except ValueError as exc:
         raise EdgepedError(str(exc), "pass --core a53, a72 or a76") from exc
 
@@ -61,14 +66,18 @@ def _ssh(name: str, spec: dict[str, Any], core: str | None) -> Target:
     try:
         return SshTarget(SshTargetConfig.from_dict({"name": name, **spec}))
     except (TypeError, ValueError) as exc:
-        raise EdgepedError(f"bad [targets.{name}] in targets.toml: {exc}",
-                           "see targets.README.md for the keys and their meaning") from exc
+        raise EdgepedError(
+            f"bad [targets.{name}] in targets.toml: {exc}",
+            "see targets.README.md for the keys and their meaning",
+        ) from exc
 
 
 def _no_core(name: str, core: str | None) -> None:
     if core:
-        raise EdgepedError(f"--core applies to the emulated board, not to target {name!r}",
-                           "drop --core (an SSH board's core is set by `core` in targets.toml)")
+        raise EdgepedError(
+            f"--core applies to the emulated board, not to target {name!r}",
+            "drop --core (an SSH board's core is set by `core` in targets.toml)",
+        )
 
 
 def find_targets_file(explicit: str | os.PathLike | None = None) -> Path | None:
@@ -89,8 +98,10 @@ def load_targets_file(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """
     p = Path(path)
     if not p.is_file():
-        raise EdgepedError(f"targets file not found: {p}",
-                           "create it from targets.example.toml or pass --targets FILE")
+        raise EdgepedError(
+            f"targets file not found: {p}",
+            "create it from targets.example.toml or pass --targets FILE",
+        )
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -101,8 +112,9 @@ def load_targets_file(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     return targets
 
 
-def resolve_target(name: str, targets_file: str | os.PathLike | None = None,
-                   core: str | None = None) -> Target:
+def resolve_target(
+    name: str, targets_file: str | os.PathLike | None = None, core: str | None = None
+) -> Target:
     """Builds the target called ``name``: a built-in one or a table in targets.toml.
 
     Raises:
@@ -117,11 +129,14 @@ def resolve_target(name: str, targets_file: str | os.PathLike | None = None,
     else:
         known = sorted(set(BUILTIN_TARGETS) | set(table))
         where = f" or in {path}" if path else " (no targets.toml found)"
-        raise EdgepedError(f"unknown target {name!r}: not built in{where}; known: {known}",
-                           f"add a [targets.{name}] table to targets.toml (see targets.README.md)"
-                           " or pass --targets FILE")
+        raise EdgepedError(
+            f"unknown target {name!r}: not built in{where}; known: {known}",
+            f"add a [targets.{name}] table to targets.toml (see targets.README.md)"
+            " or pass --targets FILE",
+        )
     kind = spec.pop("kind", "ssh")
     if kind not in _KINDS:
-        raise EdgepedError(f"target {name!r} has unknown kind {kind!r}",
-                           f"use one of {target_kinds()}")
+        raise EdgepedError(
+            f"target {name!r} has unknown kind {kind!r}", f"use one of {target_kinds()}"
+        )
     return _KINDS[kind](name, spec, core)

@@ -22,8 +22,12 @@ from edgeped.targets.base import Progress, RunnerJob, parse_runner_output
 
 # Seconds the local side waits beyond the remote timeout before giving up on ssh itself.
 LOCAL_GRACE_S = 30.0
-_REMOTE_NAMES = {"runner": "runner.py", "crops": "crops.npz", "golden": "golden.npz",
-                 "preprocess": "preprocess.json"}
+_REMOTE_NAMES = {
+    "runner": "runner.py",
+    "crops": "crops.npz",
+    "golden": "golden.npz",
+    "preprocess": "preprocess.json",
+}
 
 
 @dataclass(frozen=True)
@@ -50,19 +54,27 @@ class SshTargetConfig:
 
     def __post_init__(self) -> None:
         if bool(self.ssh_alias) == bool(self.host):
-            raise ValueError(f"target {self.name!r}: set exactly one of ssh_alias or host "
-                             f"(got ssh_alias={self.ssh_alias!r}, host={self.host!r})")
+            raise ValueError(
+                f"target {self.name!r}: set exactly one of ssh_alias or host "
+                f"(got ssh_alias={self.ssh_alias!r}, host={self.host!r})"
+            )
         if not PurePosixPath(self.python).is_absolute():
-            raise ValueError(f"target {self.name!r}: python must be an absolute path on the "
-                             f"board, got {self.python!r}")
+            raise ValueError(
+                f"target {self.name!r}: python must be an absolute path on the "
+                f"board, got {self.python!r}"
+            )
         if not PurePosixPath(self.workdir).is_absolute() or self.workdir.rstrip("/") == "":
-            raise ValueError(f"target {self.name!r}: workdir must be an absolute directory "
-                             f"other than /, got {self.workdir!r}")
+            raise ValueError(
+                f"target {self.name!r}: workdir must be an absolute directory "
+                f"other than /, got {self.workdir!r}"
+            )
         if self.port is not None and not 1 <= self.port <= 65535:
             raise ValueError(f"target {self.name!r}: port must be 1..65535, got {self.port}")
         if self.connect_timeout_s <= 0 or self.timeout_s <= 0:
-            raise ValueError(f"target {self.name!r}: connect_timeout_s and timeout_s must be "
-                             f"> 0, got {self.connect_timeout_s} and {self.timeout_s}")
+            raise ValueError(
+                f"target {self.name!r}: connect_timeout_s and timeout_s must be "
+                f"> 0, got {self.connect_timeout_s} and {self.timeout_s}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -72,8 +84,9 @@ class SshTargetConfig:
         allowed = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - allowed - {"kind"})
         if unknown:
-            raise ValueError(f"target {data.get('name')!r}: unknown keys {unknown}; "
-                             f"allowed: {sorted(allowed)}")
+            raise ValueError(
+                f"target {data.get('name')!r}: unknown keys {unknown}; allowed: {sorted(allowed)}"
+            )
         return cls(**{k: v for k, v in data.items() if k != "kind"})
 
     @property
@@ -89,33 +102,50 @@ def classify_ssh_failure(stderr: str, returncode: int, cfg: SshTargetConfig) -> 
     text = stderr.strip()
     last = text.splitlines()[-1] if text else f"exit code {returncode}"
     if "No space left on device" in text:
-        return EdgepedError(f"the disk of {dest} is full (under {cfg.workdir}); nothing was "
-                            "left half-written",
-                            f"free space on {dest} or point workdir in targets.toml elsewhere")
+        return EdgepedError(
+            f"the disk of {dest} is full (under {cfg.workdir}); nothing was left half-written",
+            f"free space on {dest} or point workdir in targets.toml elsewhere",
+        )
     if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text:
-        return EdgepedError(f"the host key of {dest} has CHANGED since it was last trusted",
-                            "if the board was re-imaged, remove the old key with "
-                            "`ssh-keygen -R <host>` and verify the new fingerprint; "
-                            "otherwise treat this as an attack")
+        return EdgepedError(
+            f"the host key of {dest} has CHANGED since it was last trusted",
+            "if the board was re-imaged, remove the old key with "
+            "`ssh-keygen -R <host>` and verify the new fingerprint; "
+            "otherwise treat this as an attack",
+        )
     if "Host key verification failed" in text or re.search(r"No \S+ host key is known", text):
-        return EdgepedError(f"the host key of {dest} is not known (host key check refused the "
-                            "connection)",
-                            "verify the board's fingerprint, then add it to known_hosts "
-                            "(`ssh-keyscan -p PORT HOST >> ~/.ssh/known_hosts` or log in once "
-                            "by hand); host key checking stays on")
+        return EdgepedError(
+            f"the host key of {dest} is not known (host key check refused the connection)",
+            "verify the board's fingerprint, then add it to known_hosts "
+            "(`ssh-keyscan -p PORT HOST >> ~/.ssh/known_hosts` or log in once "
+            "by hand); host key checking stays on",
+        )
     if "Permission denied" in text:
-        return EdgepedError(f"{dest} refused the key (authentication failed: {last})",
-                            "install your public key on the board (ssh-copy-id) or set "
-                            "identity_file in targets.toml to a key it accepts")
-    unreachable = ("Could not resolve hostname", "Connection refused", "timed out",
-                   "No route to host", "Network is unreachable", "Connection closed",
-                   "Connection reset", "Name or service not known")
+        return EdgepedError(
+            f"{dest} refused the key (authentication failed: {last})",
+            "install your public key on the board (ssh-copy-id) or set "
+            "identity_file in targets.toml to a key it accepts",
+        )
+    unreachable = (
+        "Could not resolve hostname",
+        "Connection refused",
+        "timed out",
+        "No route to host",
+        "Network is unreachable",
+        "Connection closed",
+        "Connection reset",
+        "Name or service not known",
+    )
     if any(marker in text for marker in unreachable):
-        return EdgepedError(f"cannot reach {dest}: {last}",
-                            "check the board is powered and on the network, and the host/port "
-                            "(or ssh alias) in targets.toml")
-    return EdgepedError(f"ssh to {dest} failed (exit {returncode}): {last}",
-                        f"run `ssh {dest} true` by hand to see the problem")
+        return EdgepedError(
+            f"cannot reach {dest}: {last}",
+            "check the board is powered and on the network, and the host/port "
+            "(or ssh alias) in targets.toml",
+        )
+    return EdgepedError(
+        f"ssh to {dest} failed (exit {returncode}): {last}",
+        f"run `ssh {dest} true` by hand to see the problem",
+    )
 
 
 class SshTarget:
@@ -130,15 +160,31 @@ class SshTarget:
 
     def describe(self) -> dict:
         c = self.config
-        return {"name": c.name, "kind": self.kind, "emulated": c.emulated, "core": c.core,
-                "destination": c.destination, "python": c.python, "workdir": c.workdir}
+        return {
+            "name": c.name,
+            "kind": self.kind,
+            "emulated": c.emulated,
+            "core": c.core,
+            "destination": c.destination,
+            "python": c.python,
+            "workdir": c.workdir,
+        }
 
     # -- transport --------------------------------------------------------------------
 
     def ssh_argv(self, remote_command: str) -> list[str]:
         c = self.config
-        argv = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={c.connect_timeout_s}",
-                "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]
+        argv = [
+            "ssh",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"ConnectTimeout={c.connect_timeout_s}",
+            "-o",
+            "ServerAliveInterval=5",
+            "-o",
+            "ServerAliveCountMax=3",
+        ]
         if c.ssh_config:
             argv += ["-F", str(Path(c.ssh_config).expanduser())]
         if c.known_hosts_file:
@@ -149,24 +195,38 @@ class SshTarget:
             argv += ["-p", str(c.port)]
         return [*argv, c.destination, remote_command]
 
-    def _ssh(self, remote_command: str, timeout_s: float, stdin: bytes = b"",
-             ) -> subprocess.CompletedProcess:
+    def _ssh(
+        self,
+        remote_command: str,
+        timeout_s: float,
+        stdin: bytes = b"",
+    ) -> subprocess.CompletedProcess:
         try:
-            return subprocess.run(self.ssh_argv(remote_command), input=stdin,
-                                  capture_output=True, timeout=timeout_s, check=False)
+            return subprocess.run(
+                self.ssh_argv(remote_command),
+                input=stdin,
+                capture_output=True,
+                timeout=timeout_s,
+                check=False,
+            )
         except subprocess.TimeoutExpired as exc:
-            raise EdgepedError(f"{self.config.destination} did not answer within {timeout_s:g} s "
-                               "(remote timeout)",
-                               "check the board is responsive; raise timeout_s in targets.toml "
-                               "for slow boards") from exc
+            raise EdgepedError(
+                f"{self.config.destination} did not answer within {timeout_s:g} s (remote timeout)",
+                "check the board is responsive; raise timeout_s in targets.toml for slow boards",
+            ) from exc
         except FileNotFoundError as exc:
-            raise EdgepedError("the ssh client is not installed",
-                               "apt-get install openssh-client") from exc
+            raise EdgepedError(
+                "the ssh client is not installed", "apt-get install openssh-client"
+            ) from exc
 
     # -- push ---------------------------------------------------------------------------
 
-    def push(self, files: dict[str, Path], progress: Progress | None = None,
-             manifest: dict[str, str] | None = None) -> dict[str, str]:
+    def push(
+        self,
+        files: dict[str, Path],
+        progress: Progress | None = None,
+        manifest: dict[str, str] | None = None,
+    ) -> dict[str, str]:
         """Copies files into workdir; the far side checks sha256 before renaming into place.
 
         Files travel as one tar stream into a staging directory inside workdir; only
@@ -198,7 +258,7 @@ class SshTarget:
         moves = " ".join(shlex.quote(n) for n in names.values())
         script = (
             f'set -eu; W={w}; mkdir -p "$W"; S="$W/.incoming.$$"; '
-            "trap 'rm -rf \"$S\"' EXIT INT TERM HUP; mkdir \"$S\"; "
+            'trap \'rm -rf "$S"\' EXIT INT TERM HUP; mkdir "$S"; '
             'tar -xf - -C "$S"; cd "$S"; '
             "if ! sha256sum -c .manifest.sha256 >/dev/null 2>&1; then "
             "echo 'edgeped-push: sha256 mismatch on the board:' >&2; "
@@ -207,14 +267,18 @@ class SshTarget:
         )
         if progress:
             size_kb = len(buffer.getvalue()) / 1024
-            progress(f"pushing {len(files)} files ({size_kb:.0f} KiB) to "
-                     f"{self.config.destination}:{self.config.workdir}")
+            progress(
+                f"pushing {len(files)} files ({size_kb:.0f} KiB) to "
+                f"{self.config.destination}:{self.config.workdir}"
+            )
         proc = self._ssh(script, self.config.connect_timeout_s + 120, buffer.getvalue())
         stderr = proc.stderr.decode(errors="replace")
         if proc.returncode == 65 and "edgeped-push: sha256 mismatch" in stderr:
-            raise EdgepedError(f"sha256 mismatch after pushing to {self.config.destination}; "
-                               f"nothing was renamed into place:\n{stderr.strip()}",
-                               "retry the push; if it repeats, check the board's storage")
+            raise EdgepedError(
+                f"sha256 mismatch after pushing to {self.config.destination}; "
+                f"nothing was renamed into place:\n{stderr.strip()}",
+                "retry the push; if it repeats, check the board's storage",
+            )
         if proc.returncode != 0:
             raise classify_ssh_failure(stderr, proc.returncode, self.config)
         return {role: f"{self.config.workdir.rstrip('/')}/{name}" for role, name in names.items()}
@@ -230,28 +294,35 @@ class SshTarget:
 
     def run(self, job: RunnerJob, progress: Progress | None = None) -> dict:
         if job.count_instructions:
-            raise EdgepedError("instruction counts need the local emulated board",
-                               "use --target arm64-emu for instructions per invoke")
+            raise EdgepedError(
+                "instruction counts need the local emulated board",
+                "use --target arm64-emu for instructions per invoke",
+            )
         remote = self.push(job.staged(), progress)
         timeout_s = min(job.timeout_s, self.config.timeout_s)
         argv = [self.config.python, *job.runner_argv(remote)]
-        command = (f"cd {shlex.quote(self.config.workdir)} && "
-                   f"exec timeout -k 5 {int(max(timeout_s, 1))} "
-                   + " ".join(shlex.quote(a) for a in argv))
+        command = (
+            f"cd {shlex.quote(self.config.workdir)} && "
+            f"exec timeout -k 5 {int(max(timeout_s, 1))} " + " ".join(shlex.quote(a) for a in argv)
+        )
         if progress:
             progress(f"running the benchmark on {self.config.destination}")
         proc = self._ssh(command, timeout_s + LOCAL_GRACE_S)
         stdout = proc.stdout.decode(errors="replace")
         stderr = proc.stderr.decode(errors="replace")
         if proc.returncode in (124, 137) and "{" not in stdout:
-            raise EdgepedError(f"the runner on {self.config.destination} hit the remote timeout "
-                               f"of {int(timeout_s)} s and was stopped on the board",
-                               "raise timeout_s in targets.toml, or lower --runs/--min-seconds")
+            raise EdgepedError(
+                f"the runner on {self.config.destination} hit the remote timeout "
+                f"of {int(timeout_s)} s and was stopped on the board",
+                "raise timeout_s in targets.toml, or lower --runs/--min-seconds",
+            )
         if proc.returncode in (126, 127) and "{" not in stdout:
-            raise EdgepedError(f"the runtime is missing on {self.config.destination}: cannot run "
-                               f"{self.config.python} ({stderr.strip().splitlines()[-1:]})",
-                               "install Python 3.9+ with numpy and ai-edge-litert on the board "
-                               "and set python in targets.toml to its absolute path")
+            raise EdgepedError(
+                f"the runtime is missing on {self.config.destination}: cannot run "
+                f"{self.config.python} ({stderr.strip().splitlines()[-1:]})",
+                "install Python 3.9+ with numpy and ai-edge-litert on the board "
+                "and set python in targets.toml to its absolute path",
+            )
         if proc.returncode == 255:
             raise classify_ssh_failure(stderr, proc.returncode, self.config)
         result = parse_runner_output(stdout, stderr, proc.returncode, self.config.destination)

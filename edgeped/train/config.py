@@ -114,8 +114,10 @@ class TrainConfig:
         if self.loss not in LOSS_NAMES:
             raise ValueError(f"loss must be one of {LOSS_NAMES}, got {self.loss!r}")
         if self.focal_gamma < 0 or not 0 < self.focal_alpha < 1:
-            raise ValueError(f"focal_gamma must be >= 0 and focal_alpha in (0, 1), got "
-                             f"{self.focal_gamma}, {self.focal_alpha}")
+            raise ValueError(
+                f"focal_gamma must be >= 0 and focal_alpha in (0, 1), got "
+                f"{self.focal_gamma}, {self.focal_alpha}"
+            )
         if self.imbalance not in IMBALANCE_MODES:
             raise ValueError(f"imbalance must be one of {IMBALANCE_MODES}, got {self.imbalance!r}")
         if not 0.0 < self.positive_fraction < 1.0:
@@ -123,15 +125,19 @@ class TrainConfig:
         if not 0.0 <= self.pos_weight_power <= 1.0:
             raise ValueError(f"pos_weight_power must be in [0, 1], got {self.pos_weight_power}")
         if not 0.0 < self.prune_final_sparsity < 1.0:
-            raise ValueError(f"prune_final_sparsity must be in (0, 1), got {self.prune_final_sparsity}")
+            raise ValueError(
+                f"prune_final_sparsity must be in (0, 1), got {self.prune_final_sparsity}"
+            )
         for entry in self.exclude:
             tag, _, value = entry.partition("=")
             if tag not in TAG_VOCABULARIES or value not in TAG_VOCABULARIES[tag]:
-                raise ValueError(f"exclude entries must be tag=value with a known tag and value, "
-                                 f"got {entry!r}")
+                raise ValueError(
+                    f"exclude entries must be tag=value with a known tag and value, got {entry!r}"
+                )
         if self.student.architecture == "teacher":
-            raise ValueError("student.architecture must be an int8-friendly one (student, tiny), "
-                             "got 'teacher'")
+            raise ValueError(
+                "student.architecture must be an int8-friendly one (student, tiny), got 'teacher'"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,11 +151,19 @@ class TrainConfig:
         kwargs = dict(data)
         if "exclude" in kwargs:
             kwargs["exclude"] = tuple(kwargs["exclude"])
-        nested = {"teacher": ModelSpec.from_dict, "student": ModelSpec.from_dict,
-                  "distill": lambda d: DistillConfig(**d), "mining": lambda d: MiningConfig(**d),
-                  "augment": lambda d: AugmentConfig(**d)}
-        nested.update({k: (lambda d: StageConfig(**d))
-                       for k in ("teacher_stage", "student_stage", "qat_stage", "prune_stage")})
+        nested = {
+            "teacher": ModelSpec.from_dict,
+            "student": ModelSpec.from_dict,
+            "distill": lambda d: DistillConfig(**d),
+            "mining": lambda d: MiningConfig(**d),
+            "augment": lambda d: AugmentConfig(**d),
+        }
+        nested.update(
+            {
+                k: (lambda d: StageConfig(**d))
+                for k in ("teacher_stage", "student_stage", "qat_stage", "prune_stage")
+            }
+        )
         for key, build in nested.items():
             if key in kwargs and isinstance(kwargs[key], dict):
                 kwargs[key] = build(kwargs[key])

@@ -43,7 +43,9 @@ def make_distiller(student, teacher, hard_loss: Callable, *, temperature: float,
                 loss = alpha * kd_value + (1.0 - alpha) * hard_loss(y, pred)
                 loss += tf.add_n(self.student.losses) if self.student.losses else 0.0
             variables = self.student.trainable_variables
-            self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+            self.optimizer.apply_gradients(
+                zip(tape.gradient(loss, variables), variables, strict=True)
+            )
             self.loss_tracker.update_state(loss)
             self.kd_tracker.update_state(kd_value)
             self.auc.update_state(y, pred)

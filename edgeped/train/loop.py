@@ -51,8 +51,10 @@ def positive_weight(dataset: Dataset, power: float) -> float:
     pos = dataset.positives("train")
     neg = dataset.count("train") - pos
     if pos == 0 or neg == 0:
-        raise EdgepedError(f"the train split has {pos} positives and {neg} negatives",
-                           "both classes are needed: generate or import more data")
+        raise EdgepedError(
+            f"the train split has {pos} positives and {neg} negatives",
+            "both classes are needed: generate or import more data",
+        )
     return float((neg / pos) ** power)
 
 
@@ -63,7 +65,7 @@ def _save_h5(model, path: Path, scope=None) -> None:
     try:
         # HDF5 is the format tfmot's quantize_scope documents for QAT models; Keras's
         # "legacy format" notice about it is expected here.
-        with warnings.catch_warnings(), (scope() if scope is not None else nullcontext()):
+        with warnings.catch_warnings(), scope() if scope is not None else nullcontext():
             warnings.filterwarnings("ignore", message=".*HDF5 file.*", category=UserWarning)
             model.save(tmp, include_optimizer=False)
         os.chmod(tmp, 0o644)
@@ -84,8 +86,9 @@ def load_checkpoint(path: str | Path):
         with tfmot().quantization.keras.quantize_scope():
             return keras.models.load_model(p, compile=False)
     except (OSError, ValueError) as exc:
-        raise EdgepedError(f"cannot load checkpoint {p}: {exc}",
-                           "the file is corrupt or not a Keras .h5: retrain") from exc
+        raise EdgepedError(
+            f"cannot load checkpoint {p}: {exc}", "the file is corrupt or not a Keras .h5: retrain"
+        ) from exc
 
 
 def fix_input_ranges(qat_model) -> int:
@@ -101,8 +104,12 @@ def fix_input_ranges(qat_model) -> int:
             continue
         # Match the suffix: the variables carry the layer's own (uniquified) name, e.g.
         # quantize_layer_1/quantize_layer_1_min, in a process that built several models.
-        values = {key: w for w in layer.weights for key in ("_min", "_max")
-                  if w.name.split("/")[-1].split(":")[0].endswith(key)}
+        values = {
+            key: w
+            for w in layer.weights
+            for key in ("_min", "_max")
+            if w.name.split("/")[-1].split(":")[0].endswith(key)
+        }
         values["_min"].assign(INPUT_RANGE[0])
         values["_max"].assign(INPUT_RANGE[1])
         pinned += 1
@@ -119,14 +126,19 @@ class _Session:
         self.dataset = Dataset.open(config.data_dir)
         for split in ("train", "val"):
             if self.dataset.count(split) == 0:
-                raise EdgepedError(f"the {split} split of {config.data_dir} is empty",
-                                   "generate more drives so every split gets some")
+                raise EdgepedError(
+                    f"the {split} split of {config.data_dir} is empty",
+                    "generate more drives so every split gets some",
+                )
         self.prep = Preprocessing.from_manifest_stats(self.dataset.metadata_stats())
         natural = positive_weight(self.dataset, config.pos_weight_power)
         self.pos_weight = natural if config.imbalance == "weight" else 1.0
         self.sampled = config.imbalance == "sample"
-        params = ({"gamma": config.focal_gamma, "alpha": config.focal_alpha}
-                  if config.loss == "focal" else {"pos_weight": self.pos_weight})
+        params = (
+            {"gamma": config.focal_gamma, "alpha": config.focal_alpha}
+            if config.loss == "focal"
+            else {"pos_weight": self.pos_weight}
+        )
         self.hard_loss = make_loss(config.loss, **params)
         self.epoch_steps = -(-self.dataset.count("train") // config.batch_size)
 
@@ -135,22 +147,42 @@ class _Session:
 
         c = self.config
         repeat = stage.steps_per_epoch is not None or hard_negatives is not None
-        opts = PipelineOptions(batch_size=c.batch_size, shuffle_buffer=c.shuffle_buffer, seed=c.seed,
-                               use_metadata=use_metadata, repeat=repeat,
-                               positive_fraction=c.positive_fraction if self.sampled else None,
-                               augment=c.augment, hard_negatives=hard_negatives,
-                               hard_fraction=c.mining.hard_fraction, exclude=c.exclude_pairs())
+        opts = PipelineOptions(
+            batch_size=c.batch_size,
+            shuffle_buffer=c.shuffle_buffer,
+            seed=c.seed,
+            use_metadata=use_metadata,
+            repeat=repeat,
+            positive_fraction=c.positive_fraction if self.sampled else None,
+            augment=c.augment,
+            hard_negatives=hard_negatives,
+            hard_fraction=c.mining.hard_fraction,
+            exclude=c.exclude_pairs(),
+        )
         val = PipelineOptions(batch_size=256, use_metadata=use_metadata)
-        return (make_dataset(self.dataset, "train", self.prep, opts, shuffle=True),
-                make_dataset(self.dataset, "val", self.prep, val, shuffle=False))
+        return (
+            make_dataset(self.dataset, "train", self.prep, opts, shuffle=True),
+            make_dataset(self.dataset, "val", self.prep, val, shuffle=False),
+        )
 
     def fit_steps(self, stage: StageConfig, infinite: bool) -> int | None:
         if stage.steps_per_epoch is not None:
             return stage.steps_per_epoch
         return self.epoch_steps if (self.sampled or infinite) else None
 
-    def fit(self, trainee, saved, name: str, stage: StageConfig, out: Path, *, scope=None,
-            hard_negatives=None, best: dict | None = None, callbacks=()) -> StageResult:
+    def fit(
+        self,
+        trainee,
+        saved,
+        name: str,
+        stage: StageConfig,
+        out: Path,
+        *,
+        scope=None,
+        hard_negatives=None,
+        best: dict | None = None,
+        callbacks=(),
+    ) -> StageResult:
         """Trains `trainee` (a model or a distiller) and checkpoints `saved` on best val AUC-PR."""
         from edgeped._keras import keras
 
@@ -158,12 +190,16 @@ class _Session:
         train_ds, val_ds = self.data(use_meta, stage, hard_negatives)
         steps = self.fit_steps(stage, hard_negatives is not None)
         schedule = keras.optimizers.schedules.CosineDecay(
-            stage.learning_rate, max(1, stage.epochs * (steps or self.epoch_steps)), alpha=0.05)
+            stage.learning_rate, max(1, stage.epochs * (steps or self.epoch_steps)), alpha=0.05
+        )
         if trainee is saved:
             # Val batches carry sample weights of 1 (the pipeline's shape); the AUC is unweighted.
-            trainee.compile(optimizer=keras.optimizers.Adam(schedule), loss=self.hard_loss,
-                            metrics=[keras.metrics.AUC(curve="PR", name="auc_pr")],
-                            weighted_metrics=[])
+            trainee.compile(
+                optimizer=keras.optimizers.Adam(schedule),
+                loss=self.hard_loss,
+                metrics=[keras.metrics.AUC(curve="PR", name="auc_pr")],
+                weighted_metrics=[],
+            )
         else:
             trainee.compile(optimizer=keras.optimizers.Adam(schedule), weighted_metrics=[])
         best = best if best is not None else {"value": -1.0}
@@ -176,23 +212,38 @@ class _Session:
                 if value > best["value"]:
                     best["value"] = value
                     _save_h5(saved, out, scope)
-                progress(f"{name}: epoch {epoch + 1}/{stage.epochs} loss {logs.get('loss', 0):.4f} "
-                         f"val_loss {logs.get('val_loss', 0):.4f} val_auc_pr {value:.4f}")
+                progress(
+                    f"{name}: epoch {epoch + 1}/{stage.epochs} loss {logs.get('loss', 0):.4f} "
+                    f"val_loss {logs.get('val_loss', 0):.4f} val_auc_pr {value:.4f}"
+                )
 
         start = time.perf_counter()
-        history = trainee.fit(train_ds, validation_data=val_ds, epochs=stage.epochs,
-                              steps_per_epoch=steps, callbacks=[*callbacks, Report()], verbose=0)
+        history = trainee.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=stage.epochs,
+            steps_per_epoch=steps,
+            callbacks=[*callbacks, Report()],
+            verbose=0,
+        )
         if not out.exists():
             _save_h5(saved, out, scope)
-        return StageResult(name, out.name, stage.epochs, time.perf_counter() - start,
-                           {k: [float(v) for v in vals] for k, vals in history.history.items()},
-                           best["value"] if best["value"] >= 0 else None)
+        return StageResult(
+            name,
+            out.name,
+            stage.epochs,
+            time.perf_counter() - start,
+            {k: [float(v) for v in vals] for k, vals in history.history.items()},
+            best["value"] if best["value"] >= 0 else None,
+        )
 
     def teacher(self):
         path = self.run / CHECKPOINTS["teacher"]
         if not path.is_file():
-            raise EdgepedError(f"distillation needs a teacher, but {path} does not exist",
-                               "run the teacher stage first (--stages teacher,...)")
+            raise EdgepedError(
+                f"distillation needs a teacher, but {path} does not exist",
+                "run the teacher stage first (--stages teacher,...)",
+            )
         teacher = load_checkpoint(path)
         teacher.trainable = False
         return teacher
@@ -201,8 +252,10 @@ class _Session:
         for name in ("student_distilled", "student"):
             if (self.run / CHECKPOINTS[name]).is_file():
                 return CHECKPOINTS[name]
-        raise EdgepedError("no float student to start from in " + str(self.run),
-                           "run the student or student_distilled stage first")
+        raise EdgepedError(
+            "no float student to start from in " + str(self.run),
+            "run the student or student_distilled stage first",
+        )
 
     def mine_rounds(self, student, trainee, name: str, out: Path, best: dict, scope=None) -> list:
         from edgeped.train.mining import mine
@@ -211,21 +264,45 @@ class _Session:
         cfg = self.config.mining
         stage = StageConfig(cfg.epochs_per_round, self.stage_config(name).learning_rate * 0.3)
         for r in range(cfg.rounds):
-            mined = mine(student, self.dataset, self.prep, top_k=cfg.top_k,
-                         use_metadata=len(student.inputs) > 1)
+            mined = mine(
+                student,
+                self.dataset,
+                self.prep,
+                top_k=cfg.top_k,
+                use_metadata=len(student.inputs) > 1,
+            )
             kinds = mined.kinds()
-            self.progress(f"{name}: mining round {r + 1}/{cfg.rounds}: top {len(mined.scores)} "
-                          f"negatives of {mined.pool_size} (score >= {mined.scores.min():.3f}): {kinds}")
-            result = self.fit(trainee, student, f"{name} mined r{r + 1}", stage, out, scope=scope,
-                              hard_negatives=(mined.batch.images, mined.batch.metadata), best=best)
-            rounds.append({"round": r + 1, "pool": mined.pool_size, "kinds": kinds,
-                           "min_score": float(mined.scores.min()),
-                           "val_auc_pr": result.history.get("val_auc_pr", [])})
+            self.progress(
+                f"{name}: mining round {r + 1}/{cfg.rounds}: top {len(mined.scores)} "
+                f"negatives of {mined.pool_size} (score >= {mined.scores.min():.3f}): {kinds}"
+            )
+            result = self.fit(
+                trainee,
+                student,
+                f"{name} mined r{r + 1}",
+                stage,
+                out,
+                scope=scope,
+                hard_negatives=(mined.batch.images, mined.batch.metadata),
+                best=best,
+            )
+            rounds.append(
+                {
+                    "round": r + 1,
+                    "pool": mined.pool_size,
+                    "kinds": kinds,
+                    "min_score": float(mined.scores.min()),
+                    "val_auc_pr": result.history.get("val_auc_pr", []),
+                }
+            )
         return rounds
 
     def stage_config(self, name: str) -> StageConfig:
-        return {"teacher": self.config.teacher_stage, "student_qat": self.config.qat_stage,
-                "student_pruned": self.config.prune_stage}.get(name, self.config.student_stage)
+        return {
+            "teacher": self.config.teacher_stage,
+            "student_qat": self.config.qat_stage,
+            "student_pruned": self.config.prune_stage,
+        }.get(name, self.config.student_stage)
 
 
 STAGE_RUNNERS: dict[str, Callable[[_Session], StageResult]] = {}
@@ -255,8 +332,9 @@ def _train_student(s: _Session, name: str, distilled: bool) -> StageResult:
     trainee = student
     if distilled:
         d = s.config.distill
-        trainee = make_distiller(student, s.teacher(), s.hard_loss, temperature=d.temperature,
-                                 alpha=d.alpha)
+        trainee = make_distiller(
+            student, s.teacher(), s.hard_loss, temperature=d.temperature, alpha=d.alpha
+        )
     out, best = s.run / CHECKPOINTS[name], {"value": -1.0}
     result = s.fit(trainee, student, name, s.config.student_stage, out, best=best)
     if s.config.mining.rounds:
@@ -289,8 +367,9 @@ def _student_qat(s: _Session) -> StageResult:
     trainee = qat_model
     if parent == CHECKPOINTS["student_distilled"]:
         d = s.config.distill
-        trainee = make_distiller(qat_model, s.teacher(), s.hard_loss, temperature=d.temperature,
-                                 alpha=d.alpha)
+        trainee = make_distiller(
+            qat_model, s.teacher(), s.hard_loss, temperature=d.temperature, alpha=d.alpha
+        )
     out = s.run / CHECKPOINTS["student_qat"]
     result = s.fit(trainee, qat_model, "student_qat", s.config.qat_stage, out, scope=scope)
     # Re-pin the input range on the best checkpoint and store that as the QAT model.
@@ -311,13 +390,22 @@ def _student_pruned(s: _Session) -> StageResult:
     steps = (stage.steps_per_epoch or s.epoch_steps) * max(stage.epochs, 1)
     end = max(1, int(steps * 0.8))
     # tfmot updates masks every `frequency` steps (100 by default); short schedules need it finer.
-    schedule = sparsity.PolynomialDecay(0.0, s.config.prune_final_sparsity, begin_step=0,
-                                        end_step=end, frequency=max(1, end // 10))
-    pruned = sparsity.prune_low_magnitude(load_checkpoint(s.run / parent), pruning_schedule=schedule)
+    schedule = sparsity.PolynomialDecay(
+        0.0, s.config.prune_final_sparsity, begin_step=0, end_step=end, frequency=max(1, end // 10)
+    )
+    pruned = sparsity.prune_low_magnitude(
+        load_checkpoint(s.run / parent), pruning_schedule=schedule
+    )
     tmp_out = s.run / ".student_pruned_wrapped.h5"
-    result = s.fit(pruned, pruned, "student_pruned", replace(stage, steps_per_epoch=stage.steps_per_epoch
-                                                             or s.epoch_steps),
-                   tmp_out, scope=sparsity.prune_scope, callbacks=[sparsity.UpdatePruningStep()])
+    result = s.fit(
+        pruned,
+        pruned,
+        "student_pruned",
+        replace(stage, steps_per_epoch=stage.steps_per_epoch or s.epoch_steps),
+        tmp_out,
+        scope=sparsity.prune_scope,
+        callbacks=[sparsity.UpdatePruningStep()],
+    )
     tmp_out.unlink(missing_ok=True)
     # The final epoch reaches the target sparsity; keep it rather than an earlier, denser best.
     _save_h5(sparsity.strip_pruning(pruned), s.run / CHECKPOINTS["student_pruned"])
@@ -326,8 +414,13 @@ def _student_pruned(s: _Session) -> StageResult:
     return result
 
 
-def train(run_dir: str | Path, config: TrainConfig, *, progress: Progress = lambda _: None,
-          stages: tuple[str, ...] = DEFAULT_STAGES) -> list[StageResult]:
+def train(
+    run_dir: str | Path,
+    config: TrainConfig,
+    *,
+    progress: Progress = lambda _: None,
+    stages: tuple[str, ...] = DEFAULT_STAGES,
+) -> list[StageResult]:
     """Runs the requested stages (in pipeline order) into run_dir.
 
     Raises:
@@ -345,14 +438,25 @@ def train(run_dir: str | Path, config: TrainConfig, *, progress: Progress = lamb
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    write_json_atomic(run / "config.json", {**stamp("edgeped.train_config"),
-                                            "config": config.to_dict(), "stages": list(stages),
-                                            "dataset_manifest_sha256": session.dataset.manifest_sha256})
+    write_json_atomic(
+        run / "config.json",
+        {
+            **stamp("edgeped.train_config"),
+            "config": config.to_dict(),
+            "stages": list(stages),
+            "dataset_manifest_sha256": session.dataset.manifest_sha256,
+        },
+    )
     ds = session.dataset
-    progress(f"train split: {ds.count('train')} crops, {ds.positives('train')} positive; "
-             + (f"class-balanced sampling, {config.positive_fraction:.0%} positives per batch"
-                if session.sampled else f"positive loss weight {session.pos_weight:.2f}")
-             + f"; loss {config.loss}")
+    progress(
+        f"train split: {ds.count('train')} crops, {ds.positives('train')} positive; "
+        + (
+            f"class-balanced sampling, {config.positive_fraction:.0%} positives per batch"
+            if session.sampled
+            else f"positive loss weight {session.pos_weight:.2f}"
+        )
+        + f"; loss {config.loss}"
+    )
     results = [STAGE_RUNNERS[name](session) for name in STAGES if name in stages]
     log_path = run / "train_log.json"
     previous = {}
@@ -361,9 +465,16 @@ def train(run_dir: str | Path, config: TrainConfig, *, progress: Progress = lamb
 
         previous = {s["name"]: s for s in read_json(log_path, "train log").get("stages", [])}
     previous.update({r.name: r.__dict__ for r in results})
-    write_json_atomic(log_path, {
-        **stamp("edgeped.train_log"), "dataset_manifest_sha256": ds.manifest_sha256,
-        "imbalance": config.imbalance, "positive_weight": session.pos_weight, "loss": config.loss,
-        "stages": list(previous.values()),
-        "parents": {v["checkpoint"]: v["parent"] for v in previous.values() if v.get("parent")}})
+    write_json_atomic(
+        log_path,
+        {
+            **stamp("edgeped.train_log"),
+            "dataset_manifest_sha256": ds.manifest_sha256,
+            "imbalance": config.imbalance,
+            "positive_weight": session.pos_weight,
+            "loss": config.loss,
+            "stages": list(previous.values()),
+            "parents": {v["checkpoint"]: v["parent"] for v in previous.values() if v.get("parent")},
+        },
+    )
     return results

@@ -74,8 +74,9 @@ def distillation_loss(temperature: float) -> Callable:
         teacher_prob = tf.cast(teacher_prob, tf.float32)
         student_prob = tf.cast(student_prob, tf.float32)
         soft_t = tf.sigmoid(logit(tf.reshape(teacher_prob, [-1])) / temperature)
-        soft_s = tf.clip_by_value(tf.sigmoid(logit(tf.reshape(student_prob, [-1])) / temperature),
-                                  EPS, 1.0 - EPS)
+        soft_s = tf.clip_by_value(
+            tf.sigmoid(logit(tf.reshape(student_prob, [-1])) / temperature), EPS, 1.0 - EPS
+        )
         bce = -(soft_t * tf.math.log(soft_s) + (1.0 - soft_t) * tf.math.log(1.0 - soft_s))
         return temperature**2 * tf.reduce_mean(bce)
 

@@ -39,8 +39,16 @@ class MinedSet:
         return dict(Counter(self.batch.hard_negative.tolist()).most_common())
 
 
-def mine(model, dataset: Dataset, prep: Preprocessing, *, top_k: int, split: str = "train",
-         use_metadata: bool = True, batch_records: int = 2048) -> MinedSet:
+def mine(
+    model,
+    dataset: Dataset,
+    prep: Preprocessing,
+    *,
+    top_k: int,
+    split: str = "train",
+    use_metadata: bool = True,
+    batch_records: int = 2048,
+) -> MinedSet:
     """Scores the pool in chunks, keeping a running top-k so memory stays bounded."""
     kept: CropBatch | None = None
     kept_scores = np.zeros(0)

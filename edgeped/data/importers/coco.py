@@ -21,13 +21,18 @@ CYCLIST_CATEGORIES = ("cyclist", "rider")
 
 
 def _bad(path: Path, problem: str) -> EdgepedError:
-    return EdgepedError(f"{path}: {problem}",
-                        "give a COCO detection file: images[{id, file_name}], "
-                        "annotations[{image_id, category_id, bbox: [x, y, w, h]}], categories[{id, name}]")
+    return EdgepedError(
+        f"{path}: {problem}",
+        "give a COCO detection file: images[{id, file_name}], "
+        "annotations[{image_id, category_id, bbox: [x, y, w, h]}], categories[{id, name}]",
+    )
 
 
-def load_coco(annotations: str | Path, images_dir: str | Path,
-              person_categories: tuple[str, ...] = PERSON_CATEGORIES) -> list[Frame]:
+def load_coco(
+    annotations: str | Path,
+    images_dir: str | Path,
+    person_categories: tuple[str, ...] = PERSON_CATEGORIES,
+) -> list[Frame]:
     """Reads a COCO JSON file into frames, one per image (images without people included).
 
     Raises:
@@ -58,9 +63,13 @@ def load_coco(annotations: str | Path, images_dir: str | Path,
     person_ids = {cid for cid, name in categories.items() if name in wanted}
     cyclist_ids = {cid for cid, name in categories.items() if name in CYCLIST_CATEGORIES}
     if not person_ids:
-        raise EdgepedError(f"{path}: no category named {sorted(wanted)} (has {sorted(categories.values())})",
-                           "pass --category with the name your file uses for people")
-    boxes: dict[int, dict[str, list]] = {i: {"people": [], "ignore": [], "cyclists": []} for i in images}
+        raise EdgepedError(
+            f"{path}: no category named {sorted(wanted)} (has {sorted(categories.values())})",
+            "pass --category with the name your file uses for people",
+        )
+    boxes: dict[int, dict[str, list]] = {
+        i: {"people": [], "ignore": [], "cyclists": []} for i in images
+    }
     for n, ann in enumerate(data["annotations"]):
         where = f"annotation #{n} (id {ann.get('id', '?') if isinstance(ann, dict) else '?'})"
         if not isinstance(ann, dict):
@@ -74,21 +83,35 @@ def load_coco(annotations: str | Path, images_dir: str | Path,
         if category not in person_ids and category not in cyclist_ids:
             continue
         bbox = ann.get("bbox")
-        if (not isinstance(bbox, list) or len(bbox) != 4
-                or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in bbox)):
+        if (
+            not isinstance(bbox, list)
+            or len(bbox) != 4
+            or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in bbox)
+        ):
             raise _bad(path, f"{where} has bbox {bbox!r}; expected [x, y, width, height] numbers")
         x, y, w, h = (float(v) for v in bbox)
         if w <= 0 or h <= 0:
             raise _bad(path, f"{where} has a non-positive box size {w}x{h}")
         box = (x, y, x + w, y + h)
-        kind = ("cyclists" if category in cyclist_ids else
-                "ignore" if ann.get("iscrowd", 0) else "people")
+        kind = (
+            "cyclists"
+            if category in cyclist_ids
+            else "ignore"
+            if ann.get("iscrowd", 0)
+            else "people"
+        )
         boxes[image_id][kind].append(box)
     root = Path(images_dir)
     frames = []
     for image_id, im in sorted(images.items()):
         size = (int(im["width"]), int(im["height"])) if "width" in im and "height" in im else None
-        frames.append(Frame(image=root / im["file_name"], people=tuple(boxes[image_id]["people"]),
-                            ignore=tuple(boxes[image_id]["ignore"]),
-                            cyclists=tuple(boxes[image_id]["cyclists"]), size=size))
+        frames.append(
+            Frame(
+                image=root / im["file_name"],
+                people=tuple(boxes[image_id]["people"]),
+                ignore=tuple(boxes[image_id]["ignore"]),
+                cyclists=tuple(boxes[image_id]["cyclists"]),
+                size=size,
+            )
+        )
     return frames

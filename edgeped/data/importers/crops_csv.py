@@ -48,7 +48,9 @@ def _read_rows(csv_path: Path) -> tuple[list[str], list[dict[str, str]]]:
             rows = list(reader)
             header = [h.strip() for h in (reader.fieldnames or [])]
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise EdgepedError(f"cannot parse {csv_path} as CSV ({exc})", "save it as UTF-8 CSV with a header") from exc
+        raise EdgepedError(
+            f"cannot parse {csv_path} as CSV ({exc})", "save it as UTF-8 CSV with a header"
+        ) from exc
     rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in rows]
     return header, rows
 
@@ -57,35 +59,68 @@ def _validate(csv_path: Path, header: list[str], rows: list[dict[str, str]]) -> 
     problems: list[str] = []
     for col in ("path", "label"):
         if col not in header:
-            raise EdgepedError(f"{csv_path} has no {col!r} column (columns: {header})",
-                               "add a header row with at least path,label")
+            raise EdgepedError(
+                f"{csv_path} has no {col!r} column (columns: {header})",
+                "add a header row with at least path,label",
+            )
     if not rows:
         raise EdgepedError(f"{csv_path} lists no crops", "add one row per crop")
     if "split" in header:
         empty = [i + 2 for i, r in enumerate(rows) if not r["split"]]
         if empty and len(empty) != len(rows):
-            problems.append(f"split is empty on rows {empty[:5]} but set on others: set it on every row or none")
+            problems.append(
+                f"split is empty on rows {empty[:5]} but set on others: set it on every row or none"
+            )
 
     def check(name: str, bad: list[str]) -> None:
         if bad:
             problems.append(f"{name} on {len(bad)} row(s), e.g. {'; '.join(bad[:3])}")
 
-    check("unknown label (use 1/0 or pedestrian/background)",
-          [f"row {i + 2}: {r['label']!r}" for i, r in enumerate(rows) if r["label"].lower() not in LABELS])
+    check(
+        "unknown label (use 1/0 or pedestrian/background)",
+        [
+            f"row {i + 2}: {r['label']!r}"
+            for i, r in enumerate(rows)
+            if r["label"].lower() not in LABELS
+        ],
+    )
     if "split" in header:
-        check("unknown split (use train/val/test)",
-              [f"row {i + 2}: {r['split']!r}" for i, r in enumerate(rows)
-               if r["split"] and r["split"] not in ("train", "val", "test")])
+        check(
+            "unknown split (use train/val/test)",
+            [
+                f"row {i + 2}: {r['split']!r}"
+                for i, r in enumerate(rows)
+                if r["split"] and r["split"] not in ("train", "val", "test")
+            ],
+        )
     for tag, vocab in TAG_VOCABULARIES.items():
         if tag in header:
-            check(f"unknown {tag} (use {', '.join(vocab)})",
-                  [f"row {i + 2}: {r[tag]!r}" for i, r in enumerate(rows) if r[tag] and r[tag] not in vocab])
+            check(
+                f"unknown {tag} (use {', '.join(vocab)})",
+                [
+                    f"row {i + 2}: {r[tag]!r}"
+                    for i, r in enumerate(rows)
+                    if r[tag] and r[tag] not in vocab
+                ],
+            )
     for name in METADATA_FIELDS:
         if name in header:
-            check(f"non-numeric {name}", [f"row {i + 2}: {r[name]!r}" for i, r in enumerate(rows)
-                                          if r[name] and not _is_number(r[name])])
-    check("missing image file", [f"row {i + 2}: {r['path']}" for i, r in enumerate(rows)
-                                 if not _resolve(csv_path, r["path"]).is_file()])
+            check(
+                f"non-numeric {name}",
+                [
+                    f"row {i + 2}: {r[name]!r}"
+                    for i, r in enumerate(rows)
+                    if r[name] and not _is_number(r[name])
+                ],
+            )
+    check(
+        "missing image file",
+        [
+            f"row {i + 2}: {r['path']}"
+            for i, r in enumerate(rows)
+            if not _resolve(csv_path, r["path"]).is_file()
+        ],
+    )
     return problems
 
 
@@ -111,7 +146,9 @@ def _load_crop(path: Path) -> np.ndarray:
                 rgb = rgb.resize((CROP_WIDTH, CROP_HEIGHT), Image.Resampling.BILINEAR)
             return np.asarray(rgb, np.uint8)
     except (UnidentifiedImageError, OSError) as exc:
-        raise EdgepedError(f"cannot read image {path} ({exc})", "replace or remove the damaged file") from exc
+        raise EdgepedError(
+            f"cannot read image {path} ({exc})", "replace or remove the damaged file"
+        ) from exc
 
 
 def _batch(csv_path: Path, header: list[str], rows: list[dict[str, str]]) -> CropBatch:
@@ -125,18 +162,29 @@ def _batch(csv_path: Path, header: list[str], rows: list[dict[str, str]]) -> Cro
     for tag in TAG_VOCABULARIES:
         values = [r.get(tag, "") or "" for r in rows]
         if tag == "hard_negative":
-            values = [v or ("none" if lab else "unknown") for v, lab in zip(values, labels, strict=True)]
+            values = [
+                v or ("none" if lab else "unknown") for v, lab in zip(values, labels, strict=True)
+            ]
         tags[tag] = np.array([v or "unknown" for v in values])
     drives = [r.get("drive_id") or f"{csv_path.stem}:{Path(r['path']).parent}" for r in rows]
     return CropBatch.validated(
-        images=np.stack([_load_crop(_resolve(csv_path, r["path"])) for r in rows]), metadata=meta,
-        labels=labels, **tags, drive_id=np.array(drives),
-        crop_id=np.array([f"{csv_path.stem}:{r['path']}" for r in rows]))
+        images=np.stack([_load_crop(_resolve(csv_path, r["path"])) for r in rows]),
+        metadata=meta,
+        labels=labels,
+        **tags,
+        drive_id=np.array(drives),
+        crop_id=np.array([f"{csv_path.stem}:{r['path']}" for r in rows]),
+    )
 
 
-def import_crops(csv_path: str | Path, out_dir: str, *, overwrite: bool = False,
-                 split_fractions: tuple[float, float, float] | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> dict:
+def import_crops(
+    csv_path: str | Path,
+    out_dir: str,
+    *,
+    overwrite: bool = False,
+    split_fractions: tuple[float, float, float] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """Imports the crops a CSV lists; returns the manifest.
 
     Raises:
@@ -149,15 +197,23 @@ def import_crops(csv_path: str | Path, out_dir: str, *, overwrite: bool = False,
     header, rows = _read_rows(path)
     problems = _validate(path, header, rows)
     if problems:
-        raise EdgepedError(f"{path} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems),
-                           "fix those rows and run the import again")
+        raise EdgepedError(
+            f"{path} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems),
+            "fix those rows and run the import again",
+        )
     explicit = "split" in header and bool(rows[0]["split"])
-    writer = DatasetWriter(out_dir, source={"importer": "crops_csv", "csv": str(path.resolve())},
-                           overwrite=overwrite, split_fractions=split_fractions or DEFAULT_SPLIT_FRACTIONS)
+    writer = DatasetWriter(
+        out_dir,
+        source={"importer": "crops_csv", "csv": str(path.resolve())},
+        overwrite=overwrite,
+        split_fractions=split_fractions or DEFAULT_SPLIT_FRACTIONS,
+    )
     for start in range(0, len(rows), _CHUNK):
-        chunk = rows[start:start + _CHUNK]
-        writer.add(_batch(path, header, chunk),
-                   splits=np.array([r["split"] for r in chunk]) if explicit else None)
+        chunk = rows[start : start + _CHUNK]
+        writer.add(
+            _batch(path, header, chunk),
+            splits=np.array([r["split"] for r in chunk]) if explicit else None,
+        )
         if progress:
             progress(min(start + _CHUNK, len(rows)), len(rows))
     return writer.close()

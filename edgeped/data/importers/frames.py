@@ -55,7 +55,9 @@ class FrameImportConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not self.source_name or "/" in self.source_name:
-            raise ValueError(f"source_name must be a non-empty name without '/', got {self.source_name!r}")
+            raise ValueError(
+                f"source_name must be a non-empty name without '/', got {self.source_name!r}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -85,9 +87,13 @@ def _load_image(path: Path) -> np.ndarray:
         with Image.open(path) as img:
             return np.asarray(img.convert("RGB"))
     except FileNotFoundError as exc:
-        raise EdgepedError(f"image not found: {path}", "check --images points at the frames") from exc
+        raise EdgepedError(
+            f"image not found: {path}", "check --images points at the frames"
+        ) from exc
     except (UnidentifiedImageError, OSError) as exc:
-        raise EdgepedError(f"cannot read image {path} ({exc})", "replace or remove the damaged file") from exc
+        raise EdgepedError(
+            f"cannot read image {path} ({exc})", "replace or remove the damaged file"
+        ) from exc
 
 
 def crops_for_frame(frame: Frame, config: FrameImportConfig) -> tuple[list, dict[str, int]]:
@@ -134,10 +140,13 @@ def _frame_size(frame: Frame) -> tuple[int, int]:
         with Image.open(frame.image) as img:
             return img.size
     except FileNotFoundError as exc:
-        raise EdgepedError(f"image not found: {frame.image}", "check --images points at the frames") from exc
+        raise EdgepedError(
+            f"image not found: {frame.image}", "check --images points at the frames"
+        ) from exc
     except (UnidentifiedImageError, OSError) as exc:
-        raise EdgepedError(f"cannot read image {frame.image} ({exc})",
-                           "replace or remove the damaged file") from exc
+        raise EdgepedError(
+            f"cannot read image {frame.image} ({exc})", "replace or remove the damaged file"
+        ) from exc
 
 
 def frame_batch(frame: Frame, config: FrameImportConfig) -> tuple[CropBatch | None, dict[str, int]]:
@@ -152,19 +161,33 @@ def frame_batch(frame: Frame, config: FrameImportConfig) -> tuple[CropBatch | No
         images[i] = extract_crop(pixels, w)
     drive = f"{config.source_name}:{frame.image.stem}"
     return CropBatch.validated(
-        images=images, metadata=np.full((n, NUM_METADATA), np.nan, np.float32),
+        images=images,
+        metadata=np.full((n, NUM_METADATA), np.nan, np.float32),
         labels=np.array([lab for _, lab, _ in windows]),
-        lighting=np.full(n, "unknown"), weather=np.full(n, "unknown"), scene=np.full(n, "unknown"),
-        hard_negative=np.array([k for _, _, k in windows]), drive_id=np.full(n, drive),
-        crop_id=np.array([f"{drive}:{i:04d}:{int(w[0])},{int(w[1])},{int(w[2] - w[0])},{int(w[3] - w[1])}"
-                          for i, (w, _, _) in enumerate(windows)]),
+        lighting=np.full(n, "unknown"),
+        weather=np.full(n, "unknown"),
+        scene=np.full(n, "unknown"),
+        hard_negative=np.array([k for _, _, k in windows]),
+        drive_id=np.full(n, drive),
+        crop_id=np.array(
+            [
+                f"{drive}:{i:04d}:{int(w[0])},{int(w[1])},{int(w[2] - w[0])},{int(w[3] - w[1])}"
+                for i, (w, _, _) in enumerate(windows)
+            ]
+        ),
     ), counts
 
 
-def import_frames(frames: list[Frame], out_dir: str, config: FrameImportConfig, *,
-                  source: dict, overwrite: bool = False,
-                  split_fractions: tuple[float, float, float] | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> ImportSummary:
+def import_frames(
+    frames: list[Frame],
+    out_dir: str,
+    config: FrameImportConfig,
+    *,
+    source: dict,
+    overwrite: bool = False,
+    split_fractions: tuple[float, float, float] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportSummary:
     """Writes the crops of every frame as a dataset, split by source image.
 
     Raises:
@@ -176,11 +199,18 @@ def import_frames(frames: list[Frame], out_dir: str, config: FrameImportConfig, 
         raise EdgepedError("the annotations list no images", "check the annotation file")
     missing = [str(f.image) for f in frames if not f.image.is_file()]
     if missing:
-        raise EdgepedError(f"{len(missing)} image(s) named in the annotations are missing, e.g. "
-                           f"{', '.join(missing[:3])}", "check --images points at the frames")
-    writer = DatasetWriter(out_dir, source={**source, "import_config": config.to_dict()},
-                           overwrite=overwrite, shard_records=4096,
-                           split_fractions=split_fractions or DEFAULT_SPLIT_FRACTIONS)
+        raise EdgepedError(
+            f"{len(missing)} image(s) named in the annotations are missing, e.g. "
+            f"{', '.join(missing[:3])}",
+            "check --images points at the frames",
+        )
+    writer = DatasetWriter(
+        out_dir,
+        source={**source, "import_config": config.to_dict()},
+        overwrite=overwrite,
+        shard_records=4096,
+        split_fractions=split_fractions or DEFAULT_SPLIT_FRACTIONS,
+    )
     totals = dict(positives=0, jittered=0, near_misses=0, cyclists=0, background=0, skipped_small=0)
     for i, frame in enumerate(frames, start=1):
         batch, counts = frame_batch(frame, config)

@@ -50,11 +50,17 @@ class WindowRules:
             raise ValueError(f"min_height must be >= 8 pixels, got {self.min_height}")
         lo, hi = self.near_miss_iou
         if not 0 < lo < hi < 0.5:
-            raise ValueError(f"near_miss_iou must be (lo, hi) with 0 < lo < hi < 0.5, got {self.near_miss_iou}")
+            raise ValueError(
+                f"near_miss_iou must be (lo, hi) with 0 < lo < hi < 0.5, got {self.near_miss_iou}"
+            )
         if not 0 < self.jitter_min_iou <= 1:
             raise ValueError(f"jitter_min_iou must be in (0, 1], got {self.jitter_min_iou}")
-        for name in ("near_miss_max_coverage", "background_max_iou", "background_max_coverage",
-                     "background_max_fill"):
+        for name in (
+            "near_miss_max_coverage",
+            "background_max_iou",
+            "background_max_coverage",
+            "background_max_fill",
+        ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
@@ -86,8 +92,12 @@ def fill(window: Box, boxes: np.ndarray) -> float:
     x0, y0, x1, y1 = window
     xs = x0 + (np.arange(16) + 0.5) * (x1 - x0) / 16
     ys = y0 + (np.arange(32) + 0.5) * (y1 - y0) / 32
-    inside = ((xs[None, None, :] >= b[:, 0, None, None]) & (xs[None, None, :] < b[:, 2, None, None])
-              & (ys[None, :, None] >= b[:, 1, None, None]) & (ys[None, :, None] < b[:, 3, None, None]))
+    inside = (
+        (xs[None, None, :] >= b[:, 0, None, None])
+        & (xs[None, None, :] < b[:, 2, None, None])
+        & (ys[None, :, None] >= b[:, 1, None, None])
+        & (ys[None, :, None] < b[:, 3, None, None])
+    )
     return float(inside.any(axis=0).mean())
 
 
@@ -103,8 +113,9 @@ def _window(cx: float, cy: float, h: float) -> Box:
     return (cx - h / 4, cy - h / 2, cx + h / 4, cy + h / 2)
 
 
-def jitter_windows(box: Box, rules: WindowRules, rng: np.random.Generator, copies: int,
-                   max_tries: int = 50) -> list[Box]:
+def jitter_windows(
+    box: Box, rules: WindowRules, rng: np.random.Generator, copies: int, max_tries: int = 50
+) -> list[Box]:
     """Up to `copies` proposal-noise copies of a positive window (IoU >= jitter_min_iou)."""
     base = window_from_box(box, rules.margin)
     h = base[3] - base[1]
@@ -113,37 +124,54 @@ def jitter_windows(box: Box, rules: WindowRules, rng: np.random.Generator, copie
     for _ in range(max_tries):
         if len(out) >= copies:
             break
-        w = _window(cx + rng.normal(0, rules.jitter_shift * h), cy + rng.normal(0, rules.jitter_shift * h),
-                    h * float(np.exp(rng.normal(0, rules.jitter_scale))))
+        w = _window(
+            cx + rng.normal(0, rules.jitter_shift * h),
+            cy + rng.normal(0, rules.jitter_shift * h),
+            h * float(np.exp(rng.normal(0, rules.jitter_scale))),
+        )
         if iou(w, np.array([base]))[0] >= rules.jitter_min_iou:
             out.append(w)
     return out
 
 
-def is_near_miss(window: Box, person_windows: np.ndarray, person_boxes: np.ndarray,
-                 rules: WindowRules) -> bool:
+def is_near_miss(
+    window: Box, person_windows: np.ndarray, person_boxes: np.ndarray, rules: WindowRules
+) -> bool:
     lo, hi = rules.near_miss_iou
     best = iou(window, person_windows).max(initial=0.0)
-    return bool(lo <= best <= hi
-                and coverage(window, person_boxes).max(initial=0.0) <= rules.near_miss_max_coverage)
+    return bool(
+        lo <= best <= hi
+        and coverage(window, person_boxes).max(initial=0.0) <= rules.near_miss_max_coverage
+    )
 
 
-def is_background(window: Box, person_windows: np.ndarray, person_boxes: np.ndarray,
-                  rules: WindowRules) -> bool:
-    return bool(iou(window, person_windows).max(initial=0.0) <= rules.background_max_iou
-                and coverage(window, person_boxes).max(initial=0.0) <= rules.background_max_coverage
-                and fill(window, person_boxes) <= rules.background_max_fill)
+def is_background(
+    window: Box, person_windows: np.ndarray, person_boxes: np.ndarray, rules: WindowRules
+) -> bool:
+    return bool(
+        iou(window, person_windows).max(initial=0.0) <= rules.background_max_iou
+        and coverage(window, person_boxes).max(initial=0.0) <= rules.background_max_coverage
+        and fill(window, person_boxes) <= rules.background_max_fill
+    )
 
 
-def near_miss_windows(box: Box, person_boxes: np.ndarray, rules: WindowRules,
-                      rng: np.random.Generator, count: int, frame_size: tuple[int, int],
-                      max_tries: int = 200) -> list[Box]:
+def near_miss_windows(
+    box: Box,
+    person_boxes: np.ndarray,
+    rules: WindowRules,
+    rng: np.random.Generator,
+    count: int,
+    frame_size: tuple[int, int],
+    max_tries: int = 200,
+) -> list[Box]:
     """Up to `count` windows beside, above/below or at the wrong scale of one person.
 
     Every window returned satisfies `is_near_miss` against ALL people in the frame
     and keeps its centre inside the frame.
     """
-    person_windows = np.array([window_from_box(b, rules.margin) for b in person_boxes]).reshape(-1, 4)
+    person_windows = np.array([window_from_box(b, rules.margin) for b in person_boxes]).reshape(
+        -1, 4
+    )
     base = window_from_box(box, rules.margin)
     h = base[3] - base[1]
     cx, cy = (base[0] + base[2]) / 2, (base[1] + base[3]) / 2
@@ -164,11 +192,19 @@ def near_miss_windows(box: Box, person_boxes: np.ndarray, rules: WindowRules,
     return out
 
 
-def background_windows(person_boxes: np.ndarray, rules: WindowRules, rng: np.random.Generator,
-                       count: int, frame_size: tuple[int, int], heights: tuple[float, float],
-                       max_tries: int = 400) -> list[Box]:
+def background_windows(
+    person_boxes: np.ndarray,
+    rules: WindowRules,
+    rng: np.random.Generator,
+    count: int,
+    frame_size: tuple[int, int],
+    heights: tuple[float, float],
+    max_tries: int = 400,
+) -> list[Box]:
     """Up to `count` windows inside the frame that avoid every person (`is_background`)."""
-    person_windows = np.array([window_from_box(b, rules.margin) for b in person_boxes]).reshape(-1, 4)
+    person_windows = np.array([window_from_box(b, rules.margin) for b in person_boxes]).reshape(
+        -1, 4
+    )
     width, height = frame_size
     lo, hi = heights
     hi = min(hi, float(height), 2.0 * width)
@@ -198,12 +234,14 @@ def extract_crop(frame: np.ndarray, window: Box, size: tuple[int, int] = (64, 12
     x0, y0, x1, y1 = window
     ix0, iy0 = int(np.floor(x0)), int(np.floor(y0))
     ix1, iy1 = int(np.ceil(x1)), int(np.ceil(y1))
-    sub = frame[max(iy0, 0):min(iy1, fh), max(ix0, 0):min(ix1, fw)]
+    sub = frame[max(iy0, 0) : min(iy1, fh), max(ix0, 0) : min(ix1, fw)]
     if sub.size == 0:
         raise ValueError(f"window {window} lies outside the {fw}x{fh} frame")
     pad = ((max(0, -iy0), max(0, iy1 - fh)), (max(0, -ix0), max(0, ix1 - fw)), (0, 0))
     if any(p for pair in pad for p in pair):
         sub = np.pad(sub, pad, mode="edge")
     image = Image.fromarray(np.ascontiguousarray(sub))
-    out = image.resize(size, Image.Resampling.BILINEAR, box=(x0 - ix0, y0 - iy0, x1 - ix0, y1 - iy0))
+    out = image.resize(
+        size, Image.Resampling.BILINEAR, box=(x0 - ix0, y0 - iy0, x1 - ix0, y1 - iy0)
+    )
     return np.asarray(out, np.uint8)

@@ -18,7 +18,9 @@ from edgeped.errors import EdgepedError
 
 PEOPLE, CYCLISTS, IGNORE = {"Pedestrian"}, {"Cyclist"}, {"Person_sitting", "DontCare"}
 KNOWN_TYPES = {"Car", "Van", "Truck", "Tram", "Misc", *PEOPLE, *CYCLISTS, *IGNORE}
-_FIX = "each line: type truncated occluded alpha left top right bottom h w l x y z rotation_y [score]"
+_FIX = (
+    "each line: type truncated occluded alpha left top right bottom h w l x y z rotation_y [score]"
+)
 
 
 def parse_label_file(path: Path) -> tuple[list, list, list]:
@@ -39,11 +41,15 @@ def parse_label_file(path: Path) -> tuple[list, list, list]:
         fields = line.split()
         where = f"{path}:{lineno}"
         if len(fields) not in (15, 16):
-            raise EdgepedError(f"{where} has {len(fields)} fields, expected 15 (or 16 with a score)", _FIX)
+            raise EdgepedError(
+                f"{where} has {len(fields)} fields, expected 15 (or 16 with a score)", _FIX
+            )
         kind = fields[0]
         if kind not in KNOWN_TYPES:
-            raise EdgepedError(f"{where} has unknown object type {kind!r}",
-                               f"use one of {', '.join(sorted(KNOWN_TYPES))}")
+            raise EdgepedError(
+                f"{where} has unknown object type {kind!r}",
+                f"use one of {', '.join(sorted(KNOWN_TYPES))}",
+            )
         try:
             values = [float(v) for v in fields[1:]]
         except ValueError as exc:
@@ -52,8 +58,11 @@ def parse_label_file(path: Path) -> tuple[list, list, list]:
             raise EdgepedError(f"{where} has a non-finite value", _FIX)
         left, top, right, bottom = values[3:7]
         if right <= left or bottom <= top:
-            raise EdgepedError(f"{where} has an empty or inverted box "
-                               f"(left {left}, top {top}, right {right}, bottom {bottom})", _FIX)
+            raise EdgepedError(
+                f"{where} has an empty or inverted box "
+                f"(left {left}, top {top}, right {right}, bottom {bottom})",
+                _FIX,
+            )
         box = (left, top, right, bottom)
         if kind in PEOPLE:
             people.append(box)
@@ -73,18 +82,31 @@ def load_kitti(labels_dir: str | Path, images_dir: str | Path) -> list[Frame]:
     """
     labels, images = Path(labels_dir), Path(images_dir)
     if not labels.is_dir():
-        raise EdgepedError(f"KITTI label folder not found: {labels}", "point at label_2/ (one .txt per frame)")
+        raise EdgepedError(
+            f"KITTI label folder not found: {labels}", "point at label_2/ (one .txt per frame)"
+        )
     files = sorted(labels.glob("*.txt"))
     if not files:
-        raise EdgepedError(f"{labels} holds no .txt label files", "point at label_2/ (one .txt per frame)")
+        raise EdgepedError(
+            f"{labels} holds no .txt label files", "point at label_2/ (one .txt per frame)"
+        )
     frames = []
     for f in files:
         people, cyclists, ignore = parse_label_file(f)
-        image = next((images / f"{f.stem}{ext}" for ext in (".png", ".jpg", ".jpeg")
-                      if (images / f"{f.stem}{ext}").is_file()), None)
+        image = next(
+            (
+                images / f"{f.stem}{ext}"
+                for ext in (".png", ".jpg", ".jpeg")
+                if (images / f"{f.stem}{ext}").is_file()
+            ),
+            None,
+        )
         if image is None:
-            raise EdgepedError(f"no image for label file {f.name} in {images} (.png/.jpg)",
-                               "point --images at image_2/")
-        frames.append(Frame(image=image, people=tuple(people), ignore=tuple(ignore),
-                            cyclists=tuple(cyclists)))
+            raise EdgepedError(
+                f"no image for label file {f.name} in {images} (.png/.jpg)",
+                "point --images at image_2/",
+            )
+        frames.append(
+            Frame(image=image, people=tuple(people), ignore=tuple(ignore), cyclists=tuple(cyclists))
+        )
     return frames
