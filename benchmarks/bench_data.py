@@ -97,7 +97,7 @@ def child_read_numpy(root: str) -> dict:
 
 
 def child_read_tf(root: str, balanced: bool) -> dict:
-    from edgeped.data.pipeline import PipelineOptions, make_dataset
+    from edgeped.data.pipeline import PipelineOptions, make_dataset, positives_fit_in_memory
     from edgeped.data.preprocess import Preprocessing
     from edgeped.data.shards import Dataset
 
@@ -116,9 +116,7 @@ def child_read_tf(root: str, balanced: bool) -> dict:
         if steps is not None and i + 1 >= steps:
             break
     wall = time.perf_counter() - start
-    from edgeped.data.pipeline import _positives_fit_in_memory
-
-    cached = balanced and _positives_fit_in_memory(ds, "train", options.cache_positives_mb)
+    cached = balanced and positives_fit_in_memory(ds, "train", options.cache_positives_mb)
     return {"crops": n, "seconds": wall, "crops_per_s": n / wall, "peak_rss_mb": _peak_rss_mb(),
             "rss_mb_before_stream": rss_after_import, "peak_rss_mb_every_200_batches": samples,
             "positives_cached_in_memory": cached}

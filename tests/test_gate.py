@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgeped.cli import main
-from edgeped.evaluate.run import SplitScores, write_test_scores
+from edgeped.evaluate.scores import write_test_scores
 from edgeped.fileio import sha256_file
 from edgeped.gate import Budgets, Status, gate_run
 from edgeped.gate.budgets import (
@@ -124,8 +124,7 @@ def write_scores(root: Path, scores, crop_ids=None) -> None:
     n = len(scores)
     ids = np.array(crop_ids if crop_ids is not None else [f"c{i:04d}" for i in range(n)])
     labels = (np.arange(n) % 4 == 0).astype(np.int64)
-    split = SplitScores(labels, {}, {MODEL: np.asarray(scores, np.float32)}, ids, ids)
-    digest = write_test_scores(root / "test_scores.npz", split)
+    digest = write_test_scores(root / "test_scores.npz", ids, labels, {MODEL: scores})
     edit_json(
         root / "metrics.json",
         lambda d: d.update(test_scores={"file": "test_scores.npz", "sha256": digest}),

@@ -1,7 +1,7 @@
 import numpy as np
 
 from edgeped.data.augment import AugmentConfig
-from edgeped.data.pipeline import PipelineOptions, _positives_fit_in_memory, make_dataset
+from edgeped.data.pipeline import PipelineOptions, make_dataset, positives_fit_in_memory
 from edgeped.data.preprocess import Preprocessing
 from edgeped.data.shards import Dataset, DatasetWriter
 from tests.conftest import make_batch
@@ -75,9 +75,9 @@ def test_positive_cache_is_bounded_by_the_positives_size(tmp_path):
     ds, _ = _dataset(tmp_path)
     info = ds.manifest["splits"]["train"]
     positive_bytes = sum(s["bytes"] for s in info["shards"]) * 3 / 10
-    assert _positives_fit_in_memory(ds, "train", positive_bytes / 1e6 * 1.01)
-    assert not _positives_fit_in_memory(ds, "train", positive_bytes / 1e6 * 0.99)
-    assert not _positives_fit_in_memory(ds, "train", 0.0)
+    assert positives_fit_in_memory(ds, "train", positive_bytes / 1e6 * 1.01)
+    assert not positives_fit_in_memory(ds, "train", positive_bytes / 1e6 * 0.99)
+    assert not positives_fit_in_memory(ds, "train", 0.0)
 
 
 def test_a_multi_shard_stream_is_the_same_every_time(tmp_path):

@@ -24,23 +24,11 @@ import numpy as np
 
 from edgeped.data import fleet_scene as fs
 from edgeped.data.draw import H, W, colour, ellipse, paint, rect
-from edgeped.data.schema import NUM_METADATA, CropBatch
+from edgeped.data.schema import NEAR_MISS_KINDS, NUM_METADATA, CropBatch
 from edgeped.errors import EdgepedError
 
 GENERATOR = "edgeped.synthetic.fleet"
-HARD_KINDS = (
-    "pole",
-    "sign_post",
-    "tree_trunk",
-    "bollard",
-    "cyclist",
-    "stroller",
-    "cone",
-    "barrier",
-    "poster",
-    "mannequin",
-    "partial_person",
-)
+HARD_KINDS = NEAR_MISS_KINDS  # the near misses the fleet renders (all the schema names)
 # Share of each near-miss kind among hard negatives, before the scene multipliers below.
 KIND_WEIGHTS = {
     "pole": 0.11,

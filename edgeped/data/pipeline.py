@@ -8,11 +8,11 @@ import numpy as np
 
 from edgeped.data.augment import AugmentConfig, augment_image
 from edgeped.data.preprocess import PIXEL_OFFSET, PIXEL_SCALE, Preprocessing
-from edgeped.data.schema import CROP_SHAPE, NUM_METADATA, TAG_FIELDS
+from edgeped.data.schema import CROP_SHAPE, NUM_METADATA, PLAIN_NEGATIVE_KINDS, TAG_FIELDS
 from edgeped.data.shards import Dataset
 from edgeped.errors import EdgepedError
 
-PLAIN_KINDS = ("none", "background", "unknown")  # every other hard_negative tag is a near miss
+PLAIN_KINDS = PLAIN_NEGATIVE_KINDS  # every other hard_negative tag is a near miss
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class PipelineOptions:
             raise ValueError(f"pos_weight must be > 0, got {self.pos_weight}")
 
 
-def _positives_fit_in_memory(dataset: Dataset, split: str, limit_mb: float) -> bool:
+def positives_fit_in_memory(dataset: Dataset, split: str, limit_mb: float) -> bool:
     info = dataset.manifest["splits"][split]
     records, positives = info.get("records", 0), info.get("positives")
     if not limit_mb or not records or positives is None:
@@ -122,11 +122,20 @@ def make_dataset(
         "hard_negative": tf.io.FixedLenFeature([], tf.string),
     }
 
-    def near_miss(payload):
-        """A negative whose tag names a near-miss kind (not plain background)."""
+    def negative_kind(payload):
+        """(is a negative, its tag names plain background rather than a near miss)."""
         ex = tf.io.parse_single_example(payload, kind_spec)
         plain = tf.reduce_any(tf.equal(ex["hard_negative"], tf.constant(list(PLAIN_KINDS))))
-        return tf.logical_and(tf.equal(ex["label"][0], 0), tf.logical_not(plain))
+        return tf.equal(ex["label"][0], 0), plain
+
+    def near_miss(payload):
+        """A negative whose tag names a near-miss kind (not plain background)."""
+        is_negative, plain = negative_kind(payload)
+        return tf.logical_and(is_negative, tf.logical_not(plain))
+
+    def plain_negative(payload):
+        is_negative, plain = negative_kind(payload)
+        return tf.logical_and(is_negative, plain)
 
     label_spec = {"label": tf.io.FixedLenFeature([1], tf.int64)}
 
@@ -135,10 +144,6 @@ def make_dataset(
 
     def negative(payload):
         return tf.logical_not(positive(payload))
-
-    def plain_negative(payload):
-        ex = tf.io.parse_single_example(payload, kind_spec)
-        return tf.logical_and(tf.equal(ex["label"][0], 0), tf.logical_not(near_miss(payload)))
 
     def prepare(image, meta, label, seed):
         image = (tf.cast(image, tf.float32) - PIXEL_OFFSET) / PIXEL_SCALE
@@ -204,7 +209,7 @@ def make_dataset(
         # the records drawn into a batch are decoded and augmented: at 2.5%
         # prevalence that is ~40x less work than parsing every record scanned.
         pos = records(0).filter(positive)
-        if _positives_fit_in_memory(dataset, split, options.cache_positives_mb):
+        if positives_fit_in_memory(dataset, split, options.cache_positives_mb):
             pos = pos.cache()  # later epochs stop rescanning every shard for the rare class
         pos = seeded(shuffled(pos, 1, 1024).repeat(), parse, 1)
         if options.near_miss_fraction is None:

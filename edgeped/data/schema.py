@@ -50,6 +50,9 @@ HARD_NEGATIVE_KINDS = (
     "partial_person",
     "unknown",  # an imported negative whose source does not say what it shows
 )
+# Negatives that are not near misses: plain background, positives' "none", unlabelled imports.
+PLAIN_NEGATIVE_KINDS = ("none", "background", "unknown")
+NEAR_MISS_KINDS = tuple(k for k in HARD_NEGATIVE_KINDS if k not in PLAIN_NEGATIVE_KINDS)
 TAG_VOCABULARIES = {
     "lighting": LIGHTING,
     "weather": WEATHER,

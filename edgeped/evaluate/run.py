@@ -21,8 +21,9 @@ from edgeped.errors import EdgepedError
 from edgeped.evaluate import metrics as m
 from edgeped.evaluate.calibration import reliability
 from edgeped.evaluate.inference import TfliteScorer
+from edgeped.evaluate.scores import write_test_scores
 from edgeped.evaluate.uncertainty import bootstrap_by_group, clopper_pearson
-from edgeped.fileio import atomic_output, sha256_file, write_json_atomic, write_text_atomic
+from edgeped.fileio import sha256_file, write_json_atomic, write_text_atomic
 from edgeped.provenance import stamp
 
 
@@ -264,49 +265,6 @@ def evaluate_run(
     return report
 
 
-TEST_SCORES_KIND = "edgeped.test_scores"
-
-
-def write_test_scores(path: Path, test: SplitScores) -> str:
-    """Per-crop test scores of every model (.npz), for decision flips against a later release.
-
-    Returns:
-        The file's sha256, which metrics.json records.
-    """
-    arrays = {
-        "kind": np.array(TEST_SCORES_KIND),
-        "crop_id": test.crop_ids.astype(str),
-        "label": test.labels.astype(np.int8),
-        **{f"score/{name}": v.astype(np.float32) for name, v in test.scores.items()},
-    }
-    with atomic_output(path) as f:
-        np.savez_compressed(f, **arrays)
-    return sha256_file(path)
-
-
-def read_test_scores(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Reads a test-scores file written by `write_test_scores`.
-
-    Raises:
-        EdgepedError: the file is missing, not an .npz, or not a test-scores file.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise EdgepedError(f"{p} does not exist", "re-run `edgeped eval` on the run directory")
-    try:
-        with np.load(p, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise EdgepedError(
-            f"{p} is not a readable .npz file ({exc})", "re-run `edgeped eval` on the run directory"
-        ) from exc
-    if str(arrays.get("kind", "")) != TEST_SCORES_KIND or "crop_id" not in arrays:
-        raise EdgepedError(
-            f"{p} is not an edgeped test-scores file", "re-run `edgeped eval` on the run directory"
-        )
-    return arrays
-
-
 def write_outputs(run_dir: str | os.PathLike, report: dict, tag: str = "") -> dict[str, Path]:
     """Writes metrics.json, report.md, plots, and the thresholds into the model cards.
 
@@ -325,7 +283,7 @@ def write_outputs(run_dir: str | os.PathLike, report: dict, tag: str = "") -> di
     scores_path = run / f"test_scores{suffix}.npz"
     report["test_scores"] = {
         "file": scores_path.name,
-        "sha256": write_test_scores(scores_path, test),
+        "sha256": write_test_scores(scores_path, test.crop_ids, test.labels, test.scores),
         "content": "per-crop test probabilities of every model, by crop_id",
     }
     plots = pr_roc_png(

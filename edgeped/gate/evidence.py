@@ -63,7 +63,7 @@ def read_scores(root: Path, metrics: Source) -> Source:
     data is {"crop_id": ..., "label": ..., "score/<model>": ...} when usable.
     """
     from edgeped.errors import EdgepedError
-    from edgeped.evaluate.run import read_test_scores
+    from edgeped.evaluate.scores import read_test_scores
 
     entry = metrics.data.get("test_scores") if metrics.ok else None
     if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
