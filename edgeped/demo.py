@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,24 @@ class DemoConfig:
     teacher_stage: StageConfig = field(default_factory=lambda: StageConfig(3, 2e-3))
     student_stage: StageConfig = field(default_factory=lambda: StageConfig(6, 3e-3))
     qat_stage: StageConfig = field(default_factory=lambda: StageConfig(1, 3e-4))
+
+    def with_options(self, drives: int | None = None, epochs_scale: float = 1.0) -> DemoConfig:
+        """The demo resized: another drive count, every stage's epochs scaled (>= 1 each).
+
+        Raises:
+            ValueError: a drive count or scale out of range.
+        """
+        if not epochs_scale > 0:
+            raise ValueError(f"epochs_scale must be > 0, got {epochs_scale}")
+        changes: dict[str, Any] = {
+            s: replace(
+                getattr(self, s), epochs=max(1, round(getattr(self, s).epochs * epochs_scale))
+            )
+            for s in ("teacher_stage", "student_stage", "qat_stage")
+        }
+        if drives is not None:
+            changes["synth"] = replace(self.synth, drives=drives)
+        return replace(self, **changes)
 
 
 @dataclass

@@ -14,9 +14,22 @@ def test_cli_import_does_not_load_tensorflow():
 
 
 def test_installed_entry_point_runs():
+    """The console script lists exactly the commands registered on the root group."""
     out = subprocess.run(["edgeped", "--help"], capture_output=True, text=True, check=True)
-    for command in ("train", "convert", "eval", "demo", "data"):
-        assert command in out.stdout
+    listed = {
+        line.split()[0]
+        for line in out.stdout.split("Commands:", 1)[1].splitlines()
+        if line.startswith("  ") and line.split()
+    }
+    assert listed == set(main.commands)
+    assert {"data", "train", "convert", "eval", "compare", "bench", "deploy", "gate"} <= listed
+
+
+def test_python_m_edgeped_is_the_same_cli():
+    out = subprocess.run(
+        [sys.executable, "-m", "edgeped", "--help"], capture_output=True, text=True, check=True
+    )
+    assert all(name in out.stdout for name in main.commands)
 
 
 def test_data_synth_writes_a_dataset(tmp_path):

@@ -86,7 +86,7 @@ def test_ssh_config_rejects_bad_values(kwargs, words):
 
 
 def test_unknown_target_key_is_rejected():
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ValueError, match=r"unknown key\(s\)"):
         SshTargetConfig.from_dict({"name": "t", "python": "/p", "host": "h", "hots": "x"})
 
 

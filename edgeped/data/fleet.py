@@ -111,14 +111,10 @@ class FleetConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FleetConfig:
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(
-                f"unknown FleetConfig field(s) {unknown}; allowed: "
-                f"{sorted(cls.__dataclass_fields__)}"
-            )
-        return cls(**data)
+    def from_dict(cls, data: dict[str, Any], where: str = "fleet config") -> FleetConfig:
+        from edgeped.config import from_mapping
+
+        return from_mapping(cls, data, where=where)
 
 
 @dataclass(frozen=True)

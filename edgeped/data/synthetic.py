@@ -73,12 +73,10 @@ class SynthConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SynthConfig:
-        known = cls.__dataclass_fields__
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ValueError(f"unknown SynthConfig field(s) {unknown}; allowed: {sorted(known)}")
-        return cls(**data)
+    def from_dict(cls, data: dict[str, Any], where: str = "synth config") -> SynthConfig:
+        from edgeped.config import from_mapping
+
+        return from_mapping(cls, data, where=where)
 
 
 # --- scene parts ---------------------------------------------------------------------

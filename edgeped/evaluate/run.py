@@ -56,6 +56,13 @@ class EvalConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "eval config") -> EvalConfig:
+        """Builds the config from a mapping (the one config loader: edgeped.config)."""
+        from edgeped.config import from_mapping
+
+        return from_mapping(cls, data, where=where)
+
 
 @dataclass
 class SplitScores:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 import os
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeped.config import ConfigError
 from edgeped.errors import EdgepedError
 
 
@@ -25,16 +26,6 @@ def _check_positive(owner: str, name: str, value: float) -> None:
         or value <= 0
     ):
         raise ValueError(f"{owner}.{name} must be a finite number > 0, got {value!r}")
-
-
-def _from_dict(cls, data: dict[str, Any], section: str):
-    if not isinstance(data, dict):
-        raise ValueError(f"[{section}] must be a table, got {type(data).__name__}")
-    allowed = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise ValueError(f"unknown keys {unknown} in [{section}]; allowed: {sorted(allowed)}")
-    return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -190,24 +181,15 @@ class Budgets:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Budgets:
-        allowed = {"model", *_SECTIONS}
-        unknown = sorted(set(data) - allowed)
-        if unknown:
-            raise ValueError(f"unknown budget sections {unknown}; allowed: {sorted(allowed)}")
-        values: dict[str, Any] = {
-            n: _from_dict(c, data[n], n) for n, c in _SECTIONS.items() if n in data
-        }
-        if "device" in data and "allowed_fallback_ops" in data["device"]:
-            values["device"] = DeviceBudgets(
-                **{
-                    **data["device"],
-                    "allowed_fallback_ops": tuple(data["device"]["allowed_fallback_ops"]),
-                }
-            )
-        if "model" in data:
-            values["model"] = data["model"]
-        return cls(**values)
+    def from_dict(cls, data: dict[str, Any], where: str = "budgets") -> Budgets:
+        """Builds the budgets from a mapping; a partial section keeps its defaults.
+
+        Raises:
+            ConfigError: an unknown section or key, a wrong type, or a bad value.
+        """
+        from edgeped.config import from_mapping
+
+        return from_mapping(cls, data, where=where)
 
 
 def load_budgets(path: str | os.PathLike) -> Budgets:
@@ -229,6 +211,8 @@ def load_budgets(path: str | os.PathLike) -> Budgets:
             f"{p} is not valid TOML ({exc})", "fix the syntax; see docs/budgets.md"
         ) from exc
     try:
-        return Budgets.from_dict(data)
+        return Budgets.from_dict(data, where=str(p))
+    except ConfigError as exc:
+        raise ConfigError(exc.problem, "see docs/budgets.md for every key and its unit") from exc
     except (TypeError, ValueError) as exc:
         raise EdgepedError(f"{p}: {exc}", "see docs/budgets.md for every key and its unit") from exc

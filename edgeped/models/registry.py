@@ -41,8 +41,10 @@ class ModelSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
-        return cls(**data)
+    def from_dict(cls, data: dict[str, Any], where: str = "model") -> ModelSpec:
+        from edgeped.config import from_mapping
+
+        return from_mapping(cls, data, where=where)
 
 
 def _load_builders() -> None:

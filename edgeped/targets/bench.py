@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,15 +61,10 @@ class BenchOptions:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BenchOptions:
-        allowed = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - allowed)
-        if unknown:
-            raise ValueError(f"unknown bench options {unknown}; allowed: {sorted(allowed)}")
-        values = dict(data)
-        if "pin" in values:
-            values["pin"] = tuple(values["pin"])
-        return cls(**values)
+    def from_dict(cls, data: dict[str, Any], where: str = "bench options") -> BenchOptions:
+        from edgeped.config import from_mapping
+
+        return from_mapping(cls, data, where=where)
 
     def runner_args(self) -> tuple[str, ...]:
         args = [

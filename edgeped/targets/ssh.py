@@ -12,7 +12,7 @@ import re
 import shlex
 import subprocess
 import tarfile
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -80,14 +80,11 @@ class SshTargetConfig:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SshTargetConfig:
-        allowed = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - allowed - {"kind"})
-        if unknown:
-            raise ValueError(
-                f"target {data.get('name')!r}: unknown keys {unknown}; allowed: {sorted(allowed)}"
-            )
-        return cls(**{k: v for k, v in data.items() if k != "kind"})
+    def from_dict(cls, data: dict[str, Any], where: str | None = None) -> SshTargetConfig:
+        from edgeped.config import from_mapping
+
+        where = where or f"targets.{data.get('name', '?')}"
+        return from_mapping(cls, {k: v for k, v in data.items() if k != "kind"}, where=where)
 
     @property
     def destination(self) -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from edgeped.config import from_mapping
 from edgeped.data.augment import AugmentConfig
 from edgeped.data.schema import TAG_VOCABULARIES
 from edgeped.models.registry import ModelSpec
@@ -13,6 +14,8 @@ IMBALANCE_MODES = ("sample", "weight", "none")
 LOSS_NAMES = ("bce", "focal")
 STAGES = ("teacher", "student", "student_distilled", "student_qat", "student_pruned")
 DEFAULT_STAGES = ("teacher", "student_distilled", "student_qat")
+# The config field that holds each training phase's epochs and learning rate.
+STAGE_FIELDS = ("teacher_stage", "student_stage", "qat_stage", "prune_stage")
 
 
 @dataclass(frozen=True)
@@ -143,34 +146,51 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown train config key(s) {unknown}; allowed: {sorted(known)}")
-        kwargs = dict(data)
-        if "exclude" in kwargs:
-            kwargs["exclude"] = tuple(kwargs["exclude"])
-        nested = {
-            "teacher": ModelSpec.from_dict,
-            "student": ModelSpec.from_dict,
-            "distill": lambda d: DistillConfig(**d),
-            "mining": lambda d: MiningConfig(**d),
-            "augment": lambda d: AugmentConfig(**d),
-        }
-        nested.update(
-            {
-                k: (lambda d: StageConfig(**d))
-                for k in ("teacher_stage", "student_stage", "qat_stage", "prune_stage")
-            }
-        )
-        for key, build in nested.items():
-            if key in kwargs and isinstance(kwargs[key], dict):
-                kwargs[key] = build(kwargs[key])
-        return cls(**kwargs)
+    def from_dict(cls, data: dict[str, Any], where: str = "train config") -> TrainConfig:
+        """Builds the config from a mapping; partial nested tables keep their defaults.
+
+        Raises:
+            ConfigError: an unknown key, a wrong type or a value out of range.
+        """
+        return from_mapping(cls, data, where=where)
 
     def exclude_pairs(self) -> tuple[tuple[str, str], ...]:
         return tuple(tuple(e.split("=", 1)) for e in self.exclude)
 
     def with_overrides(self, **changes: Any) -> TrainConfig:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def with_stage_overrides(
+        self,
+        epochs: dict[str, int | None] | None = None,
+        steps_per_epoch: int | None = None,
+        epochs_scale: float | None = None,
+    ) -> TrainConfig:
+        """Changes the phases' epochs and step caps in one place.
+
+        Args:
+            epochs: phase field (one of STAGE_FIELDS) -> epochs; None values are skipped.
+            steps_per_epoch: a step cap applied to EVERY phase, pruning included.
+            epochs_scale: multiplies every phase's epochs (at least 1 each).
+
+        Raises:
+            ValueError: an unknown phase field or an out-of-range value.
+        """
+        unknown = sorted(set(epochs or {}) - set(STAGE_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown stage field(s) {unknown}; allowed: {list(STAGE_FIELDS)}")
+        if epochs_scale is not None and not epochs_scale > 0:
+            raise ValueError(f"epochs_scale must be > 0, got {epochs_scale}")
+        changes = {}
+        for name in STAGE_FIELDS:
+            stage: StageConfig = getattr(self, name)
+            update: dict[str, Any] = {}
+            if epochs_scale is not None:
+                update["epochs"] = max(1, round(stage.epochs * epochs_scale))
+            if (epochs or {}).get(name) is not None:
+                update["epochs"] = epochs[name]
+            if steps_per_epoch is not None:
+                update["steps_per_epoch"] = steps_per_epoch
+            if update:
+                changes[name] = replace(stage, **update)
+        return replace(self, **changes)

@@ -1,0 +1,5 @@
+"""`python -m edgeped` runs the command line."""
+
+from edgeped.cli import main
+
+main()

@@ -1,0 +1,26 @@
+"""The `edgeped` command line: a thin shell over the library.
+
+One module per command group. Each command parses its options, calls one library
+function, renders the result and returns an exit code; errors become messages in one
+place (`_root._Group`). TensorFlow is imported only inside commands that need it.
+"""
+
+from __future__ import annotations
+
+from edgeped.cli import bench, convert, data, demo, evaluate, gate, train
+from edgeped.cli._root import main
+
+for _command in (
+    data.data,
+    train.train,
+    convert.convert,
+    evaluate.eval_,
+    evaluate.compare,
+    demo.demo,
+    bench.bench,
+    bench.deploy,
+    gate.gate,
+):
+    main.add_command(_command)
+
+__all__ = ["main"]

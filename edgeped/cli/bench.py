@@ -1,0 +1,178 @@
+"""`edgeped bench` and `edgeped deploy`: run a model on a target and record what it costs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from edgeped.cli._common import console
+
+
+def _bench_options(**kw):
+    """BenchOptions from CLI values; emulated targets default to fewer timed runs."""
+    from edgeped.targets import BenchOptions
+
+    emulated = kw.pop("emulated")
+    runs, min_seconds = kw.pop("runs"), kw.pop("min_seconds")
+    pin = kw.pop("pin")
+    try:
+        return BenchOptions(
+            min_runs=runs or (10 if emulated else 50),
+            min_seconds=min_seconds if min_seconds is not None else (0.0 if emulated else 1.0),
+            pin=tuple(int(c) for c in pin.split(",")) if pin else (),
+            **kw,
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def _bench_common(func):
+    for decorator in reversed(
+        [
+            click.option(
+                "--targets",
+                "targets_file",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="targets.toml (default: $EDGEPED_TARGETS, else ./targets.toml)",
+            ),
+            click.option("--threads", default=1, show_default=True, help="interpreter threads"),
+            click.option("--batch", default=1, show_default=True, help="crops per invoke"),
+            click.option(
+                "--runs", type=int, help="minimum timed invokes [default: 50, emulated 10]"
+            ),
+            click.option(
+                "--min-seconds", type=float, help="minimum timed seconds [default: 1, emulated 0]"
+            ),
+            click.option("--warmup", default=5, show_default=True),
+            click.option(
+                "--crops",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                help=".npz of real crops (images uint8 [N,128,64,3], metadata [N,6])",
+            ),
+            click.option(
+                "--preprocess",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                help="metadata mean/std JSON [default: the model card's preprocessing]",
+            ),
+            click.option(
+                "--timeout",
+                "timeout_s",
+                default=600.0,
+                show_default=True,
+                help="seconds before the run is stopped (also on the board)",
+            ),
+        ]
+    ):
+        func = decorator(func)
+    return func
+
+
+def _render_bench(result, path: Path) -> int:
+    from rich.console import Console
+
+    from edgeped.targets.render import summary_table
+
+    Console().print(summary_table(result))
+    click.echo(f"wrote {path}")
+    parity = result.parity
+    if parity is not None and not parity["ok"]:
+        click.secho(
+            f"parity FAILED: {parity['mismatches']} of {parity['n']} outputs differ from the host",
+            fg="red",
+            err=True,
+        )
+        return 1
+    return 0
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--target",
+    "target_name",
+    default="local",
+    show_default=True,
+    help="local, arm64-emu, or a target name in targets.toml",
+)
+@click.option(
+    "--core",
+    type=click.Choice(["a53", "a72", "a76"]),
+    help="core model of the emulated board [default: a76]",
+)
+@_bench_common
+@click.option(
+    "--golden",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="golden outputs .npz (default: computed on the host when --parity)",
+)
+@click.option(
+    "--parity/--no-parity",
+    default=False,
+    show_default=True,
+    help="check outputs against the host (bit-exact for int8)",
+)
+@click.option("--no-xnnpack", is_flag=True, help="run without the XNNPACK delegate")
+@click.option("--delegate", help="external delegate shared library on the target")
+@click.option("--pin", help="CPU list to pin the runner to, e.g. 0 or 0,1")
+@click.option(
+    "--load-threads",
+    default=0,
+    show_default=True,
+    help="busy background threads mimicking other ECU tasks",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("bench.json"),
+    show_default=True,
+)
+def bench(
+    model, target_name, core, targets_file, crops, golden, parity, preprocess, out, no_xnnpack, **kw
+) -> None:
+    """Benchmark MODEL on a target: latency percentiles, RSS, size, parity, instructions."""
+    from edgeped.targets import bench_model, resolve_target
+
+    target = resolve_target(target_name, targets_file, core)
+    options = _bench_options(emulated=target.emulated, xnnpack=not no_xnnpack, **kw)
+    con = console()
+    result = bench_model(
+        model,
+        target,
+        options,
+        crops=crops,
+        golden=golden,
+        preprocess=preprocess,
+        parity=parity or golden is not None,
+        progress=lambda msg: con.print(f"[dim]• {msg}[/dim]"),
+    )
+    sys.exit(_render_bench(result, result.save(out)))
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--host", "host", required=True, help="SSH target name in targets.toml, e.g. ecu-dev")
+@_bench_common
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="run directory for bench.json [default: the model's directory]",
+)
+def deploy(model, host, targets_file, crops, preprocess, run_dir, **kw) -> None:
+    """Push MODEL to a board, check parity with the host, benchmark, store bench.json."""
+    from edgeped.targets import deploy_model, resolve_target
+
+    target = resolve_target(host, targets_file)
+    options = _bench_options(emulated=target.emulated, pin=None, load_threads=0, **kw)
+    con = console()
+    result, path = deploy_model(
+        model,
+        target,
+        run_dir or model.parent,
+        options,
+        crops=crops,
+        preprocess=preprocess,
+        progress=lambda msg: con.print(f"[dim]• {msg}[/dim]"),
+    )
+    sys.exit(_render_bench(result, path))

@@ -1,0 +1,343 @@
+"""`edgeped data`: create, import, verify and describe datasets."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from edgeped.cli._common import bad_config, console
+from edgeped.errors import EdgepedError
+
+
+@click.group()
+def data() -> None:
+    """Create, import, verify and describe datasets."""
+
+
+@data.command("synth")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--drives", default=600, show_default=True, help="Number of drives to render.")
+@click.option("--crops-per-drive", default=50, show_default=True)
+@click.option(
+    "--positive-rate", default=0.025, show_default=True, help="Share of pedestrian crops."
+)
+@click.option(
+    "--missing-rate",
+    default=0.08,
+    show_default=True,
+    help="Share of records whose metadata dropped out.",
+)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--workers", default=0, show_default=True, help="Processes (0 = one per core).")
+@click.option("--overwrite", is_flag=True, help="Replace a dataset already in OUT_DIR.")
+@click.option(
+    "--generator",
+    type=click.Choice(["v1", "fleet"]),
+    default="v1",
+    show_default=True,
+    help="v1: the quick, easy street crops; fleet: the realistic fleet (conditions, "
+    "near-miss negatives, per-field dropouts; slower to render).",
+)
+@click.option("--difficulty", type=float, help="fleet: 0..1 occlusion/truncation/jitter [0.5].")
+@click.option(
+    "--hard-negative-rate",
+    type=float,
+    help="fleet: share of negatives that are near misses [0.35].",
+)
+@click.option("--night-rate", type=float, help="fleet: share of night drives [0.25].")
+@click.option("--rain-rate", type=float, help="fleet: share of rain drives [0.2].")
+@click.option("--fog-rate", type=float, help="fleet: share of fog drives [0.08].")
+@click.option(
+    "--construction-rate", type=float, help="fleet: share of construction-zone drives [0.1]."
+)
+@click.option("--shard-records", default=4096, show_default=True, help="fleet: crops per shard.")
+def data_synth(
+    out_dir,
+    drives,
+    crops_per_drive,
+    positive_rate,
+    missing_rate,
+    seed,
+    workers,
+    overwrite,
+    generator,
+    shard_records,
+    **fleet_rates,
+) -> None:
+    """Render a synthetic street-crop dataset (sharded TFRecord + manifest) into OUT_DIR."""
+    from rich.progress import Progress
+
+    from edgeped.data.fleet import FleetConfig, write_fleet
+    from edgeped.data.synthetic import SynthConfig, write_synthetic
+
+    fleet_only = {k: v for k, v in fleet_rates.items() if v is not None}
+    if generator == "v1" and fleet_only:
+        raise EdgepedError(
+            f"option(s) {sorted(fleet_only)} apply to --generator fleet only",
+            "add --generator fleet or drop them",
+        )
+    try:
+        common = dict(
+            drives=drives,
+            crops_per_drive=crops_per_drive,
+            positive_rate=positive_rate,
+            metadata_missing_rate=missing_rate,
+            seed=seed,
+            workers=workers,
+        )
+        config = (
+            FleetConfig(**common, **fleet_only) if generator == "fleet" else SynthConfig(**common)
+        )
+    except ValueError as exc:
+        raise bad_config(exc) from exc
+    with Progress(console=console(), transient=True) as bar:
+        task = bar.add_task("rendering drives", total=drives)
+        update = lambda done, _: bar.update(task, completed=done)  # noqa: E731
+        manifest = (
+            write_fleet(
+                out_dir, config, shard_records=shard_records, overwrite=overwrite, progress=update
+            )
+            if generator == "fleet"
+            else write_synthetic(out_dir, config, overwrite=overwrite, progress=update)
+        )
+    _print_manifest(out_dir, manifest)
+
+
+def _print_manifest(out_dir: str, manifest: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"dataset {out_dir}")
+    for col in ("split", "crops", "pedestrians", "shards"):
+        table.add_column(col, justify="right" if col != "split" else "left")
+    for split, info in manifest["splits"].items():
+        table.add_row(split, str(info["records"]), str(info["positives"]), str(len(info["shards"])))
+    console().print(table)
+
+
+@data.group("import")
+def data_import() -> None:
+    """Import real data (crops + CSV, or frames + COCO/KITTI boxes) as a dataset."""
+
+
+@data_import.command("crops")
+@click.argument("csv_file", type=click.Path(dir_okay=False))
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--overwrite", is_flag=True, help="Replace a dataset already in OUT_DIR.")
+def data_import_crops(csv_file, out_dir, overwrite) -> None:
+    """Import the crops CSV_FILE lists (path,label[,split,drive_id,tags,metadata]) into OUT_DIR."""
+    from edgeped.data.importers.crops_csv import import_crops
+
+    _print_manifest(out_dir, import_crops(csv_file, out_dir, overwrite=overwrite))
+
+
+def _frame_options(func):
+    for decorator in reversed(
+        [
+            click.option(
+                "--min-height",
+                default=50.0,
+                show_default=True,
+                help="Shortest person box (pixels) that gives a positive.",
+            ),
+            click.option(
+                "--margin",
+                default=0.15,
+                show_default=True,
+                help="Context above and below the person, as a share of box height.",
+            ),
+            click.option(
+                "--jitter", default=2, show_default=True, help="Jittered copies per person."
+            ),
+            click.option(
+                "--near-miss",
+                default=2,
+                show_default=True,
+                help="Near-miss negatives per person (IoU 0.1-0.3 with every person window).",
+            ),
+            click.option(
+                "--background", default=6, show_default=True, help="Background windows per frame."
+            ),
+            click.option("--seed", default=0, show_default=True),
+            click.option("--overwrite", is_flag=True, help="Replace a dataset already in OUT_DIR."),
+        ]
+    ):
+        func = decorator(func)
+    return func
+
+
+def _import_frames(
+    frames,
+    out_dir,
+    source,
+    name,
+    min_height,
+    margin,
+    jitter,
+    near_miss,
+    background,
+    seed,
+    overwrite,
+) -> None:
+    from rich.progress import Progress
+
+    from edgeped.data.importers.frames import FrameImportConfig, import_frames
+    from edgeped.data.importers.geometry import WindowRules
+
+    try:
+        config = FrameImportConfig(
+            rules=WindowRules(margin=margin, min_height=min_height),
+            jitter_copies=jitter,
+            near_miss_per_person=near_miss,
+            background_per_frame=background,
+            seed=seed,
+            source_name=name,
+        )
+    except ValueError as exc:
+        raise bad_config(exc) from exc
+    with Progress(console=console(), transient=True) as bar:
+        task = bar.add_task("cutting crops", total=len(frames))
+        summary = import_frames(
+            frames,
+            out_dir,
+            config,
+            source=source,
+            overwrite=overwrite,
+            progress=lambda done, _: bar.update(task, completed=done),
+        )
+    _print_manifest(out_dir, summary.manifest)
+    click.echo(
+        f"{summary.frames} frames: {summary.positives} positives (+{summary.jittered} "
+        f"jittered), {summary.near_misses} near misses, {summary.cyclists} cyclists, "
+        f"{summary.background} background; {summary.skipped_small} people below "
+        f"--min-height kept out of positives"
+    )
+
+
+@data_import.command("coco")
+@click.argument("annotations", type=click.Path(dir_okay=False))
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option(
+    "--images",
+    "images_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder the file_name entries are relative to.",
+)
+@click.option(
+    "--category",
+    "categories",
+    multiple=True,
+    help="Category name(s) that are people [default: person, pedestrian].",
+)
+@_frame_options
+def data_import_coco(annotations, out_dir, images_dir, categories, **kw) -> None:
+    """Cut proposal crops from frames with COCO boxes (ANNOTATIONS json) into OUT_DIR."""
+    from edgeped.data.importers.coco import PERSON_CATEGORIES, load_coco
+
+    frames = load_coco(annotations, images_dir, tuple(categories) or PERSON_CATEGORIES)
+    _import_frames(
+        frames,
+        out_dir,
+        {"importer": "coco", "annotations": str(Path(annotations).resolve())},
+        Path(annotations).resolve().parent.name or "coco",
+        **kw,
+    )
+
+
+@data_import.command("kitti")
+@click.argument("labels_dir", type=click.Path(file_okay=False))
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option(
+    "--images",
+    "images_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder of <frame>.png images (image_2/).",
+)
+@_frame_options
+def data_import_kitti(labels_dir, out_dir, images_dir, **kw) -> None:
+    """Cut proposal crops from KITTI frames (LABELS_DIR of .txt files) into OUT_DIR."""
+    from edgeped.data.importers.kitti import load_kitti
+
+    frames = load_kitti(labels_dir, images_dir)
+    _import_frames(
+        frames,
+        out_dir,
+        {"importer": "kitti", "labels": str(Path(labels_dir).resolve())},
+        "kitti",
+        **kw,
+    )
+
+
+@data.command("verify")
+@click.argument("data_dir", type=click.Path(file_okay=False))
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False),
+    help="Also write the report as JSON to this file ('-' for stdout).",
+)
+@click.option(
+    "--no-records", is_flag=True, help="Skip the per-record CRC check (hash and size only)."
+)
+def data_verify(data_dir, json_out, no_records) -> None:
+    """Recompute every shard's sha256 and CRCs against the manifest; exit 1 if any is bad."""
+    import json as _json
+
+    from rich.table import Table
+
+    from edgeped.data.shards import verify
+    from edgeped.fileio import write_json_atomic
+    from edgeped.provenance import stamp
+
+    reports = verify(data_dir, check_records=not no_records)
+    bad = [r for r in reports if not r.ok]
+    table = Table(title=f"verify {data_dir}: {len(reports) - len(bad)} ok, {len(bad)} bad")
+    for col in ("shard", "split", "status", "detail"):
+        table.add_column(col)
+    for r in reports:
+        colour = "green" if r.status == "ok" else "yellow" if r.ok else "red"
+        table.add_row(r.file, r.split, f"[{colour}]{r.status}[/{colour}]", r.detail)
+    console().print(table)
+    payload = {
+        **stamp("edgeped.verify"),
+        "dataset": str(data_dir),
+        "ok": not bad,
+        "bad": len(bad),
+        "shards": [r.__dict__ for r in reports],
+    }
+    if json_out == "-":
+        click.echo(_json.dumps(payload, indent=2, sort_keys=True))
+    elif json_out:
+        write_json_atomic(json_out, payload)
+    sys.exit(1 if bad else 0)
+
+
+@data.command("stats")
+@click.argument("data_dir", type=click.Path(file_okay=False))
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    help="Folder for dataset_card.{md,json} and dataset_card_samples.png [default: DATA_DIR].",
+)
+@click.option(
+    "--samples", default=4, show_default=True, help="Sample crops per class and condition."
+)
+def data_stats(data_dir, out_dir, samples) -> None:
+    """Write the dataset card: counts by split/label/slice/kind, metadata, sample crops."""
+    from edgeped.data.stats import compute_stats, write_card
+
+    if samples < 1:
+        raise EdgepedError("--samples must be >= 1", "pass e.g. 4")
+    stats, crops = compute_stats(data_dir, samples_per_cell=samples)
+    paths = write_card(stats, crops, out_dir or data_dir)
+    for split, c in stats["splits"].items():
+        click.echo(f"{split}: {c['records']} crops, {c['positives']} pedestrians")
+    click.echo(
+        f"metadata: {stats['metadata']['records_with_any_missing']:.2%} of records miss a field"
+    )
+    for kind, path in paths.items():
+        click.echo(f"{kind}: {path}")

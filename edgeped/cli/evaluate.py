@@ -1,0 +1,114 @@
+"""`edgeped eval` and `edgeped compare`: metrics of the .tflite files themselves."""
+
+from __future__ import annotations
+
+import click
+
+from edgeped.cli._common import bad_config, console
+
+
+@click.command("eval")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--max-fpr", default=0.01, show_default=True, help="FPR limit for the threshold.")
+@click.option(
+    "--min-recall", default=0.92, show_default=True, help="Recall target (second reading)."
+)
+@click.option("--data", "data_dir", type=click.Path(), help="Evaluate on another dataset.")
+@click.option("--only", multiple=True, help="Evaluate only these models. Repeatable.")
+@click.option("--threads", default=2, show_default=True)
+@click.option(
+    "--metadata-dropout",
+    default=0.0,
+    show_default=True,
+    help="Drop metadata (set NaN) for this share of val/test records before scoring.",
+)
+@click.option(
+    "--tag",
+    default="",
+    help="Write metrics-TAG.json/report-TAG.md and leave the "
+    "model cards' thresholds alone (for side experiments).",
+)
+def eval_(run_dir, max_fpr, min_recall, data_dir, only, threads, metadata_dropout, tag) -> None:
+    """Evaluate RUN_DIR's .tflite models: threshold on val, metrics on test.
+
+    Writes metrics.json, report.md and plots/{pr,roc}.png into RUN_DIR and the
+    chosen threshold into each model card.
+    """
+    from edgeped.evaluate.run import EvalConfig, evaluate_run, write_outputs
+
+    try:
+        config = EvalConfig(
+            max_fpr=max_fpr,
+            min_recall=min_recall,
+            threads=threads,
+            metadata_dropout=metadata_dropout,
+        )
+        if tag and not tag.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"tag must be letters, digits, - or _, got {tag!r}")
+    except ValueError as exc:
+        raise bad_config(exc) from exc
+    report = evaluate_run(
+        run_dir, config, only=tuple(only) or None, data_dir=data_dir, progress=lambda _: None
+    )
+    paths = write_outputs(run_dir, report, tag=tag)
+    print_metrics(report)
+    click.echo(
+        f"report: {paths['report']}\nmetrics: {paths['metrics']}\n"
+        f"per-crop test scores: {paths['test_scores']}"
+    )
+
+
+def print_metrics(report: dict) -> None:
+    from rich.table import Table
+
+    cfg = report["config"]
+    table = Table(title=f"test split, threshold from val (max recall at FPR <= {cfg['max_fpr']})")
+    for col in ("model", "size KiB", "recall", "FPR", "AUC-PR", "ROC-AUC"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name, r in report["models"].items():
+        t = r["test"]
+        table.add_row(
+            name,
+            f"{r['model']['size_bytes'] / 1024:.1f}",
+            f"{t['recall']:.4f}",
+            f"{t['fpr']:.4f}",
+            f"{t['auc_pr']:.4f}",
+            f"{t['roc_auc']:.4f}",
+        )
+    console().print(table)
+    for c in report["comparisons"]:
+        console().print(
+            f"{c['quantized']} vs {c['float']}: decision flips {c['flips']} "
+            f"({100 * c['flip_rate']:.2f}%), d recall {c['delta']['recall']:+.4f}, "
+            f"d AUC-PR {c['delta']['auc_pr']:+.4f}"
+        )
+
+
+@click.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for comparison.md, comparison.json and recall_vs_size.png.",
+)
+@click.option(
+    "--slice",
+    "slices",
+    multiple=True,
+    help="Also show recall/FPR of this slice, e.g. lighting=night. Repeatable.",
+)
+def compare(sources, out_dir, slices) -> None:
+    """Compare models across runs: SOURCES are RUN_DIR, metrics*.json, or LABEL=PATH.
+
+    One row per model of each source: size, parameters, test recall with its
+    by-drive 95% interval, FPR, AUC-PR, ECE, and the chosen slices.
+    """
+    from edgeped.evaluate.compare import Source, write_comparison
+    from edgeped.evaluate.compare import compare as run_compare
+
+    result = run_compare([Source.parse(s) for s in sources], tuple(slices))
+    paths = write_comparison(out_dir, result)
+    click.echo(paths["markdown"].read_text())
+    click.echo(f"written: {paths['markdown']}, {paths['json']}, {paths['plot']}")

@@ -1,0 +1,71 @@
+"""`edgeped gate`: judge a run's model against budgets.toml."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--budgets",
+    "budgets_file",
+    default="budgets.toml",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="budgets TOML (docs/budgets.md)",
+)
+@click.option("--model", help="model name in RUN_DIR [default: the budgets file's `model`]")
+@click.option(
+    "--baseline",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="previous release's run directory, for the change budgets: recall drop, "
+    "decision flips crop by crop (both runs' test_scores.npz, same test crops) "
+    "and real-target latency regression",
+)
+@click.option(
+    "--bench",
+    "bench_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="extra bench.json kept outside RUN_DIR (RUN_DIR/bench*.json and "
+    "RUN_DIR/bench/*.json are always read). Repeatable.",
+)
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="write JUnit XML")
+@click.option(
+    "--summary", type=click.Path(dir_okay=False, path_type=Path), help="write a Markdown summary"
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="write the verdict as JSON",
+)
+def gate(run_dir, budgets_file, model, baseline, bench_files, junit, summary, json_out) -> None:
+    """Judge a run's model against every budget; exit 0 pass, 1 fail, 2 missing/stale evidence.
+
+    Reads the model card, metrics.json and bench results in RUN_DIR. Latency and
+    memory budgets accept only real-target measurements; the gate fails closed.
+    """
+    from rich.console import Console
+
+    from edgeped.gate import gate_run, load_budgets
+    from edgeped.gate.render import console_table, headline, problems, write_reports
+
+    verdict = gate_run(
+        run_dir,
+        load_budgets(budgets_file),
+        model=model,
+        baseline=baseline,
+        bench_files=tuple(str(p) for p in bench_files),
+    )
+    Console(width=max(Console().width, 140)).print(console_table(verdict))
+    for line in problems(verdict):
+        click.echo(f"  {line}")
+    for path in write_reports(verdict, json_path=json_out, junit_path=junit, summary_path=summary):
+        click.echo(f"wrote {path}")
+    click.echo(headline(verdict))
+    sys.exit(verdict.exit_code)

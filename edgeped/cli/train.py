@@ -1,0 +1,85 @@
+"""`edgeped train`: teacher, student and QAT stages into a run directory."""
+
+from __future__ import annotations
+
+import click
+
+from edgeped.cli._common import bad_config, log
+from edgeped.errors import EdgepedError
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option(
+    "--data", "data_dir", type=click.Path(), help="Dataset folder (overrides the config)."
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="TOML/JSON train config (keys as in the run's config.json).",
+)
+@click.option(
+    "--stages",
+    default="teacher,student_distilled,student_qat",
+    show_default=True,
+    help="Comma list of stages: teacher, student (labels only), student_distilled, "
+    "student_qat, student_pruned. They run in that order.",
+)
+@click.option("--teacher-epochs", type=int)
+@click.option("--student-epochs", type=int)
+@click.option("--qat-epochs", type=int)
+@click.option(
+    "--steps-per-epoch", type=int, help="Cap steps per epoch for every stage (quick runs)."
+)
+@click.option("--batch-size", type=int)
+@click.option("--seed", type=int)
+def train(
+    run_dir,
+    data_dir,
+    config_file,
+    stages,
+    teacher_epochs,
+    student_epochs,
+    qat_epochs,
+    steps_per_epoch,
+    batch_size,
+    seed,
+) -> None:
+    """Train the teacher, the (distilled) student and its QAT version into RUN_DIR.
+
+    Imbalance is handled by class-balanced sampling (25% pedestrians per batch)
+    by default; see `imbalance`, `loss`, `distill`, `mining` and `augment` in the
+    config file. The best epoch by validation AUC-PR is kept as each checkpoint.
+    """
+    from edgeped.config import ConfigError, load_mapping
+    from edgeped.train.config import TrainConfig
+    from edgeped.train.loop import train as run_train
+
+    try:
+        base = load_mapping(config_file) if config_file else {}
+        if data_dir:
+            base["data_dir"] = data_dir
+        if "data_dir" not in base:
+            raise EdgepedError("no dataset given", "pass --data DIR or set data_dir in --config")
+        config = TrainConfig.from_dict(base, where=str(config_file or "train config"))
+        config = config.with_overrides(batch_size=batch_size, seed=seed).with_stage_overrides(
+            epochs={
+                "teacher_stage": teacher_epochs,
+                "student_stage": student_epochs,
+                "qat_stage": qat_epochs,
+            },
+            steps_per_epoch=steps_per_epoch,
+        )
+        chosen = tuple(s.strip() for s in stages.split(",") if s.strip())
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise bad_config(exc) from exc
+    results = run_train(run_dir, config, progress=log, stages=chosen)
+    for r in results:
+        best = "n/a" if r.best_val_auc_pr is None else f"{r.best_val_auc_pr:.4f}"
+        click.echo(
+            f"{r.name}: {r.checkpoint} ({r.epochs} epochs, {r.seconds:.0f} s, "
+            f"best val AUC-PR {best})"
+        )
