@@ -14,16 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeped.errors import EdgepedError
+from edgeped.registry import Registry
 
-CONVERTERS: dict[str, Callable[..., bytes]] = {}
-
-
-def register(mode: str):
-    def wrap(fn):
-        CONVERTERS[mode] = fn
-        return fn
-
-    return wrap
+CONVERTERS: Registry[Callable[..., bytes]] = Registry("conversion mode")
+register = CONVERTERS.register
 
 
 @dataclass(frozen=True)

@@ -6,15 +6,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-ARCHITECTURES: dict[str, Callable[..., Any]] = {}
+from edgeped.registry import Registry
 
-
-def register(name: str):
-    def wrap(fn):
-        ARCHITECTURES[name] = fn
-        return fn
-
-    return wrap
+ARCHITECTURES: Registry[Callable[..., Any]] = Registry("architecture")
+register = ARCHITECTURES.register
 
 
 @dataclass(frozen=True)

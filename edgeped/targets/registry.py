@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from edgeped.errors import EdgepedError
+from edgeped.registry import Registry
 from edgeped.targets.base import Target
 
 TargetFactory = Callable[[str, dict[str, Any], "str | None"], Target]
-_KINDS: dict[str, TargetFactory] = {}
+_KINDS: Registry[TargetFactory] = Registry("target kind")
 BUILTIN_TARGETS: dict[str, dict[str, Any]] = {
     "local": {"kind": "local"},
     "arm64-emu": {"kind": "arm64-emu"},
@@ -23,13 +24,7 @@ BUILTIN_TARGETS: dict[str, dict[str, Any]] = {
 def register_kind(kind: str) -> Callable[[TargetFactory], TargetFactory]:
     """Registers a factory ``(name, spec, core) -> Target`` for a target kind."""
 
-    def decorate(factory: TargetFactory) -> TargetFactory:
-        if kind in _KINDS:
-            raise ValueError(f"target kind {kind!r} is already registered")
-        _KINDS[kind] = factory
-        return factory
-
-    return decorate
+    return _KINDS.register(kind)
 
 
 def target_kinds() -> list[str]:

@@ -27,6 +27,7 @@ from edgeped.data.shards import Dataset
 from edgeped.errors import EdgepedError
 from edgeped.fileio import write_json_atomic
 from edgeped.provenance import stamp
+from edgeped.registry import Registry
 from edgeped.train.config import DEFAULT_STAGES, STAGES, StageConfig, TrainConfig
 
 CHECKPOINTS = {stage: f"{stage}.h5" for stage in STAGES}
@@ -305,15 +306,8 @@ class _Session:
         }.get(name, self.config.student_stage)
 
 
-STAGE_RUNNERS: dict[str, Callable[[_Session], StageResult]] = {}
-
-
-def _stage(name: str):
-    def wrap(fn):
-        STAGE_RUNNERS[name] = fn
-        return fn
-
-    return wrap
+STAGE_RUNNERS: Registry[Callable[[_Session], StageResult]] = Registry("training stage")
+_stage = STAGE_RUNNERS.register
 
 
 @_stage("teacher")

@@ -8,16 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from edgeped.registry import Registry
+
 EPS = 1e-7
-LOSSES: dict[str, Callable[..., Callable]] = {}
-
-
-def register(name: str):
-    def wrap(fn):
-        LOSSES[name] = fn
-        return fn
-
-    return wrap
+LOSSES: Registry[Callable[..., Callable]] = Registry("loss")
+register = LOSSES.register
 
 
 def _tf():
