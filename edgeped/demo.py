@@ -126,7 +126,7 @@ def run_demo(
     """Runs the whole pipeline into config.out_dir (data/ and run/ inside it), then the gate."""
     from edgeped.convert.run import convert_run
     from edgeped.data.synthetic import write_synthetic
-    from edgeped.evaluate.run import EvalConfig, evaluate_run, write_outputs
+    from edgeped.evaluate.run import EvalConfig, evaluate_run
     from edgeped.train.config import TrainConfig
     from edgeped.train.loop import train
 
@@ -164,8 +164,8 @@ def run_demo(
     step("3/5 conversion: float32, PTQ int8 and QAT int8 .tflite + model cards")
     timed("convert", lambda: convert_run(run_dir, progress=detail))
     step("4/5 evaluation of the .tflite models (LiteRT)")
-    report = timed("evaluate", lambda: evaluate_run(run_dir, EvalConfig(), progress=detail))
-    paths = write_outputs(run_dir, report)
+    result = timed("evaluate", lambda: evaluate_run(run_dir, EvalConfig(), progress=detail))
+    paths = result.save(run_dir)
     step(
         "5/5 gate: budgets.toml on the QAT int8 model (emulated board if built; no real board here)"
     )

@@ -34,7 +34,7 @@ def eval_(run_dir, max_fpr, min_recall, data_dir, only, threads, metadata_dropou
     Writes metrics.json, report.md and plots/{pr,roc}.png into RUN_DIR and the
     chosen threshold into each model card.
     """
-    from edgeped.evaluate.run import EvalConfig, evaluate_run, write_outputs
+    from edgeped.evaluate.run import EvalConfig, evaluate_run
 
     try:
         config = EvalConfig(
@@ -47,11 +47,11 @@ def eval_(run_dir, max_fpr, min_recall, data_dir, only, threads, metadata_dropou
             raise ValueError(f"tag must be letters, digits, - or _, got {tag!r}")
     except ValueError as exc:
         raise bad_config(exc) from exc
-    report = evaluate_run(
+    result = evaluate_run(
         run_dir, config, only=tuple(only) or None, data_dir=data_dir, progress=lambda _: None
     )
-    paths = write_outputs(run_dir, report, tag=tag)
-    print_metrics(report)
+    paths = result.save(run_dir, tag=tag)
+    print_metrics(result.metrics)
     click.echo(
         f"report: {paths['report']}\nmetrics: {paths['metrics']}\n"
         f"per-crop test scores: {paths['test_scores']}"

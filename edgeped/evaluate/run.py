@@ -6,10 +6,12 @@ streamed batch by batch, so memory holds scores and tags, not images.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -156,8 +158,12 @@ def evaluate_run(
     only: tuple[str, ...] | None = None,
     data_dir: str | None = None,
     progress: Callable[[str], None] = lambda _: None,
-) -> dict:
-    """Scores val and test, picks thresholds on val, measures test; returns metrics.json content.
+) -> EvalResult:
+    """Scores val and test, picks thresholds on val, measures test.
+
+    Returns:
+        The metrics (metrics.json content) and the per-crop scores; nothing is written
+        until ``EvalResult.save``.
 
     Raises:
         EdgepedError: no models, a model that does not match its card, an empty split,
@@ -267,17 +273,43 @@ def evaluate_run(
         "models": results,
         "comparisons": comparisons,
     }
-    report["_curves"] = {name: (test.labels, test.scores[name]) for name in models}
-    report["_test_scores"] = test
-    return report
+    return EvalResult(metrics=report, val=val, test=test)
 
 
-def write_outputs(run_dir: str | os.PathLike, report: dict, tag: str = "") -> dict[str, Path]:
+@dataclass(frozen=True)
+class EvalResult:
+    """What `evaluate_run` measured: metrics.json content plus every crop's scores."""
+
+    metrics: dict[str, Any]
+    val: SplitScores
+    test: SplitScores
+
+    def to_dict(self) -> dict[str, Any]:
+        """The metrics as JSON-able data (a deep copy: the result stays as measured)."""
+        return copy.deepcopy(self.metrics)
+
+    def save(self, run_dir: str | os.PathLike, tag: str = "") -> dict[str, Path]:
+        """Writes metrics.json, report.md, plots, test scores and the cards' thresholds."""
+        return write_outputs(run_dir, self, tag=tag)
+
+
+def int8_threshold(score_threshold: float, scale: float, zero_point: int) -> int:
+    """The smallest int8 output q with (q - zero_point) * scale >= score_threshold.
+
+    Clamped at -128 from below (every output is pedestrian). It may be 128, which no
+    int8 output reaches: a threshold above the largest score means "never pedestrian".
+    """
+    q = int(np.ceil(score_threshold / scale - 1e-9) + zero_point)
+    return max(-128, q)
+
+
+def write_outputs(run_dir: str | os.PathLike, result: EvalResult, tag: str = "") -> dict[str, Path]:
     """Writes metrics.json, report.md, plots, and the thresholds into the model cards.
 
     A `tag` (e.g. "nometa") writes metrics-<tag>.json, report-<tag>.md and
     plots-<tag>/ beside the main ones and leaves the model cards alone: a side
-    experiment must not move the shipped operating threshold.
+    experiment must not move the shipped operating threshold. ``result`` is not
+    changed, so it can be saved again.
     """
     from edgeped.evaluate.plots import pr_roc_png, recall_vs_size_png, reliability_png
     from edgeped.evaluate.report import render_markdown
@@ -285,8 +317,9 @@ def write_outputs(run_dir: str | os.PathLike, report: dict, tag: str = "") -> di
     run = Path(run_dir)
     suffix = f"-{tag}" if tag else ""
     plot_dir = run / f"plots{suffix}"
-    curves = report.pop("_curves")
-    test = report.pop("_test_scores")
+    report = result.to_dict()
+    test = result.test
+    curves = {name: (test.labels, test.scores[name]) for name in report["models"]}
     scores_path = run / f"test_scores{suffix}.npz"
     report["test_scores"] = {
         "file": scores_path.name,
@@ -330,8 +363,9 @@ def write_outputs(run_dir: str | os.PathLike, report: dict, tag: str = "") -> di
             "val_fpr": threshold["fpr"],
         }
         if out["dtype"] == "int8":
-            q = int(np.ceil(threshold["threshold"] / out["scale"] - 1e-9) + out["zero_point"])
-            card["threshold"]["int8"] = max(-128, q)  # 128 would mean "never pedestrian"
+            card["threshold"]["int8"] = int8_threshold(
+                threshold["threshold"], out["scale"], out["zero_point"]
+            )
             card["threshold"]["int8_rule"] = "pedestrian when output q >= int8"
         write_card(card_file, card)
     return {"metrics": metrics_path, "report": report_path, "test_scores": scores_path, **plots}
