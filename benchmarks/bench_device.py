@@ -11,7 +11,7 @@ command are recorded in the JSON) and prints a markdown table for benchmarks/REA
 Usage:
   python benchmarks/bench_device.py                      # student architecture, untrained
   python benchmarks/bench_device.py --float runs/r1/student_float32.tflite \
-      --int8 runs/r1/student_int8.tflite                 # trained models instead
+      --int8 runs/r1/student_qat_int8.tflite                 # trained models instead
 """
 
 from __future__ import annotations

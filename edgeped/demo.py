@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeped.data.synthetic import SynthConfig
+from edgeped.layout import GATE_JSON, GATE_MARKDOWN
 from edgeped.models.registry import ModelSpec
 from edgeped.train.config import StageConfig
 
@@ -111,7 +112,7 @@ def gate_demo_run(
         f"`edgeped deploy {model} --host <board>`, then `edgeped gate {run_dir}`"
     )
     verdict = gate_run(run_dir, budgets)
-    write_reports(verdict, json_path=run_dir / "gate.json", summary_path=run_dir / "gate.md")
+    write_reports(verdict, json_path=run_dir / GATE_JSON, summary_path=run_dir / GATE_MARKDOWN)
     return verdict, notes
 
 

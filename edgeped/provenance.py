@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
-import sys
 
 SCHEMA_VERSION = 1
 
@@ -28,15 +27,6 @@ def tool_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
-
-
-def host_fingerprint() -> dict[str, str]:
-    return {
-        "machine": platform.machine(),
-        "system": platform.system(),
-        "release": platform.release(),
-        "python": sys.version.split()[0],
-    }
 
 
 def stamp(kind: str) -> dict:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from edgeped.convert.inspect import (
     concat_audit,
@@ -15,15 +14,8 @@ from edgeped.convert.inspect import (
 from edgeped.data.preprocess import PIXEL_SCALE, Preprocessing
 from edgeped.errors import EdgepedError
 from edgeped.fileio import read_json, sha256_bytes, write_json_atomic
+from edgeped.layout import CARD_SUFFIX, card_path  # noqa: F401  (re-exported)
 from edgeped.provenance import stamp
-
-CARD_SUFFIX = ".card.json"
-
-
-def card_path(model_path: str | os.PathLike) -> Path:
-    """`student_qat_int8.tflite` -> `student_qat_int8.card.json`."""
-    p = Path(model_path)
-    return p.with_name(p.stem + CARD_SUFFIX)
 
 
 def build_card(

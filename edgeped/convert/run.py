@@ -9,24 +9,15 @@ from pathlib import Path
 import numpy as np
 
 from edgeped.convert.converter import CalibrationData, convert_model
-from edgeped.convert.model_card import build_card, card_path, write_card
+from edgeped.convert.model_card import build_card, write_card
 from edgeped.data.preprocess import Preprocessing
 from edgeped.data.shards import Dataset
 from edgeped.errors import EdgepedError
 from edgeped.fileio import read_json, sha256_file, write_bytes_atomic
+from edgeped.layout import CONFIG_FILE, CONVERSIONS, TRAIN_LOG_FILE, card_path
 
-# (output name, checkpoints to try in order, mode): what a run converts. The PTQ
-# model starts from the same float student QAT started from (distilled if present).
-PLAN = (
-    ("teacher_float32", ("teacher.h5",), "float32"),
-    ("student_float32", ("student.h5",), "float32"),
-    ("student_distilled_float32", ("student_distilled.h5",), "float32"),
-    ("student_ptq_int8", ("student_distilled.h5", "student.h5"), "ptq-int8"),
-    ("student_qat_int8", ("student_qat.h5",), "qat-int8"),
-    ("student_pruned_float32", ("student_pruned.h5",), "float32"),
-    ("student_pruned_ptq_int8", ("student_pruned.h5",), "ptq-int8"),
-)
-HEADLINE = "student_qat_int8"
+# (output name, checkpoints to try in order, mode): what a run converts.
+PLAN = tuple((c.name, c.checkpoints, c.mode) for c in CONVERSIONS)
 
 
 @dataclass
@@ -85,7 +76,7 @@ def convert_run(
     from edgeped.train.loop import load_checkpoint
 
     run = Path(run_dir)
-    config = read_json(run / "config.json", "run config (config.json)")
+    config = read_json(run / CONFIG_FILE, f"run config ({CONFIG_FILE})")
     dataset = Dataset.open(config["config"]["data_dir"])
     prep = Preprocessing.from_manifest_stats(dataset.metadata_stats())
     plan = [p for p in PLAN if only is None or p[0] in only]
@@ -103,8 +94,8 @@ def convert_run(
     if not todo:
         raise EdgepedError(f"no checkpoints to convert in {run}", "run `edgeped train` first")
     parents = {}
-    if (run / "train_log.json").is_file():
-        parents = read_json(run / "train_log.json", "train log").get("parents", {})
+    if (run / TRAIN_LOG_FILE).is_file():
+        parents = read_json(run / TRAIN_LOG_FILE, "train log").get("parents", {})
     calibration = None
     models: dict[str, object] = {}
     out = []

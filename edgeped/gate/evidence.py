@@ -14,14 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from edgeped.fileio import sha256_file
+from edgeped.layout import (  # noqa: E402,F401  (names the gate reads the run by)
+    BENCH_GLOBS,
+    CARD_SUFFIX,
+    METRICS_FILE,
+    MODEL_SUFFIX,
+    TEST_SCORES_FILE,
+)
 
-METRICS_FILE = "metrics.json"
-MODEL_SUFFIX = ".tflite"
-CARD_SUFFIX = ".card.json"  # edgeped.convert.model_card.CARD_SUFFIX, without its imports
 CARD_KIND = "edgeped.model_card"
 METRICS_KIND = "edgeped.metrics"
 BENCH_KIND = "edgeped.bench"
-BENCH_GLOBS = ("bench*.json", "bench/*.json")
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ def read_scores(root: Path, metrics: Source) -> Source:
     entry = metrics.data.get("test_scores") if metrics.ok else None
     if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
         return Source(
-            str(root / "test_scores.npz"),
+            str(root / TEST_SCORES_FILE),
             missing=True,
             problem=f"{metrics.path} names no per-crop test scores (made by an older "
             "edgeped, or not evaluated); re-run `edgeped eval`",

@@ -180,11 +180,11 @@ class BenchResult:
 
 
 def card_path(model: Path) -> Path | None:
-    """The model card beside a model: ``model.card.json`` or ``model.tflite.card.json``."""
-    for candidate in (model.with_suffix(".card.json"), model.with_name(model.name + ".card.json")):
-        if candidate.is_file():
-            return candidate
-    return None
+    """The model card beside a model (``edgeped.layout.card_path``), if it exists."""
+    from edgeped.layout import card_path as beside
+
+    candidate = beside(model)
+    return candidate if candidate.is_file() else None
 
 
 def preprocess_from_card(model: Path) -> dict[str, Any] | None:

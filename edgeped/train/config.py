@@ -8,11 +8,12 @@ from typing import Any
 from edgeped.config import from_mapping
 from edgeped.data.augment import AugmentConfig
 from edgeped.data.schema import TAG_VOCABULARIES
+from edgeped.layout import STAGES  # noqa: F401  (the run layout names the stages)
 from edgeped.models.registry import ModelSpec
 
 IMBALANCE_MODES = ("sample", "weight", "none")
 LOSS_NAMES = ("bce", "focal")
-STAGES = ("teacher", "student", "student_distilled", "student_qat", "student_pruned")
+
 DEFAULT_STAGES = ("teacher", "student_distilled", "student_qat")
 # The config field that holds each training phase's epochs and learning rate.
 STAGE_FIELDS = ("teacher_stage", "student_stage", "qat_stage", "prune_stage")

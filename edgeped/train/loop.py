@@ -26,11 +26,11 @@ from edgeped.data.preprocess import Preprocessing
 from edgeped.data.shards import Dataset
 from edgeped.errors import EdgepedError
 from edgeped.fileio import write_json_atomic
+from edgeped.layout import CHECKPOINTS
 from edgeped.provenance import stamp
 from edgeped.registry import Registry
 from edgeped.train.config import DEFAULT_STAGES, STAGES, StageConfig, TrainConfig
 
-CHECKPOINTS = {stage: f"{stage}.h5" for stage in STAGES}
 INPUT_RANGE = (-1.0, 127.0 / 128.0)  # (u8 - 128) / 128 for u8 in [0, 255]
 
 Progress = Callable[[str], None]
