@@ -5,29 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgeped.data.schema import CROP_SHAPE, CropBatch
-
-
-def make_batch(n: int = 8, *, seed: int = 0, drive: str = "d0", positives: int = 2) -> CropBatch:
-    """A hand-made batch of n records with a few NaN metadata values."""
-    rng = np.random.default_rng(seed)
-    meta = rng.normal(size=(n, 6)).astype(np.float32)
-    meta[0, :] = np.nan
-    meta[1, 2] = np.nan
-    labels = np.zeros(n, np.int64)
-    labels[:positives] = 1
-    return CropBatch.validated(
-        images=rng.integers(0, 256, (n, *CROP_SHAPE), dtype=np.uint8),
-        metadata=meta,
-        labels=labels,
-        lighting=np.array(["day", "night"] * (n // 2) + ["day"] * (n % 2)),
-        weather=np.full(n, "clear"),
-        scene=np.full(n, "urban"),
-        hard_negative=np.where(labels == 1, "none", "pole"),
-        drive_id=np.full(n, drive),
-        crop_id=np.array([f"{drive}-{i}" for i in range(n)]),
-    )
-
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory):
@@ -117,7 +94,6 @@ def _tiny_device_model(meta: bool = True, image_shape=(128, 64, 3)):
 
 
 def _convert(model, int8: bool) -> bytes:
-    import numpy as np
 
     from edgeped._keras import tf
 
@@ -163,7 +139,6 @@ def device_models(tmp_path_factory):
 @pytest.fixture(scope="session")
 def device_crops(tmp_path_factory):
     """Six real-format crops with some metadata missing (NaN)."""
-    import numpy as np
 
     path = tmp_path_factory.mktemp("device_crops") / "crops.npz"
     rng = np.random.default_rng(11)

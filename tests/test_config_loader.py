@@ -91,7 +91,10 @@ def test_a_partial_nested_table_keeps_the_other_defaults():
     "data,phrase",
     [
         ({"data_dir": "d", "epochs": 3}, "train.toml: unknown key(s) ['epochs']"),
-        ({"data_dir": "d", "student_stage": {"epochs": "three"}}, "train.toml: student_stage.epochs: must be"),
+        (
+            {"data_dir": "d", "student_stage": {"epochs": "three"}},
+            "train.toml: student_stage.epochs: must be",
+        ),
         ({"data_dir": "d", "student_stage": {"epochs": 2.5}}, "whole number, got float 2.5"),
         ({"data_dir": "d", "distill": {"temprature": 3.0}}, "did you mean: temprature -> temp"),
         ({"data_dir": "d", "teacher_stage": 5}, "teacher_stage: must be a table"),

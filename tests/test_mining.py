@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
+from helpers import make_batch
 
 from edgeped.data.preprocess import Preprocessing
 from edgeped.data.shards import Dataset, DatasetWriter
 from edgeped.train.mining import mine, select_top_negatives
-from tests.conftest import make_batch
 
 
 def test_picks_highest_scoring_negatives_only():

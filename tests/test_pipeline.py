@@ -1,10 +1,10 @@
 import numpy as np
+from helpers import make_batch
 
 from edgeped.data.augment import AugmentConfig
 from edgeped.data.pipeline import PipelineOptions, make_dataset, positives_fit_in_memory
 from edgeped.data.preprocess import Preprocessing
 from edgeped.data.shards import Dataset, DatasetWriter
-from tests.conftest import make_batch
 
 
 def _dataset(tmp_path):

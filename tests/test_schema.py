@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
+from helpers import make_batch
 
 from edgeped.data.schema import CROP_SHAPE, CropBatch
 from edgeped.data.shards import Dataset, DatasetWriter, examples_to_batch, record_to_example
 from edgeped.errors import EdgepedError
-from tests.conftest import make_batch
 
 
 def _fields(batch):

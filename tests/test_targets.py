@@ -235,7 +235,25 @@ def test_local_bench_and_bench_json(device_models, device_crops, tmp_path):
     assert data["invoke_ms_p50"] <= data["invoke_ms_p95"]
     assert data["peak_rss_mb"] > 0
     assert data["inputs"]["crops_sha256"] and data["inputs"]["runner_sha256"]
-    assert not list(path.parent.glob("*.tmp")), "bench.json is written atomically"
+
+
+def test_a_failed_bench_save_keeps_the_previous_file(tmp_path, monkeypatch):
+    """bench.json is written beside and renamed: a failure mid-write leaves the old one whole."""
+    import edgeped.fileio as fileio
+    from edgeped.fileio import write_json_atomic
+
+    path = tmp_path / "bench.json"
+    write_json_atomic(path, {"kind": "edgeped.bench", "old": True})
+    before = path.read_bytes()
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(fileio.os, "replace", broken_replace)
+    with pytest.raises(EdgepedError, match="cannot write"):
+        write_json_atomic(path, {"kind": "edgeped.bench", "old": False})
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["bench.json"], "no temp file left behind"
 
 
 @pytest.mark.slow

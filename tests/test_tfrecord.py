@@ -1,6 +1,7 @@
 import io
 
 import pytest
+from helpers import make_batch
 
 from edgeped.data.shards import DatasetWriter, verify
 from edgeped.data.tfrecord import (
@@ -10,7 +11,6 @@ from edgeped.data.tfrecord import (
     iter_records,
     write_record,
 )
-from tests.conftest import make_batch
 
 
 def _records(*payloads):
