@@ -24,6 +24,7 @@ from edgeped.targets.base import Progress, RunnerJob, parse_runner_output
 LOCAL_GRACE_S = 30.0
 _REMOTE_NAMES = {
     "runner": "runner.py",
+    "agent": "agent.py",
     "crops": "crops.npz",
     "golden": "golden.npz",
     "preprocess": "preprocess.json",
@@ -288,6 +289,26 @@ class SshTarget:
         return _REMOTE_NAMES[role]
 
     # -- run ----------------------------------------------------------------------------
+
+    def exec_script(
+        self, argv: list[str], timeout_s: float, stdin: bytes = b""
+    ) -> subprocess.CompletedProcess:
+        """Runs a pushed device script (``python argv...``) in workdir under a remote timeout.
+
+        Raises:
+            EdgepedError: ssh itself failed (unreachable, refused key, unknown host key).
+        """
+        command = (
+            f"cd {shlex.quote(self.config.workdir)} && exec timeout -k 5 "
+            f"{int(max(timeout_s, 1))} "
+            + " ".join(shlex.quote(a) for a in [self.config.python, *argv])
+        )
+        proc = self._ssh(command, timeout_s + LOCAL_GRACE_S, stdin)
+        if proc.returncode == 255:
+            raise classify_ssh_failure(
+                proc.stderr.decode(errors="replace"), proc.returncode, self.config
+            )
+        return proc
 
     def run(self, job: RunnerJob, progress: Progress | None = None) -> dict:
         if job.count_instructions:

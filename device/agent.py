@@ -1,0 +1,954 @@
+#!/usr/bin/env python3
+"""The slot agent: installs, health-checks and rolls back models on the board itself.
+
+Ships beside runner.py and needs only Python 3.9+ (plus the runner's numpy and LiteRT
+for health checks), so the switch and the rollback never depend on a live SSH session.
+
+Device root layout (RAUC-style)::
+
+    store/<sha256>/      immutable: model.tflite, card.json, release.json, golden.npz,
+                         crops.npz, preprocess.json (+ drift_reference.json); checked on arrival
+    slots/a, slots/b     symlinks to ../store/<sha256>
+    current              symlink to slots/<a|b>: the model the vehicle runs
+    state.json           active slot, previous and candidate, per-slot status, attempts left,
+                         and the transaction in progress (write-ahead, so any step resumes)
+    history.jsonl        append-only log, one JSON object per line
+    lock                 fcntl.flock: one mutating command at a time
+    incoming/            staging for bundles in flight (cleared by the next command)
+    quarantine/          store entries that stopped verifying, moved aside
+
+Every write goes to a temporary file, is fsynced, renamed over the old one, and the
+directory is fsynced. A link swap is a symlink to a temporary name, rename(2), fsync of
+the directory. Every command first finishes or undoes an interrupted one (``recover``).
+
+Prints one JSON line on stdout; progress and step markers on stderr. Exit codes: 0 done,
+1 the install did not take (health check failed: rolled back, or refused), 3 a problem
+reported as {"ok": false, "error": {"code", "problem", "fix"}}, 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sys
+import tarfile
+import time
+
+RESULT_KIND = "edgeped.agent_result"
+STATE_KIND = "edgeped.device_state"
+RELEASE_KIND = "edgeped.release"
+SCHEMA_VERSION = 1
+SLOTS = ("a", "b")
+REQUIRED_FILES = ("model.tflite", "card.json", "golden.npz", "crops.npz", "preprocess.json")
+OPTIONAL_FILES = ("drift_reference.json",)
+BUNDLE_FILES = ("release.json", *REQUIRED_FILES, *OPTIONAL_FILES)
+EXIT_NOT_INSTALLED = 1
+EXIT_PROBLEM = 3
+# Called with each step name after the step is durable. Production never sets it; the
+# crash-test harness does, in a forked child, to kill the agent exactly between steps.
+STEP_HOOK = None
+
+
+class AgentError(Exception):
+    """A problem with a stable code, what went wrong and how to fix it."""
+
+    def __init__(self, code: str, problem: str, fix: str) -> None:
+        super().__init__(problem)
+        self.code, self.problem, self.fix = code, problem, fix
+
+
+def progress(message: str) -> None:
+    # The host may have gone (dropped SSH session): progress is best effort, the work is not.
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(f"edgeped-agent: {message}\n")
+        sys.stderr.flush()
+
+
+def step(name: str) -> None:
+    progress(f"step {name}")
+    if STEP_HOOK is not None:
+        STEP_HOOK(name)
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+# --------------------------------------------------------------------------- durable files
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _disk_full(exc: OSError, what: str) -> AgentError:
+    return AgentError("disk_full", f"the board's disk is full while writing {what}; "
+                      "nothing was switched", "free space on the board and run the command again")
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Temp file beside ``path``, fsync, rename over it, fsync the directory."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if exc.errno == errno.ENOSPC:
+            raise _disk_full(exc, os.path.basename(path)) from exc
+        raise
+    fsync_dir(os.path.dirname(path) or ".")
+
+
+def swap_link(link: str, target: str) -> None:
+    """Points ``link`` at ``target`` atomically: symlink to a temp name, rename(2), fsync."""
+    with contextlib.suppress(OSError):
+        if os.readlink(link) == target:
+            return
+    tmp = f"{link}.new.{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+    fsync_dir(os.path.dirname(link))
+
+
+def remove_link(link: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(link)
+        fsync_dir(os.path.dirname(link))
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_json(path: str):
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+# --------------------------------------------------------------------------- the device root
+
+
+class Device:
+    """Paths and state of one device root."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+        self.store = os.path.join(self.root, "store")
+        self.slots = os.path.join(self.root, "slots")
+        self.incoming = os.path.join(self.root, "incoming")
+        self.quarantine = os.path.join(self.root, "quarantine")
+        self.current = os.path.join(self.root, "current")
+        self.state_path = os.path.join(self.root, "state.json")
+        self.history_path = os.path.join(self.root, "history.jsonl")
+
+    def init(self) -> None:
+        for path in (self.root, self.store, self.slots, self.incoming, self.quarantine):
+            os.makedirs(path, exist_ok=True)
+
+    def entry(self, sha: str) -> str:
+        return os.path.join(self.store, sha)
+
+    def slot_link(self, slot: str) -> str:
+        return os.path.join(self.slots, slot)
+
+    # -- state ------------------------------------------------------------------------
+
+    def load_state(self) -> dict:
+        if not os.path.exists(self.state_path):
+            return {"kind": STATE_KIND, "schema_version": SCHEMA_VERSION, "generation": 0,
+                    "active": None, "previous": None, "candidate": None, "transaction": None,
+                    "slots": {s: empty_slot() for s in SLOTS}}
+        try:
+            state = read_json(self.state_path)
+        except (OSError, ValueError) as exc:
+            raise AgentError("state_corrupt", f"{self.state_path} cannot be read ({exc})",
+                             "restore state.json from history.jsonl by hand; the store "
+                             "and slot links are intact") from exc
+        if state.get("kind") != STATE_KIND:
+            raise AgentError("state_corrupt", f"{self.state_path} is not a device state file",
+                             "point --root at an edgeped device root")
+        return state
+
+    def save_state(self, state: dict) -> None:
+        state["generation"] = int(state.get("generation", 0)) + 1
+        state["updated"] = now()
+        write_atomic(self.state_path, (json.dumps(state, indent=2, sort_keys=True) + "\n").encode())
+
+    # -- history ----------------------------------------------------------------------
+
+    def log(self, event: str, **fields) -> dict:
+        record = {"time": now(), "event": event, **fields}
+        line = json.dumps(record, sort_keys=True) + "\n"
+        fd = os.open(self.history_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = "\n" + line  # a line torn by a power cut stays, the next starts clean
+            os.write(fd, line.encode())  # one write: a kill cannot tear it
+            os.fsync(fd)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise _disk_full(exc, "history.jsonl") from exc
+            raise
+        finally:
+            os.close(fd)
+        return record
+
+    def history(self, last: int | None = None) -> list:
+        if not os.path.exists(self.history_path):
+            return []
+        out = []
+        with open(self.history_path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    out.append({"event": "unreadable_line", "text": line[:200]})
+        return out[-last:] if last else out
+
+    def logged(self, txn_id: str, event: str) -> bool:
+        return any(r.get("txn") == txn_id and r.get("event") == event for r in self.history(50))
+
+    # -- links ------------------------------------------------------------------------
+
+    def link_sha(self, link: str):
+        """The store sha256 a slot link (or ``current``, through its slot) points at."""
+        try:
+            target = os.path.realpath(link)
+        except OSError:
+            return None
+        if os.path.dirname(target) != os.path.realpath(self.store) or not os.path.isdir(target):
+            return None
+        return os.path.basename(target)
+
+    def current_slot(self):
+        try:
+            return os.path.basename(os.readlink(self.current))
+        except OSError:
+            return None
+
+
+def empty_slot() -> dict:
+    return {"sha256": None, "status": "empty", "attempts_left": 0, "release": None}
+
+
+def other(slot) -> str:
+    return "b" if slot == "a" else "a"
+
+
+# --------------------------------------------------------------------------- locking
+
+
+class Lock:
+    """fcntl.flock on ROOT/lock; waits up to ``wait_s`` then refuses with ``busy``."""
+
+    def __init__(self, dev: Device, op: str, wait_s: float) -> None:
+        self.dev, self.op, self.wait_s = dev, op, wait_s
+        self.path = os.path.join(dev.root, "lock")
+        self.fd = None
+
+    def __enter__(self):
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(self.fd, 512, 0).decode(errors="replace").strip()
+                    os.close(self.fd)
+                    raise AgentError(
+                        "busy", f"another agent command holds the device lock ({holder or '?'})",
+                        "wait for it to finish, or pass a longer wait (--wait SECONDS)") from None
+                time.sleep(0.05)
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"pid {os.getpid()} {self.op} since {now()}".encode(), 0)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.ftruncate(self.fd, 0)
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+def try_lock(dev: Device, op: str):
+    try:
+        return Lock(dev, op, 0).__enter__()
+    except AgentError:
+        return None
+
+
+# --------------------------------------------------------------------------- bundles
+
+
+def receive(dev: Device, source: str) -> str:
+    """Copies a bundle (directory, or a tar stream on stdin for '-') into incoming/."""
+    inc = os.path.join(dev.incoming, f"{time.time_ns()}-{os.getpid()}")
+    os.makedirs(inc)
+    try:
+        if source == "-":
+            with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as tar:
+                for member in tar:
+                    if member.name not in BUNDLE_FILES or not member.isfile():
+                        raise AgentError("bundle_invalid",
+                                         f"the bundle stream holds an unexpected entry {member.name!r}",
+                                         "send a bundle made by `edgeped release`")
+                    _copy_stream(tar.extractfile(member), os.path.join(inc, member.name))
+        else:
+            if not os.path.isdir(source):
+                raise AgentError("bundle_invalid", f"bundle directory not found: {source}",
+                                 "pass the directory written by `edgeped release`")
+            for name in BUNDLE_FILES:
+                path = os.path.join(source, name)
+                if os.path.isfile(path):
+                    with open(path, "rb") as src:
+                        _copy_stream(src, os.path.join(inc, name))
+        fsync_dir(inc)
+    except OSError as exc:
+        shutil.rmtree(inc, ignore_errors=True)
+        if exc.errno == errno.ENOSPC:
+            raise _disk_full(exc, "the incoming bundle") from exc
+        raise AgentError("bundle_invalid", f"cannot receive the bundle: {exc}",
+                         "check the bundle and the board's storage") from exc
+    except (AgentError, tarfile.TarError) as exc:
+        shutil.rmtree(inc, ignore_errors=True)
+        if isinstance(exc, AgentError):
+            raise
+        raise AgentError("bundle_invalid", f"the bundle stream is not a valid tar ({exc})",
+                         "send the bundle again") from exc
+    return inc
+
+
+def _copy_stream(src, dest: str) -> None:
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+    try:
+        for chunk in iter(lambda: src.read(1 << 20), b""):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_manifest(folder: str) -> dict:
+    path = os.path.join(folder, "release.json")
+    try:
+        manifest = read_json(path)
+    except (OSError, ValueError) as exc:
+        raise AgentError("bundle_invalid", f"release.json is missing or unreadable ({exc})",
+                         "rebuild the bundle with `edgeped release`") from exc
+    if manifest.get("kind") != RELEASE_KIND or not isinstance(manifest.get("files"), dict):
+        raise AgentError("bundle_invalid", "release.json is not an edgeped release manifest",
+                         "rebuild the bundle with `edgeped release`")
+    return manifest
+
+
+def file_problems(folder: str, manifest: dict) -> list:
+    """Every file the manifest lists that is absent, of another size or another sha256."""
+    problems = []
+    files = manifest["files"]
+    for name in REQUIRED_FILES:
+        if name not in files:
+            problems.append(f"{name}: not in the manifest")
+    for name, want in sorted(files.items()):
+        path = os.path.join(folder, name)
+        if name not in BUNDLE_FILES:
+            problems.append(f"{name}: not a bundle file")
+        elif not os.path.isfile(path):
+            problems.append(f"{name}: missing")
+        elif os.path.getsize(path) != want.get("size_bytes"):
+            problems.append(f"{name}: {os.path.getsize(path)} bytes, manifest says "
+                            f"{want.get('size_bytes')}")
+        elif sha256_file(path) != want.get("sha256"):
+            problems.append(f"{name}: sha256 differs from the manifest")
+    model = manifest.get("model", {}).get("sha256")
+    if model != files.get("model.tflite", {}).get("sha256"):
+        problems.append("model.sha256 disagrees with files['model.tflite']")
+    return problems
+
+
+def verify_entry(dev: Device, sha: str, manifest_sha=None) -> list:
+    """Problems of a store entry (empty list: it verifies)."""
+    folder = dev.entry(sha)
+    if not os.path.isdir(folder):
+        return [f"store/{sha[:12]} does not exist"]
+    try:
+        manifest = read_manifest(folder)
+    except AgentError as exc:
+        return [exc.problem]
+    problems = file_problems(folder, manifest)
+    if manifest.get("model", {}).get("sha256") != sha:
+        problems.append("the entry's directory name is not its model's sha256")
+    if manifest_sha and sha256_file(os.path.join(folder, "release.json")) != manifest_sha:
+        problems.append("release.json changed since it was installed")
+    return problems
+
+
+def store_bundle(dev: Device, inc: str, manifest: dict) -> str:
+    """Moves a verified bundle into store/<sha256> (an existing verified copy is kept)."""
+    sha = manifest["model"]["sha256"]
+    dest = dev.entry(sha)
+    if os.path.isdir(dest):
+        if not verify_entry(dev, sha):
+            shutil.rmtree(inc, ignore_errors=True)
+            return sha
+        # The stored copy rotted: keep it for inspection, store the fresh one.
+        os.replace(dest, os.path.join(dev.quarantine, f"{sha}.{time.time_ns()}"))
+    os.replace(inc, dest)
+    fsync_dir(dev.store)
+    return sha
+
+
+def release_summary(manifest: dict) -> dict:
+    gate = manifest.get("gate", {})
+    return {"release_id": manifest.get("release_id"), "model_name": manifest.get("model", {}).get("name"),
+            "gate_passed": gate.get("passed"), "waivers": manifest.get("waivers", []),
+            "created": manifest.get("created")}
+
+
+# --------------------------------------------------------------------------- health check
+
+
+class _RunnerArgs:
+    threads = 1
+    xnnpack = True
+    delegate = None
+    delegate_option: list = []
+
+
+def import_runner():
+    here = os.path.dirname(os.path.abspath(__file__))
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import runner  # noqa: PLC0415 - shipped beside this file, imported only for health checks
+
+    return runner
+
+
+def health_check(folder: str, manifest: dict, latency_ms_p95=None, runs: int = 50) -> dict:
+    """Golden-crop parity (bit-exact for int8), outputs in the card's range, latency.
+
+    ``folder`` is a store entry or ``current`` (after the switch: the path the vehicle
+    reads). ``latency_ms_p95`` is the e2e-per-crop budget, judged only when given (a
+    real board); otherwise the figure is recorded, not judged.
+    """
+    checks = []
+
+    def add(name, ok, detail, retryable=False):
+        checks.append({"check": name, "ok": bool(ok), "detail": detail, "retryable": retryable})
+        return ok
+
+    def result(extra=None):
+        failed = [c for c in checks if not c["ok"]]
+        return {"ok": not failed, "checks": checks,
+                "reason": "; ".join(f"{c['check']}: {c['detail']}" for c in failed) or None,
+                "retryable": bool(failed) and all(c["retryable"] for c in failed), **(extra or {})}
+
+    problems = file_problems(folder, manifest)
+    if not add("integrity", not problems, "; ".join(problems) or "every file matches its sha256"):
+        return result()
+    runner = import_runner()
+    try:
+        np, Interpreter, load_delegate, resolver, runtime = runner.import_runtime()
+        model = os.path.join(folder, "model.tflite")
+        data = runner.read_model(model)
+        interpreter = runner.make_interpreter(data, model, Interpreter, load_delegate, resolver,
+                                              _RunnerArgs)
+        io = runner.ModelIO(interpreter, np)
+        io.resize(1)
+        mean, std, clip, _ = runner.load_preprocess(os.path.join(folder, "preprocess.json"))
+        images, metadata, _ = runner.load_crops(os.path.join(folder, "crops.npz"), np, 1, 0)
+        golden = runner.load_golden(os.path.join(folder, "golden.npz"), np)
+    except runner.RunnerError as exc:
+        add("load", False, f"{exc.code}: {exc.problem}")
+        return result()
+    add("load", True, f"{runtime['name']} {runtime['version']}")
+    card = read_json(os.path.join(folder, "card.json"))
+    add("io", *_io_matches(io.quantisation(), card))
+    pre = runner.Preprocessor(io, mean, std, clip)
+    raw, probs = runner.compute_outputs(pre, images, metadata, np)
+    add("parity", *_parity(raw, probs, golden, manifest["model"]["sha256"], np))
+    finite = bool(np.all(np.isfinite(probs)))
+    low, high = (float(probs.min()), float(probs.max())) if finite else (None, None)
+    add("range", finite and 0.0 <= low and high <= 1.0,
+        f"probabilities in [{low}, {high}], card range [0, 1]" if finite else "non-finite output")
+    e2e = []
+    n = len(images)
+    for i in range(max(runs, 1) + 5):
+        t0 = time.perf_counter()
+        pre.set_inputs(images[i % n:i % n + 1], metadata[i % n:i % n + 1])
+        interpreter.invoke()
+        pre.probabilities(pre.raw_output())
+        if i >= 5:  # warm-up invokes are not timed
+            e2e.append((time.perf_counter() - t0) * 1e3)
+    p95 = float(np.percentile(np.asarray(e2e), 95))
+    if latency_ms_p95 is None:
+        add("latency", True, f"e2e p95 {p95:.3f} ms per crop (not judged on this target)")
+    else:
+        add("latency", p95 <= latency_ms_p95,
+            f"e2e p95 {p95:.3f} ms per crop, budget {latency_ms_p95:g} ms", retryable=True)
+    return result({"runtime": runtime, "e2e_ms_p95": p95, "runs": len(e2e),
+                   "latency_judged": latency_ms_p95 is not None})
+
+
+def _io_matches(quant: dict, card: dict):
+    by_role = {t.get("role"): t for t in card.get("inputs", []) + card.get("outputs", [])}
+    wrong = []
+    for role, name in (("image", "image"), ("meta", "meta"), ("score", "output")):
+        have, want = quant.get(name), by_role.get(role)
+        if have is None and want is None:
+            continue
+        if have is None or want is None or have["dtype"] != want.get("dtype") \
+                or have["zero_point"] != want.get("zero_point") \
+                or abs(have["scale"] - float(want.get("scale", 0.0))) > 1e-9 * max(1.0, have["scale"]):
+            wrong.append(f"{name}: model {have}, card {want}")
+    return (not wrong, "; ".join(wrong) or "inputs and output match the card's quantisation")
+
+
+def _parity(raw, probs, golden, sha: str, np):
+    want_sha = str(golden["model_sha256"]) if "model_sha256" in golden else None
+    if want_sha != sha:
+        return False, f"golden outputs are for model {str(want_sha)[:12]}, not {sha[:12]}"
+    want_raw, want_probs = golden.get("raw"), golden.get("probabilities")
+    if want_raw is None or len(want_raw) != len(raw):
+        return False, "golden outputs do not match the golden crops"
+    if np.issubdtype(raw.dtype, np.integer):
+        bad = int((raw.astype(np.int32) != want_raw.astype(np.int32)).reshape(len(raw), -1)
+                  .any(axis=1).sum())
+        return bad == 0, f"{bad} of {len(raw)} golden crops differ (bit-exact int8)"
+    bad = int((~(np.abs(probs - want_probs) <= 1e-5)).sum())
+    return bad == 0, f"{bad} of {len(raw)} golden crops differ by more than 1e-5"
+
+
+# --------------------------------------------------------------------------- transactions
+
+
+def begin(dev: Device, state: dict, op: str, sha: str, to_slot: str, **extra) -> dict:
+    """Write-ahead: the transaction is durable in state.json before any link moves."""
+    txn = {"id": f"{op}-{time.time_ns()}-{os.getpid()}", "op": op, "sha256": sha,
+           "from_slot": state["active"], "to_slot": to_slot,
+           "from_sha256": state["slots"][state["active"]]["sha256"] if state["active"] else None,
+           "to_before": dict(state["slots"][to_slot]), "step": "switching", "started": now(),
+           **extra}
+    state["transaction"] = txn
+    return txn
+
+
+def link_slot(dev: Device, slot: str, sha) -> None:
+    if sha:
+        swap_link(dev.slot_link(slot), os.path.join("..", "store", sha))
+    else:
+        remove_link(dev.slot_link(slot))
+
+
+def switch_to(dev: Device, slot) -> None:
+    if slot:
+        swap_link(dev.current, os.path.join("slots", slot))
+    else:
+        remove_link(dev.current)
+
+
+def undo(dev: Device, state: dict, why: str) -> dict:
+    """Puts links and state back as they were before the transaction began."""
+    txn = state["transaction"]
+    switch_to(dev, txn["from_slot"])
+    step("undo_switched")
+    link_slot(dev, txn["to_slot"], txn["to_before"]["sha256"])
+    state["slots"][txn["to_slot"]] = txn["to_before"]
+    state["active"], state["candidate"] = txn["from_slot"], None
+    state["transaction"] = None
+    dev.save_state(state)
+    step("undone")
+    return dev.log("undone", txn=txn["id"], op=txn["op"], sha256=txn["sha256"], reason=why,
+                   active_sha256=txn["from_sha256"])
+
+
+def commit(dev: Device, state: dict) -> dict:
+    """Makes the transaction's target the active model (idempotent)."""
+    txn = state["transaction"]
+    switch_to(dev, txn["to_slot"])
+    to, frm = txn["to_slot"], txn["from_slot"]
+    state["slots"][to]["status"] = "good"
+    state["slots"][to]["reason"] = None
+    if frm and txn["op"] == "rollback":
+        state["slots"][frm]["status"] = "rolled_back"
+        state["slots"][frm]["reason"] = txn.get("reason")
+    state["active"], state["candidate"] = to, None
+    if txn["from_sha256"] != txn["sha256"]:
+        state["previous"] = txn["from_sha256"]
+    if not dev.logged(txn["id"], "committed"):
+        dev.log("committed", txn=txn["id"], op=txn["op"], sha256=txn["sha256"], slot=to,
+                replaced_sha256=txn["from_sha256"], reason=txn.get("reason"),
+                waivers=state["slots"][to].get("release", {}).get("waivers", []))
+    step("commit_logged")
+    state["transaction"] = None
+    dev.save_state(state)
+    step("committed")
+    return state
+
+
+def roll_back(dev: Device, state: dict) -> dict:
+    """The health check failed after the switch: back to the model that ran before."""
+    txn = state["transaction"]
+    frm = txn["from_slot"]
+    if frm and verify_entry(dev, txn["from_sha256"]):
+        # Never switch to a copy that no longer verifies: the candidate stays, flagged.
+        state["slots"][txn["to_slot"]]["status"] = "failed"
+        state["slots"][txn["to_slot"]]["reason"] = txn["reason"] + "; previous model does not verify"
+        state["transaction"], state["candidate"] = None, None
+        dev.log("rollback_impossible", txn=txn["id"], sha256=txn["sha256"], reason=txn["reason"])
+        dev.save_state(state)
+        return state
+    switch_to(dev, frm)
+    step("rollback_switched")
+    state["slots"][txn["to_slot"]]["status"] = "failed"
+    state["slots"][txn["to_slot"]]["reason"] = txn["reason"]
+    state["active"], state["candidate"] = frm, None
+    if not dev.logged(txn["id"], "rolled_back"):
+        dev.log("rolled_back", txn=txn["id"], automatic=True, sha256=txn["sha256"],
+                active_sha256=txn["from_sha256"], reason=txn["reason"])
+    step("rollback_logged")
+    state["transaction"] = None
+    dev.save_state(state)
+    step("rolled_back")
+    return state
+
+
+def check_after_switch(dev: Device, state: dict, manifest: dict, opts) -> dict:
+    """Health check through ``current``, retried while attempts are left (latency only)."""
+    txn = state["transaction"]
+    slot = state["slots"][txn["to_slot"]]
+    health = None
+    while True:
+        if slot["attempts_left"] <= 0:
+            txn["reason"] = (health or {}).get("reason") or \
+                "attempts exhausted: the health check was interrupted on every attempt"
+            break
+        slot["attempts_left"] -= 1
+        slot["status"] = "testing"
+        txn["step"] = "checking"
+        dev.save_state(state)
+        step("check_started")
+        health = health_check(dev.current, manifest, opts.latency_ms_p95, opts.runs)
+        step("checked")
+        if health["ok"]:
+            txn["step"] = "committed"
+            txn["health"] = _brief(health)
+            dev.save_state(state)
+            step("commit_recorded")
+            commit(dev, state)
+            return health
+        dev.log("health_failed", txn=txn["id"], sha256=txn["sha256"], reason=health["reason"],
+                attempts_left=slot["attempts_left"])
+        if not health["retryable"]:
+            txn["reason"] = health["reason"]
+            break
+    txn["step"] = "rolling_back"
+    txn["reason"] = "health check after the switch failed: " + txn["reason"]
+    dev.save_state(state)
+    step("rollback_recorded")
+    roll_back(dev, state)
+    return health or {"ok": False, "reason": txn["reason"], "checks": []}
+
+
+def _brief(health: dict) -> dict:
+    return {k: health.get(k) for k in ("ok", "reason", "e2e_ms_p95", "latency_judged")}
+
+
+def recover(dev: Device, opts) -> list:
+    """Finishes or undoes whatever an interrupted command left; clears staging."""
+    done = []
+    for name in os.listdir(dev.incoming):
+        shutil.rmtree(os.path.join(dev.incoming, name), ignore_errors=True)
+    for folder in (dev.root, dev.slots):
+        for name in os.listdir(folder):
+            if ".new." in name or ".tmp." in name:
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, name))
+    state = dev.load_state()
+    txn = state.get("transaction")
+    if not txn:
+        return done
+    where = txn["step"]
+    progress(f"resuming {txn['op']} {txn['sha256'][:12]} interrupted at {where}")
+    if where == "committed":
+        commit(dev, state)
+        done.append(f"completed the interrupted {txn['op']} of {txn['sha256'][:12]}")
+    elif where == "rolling_back":
+        roll_back(dev, state)
+        done.append(f"completed the rollback from {txn['sha256'][:12]}: {txn['reason']}")
+    elif where == "checking" and txn["op"] == "install":
+        manifest = read_manifest(dev.entry(txn["sha256"]))
+        switch_to(dev, txn["to_slot"])
+        health = check_after_switch(dev, state, manifest, opts)
+        outcome = "committed" if health["ok"] else "rolled back"
+        done.append(f"resumed the interrupted health check of {txn['sha256'][:12]}: {outcome}")
+    else:
+        undo(dev, state, f"interrupted at step {where}")
+        done.append(f"undid the interrupted {txn['op']} of {txn['sha256'][:12]} (step {where})")
+    return done
+
+
+def prune(dev: Device, state: dict, keep_extra: int) -> list:
+    """Removes old store entries; never the active, previous, candidate or a slot's model."""
+    keep = {state.get("previous"), state.get("candidate")}
+    keep |= {s["sha256"] for s in state["slots"].values()}
+    keep.add(dev.link_sha(dev.current))
+    others = [n for n in os.listdir(dev.store) if n not in keep]
+    others.sort(key=lambda n: os.stat(dev.entry(n)).st_mtime, reverse=True)
+    removed = []
+    for name in others[keep_extra:]:
+        trash = os.path.join(dev.incoming, f"prune-{name}")
+        os.replace(dev.entry(name), trash)  # off the store first: no half-deleted entry
+        shutil.rmtree(trash, ignore_errors=True)
+        removed.append(name)
+    if removed:
+        fsync_dir(dev.store)
+        dev.log("pruned", sha256s=removed)
+    return removed
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_install(dev: Device, opts) -> tuple:
+    with Lock(dev, "install", opts.wait):
+        recovered = recover(dev, opts)
+        step("locked")
+        inc = receive(dev, opts.source)
+        step("received")
+        try:
+            manifest = read_manifest(inc)
+            problems = file_problems(inc, manifest)
+        except AgentError:
+            shutil.rmtree(inc, ignore_errors=True)
+            raise
+        if problems:
+            shutil.rmtree(inc, ignore_errors=True)
+            dev.log("refused", reason="hash mismatch on arrival: " + "; ".join(problems))
+            raise AgentError("hash_mismatch", "the bundle failed its check on arrival: "
+                             + "; ".join(problems), "rebuild the bundle or push it again; "
+                             "nothing was stored or switched")
+        step("verified")
+        state = dev.load_state()
+        sha = manifest["model"]["sha256"]
+        if state["active"] and state["slots"][state["active"]]["sha256"] == sha:
+            shutil.rmtree(inc, ignore_errors=True)
+            return 0, {"outcome": "already_active", "sha256": sha, "recovered": recovered}
+        store_bundle(dev, inc, manifest)
+        step("stored")
+        before = None
+        if state["active"]:
+            # The running model, before anything changes: a broken one is noted, not a blocker.
+            try:
+                before = health_check(dev.current, read_manifest(dev.current), None, opts.runs)
+            except AgentError as exc:
+                before = {"ok": False, "reason": exc.problem, "checks": []}
+            dev.log("precheck", sha256=state["slots"][state["active"]]["sha256"],
+                    ok=before["ok"], reason=before["reason"])
+        step("prechecked")
+        to = other(state["active"]) if state["active"] else "a"
+        txn = begin(dev, state, "install", sha, to)
+        state["candidate"] = sha
+        state["slots"][to] = {"sha256": sha, "status": "installed",
+                              "attempts_left": opts.attempts, "installed": now(),
+                              "release": release_summary(manifest), "reason": None,
+                              "manifest_sha256": sha256_file(os.path.join(dev.entry(sha),
+                                                                          "release.json"))}
+        dev.save_state(state)
+        step("txn_begun")
+        dev.log("install_started", txn=txn["id"], sha256=sha, slot=to,
+                release=release_summary(manifest))
+        link_slot(dev, to, sha)
+        step("slot_linked")
+        switch_to(dev, to)
+        step("switched")
+        health = check_after_switch(dev, state, manifest, opts)
+        prune(dev, state, opts.keep_extra)
+        step("pruned")
+    outcome = "installed" if health["ok"] else "rolled_back"
+    return (0 if health["ok"] else EXIT_NOT_INSTALLED,
+            {"outcome": outcome, "sha256": sha, "health_before": before, "health": health,
+             "recovered": recovered})
+
+
+def resolve_sha(dev: Device, text: str) -> str:
+    matches = [n for n in os.listdir(dev.store) if n.startswith(text.lower())]
+    if len(matches) != 1:
+        raise AgentError("not_found", f"{len(matches)} stored models match {text!r}",
+                         "pass more of the sha256 (`edgeped status` lists the store)")
+    return matches[0]
+
+
+def cmd_rollback(dev: Device, opts) -> tuple:
+    with Lock(dev, "rollback", opts.wait):
+        recovered = recover(dev, opts)
+        step("locked")
+        state = dev.load_state()
+        active = state["active"]
+        if not active:
+            raise AgentError("no_model", "no model is installed: nothing to roll back",
+                             "install a release first")
+        sha = resolve_sha(dev, opts.to) if opts.to else state.get("previous")
+        if not sha:
+            raise AgentError("no_previous", "there is no previous model to roll back to",
+                             "pass --to SHA256 of a stored model (`edgeped status`)")
+        if sha == state["slots"][active]["sha256"]:
+            raise AgentError("already_active", f"{sha[:12]} is already the active model",
+                             "pick another stored model with --to")
+        slot = next((s for s in SLOTS if state["slots"][s]["sha256"] == sha), None)
+        problems = verify_entry(dev, sha, state["slots"][slot].get("manifest_sha256")
+                                if slot else None)
+        if problems:
+            dev.log("refused", op="rollback", sha256=sha, reason="; ".join(problems))
+            raise AgentError("not_verified", f"the stored copy of {sha[:12]} does not verify: "
+                             + "; ".join(problems), "install its bundle again to repair "
+                             "the store; nothing was switched")
+        manifest = read_manifest(dev.entry(sha))
+        health = health_check(dev.entry(sha), manifest, None, opts.runs)
+        step("checked")
+        if not health["ok"]:
+            dev.log("refused", op="rollback", sha256=sha, reason=health["reason"])
+            raise AgentError("health_failed", f"{sha[:12]} fails its health check: "
+                             f"{health['reason']}", "roll back to another stored model")
+        to = other(active)
+        txn = begin(dev, state, "rollback", sha, to, reason=opts.reason or "manual rollback")
+        if state["slots"][to]["sha256"] != sha:
+            state["slots"][to] = {"sha256": sha, "status": "installed", "attempts_left": 0,
+                                  "installed": now(), "release": release_summary(manifest),
+                                  "reason": None, "manifest_sha256": sha256_file(
+                                      os.path.join(dev.entry(sha), "release.json"))}
+        dev.save_state(state)
+        step("txn_begun")
+        link_slot(dev, to, sha)
+        step("slot_linked")
+        switch_to(dev, to)
+        step("switched")
+        txn["step"] = "committed"
+        dev.save_state(state)
+        step("commit_recorded")
+        commit(dev, state)
+    return 0, {"outcome": "rolled_back", "sha256": sha, "health": health, "recovered": recovered}
+
+
+def cmd_recover(dev: Device, opts) -> tuple:
+    with Lock(dev, "recover", opts.wait):
+        return 0, {"outcome": "recovered", "recovered": recover(dev, opts)}
+
+
+def cmd_status(dev: Device, opts) -> tuple:
+    lock = try_lock(dev, "status")
+    recovered, busy = [], lock is None
+    try:
+        if lock is not None:
+            recovered = recover(dev, opts)
+        store = []
+        for sha in sorted(os.listdir(dev.store)):
+            try:
+                manifest = read_manifest(dev.entry(sha))
+                summary = release_summary(manifest)
+            except AgentError:
+                summary = {}
+            problems = verify_entry(dev, sha)
+            store.append({"sha256": sha, "verified": not problems, "problems": problems,
+                          "size_bytes": os.path.getsize(os.path.join(dev.entry(sha), "model.tflite"))
+                          if os.path.isfile(os.path.join(dev.entry(sha), "model.tflite")) else None,
+                          **summary})
+        current = {"slot": dev.current_slot(), "sha256": dev.link_sha(dev.current)}
+    finally:
+        if lock is not None:
+            lock.__exit__()
+    return 0, {"outcome": "status", "busy": busy, "recovered": recovered, "current": current,
+               "store": store, "history": dev.history(opts.history)}
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--root", required=True, help="the device root (store, slots, state)")
+    p.add_argument("--wait", type=float, default=0.0,
+                   help="seconds to wait for the device lock before refusing [0]")
+    p.add_argument("--runs", type=int, default=50, help="timed invokes in a health check")
+    sub = p.add_subparsers(dest="command", required=True)
+    inst = sub.add_parser("install", help="store a bundle, switch to it, check it, keep or roll back")
+    inst.add_argument("source", help="bundle directory, or - for a tar stream on stdin")
+    inst.add_argument("--attempts", type=int, default=3, help="health check attempts")
+    inst.add_argument("--latency-ms-p95", type=float, default=None,
+                      help="e2e per-crop p95 budget (real boards only; unset: recorded, not judged)")
+    inst.add_argument("--keep-extra", type=int, default=2,
+                      help="stored models kept beyond the slots, previous and candidate")
+    rb = sub.add_parser("rollback", help="switch back to the previous (or a stored) model")
+    rb.add_argument("--to", help="sha256 (or a unique prefix) of a stored model")
+    rb.add_argument("--reason", help="why, for the history")
+    sub.add_parser("status", help="slots, states, store and history")
+    sub.add_parser("recover", help="finish or undo an interrupted command (run at boot)")
+    p.add_argument("--history", type=int, default=20, help="history lines in status")
+    args = p.parse_args(argv)
+    for name in ("attempts", "runs"):
+        if getattr(args, name, 1) < 1:
+            p.error(f"--{name} must be >= 1")
+    args.latency_ms_p95 = getattr(args, "latency_ms_p95", None)
+    return args
+
+
+COMMANDS = {"install": cmd_install, "rollback": cmd_rollback, "status": cmd_status,
+            "recover": cmd_recover}
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    # A dropped SSH session must not stop a switch half-way: finish the work regardless.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    dev = Device(args.root)
+    try:
+        dev.init()
+        code, payload = COMMANDS[args.command](dev, args)
+        state = dev.load_state()
+        result = {"ok": True, "kind": RESULT_KIND, "schema_version": SCHEMA_VERSION,
+                  "command": args.command, "root": dev.root, "state": state, **payload}
+    except AgentError as exc:
+        code = EXIT_PROBLEM
+        result = {"ok": False, "kind": RESULT_KIND, "schema_version": SCHEMA_VERSION,
+                  "command": args.command, "root": dev.root,
+                  "error": {"code": exc.code, "problem": exc.problem, "fix": exc.fix}}
+        with contextlib.suppress(AgentError, OSError):
+            result["state"] = dev.load_state()
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.write(json.dumps(result, sort_keys=True, default=str) + "\n")
+        sys.stdout.flush()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

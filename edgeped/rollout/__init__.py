@@ -1,0 +1,1 @@
+"""Rollout: shadow comparison and its report, drift profiles and checks, release bundles."""

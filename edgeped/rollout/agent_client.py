@@ -1,0 +1,248 @@
+"""Drive the board's slot agent (device/agent.py) on a target: install, rollback, status.
+
+The host never switches slots itself: it streams the bundle to the agent on the board and
+reads back one JSON answer. A dropped connection cannot leave the board half-switched,
+because the agent finishes (or, on its next start, undoes) every step on its own.
+
+The same agent runs on every target: a local directory (the host's Python), the emulated
+arm64 board (qemu-user Python) and an SSH board (agent and runner pushed to workdir).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeped.errors import EdgepedError
+from edgeped.rollout.bundle import read_bundle
+from edgeped.targets.base import Progress, Target, runner_path
+
+EXIT_NOT_INSTALLED = 1  # device/agent.py: the install did not take (rolled back or refused)
+EXIT_PROBLEM = 3
+DEFAULT_TIMEOUT_S = 900.0
+
+
+def agent_path() -> Path:
+    """The slot agent shipped beside the runner in this checkout."""
+    return runner_path().with_name("agent.py")
+
+
+@dataclass(frozen=True)
+class AgentReply:
+    """The agent's answer: its exit code and its one JSON result."""
+
+    exit_code: int
+    result: dict[str, Any]
+    target: str
+    root: str
+    stderr: str = ""
+
+    @property
+    def outcome(self) -> str:
+        return self.result.get("outcome", "error")
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return self.result.get("state") or {}
+
+    def steps(self) -> list[str]:
+        """The step markers the agent printed, in order (its progress on stderr)."""
+        marker = "edgeped-agent: step "
+        return [ln[len(marker) :] for ln in self.stderr.splitlines() if ln.startswith(marker)]
+
+
+@dataclass(frozen=True)
+class DeviceRoot:
+    """Where the agent keeps store, slots and state on a target."""
+
+    target: Target
+    root: str
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not str(self.root).strip() or str(self.root).rstrip("/") == "":
+            raise ValueError(f"root must be a directory other than /, got {self.root!r}")
+
+
+def default_root(target: Target, root: str | None) -> str:
+    """The device root: as given, else ``<workdir>/device`` on an SSH board.
+
+    Raises:
+        EdgepedError: a local or emulated target without --root.
+    """
+    if root:
+        return root if target.kind == "ssh" else str(Path(root).resolve())
+    workdir = target.describe().get("workdir")
+    if target.kind == "ssh" and workdir:
+        return f"{workdir.rstrip('/')}/device"
+    raise EdgepedError(
+        f"target {target.name!r} needs a device root directory",
+        "pass --root DIR (a local directory plays the board's storage)",
+    )
+
+
+def call_agent(
+    device: DeviceRoot, args: list[str], stdin: bytes = b"", progress: Progress | None = None
+) -> AgentReply:
+    """Runs ``agent.py --root ROOT ARGS`` on the target and parses its JSON line.
+
+    Raises:
+        EdgepedError: the target cannot run the agent, or the agent reported a problem
+            (exit 3) such as busy, disk full, hash mismatch or an unverifiable model.
+    """
+    target = device.target
+    argv_tail = ["--root", device.root, *args]
+    if target.kind == "ssh":
+        if progress:
+            progress(f"pushing the agent and runner to {target.name}")
+        target.push({"agent": agent_path(), "runner": runner_path()}, progress)
+        proc = target.exec_script(["agent.py", *argv_tail], device.timeout_s, stdin)
+    else:
+        python, env = _local_python(target, progress)
+        env = {**env, **device.extra_env}
+        try:
+            proc = subprocess.run(
+                [python, str(agent_path()), *argv_tail],
+                input=stdin,
+                capture_output=True,
+                timeout=device.timeout_s,
+                env=env,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise EdgepedError(
+                f"the agent on {target.name} did not finish within {device.timeout_s:g} s",
+                "run `edgeped status` to see what it completed (an interrupted step is "
+                "finished or undone by the next command)",
+            ) from exc
+        except FileNotFoundError as exc:
+            raise EdgepedError(
+                f"cannot start the agent on {target.name}: {exc.filename} not found",
+                "check the python path of the target",
+            ) from exc
+    stdout = proc.stdout.decode(errors="replace")
+    stderr = proc.stderr.decode(errors="replace")
+    line = next((ln for ln in reversed(stdout.splitlines()) if ln.startswith("{")), None)
+    if line is None:
+        tail = "\n".join(stderr.strip().splitlines()[-8:])
+        raise EdgepedError(
+            f"the agent on {target.name} exited with code {proc.returncode} and no result"
+            + (f":\n{tail}" if tail else ""),
+            "run `edgeped status` for the board's state; check its Python and disk",
+        )
+    result = json.loads(line)
+    if not result.get("ok"):
+        err = result.get("error", {})
+        raise EdgepedError(
+            f"{target.name}: {err.get('problem', 'the agent failed')} [{err.get('code', '?')}]",
+            err.get("fix"),
+        )
+    return AgentReply(proc.returncode, result, target.name, device.root, stderr)
+
+
+def _local_python(target: Target, progress: Progress | None) -> tuple[str, dict[str, str]]:
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONHASHSEED="0")
+    if target.kind == "arm64-emu":
+        from edgeped.targets.emulated import ensure_board
+
+        ensure_board(target.board_dir, progress)
+        env["EDGEPED_EMU_CORE"] = target.core
+        env.pop("EDGEPED_INSN_OUT", None)
+        return str(target.python), env
+    return str(target.python), env
+
+
+def bundle_tar(bundle: Path, manifest: dict) -> bytes:
+    """The bundle's files as one tar stream (what the agent reads on stdin)."""
+    names = ["release.json", *sorted(manifest["files"])]
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name in names:
+            path = bundle / name
+            if path.is_file():
+                tar.add(str(path), arcname=name, recursive=False)
+    return buffer.getvalue()
+
+
+def latency_budget(target: Target, manifest: dict) -> float | None:
+    """The e2e p95 budget the health check judges, or None where timings mean nothing.
+
+    Emulated time is 50-120x real time and the host is not the board: only real boards of
+    the gate's counted kinds (``runtime.target_kinds``, default ssh) are judged.
+    """
+    health = manifest.get("health") or {}
+    kinds = health.get("latency_target_kinds") or ["ssh"]
+    if target.emulated or target.kind not in kinds:
+        return None
+    return health.get("latency_ms_p95")
+
+
+def install(
+    device: DeviceRoot,
+    bundle: str | os.PathLike,
+    *,
+    attempts: int = 3,
+    wait_s: float = 0.0,
+    progress: Progress | None = None,
+) -> AgentReply:
+    """Streams a bundle to the agent: store, verify, health check, switch, check, keep or roll back.
+
+    Returns:
+        The reply; ``exit_code`` 1 with outcome ``rolled_back`` when the health check
+        after the switch failed and the board went back by itself.
+
+    Raises:
+        EdgepedError: not a bundle, or the agent reported a problem (nothing switched).
+    """
+    if attempts < 1:
+        raise EdgepedError(f"--attempts must be >= 1, got {attempts}", "pass --attempts 3")
+    folder = Path(bundle)
+    manifest = read_bundle(folder)
+    args = ["--wait", str(wait_s), "install", "-", "--attempts", str(attempts)]
+    budget = latency_budget(device.target, manifest)
+    if budget is not None:
+        args += ["--latency-ms-p95", str(budget)]
+    if progress:
+        progress(
+            f"sending {manifest['release_id']} to {device.target.name}:{device.root} "
+            f"(latency {'judged at ' + str(budget) + ' ms' if budget else 'not judged here'})"
+        )
+    return call_agent(device, args, bundle_tar(folder, manifest), progress)
+
+
+def rollback(
+    device: DeviceRoot,
+    to: str | None = None,
+    *,
+    reason: str | None = None,
+    wait_s: float = 0.0,
+    progress: Progress | None = None,
+) -> AgentReply:
+    """Switches back to the previous model, or to ``to`` (a stored model whose copy verifies).
+
+    Raises:
+        EdgepedError: nothing to roll back to, the stored copy does not verify, it fails
+            its health check, or another command holds the lock.
+    """
+    args = ["--wait", str(wait_s), "rollback"]
+    if to:
+        args += ["--to", to]
+    if reason:
+        args += ["--reason", reason]
+    return call_agent(device, args, progress=progress)
+
+
+def status(device: DeviceRoot, history: int = 20, progress: Progress | None = None) -> AgentReply:
+    """Slots, states, store (every entry re-verified) and the last ``history`` events.
+
+    Raises:
+        EdgepedError: the agent cannot run or the state file is unreadable.
+    """
+    return call_agent(device, ["--history", str(history), "status"], progress=progress)
