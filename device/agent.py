@@ -415,16 +415,28 @@ def verify_entry(dev: Device, sha: str, manifest_sha=None) -> list:
     return problems
 
 
-def store_bundle(dev: Device, inc: str, manifest: dict) -> str:
-    """Moves a verified bundle into store/<sha256> (an existing verified copy is kept)."""
+def store_bundle(dev: Device, inc: str, manifest: dict, state: dict) -> str:
+    """Moves a verified bundle into store/<sha256>; returns the sha256.
+
+    The store is keyed by the model's bytes. An entry that verifies and that a slot
+    references is never touched (its release.json is what the slot was installed with);
+    an unreferenced one is replaced by the newer bundle of the same model.
+    """
     sha = manifest["model"]["sha256"]
     dest = dev.entry(sha)
     if os.path.isdir(dest):
-        if not verify_entry(dev, sha):
+        referenced = any(s["sha256"] == sha for s in state["slots"].values())
+        same = os.path.isfile(os.path.join(dest, "release.json")) and sha256_file(
+            os.path.join(dest, "release.json")) == sha256_file(os.path.join(inc, "release.json"))
+        if not verify_entry(dev, sha) and (same or referenced):
             shutil.rmtree(inc, ignore_errors=True)
             return sha
-        # The stored copy rotted: keep it for inspection, store the fresh one.
-        os.replace(dest, os.path.join(dev.quarantine, f"{sha}.{time.time_ns()}"))
+        if verify_entry(dev, sha):  # rotted: moved aside for inspection, then repaired
+            os.replace(dest, os.path.join(dev.quarantine, f"{sha}.{time.time_ns()}"))
+        else:  # an older, unreferenced bundle of the same model: superseded
+            trash = os.path.join(dev.incoming, f"superseded-{sha}")
+            os.replace(dest, trash)
+            shutil.rmtree(trash, ignore_errors=True)
     os.replace(inc, dest)
     fsync_dir(dev.store)
     return sha
@@ -766,7 +778,8 @@ def cmd_install(dev: Device, opts) -> tuple:
         if state["active"] and state["slots"][state["active"]]["sha256"] == sha:
             shutil.rmtree(inc, ignore_errors=True)
             return 0, {"outcome": "already_active", "sha256": sha, "recovered": recovered}
-        store_bundle(dev, inc, manifest)
+        store_bundle(dev, inc, manifest, state)
+        manifest = read_manifest(dev.entry(sha))  # the stored copy is what gets checked
         step("stored")
         before = None
         if state["active"]:

@@ -1,0 +1,244 @@
+"""Shared harness for the release, agent and crash tests: runs, bundles, a forked agent, checks.
+
+The agent runs in a forked child of the test process (LiteRT already imported), so a
+health check costs milliseconds and hundreds of SIGKILLs fit in seconds. The child
+runs ``agent.main`` unchanged; the only addition is ``agent.STEP_HOOK``, set in the
+child alone, which reports each step and waits for the parent's go-ahead, so the parent
+can kill it exactly between two steps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "device"))
+import agent  # noqa: E402 (device/agent.py, which tests drive directly)
+
+MODEL_NAME = "student_qat_int8"
+
+
+def tiny_models(device_models: dict[str, Path]) -> dict[str, Path]:
+    """Three distinct valid models with the production I/O, from conftest's device_models."""
+    return {
+        "good1": device_models["int8"],
+        "good2": device_models["int8_image_only"],
+        "good3": device_models["float"],
+    }
+
+
+def make_run(run: Path, model: Path, statuses: dict[str, str] | None = None, **budgets) -> Path:
+    """A run directory as convert + eval + gate leave it: model, card, config, gate.json."""
+    from edgeped.convert.model_card import build_card, write_card
+    from edgeped.data.preprocess import Preprocessing
+    from edgeped.fileio import sha256_file, write_json_atomic
+    from edgeped.gate.verdict import BudgetResult, Status, Verdict
+
+    run.mkdir(parents=True, exist_ok=True)
+    data = model.read_bytes()
+    (run / f"{MODEL_NAME}.tflite").write_bytes(data)
+    card = build_card(
+        data,
+        file_name=f"{MODEL_NAME}.tflite",
+        mode="qat_int8",
+        architecture="tiny",
+        parameters=0,
+        prep=Preprocessing(mean=(1.0,) * 6, std=(2.0,) * 6),
+        source={},
+    )
+    card["threshold"] = {"score": 0.5, "int8": 0, "int8_rule": "pedestrian when output q >= int8"}
+    write_card(run / f"{MODEL_NAME}.card.json", card)
+    write_json_atomic(
+        run / "config.json",
+        {"kind": "edgeped.train_config", "dataset_manifest_sha256": "d" * 64, "config": {}},
+    )
+    statuses = statuses or {"quality.recall": "pass", "cost.size_mb": "pass"}
+    rows = tuple(
+        BudgetResult(budget=b, status=Status(s), direction="min", limit=1.0)
+        for b, s in statuses.items()
+    )
+    runtime = {"max_e2e_ms_per_crop_p95": 12.0, "target_kinds": ["ssh"], **budgets}
+    verdict = Verdict(
+        run_dir=str(run),
+        model=MODEL_NAME,
+        model_sha256=sha256_file(run / f"{MODEL_NAME}.tflite"),
+        results=rows,
+        budgets={"runtime": runtime},
+    )
+    write_json_atomic(run / "gate.json", verdict.to_dict())
+    return run
+
+
+def make_bundle(run: Path, out: Path, **options) -> Path:
+    from edgeped.rollout.bundle import ReleaseOptions, plan_release, write_bundle
+
+    return write_bundle(plan_release(run, ReleaseOptions(**options)), out)
+
+
+def rewrite_manifest(bundle: Path, name: str) -> None:
+    """Re-hashes one file into release.json (a consistent bundle with changed content)."""
+    manifest = json.loads((bundle / "release.json").read_text())
+    path = bundle / name
+    manifest["files"][name] = {"sha256": sha256(path), "size_bytes": path.stat().st_size}
+    (bundle / "release.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+
+
+def tamper_golden(bundle: Path) -> Path:
+    """Makes a bundle whose golden outputs disagree with its model by one int8 step on one crop.
+
+    It passes every check on arrival (the manifest is re-hashed): only the health check,
+    which runs the model on the golden crops, can catch it.
+    """
+    with np.load(bundle / "golden.npz", allow_pickle=False) as npz:
+        golden = {k: npz[k] for k in npz.files}
+    golden["raw"] = golden["raw"].copy()
+    golden["raw"][0, 0] = np.int8(golden["raw"][0, 0] + (1 if golden["raw"][0, 0] < 127 else -1))
+    os.chmod(bundle / "golden.npz", 0o644)
+    np.savez(bundle / "golden.npz", **golden)
+    rewrite_manifest(bundle, "golden.npz")
+    return bundle
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------- the forked agent
+
+
+@dataclass
+class Run:
+    """One agent command: whether it was killed, the steps it reported, its exit and JSON."""
+
+    killed: bool
+    steps: list[str] = field(default_factory=list)
+    code: int | None = None
+    result: dict | None = None
+
+
+def preload_runtime() -> None:
+    """Imports the runner and LiteRT in this process, so forked agents start warm."""
+    agent.import_runner().import_runtime()
+
+
+def run_agent(argv: list[str], kill_at: int | None = None, jitter_s: float | None = None) -> Run:
+    """Runs ``agent.main(argv)`` in a forked child; SIGKILLs it after step ``kill_at``.
+
+    Args:
+        kill_at: kill when the child reports its ``kill_at``-th step (1-based), before it
+            may continue: exactly between that step and the next. None runs to the end.
+        jitter_s: instead of killing at the marker, let the child go on for this many
+            seconds first (the kill then lands inside a step, e.g. mid-write).
+    """
+    mark_r, mark_w = os.pipe()
+    go_r, go_w = os.pipe()
+    out = tempfile.TemporaryFile()
+    pid = os.fork()
+    if pid == 0:  # the child: the agent, unchanged, plus the step hook
+        code = 97
+        try:
+            os.close(mark_r)
+            os.close(go_w)
+            os.dup2(out.fileno(), 1)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            sys.stdout = os.fdopen(1, "w", closefd=False)
+            sys.stderr = os.fdopen(2, "w", closefd=False)
+
+            def hook(name: str) -> None:
+                os.write(mark_w, name.encode() + b"\n")
+                if os.read(go_r, 1) != b"g":
+                    os._exit(96)
+
+            agent.STEP_HOOK = hook
+            code = agent.main(argv)
+            sys.stdout.flush()
+        except BaseException:  # noqa: BLE001 - the child must never return into pytest
+            code = 98
+        finally:
+            os._exit(code)
+    os.close(mark_w)
+    os.close(go_r)
+    run = Run(killed=False)
+    with os.fdopen(mark_r, "rb") as marks:
+        for raw in marks:
+            run.steps.append(raw.decode().strip())
+            if kill_at is not None and len(run.steps) == kill_at:
+                if jitter_s is not None:
+                    os.write(go_w, b"g" * 64)  # let it run on through the next steps
+                    time.sleep(jitter_s)
+                os.kill(pid, signal.SIGKILL)
+                run.killed = True
+                break
+            try:
+                os.write(go_w, b"g")
+            except BrokenPipeError:
+                break
+    os.close(go_w)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        run.killed = True
+    else:
+        run.code = os.WEXITSTATUS(status)
+        out.seek(0)
+        lines = [ln for ln in out.read().decode().splitlines() if ln.startswith("{")]
+        run.result = json.loads(lines[-1]) if lines else None
+    out.close()
+    return run
+
+
+# --------------------------------------------------------------------------- consistency
+
+
+def current_sha(root: Path) -> str | None:
+    """The store sha256 ``current`` resolves to (through its slot), or None."""
+    link = root / "current"
+    if not os.path.lexists(link):
+        return None
+    target = Path(os.path.realpath(link))
+    assert target.parent == (root / "store").resolve(), f"current escapes the store: {target}"
+    return target.name
+
+
+def check_after_kill(root: Path, allowed: set) -> str | None:
+    """After a SIGKILL: state parses, current is one of ``allowed`` and its model verifies."""
+    state = json.loads((root / "state.json").read_text()) if (root / "state.json").exists() else {}
+    assert state == {} or state["kind"] == "edgeped.device_state"
+    sha = current_sha(root)
+    assert sha in allowed, f"current -> {sha}, expected one of {allowed}"
+    if sha is not None:
+        assert sha256(root / "current" / "model.tflite") == sha, "current's model does not verify"
+    return sha
+
+
+def check_consistent(root: Path, allowed: set) -> str | None:
+    """After a command that completed: no transaction, links agree with state, all verifies."""
+    state = agent.Device(str(root)).load_state()
+    assert state["transaction"] is None, f"transaction left behind: {state['transaction']}"
+    sha = check_after_kill(root, allowed)
+    active = state["active"]
+    assert (state["slots"][active]["sha256"] if active else None) == sha
+    if active:
+        assert os.readlink(root / "current") == f"slots/{active}"
+        assert state["slots"][active]["status"] == "good"
+    for slot, record in state["slots"].items():
+        link = root / "slots" / slot
+        linked = Path(os.path.realpath(link)).name if os.path.lexists(link) else None
+        assert linked == record["sha256"], f"slot {slot} link {linked} != state {record}"
+    for name in os.listdir(root / "store"):
+        assert sha256(root / "store" / name / "model.tflite") == name
+    assert os.listdir(root / "incoming") == [], "staging left behind"
+    history = root / "history.jsonl"
+    for line in history.read_text().splitlines() if history.exists() else []:
+        json.loads(line)
+    return sha
