@@ -131,7 +131,12 @@ def preload_runtime() -> None:
     agent.import_runner().import_runtime()
 
 
-def run_agent(argv: list[str], kill_at: int | None = None, jitter_s: float | None = None) -> Run:
+def run_agent(
+    argv: list[str],
+    kill_at: int | None = None,
+    jitter_s: float | None = None,
+    on_step: dict | None = None,
+) -> Run:
     """Runs ``agent.main(argv)`` in a forked child; SIGKILLs it after step ``kill_at``.
 
     Args:
@@ -180,6 +185,8 @@ def run_agent(argv: list[str], kill_at: int | None = None, jitter_s: float | Non
                 os.kill(pid, signal.SIGKILL)
                 run.killed = True
                 break
+            if on_step and run.steps[-1] in on_step:
+                on_step[run.steps[-1]]()
             try:
                 os.write(go_w, b"g")
             except BrokenPipeError:

@@ -7,7 +7,7 @@ place (`_root._Group`). TensorFlow is imported only inside commands that need it
 
 from __future__ import annotations
 
-from edgeped.cli import bench, convert, data, demo, evaluate, gate, train
+from edgeped.cli import bench, convert, data, demo, evaluate, gate, release, train
 from edgeped.cli._root import main
 
 for _command in (
@@ -20,6 +20,10 @@ for _command in (
     bench.bench,
     bench.deploy,
     gate.gate,
+    release.release,
+    release.install,
+    release.rollback,
+    release.status,
 ):
     main.add_command(_command)
 

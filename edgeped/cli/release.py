@@ -1,0 +1,226 @@
+"""`edgeped release | install | rollback | status`: release bundles and the board's A/B slots."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from edgeped.cli._common import bad_config, console
+
+
+def _device_options(func, wait: bool = True):
+    """--host, --root, --targets, --core (and --wait), shared by the commands that reach a board."""
+    options = [
+        click.option(
+            "--host",
+            required=True,
+            help="target: local, arm64-emu or a board in targets.toml (e.g. ecu-dev)",
+        ),
+        click.option(
+            "--root",
+            help="device root on the target (required for local and arm64-emu) "
+            "[default on an SSH board: <workdir>/device]",
+        ),
+        click.option(
+            "--targets",
+            "targets_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="targets.toml [default: $EDGEPED_TARGETS or ./targets.toml]",
+        ),
+        click.option("--core", help="emulated core (a53, a72, a76) for --host arm64-emu"),
+    ]
+    if wait:
+        options.append(
+            click.option(
+                "--wait",
+                "wait_s",
+                type=float,
+                default=0.0,
+                show_default=True,
+                help="seconds to wait for another command on the board to finish (else refused)",
+            )
+        )
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _device(host, root, targets_file, core):
+    from edgeped.rollout.agent_client import DeviceRoot, default_root
+    from edgeped.targets import resolve_target
+
+    target = resolve_target(host, targets_file, core)
+    return DeviceRoot(target, default_root(target, root))
+
+
+def _progress(message: str) -> None:
+    console().print(f"[dim]• {message}[/dim]")
+
+
+def _render(reply, *, show_health: bool = True) -> None:
+    from rich.console import Console
+
+    from edgeped.rollout import device_render as r
+
+    out = Console(width=max(Console().width, 140))
+    result = reply.result
+    if show_health and result.get("health_before"):
+        out.print(
+            r.health_table(result["health_before"], "health before the switch (running model)")
+        )
+    if show_health and result.get("health"):
+        out.print(r.health_table(result["health"], "health after the switch"))
+    for line in result.get("recovered") or []:
+        click.echo(f"recovered: {line}")
+    if result.get("state"):
+        out.print(r.slots_table(result["state"]))
+    if "store" in result:
+        out.print(r.store_table(result["store"], result["state"]))
+    if result.get("history"):
+        click.echo("history:")
+        for line in r.history_lines(result["history"]):
+            click.echo(f"  {line}")
+    slots = (result.get("state") or {}).get("slots", {})
+    for line in r.waiver_lines([s.get("release") for s in slots.values()]):
+        click.secho(line, fg="yellow")
+    click.echo(r.reply_headline(reply))
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--model", help="model in RUN_DIR [default: the one gate.json judged]")
+@click.option(
+    "--waive",
+    "waive",
+    multiple=True,
+    metavar="BUDGET",
+    help="release despite this non-passed budget (repeat; each needs a --reason)",
+)
+@click.option(
+    "--reason",
+    "reasons",
+    multiple=True,
+    metavar="TEXT",
+    help="why, for the --waive at the same position (recorded in the release)",
+)
+@click.option(
+    "--crops",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="golden crops .npz (images uint8 [N,128,64,3], metadata [N,6]) "
+    "[default: 16 seeded random crops]",
+)
+@click.option(
+    "--baseline",
+    type=click.Path(path_type=Path),
+    help="the bundle (or its release.json) this release replaces",
+)
+@click.option(
+    "--gate",
+    "gate_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="gate verdict JSON [default: RUN_DIR/gate.json]",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="bundle directory [default: RUN_DIR/release-MODEL]",
+)
+def release(run_dir, model, waive, reasons, crops, baseline, gate_file, out) -> None:
+    """Write a release bundle for a gated model: model, card, golden outputs, release.json.
+
+    Refused unless the gate verdict passed, or every non-passed budget is waived with
+    --waive BUDGET --reason TEXT; waivers are recorded and shown by every later command.
+    """
+    from edgeped.errors import EdgepedError
+    from edgeped.rollout import device_render
+    from edgeped.rollout.bundle import (
+        ReleaseOptions,
+        Waiver,
+        plan_release,
+        read_bundle,
+        write_bundle,
+    )
+
+    if len(waive) != len(reasons):
+        raise EdgepedError(
+            f"{len(waive)} --waive but {len(reasons)} --reason",
+            "give one --reason TEXT after each --waive BUDGET",
+        )
+    try:
+        options = ReleaseOptions(
+            model=model,
+            waivers=tuple(Waiver(b, t) for b, t in zip(waive, reasons, strict=True)),
+            crops=crops,
+            baseline=baseline,
+            gate_file=gate_file,
+        )
+    except ValueError as exc:
+        raise bad_config(exc) from exc
+    plan = plan_release(run_dir, options)
+    _progress("computing golden outputs on the host")
+    path = write_bundle(plan, out or Path(run_dir) / f"release-{plan.manifest['model']['name']}")
+    for line in device_render.manifest_lines(read_bundle(path)):
+        click.secho(line, fg="yellow" if line.startswith("WAIVED") else None)
+    click.echo(f"wrote {path}")
+
+
+@click.command()
+@click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
+@_device_options
+@click.option(
+    "--attempts",
+    type=int,
+    default=3,
+    show_default=True,
+    help="health check attempts after the switch",
+)
+def install(bundle, host, root, targets_file, core, wait_s, attempts) -> None:
+    """Install BUNDLE on a board: store, verify, check, switch, check again, keep or roll back.
+
+    Exit 0 installed, 1 the health check after the switch failed and the board rolled
+    back by itself, 2 refused or a problem (nothing switched).
+    """
+    from edgeped.rollout import agent_client
+
+    device = _device(host, root, targets_file, core)
+    reply = agent_client.install(
+        device, bundle, attempts=attempts, wait_s=wait_s, progress=_progress
+    )
+    _render(reply)
+    sys.exit(0 if reply.exit_code == 0 else 1)
+
+
+@click.command()
+@_device_options
+@click.option(
+    "--to", "to", metavar="SHA256", help="a stored model (unique prefix) [default: previous]"
+)
+@click.option("--reason", help="why, for the board's history")
+def rollback(host, root, targets_file, core, wait_s, to, reason) -> None:
+    """Switch the board back to the previous model, or to a stored one whose copy verifies."""
+    from edgeped.rollout import agent_client
+
+    device = _device(host, root, targets_file, core)
+    reply = agent_client.rollback(device, to, reason=reason, wait_s=wait_s, progress=_progress)
+    _render(reply)
+
+
+@click.command()
+@lambda func: _device_options(func, wait=False)
+@click.option("--history", "history", type=int, default=20, show_default=True, help="events shown")
+@click.option(
+    "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="write the reply"
+)
+def status(host, root, targets_file, core, history, json_out) -> None:
+    """Show the board's slots, their states and attempts left, the store and the history."""
+    from edgeped.fileio import write_json_atomic
+    from edgeped.rollout import agent_client
+
+    # Status never waits: while another command holds the lock it reads without recovering.
+    device = _device(host, root, targets_file, core)
+    reply = agent_client.status(device, history, progress=_progress)
+    if json_out:
+        write_json_atomic(json_out, reply.result)
+    _render(reply)
