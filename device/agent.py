@@ -418,14 +418,15 @@ def verify_entry(dev: Device, sha: str, manifest_sha=None) -> list:
 def store_bundle(dev: Device, inc: str, manifest: dict, state: dict) -> str:
     """Moves a verified bundle into store/<sha256>; returns the sha256.
 
-    The store is keyed by the model's bytes. An entry that verifies and that a slot
-    references is never touched (its release.json is what the slot was installed with);
-    an unreferenced one is replaced by the newer bundle of the same model.
+    The store is keyed by the model's bytes. An entry that verifies and is the active or
+    the previous model is never touched (its release.json is what it was installed with);
+    any other is replaced by the newer bundle of the same model.
     """
     sha = manifest["model"]["sha256"]
     dest = dev.entry(sha)
     if os.path.isdir(dest):
-        referenced = any(s["sha256"] == sha for s in state["slots"].values())
+        active = state["slots"][state["active"]]["sha256"] if state["active"] else None
+        referenced = sha in (active, state.get("previous"))
         same = os.path.isfile(os.path.join(dest, "release.json")) and sha256_file(
             os.path.join(dest, "release.json")) == sha256_file(os.path.join(inc, "release.json"))
         if not verify_entry(dev, sha) and (same or referenced):

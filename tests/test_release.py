@@ -1,0 +1,199 @@
+"""`edgeped release`: the bundle, its manifest, the gate refusal and recorded waivers; the CLI cycle."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from release_support import MODEL_NAME, make_run, preload_runtime, sha256, tiny_models
+
+from edgeped.cli import main
+from edgeped.errors import EdgepedError
+from edgeped.rollout.bundle import ReleaseOptions, Waiver, plan_release, read_bundle, write_bundle
+
+
+@pytest.fixture(scope="module")
+def models(device_models):
+    preload_runtime()
+    return tiny_models(device_models)
+
+
+def _run(tmp_path: Path, models, name="good1", statuses=None) -> Path:
+    return make_run(tmp_path / f"run-{name}", models[name], statuses)
+
+
+def test_manifest_holds_what_the_board_and_an_auditor_need(tmp_path, models):
+    run = _run(tmp_path, models)
+    (run / "drift_reference.json").write_text('{"kind": "edgeped.drift_reference"}')
+    first = write_bundle(plan_release(run, ReleaseOptions()), tmp_path / "b1")
+    second_run = _run(tmp_path, models, "good2")
+    bundle = write_bundle(plan_release(second_run, ReleaseOptions(baseline=first)), tmp_path / "b2")
+    m = json.loads((bundle / "release.json").read_text())
+    model = second_run / f"{MODEL_NAME}.tflite"
+    assert m["kind"] == "edgeped.release" and m["schema_version"] == 1
+    assert (
+        m["model"]["sha256"] == sha256(model) and m["model"]["size_bytes"] == model.stat().st_size
+    )
+    assert m["runtime"] == {"checked_with": "ai-edge-litert", "version": "2.3.0"}
+    assert [t["role"] for t in m["quantisation"]["inputs"]] == ["image"]
+    assert m["quantisation"]["outputs"][0]["dtype"] == "int8"
+    assert m["thresholds"]["int8"] == 0
+    assert m["provenance"]["dataset_manifest_sha256"] == "d" * 64
+    assert m["provenance"]["training_config_sha256"] == sha256(second_run / "config.json")
+    assert m["gate"]["passed"] is True and m["gate"]["sha256"] == sha256(second_run / "gate.json")
+    assert m["gate"]["budgets_passed"] == ["quality.recall", "cost.size_mb"]
+    assert m["gate"]["budgets_failed"] == [] and m["gate"]["budgets_missing"] == []
+    assert m["waivers"] == [] and m["drift_reference"] is None
+    assert (
+        m["replaces"]["release_id"]
+        == json.loads((first / "release.json").read_text())["release_id"]
+    )
+    assert m["health"]["latency_ms_p95"] == 12.0 and m["health"]["golden_crops"] == 16
+    assert "tensorflow" in m["tool_versions"]
+    for name, entry in m["files"].items():
+        assert sha256(bundle / name) == entry["sha256"]
+    first_manifest = read_bundle(first, verify=True)
+    assert first_manifest["drift_reference"]["sha256"] == sha256(run / "drift_reference.json")
+    assert (first / "drift_reference.json").is_file()
+
+
+def test_a_model_whose_gate_did_not_pass_is_refused_without_waivers(tmp_path, models):
+    run = _run(tmp_path, models, statuses={"quality.recall": "pass", "runtime.e2e": "missing"})
+    with pytest.raises(EdgepedError, match=r"not waived for: runtime.e2e \(missing\)") as info:
+        plan_release(run, ReleaseOptions())
+    assert "--waive BUDGET --reason TEXT" in info.value.fix
+    with pytest.raises(EdgepedError, match="did not block this release"):
+        plan_release(run, ReleaseOptions(waivers=(Waiver("quality.recall", "it passed anyway"),)))
+    plan = plan_release(
+        run, ReleaseOptions(waivers=(Waiver("runtime.e2e", "no board in the lab"),))
+    )
+    [waiver] = plan.manifest["waivers"]
+    assert waiver["budget"] == "runtime.e2e" and waiver["status"] == "missing"
+    assert waiver["reason"] == "no board in the lab" and "@" in waiver["by"]
+    assert plan.manifest["gate"]["passed"] is False
+
+
+def test_stale_or_missing_evidence_is_refused(tmp_path, models):
+    run = _run(tmp_path, models)
+    shutil.copyfile(models["good2"], run / f"{MODEL_NAME}.tflite")  # model changed after gating
+    with pytest.raises(EdgepedError, match="card .* describes another model"):
+        plan_release(run, ReleaseOptions())
+    run = _run(tmp_path, models, "good3")
+    gate = json.loads((run / "gate.json").read_text())
+    gate["model_sha256"] = "0" * 64
+    (run / "gate.json").write_text(json.dumps(gate))
+    with pytest.raises(EdgepedError, match="gate verdict is stale"):
+        plan_release(run, ReleaseOptions())
+    (run / "gate.json").unlink()
+    with pytest.raises(EdgepedError, match="no gate verdict") as info:
+        plan_release(run, ReleaseOptions(model=MODEL_NAME))
+    assert "edgeped gate" in info.value.fix
+    with pytest.raises(EdgepedError, match="not found"):
+        plan_release(tmp_path / "nope", ReleaseOptions())
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"golden_count": 0}, "golden_count"),
+        ({"waivers": (Waiver("a.b", "reason one"), Waiver("a.b", "reason two"))}, "waived once"),
+    ],
+)
+def test_release_options_validate(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ReleaseOptions(**kwargs)
+
+
+def test_waiver_needs_a_reason():
+    with pytest.raises(ValueError, match="must say why"):
+        Waiver("runtime.e2e", "ok")
+
+
+def test_bundle_is_replaced_only_when_whole(tmp_path, models, monkeypatch):
+    run = _run(tmp_path, models)
+    out = write_bundle(plan_release(run, ReleaseOptions()), tmp_path / "bundle")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    import edgeped.targets.bench as bench
+
+    def broken(*args, **kwargs):
+        raise EdgepedError("golden failed", "test")
+
+    monkeypatch.setattr(bench, "compute_golden", broken)
+    with pytest.raises(EdgepedError, match="golden failed"):
+        write_bundle(plan_release(run, ReleaseOptions(seed=5)), out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".bundle")] == []
+
+
+def test_cli_cycle_on_a_local_device_root(tmp_path, models):
+    """release -> install -> status -> bad install rolled back -> manual rollback, by CLI."""
+    cli = CliRunner()
+    good = _run(tmp_path, models)
+    root = str(tmp_path / "board")
+    result = cli.invoke(main, ["release", str(good), "--out", str(tmp_path / "b1")])
+    assert result.exit_code == 0, result.output
+    assert "gate PASSED" in result.output
+    result = cli.invoke(main, ["install", str(tmp_path / "b1"), "--host", "local", "--root", root])
+    assert result.exit_code == 0, result.output
+    assert "INSTALLED" in result.output and "bit-exact int8" in result.output
+
+    waived = _run(tmp_path, models, "good2", {"quality.recall": "fail"})
+    result = cli.invoke(main, ["release", str(waived), "--out", str(tmp_path / "b2")])
+    assert result.exit_code == 2 and "release refused" in result.output
+    result = cli.invoke(
+        main,
+        ["release", str(waived), "--out", str(tmp_path / "b2")]
+        + ["--waive", "quality.recall", "--reason", "pilot fleet only, recall re-measured"],
+    )
+    assert result.exit_code == 0 and "WAIVED quality.recall (fail)" in result.output
+    from release_support import tamper_golden
+
+    bad = shutil.copytree(tmp_path / "b2", tmp_path / "b2-bad")
+    tamper_golden(bad)
+    result = cli.invoke(main, ["install", str(bad), "--host", "local", "--root", root])
+    assert result.exit_code == 1, result.output
+    assert "ROLLED BACK" in result.output and "failed" in result.output
+
+    result = cli.invoke(main, ["install", str(tmp_path / "b2"), "--host", "local", "--root", root])
+    assert result.exit_code == 0 and "INSTALLED" in result.output, result.output
+    status_json = str(tmp_path / "s.json")
+    result = cli.invoke(main, ["status", "--host", "local", "--root", root, "--json", status_json])
+    assert result.exit_code == 0, result.output
+    assert "rolled_back (automatic)" in result.output.replace(" " * 13, " ") or (
+        "(automatic)" in result.output and "rolled_back" in result.output
+    )
+    assert "WAIVED quality.recall" in result.output  # waivers shown by every later command
+    status = json.loads((tmp_path / "s.json").read_text())
+    assert status["current"]["slot"] == "b"
+
+    result = cli.invoke(main, ["rollback", "--host", "local", "--root", root, "--reason", "drill"])
+    assert result.exit_code == 0 and "ROLLED BACK" in result.output, result.output
+    status = CliRunner().invoke(main, ["status", "--host", "local", "--root", root])
+    assert "rolled_back" in status.output and "reason: drill" in status.output
+
+
+def test_cli_errors_are_clear(tmp_path, models):
+    cli = CliRunner()
+    result = cli.invoke(main, ["install", str(tmp_path), "--host", "local"])
+    assert result.exit_code == 2 and "needs a device root" in result.output
+    result = cli.invoke(main, ["install", str(tmp_path / "nope"), "--host", "local", "--root", "x"])
+    assert result.exit_code == 2 and "bundle not found" in result.output
+    result = cli.invoke(main, ["release", str(tmp_path), "--waive", "a.b"])
+    assert result.exit_code == 2 and "1 --waive but 0 --reason" in result.output
+
+
+def test_installed_entry_point_runs_status(tmp_path):
+    proc = subprocess.run(
+        ["edgeped", "status", "--host", "local", "--root", str(tmp_path / "b")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "current -" in proc.stdout
