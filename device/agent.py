@@ -945,6 +945,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     dev = Device(args.root)
+    progress(f"pid {os.getpid()} {args.command}")
     try:
         dev.init()
         code, payload = COMMANDS[args.command](dev, args)
