@@ -527,7 +527,7 @@ def health_check(folder: str, manifest: dict, latency_ms_p95=None, runs: int = 5
             e2e.append((time.perf_counter() - t0) * 1e3)
     p95 = float(np.percentile(np.asarray(e2e), 95))
     if latency_ms_p95 is None:
-        add("latency", True, f"e2e p95 {p95:.3f} ms per crop (not judged on this target)")
+        add("latency", True, f"e2e p95 {p95:.3f} ms per crop (not judged here)")
     else:
         add("latency", p95 <= latency_ms_p95,
             f"e2e p95 {p95:.3f} ms per crop, budget {latency_ms_p95:g} ms", retryable=True)
@@ -842,6 +842,13 @@ def cmd_rollback(dev: Device, opts) -> tuple:
             raise AgentError("already_active", f"{sha[:12]} is already the active model",
                              "pick another stored model with --to")
         slot = next((s for s in SLOTS if state["slots"][s]["sha256"] == sha), None)
+        if slot and state["slots"][slot]["status"] == "failed":
+            raise AgentError(
+                "failed_here",
+                f"{sha[:12]} failed its health check on this board: "
+                f"{state['slots'][slot].get('reason')}",
+                "install its bundle again to re-check it, or roll back to another model",
+            )
         problems = verify_entry(dev, sha, state["slots"][slot].get("manifest_sha256")
                                 if slot else None)
         if problems:

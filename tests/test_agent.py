@@ -161,6 +161,16 @@ def test_install_status_and_manual_rollback_keep_previous(tmp_path, bundles):
     assert rb["outcome"] == "rolled_back" and current_sha(root) == sha_of(bundles["good1"])
 
 
+def test_rollback_to_a_model_that_failed_here_is_refused(tmp_path, bundles):
+    root = tmp_path / "dev"
+    agent(root, "install", str(bundles["good1"]))
+    assert agent(root, "install", str(bundles["bad"])).code == 1
+    run = agent(root, "rollback", "--to", sha_of(bundles["bad"])[:12])
+    assert run.code == 3 and run.result["error"]["code"] == "failed_here"
+    assert "parity" in run.result["error"]["problem"]
+    assert current_sha(root) == sha_of(bundles["good1"])
+
+
 def test_pruning_never_removes_current_or_previous(tmp_path, bundles):
     root = tmp_path / "dev"
     for name in ("good1", "good2", "good3", "good1", "good2"):

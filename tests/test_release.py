@@ -142,7 +142,8 @@ def test_cli_cycle_on_a_local_device_root(tmp_path, models):
     assert result.exit_code == 0, result.output
     assert "INSTALLED" in result.output and "bit-exact int8" in result.output
 
-    waived = _run(tmp_path, models, "good2", {"quality.recall": "fail"})
+    night = "quality.slice_recall[lighting=night]"
+    waived = _run(tmp_path, models, "good2", {"quality.recall": "fail", night: "pass"})
     result = cli.invoke(main, ["release", str(waived), "--out", str(tmp_path / "b2")])
     assert result.exit_code == 2 and "release refused" in result.output
     result = cli.invoke(
@@ -168,6 +169,7 @@ def test_cli_cycle_on_a_local_device_root(tmp_path, models):
         "(automatic)" in result.output and "rolled_back" in result.output
     )
     assert "WAIVED quality.recall" in result.output  # waivers shown by every later command
+    assert "waived: quality.recall" in result.output  # and in the slots table
     status = json.loads((tmp_path / "s.json").read_text())
     assert status["current"]["slot"] == "b"
 
@@ -197,3 +199,26 @@ def test_installed_entry_point_runs_status(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "current -" in proc.stdout
+
+
+def test_rendered_tables_keep_bracketed_budget_names():
+    from rich.console import Console
+
+    from edgeped.rollout.device_render import slots_table
+
+    night = "quality.slice_recall[lighting=night]"
+    state = {
+        "active": "a",
+        "slots": {
+            "a": {
+                "sha256": "ab" * 32,
+                "status": "good",
+                "attempts_left": 2,
+                "release": {"release_id": "r1", "waivers": [{"budget": night}]},
+            },
+            "b": {"sha256": None, "status": "empty", "attempts_left": 0, "release": None},
+        },
+    }
+    console = Console(width=200, record=True)
+    console.print(slots_table(state))
+    assert night in console.export_text()

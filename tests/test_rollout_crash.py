@@ -189,6 +189,7 @@ def test_seeded_random_kills_over_a_sequence_of_commands(tmp_path, bundles, seed
                 "already_active",
                 "not_found",
                 "health_failed",
+                "failed_here",
             }, run.result
         sha = check_consistent(root, allowed)
         possible = {sha}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from edgeped.rollout.agent_client import AgentReply
@@ -59,7 +60,7 @@ def health_table(health: dict[str, Any] | None, title: str) -> Table:
         table.add_column(column)
     for check in (health or {}).get("checks", []):
         result = "[green]ok[/green]" if check["ok"] else "[red]FAIL[/red]"
-        table.add_row(check["check"], result, check["detail"])
+        table.add_row(check["check"], result, escape(str(check["detail"])))
     return table
 
 
@@ -82,9 +83,9 @@ def slots_table(state: dict[str, Any], current: dict[str, Any] | None = None) ->
             "current" if slot == active else "",
             record.get("status", "?"),
             _short(record.get("sha256")),
-            release.get("release_id") or "-",
+            escape(release.get("release_id") or "-"),
             str(record.get("attempts_left", "-")),
-            note,
+            escape(note),
         )
     return table
 
@@ -99,11 +100,12 @@ def store_table(store: list[dict[str, Any]], state: dict[str, Any]) -> Table:
         roles[state["slots"][active]["sha256"]] = "current"
     for entry in store:
         verified = "[green]yes[/green]" if entry["verified"] else "[red]NO[/red]"
+        problems = escape("; ".join(entry["problems"]))
         gate = {True: "passed", False: "waived"}.get(entry.get("gate_passed"), "?")
         table.add_row(
             _short(entry["sha256"]),
-            verified + ("" if entry["verified"] else f" ({'; '.join(entry['problems'])})"),
-            entry.get("release_id") or "-",
+            verified + ("" if entry["verified"] else f" ({problems})"),
+            escape(entry.get("release_id") or "-"),
             gate,
             roles.get(entry["sha256"], ""),
         )
