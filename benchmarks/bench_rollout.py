@@ -60,6 +60,8 @@ def _bundles(run: Path, model: str, work: Path) -> dict[str, Path]:
     # The second release is the run's PTQ model: a distinct model of the same size.
     second = "student_ptq_int8" if (run / "student_ptq_int8.tflite").is_file() else None
     out = {"good": good}
+    if not second:
+        raise SystemExit("the run needs student_ptq_int8 too (a second distinct model)")
     if second:
         gate2 = work / "gate-second.json"
         # The benchmark times the agent, not the gate: the QAT verdict, restamped.
@@ -67,7 +69,8 @@ def _bundles(run: Path, model: str, work: Path) -> dict[str, Path]:
         gate2.write_text(json.dumps(data))
         plan2 = plan_release(run, ReleaseOptions(model=second, waivers=waivers, gate_file=gate2))
         out["second"] = write_bundle(plan2, work / "second")
-    bad = shutil.copytree(good, work / "bad")
+    # The bad release: the second model with golden outputs one int8 step off on one crop.
+    bad = shutil.copytree(out["second"], work / "bad")
     with np.load(bad / "golden.npz") as npz:
         golden = {k: npz[k] for k in npz.files}
     golden["raw"] = golden["raw"].copy()
@@ -93,15 +96,13 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-rollout-", dir=REPO / ".cache"))
     try:
         bundles = _bundles(args.run_dir, args.model, work)
-        if "second" not in bundles:
-            raise SystemExit("the run needs student_ptq_int8 too (a second distinct model)")
         times: dict[str, list[float]] = {}
         for i in range(args.repeats):
             root = work / f"dev{i}"
             steps = [
                 ("install (first)", ["install", str(bundles["good"])], 0),
-                ("install over a good model", ["install", str(bundles["second"])], 0),
                 ("install that fails and rolls back", ["install", str(bundles["bad"])], 1),
+                ("install over a good model", ["install", str(bundles["second"])], 0),
                 ("rollback to previous", ["rollback"], 0),
                 ("status (store re-verified)", ["status"], 0),
             ]
