@@ -148,3 +148,29 @@ def test_dequantise_python_matches_numpy():
     raw = np.array([[-128], [0], [127]], dtype=np.int8)
     quant = (np.dtype(np.int8), 1 / 256, -128)
     np.testing.assert_allclose(dc.dequantise_python(np, raw, quant), dc.dequantise(np, raw, quant))
+
+
+def test_report_per_op_takes_prefix_differences():
+    import peer_report
+
+    ops = [
+        gc.GraphOp(0, "CONV_2D", "stem", "a", (1, 4, 4, 8), 1000).to_dict(),
+        gc.GraphOp(1, "DEPTHWISE_CONV_2D", "depthwise", "b", (1, 4, 4, 8), 100).to_dict(),
+    ]
+    counts = {
+        core: {
+            "litert": {
+                "results": [
+                    {"name": "prefix_1", "instructions_per_invoke": 500 * (i + 1)},
+                    {"name": "prefix_2", "instructions_per_invoke": 500 * (i + 1) + 50},
+                ]
+            }
+        }
+        for i, core in enumerate(peer_report.CORE_SHORT)
+    }
+    rows, cores = peer_report.per_op(
+        {"ops": ops, "counts": counts, "host_prefix_p50_us": [10.0, 12.5]}
+    )
+    assert cores["cortex-a53"] == [500, 50] and cores["cortex-a76"] == [1500, 50]
+    assert rows[1]["instructions"]["cortex-a72"] == 50 and rows[1]["host_us"] == 2.5
+    assert peer_report.insns({"counts": counts}, "cortex-a76", "litert", "missing") is None
