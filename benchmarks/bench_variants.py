@@ -42,7 +42,8 @@ class Variant:
         "conv3x3s2"  # conv3x3s2 | patch4 (4x4 stride-4 conv) | s2d2 (space-to-depth 2 + 1x1)
     )
     stem_filters: int = 16
-    # (filters, stride) = depthwise 3x3 + pointwise 1x1; (filters, stride, "conv") = one 3x3 conv
+    # (filters, stride) = depthwise 3x3 + pointwise 1x1; (filters, stride, "conv") = one 3x3
+    # conv; (filters, stride, "pw") = the 1x1 conv alone
     blocks: tuple[tuple, ...] = BASE_BLOCKS
     meta: str = "branch"  # branch (Dense 16 + concat) | direct (concat raw 12) | none
     hidden: int = 32
@@ -130,6 +131,27 @@ VARIANTS = [
         hidden=64,
     ),
     Variant(
+        "wide2_fused_b0_direct_stem16",
+        "as wide2_fused_b0_direct with the stem at 16",
+        blocks=_scaled(((32, 2, "conv"), (48, 1), (64, 2), (96, 2), (128, 2), (128, 1)), 2.0),
+        meta="direct",
+        hidden=64,
+    ),
+    Variant(
+        "wide1.5_fused_b0_direct_stem16",
+        "x1.5 widths, stem 16, first block a 3x3 conv s2, fused metadata",
+        blocks=_scaled(((32, 2, "conv"), (48, 1), (64, 2), (96, 2), (128, 2), (128, 1)), 1.5),
+        meta="direct",
+        hidden=48,
+    ),
+    Variant(
+        "wide2_fused_b0_pw_b1_direct_stem16",
+        "as wide2_fused_b0_direct_stem16 with the 32x16 block's depthwise dropped (1x1 only)",
+        blocks=_scaled(((32, 2, "conv"), (48, 1, "pw"), (64, 2), (96, 2), (128, 2), (128, 1)), 2.0),
+        meta="direct",
+        hidden=64,
+    ),
+    Variant(
         "wide3_fused_b0_direct",
         "x3 widths, first block a 3x3 conv s2, fused metadata",
         stem_filters=32,
@@ -157,6 +179,12 @@ def build(v: Variant):
     x = L.ReLU(6.0)(x)
     for block in v.blocks:
         filters, stride = block[0], block[1]
+        if len(block) > 2 and block[2] == "pw":
+            # A pointwise-only block: the 1x1 conv without its depthwise 3x3.
+            x = L.Conv2D(filters, 1, strides=stride, use_bias=False)(x)
+            x = L.BatchNormalization()(x)
+            x = L.ReLU(6.0)(x)
+            continue
         if len(block) > 2 and block[2] == "conv":
             # A "fused" block: one regular 3x3 conv instead of depthwise + pointwise.
             x = L.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(x)
