@@ -174,3 +174,25 @@ def test_report_per_op_takes_prefix_differences():
     assert cores["cortex-a53"] == [500, 50] and cores["cortex-a76"] == [1500, 50]
     assert rows[1]["instructions"]["cortex-a72"] == 50 and rows[1]["host_us"] == 2.5
     assert peer_report.insns({"counts": counts}, "cortex-a76", "litert", "missing") is None
+
+
+def test_variant_plot_points_and_png(tmp_path):
+    import json
+
+    import plot_variants
+
+    def result(name, ins, macs):
+        return {
+            "rows": [{"variant": {"name": name}, "macs": macs, "instructions": {"cortex-a76": ins}}]
+        }
+
+    a, b = result("base", 1_000_000, 4_000_000), result("base", 500_000, 4_000_000)
+    assert plot_variants.points([a])["base"] == (1_000_000, 4.0, 4_000_000)
+    assert plot_variants.points([a, b])["base"][1] == 8.0  # the later file wins
+    files = []
+    for i, r in enumerate((a, result("wide", 2_000_000, 14_000_000))):
+        files.append(tmp_path / f"r{i}.json")
+        files[-1].write_text(json.dumps(r))
+    out = tmp_path / "v.png"
+    assert plot_variants.main([str(f) for f in files] + ["--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
