@@ -1,0 +1,155 @@
+"""The corruption suite over a run's .tflite models: cells, summary, float gap, outputs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from edgeped.evaluate.robustness import (
+    RobustnessConfig,
+    evaluate_robustness,
+    summarise,
+    write_robustness,
+)
+
+QUICK = RobustnessConfig(
+    corruptions=("low_light", "occlusion"),
+    severities=(1, 5),
+    bootstrap_resamples=20,
+    auc_resamples=5,
+)
+
+
+@pytest.fixture(scope="module")
+def robust_run(tiny_run, tmp_path_factory):
+    run = tmp_path_factory.mktemp("robust") / "run"
+    shutil.copytree(tiny_run, run)
+    result = evaluate_robustness(run, QUICK)
+    return run, result
+
+
+def test_cells_use_the_clean_val_threshold(robust_run):
+    run, result = robust_run
+    metrics = json.loads((run / "metrics.json").read_text())
+    report = result.report
+    assert set(report["models"]) == set(metrics["models"])
+    for name, entry in report["models"].items():
+        clean = metrics["models"][name]
+        assert entry["threshold"]["threshold"] == pytest.approx(clean["threshold"]["threshold"])
+        assert entry["clean"]["recall"] == pytest.approx(clean["test"]["recall"])
+        assert entry["clean"]["fpr"] == pytest.approx(clean["test"]["fpr"])
+        assert set(entry["corruptions"]) == {"low_light", "occlusion"}
+        for cells in entry["corruptions"].values():
+            assert set(cells) == {"1", "5"}
+            for cell in cells.values():
+                assert cell["positives"] == clean["test"]["positives"]
+                assert cell["recall"] == cell["tp"] / cell["positives"]
+                lo, hi = cell["ci95"]["recall_exact"]
+                assert lo <= cell["recall"] <= hi
+                assert cell["ci95"]["recall_by_drive"] is not None
+
+
+def test_summary_is_mean_worst_and_drop(robust_run):
+    _, result = robust_run
+    for entry in result.report["models"].values():
+        recalls = [c["recall"] for sev in entry["corruptions"].values() for c in sev.values()]
+        s = entry["summary"]
+        assert s["mean_corrupted_recall"] == pytest.approx(np.mean(recalls))
+        assert s["worst"]["recall"] == min(recalls)
+        if s["clean_recall"]:
+            assert s["relative_drop"] == pytest.approx(
+                (s["clean_recall"] - np.mean(recalls)) / s["clean_recall"]
+            )
+
+
+def test_summarise_by_hand():
+    cells = {
+        "fog": {
+            "1": {"recall": 0.8, "fpr": 0.01, "auc_pr": 0.9},
+            "5": {"recall": 0.4, "fpr": 0.03, "auc_pr": 0.5},
+        },
+        "rain": {
+            "1": {"recall": 1.0, "fpr": 0.0, "auc_pr": 1.0},
+            "5": {"recall": 0.6, "fpr": 0.02, "auc_pr": 0.7},
+        },
+    }
+    s = summarise(0.9, cells)
+    assert s["mean_corrupted_recall"] == pytest.approx(0.7)
+    assert s["corrupted_recall"] == pytest.approx({"fog": 0.6, "rain": 0.8})
+    assert s["worst"] == {"recall": 0.4, "corruption": "fog", "severity": 5}
+    assert s["relative_drop"] == pytest.approx(0.2 / 0.9)
+    assert s["mean_corrupted_fpr"] == pytest.approx(0.015)
+
+
+def test_quantised_model_gets_its_float_gap(robust_run):
+    _, result = robust_run
+    gaps = {g["quantized"]: g for g in result.report["quantization_gaps"]}
+    assert "student_qat_int8" in gaps
+    g = gaps["student_qat_int8"]
+    models = result.report["models"]
+    q, f = models["student_qat_int8"], models[g["float"]]
+    assert g["recall_delta"]["low_light"]["5"] == pytest.approx(
+        q["corruptions"]["low_light"]["5"]["recall"] - f["corruptions"]["low_light"]["5"]["recall"]
+    )
+    for sev in g["decision_flip_rate"].values():
+        assert all(0.0 <= v <= 1.0 for v in sev.values())
+
+
+def test_gallery_holds_only_hit_to_miss_pedestrians(robust_run):
+    _, result = robust_run
+    thr = result.report["models"][result.gallery_model]["threshold"]["threshold"]
+    assert result.gallery_model == "student_qat_int8"
+    for flip in result.flips:
+        assert flip.clean_score >= thr > flip.corrupted_score
+        assert flip.clean_image.shape == flip.corrupted_image.shape == (128, 64, 3)
+    per = {}
+    for flip in result.flips:
+        per[flip.corruption] = per.get(flip.corruption, 0) + 1
+    assert all(v <= QUICK.gallery_per_corruption for v in per.values())
+
+
+def test_outputs_are_written_and_traceable(robust_run):
+    run, result = robust_run
+    paths = write_robustness(run, result)
+    report = json.loads(paths["json"].read_text())
+    assert report["kind"] == "edgeped.robustness"
+    for name, entry in report["models"].items():
+        card = json.loads((run / f"{name}.card.json").read_text())
+        assert entry["model"]["sha256"] == card["model"]["sha256"]
+    for key in ("severity", "flips"):
+        assert paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = paths["report"].read_text()
+    assert "student_qat_int8" in text and "low_light" in text
+
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"corruptions": ("snow",)}, "corruptions"),
+        ({"corruptions": ()}, "corruptions"),
+        ({"severities": (0, 1)}, "severities"),
+        ({"max_fpr": 0.0}, "max_fpr"),
+        ({"bootstrap_resamples": 2}, "bootstrap_resamples"),
+    ],
+)
+def test_config_names_the_bad_field(changes, field):
+    with pytest.raises(ValueError, match=field):
+        RobustnessConfig(**changes)
+
+
+def test_config_round_trips():
+    cfg = RobustnessConfig(corruptions=("fog", "rain"), severities=(5, 1, 1))
+    assert cfg.severities == (1, 5)
+    assert (
+        RobustnessConfig(
+            **{
+                **cfg.to_dict(),
+                "corruptions": tuple(cfg.to_dict()["corruptions"]),
+                "severities": tuple(cfg.to_dict()["severities"]),
+            }
+        )
+        == cfg
+    )
