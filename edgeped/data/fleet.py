@@ -214,7 +214,10 @@ def _framed_person(
             top -= height * rng.uniform(0.08, 0.18)
         else:
             cx += rng.choice([-1, 1]) * W * rng.uniform(0.2, 0.32)
+    drawn = cv.img.copy() if night else None
     fs.person(cv.img, style, cx=cx, top=top, height=height)
+    if night:  # reflective strips on shoes or a vest: bright in the headlights
+        fs.reflective_strips(cv, rng, _changed(cv.img, drawn), top, height)
     if rng.random() < 0.5 * d:  # occluded by something in front
         covered = rng.uniform(0.2, 0.3 + 0.35 * d)
         y = top + height * (1 - covered)
@@ -228,6 +231,11 @@ def _framed_person(
         else:  # a pole or sign in front of the body
             x = cx + rng.normal(0, 6)
             paint(cv.img, rect(x - 3, -1, x + 3, H + 1), np.full(3, rng.uniform(0.2, 0.7)))
+
+
+def _changed(img: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """(H, W) 1 where a drawing step changed the canvas."""
+    return (np.abs(img - before).max(axis=-1) > 1e-4).astype(np.float32)
 
 
 def _partial_person(
@@ -306,6 +314,7 @@ def _render_crop(
     shot, meta = _shot(rng, drive)
     cv = fs.Canvas.blank()
     wall = fs.background(cv, rng, drive.scene, drive.lighting)
+    ground = cv.img.copy() if drive.lighting == "night" else None
     d = config.difficulty
     if label:
         _framed_person(cv, rng, drive, d, wall)
@@ -317,6 +326,8 @@ def _render_crop(
         )
     elif kind in _NEAR_MISS:
         _NEAR_MISS[kind](cv, rng, drive.lighting)
+    if ground is not None:  # what was drawn over the background is near: the headlights light it
+        cv.subject = _changed(cv.img, ground)
     image = fs.render(cv, rng, shot, drive.rain)
     _drop_metadata(rng, meta, config)
     return image, meta, label, kind

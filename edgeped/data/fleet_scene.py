@@ -2,10 +2,18 @@
 
 A crop is drawn on a `Canvas`: `img` holds surface reflectance (0..1, lit as by
 daylight) and `emit` holds light sources (lamps, backlit posters, lit windows,
-glare) in the same radiance units (night ambient is ~0.003, daylight 1). `render` then lights the reflectance for the
-drive's lighting, adds the emitters, applies weather, the camera's exposure x gain,
-motion blur from speed, yaw and exposure, and gain-dependent sensor noise, so the
-pixels follow the metadata the record carries.
+glare) in the same radiance units (night ambient is ~0.003, daylight 1); `reflect`
+marks retro-reflective parts and `subject` the crop's near object (the person or the
+near miss), so the night can light them apart from the background. `render` then
+lights the reflectance for the drive's lighting, adds the emitters, applies weather,
+the camera's exposure x gain, motion blur from speed, yaw and exposure, and
+gain-dependent sensor noise, so the pixels follow the metadata the record carries.
+
+At night (`night_light`) the ego low beams light the subject with an inverse-square
+falloff over its distance (4-40 m), strongest below the beam's cut-off (legs and
+lower body) and weak above it (the head); the background, further away, gets less;
+retro-reflective strips, bands and sign panels send the beam back bright; street
+lamps add smooth pools of light from above; a little sky glow lights everything.
 """
 
 from __future__ import annotations
@@ -27,10 +35,22 @@ WHITE = np.array([0.92, 0.92, 0.9], np.float32)
 class Canvas:
     img: np.ndarray  # (H, W, 3) float32 reflectance
     emit: np.ndarray  # (H, W, 3) float32 emitted radiance, added after lighting
+    reflect: np.ndarray | None = None  # (H, W) 0..1 retro-reflective share
+    subject: np.ndarray | None = None  # (H, W) 0..1 where the near object (person, near miss) is
 
     @classmethod
     def blank(cls) -> Canvas:
-        return cls(np.zeros((H, W, 3), np.float32), np.zeros((H, W, 3), np.float32))
+        return cls(
+            np.zeros((H, W, 3), np.float32),
+            np.zeros((H, W, 3), np.float32),
+            np.zeros((H, W), np.float32),
+        )
+
+    def mark_reflective(self, mask: np.ndarray) -> None:
+        """Marks `mask` (H, W, 0..1) as retro-reflective (bright in the headlights)."""
+        if self.reflect is None:
+            self.reflect = np.zeros((H, W), np.float32)
+        np.maximum(self.reflect, mask.astype(np.float32), out=self.reflect)
 
 
 @dataclass(frozen=True)
@@ -369,6 +389,7 @@ def sign_post(cv: Canvas, rng: np.random.Generator, lighting: str) -> None:
         )
     )
     paint(cv.img, mask, colour(rng, 0.3, 1.0))
+    cv.mark_reflective(mask * 0.6)  # sign sheeting is retro-reflective
     if rng.random() < 0.5:  # a second, smaller panel lower down like a torso
         paint(
             cv.img,
@@ -407,7 +428,8 @@ def bollard(cv: Canvas, rng: np.random.Generator, lighting: str) -> None:
         paint(cv.img, ellipse(cx, top, w / 2, w / 3), body * 0.8)
         band = rect(cx - w / 2, top + 6, cx + w / 2, top + 10)
         paint(cv.img, band, WHITE)
-        if lighting != "day":  # retro-reflective band in the headlights
+        cv.mark_reflective(band)  # lit by the headlights at night (see night_light)
+        if lighting == "dusk":
             cv.emit += band[..., None] * 0.004
 
 
@@ -420,7 +442,9 @@ def cone(cv: Canvas, rng: np.random.Generator, cx: float, bottom: float, height:
         1,
     )
     paint(cv.img, body, ORANGE)
-    paint(cv.img, body * rect(-1, tip + height * 0.35, W + 1, tip + height * 0.55), WHITE)
+    collar = body * rect(-1, tip + height * 0.35, W + 1, tip + height * 0.55)
+    paint(cv.img, collar, WHITE)
+    cv.mark_reflective(collar)
     paint(cv.img, rect(cx - height * 0.45, bottom - 2, cx + height * 0.45, bottom), ORANGE * 0.7)
 
 
@@ -436,6 +460,7 @@ def barrier(cv: Canvas, rng: np.random.Generator, lighting: str) -> None:
     board = rect(-1, y0, W + 1, y0 + h)
     paint(cv.img, board, np.array([0.85, 0.1, 0.1], np.float32))
     paint(cv.img, board * stripes, WHITE)
+    cv.mark_reflective(board * stripes)
     for lx in (rng.uniform(4, 20), rng.uniform(W - 20, W - 4)):
         paint(cv.img, rect(lx - 2, y0 + h, lx + 2, H + 1), np.full(3, 0.5, np.float32))
     if rng.random() < 0.5:  # warning lamp on top
@@ -576,25 +601,75 @@ def blur_px(shot: Shot) -> float:
     )
 
 
+HEADLIGHT_AT_8M = 5.0  # low-beam light on a subject 8 m ahead, in multiples of night ambient
+HEADLIGHT_MAX = 9.0  # the closest subjects (about 6 m and nearer)
+RETRO_GAIN = 6.0  # a retro-reflector returns this many times a white surface's radiance
+
+
+def _smooth(mask: np.ndarray, passes: int = 2) -> np.ndarray:
+    """A cheap blur of a (H, W) mask (soft light edges around the subject)."""
+    out = mask.astype(np.float32)
+    for _ in range(passes):
+        out = (out + np.roll(out, 1, 0) + np.roll(out, -1, 0)) / 3
+        out = (out + np.roll(out, 1, 1) + np.roll(out, -1, 1)) / 3
+    return out
+
+
+def night_light(cv: Canvas, rng: np.random.Generator, shot: Shot) -> tuple[np.ndarray, np.ndarray]:
+    """Night illumination (H, W, 1) of the reflectance, and the retro-reflected radiance.
+
+    The subject at distance d gets the low beams' HEADLIGHT_AT_8M x (8 / d)^2 (capped)
+    below the cut-off row and a fifth of it above; the background, 5-30 m further,
+    falls off the same way; street-lamp pools and sky glow add on top.
+    """
+    distance = rng.uniform(4.0, 40.0)
+    behind = distance + rng.uniform(5.0, 30.0)
+
+    def beam(d: float) -> float:
+        return min(HEADLIGHT_AT_8M * (8.0 / d) ** 2, HEADLIGHT_MAX)
+
+    cutoff = rng.uniform(0.35, 0.6) * H  # the beam's cut-off row (low beams light the legs)
+    profile = 0.2 + 0.8 * np.clip((YY - cutoff) / 12.0 + 0.5, 0, 1)
+    subject = _smooth(cv.subject) if cv.subject is not None else np.zeros((H, W), np.float32)
+    headlight = profile * (beam(distance) * subject + beam(behind) * (1 - subject))
+    pools = np.zeros((H, W), np.float32)
+    for _ in range(rng.integers(0, 3)):  # street lamps: smooth pools lit from above
+        px, py = rng.uniform(-20, W + 20), rng.uniform(-40, H * 0.6)
+        spread = rng.uniform(25, 60)
+        pools += rng.uniform(1.0, 4.0) * np.exp(-(((XX - px) ** 2 + (YY - py) ** 2) / spread**2))
+    light = shot.radiance * (0.25 + pools + headlight)
+    reflect = cv.reflect if cv.reflect is not None else np.zeros((H, W), np.float32)
+    retro = shot.radiance * RETRO_GAIN * reflect * np.maximum(profile, 0.5) * beam(distance)
+    return light[..., None].astype(np.float32), (retro[..., None] * WHITE).astype(np.float32)
+
+
+def reflective_strips(
+    cv: Canvas, rng: np.random.Generator, person_mask: np.ndarray, top: float, height: float
+) -> None:
+    """Retro-reflective parts a pedestrian may wear: ankle and shoe strips, a vest band."""
+    rows = []
+    if rng.random() < 0.6:  # shoe and ankle strips
+        rows.append((top + height * 0.9, top + height * 0.94))
+    if rng.random() < 0.4:  # a vest or jacket band across the torso
+        y = top + height * rng.uniform(0.3, 0.42)
+        rows.append((y, y + height * 0.03))
+    for y0, y1 in rows:
+        cv.mark_reflective(person_mask * rect(-1, y0, W + 1, y1))
+
+
 def render(
     cv: Canvas, rng: np.random.Generator, shot: Shot, rain: list[np.ndarray] | None
 ) -> np.ndarray:
     """Lights, weathers, exposes, blurs and adds noise; returns the uint8 crop."""
     img = cv.img
-    if shot.lighting == "night":  # street lamps and headlights light the scene unevenly
-        pool = ellipse(
-            rng.uniform(-20, W + 20),
-            rng.uniform(-30, H * 0.6),
-            rng.uniform(30, 90),
-            rng.uniform(40, 120),
-        )
-        headlight = np.clip((YY - rng.uniform(0.3, 0.8) * H) / (0.5 * H), 0, 1)
-        light = shot.radiance * (0.2 + 0.9 * pool + 1.0 * headlight)[..., None]
+    extra = 0.0
+    if shot.lighting == "night":
+        light, extra = night_light(cv, rng, shot)
     elif shot.lighting == "dusk":
         light = shot.radiance * np.array([1.1, 0.9, 0.75], np.float32)
     else:
         light = shot.radiance
-    radiance = img * light + cv.emit
+    radiance = img * light + cv.emit + extra
     if shot.lighting == "night" and rng.random() < 0.4:  # oncoming headlight glare
         gx, gy = rng.uniform(-10, W + 10), rng.uniform(H * 0.45, H)
         radiance += (
