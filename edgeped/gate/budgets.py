@@ -37,10 +37,30 @@ class QualityBudgets:
     min_auc_pr: float = 0.70
     min_slice_recall: float = 0.85
     min_slice_positives: int = 30
+    # From robustness.json (`edgeped eval --corruptions all`): recall under corruption,
+    # averaged over the 5 severities per corruption, and over every corruption. Unset
+    # (empty, 0.0: the defaults) = not gated; once set, a missing or partial suite fails closed.
+    min_corrupted_recall: dict[str, float] = field(default_factory=dict)
+    min_mean_corrupted_recall: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("min_recall", "max_fpr", "min_auc_pr", "min_slice_recall"):
             _check_fraction("quality", name, getattr(self, name))
+        _check_fraction("quality", "min_mean_corrupted_recall", self.min_mean_corrupted_recall)
+        if not isinstance(self.min_corrupted_recall, dict):
+            raise ValueError(
+                "quality.min_corrupted_recall must be a table of corruption = minimum recall, "
+                f"got {self.min_corrupted_recall!r}"
+            )
+        from edgeped.evaluate.corruptions import CORRUPTIONS  # numpy only
+
+        for name, limit in self.min_corrupted_recall.items():
+            if name not in CORRUPTIONS:
+                raise ValueError(
+                    f"quality.min_corrupted_recall.{name}: unknown corruption; "
+                    f"allowed: {', '.join(CORRUPTIONS)}"
+                )
+            _check_fraction("quality.min_corrupted_recall", name, limit)
         if (
             not isinstance(self.min_slice_positives, int)
             or isinstance(self.min_slice_positives, bool)

@@ -25,6 +25,8 @@ from edgeped.layout import (  # noqa: E402,F401  (names the gate reads the run b
 CARD_KIND = "edgeped.model_card"
 METRICS_KIND = "edgeped.metrics"
 BENCH_KIND = "edgeped.bench"
+ROBUSTNESS_FILE = "robustness.json"  # edgeped.evaluate.robustness, without its imports
+ROBUSTNESS_KIND = "edgeped.robustness"
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ class Evidence:
     benches: tuple[Source, ...] = ()
     baseline: Evidence | None = None
     scores: Source | None = None  # per-crop test scores (read only when a baseline is gated)
+    robustness: Source | None = None  # robustness.json, the corruption suite's results
 
     @property
     def model_sha256(self) -> str | None:
@@ -198,4 +201,5 @@ def collect(
         benches=tuple(read_source(p, BENCH_KIND) for p in unique),
         baseline=collect(baseline, model, with_scores=True) if baseline is not None else None,
         scores=read_scores(root, metrics) if baseline is not None or with_scores else None,
+        robustness=read_source(root / ROBUSTNESS_FILE, ROBUSTNESS_KIND),
     )

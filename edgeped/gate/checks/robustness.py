@@ -1,0 +1,99 @@
+"""Robustness budgets from robustness.json: recall under the corruption suite.
+
+`quality.corrupted_recall[NAME]` judges one corruption's recall averaged over its
+severities; `quality.mean_corrupted_recall` the average over every corruption and
+severity. Both fail closed: no robustness.json, one made for another model, or one
+that left out a corruption or severity the budget averages over is never a pass.
+"""
+
+from __future__ import annotations
+
+from edgeped.gate.budgets import Budgets
+from edgeped.gate.checks.base import Budget, check
+from edgeped.gate.evidence import Evidence
+from edgeped.gate.verdict import BudgetResult
+
+SEVERITIES = ("1", "2", "3", "4", "5")
+_RUN = "run `edgeped eval RUN_DIR --corruptions all`"
+
+
+def _entry(ev: Evidence, budget: Budget) -> tuple[dict | None, BudgetResult | None]:
+    """The model's robustness.json entry, or the row that says why it cannot be used."""
+    src = ev.robustness
+    if src is None or not src.ok:
+        if src is None:
+            return None, budget.missing(f"no robustness.json was read; {_RUN}")
+        return None, budget.unusable(src, _RUN, f"re-{_RUN}")
+    entry = (src.data.get("models") or {}).get(ev.model)
+    if not isinstance(entry, dict):
+        return None, budget.missing(f"robustness.json has no model {ev.model!r}; {_RUN}", src)
+    made_for = (entry.get("model") or {}).get("sha256")
+    if made_for != ev.model_sha256:
+        return None, budget.stale(
+            "robustness results are for", made_for, ev.model_sha256, _RUN, src
+        )
+    return entry, None
+
+
+def _recall_over_severities(cells) -> float | None:
+    """Mean recall over severities 1-5, or None when any severity is absent or not a number."""
+    if not isinstance(cells, dict) or any(s not in cells for s in SEVERITIES):
+        return None
+    values = [(cells[s] or {}).get("recall") for s in SEVERITIES]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return None
+    return sum(values) / len(values)
+
+
+@check("quality.corrupted_recall")
+def corrupted_recall(b: Budgets, ev: Evidence) -> list[BudgetResult]:
+    q = b.quality
+    rows = []
+    for name, limit in sorted(q.min_corrupted_recall.items()):
+        budget = Budget("quality.corrupted_recall", "min", limit).at(name)
+        entry, problem = _entry(ev, budget)
+        if problem:
+            rows.append(problem)
+            continue
+        cells = (entry.get("corruptions") or {}).get(name)
+        value = _recall_over_severities(cells)
+        if value is None:
+            rows.append(
+                budget.missing(
+                    f"robustness.json lacks {name} at some of severities 1-5; {_RUN}",
+                    ev.robustness,
+                )
+            )
+        else:
+            rows.append(
+                budget.judge(
+                    value, ev.robustness, note="mean over severities 1-5, clean-val threshold"
+                )
+            )
+    if q.min_mean_corrupted_recall > 0:
+        budget = Budget("quality.mean_corrupted_recall", "min", q.min_mean_corrupted_recall)
+        entry, problem = _entry(ev, budget)
+        if problem:
+            rows.append(problem)
+        else:
+            from edgeped.evaluate.corruptions import CORRUPTIONS  # numpy only
+
+            cells = entry.get("corruptions") or {}
+            per = {n: _recall_over_severities(cells.get(n)) for n in CORRUPTIONS}
+            lacking = [n for n, v in per.items() if v is None]
+            if lacking:
+                rows.append(
+                    budget.missing(
+                        f"robustness.json lacks {', '.join(lacking)} (at some severity); {_RUN}",
+                        ev.robustness,
+                    )
+                )
+            else:
+                rows.append(
+                    budget.judge(
+                        sum(per.values()) / len(per),
+                        ev.robustness,
+                        note=f"mean over {len(per)} corruptions x severities 1-5",
+                    )
+                )
+    return rows
