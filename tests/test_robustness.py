@@ -153,3 +153,93 @@ def test_config_round_trips():
         )
         == cfg
     )
+
+
+# --- the gate's robustness budgets -------------------------------------------------------
+
+
+def _gate(robustness, quality, sha="abc"):
+    from edgeped.gate.budgets import Budgets, QualityBudgets
+    from edgeped.gate.checks.robustness import corrupted_recall
+    from edgeped.gate.evidence import Evidence, ModelFile, Source
+
+    ev = Evidence(
+        run_dir="run",
+        model="student_qat_int8",
+        model_file=ModelFile("run/student_qat_int8.tflite", sha, 100),
+        card=Source("card", problem="not needed", missing=True),
+        metrics=Source("metrics", problem="not needed", missing=True),
+        robustness=robustness,
+    )
+    rows = corrupted_recall(Budgets(quality=QualityBudgets(**quality)), ev)
+    return {r.budget: r for r in rows}
+
+
+def _suite_file(recall=0.8, sha="abc", drop=None):
+    from edgeped.evaluate.corruptions import CORRUPTIONS
+    from edgeped.gate.evidence import Source
+
+    cells = {
+        c: {str(s): {"recall": recall + (0.1 if c == "fog" else 0.0)} for s in range(1, 6)}
+        for c in CORRUPTIONS
+    }
+    if drop:
+        del cells[drop[0]][drop[1]]
+    data = {
+        "kind": "edgeped.robustness",
+        "models": {"student_qat_int8": {"model": {"sha256": sha}, "corruptions": cells}},
+    }
+    return Source("run/robustness.json", "f" * 64, data)
+
+
+def test_gate_judges_corrupted_recall_per_corruption_and_mean():
+    from edgeped.gate.verdict import Status
+
+    rows = _gate(
+        _suite_file(0.8),
+        {"min_corrupted_recall": {"fog": 0.85, "rain": 0.85}, "min_mean_corrupted_recall": 0.8},
+    )
+    assert rows["quality.corrupted_recall[fog]"].status == Status.PASS
+    assert rows["quality.corrupted_recall[fog]"].measured == pytest.approx(0.9)
+    assert rows["quality.corrupted_recall[rain]"].status == Status.FAIL
+    assert rows["quality.mean_corrupted_recall"].measured == pytest.approx(0.81)
+    assert rows["quality.mean_corrupted_recall"].status == Status.PASS
+    assert (
+        _gate(_suite_file(0.8), {"min_mean_corrupted_recall": 0.82})[
+            "quality.mean_corrupted_recall"
+        ].status
+        == Status.FAIL
+    )
+    assert _gate(_suite_file(0.8), {}) == {}  # not budgeted: no rows, no evidence needed
+
+
+@pytest.mark.parametrize(
+    "case", ["no file", "unreadable", "other model", "partial suite", "no entry"]
+)
+def test_gate_robustness_budgets_fail_closed(case):
+    from edgeped.gate.evidence import Source
+    from edgeped.gate.verdict import Status
+
+    source = {
+        "no file": Source("run/robustness.json", problem="does not exist", missing=True),
+        "unreadable": Source("run/robustness.json", "0" * 64, problem="not valid JSON"),
+        "other model": _suite_file(sha="another"),
+        "partial suite": _suite_file(drop=("fog", "5")),
+        "no entry": Source("run/robustness.json", "0" * 64, {"kind": "edgeped.robustness"}),
+    }[case]
+    rows = _gate(source, {"min_corrupted_recall": {"fog": 0.1}, "min_mean_corrupted_recall": 0.1})
+    assert len(rows) == 2
+    for row in rows.values():
+        assert row.status.blocks_release and row.status.is_evidence_problem, (case, row)
+        assert "--corruptions all" in row.note or case == "other model"
+        if case == "other model":
+            assert row.status == Status.STALE
+
+
+def test_budget_names_unknown_corruption():
+    from edgeped.gate.budgets import QualityBudgets
+
+    with pytest.raises(ValueError, match="snow"):
+        QualityBudgets(min_corrupted_recall={"snow": 0.5})
+    with pytest.raises(ValueError, match="min_mean_corrupted_recall"):
+        QualityBudgets(min_mean_corrupted_recall=1.5)

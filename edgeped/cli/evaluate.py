@@ -28,11 +28,36 @@ from edgeped.cli._common import bad_config, console
     help="Write metrics-TAG.json/report-TAG.md and leave the "
     "model cards' thresholds alone (for side experiments).",
 )
-def eval_(run_dir, max_fpr, min_recall, data_dir, only, threads, metadata_dropout, tag) -> None:
+@click.option(
+    "--corruptions",
+    default="",
+    help="Also score every corrupted copy of test (all, or a comma list such as "
+    "low_light,fog) at the clean-val threshold: robustness.json, robustness.md, "
+    "plots-robustness/ (docs/robustness.md).",
+)
+@click.option(
+    "--severities",
+    default="1,2,3,4,5",
+    show_default=True,
+    help="Severities of --corruptions (the gate's robustness budgets need all five).",
+)
+def eval_(
+    run_dir,
+    max_fpr,
+    min_recall,
+    data_dir,
+    only,
+    threads,
+    metadata_dropout,
+    tag,
+    corruptions,
+    severities,
+) -> None:
     """Evaluate RUN_DIR's .tflite models: threshold on val, metrics on test.
 
     Writes metrics.json, report.md and plots/{pr,roc}.png into RUN_DIR and the
-    chosen threshold into each model card.
+    chosen threshold into each model card; with --corruptions, also the corruption
+    suite's results.
     """
     from edgeped.evaluate.run import EvalConfig, evaluate_run
 
@@ -45,6 +70,7 @@ def eval_(run_dir, max_fpr, min_recall, data_dir, only, threads, metadata_dropou
         )
         if tag and not tag.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"tag must be letters, digits, - or _, got {tag!r}")
+        suite = _suite(corruptions, severities, max_fpr, threads) if corruptions else None
     except ValueError as exc:
         raise bad_config(exc) from exc
     result = evaluate_run(
@@ -56,6 +82,53 @@ def eval_(run_dir, max_fpr, min_recall, data_dir, only, threads, metadata_dropou
         f"report: {paths['report']}\nmetrics: {paths['metrics']}\n"
         f"per-crop test scores: {paths['test_scores']}"
     )
+    if suite is not None:
+        from edgeped.evaluate.robustness import evaluate_robustness
+
+        robust = evaluate_robustness(
+            run_dir, suite, only=tuple(only) or None, data_dir=data_dir, progress=lambda _: None
+        )
+        written = robust.save(run_dir, tag=tag)
+        print_robustness(robust.report)
+        click.echo(
+            f"robustness: {written['report']}\nrobustness json: {written['json']}\n"
+            f"plots: {written['severity']}, {written['flips']}"
+        )
+
+
+def _suite(corruptions: str, severities: str, max_fpr: float, threads: int):
+    from edgeped.evaluate.corruptions import parse_corruptions
+    from edgeped.evaluate.robustness import RobustnessConfig
+
+    try:
+        levels = tuple(int(s) for s in severities.split(",") if s.strip())
+    except ValueError:
+        raise ValueError(f"severities must be a comma list of 1-5, got {severities!r}") from None
+    return RobustnessConfig(
+        corruptions=parse_corruptions(corruptions),
+        severities=levels,
+        max_fpr=max_fpr,
+        threads=threads,
+    )
+
+
+def print_robustness(report: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title="corrupted test recall at the clean-val threshold")
+    for col in ("model", "clean", "mean corrupted", "relative drop", "worst"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name, entry in report["models"].items():
+        s = entry["summary"]
+        drop = "n/a" if s["relative_drop"] is None else f"{100 * s['relative_drop']:.1f}%"
+        table.add_row(
+            name,
+            f"{s['clean_recall']:.4f}",
+            f"{s['mean_corrupted_recall']:.4f}",
+            drop,
+            f"{s['worst']['recall']:.4f} ({s['worst']['corruption']} {s['worst']['severity']})",
+        )
+    console().print(table)
 
 
 def print_metrics(report: dict) -> None:

@@ -9,6 +9,7 @@ crops that flip from hit to miss (for the gallery). numpy + LiteRT only.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -22,7 +23,7 @@ from edgeped.errors import EdgepedError
 from edgeped.evaluate import metrics as m
 from edgeped.evaluate.corruptions import CORRUPTIONS, SEVERITIES, corrupt_batch
 from edgeped.evaluate.inference import TfliteScorer
-from edgeped.evaluate.run import _float_sibling, find_models, score_split
+from edgeped.evaluate.run import SplitScores, _float_sibling, find_models, score_split
 from edgeped.evaluate.uncertainty import bootstrap_by_group, clopper_pearson
 from edgeped.fileio import sha256_file, write_json_atomic, write_text_atomic
 from edgeped.provenance import stamp
@@ -44,6 +45,10 @@ class RobustnessConfig:
     bootstrap_resamples: int = 500
     auc_resamples: int = 100
     gallery_per_corruption: int = 4
+    # Keep every test pedestrian but only about this many background crops (0 = all),
+    # chosen by a hash of the crop id; recall is unchanged, FPR gets a wider interval
+    # and AUC-PR is that of the subsample (precision rises as negatives are dropped).
+    max_negatives: int = 0
 
     def __post_init__(self) -> None:
         unknown = [c for c in self.corruptions if c not in CORRUPTIONS]
@@ -61,6 +66,8 @@ class RobustnessConfig:
                 "bootstrap_resamples must be >= 10 and auc_resamples >= 0, got "
                 f"{self.bootstrap_resamples}, {self.auc_resamples}"
             )
+        if self.max_negatives < 0:
+            raise ValueError(f"max_negatives must be >= 0 (0 = all), got {self.max_negatives}")
         if self.batch < 1 or self.threads < 1 or self.gallery_per_corruption < 0:
             raise ValueError(
                 "batch and threads must be >= 1 and gallery_per_corruption >= 0, got "
@@ -96,6 +103,9 @@ class RobustnessResult:
     gallery_model: str
     flips: list[Flip] = field(default_factory=list)
 
+    def save(self, run_dir: str | os.PathLike, tag: str = "") -> dict[str, Path]:
+        return write_robustness(run_dir, self, tag)
+
 
 def _cell(labels, scores, drives, threshold, config: RobustnessConfig) -> dict:
     """Recall, FPR, AUC-PR and their intervals at one threshold."""
@@ -127,6 +137,46 @@ def _cell(labels, scores, drives, threshold, config: RobustnessConfig) -> dict:
     }
 
 
+def hits_by_drive(labels, drives, clean_scores, corrupted: dict, threshold: float) -> dict:
+    """Pedestrians and hits per drive, clean and per corruption/severity (for paired bootstraps)."""
+    uniq, inverse = np.unique(np.asarray(drives).astype(str), return_inverse=True)
+    pos = labels == 1
+
+    def per_drive(hit: np.ndarray) -> list[int]:
+        return np.bincount(inverse, weights=(hit & pos), minlength=len(uniq)).astype(int).tolist()
+
+    return {
+        "drives": uniq.tolist(),
+        "positives": np.bincount(inverse, weights=pos, minlength=len(uniq)).astype(int).tolist(),
+        "clean_tp": per_drive(clean_scores >= threshold),
+        "tp": {
+            f"{c}/{s}": per_drive(sc >= threshold)
+            for c, by_sev in corrupted.items()
+            for s, sc in by_sev.items()
+        },
+    }
+
+
+def mean_recall_interval(
+    by_drive: dict, resamples: int, cells: list[str] | None = None, seed: int = 0
+) -> tuple[float, float] | None:
+    """95% bootstrap-over-drives interval of the mean recall over `cells` (default: all)."""
+    keys = cells or list(by_drive["tp"])
+    pos = np.asarray(by_drive["positives"], float)
+    tp = np.asarray([by_drive["tp"][k] for k in keys], float)  # (cells, drives)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(pos), size=(resamples, len(pos)))
+    counts = np.zeros((resamples, len(pos)))
+    np.add.at(counts, (np.arange(resamples)[:, None], picks), 1)
+    den = counts @ pos
+    ok = den > 0
+    if not ok.any():
+        return None
+    means = ((counts @ tp.T)[ok] / den[ok, None]).mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return (float(lo), float(hi))
+
+
 def summarise(clean_recall: float, cells: dict[str, dict[str, dict]]) -> dict:
     """Mean over corruptions and severities, per-corruption means, the worst cell, the drop."""
     per = {name: float(np.mean([c["recall"] for c in sev.values()])) for name, sev in cells.items()}
@@ -151,6 +201,23 @@ def summarise(clean_recall: float, cells: dict[str, dict[str, dict]]) -> dict:
         "corrupted_recall": per,
         "relative_drop_by_corruption": {n: drop(v) for n, v in per.items()},
     }
+
+
+def _keep(crop_ids: np.ndarray, labels: np.ndarray, share: float) -> np.ndarray:
+    """Every pedestrian, and the background crops whose id hashes below `share`."""
+    if share >= 1.0:
+        return np.ones(len(labels), bool)
+    u = np.array(
+        [int(hashlib.sha256(str(c).encode()).hexdigest()[:8], 16) / 2**32 for c in crop_ids]
+    )
+    return (labels == 1) | (u < share)
+
+
+def _test_batches(dataset: Dataset, share: float):
+    for batch in dataset.iter_batches("test", batch_records=512):
+        keep = _keep(batch.crop_id, batch.labels, share)
+        if keep.any():
+            yield batch.take(np.flatnonzero(keep))
 
 
 def _gallery_model(models: dict[str, tuple[Path, dict]], preferred: str | None) -> str:
@@ -203,6 +270,16 @@ def evaluate_robustness(
     flips_for = _gallery_model(models, gallery_model)
     val = score_split(dataset, "val", scorers, progress)
     test = score_split(dataset, "test", scorers, progress)
+    negatives = int((test.labels == 0).sum())
+    share = 1.0 if not config.max_negatives else min(1.0, config.max_negatives / max(negatives, 1))
+    chosen = _keep(test.crop_ids, test.labels, share)
+    test = SplitScores(
+        test.labels[chosen],
+        {t: v[chosen] for t, v in test.tags.items()},
+        {n: v[chosen] for n, v in test.scores.items()},
+        test.drives[chosen],
+        test.crop_ids[chosen],
+    )
     thresholds = {
         n: m.threshold_max_recall(val.labels, val.scores[n], config.max_fpr) for n in models
     }
@@ -222,7 +299,7 @@ def evaluate_robustness(
             step += 1
             parts: dict[str, list[np.ndarray]] = {n: [] for n in models}
             offset = 0
-            for batch in dataset.iter_batches("test", batch_records=512):
+            for batch in _test_batches(dataset, share):
                 images, meta = corrupt_batch(
                     batch.images, batch.metadata, batch.crop_id, cname, severity, config.seed
                 )
@@ -277,7 +354,13 @@ def evaluate_robustness(
             "clean": clean,
             "corruptions": cells,
             "summary": summarise(clean["recall"], cells),
+            "by_drive": hits_by_drive(
+                test.labels, test.drives, test.scores[name], corrupted[name], thr
+            ),
         }
+        results[name]["summary"]["mean_corrupted_recall_ci95_by_drive"] = mean_recall_interval(
+            results[name]["by_drive"], config.bootstrap_resamples
+        )
     gaps = []
     for name, (_, card) in models.items():
         parent = _float_sibling(name, card, models)
@@ -319,6 +402,7 @@ def evaluate_robustness(
             "manifest_sha256": dataset.manifest_sha256,
             "val": {"crops": int(val.labels.size), "positives": int(val.labels.sum())},
             "test": {"crops": int(test.labels.size), "positives": int(test.labels.sum())},
+            "test_negatives_kept": f"{int((test.labels == 0).sum())} of {negatives}",
         },
         "inputs": {
             name: {"file": str(path), "sha256": sha256_file(path)}
