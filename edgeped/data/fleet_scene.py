@@ -615,6 +615,20 @@ def _smooth(mask: np.ndarray, passes: int = 2) -> np.ndarray:
     return out
 
 
+def beam(distance_m: float) -> float:
+    """Low-beam light at a distance, in multiples of night ambient (inverse square, capped)."""
+    return min(HEADLIGHT_AT_8M * (8.0 / distance_m) ** 2, HEADLIGHT_MAX)
+
+
+def low_beams(
+    subject: np.ndarray, distance: float, behind: float, cutoff: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The low beams' light (H, W) on a subject at `distance` m and a background `behind` m
+    away, full below the cut-off row and a fifth above it; and that vertical profile."""
+    profile = 0.2 + 0.8 * np.clip((YY - cutoff) / 12.0 + 0.5, 0, 1)
+    return profile * (beam(distance) * subject + beam(behind) * (1 - subject)), profile
+
+
 def night_light(cv: Canvas, rng: np.random.Generator, shot: Shot) -> tuple[np.ndarray, np.ndarray]:
     """Night illumination (H, W, 1) of the reflectance, and the retro-reflected radiance.
 
@@ -624,14 +638,9 @@ def night_light(cv: Canvas, rng: np.random.Generator, shot: Shot) -> tuple[np.nd
     """
     distance = rng.uniform(4.0, 40.0)
     behind = distance + rng.uniform(5.0, 30.0)
-
-    def beam(d: float) -> float:
-        return min(HEADLIGHT_AT_8M * (8.0 / d) ** 2, HEADLIGHT_MAX)
-
     cutoff = rng.uniform(0.35, 0.6) * H  # the beam's cut-off row (low beams light the legs)
-    profile = 0.2 + 0.8 * np.clip((YY - cutoff) / 12.0 + 0.5, 0, 1)
     subject = _smooth(cv.subject) if cv.subject is not None else np.zeros((H, W), np.float32)
-    headlight = profile * (beam(distance) * subject + beam(behind) * (1 - subject))
+    headlight, profile = low_beams(subject, distance, behind, cutoff)
     pools = np.zeros((H, W), np.float32)
     for _ in range(rng.integers(0, 3)):  # street lamps: smooth pools lit from above
         px, py = rng.uniform(-20, W + 20), rng.uniform(-40, H * 0.6)
