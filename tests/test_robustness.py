@@ -243,3 +243,25 @@ def test_budget_names_unknown_corruption():
         QualityBudgets(min_corrupted_recall={"snow": 0.5})
     with pytest.raises(ValueError, match="min_mean_corrupted_recall"):
         QualityBudgets(min_mean_corrupted_recall=1.5)
+
+
+def test_split_suites_merge_into_the_whole(tiny_run, tmp_path):
+    from edgeped.errors import EdgepedError
+    from edgeped.evaluate.robustness_merge import merge_reports
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    cfg = dict(severities=(1, 5), bootstrap_resamples=20, auc_resamples=5)
+    whole = evaluate_robustness(run, RobustnessConfig(corruptions=("fog", "jpeg"), **cfg)).report
+    parts = [
+        evaluate_robustness(run, RobustnessConfig(corruptions=(c,), **cfg)).report
+        for c in ("fog", "jpeg")
+    ]
+    merged = merge_reports(parts)
+    for name, entry in whole["models"].items():
+        got = merged["models"][name]
+        assert got["corruptions"] == entry["corruptions"]
+        assert got["summary"] == entry["summary"]
+    assert merged["quantization_gaps"] == whole["quantization_gaps"]
+    with pytest.raises(EdgepedError, match="two parts"):
+        merge_reports([parts[0], parts[0]])

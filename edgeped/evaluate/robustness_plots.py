@@ -3,12 +3,24 @@ the hit-to-miss flip gallery, and one sample per corruption and severity."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 
 from edgeped.evaluate.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from edgeped.evaluate.plots import _figure, _save
+from edgeped.fileio import write_bytes_atomic
+
+
+def _save_grid(fig, plt, path: Path) -> Path:
+    """Saves a grid of small images without tight_layout (it cannot fit narrow image axes)."""
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.88, wspace=0.35, hspace=0.45)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    write_bytes_atomic(path, buffer.getvalue())
+    return path
 
 
 def severity_png(report: dict, path: Path) -> Path:
@@ -50,7 +62,9 @@ def flip_gallery_png(flips: list, model: str, path: Path) -> Path:
     n = max(len(flips), 1)
     cols = min(n, 8)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, 2 * cols, figsize=(1.1 * 2 * cols, 2.3 * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, 2 * cols, figsize=(max(1.3 * 2 * cols, 6.0), 2.4 * rows + 0.4), squeeze=False
+    )
     for ax in axes.flat:
         ax.axis("off")
     if not flips:
@@ -63,7 +77,7 @@ def flip_gallery_png(flips: list, model: str, path: Path) -> Path:
         b.imshow(f.corrupted_image)
         b.set_title(f"{f.corruption} {f.severity}: {f.corrupted_score:.2f}", fontsize=6)
     fig.suptitle(f"{model}: pedestrians hit on clean, missed corrupted (score shown)", fontsize=8)
-    return _save(fig, plt, path)
+    return _save_grid(fig, plt, path)
 
 
 def samples_png(
