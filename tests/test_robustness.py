@@ -265,3 +265,23 @@ def test_split_suites_merge_into_the_whole(tiny_run, tmp_path):
     assert merged["quantization_gaps"] == whole["quantization_gaps"]
     with pytest.raises(EdgepedError, match="two parts"):
         merge_reports([parts[0], parts[0]])
+
+
+def test_eval_command_runs_the_suite(tiny_run, tmp_path):
+    from click.testing import CliRunner
+
+    from edgeped.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "robustness.json").unlink(missing_ok=True)
+    runner = CliRunner()
+    bad = runner.invoke(main, ["eval", str(run), "--corruptions", "snow"])
+    assert bad.exit_code == 2 and "unknown corruption" in bad.output
+    assert not (run / "robustness.json").exists()
+    ok = runner.invoke(main, ["eval", str(run), "--corruptions", "fog,jpeg", "--severities", "5"])
+    assert ok.exit_code == 0, ok.output
+    report = json.loads((run / "robustness.json").read_text())
+    assert report["config"]["corruptions"] == ["fog", "jpeg"]
+    assert report["config"]["severities"] == [5]
+    assert "mean corrupted" in ok.output
