@@ -234,7 +234,7 @@ def test_kitti_frame_without_image_is_a_clear_error(tmp_path):
 
 def _crops_folder(tmp_path, rows: list[str]) -> Path:
     rng = np.random.default_rng(0)
-    for name in ("a.png", "b.png", "c.png"):
+    for name in ("a.png", "b.png", "c.png", "d.png"):
         Image.fromarray(rng.integers(0, 255, (96, 48, 3), dtype=np.uint8)).save(tmp_path / name)
     csv = tmp_path / "crops.csv"
     csv.write_text("\n".join(rows) + "\n")
@@ -249,6 +249,7 @@ def test_crops_csv_import_keeps_splits_tags_and_metadata(tmp_path):
             "a.png,1,train,night,12.5,20",
             "b.png,0,train,day,,3",
             "c.png,pedestrian,test,,4,",
+            "d.png,0,val,,,",
         ],
     )
     import_crops(csv, str(tmp_path / "ds"))

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgeped.data.output import StagedDataset
 from edgeped.data.schema import SPLITS, CropBatch
 from edgeped.data.shards import (
-    MANIFEST,
     _RunningStats,
+    check_split_fractions,
     is_hard_negative,
     record_to_example,
     write_manifest,
@@ -82,38 +83,45 @@ def write_parallel(
     source: dict,
     split_fractions: tuple[float, float, float],
     overwrite: bool = False,
+    required_splits: tuple[str, ...] = (),
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Writes every planned shard with `workers` processes, then the manifest. Returns it.
 
+    The shards go into a staging folder beside `out_dir` that replaces it only
+    when the manifest is written (`edgeped.data.output`), so an interrupted
+    write leaves the previous dataset as it was.
+
     Raises:
         EdgepedError: the folder already holds a dataset (without overwrite), a
-            task names an unknown split, or nothing was written.
+            task names an unknown split, nothing was written, or a split in
+            `required_splits` is empty.
     """
-    out = Path(out_dir)
-    if (out / MANIFEST).exists() and not overwrite:
-        raise EdgepedError(
-            f"{out} already holds a dataset", "choose another output folder or pass --overwrite"
-        )
     bad = sorted({t.split for t in tasks} - set(SPLITS))
     if bad:
         raise EdgepedError(f"shard plan names unknown split(s) {bad}", f"use {', '.join(SPLITS)}")
-    out.mkdir(parents=True, exist_ok=True)
-    if overwrite:
-        (out / MANIFEST).unlink(missing_ok=True)
-        for old in out.glob("*.tfrecord"):
-            old.unlink()
+    check_split_fractions(split_fractions)
     workers = workers or (os.cpu_count() or 1)
-    shards: dict[str, list[dict]] = {s: [] for s in SPLITS}
-    stats = _RunningStats()
-    for done, (task, (entry, partial)) in enumerate(
-        zip(tasks, _map(out, tasks, workers), strict=True), start=1
-    ):
-        shards[task.split].append(entry)
-        stats.merge(partial)
-        if progress:
-            progress(done, len(tasks))
-    return write_manifest(out, shards, stats, source, split_fractions)
+    with StagedDataset(out_dir, overwrite=overwrite) as staged:
+        shards: dict[str, list[dict]] = {s: [] for s in SPLITS}
+        stats = _RunningStats()
+        for done, (task, (entry, partial)) in enumerate(
+            zip(tasks, _map(staged.path, tasks, workers), strict=True), start=1
+        ):
+            shards[task.split].append(entry)
+            stats.merge(partial)
+            if progress:
+                progress(done, len(tasks))
+        manifest = write_manifest(
+            staged.path,
+            shards,
+            stats,
+            source,
+            split_fractions,
+            required_splits=required_splits,
+        )
+        staged.commit()
+    return manifest
 
 
 def _map(out: Path, tasks: list[ShardTask], workers: int) -> Iterator[tuple[dict, _RunningStats]]:

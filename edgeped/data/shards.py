@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeped.data.output import MANIFEST, StagedDataset
 from edgeped.data.schema import (
     CROP_SHAPE,
     METADATA_FIELDS,
@@ -38,8 +39,26 @@ from edgeped.errors import EdgepedError
 from edgeped.fileio import atomic_output, read_json, sha256_file, write_json_atomic
 from edgeped.provenance import stamp
 
-MANIFEST = "manifest.json"
 DEFAULT_SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
+
+
+def check_split_fractions(fractions: tuple[float, float, float]) -> None:
+    """Raises ValueError unless `fractions` are three shares in [0, 1] summing to 1."""
+    values = tuple(fractions)
+    if (
+        len(values) != len(SPLITS)
+        or not all(isinstance(v, (int, float)) and 0.0 <= v <= 1.0 for v in values)
+        or abs(sum(values) - 1.0) > 1e-6
+    ):
+        raise ValueError(
+            f"split_fractions must be {len(SPLITS)} shares (train, val, test) in [0, 1] "
+            f"summing to 1, got {fractions!r}"
+        )
+
+
+def default_required_splits(fractions: tuple[float, float, float]) -> tuple[str, ...]:
+    """The splits a write must fill: every one given a share of the drives."""
+    return tuple(s for s, f in zip(SPLITS, fractions, strict=True) if f > 0)
 
 
 def split_for_drive(
@@ -161,8 +180,18 @@ class _RunningStats:
 class DatasetWriter:
     """Streams CropBatches into per-split shards; `close()` writes the manifest.
 
-    Records are routed to splits by drive. Each shard is written to a temp file
-    and renamed when complete; the manifest is written last.
+    Records are routed to splits by drive. Shards and the manifest are written
+    into a staging folder beside `out_dir` (`edgeped.data.output`), which
+    replaces `out_dir` only when `close()` has written the manifest: an
+    interrupted or failed write leaves the previous dataset as it was. Use it
+    as a context manager (or call `abort()`) so a failure removes the staging folder.
+
+    `required_splits` names splits that must not come out empty (the synth and
+    import commands require every split given a share). Every crop id must be
+    unique, and (unless `one_split_per_drive` is False, for sources whose
+    explicit splits are checked by the importer) a drive, the group an importer
+    gives such as a source image, must not be in two splits: both are refused
+    as they arrive.
     """
 
     def __init__(
@@ -173,29 +202,38 @@ class DatasetWriter:
         source: dict | None = None,
         overwrite: bool = False,
         split_fractions: tuple[float, float, float] = DEFAULT_SPLIT_FRACTIONS,
+        required_splits: tuple[str, ...] = (),
+        one_split_per_drive: bool = True,
     ) -> None:
-        self.out_dir = Path(out_dir)
-        if (self.out_dir / MANIFEST).exists() and not overwrite:
-            raise EdgepedError(
-                f"{self.out_dir} already holds a dataset",
-                "choose another output folder or pass --overwrite",
-            )
         if shard_records < 1:
             raise ValueError(f"shard_records must be >= 1, got {shard_records}")
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        if overwrite:
-            for old in self.out_dir.glob("*.tfrecord"):
-                old.unlink()
-            (self.out_dir / MANIFEST).unlink(missing_ok=True)
+        check_split_fractions(split_fractions)
+        self.out_dir = Path(out_dir)
         self.shard_records = shard_records
         self.source = source or {}
         self.split_fractions = split_fractions
+        self.required_splits = tuple(required_splits)
+        self.one_split_per_drive = one_split_per_drive
         self._pending: dict[str, list[bytes]] = {s: [] for s in SPLITS}
         self._pending_pos: dict[str, int] = dict.fromkeys(SPLITS, 0)
         self._pending_hard: dict[str, int] = dict.fromkeys(SPLITS, 0)
         self._shards: dict[str, list[dict]] = {s: [] for s in SPLITS}
         self._stats = _RunningStats()
         self._split_cache: dict[str, str] = {}
+        self._drive_split: dict[str, str] = {}
+        self._crop_ids: set[str] = set()
+        self._output = StagedDataset(self.out_dir, overwrite=overwrite)
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+    def abort(self) -> None:
+        """Drops everything written so far; `out_dir` stays as it was."""
+        self._output.abort()
 
     def add(self, batch: CropBatch, splits: np.ndarray | None = None) -> None:
         """Queues a batch; records go to the split of their drive, or to `splits` if given.
@@ -214,6 +252,7 @@ class DatasetWriter:
                     f"{', '.join(SPLITS)}; got shape {splits.shape}, unknown {bad[:5]}",
                     "fix the split column of the source",
                 )
+        self._check_ids(batch, splits)
         train = splits == "train"
         if train.any():
             self._stats.update(batch.metadata[train])
@@ -226,6 +265,32 @@ class DatasetWriter:
             if len(self._pending[split]) >= self.shard_records:
                 self._flush(split)
 
+    def _check_ids(self, batch: CropBatch, splits: np.ndarray) -> None:
+        """Refuses a repeated crop id and a drive (or source image) in two splits."""
+        seen: set[str] = set()
+        for cid in map(str, batch.crop_id):
+            if cid in self._crop_ids or cid in seen:
+                self.abort()
+                raise EdgepedError(
+                    f"crop id {cid!r} occurs twice: every record needs its own id "
+                    "(the gate matches crops by id)",
+                    "remove the duplicate rows or images from the source",
+                )
+            seen.add(cid)
+        if not self.one_split_per_drive:
+            self._crop_ids |= seen
+            return
+        for drive, split in zip(map(str, batch.drive_id), map(str, splits), strict=True):
+            known = self._drive_split.setdefault(drive, split)
+            if known != split:
+                self.abort()
+                raise EdgepedError(
+                    f"drive/source {drive!r} has records in both {known} and {split}: "
+                    "the same drive or image in two splits leaks training data into evaluation",
+                    "give each drive_id (or source image) a single split",
+                )
+        self._crop_ids |= seen
+
     def _split(self, drive_id: str) -> str:
         if drive_id not in self._split_cache:
             self._split_cache[drive_id] = split_for_drive(drive_id, self.split_fractions)
@@ -236,7 +301,7 @@ class DatasetWriter:
         if not records:
             return
         name = f"{split}-{len(self._shards[split]):05d}.tfrecord"
-        path = self.out_dir / name
+        path = self._output.path / name
         with atomic_output(path) as handle:
             for payload in records:
                 write_record(handle, payload)
@@ -255,16 +320,28 @@ class DatasetWriter:
         self._pending_hard[split] = 0
 
     def close(self) -> dict:
-        """Flushes the last shards and writes the manifest. Returns the manifest.
+        """Flushes the last shards, writes the manifest and puts the dataset in place.
+
+        Returns:
+            The manifest.
 
         Raises:
-            EdgepedError: nothing was written (an empty dataset is never a dataset).
+            EdgepedError: nothing was written, or a required split is empty;
+                `out_dir` then stays as it was.
         """
-        for split in SPLITS:
-            self._flush(split)
-        return write_manifest(
-            self.out_dir, self._shards, self._stats, self.source, self.split_fractions
-        )
+        with self._output:
+            for split in SPLITS:
+                self._flush(split)
+            manifest = write_manifest(
+                self._output.path,
+                self._shards,
+                self._stats,
+                self.source,
+                self.split_fractions,
+                required_splits=self.required_splits,
+            )
+            self._output.commit()
+        return manifest
 
 
 def is_hard_negative(batch: CropBatch) -> np.ndarray:
@@ -278,17 +355,30 @@ def write_manifest(
     stats: _RunningStats,
     source: dict,
     split_fractions: tuple[float, float, float],
+    *,
+    required_splits: tuple[str, ...] = (),
 ) -> dict:
     """Writes manifest.json (atomically, last) for shards already on disk. Returns it.
 
     Raises:
-        EdgepedError: nothing was written (an empty dataset is never a dataset).
+        EdgepedError: nothing was written (an empty dataset is never a dataset),
+            or a split in `required_splits` got no records.
     """
     total = sum(s["records"] for shards in shards_by_split.values() for s in shards)
     if total == 0:
         raise EdgepedError(
             "no records were written: the dataset would be empty",
             "check the source produced crops (paths, filters, counts)",
+        )
+    counts = {s: sum(e["records"] for e in shards_by_split.get(s, [])) for s in SPLITS}
+    empty = [s for s in required_splits if counts[s] == 0]
+    if empty:
+        raise EdgepedError(
+            f"the {' and '.join(empty)} split(s) came out empty "
+            f"({', '.join(f'{s} {n}' for s, n in counts.items())} records): "
+            "training needs train and val, evaluation needs val and test",
+            "give more drives or source images (splits take whole drives/images, by a hash "
+            "of their id), or set the split column so every split gets some",
         )
     splits = {}
     for split in SPLITS:
@@ -318,6 +408,65 @@ def write_manifest(
     return manifest
 
 
+_SHARD_KEYS = {"file": str, "records": int, "positives": int, "bytes": int, "sha256": str}
+
+
+def manifest_shape_problem(manifest: Any) -> str | None:
+    """What is wrong with a manifest's structure (types of the keys readers use), or None."""
+    if not isinstance(manifest, dict):
+        return f"the top level is {_json_type(manifest)}, expected an object"
+    for key, kind in (("records", int), ("splits", dict), ("metadata_stats", dict)):
+        if not isinstance(manifest.get(key), kind) or isinstance(manifest.get(key), bool):
+            return f"{key!r} is {_json_type(manifest.get(key))}, expected {_NAMES[kind]}"
+    for split in SPLITS:
+        info = manifest["splits"].get(split)
+        if not isinstance(info, dict):
+            return f"splits.{split} is {_json_type(info)}, expected an object"
+        for key in ("records", "positives"):
+            if not isinstance(info.get(key), int) or isinstance(info.get(key), bool):
+                return f"splits.{split}.{key} is {_json_type(info.get(key))}, expected a number"
+        if not isinstance(info.get("shards"), list):
+            return f"splits.{split}.shards is {_json_type(info.get('shards'))}, expected a list"
+        for i, entry in enumerate(info["shards"]):
+            if not isinstance(entry, dict):
+                return f"splits.{split}.shards[{i}] is {_json_type(entry)}, expected an object"
+            for key, kind in _SHARD_KEYS.items():
+                value = entry.get(key)
+                if not isinstance(value, kind) or isinstance(value, bool):
+                    return (
+                        f"splits.{split}.shards[{i}].{key} is {_json_type(value)}, "
+                        f"expected {_NAMES[kind]}"
+                    )
+            if Path(entry["file"]).name != entry["file"] or not entry["file"]:
+                return f"splits.{split}.shards[{i}].file {entry['file']!r} is not a file name"
+    stats = manifest["metadata_stats"]
+    for key in ("mean", "std"):
+        values = stats.get(key)
+        if (
+            not isinstance(values, list)
+            or len(values) != NUM_METADATA
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        ):
+            return f"metadata_stats.{key} must be {NUM_METADATA} numbers, got {values!r:.60}"
+    return None
+
+
+_NAMES = {int: "a number", str: "a string", dict: "an object", list: "a list"}
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)
+
+
 @dataclass(frozen=True)
 class Dataset:
     """A dataset on disk, opened through its manifest."""
@@ -344,6 +493,13 @@ class Dataset:
                 "regenerate the dataset",
             )
         manifest = read_json(root / MANIFEST, "dataset manifest")
+        problem = manifest_shape_problem(manifest)
+        if problem:
+            raise EdgepedError(
+                f"{root / MANIFEST} is not an edgeped dataset manifest: {problem}",
+                "the manifest is damaged or from another tool: regenerate the dataset "
+                "(`edgeped data synth` or `edgeped data import`)",
+            )
         version = manifest.get("record_schema_version")
         if version != SCHEMA_VERSION:
             raise EdgepedError(

@@ -54,8 +54,12 @@ def load_coco(
     wanted = {c.lower() for c in person_categories}
     try:
         categories = {int(c["id"]): str(c["name"]).lower() for c in data["categories"]}
-        images = {int(im["id"]): im for im in data["images"]}
-        for im in images.values():
+        images: dict[int, dict] = {}
+        for im in data["images"]:
+            image_id = int(im["id"])
+            if image_id in images:
+                raise _bad(path, f"image id {image_id} is listed twice in images")
+            images[image_id] = im
             if not isinstance(im["file_name"], str) or not im["file_name"]:
                 raise _bad(path, f"image {im['id']} has no file_name")
     except (KeyError, TypeError, ValueError) as exc:
@@ -104,7 +108,7 @@ def load_coco(
     root = Path(images_dir)
     frames = []
     for image_id, im in sorted(images.items()):
-        size = (int(im["width"]), int(im["height"])) if "width" in im and "height" in im else None
+        size = _declared_size(path, image_id, im)
         frames.append(
             Frame(
                 image=root / im["file_name"],
@@ -115,3 +119,24 @@ def load_coco(
             )
         )
     return frames
+
+
+def _declared_size(path: Path, image_id: int, im: dict) -> tuple[int, int] | None:
+    """The image's declared (width, height), or None when the entry gives neither."""
+    if im.get("width") is None and im.get("height") is None:
+        return None
+    values = (im.get("width"), im.get("height"))
+    if not all(
+        isinstance(v, (int, float))
+        and not isinstance(v, bool)
+        and math.isfinite(v)
+        and v == int(v)
+        and 0 < v <= 1_000_000
+        for v in values
+    ):
+        raise _bad(
+            path,
+            f"image {image_id} declares width {values[0]!r}, height {values[1]!r}; "
+            "expected two positive whole numbers of pixels (or neither)",
+        )
+    return int(values[0]), int(values[1])

@@ -14,7 +14,11 @@ Columns (header row required):
   tod_sin, tod_cos, analog_gain_db; empty means missing (NaN).
 
 Every row is checked before anything is written: all problems are reported at
-once (up to a few examples each), and a bad file leaves no dataset behind.
+once (up to a few examples each), and a bad file leaves no dataset behind (nor
+touches the one already in OUT_DIR). Refused: a row with more fields than the
+header, the same image listed twice (its crop id would repeat), the same image
+content in two splits or with two labels (a copy under another name included),
+a drive_id in two splits, and a split that would come out empty.
 """
 
 from __future__ import annotations
@@ -51,7 +55,24 @@ def _read_rows(csv_path: Path) -> tuple[list[str], list[dict[str, str]]]:
         raise EdgepedError(
             f"cannot parse {csv_path} as CSV ({exc})", "save it as UTF-8 CSV with a header"
         ) from exc
+    long = [
+        f"row {i + 2} has {len(header) + len(r[None])} fields"
+        for i, r in enumerate(rows)
+        if r.get(None)
+    ]
+    if long:
+        raise EdgepedError(
+            f"{csv_path}: {len(long)} row(s) have more fields than the header's {len(header)} "
+            f"({', '.join(long[:3])})",
+            "quote values that contain commas, or add the missing column names to the header",
+        )
     rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in rows]
+    duplicated = sorted({h for h in header if header.count(h) > 1})
+    if duplicated:
+        raise EdgepedError(
+            f"{csv_path}: the header names column(s) {duplicated} more than once",
+            "give every column its own name",
+        )
     return header, rows
 
 
@@ -121,7 +142,91 @@ def _validate(csv_path: Path, header: list[str], rows: list[dict[str, str]]) -> 
             if not _resolve(csv_path, r["path"]).is_file()
         ],
     )
+    check("empty path", [f"row {i + 2}" for i, r in enumerate(rows) if not r["path"]])
+    first: dict[Path, int] = {}
+    repeated = []
+    for i, r in enumerate(rows):
+        key = _resolve(csv_path, r["path"]).resolve()
+        if r["path"] and first.setdefault(key, i) != i:
+            repeated.append(f"row {i + 2} repeats row {first[key] + 2} ({r['path']})")
+    check("the same image listed twice (its crop id would repeat)", repeated)
     return problems
+
+
+def _splits_and_leaks(
+    csv_path: Path,
+    header: list[str],
+    rows: list[dict[str, str]],
+    fractions: tuple[float, float, float],
+) -> tuple[list[str], list[str]]:
+    """Each row's split, and the leaks found: a drive or an image's content in two splits.
+
+    The split is the row's own (a `split` column) or its drive's (by hash). The
+    content of every image file is hashed, so a copy of a training crop under
+    another name is caught in val or test too, as is one image given two labels.
+    """
+    from edgeped.data.shards import split_for_drive
+
+    explicit = "split" in header and bool(rows[0]["split"])
+    drives = [_drive(csv_path, r) for r in rows]
+    splits = [
+        r["split"] if explicit else split_for_drive(d, fractions)
+        for r, d in zip(rows, drives, strict=True)
+    ]
+    problems = []
+    if explicit and "drive_id" in header:
+        where: dict[str, tuple[str, int]] = {}
+        bad = []
+        for i, (d, split) in enumerate(zip(drives, splits, strict=True)):
+            known = where.setdefault(d, (split, i))
+            if known[0] != split:
+                bad.append(f"drive {d!r}: row {known[1] + 2} in {known[0]}, row {i + 2} in {split}")
+        if bad:
+            problems.append(
+                f"a drive in two splits leaks it into evaluation ({len(bad)} row(s)), "
+                f"e.g. {'; '.join(bad[:3])}"
+            )
+    seen: dict[str, tuple[int, str, str]] = {}
+    leaks, conflicts = [], []
+    for i, r in enumerate(rows):
+        digest = _file_sha256(_resolve(csv_path, r["path"]))
+        label = str(LABELS[r["label"].lower()])
+        known = seen.setdefault(digest, (i, splits[i], label))
+        if known[1] != splits[i]:
+            leaks.append(
+                f"row {i + 2} ({splits[i]}) is the same image as row {known[0] + 2} ({known[1]})"
+            )
+        elif known[2] != label:
+            conflicts.append(
+                f"row {i + 2} (label {label}) is the same image as row {known[0] + 2} "
+                f"(label {known[2]})"
+            )
+    if leaks:
+        problems.append(
+            f"the same image in two splits leaks it into evaluation ({len(leaks)} row(s)), "
+            f"e.g. {'; '.join(leaks[:3])}"
+        )
+    if conflicts:
+        problems.append(
+            f"the same image with two labels ({len(conflicts)} row(s)), e.g. "
+            f"{'; '.join(conflicts[:3])}"
+        )
+    return splits, problems
+
+
+def _file_sha256(path: Path) -> str:
+    from edgeped.fileio import sha256_file
+
+    try:
+        return sha256_file(path)
+    except OSError as exc:
+        raise EdgepedError(
+            f"cannot read image {path} ({exc.strerror or exc})", "check the file is readable"
+        ) from exc
+
+
+def _drive(csv_path: Path, row: dict[str, str]) -> str:
+    return row.get("drive_id") or f"{csv_path.stem}:{Path(row['path']).parent}"
 
 
 def _is_number(text: str) -> bool:
@@ -166,7 +271,7 @@ def _batch(csv_path: Path, header: list[str], rows: list[dict[str, str]]) -> Cro
                 v or ("none" if lab else "unknown") for v, lab in zip(values, labels, strict=True)
             ]
         tags[tag] = np.array([v or "unknown" for v in values])
-    drives = [r.get("drive_id") or f"{csv_path.stem}:{Path(r['path']).parent}" for r in rows]
+    drives = [_drive(csv_path, r) for r in rows]
     return CropBatch.validated(
         images=np.stack([_load_crop(_resolve(csv_path, r["path"])) for r in rows]),
         metadata=meta,
@@ -191,29 +296,52 @@ def import_crops(
         EdgepedError: the CSV is missing, malformed, or lists bad values or
             missing files (all such rows are reported together, nothing is written).
     """
-    from edgeped.data.shards import DEFAULT_SPLIT_FRACTIONS, DatasetWriter
+    from edgeped.data.shards import (
+        DEFAULT_SPLIT_FRACTIONS,
+        SPLITS,
+        DatasetWriter,
+        check_split_fractions,
+        default_required_splits,
+    )
 
+    fractions = split_fractions or DEFAULT_SPLIT_FRACTIONS
+    check_split_fractions(fractions)
     path = Path(csv_path)
     header, rows = _read_rows(path)
     problems = _validate(path, header, rows)
+    if not problems:
+        splits, problems = _splits_and_leaks(path, header, rows, fractions)
     if problems:
         raise EdgepedError(
             f"{path} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems),
             "fix those rows and run the import again",
         )
     explicit = "split" in header and bool(rows[0]["split"])
-    writer = DatasetWriter(
+    required = SPLITS if explicit else default_required_splits(fractions)
+    empty = [s for s in required if s not in splits]
+    if empty:
+        counts = ", ".join(f"{s} {splits.count(s)}" for s in SPLITS)
+        raise EdgepedError(
+            f"{path}: the {' and '.join(empty)} split(s) would be empty ({counts} rows): "
+            "training needs train and val, evaluation needs val and test",
+            "list rows for every split in the split column"
+            if explicit
+            else "add crops from more drives (drive_id column; splits take whole drives)",
+        )
+    with DatasetWriter(
         out_dir,
         source={"importer": "crops_csv", "csv": str(path.resolve())},
         overwrite=overwrite,
-        split_fractions=split_fractions or DEFAULT_SPLIT_FRACTIONS,
-    )
-    for start in range(0, len(rows), _CHUNK):
-        chunk = rows[start : start + _CHUNK]
-        writer.add(
-            _batch(path, header, chunk),
-            splits=np.array([r["split"] for r in chunk]) if explicit else None,
-        )
-        if progress:
-            progress(min(start + _CHUNK, len(rows)), len(rows))
-    return writer.close()
+        split_fractions=fractions,
+        required_splits=required,
+        one_split_per_drive="drive_id" in header or not explicit,
+    ) as writer:
+        for start in range(0, len(rows), _CHUNK):
+            chunk = rows[start : start + _CHUNK]
+            writer.add(
+                _batch(path, header, chunk),
+                splits=np.array(splits[start : start + _CHUNK]) if explicit else None,
+            )
+            if progress:
+                progress(min(start + _CHUNK, len(rows)), len(rows))
+        return writer.close()

@@ -200,7 +200,63 @@ def import_frames(
     Raises:
         EdgepedError: no frames, an unreadable image, or no crops at all.
     """
-    from edgeped.data.shards import DEFAULT_SPLIT_FRACTIONS, DatasetWriter
+    from edgeped.data.shards import (
+        DEFAULT_SPLIT_FRACTIONS,
+        DatasetWriter,
+        check_split_fractions,
+        default_required_splits,
+        split_for_drive,
+    )
+
+    fractions = split_fractions or DEFAULT_SPLIT_FRACTIONS
+    check_split_fractions(fractions)
+    frames = check_frames(frames)
+    drives = {f"{config.source_name}:{f.image.stem}" for f in frames}
+    required = default_required_splits(fractions)
+    got = {split_for_drive(d, fractions) for d in drives}
+    empty = [s for s in required if s not in got]
+    if empty:
+        raise EdgepedError(
+            f"the {' and '.join(empty)} split(s) would be empty: {len(frames)} image(s) "
+            "are split by source image (whole images, by a hash of their name)",
+            "import more images (val and test each take about 15% of them)",
+        )
+    totals = dict(positives=0, jittered=0, near_misses=0, cyclists=0, background=0, skipped_small=0)
+    with DatasetWriter(
+        out_dir,
+        source={**source, "import_config": config.to_dict()},
+        overwrite=overwrite,
+        shard_records=4096,
+        split_fractions=fractions,
+        required_splits=required,
+    ) as writer:
+        for i, frame in enumerate(frames, start=1):
+            batch, counts = frame_batch(frame, config)
+            if batch is not None:
+                writer.add(batch)
+            for k, v in counts.items():
+                totals[k] += v
+            if progress:
+                progress(i, len(frames))
+        return ImportSummary(manifest=writer.close(), frames=len(frames), **totals)
+
+
+# A box may stick out of its image by this many pixels (rounding in the annotation tool).
+BOX_TOLERANCE_PX = 1.0
+
+
+def check_frames(frames: list[Frame]) -> list[Frame]:
+    """Checks every frame before anything is written; returns them with their sizes read.
+
+    Reads each image's header (not its pixels) and its bytes' sha256.
+
+    Raises:
+        EdgepedError: no frames; an image missing or unreadable; a declared size
+            that differs from the file's; a box that is not finite or lies
+            outside its image; two frames with the same image (by path, name or
+            content), whose crops would repeat or leak across splits.
+    """
+    from edgeped.fileio import sha256_file
 
     if not frames:
         raise EdgepedError("the annotations list no images", "check the annotation file")
@@ -211,20 +267,60 @@ def import_frames(
             f"{', '.join(missing[:3])}",
             "check --images points at the frames",
         )
-    writer = DatasetWriter(
-        out_dir,
-        source={**source, "import_config": config.to_dict()},
-        overwrite=overwrite,
-        shard_records=4096,
-        split_fractions=split_fractions or DEFAULT_SPLIT_FRACTIONS,
-    )
-    totals = dict(positives=0, jittered=0, near_misses=0, cyclists=0, background=0, skipped_small=0)
-    for i, frame in enumerate(frames, start=1):
-        batch, counts = frame_batch(frame, config)
-        if batch is not None:
-            writer.add(batch)
-        for k, v in counts.items():
-            totals[k] += v
-        if progress:
-            progress(i, len(frames))
-    return ImportSummary(manifest=writer.close(), frames=len(frames), **totals)
+    by_name: dict[str, Path] = {}
+    by_content: dict[str, Path] = {}
+    checked = []
+    for frame in frames:
+        if by_name.get(frame.image.stem) == frame.image:
+            raise EdgepedError(
+                f"the annotations list the image {frame.image} twice: its crops would repeat",
+                "merge its entries into one (one entry per image, all its boxes)",
+            )
+        previous = by_name.setdefault(frame.image.stem, frame.image)
+        if previous != frame.image:
+            raise EdgepedError(
+                f"two frames use the image name {frame.image.stem!r} ({previous}, {frame.image}): "
+                "their crops would get the same ids",
+                "list each image once, and give different images different names",
+            )
+        digest = sha256_file(frame.image)
+        twin = by_content.setdefault(digest, frame.image)
+        if twin != frame.image:
+            raise EdgepedError(
+                f"{frame.image} and {twin} are the same image: its crops would be imported "
+                "twice, and could land in two splits",
+                "remove the copy from the annotations",
+            )
+        actual = _frame_size(frame)
+        if frame.size is not None and tuple(frame.size) != tuple(actual):
+            raise EdgepedError(
+                f"{frame.image} is {actual[0]}x{actual[1]} pixels but the annotations "
+                f"declare {frame.size[0]}x{frame.size[1]}",
+                "fix the image's width/height in the annotations, or point --images at "
+                "the images they were made for",
+            )
+        for kind in ("people", "ignore", "cyclists"):
+            for box in getattr(frame, kind):
+                _check_box(frame.image, kind, box, actual)
+        checked.append(Frame(frame.image, frame.people, frame.ignore, frame.cyclists, actual))
+    return checked
+
+
+def _check_box(image: Path, kind: str, box: tuple, size: tuple[int, int]) -> None:
+    import math
+
+    x0, y0, x1, y1 = box
+    w, h = size
+    t = BOX_TOLERANCE_PX
+    if not all(math.isfinite(v) for v in box) or not (
+        -t <= x0 < x1 <= w + t and -t <= y0 < y1 <= h + t
+    ):
+        raise EdgepedError(
+            f"{image}: a {_KIND_NAMES[kind]} box (x0 {x0:g}, y0 {y0:g}, x1 {x1:g}, y1 {y1:g}) lies outside "
+            f"the {w}x{h} image",
+            "boxes are in pixels of their own image: check the box and that it belongs to "
+            "this image",
+        )
+
+
+_KIND_NAMES = {"people": "person", "ignore": "ignore-region", "cyclists": "cyclist"}
