@@ -58,3 +58,26 @@ def paint(img: np.ndarray, mask: np.ndarray, colour: np.ndarray) -> None:
 
 def colour(rng: np.random.Generator, lo: float = 0.05, hi: float = 0.95) -> np.ndarray:
     return rng.uniform(lo, hi, 3).astype(np.float32)
+
+
+def rain_streak_layers(
+    rng: np.random.Generator,
+    count: int,
+    *,
+    streaks: tuple[int, int],
+    length: tuple[float, float],
+    slant: float,
+) -> list[np.ndarray]:
+    """`count` masks of rain streaks (a drive's set; crops reuse them shifted).
+
+    Each layer holds `rng.integers(*streaks)` slanted segments of `length` pixels.
+    """
+    layers = []
+    for _ in range(count):
+        layer = np.zeros((H, W), np.float32)
+        for _ in range(rng.integers(*streaks)):
+            x, y = rng.uniform(-10, W), rng.uniform(-20, H)
+            n = rng.uniform(*length)
+            layer = np.maximum(layer, segment(x, y, x + n * slant, y + n, 1.0))
+        layers.append(layer)
+    return layers

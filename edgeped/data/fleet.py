@@ -13,17 +13,16 @@ exposure set motion blur) and then drops out, for whole records and per field.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from edgeped.data import fleet_scene as fs
 from edgeped.data.draw import H, W, colour, ellipse, paint, rect
+from edgeped.data.generators import GeneratorConfig, pick
 from edgeped.data.schema import NEAR_MISS_KINDS, NUM_METADATA, CropBatch
 from edgeped.errors import EdgepedError
 
@@ -52,69 +51,36 @@ _ID = re.compile(r"^fleet(\d+)-d(\d{6})-c(\d{4})$")
 
 
 @dataclass(frozen=True)
-class FleetConfig:
-    """What the fleet generator makes. Rates are per drive (conditions) or per crop.
+class FleetConfig(GeneratorConfig):
+    """What the fleet generator makes: the shared fields (`GeneratorConfig`) and its own.
 
-    difficulty (0..1) scales occlusion, truncation, framing jitter, clothing that
-    blends with the background and dark clothing at night; 0.5 is the default task.
+    Rates are per drive (conditions) or per crop. difficulty (0..1) scales
+    occlusion, truncation, framing jitter, clothing that blends with the
+    background and dark clothing at night; 0.5 is the default task.
     """
 
-    drives: int = 600
-    crops_per_drive: int = 50
-    positive_rate: float = 0.025
     hard_negative_rate: float = 0.35
-    night_rate: float = 0.25
-    dusk_rate: float = 0.15
-    rain_rate: float = 0.2
     fog_rate: float = 0.08
     construction_rate: float = 0.1
     urban_rate: float = 0.6
     difficulty: float = 0.5
-    metadata_missing_rate: float = 0.08
     whole_record_dropout_share: float = 0.5
-    seed: int = 0
-    workers: int = 0  # 0 = one per core
+
+    RATES: ClassVar[tuple[str, ...]] = (
+        *GeneratorConfig.RATES,
+        "fog_rate",
+        "construction_rate",
+        "urban_rate",
+        "difficulty",
+        "whole_record_dropout_share",
+    )
 
     def __post_init__(self) -> None:
-        for name in (
-            "positive_rate",
-            "hard_negative_rate",
-            "night_rate",
-            "dusk_rate",
-            "rain_rate",
-            "fog_rate",
-            "construction_rate",
-            "urban_rate",
-            "difficulty",
-            "metadata_missing_rate",
-            "whole_record_dropout_share",
-        ):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {value}")
-        for a, b in (("night_rate", "dusk_rate"), ("rain_rate", "fog_rate")):
-            if getattr(self, a) + getattr(self, b) > 1.0:
-                raise ValueError(
-                    f"{a} + {b} must be <= 1, got {getattr(self, a) + getattr(self, b)}"
-                )
-        for name in ("drives", "crops_per_drive"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.crops_per_drive > 9999:
-            raise ValueError(f"crops_per_drive must be <= 9999, got {self.crops_per_drive}")
-        if self.drives > 999999:
-            raise ValueError(f"drives must be <= 999999, got {self.drives}")
-        if self.workers < 0:
-            raise ValueError(f"workers must be >= 0, got {self.workers}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "fleet config") -> FleetConfig:
-        from edgeped.config import from_mapping
-
-        return from_mapping(cls, data, where=where)
+        super().__post_init__()
+        if self.rain_rate + self.fog_rate > 1.0:
+            raise ValueError(
+                f"rain_rate + fog_rate must be <= 1, got {self.rain_rate + self.fog_rate}"
+            )
 
 
 @dataclass(frozen=True)
@@ -127,20 +93,11 @@ class DriveConditions:
     rain: list | None  # streak layers, only when raining
 
 
-def _pick(u: float, rates: dict[str, float], default: str) -> str:
-    acc = 0.0
-    for name, rate in rates.items():
-        acc += rate
-        if u < acc:
-            return name
-    return default
-
-
 def drive_conditions(config: FleetConfig, drive_index: int) -> DriveConditions:
     """The per-drive draw: lighting, weather, scene, speed, hour (and rain layers)."""
     rng = np.random.default_rng([config.seed, drive_index, 0])
-    lighting = _pick(rng.random(), {"night": config.night_rate, "dusk": config.dusk_rate}, "day")
-    weather = _pick(rng.random(), {"rain": config.rain_rate, "fog": config.fog_rate}, "clear")
+    lighting = pick(rng.random(), {"night": config.night_rate, "dusk": config.dusk_rate}, "day")
+    weather = pick(rng.random(), {"rain": config.rain_rate, "fog": config.fog_rate}, "clear")
     u = rng.random()
     scene = (
         "construction"
@@ -406,29 +363,10 @@ def regenerate(crop_id_: str, config: FleetConfig) -> CropBatch:
     return generate_drive(config, drive_index, [i])
 
 
-def _generate_chunk(args: tuple[dict, list[int]]) -> CropBatch:
-    config = FleetConfig.from_dict(args[0])
-    return CropBatch.concat([generate_drive(config, d) for d in args[1]])
-
-
-def iter_drives(config: FleetConfig, chunk_drives: int = 8) -> Iterator[CropBatch]:
-    """Yields one CropBatch per chunk of drives, in drive order, using worker processes."""
-    workers = config.workers or (os.cpu_count() or 1)
-    chunks = [
-        list(range(s, min(s + chunk_drives, config.drives)))
-        for s in range(0, config.drives, chunk_drives)
-    ]
-    if workers == 1:
-        for chunk in chunks:
-            yield _generate_chunk((config.to_dict(), chunk))
-        return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(_generate_chunk, [(config.to_dict(), c) for c in chunks])
-
-
 def render_shard(payload: tuple[dict, list[int]]) -> CropBatch:
     """Renders the drives of one planned shard (the worker side of `write_fleet`)."""
-    return _generate_chunk(payload)
+    config = FleetConfig.from_dict(payload[0])
+    return CropBatch.concat([generate_drive(config, d) for d in payload[1]])
 
 
 def plan_shards(
@@ -468,6 +406,7 @@ def write_fleet(
     shard_records: int = 4096,
     split_fractions: tuple[float, float, float] | None = None,
     overwrite: bool = False,
+    required_splits: tuple[str, ...] = (),
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Generates the fleet dataset with parallel shard writers; returns the manifest.
@@ -475,6 +414,8 @@ def write_fleet(
     Args:
         shard_records: target crops per shard (whole drives, so shards come out a little smaller).
         split_fractions: train/val/test share of drives (default 0.7/0.15/0.15).
+        required_splits: splits that must not come out empty (the CLI requires
+            every split given a share).
         progress: optional callable(done_drives, total_drives).
     """
     from edgeped.data.parallel import write_parallel
@@ -497,5 +438,6 @@ def write_fleet(
         source={"generator": GENERATOR, "config": config.to_dict()},
         split_fractions=fractions,
         overwrite=overwrite,
+        required_splits=required_splits,
         progress=step,
     )

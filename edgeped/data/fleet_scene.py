@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgeped.data import draw
 from edgeped.data.draw import XX, YY, H, W, colour, ellipse, paint, rect, ring, segment
 
 SKIN = np.array(
@@ -565,16 +566,9 @@ def mannequin(
 
 def rain_layers(rng: np.random.Generator, speed_mps: float, count: int = 4) -> list[np.ndarray]:
     """A drive's rain streak layers; slant grows with speed. Crops reuse them shifted."""
-    slant = 0.15 + 0.03 * speed_mps
-    layers = []
-    for _ in range(count):
-        layer = np.zeros((H, W), np.float32)
-        for _ in range(rng.integers(20, 40)):
-            x, y = rng.uniform(-10, W), rng.uniform(-20, H)
-            length = rng.uniform(6, 18)
-            layer = np.maximum(layer, segment(x, y, x + length * slant, y + length, 1.0))
-        layers.append(layer)
-    return layers
+    return draw.rain_streak_layers(
+        rng, count, streaks=(20, 40), length=(6, 18), slant=0.15 + 0.03 * speed_mps
+    )
 
 
 def _box_blur_x(img: np.ndarray, length: float) -> np.ndarray:

@@ -13,70 +13,28 @@ records at a set rate.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
+from edgeped.data import generators
 from edgeped.data.draw import XX as _XX
 from edgeped.data.draw import YY as _YY
-from edgeped.data.draw import H, W
+from edgeped.data.draw import H, W, rain_streak_layers
 from edgeped.data.draw import colour as _colour
 from edgeped.data.draw import ellipse as _ellipse
 from edgeped.data.draw import paint as _paint
 from edgeped.data.draw import rect as _rect
 from edgeped.data.draw import ring as _ring
 from edgeped.data.draw import segment as _segment
+from edgeped.data.generators import GeneratorConfig, pick
 from edgeped.data.schema import NUM_METADATA, CropBatch
 
 
 @dataclass(frozen=True)
-class SynthConfig:
-    """What to generate. Fractions are per drive (conditions) or per crop (labels)."""
-
-    drives: int = 600
-    crops_per_drive: int = 50
-    positive_rate: float = 0.025
-    hard_negative_rate: float = 0.25
-    night_rate: float = 0.25
-    dusk_rate: float = 0.15
-    rain_rate: float = 0.2
-    metadata_missing_rate: float = 0.08
-    seed: int = 0
-    workers: int = 0  # 0 = one per core
-
-    def __post_init__(self) -> None:
-        for name in (
-            "positive_rate",
-            "hard_negative_rate",
-            "night_rate",
-            "dusk_rate",
-            "rain_rate",
-            "metadata_missing_rate",
-        ):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {value}")
-        if self.night_rate + self.dusk_rate > 1.0:
-            raise ValueError(
-                f"night_rate + dusk_rate must be <= 1, got {self.night_rate + self.dusk_rate}"
-            )
-        for name in ("drives", "crops_per_drive"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.workers < 0:
-            raise ValueError(f"workers must be >= 0, got {self.workers}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "synth config") -> SynthConfig:
-        from edgeped.config import from_mapping
-
-        return from_mapping(cls, data, where=where)
+class SynthConfig(GeneratorConfig):
+    """What to generate: the fields every generator has (`GeneratorConfig`), nothing more."""
 
 
 # --- scene parts ---------------------------------------------------------------------
@@ -239,15 +197,7 @@ _NEGATIVE_DRAWERS = {"pole": _pole, "cyclist": _cyclist, "stroller": _stroller}
 
 def _rain_layers(rng: np.random.Generator, count: int = 6) -> list[np.ndarray]:
     """A drive's rain streak layers; crops reuse them with random shifts (rendering is costly)."""
-    layers = []
-    for _ in range(count):
-        layer = np.zeros((H, W), np.float32)
-        for _ in range(rng.integers(15, 40)):
-            x, y = rng.uniform(-10, W), rng.uniform(-20, H)
-            length = rng.uniform(6, 16)
-            layer = np.maximum(layer, _segment(x, y, x + length * 0.25, y + length, 1.0))
-        layers.append(layer)
-    return layers
+    return rain_streak_layers(rng, count, streaks=(15, 40), length=(6, 16), slant=0.25)
 
 
 def _apply_conditions(
@@ -295,21 +245,12 @@ def _metadata(rng: np.random.Generator, lighting: str, n: int) -> np.ndarray:
     return meta
 
 
-def _pick(rng: np.random.Generator, rates: dict[str, float], default: str) -> str:
-    u, acc = rng.random(), 0.0
-    for name, rate in rates.items():
-        acc += rate
-        if u < acc:
-            return name
-    return default
-
-
 def generate_drive(config: SynthConfig, drive_index: int) -> CropBatch:
     """Renders every crop of one drive; same (config, drive_index) gives the same bytes."""
     rng = np.random.default_rng([config.seed, drive_index])
-    lighting = _pick(rng, {"night": config.night_rate, "dusk": config.dusk_rate}, "day")
-    weather = _pick(rng, {"rain": config.rain_rate}, "clear")
-    scene = _pick(rng, {"urban": 0.6}, "suburban")
+    lighting = pick(rng.random(), {"night": config.night_rate, "dusk": config.dusk_rate}, "day")
+    weather = pick(rng.random(), {"rain": config.rain_rate}, "clear")
+    scene = pick(rng.random(), {"urban": 0.6}, "suburban")
     n = config.crops_per_drive
     labels = (rng.random(n) < config.positive_rate).astype(np.int64)
     images = np.empty((n, H, W, 3), np.uint8)
@@ -342,25 +283,15 @@ def generate_drive(config: SynthConfig, drive_index: int) -> CropBatch:
     )
 
 
-def _generate_chunk(args: tuple[dict, list[int]]) -> list[CropBatch]:
-    config = SynthConfig.from_dict(args[0])
-    return [generate_drive(config, d) for d in args[1]]
+def render_drives(config: dict, drives: list[int]) -> CropBatch:
+    """The crops of the given drives, in order (the worker side of `iter_drives`)."""
+    cfg = SynthConfig.from_dict(config)
+    return CropBatch.concat([generate_drive(cfg, d) for d in drives])
 
 
-def iter_drives(config: SynthConfig, chunk_drives: int = 16):
+def iter_drives(config: SynthConfig, chunk_drives: int = 16) -> Iterator[CropBatch]:
     """Yields one CropBatch per chunk of drives, in drive order, using worker processes."""
-    workers = config.workers or (os.cpu_count() or 1)
-    chunks = [
-        list(range(s, min(s + chunk_drives, config.drives)))
-        for s in range(0, config.drives, chunk_drives)
-    ]
-    if workers == 1:
-        for chunk in chunks:
-            yield CropBatch.concat(_generate_chunk((config.to_dict(), chunk)))
-        return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for batches in pool.map(_generate_chunk, [(config.to_dict(), c) for c in chunks]):
-            yield CropBatch.concat(batches)
+    return generators.iter_drives("edgeped.data.synthetic:render_drives", config, chunk_drives)
 
 
 def write_synthetic(
@@ -369,26 +300,35 @@ def write_synthetic(
     *,
     overwrite: bool = False,
     split_fractions: tuple[float, float, float] | None = None,
+    shard_records: int = 4096,
+    required_splits: tuple[str, ...] = (),
     progress=None,
 ) -> dict:
     """Generates the dataset and writes shards + manifest. Returns the manifest.
 
+    The dataset is written beside `out_dir` and replaces it only when complete.
+
     Args:
         split_fractions: train/val/test share of drives (default 0.7/0.15/0.15).
+        required_splits: splits that must not come out empty (the CLI requires
+            every split given a share).
         progress: optional callable(done_drives, total_drives) for a progress bar.
     """
     from edgeped.data.shards import DEFAULT_SPLIT_FRACTIONS, DatasetWriter
 
-    writer = DatasetWriter(
+    fractions = split_fractions or DEFAULT_SPLIT_FRACTIONS
+    with DatasetWriter(
         out_dir,
         source={"generator": "edgeped.synthetic.v1", "config": config.to_dict()},
         overwrite=overwrite,
-        split_fractions=split_fractions or DEFAULT_SPLIT_FRACTIONS,
-    )
-    done = 0
-    for batch in iter_drives(config):
-        writer.add(batch)
-        done += len(np.unique(batch.drive_id))
-        if progress:
-            progress(done, config.drives)
-    return writer.close()
+        split_fractions=fractions,
+        shard_records=shard_records,
+        required_splits=required_splits,
+    ) as writer:
+        done = 0
+        for batch in iter_drives(config):
+            writer.add(batch)
+            done += len(np.unique(batch.drive_id))
+            if progress:
+                progress(done, config.drives)
+        return writer.close()

@@ -1,0 +1,235 @@
+"""Synthetic generators behind one registry: their shared config, draws and drive loop.
+
+A generator is a frozen config class (a `GeneratorConfig`: the fields every
+generator has, validated once here) and a `write` function that renders the
+dataset into a folder through the staged writers of `edgeped.data.shards`, so
+an interrupted or failed write never touches the dataset already there. The
+CLI looks a generator up by name and builds its config from whichever options
+the config has fields for: an option the generator does not take is refused by
+name, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+from edgeped.errors import EdgepedError
+
+# name -> "module:ConfigClass", "module:write_function"; modules load on first use.
+_REGISTRY: dict[str, tuple[str, str, str]] = {}
+
+
+def register(name: str, config: str, write: str, summary: str) -> None:
+    """Adds a generator; a name is registered once."""
+    if name in _REGISTRY:
+        raise ValueError(f"generator {name!r} is already registered")
+    _REGISTRY[name] = (config, write, summary)
+
+
+register(
+    "v1",
+    "edgeped.data.synthetic:SynthConfig",
+    "edgeped.data.synthetic:write_synthetic",
+    "the quick, easy street crops",
+)
+register(
+    "fleet",
+    "edgeped.data.fleet:FleetConfig",
+    "edgeped.data.fleet:write_fleet",
+    "the realistic fleet (conditions, near-miss negatives, per-field dropouts)",
+)
+
+
+def names() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
+
+
+def _load(ref: str) -> Any:
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+@dataclass(frozen=True)
+class Generator:
+    name: str
+    config_class: type
+    write: Callable[..., dict]
+    summary: str
+
+    def fields(self) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(self.config_class))
+
+    def config(self, options: dict[str, Any]) -> Any:
+        """Builds this generator's config from options (None = the default).
+
+        Raises:
+            EdgepedError: an option this generator has no field for, or a bad value.
+        """
+        given = {k: v for k, v in options.items() if v is not None}
+        unknown = sorted(set(given) - set(self.fields()))
+        if unknown:
+            takers = [n for n in names() if n != self.name and set(unknown) <= set(get(n).fields())]
+            flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
+            raise EdgepedError(
+                f"the {self.name} generator does not take {flags}",
+                f"add --generator {takers[0]}" if takers else "drop those options",
+            )
+        try:
+            return self.config_class(**given)
+        except (TypeError, ValueError) as exc:
+            raise EdgepedError(f"invalid option: {exc}", "see --help for allowed values") from exc
+
+
+def get(name: str) -> Generator:
+    """The registered generator `name`.
+
+    Raises:
+        EdgepedError: no generator has that name.
+    """
+    if name not in _REGISTRY:
+        raise EdgepedError(f"unknown generator {name!r}", f"use one of {', '.join(names())}")
+    config, write, summary = _REGISTRY[name]
+    return Generator(name, _load(config), _load(write), summary)
+
+
+def write_dataset(
+    name: str,
+    out_dir: str,
+    options: dict[str, Any],
+    *,
+    shard_records: int = 4096,
+    overwrite: bool = False,
+    split_fractions: tuple[float, float, float] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Renders generator `name`'s dataset into `out_dir`; returns the manifest.
+
+    Everything is validated (options, shard size, an existing dataset without
+    `overwrite`) before anything is written; every split given a share of the
+    drives must get some, else nothing replaces `out_dir`.
+
+    Raises:
+        EdgepedError: as `Generator.config`, a bad shard size, or a write failure.
+    """
+    if not isinstance(shard_records, int) or shard_records < 1:
+        raise EdgepedError(
+            f"shard_records must be a whole number >= 1, got {shard_records!r}",
+            "pass e.g. --shard-records 4096",
+        )
+    from edgeped.data.shards import DEFAULT_SPLIT_FRACTIONS, default_required_splits
+
+    generator = get(name)
+    config = generator.config(options)
+    fractions = split_fractions or DEFAULT_SPLIT_FRACTIONS
+    return generator.write(
+        out_dir,
+        config,
+        shard_records=shard_records,
+        overwrite=overwrite,
+        split_fractions=fractions,
+        required_splits=default_required_splits(fractions),
+        progress=progress,
+    )
+
+
+# The rate fields every generator has; each must be a share in [0, 1].
+_SHARED_RATES = (
+    "positive_rate",
+    "hard_negative_rate",
+    "night_rate",
+    "dusk_rate",
+    "rain_rate",
+    "metadata_missing_rate",
+)
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """The fields every generator has. Rates are per drive (conditions) or per crop."""
+
+    drives: int = 600
+    crops_per_drive: int = 50
+    positive_rate: float = 0.025
+    hard_negative_rate: float = 0.25
+    night_rate: float = 0.25
+    dusk_rate: float = 0.15
+    rain_rate: float = 0.2
+    metadata_missing_rate: float = 0.08
+    seed: int = 0
+    workers: int = 0  # 0 = one per core
+
+    RATES: ClassVar[tuple[str, ...]] = _SHARED_RATES
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            wanted = int if f.type in ("int", int) else float
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{f.name} must be a number, got {value!r}")
+            if wanted is int and value != int(value):
+                raise ValueError(f"{f.name} must be a whole number, got {value!r}")
+        for name in self.RATES:
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if self.night_rate + self.dusk_rate > 1.0:
+            raise ValueError(
+                f"night_rate + dusk_rate must be <= 1, got {self.night_rate + self.dusk_rate}"
+            )
+        for name in ("drives", "crops_per_drive"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.crops_per_drive > 9999:
+            raise ValueError(f"crops_per_drive must be <= 9999, got {self.crops_per_drive}")
+        if self.drives > 999999:
+            raise ValueError(f"drives must be <= 999999, got {self.drives}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str | None = None):
+        from edgeped.config import from_mapping
+
+        return from_mapping(cls, data, where=where or f"{cls.__name__} config")
+
+
+def pick(u: float, rates: dict[str, float], default: str) -> str:
+    """The first name whose cumulative rate exceeds the uniform draw `u`, else `default`."""
+    acc = 0.0
+    for name, rate in rates.items():
+        acc += rate
+        if u < acc:
+            return name
+    return default
+
+
+def _chunk(args: tuple[str, dict, list[int]]) -> Any:
+    render, config, drives = args
+    return _load(render)(config, drives)
+
+
+def iter_drives(render: str, config: GeneratorConfig, chunk_drives: int) -> Iterator[Any]:
+    """Yields `render(config_dict, drive_indices)` per chunk of drives, in order.
+
+    `render` is "module:function" so it pickles to worker processes (one per
+    core when `config.workers` is 0); the output does not depend on the count.
+    """
+    workers = config.workers or (os.cpu_count() or 1)
+    args = [
+        (render, config.to_dict(), list(range(s, min(s + chunk_drives, config.drives))))
+        for s in range(0, config.drives, chunk_drives)
+    ]
+    if workers == 1:
+        yield from map(_chunk, args)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(_chunk, args)
