@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeped.data.manifest import manifest_shape_problem
 from edgeped.data.output import MANIFEST, StagedDataset
 from edgeped.data.schema import (
     CROP_SHAPE,
@@ -29,7 +30,6 @@ from edgeped.data.schema import (
     CropBatch,
 )
 from edgeped.data.tfrecord import (
-    CorruptRecordError,
     decode_example,
     encode_example,
     iter_records,
@@ -408,65 +408,6 @@ def write_manifest(
     return manifest
 
 
-_SHARD_KEYS = {"file": str, "records": int, "positives": int, "bytes": int, "sha256": str}
-
-
-def manifest_shape_problem(manifest: Any) -> str | None:
-    """What is wrong with a manifest's structure (types of the keys readers use), or None."""
-    if not isinstance(manifest, dict):
-        return f"the top level is {_json_type(manifest)}, expected an object"
-    for key, kind in (("records", int), ("splits", dict), ("metadata_stats", dict)):
-        if not isinstance(manifest.get(key), kind) or isinstance(manifest.get(key), bool):
-            return f"{key!r} is {_json_type(manifest.get(key))}, expected {_NAMES[kind]}"
-    for split in SPLITS:
-        info = manifest["splits"].get(split)
-        if not isinstance(info, dict):
-            return f"splits.{split} is {_json_type(info)}, expected an object"
-        for key in ("records", "positives"):
-            if not isinstance(info.get(key), int) or isinstance(info.get(key), bool):
-                return f"splits.{split}.{key} is {_json_type(info.get(key))}, expected a number"
-        if not isinstance(info.get("shards"), list):
-            return f"splits.{split}.shards is {_json_type(info.get('shards'))}, expected a list"
-        for i, entry in enumerate(info["shards"]):
-            if not isinstance(entry, dict):
-                return f"splits.{split}.shards[{i}] is {_json_type(entry)}, expected an object"
-            for key, kind in _SHARD_KEYS.items():
-                value = entry.get(key)
-                if not isinstance(value, kind) or isinstance(value, bool):
-                    return (
-                        f"splits.{split}.shards[{i}].{key} is {_json_type(value)}, "
-                        f"expected {_NAMES[kind]}"
-                    )
-            if Path(entry["file"]).name != entry["file"] or not entry["file"]:
-                return f"splits.{split}.shards[{i}].file {entry['file']!r} is not a file name"
-    stats = manifest["metadata_stats"]
-    for key in ("mean", "std"):
-        values = stats.get(key)
-        if (
-            not isinstance(values, list)
-            or len(values) != NUM_METADATA
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-        ):
-            return f"metadata_stats.{key} must be {NUM_METADATA} numbers, got {values!r:.60}"
-    return None
-
-
-_NAMES = {int: "a number", str: "a string", dict: "an object", list: "a list"}
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "an object",
-    }.get(type(value), type(value).__name__)
-
-
 @dataclass(frozen=True)
 class Dataset:
     """A dataset on disk, opened through its manifest."""
@@ -570,90 +511,10 @@ class Dataset:
         return self.manifest["metadata_stats"]
 
 
-@dataclass
-class ShardReport:
-    file: str
-    status: (
-        str  # ok | missing | size_mismatch | hash_mismatch | corrupt | count_mismatch | unlisted
-    )
-    detail: str = ""
-    split: str = ""
+def __getattr__(name: str):
+    # verification moved to edgeped.data.verify; old imports keep working.
+    if name in ("verify", "ShardReport"):
+        from edgeped.data import verify as _verify
 
-    @property
-    def ok(self) -> bool:
-        """An unlisted file is reported but harmless: readers only open listed shards."""
-        return self.status in ("ok", "unlisted")
-
-
-class _HashingReader:
-    """A read-only file wrapper that hashes what is read, so one pass checks CRCs and sha256."""
-
-    def __init__(self, handle) -> None:
-        self.handle = handle
-        self.digest = hashlib.sha256()
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.handle.read(n)
-        self.digest.update(data)
-        return data
-
-    def finish(self) -> str:
-        while self.read(1 << 20):
-            pass
-        return self.digest.hexdigest()
-
-
-def _check_shard(root: Path, entry: dict, split: str, check_records: bool) -> ShardReport:
-    name = entry.get("file", "?")
-    path = root / name
-    if not path.is_file():
-        return ShardReport(name, "missing", "file not found", split)
-    size = path.stat().st_size
-    if size != entry.get("bytes"):
-        return ShardReport(
-            name, "size_mismatch", f"{size} bytes, manifest says {entry.get('bytes')}", split
-        )
-    with open(path, "rb") as handle:
-        reader = _HashingReader(handle)
-        n, problem = 0, None
-        if check_records:
-            try:
-                n = sum(1 for _ in iter_records(reader, name))
-            except CorruptRecordError as exc:
-                problem = exc.problem
-        digest = reader.finish()
-    if digest != entry.get("sha256"):
-        detail = "sha256 differs from manifest" + (f"; {problem}" if problem else "")
-        return ShardReport(name, "hash_mismatch", detail, split)
-    if problem:  # the manifest recorded a shard that was already damaged when written
-        return ShardReport(name, "corrupt", problem, split)
-    if check_records and n != entry.get("records"):
-        return ShardReport(
-            name, "count_mismatch", f"{n} records, manifest says {entry.get('records')}", split
-        )
-    return ShardReport(name, "ok", f"{entry.get('records')} records", split)
-
-
-def verify(root: str | os.PathLike, *, check_records: bool = True) -> list[ShardReport]:
-    """Checks every shard against the manifest; reports all problems, not just the first.
-
-    Each listed shard is read once: record CRCs and the sha256 are checked in the
-    same pass. `.tfrecord` files the manifest does not list are reported as `unlisted`.
-
-    Raises:
-        EdgepedError: the manifest itself is missing or unreadable.
-    """
-    ds = Dataset.open(root)
-    reports, listed = [], set()
-    for split in SPLITS:
-        for entry in ds.manifest.get("splits", {}).get(split, {}).get("shards", []):
-            listed.add(entry.get("file"))
-            try:
-                reports.append(_check_shard(ds.root, entry, split, check_records))
-            except OSError as exc:
-                reports.append(ShardReport(entry.get("file", "?"), "unreadable", str(exc), split))
-    for extra in sorted(p.name for p in ds.root.glob("*.tfrecord") if p.name not in listed):
-        reports.append(
-            ShardReport(extra, "unlisted", "not in the manifest (left from an earlier write?)")
-        )
-    return reports
+        return getattr(_verify, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
