@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -109,7 +110,8 @@ def gate_demo_run(
         )
     notes.append(
         "latency and peak RSS budgets need a real board: "
-        f"`edgeped deploy {model} --host <board>`, then `edgeped gate {run_dir}`"
+        f"`edgeped deploy {shlex.quote(str(model))} --host BOARD`, then "
+        f"`{shlex.join(['edgeped', 'gate', str(run_dir)])}`"
     )
     verdict = gate_run(run_dir, budgets)
     write_reports(verdict, json_path=run_dir / GATE_JSON, summary_path=run_dir / GATE_MARKDOWN)

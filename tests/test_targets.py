@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgeped.errors import EdgepedError
+from edgeped.fileio import sha256_file
 from edgeped.targets import BenchOptions, RunnerJob, Target, bench_model, resolve_target
 from edgeped.targets.bench import card_path, preprocess_from_card
 from edgeped.targets.local import LocalTarget
@@ -265,9 +266,10 @@ def test_model_card_preprocessing_is_used(device_models, tmp_path):
     card.write_text(
         json.dumps(
             {
+                "model": {"sha256": sha256_file(model)},
                 "preprocessing": {
                     "metadata": {"mean": [1, 2, 3, 4, 5, 6], "std": [1, 1, 1, 2, 2, 2], "clip": 4.0}
-                }
+                },
             }
         )
     )
@@ -275,8 +277,19 @@ def test_model_card_preprocessing_is_used(device_models, tmp_path):
     result = bench_model(model, resolve_target("local"), FAST)
     assert result.inputs["preprocess"] == str(card)
     assert result.runner["config"]["preprocess"] is not None
-    card.write_text(json.dumps({"preprocessing": {"metadata": {"mean": [0] * 6}}}))
+    card.write_text(
+        json.dumps(
+            {
+                "model": {"sha256": sha256_file(model)},
+                "preprocessing": {"metadata": {"mean": [0] * 6}},
+            }
+        )
+    )
     with pytest.raises(EdgepedError, match="no metadata mean/std"):
+        bench_model(model, resolve_target("local"), FAST)
+    # A card made for another model never lends it its normalisation.
+    card.write_text(json.dumps({"model": {"sha256": "0" * 64}, "preprocessing": {}}))
+    with pytest.raises(EdgepedError, match="made for the model with sha256 000000000000"):
         bench_model(model, resolve_target("local"), FAST)
 
 
@@ -292,9 +305,12 @@ def test_missing_model_is_a_clear_error(tmp_path):
 @pytest.mark.slow
 def test_runs_are_bounded_by_the_timeout(device_models, tmp_path):
     # The runner stops its timed loop well inside the timeout...
-    bounded = BenchOptions(min_runs=10**9, min_seconds=60, warmup=0, timeout_s=8)
+    bounded = BenchOptions(min_runs=10**9, min_seconds=0, warmup=0, timeout_s=8)
     result = bench_model(device_models["int8"], resolve_target("local"), bounded)
     assert result.runner["loop_seconds"] < 4
+    # ...a minimum time that cannot fit in the timeout is refused up front...
+    with pytest.raises(ValueError, match="does not fit in timeout_s 8"):
+        BenchOptions(min_seconds=60, timeout_s=8)
     # ...and a runner that hangs anyway is stopped with a clear message.
     hung = tmp_path / "hung-python"
     hung.write_text("#!/bin/sh\nexec sleep 60\n")

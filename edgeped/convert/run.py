@@ -77,7 +77,14 @@ def convert_run(
 
     run = Path(run_dir)
     config = read_json(run / CONFIG_FILE, f"run config ({CONFIG_FILE})")
-    dataset = Dataset.open(config["config"]["data_dir"])
+    data_dir = str((config.get("config") or {}).get("data_dir") or "")
+    if not data_dir or not Path(data_dir).is_dir():
+        raise EdgepedError(
+            f"the run's dataset {data_dir!r} (data_dir in {run / CONFIG_FILE}) is not there"
+            + ("" if Path(data_dir).is_absolute() else f" (relative to {Path.cwd()})"),
+            "run from the folder the run was trained in, or put the dataset back at that path",
+        )
+    dataset = Dataset.open(data_dir)
     prep = Preprocessing.from_manifest_stats(dataset.metadata_stats())
     plan = [p for p in PLAN if only is None or p[0] in only]
     if only:

@@ -78,7 +78,15 @@ class SplitScores:
 def find_models(run_dir: Path, only: tuple[str, ...] | None = None) -> dict[str, tuple[Path, dict]]:
     """Model name -> (.tflite path, card) for every card in the run directory."""
     found = {}
-    for card_file in sorted(run_dir.glob(f"*{CARD_SUFFIX}")):
+    cards = sorted(run_dir.glob(f"*{CARD_SUFFIX}"))
+    names = [c.name[: -len(CARD_SUFFIX)] for c in cards]
+    unknown = sorted(set(only or ()) - set(names))
+    if unknown and names:
+        raise EdgepedError(
+            f"no model named {', '.join(unknown)} in {run_dir}",
+            f"--only takes the converted models' names: {', '.join(names)}",
+        )
+    for card_file in cards:
         name = card_file.name[: -len(CARD_SUFFIX)]
         if only and name not in only:
             continue
@@ -98,6 +106,25 @@ def find_models(run_dir: Path, only: tuple[str, ...] | None = None) -> dict[str,
     if not found:
         raise EdgepedError(f"no converted models in {run_dir}", "run `edgeped convert` first")
     return found
+
+
+def _check_card_output(name: str, card: dict, actual) -> None:
+    """The card's output must describe the model's: the int8 threshold is derived from it."""
+    out = (card.get("outputs") or [{}])[0]
+    same = out.get("dtype") == actual.dtype and (
+        actual.dtype != "int8"
+        or (
+            np.isclose(out.get("scale", np.nan), actual.scale)
+            and out.get("zero_point") == actual.zero_point
+        )
+    )
+    if not same:
+        raise EdgepedError(
+            f"{name}: the card describes a {out.get('dtype')} output "
+            f"(scale {out.get('scale')}, zero point {out.get('zero_point')}), the model has "
+            f"{actual.dtype} (scale {actual.scale}, zero point {actual.zero_point})",
+            "the card does not describe this model: re-run `edgeped convert`",
+        )
 
 
 def score_split(
@@ -172,7 +199,19 @@ def evaluate_run(
     run = Path(run_dir)
     models = find_models(run, only)
     first_card = next(iter(models.values()))[1]
-    dataset = Dataset.open(data_dir or first_card["source"]["dataset"])
+    recorded = first_card.get("source", {}).get("dataset")
+    if not data_dir and not (recorded and Path(recorded).is_dir()):
+        raise EdgepedError(
+            f"the dataset the models were converted against, {recorded!r} (from the model "
+            f"card), is not there"
+            + (
+                ""
+                if not recorded or Path(recorded).is_absolute()
+                else f" (relative to {Path.cwd()})"
+            ),
+            "pass --data with the dataset's current location",
+        )
+    dataset = Dataset.open(data_dir or recorded)
     for name, (_, card) in models.items():
         if card["source"]["dataset_manifest_sha256"] != dataset.manifest_sha256 and not data_dir:
             raise EdgepedError(
@@ -189,6 +228,8 @@ def evaluate_run(
         )
         for name, (path, card) in models.items()
     }
+    for name, scorer in scorers.items():
+        _check_card_output(name, models[name][1], scorer.outputs[0])
     val = score_split(dataset, "val", scorers, progress, config.metadata_dropout)
     test = score_split(dataset, "test", scorers, progress, config.metadata_dropout)
     results = {}

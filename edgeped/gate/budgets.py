@@ -117,6 +117,12 @@ def normalise_core(core: str) -> str:
     return core if core.startswith("cortex-") else f"cortex-{core}"
 
 
+def _emulated_cores() -> tuple[str, ...]:
+    from edgeped.targets.emulated import CORES
+
+    return tuple(sorted(CORES.values()))
+
+
 @dataclass(frozen=True)
 class CostBudgets:
     """Deterministic cost on the emulated board and the artifact's size."""
@@ -140,7 +146,13 @@ class CostBudgets:
                 raise ValueError(
                     f"cost.max_instructions_per_invoke.{core} must be an integer > 0, got {limit!r}"
                 )
-            normalised[normalise_core(core)] = limit
+            name = normalise_core(core)
+            if name not in _emulated_cores():
+                raise ValueError(
+                    f"cost.max_instructions_per_invoke names core {core!r}, which the emulated "
+                    f"board does not have; use one of {', '.join(_emulated_cores())}"
+                )
+            normalised[name] = limit
         object.__setattr__(self, "max_instructions_per_invoke", dict(sorted(normalised.items())))
 
 
@@ -158,6 +170,11 @@ class DeviceBudgets:
                 f"device.parity_required must be true or false, got {self.parity_required!r}"
             )
         _check_fraction("device", "min_xnnpack_share", self.min_xnnpack_share)
+        if isinstance(self.allowed_fallback_ops, str):  # tuple("TOPK_V2") would be letters
+            raise ValueError(
+                "device.allowed_fallback_ops must be a list of op names, e.g. "
+                f'["{self.allowed_fallback_ops}"], got the string {self.allowed_fallback_ops!r}'
+            )
         ops = tuple(self.allowed_fallback_ops)
         if not all(isinstance(op, str) and op for op in ops):
             raise ValueError(f"device.allowed_fallback_ops must list op names, got {ops!r}")

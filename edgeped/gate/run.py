@@ -30,7 +30,8 @@ def gate_run(
         bench_files: more bench.json files to consider (e.g. kept outside the run).
 
     Raises:
-        EdgepedError: the run directory or the baseline does not exist. Missing or bad
+        EdgepedError: the run directory or the baseline does not exist, or an explicit
+            ``model`` names no .tflite in the run directory. Missing or bad
             evidence inside them is not an error: it becomes a failing row.
     """
     root = Path(run_dir)
@@ -42,6 +43,14 @@ def gate_run(
             "pass the previous release's run directory to --baseline",
         )
     name = model or budgets.model
+    if model is not None and not (root / f"{model}.tflite").is_file():
+        present = sorted(p.stem for p in root.glob("*.tflite"))
+        raise EdgepedError(
+            f"no model named {model!r} in {root} (no {model}.tflite)",
+            f"pass --model with one of: {', '.join(present)}"
+            if present
+            else "run `edgeped convert` on the run first",
+        )
     evidence = collect(root, name, tuple(str(p) for p in bench_files), baseline)
     results = run_checks(budgets, evidence)
     return Verdict(

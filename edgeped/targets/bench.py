@@ -52,6 +52,12 @@ class BenchOptions:
                 f"min_seconds must be >= 0 and timeout_s > 0, got "
                 f"{self.min_seconds} and {self.timeout_s}"
             )
+        if self.min_seconds > self.max_timed_seconds:
+            raise ValueError(
+                f"min_seconds {self.min_seconds:g} does not fit in timeout_s {self.timeout_s:g}: "
+                f"the timed loop may run at most {self.max_timed_seconds:g} s of it (start-up, "
+                "parity and the result need the rest); raise the timeout or lower min_seconds"
+            )
         if any(cpu < 0 for cpu in self.pin):
             raise ValueError(f"pin must list CPU numbers >= 0, got {self.pin}")
 
@@ -65,6 +71,11 @@ class BenchOptions:
         from edgeped.config import from_mapping
 
         return from_mapping(cls, data, where=where)
+
+    @property
+    def max_timed_seconds(self) -> float:
+        """How long the timed loop may run inside the timeout."""
+        return max(min(self.timeout_s * 0.8, self.timeout_s - 5), 1.0)
 
     def runner_args(self) -> tuple[str, ...]:
         args = [
@@ -87,7 +98,7 @@ class BenchOptions:
             # End the timed loop early enough for start-up, parity and the result to
             # fit inside the timeout.
             "--max-seconds",
-            str(max(min(self.timeout_s * 0.8, self.timeout_s - 5), 1.0)),
+            str(self.max_timed_seconds),
         ]
         if not self.xnnpack:
             args.append("--no-xnnpack")
@@ -197,16 +208,31 @@ def preprocess_from_card(model: Path) -> dict[str, Any] | None:
     if card is None:
         return None
     try:
-        section = json.loads(card.read_text(encoding="utf-8")).get("preprocessing")
-    except (OSError, json.JSONDecodeError) as exc:
+        data = json.loads(card.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EdgepedError(
             f"model card {card} is not valid JSON ({exc})",
             "regenerate the model card with `edgeped convert`",
         ) from exc
+    if not isinstance(data, dict):
+        raise EdgepedError(
+            f"model card {card} is not a JSON object", "regenerate it with `edgeped convert`"
+        )
+    made_for = (
+        (data.get("model") or {}).get("sha256") if isinstance(data.get("model"), dict) else None
+    )
+    actual = sha256_file(model)
+    if made_for != actual:
+        raise EdgepedError(
+            f"model card {card} was made for the model with sha256 {str(made_for)[:12]}, "
+            f"{model} is {actual[:12]}: its metadata normalisation may not be this model's",
+            "re-run `edgeped convert` for this model, or pass --preprocess FILE",
+        )
+    section = data.get("preprocessing")
     if not section:
         return None
-    meta = section.get("metadata", section)
-    if not {"mean", "std"} <= set(meta):
+    meta = section.get("metadata", section) if isinstance(section, dict) else None
+    if not isinstance(meta, dict) or not {"mean", "std"} <= set(meta):
         raise EdgepedError(
             f"model card {card}: preprocessing has no metadata mean/std",
             "regenerate the model card, or pass --preprocess FILE",

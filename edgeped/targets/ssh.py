@@ -31,6 +31,10 @@ _REMOTE_NAMES = {
 }
 
 
+# A host, alias or user: no leading "-" (it would be read as an ssh option), no spaces.
+_SSH_NAME = re.compile(r"^[A-Za-z0-9_.%:\[\]][A-Za-z0-9_.%:\[\]-]*$")
+
+
 @dataclass(frozen=True)
 class SshTargetConfig:
     """One `[targets.NAME]` table of targets.toml with `kind = "ssh"` (see targets.README.md).
@@ -54,6 +58,14 @@ class SshTargetConfig:
     core: str | None = None
 
     def __post_init__(self) -> None:
+        for key in ("ssh_alias", "host", "user"):
+            value = getattr(self, key)
+            if value is not None and not (isinstance(value, str) and _SSH_NAME.match(value)):
+                raise ValueError(
+                    f"target {self.name!r}: {key} {value!r} is not a host/user name (letters, "
+                    "digits and . _ - : % [ ], not starting with -): a leading - would reach "
+                    "ssh as an option"
+                )
         if bool(self.ssh_alias) == bool(self.host):
             raise ValueError(
                 f"target {self.name!r}: set exactly one of ssh_alias or host "
@@ -142,7 +154,7 @@ def classify_ssh_failure(stderr: str, returncode: int, cfg: SshTargetConfig) -> 
         )
     return EdgepedError(
         f"ssh to {dest} failed (exit {returncode}): {last}",
-        f"run `ssh {dest} true` by hand to see the problem",
+        f"run `{shlex.join(['ssh', '--', dest, 'true'])}` by hand to see the problem",
     )
 
 
@@ -191,7 +203,7 @@ class SshTarget:
             argv += ["-i", str(Path(c.identity_file).expanduser()), "-o", "IdentitiesOnly=yes"]
         if c.port:
             argv += ["-p", str(c.port)]
-        return [*argv, c.destination, remote_command]
+        return [*argv, "--", c.destination, remote_command]
 
     def _ssh(
         self,
