@@ -25,6 +25,7 @@ def data() -> None:
 )
 @click.option(
     "--missing-rate",
+    "metadata_missing_rate",
     default=0.08,
     show_default=True,
     help="Share of records whose metadata dropped out.",
@@ -44,63 +45,40 @@ def data() -> None:
 @click.option(
     "--hard-negative-rate",
     type=float,
-    help="fleet: share of negatives that are near misses [0.35].",
+    help="share of negatives that are near misses [v1 0.25, fleet 0.35].",
 )
-@click.option("--night-rate", type=float, help="fleet: share of night drives [0.25].")
-@click.option("--rain-rate", type=float, help="fleet: share of rain drives [0.2].")
+@click.option("--night-rate", type=float, help="share of night drives [0.25].")
+@click.option("--rain-rate", type=float, help="share of rain drives [0.2].")
 @click.option("--fog-rate", type=float, help="fleet: share of fog drives [0.08].")
 @click.option(
     "--construction-rate", type=float, help="fleet: share of construction-zone drives [0.1]."
 )
-@click.option("--shard-records", default=4096, show_default=True, help="fleet: crops per shard.")
-def data_synth(
-    out_dir,
-    drives,
-    crops_per_drive,
-    positive_rate,
-    missing_rate,
-    seed,
-    workers,
-    overwrite,
-    generator,
-    shard_records,
-    **fleet_rates,
-) -> None:
-    """Render a synthetic street-crop dataset (sharded TFRecord + manifest) into OUT_DIR."""
+@click.option(
+    "--shard-records",
+    default=4096,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="crops per shard.",
+)
+def data_synth(out_dir, overwrite, generator, shard_records, **options) -> None:
+    """Render a synthetic street-crop dataset (sharded TFRecord + manifest) into OUT_DIR.
+
+    The dataset is written beside OUT_DIR and replaces what is there only when
+    complete: an interrupted or failed run leaves the old dataset as it was.
+    """
     from rich.progress import Progress
 
-    from edgeped.data.fleet import FleetConfig, write_fleet
-    from edgeped.data.synthetic import SynthConfig, write_synthetic
+    from edgeped.data.generators import write_dataset
 
-    fleet_only = {k: v for k, v in fleet_rates.items() if v is not None}
-    if generator == "v1" and fleet_only:
-        raise EdgepedError(
-            f"option(s) {sorted(fleet_only)} apply to --generator fleet only",
-            "add --generator fleet or drop them",
-        )
-    try:
-        common = dict(
-            drives=drives,
-            crops_per_drive=crops_per_drive,
-            positive_rate=positive_rate,
-            metadata_missing_rate=missing_rate,
-            seed=seed,
-            workers=workers,
-        )
-        config = (
-            FleetConfig(**common, **fleet_only) if generator == "fleet" else SynthConfig(**common)
-        )
-    except ValueError as exc:
-        raise bad_config(exc) from exc
     with Progress(console=console(), transient=True) as bar:
-        task = bar.add_task("rendering drives", total=drives)
-        update = lambda done, _: bar.update(task, completed=done)  # noqa: E731
-        manifest = (
-            write_fleet(
-                out_dir, config, shard_records=shard_records, overwrite=overwrite, progress=update
-            )
-            if generator == "fleet"
-            else write_synthetic(out_dir, config, overwrite=overwrite, progress=update)
+        task = bar.add_task("rendering drives", total=options["drives"])
+        manifest = write_dataset(
+            generator,
+            out_dir,
+            options,
+            shard_records=shard_records,
+            overwrite=overwrite,
+            progress=lambda done, _: bar.update(task, completed=done),
         )
     _print_manifest(out_dir, manifest)
 
@@ -288,31 +266,23 @@ def data_verify(data_dir, json_out, no_records) -> None:
 
     from rich.table import Table
 
-    from edgeped.data.shards import verify
-    from edgeped.fileio import write_json_atomic
-    from edgeped.provenance import stamp
+    from edgeped.data.verify import verify_dataset
 
-    reports = verify(data_dir, check_records=not no_records)
-    bad = [r for r in reports if not r.ok]
-    table = Table(title=f"verify {data_dir}: {len(reports) - len(bad)} ok, {len(bad)} bad")
+    result = verify_dataset(data_dir, check_records=not no_records)
+    table = Table(
+        title=f"verify {data_dir}: {len(result.shards) - len(result.bad)} ok, {len(result.bad)} bad"
+    )
     for col in ("shard", "split", "status", "detail"):
         table.add_column(col)
-    for r in reports:
+    for r in result.shards:
         colour = "green" if r.status == "ok" else "yellow" if r.ok else "red"
         table.add_row(r.file, r.split, f"[{colour}]{r.status}[/{colour}]", r.detail)
     console().print(table)
-    payload = {
-        **stamp("edgeped.verify"),
-        "dataset": str(data_dir),
-        "ok": not bad,
-        "bad": len(bad),
-        "shards": [r.__dict__ for r in reports],
-    }
     if json_out == "-":
-        click.echo(_json.dumps(payload, indent=2, sort_keys=True))
+        click.echo(_json.dumps(result.to_dict(), indent=2, sort_keys=True))
     elif json_out:
-        write_json_atomic(json_out, payload)
-    sys.exit(1 if bad else 0)
+        result.save(json_out)
+    sys.exit(result.exit_code)
 
 
 @data.command("stats")
