@@ -163,7 +163,7 @@ def run_demo(
         student_stage=config.student_stage,
         qat_stage=config.qat_stage,
     )
-    timed("train", lambda: train(run_dir, train_config, progress=detail))
+    timed("train", lambda: train(run_dir, train_config, progress=detail, overwrite=True))
     step("3/5 conversion: float32, PTQ int8 and QAT int8 .tflite + model cards")
     timed("convert", lambda: convert_run(run_dir, progress=detail))
     step("4/5 evaluation of the .tflite models (LiteRT)")

@@ -40,7 +40,7 @@ def test_data_synth_writes_a_dataset(tmp_path):
             "synth",
             str(tmp_path / "ds"),
             "--drives",
-            "8",
+            "12",
             "--crops-per-drive",
             "5",
             "--workers",
@@ -49,7 +49,7 @@ def test_data_synth_writes_a_dataset(tmp_path):
     )
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
-    assert manifest["records"] == 40
+    assert manifest["records"] == 60
 
 
 def test_bad_option_value_is_a_clean_error(tmp_path):

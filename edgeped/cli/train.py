@@ -34,6 +34,16 @@ from edgeped.errors import EdgepedError
 )
 @click.option("--batch-size", type=int)
 @click.option("--seed", type=int)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Add stages to the run already in RUN_DIR (its recorded config must match).",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace the run in RUN_DIR; the old one stays until the new one has finished.",
+)
 def train(
     run_dir,
     data_dir,
@@ -45,6 +55,8 @@ def train(
     steps_per_epoch,
     batch_size,
     seed,
+    resume,
+    overwrite,
 ) -> None:
     """Train the teacher, the (distilled) student and its QAT version into RUN_DIR.
 
@@ -76,7 +88,9 @@ def train(
         raise
     except ValueError as exc:
         raise bad_config(exc) from exc
-    results = run_train(run_dir, config, progress=log, stages=chosen)
+    results = run_train(
+        run_dir, config, progress=log, stages=chosen, resume=resume, overwrite=overwrite
+    )
     for r in results:
         best = "n/a" if r.best_val_auc_pr is None else f"{r.best_val_auc_pr:.4f}"
         click.echo(

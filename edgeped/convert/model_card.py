@@ -68,9 +68,15 @@ def build_card(
 
 def read_card(path: str | os.PathLike) -> dict:
     card = read_json(path, "model card")
-    if card.get("kind") != "edgeped.model_card":
+    if not isinstance(card, dict) or card.get("kind") != "edgeped.model_card":
         raise EdgepedError(
             f"{path} is not an edgeped model card", "pass the .card.json beside a model"
+        )
+    model = card.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("sha256"), str):
+        raise EdgepedError(
+            f"model card {path} has no model.sha256: it cannot say which model it describes",
+            "regenerate it with `edgeped convert`",
         )
     return card
 

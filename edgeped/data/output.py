@@ -63,7 +63,7 @@ class StagedDataset:
         parent = self.out_dir.absolute().parent
         try:
             parent.mkdir(parents=True, exist_ok=True)
-            self.path = parent / _sibling(self.out_dir.name, _INCOMING)
+            self.path = parent / sibling_name(self.out_dir.name, _INCOMING)
             self.path.mkdir()
         except OSError as exc:
             raise EdgepedError(
@@ -111,14 +111,14 @@ class StagedDataset:
             _move_in(self.path, target)  # a folder of other files: add the dataset, manifest last
             shutil.rmtree(self.path, ignore_errors=True)
         else:
-            old = _swap(self.path, target)
+            old = swap_dirs(self.path, target)
             _carry_over(old, target)
             shutil.rmtree(old, ignore_errors=True)
         self._done = True
         return target
 
 
-def _sibling(name: str, kind: str) -> str:
+def sibling_name(name: str, kind: str) -> str:
     return f".{name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
@@ -173,7 +173,7 @@ def _is_empty_dir(path: Path) -> bool:
     return path.is_dir() and not any(path.iterdir())
 
 
-def _swap(staged: Path, target: Path) -> Path:
+def swap_dirs(staged: Path, target: Path) -> Path:
     """Exchanges the two folders; returns where the old one now is."""
     libc = ctypes.CDLL(None, use_errno=True)
     renameat2 = getattr(libc, "renameat2", None)
@@ -188,7 +188,7 @@ def _swap(staged: Path, target: Path) -> Path:
             raise EdgepedError(
                 f"cannot replace {target}: {os.strerror(err)}", "check the folder is writable"
             )
-    old = target.absolute().parent / _sibling(target.name, _REPLACED)
+    old = target.absolute().parent / sibling_name(target.name, _REPLACED)
     os.rename(target, old)
     os.rename(staged, target)
     return old

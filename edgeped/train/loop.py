@@ -414,33 +414,39 @@ def train(
     *,
     progress: Progress = lambda _: None,
     stages: tuple[str, ...] = DEFAULT_STAGES,
+    resume: bool = False,
+    overwrite: bool = False,
 ) -> list[StageResult]:
     """Runs the requested stages (in pipeline order) into run_dir.
 
+    A run_dir that already holds a run is refused unless `resume` (add stages,
+    same config) or `overwrite` (train beside it, swap in when done); see
+    `edgeped.train.run_dir`. config.json is written when the stages finished.
+
     Raises:
         EdgepedError: the dataset is missing, empty or one-class; a stage needs a
-            checkpoint (teacher, float student) that no earlier stage made.
+            checkpoint (teacher, float student) that no earlier stage made; the
+            run_dir holds a run and neither flag allows writing into it.
     """
-    from edgeped._keras import keras, tf
+    from edgeped.train.run_dir import run_output
 
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
         raise EdgepedError(f"unknown stage(s) {unknown}", f"use some of {', '.join(STAGES)}")
-    run = Path(run_dir)
+    with run_output(run_dir, config.to_dict(), resume=resume, overwrite=overwrite) as run:
+        return _train_into(run, config, progress, stages)
+
+
+def _train_into(
+    run: Path, config: TrainConfig, progress: Progress, stages: tuple[str, ...]
+) -> list[StageResult]:
+    from edgeped._keras import keras, tf
+
     run.mkdir(parents=True, exist_ok=True)
     session = _Session(run, config, progress)
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    write_json_atomic(
-        run / "config.json",
-        {
-            **stamp("edgeped.train_config"),
-            "config": config.to_dict(),
-            "stages": list(stages),
-            "dataset_manifest_sha256": session.dataset.manifest_sha256,
-        },
-    )
     ds = session.dataset
     progress(
         f"train split: {ds.count('train')} crops, {ds.positives('train')} positive; "
@@ -459,6 +465,15 @@ def train(
 
         previous = {s["name"]: s for s in read_json(log_path, "train log").get("stages", [])}
     previous.update({r.name: r.__dict__ for r in results})
+    write_json_atomic(
+        run / "config.json",
+        {
+            **stamp("edgeped.train_config"),
+            "config": config.to_dict(),
+            "stages": [name for name in STAGES if name in previous],
+            "dataset_manifest_sha256": session.dataset.manifest_sha256,
+        },
+    )
     write_json_atomic(
         log_path,
         {
