@@ -84,10 +84,15 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 def write_json_atomic(path: str | os.PathLike, payload: Any) -> None:
     """Writes strict JSON (sorted keys); NaN becomes null so every reader can parse it."""
+    write_bytes_atomic(path, json_bytes(payload))
+
+
+def json_bytes(payload: Any) -> bytes:
+    """`payload` as the strict, sorted JSON `write_json_atomic` writes."""
     text = json.dumps(
         _nan_to_none(payload), indent=2, sort_keys=True, allow_nan=False, default=_jsonable
     )
-    write_text_atomic(path, text + "\n")
+    return (text + "\n").encode("utf-8")
 
 
 def _nan_to_none(value: Any) -> Any:
@@ -124,3 +129,39 @@ def read_json(path: str | os.PathLike, what: str = "file") -> Any:
             f"{what} {p} is not valid JSON ({exc})",
             "the file is corrupt or truncated: regenerate it",
         ) from exc
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Holds SIGINT/SIGTERM/SIGHUP until the block is done (main thread only)."""
+    import signal
+    import threading
+
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def write_group_atomic(files: dict[str | os.PathLike, bytes]) -> None:
+    """Writes files that belong together (a model and its card) so they change together.
+
+    Every file is written and synced to a temp file beside its target first; the
+    renames then run back to back with Ctrl-C and SIGTERM held, so an interrupt
+    lands before any file changed or after all did. (Only a SIGKILL or power loss
+    between two renames can split the group.)
+
+    Raises:
+        EdgepedError: a directory cannot be written or the disk is full.
+    """
+    with contextlib.ExitStack() as stack:
+        held = contextlib.ExitStack()
+        stack.callback(held.close)  # runs last: after every rename below
+        for path, data in files.items():
+            stack.enter_context(atomic_output(path, "wb")).write(data)
+        held.enter_context(_signals_held())

@@ -13,7 +13,7 @@ from edgeped.convert.inspect import (
 )
 from edgeped.data.preprocess import PIXEL_SCALE, Preprocessing
 from edgeped.errors import EdgepedError
-from edgeped.fileio import read_json, sha256_bytes, write_json_atomic
+from edgeped.fileio import json_bytes, read_json, sha256_bytes, write_json_atomic
 from edgeped.layout import CARD_SUFFIX, card_path  # noqa: F401  (re-exported)
 from edgeped.provenance import stamp
 
@@ -83,3 +83,8 @@ def read_card(path: str | os.PathLike) -> dict:
 
 def write_card(path: str | os.PathLike, card: dict) -> None:
     write_json_atomic(path, card)
+
+
+def card_bytes(card: dict) -> bytes:
+    """The card as `write_card` stores it (for writing it together with its model)."""
+    return json_bytes(card)

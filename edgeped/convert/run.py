@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from edgeped.convert.converter import CalibrationData, convert_model
-from edgeped.convert.model_card import build_card, write_card
+from edgeped.convert.model_card import build_card, card_bytes
 from edgeped.data.preprocess import Preprocessing
 from edgeped.data.shards import Dataset
 from edgeped.errors import EdgepedError
-from edgeped.fileio import read_json, sha256_file, write_bytes_atomic
+from edgeped.fileio import read_json, sha256_file, write_group_atomic
 from edgeped.layout import CONFIG_FILE, CONVERSIONS, TRAIN_LOG_FILE, card_path
 
 # (output name, checkpoints to try in order, mode): what a run converts.
@@ -138,8 +138,9 @@ def convert_run(
                 "calibration_samples": 0 if mode == "float32" else int(calibration.image.shape[0]),
             },
         )
-        write_bytes_atomic(path, tflite)
-        write_card(card_path(path), card)
+        # The model and its card change together (an interrupt never leaves a new
+        # model under an old card).
+        write_group_atomic({path: tflite, card_path(path): card_bytes(card)})
         out.append(
             Converted(name, path, card_path(path), mode, len(tflite), card["model"]["sha256"])
         )

@@ -231,5 +231,27 @@ def iter_drives(render: str, config: GeneratorConfig, chunk_drives: int) -> Iter
     if workers == 1:
         yield from map(_chunk, args)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(_chunk, args)
+    yield from worker_map(_chunk, args, workers)
+
+
+def _ignore_interrupts() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def worker_map(fn: Callable[[Any], Any], args: list, workers: int) -> Iterator[Any]:
+    """`map(fn, args)` over worker processes, in order; Ctrl-C stops it cleanly.
+
+    Workers ignore SIGINT (the terminal sends it to the whole process group), so
+    only the parent handles it: pending work is cancelled and the parent waits
+    for the item each worker holds, so no worker writes after the caller has
+    cleaned up, and no worker prints a traceback.
+    """
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_interrupts)
+    try:
+        yield from pool.map(fn, args)
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()

@@ -9,14 +9,15 @@ same whatever the number of workers: shards are planned, not raced for.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgeped.data.generators import worker_map
 from edgeped.data.output import StagedDataset
 from edgeped.data.schema import SPLITS, CropBatch
 from edgeped.data.shards import (
@@ -105,13 +106,16 @@ def write_parallel(
     with StagedDataset(out_dir, overwrite=overwrite) as staged:
         shards: dict[str, list[dict]] = {s: [] for s in SPLITS}
         stats = _RunningStats()
-        for done, (task, (entry, partial)) in enumerate(
-            zip(tasks, _map(staged.path, tasks, workers), strict=True), start=1
-        ):
-            shards[task.split].append(entry)
-            stats.merge(partial)
-            if progress:
-                progress(done, len(tasks))
+        # Closed before the staging folder is removed on a failure: no worker still
+        # writes into it.
+        with contextlib.closing(_map(staged.path, tasks, workers)) as results:
+            for done, (task, (entry, partial)) in enumerate(
+                zip(tasks, results, strict=True), start=1
+            ):
+                shards[task.split].append(entry)
+                stats.merge(partial)
+                if progress:
+                    progress(done, len(tasks))
         manifest = write_manifest(
             staged.path,
             shards,
@@ -129,5 +133,4 @@ def _map(out: Path, tasks: list[ShardTask], workers: int) -> Iterator[tuple[dict
     if workers == 1 or len(tasks) <= 1:
         yield from map(_run, args)
         return
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
-        yield from pool.map(_run, args)
+    yield from worker_map(_run, args, min(workers, len(tasks)))
