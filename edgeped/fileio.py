@@ -165,3 +165,26 @@ def write_group_atomic(files: dict[str | os.PathLike, bytes]) -> None:
         for path, data in files.items():
             stack.enter_context(atomic_output(path, "wb")).write(data)
         held.enter_context(_signals_held())
+
+
+def check_outputs(outputs: dict[str, str | os.PathLike | None], inputs: list) -> None:
+    """Refuses an output path that is one of the command's inputs or another output.
+
+    Args:
+        outputs: option name (e.g. "--json") -> path, or None when not asked for.
+        inputs: the files the command reads.
+
+    Raises:
+        EdgepedError: naming the option and the file it would overwrite.
+    """
+    taken = {Path(p).resolve(): "an input" for p in inputs if p is not None}
+    for option, path in outputs.items():
+        if path is None or str(path) == "-":
+            continue
+        resolved = Path(path).resolve()
+        if resolved in taken:
+            raise EdgepedError(
+                f"{option} {path} would overwrite {taken[resolved]} of this command",
+                f"write {option} to another file",
+            )
+        taken[resolved] = f"the {option} output"

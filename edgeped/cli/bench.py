@@ -132,6 +132,12 @@ def bench(
     model, target_name, core, targets_file, crops, golden, parity, preprocess, out, no_xnnpack, **kw
 ) -> None:
     """Benchmark MODEL on a target: latency percentiles, RSS, size, parity, instructions."""
+    from edgeped.fileio import check_outputs
+
+    check_outputs(
+        {"--out": out},
+        [model, crops, golden, preprocess, model.with_name(model.stem + ".card.json")],
+    )
     from edgeped.targets import bench_model, resolve_target
 
     target = resolve_target(target_name, targets_file, core)

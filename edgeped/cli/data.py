@@ -267,7 +267,11 @@ def data_verify(data_dir, json_out, no_records) -> None:
     from rich.table import Table
 
     from edgeped.data.verify import verify_dataset
+    from edgeped.fileio import check_outputs
 
+    check_outputs(
+        {"--json": json_out}, [*Path(data_dir).glob("*.tfrecord"), Path(data_dir) / "manifest.json"]
+    )
     result = verify_dataset(data_dir, check_records=not no_records)
     table = Table(
         title=f"verify {data_dir}: {len(result.shards) - len(result.bad)} ok, {len(result.bad)} bad"

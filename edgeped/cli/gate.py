@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from edgeped.fileio import check_outputs
+
 
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
@@ -55,6 +57,10 @@ def gate(run_dir, budgets_file, model, baseline, bench_files, junit, summary, js
     from edgeped.gate import gate_run, load_budgets
     from edgeped.gate.render import console_table, headline, problems, write_reports
 
+    check_outputs(
+        {"--json": json_out, "--junit": junit, "--summary": summary},
+        [budgets_file, *bench_files, *_evidence_files(run_dir), *_evidence_files(baseline)],
+    )
     verdict = gate_run(
         run_dir,
         load_budgets(budgets_file),
@@ -69,3 +75,23 @@ def gate(run_dir, budgets_file, model, baseline, bench_files, junit, summary, js
         click.echo(f"wrote {path}")
     click.echo(headline(verdict))
     sys.exit(verdict.exit_code)
+
+
+_EVIDENCE = (
+    "*.tflite",
+    "*.card.json",
+    "*.h5",
+    "metrics*.json",
+    "test_scores*.npz",
+    "bench*.json",
+    "bench/*.json",
+    "config.json",
+    "train_log.json",
+)
+
+
+def _evidence_files(run: Path | None) -> list[Path]:
+    """The files of a run the gate reads (never to be overwritten by its reports)."""
+    if run is None or not Path(run).is_dir():
+        return []
+    return [p for pattern in _EVIDENCE for p in Path(run).glob(pattern)]
