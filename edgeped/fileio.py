@@ -133,19 +133,28 @@ def read_json(path: str | os.PathLike, what: str = "file") -> Any:
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """Holds SIGINT/SIGTERM/SIGHUP until the block is done (main thread only)."""
+    """Defers SIGINT/SIGTERM/SIGHUP until the block is done (main thread only).
+
+    The handlers are swapped for ones that only note the signal (a thread mask
+    would not do: another thread may take a process-directed signal); the noted
+    signals are raised again, to the original handlers, when the block ends.
+    """
     import signal
     import threading
 
-    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    received: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, lambda signum, _frame: received.append(signum)) for s in held}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for s in dict.fromkeys(received):
+            signal.raise_signal(s)
 
 
 def write_group_atomic(files: dict[str | os.PathLike, bytes]) -> None:
