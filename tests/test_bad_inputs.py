@@ -195,7 +195,7 @@ def _copy_run(env: Env) -> None:
 
 def _float_card_says_int8(env: Env) -> None:
     _copy_run(env)
-    card = env.p("run") / "student_float32.card.json"
+    card = env.p("run") / "teacher_float32.card.json"
     data = json.loads(card.read_text())
     data["outputs"][0].update(dtype="int8", scale=1 / 256, zero_point=-128)
     card.write_text(json.dumps(data))
@@ -605,7 +605,7 @@ ROWS: list[Row] = [
         "eval-int8-threshold-into-float-card",
         "eval",
         "silent",
-        ("eval", "{run}", "--only", "student_float32"),
+        ("eval", "{run}", "--only", "teacher_float32"),
         2,
         "the card describes a int8 output",
         setup=_float_card_says_int8,

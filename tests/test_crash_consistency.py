@@ -280,7 +280,14 @@ def test_interrupted_dataset_write_keeps_the_old_dataset(command, point, base, t
 
 
 RUN_COMMANDS = {
-    "convert": lambda run: ["convert", str(run), "--calibration-samples", "32"],
+    "convert": lambda run: [
+        "convert",
+        str(run),
+        "--only",
+        "teacher_float32",
+        "--only",
+        "student_distilled_float32",
+    ],
     "eval": lambda run: ["eval", str(run)],
     "bench": lambda run: [
         "bench",

@@ -20,6 +20,7 @@ import os
 import re
 import secrets
 import shutil
+import weakref
 from pathlib import Path
 
 from edgeped.errors import EdgepedError
@@ -70,6 +71,9 @@ class StagedDataset:
                 f"cannot create the dataset folder {self.out_dir}: {exc.strerror or exc}",
                 "check the path exists and is writable",
             ) from exc
+        # Also removed at exit if never committed: an interrupt can land before the
+        # caller's `with` block is entered.
+        self._cleanup = weakref.finalize(self, shutil.rmtree, str(self.path), True)
         self._done = False
 
     def __enter__(self) -> StagedDataset:
@@ -83,7 +87,7 @@ class StagedDataset:
         """Removes what was staged; OUT_DIR is untouched."""
         if not self._done:
             self._done = True
-            shutil.rmtree(self.path, ignore_errors=True)
+            self._cleanup()
 
     def commit(self) -> Path:
         """Puts the staged dataset (its manifest written) at OUT_DIR. Returns OUT_DIR.
@@ -114,6 +118,7 @@ class StagedDataset:
             old = swap_dirs(self.path, target)
             _carry_over(old, target)
             shutil.rmtree(old, ignore_errors=True)
+        self._cleanup.detach()
         self._done = True
         return target
 
