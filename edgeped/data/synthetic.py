@@ -13,6 +13,7 @@ records at a set rate.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -326,9 +327,11 @@ def write_synthetic(
         required_splits=required_splits,
     ) as writer:
         done = 0
-        for batch in iter_drives(config):
-            writer.add(batch)
-            done += len(np.unique(batch.drive_id))
-            if progress:
-                progress(done, config.drives)
+        # Closed first on a failure or Ctrl-C, so pending drives are cancelled, not rendered.
+        with contextlib.closing(iter_drives(config)) as batches:
+            for batch in batches:
+                writer.add(batch)
+                done += len(np.unique(batch.drive_id))
+                if progress:
+                    progress(done, config.drives)
         return writer.close()
