@@ -20,16 +20,22 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 from edgeped.errors import EdgepedError
+from edgeped.registry import Registry
 
-# name -> "module:ConfigClass", "module:write_function"; modules load on first use.
-_REGISTRY: dict[str, tuple[str, str, str]] = {}
+
+@dataclass(frozen=True)
+class _Entry:
+    config: str  # "module:ConfigClass"; modules load on first use
+    write: str  # "module:write_function"
+    summary: str
+
+
+GENERATORS: Registry[_Entry] = Registry("generator")
 
 
 def register(name: str, config: str, write: str, summary: str) -> None:
     """Adds a generator; a name is registered once."""
-    if name in _REGISTRY:
-        raise ValueError(f"generator {name!r} is already registered")
-    _REGISTRY[name] = (config, write, summary)
+    GENERATORS.register(name)(_Entry(config, write, summary))
 
 
 register(
@@ -47,7 +53,7 @@ register(
 
 
 def names() -> tuple[str, ...]:
-    return tuple(_REGISTRY)
+    return tuple(GENERATORS)
 
 
 def _load(ref: str) -> Any:
@@ -92,10 +98,10 @@ def get(name: str) -> Generator:
     Raises:
         EdgepedError: no generator has that name.
     """
-    if name not in _REGISTRY:
+    if name not in GENERATORS:
         raise EdgepedError(f"unknown generator {name!r}", f"use one of {', '.join(names())}")
-    config, write, summary = _REGISTRY[name]
-    return Generator(name, _load(config), _load(write), summary)
+    entry = GENERATORS[name]
+    return Generator(name, _load(entry.config), _load(entry.write), entry.summary)
 
 
 def write_dataset(

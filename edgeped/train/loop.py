@@ -26,7 +26,7 @@ from edgeped.data.preprocess import Preprocessing
 from edgeped.data.shards import Dataset
 from edgeped.errors import EdgepedError
 from edgeped.fileio import write_json_atomic
-from edgeped.layout import CHECKPOINTS
+from edgeped.layout import CHECKPOINTS, CONFIG_FILE
 from edgeped.provenance import stamp
 from edgeped.registry import Registry
 from edgeped.train.config import DEFAULT_STAGES, STAGES, StageConfig, TrainConfig
@@ -466,7 +466,7 @@ def _train_into(
         previous = {s["name"]: s for s in read_json(log_path, "train log").get("stages", [])}
     previous.update({r.name: r.__dict__ for r in results})
     write_json_atomic(
-        run / "config.json",
+        run / CONFIG_FILE,
         {
             **stamp("edgeped.train_config"),
             "config": config.to_dict(),

@@ -21,8 +21,7 @@ from pathlib import Path
 
 from edgeped.data.output import sibling_name, swap_dirs
 from edgeped.errors import EdgepedError
-
-CONFIG = "config.json"
+from edgeped.layout import CONFIG_FILE as CONFIG
 
 
 def holds_run(run: Path) -> bool:
