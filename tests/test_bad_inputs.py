@@ -317,7 +317,7 @@ ROWS: list[Row] = [
             fix_line=name not in ("epochs-string", "seed-string", "epochs-float"),
         )
         for name, text, phrase in (
-            ("partial-qat-stage", "[qat_stage]\nepochs = 2\nlearning_rate = 0\n", "qat_stage"),
+            ("qat-stage-learning-rate-0", "[qat_stage]\nlearning_rate = 0\n", "qat_stage"),
             ("epochs-string", '[teacher_stage]\nepochs = "three"\n', "epochs"),
             ("distill-misspelt", "[distill]\ntemprature = 3.0\n", "temprature"),
             ("stage-not-a-table", "teacher_stage = 5\n", "teacher_stage"),
@@ -325,6 +325,21 @@ ROWS: list[Row] = [
             ("epochs-float", "[teacher_stage]\nepochs = 2.5\n", "epochs"),
         )
     ],
+    Row(
+        # A partial table fills from the defaults: the config loads, and the command goes
+        # on to its next check (here: the run directory already holds a run).
+        "train-config-partial-qat-stage",
+        "train",
+        "traceback",
+        ("train", "{fakerun}", "--config", "{toml}"),
+        2,
+        "already holds a run",
+        setup=lambda e: (
+            _fake_run(e),
+            _train_toml(e, e.fmt(MINIMAL_TRAIN) + "[qat_stage]\nepochs = 2\n"),
+        ),
+        unchanged=("{data}", "{fakerun}"),
+    ),
     # ---- tracebacks: COCO ---------------------------------------------------------------
     *[
         Row(
