@@ -87,7 +87,14 @@ def from_mapping(
         loc = f"{where}: {key}"
         current = getattr(base, name) if base is not None else _default(f)
         if name in data:
-            kwargs[name] = _coerce(hints[name], data[name], where, key, current)
+            try:
+                kwargs[name] = _coerce(hints[name], data[name], where, key, current)
+            except ConfigError as exc:
+                if exc.fix:
+                    raise
+                raise ConfigError(
+                    exc.problem, f"write {key} as the type named (the config's docs list each key)"
+                ) from None
         elif current is _MISSING:
             raise ConfigError(f"{loc}: missing required key", f"set {name} in the config")
         else:

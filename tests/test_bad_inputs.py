@@ -314,7 +314,6 @@ ROWS: list[Row] = [
             2,
             phrase,
             setup=lambda e, text=text: _train_toml(e, e.fmt(MINIMAL_TRAIN) + text),
-            fix_line=name not in ("epochs-string", "seed-string", "epochs-float"),
         )
         for name, text, phrase in (
             ("qat-stage-learning-rate-0", "[qat_stage]\nlearning_rate = 0\n", "qat_stage"),
