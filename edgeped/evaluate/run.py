@@ -303,7 +303,9 @@ def int8_threshold(score_threshold: float, scale: float, zero_point: int) -> int
     """
     q = np.arange(-128, 128)
     hits = np.flatnonzero(dequantize(q, scale, zero_point).astype(np.float64) >= score_threshold)
-    return int(q[hits[0]]) if hits.size else 128
+    if hits.size:
+        return int(q[hits[0]])
+    return max(128, int(np.ceil(score_threshold / scale - 1e-9) + zero_point))
 
 
 def write_outputs(run_dir: str | os.PathLike, result: EvalResult, tag: str = "") -> dict[str, Path]:
@@ -323,6 +325,12 @@ def write_outputs(run_dir: str | os.PathLike, result: EvalResult, tag: str = "")
     report = result.to_dict()
     test = result.test
     curves = {name: (test.labels, test.scores[name]) for name in report["models"]}
+    if not tag and not report["config"].get("metadata_dropout"):
+        # The drift reference: train+val as recorded, every model's val scores.
+        from edgeped.rollout.drift_run import REFERENCE_NAME, write_reference_from_eval
+
+        sha = write_reference_from_eval(run / REFERENCE_NAME, report, result.val.scores)
+        report["drift_reference"] = {"file": REFERENCE_NAME, "sha256": sha}
     scores_path = run / f"test_scores{suffix}.npz"
     report["test_scores"] = {
         "file": scores_path.name,

@@ -25,6 +25,7 @@ import numpy as np
 from edgeped.errors import EdgepedError
 from edgeped.fileio import atomic_output, read_json, sha256_file, write_json_atomic
 from edgeped.provenance import stamp
+from edgeped.rollout.replay import write_replay
 from edgeped.rollout.shadow_log import Integrity, ShadowRecords, Side, read_log
 from edgeped.rollout.shadow_render import write_report
 from edgeped.rollout.shadow_report import ShadowConfig, ShadowReport, shadow_report
@@ -129,30 +130,6 @@ def model_spec(model: Path, name: str | None = None) -> dict[str, Any]:
         "sha256": card["model"]["sha256"],
         "dataset": card.get("source", {}).get("dataset"),
     }
-
-
-def write_replay(
-    out: Path, data_dir: str | os.PathLike, split: str = "test", limit: int | None = None
-) -> int:
-    """A dataset split as a replay set: crops, metadata, ids, labels and slice tags (.npz).
-
-    Returns:
-        The number of crops written.
-    """
-    from edgeped.data.schema import TAG_FIELDS
-    from edgeped.data.shards import Dataset
-
-    batch = Dataset.open(data_dir).read(split, limit)
-    arrays = {
-        "images": batch.images,
-        "metadata": batch.metadata.astype(np.float32),
-        "crop_id": batch.crop_id.astype(str),
-        "label": batch.labels.astype(np.int8),
-        **{f"tag/{t}": batch.tags(t).astype(str) for t in TAG_FIELDS},
-    }
-    with atomic_output(out) as handle:
-        np.savez(handle, **arrays)
-    return len(batch)
 
 
 @dataclass(frozen=True)
