@@ -102,6 +102,7 @@ def test_night_heavy_window_is_flagged_by_light_fields(fleet_reference):
     assert alerted & {"brightness", "exposure_ms", "analog_gain_db"}
     assert alerted <= {"brightness", "contrast", "exposure_ms", "analog_gain_db", "tod_sin",
                        "tod_cos"}  # fmt: skip
+    assert report["features"]["speed_mps"]["status"] != "alert"
     assert "night" in report["slices"]["lighting"]
 
 
@@ -128,7 +129,10 @@ def test_exposure_drift_is_flagged_by_exposure_and_brightness(fleet_reference):
 
     report = _check(fleet_reference, shift_exposure(_fleet(60, 11), 1.6))
     alerted = set(report["flagged"]["alert"])
-    assert {"exposure_ms", "brightness"} <= alerted <= {"exposure_ms", "brightness", "contrast"}
+    # Time of day is one value per drive: on 60 drives it moves by chance (measured over
+    # seeds in benchmarks/drift_detection.py), so it is left out of the claim here.
+    assert {"exposure_ms", "brightness"} <= alerted
+    assert alerted - {"tod_sin", "tod_cos"} <= {"exposure_ms", "brightness", "contrast"}
 
 
 def test_eval_records_a_reference_and_drift_runs_on_a_dataset_and_a_log(
