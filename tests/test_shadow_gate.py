@@ -67,6 +67,10 @@ def test_a_good_shadow_passes_and_each_budget_fails_alone(run):
     assert got["shadow.new_miss_rate"].measured == pytest.approx(1 / 200)
     assert got["shadow.slice_flip_rate[lighting=dusk]"].status is Status.SKIPPED  # 50 crops
     assert got["shadow.slice_flip_rate[lighting=night]"].status is Status.PASS
+    # Night holds 250 crops but no baseline pedestrian call: its new-miss rate has no base.
+    assert got["shadow.slice_new_miss_rate[lighting=night]"].status is Status.SKIPPED
+    assert "min_slice_baseline_positives" in got["shadow.slice_new_miss_rate[lighting=night]"].note
+    assert got["shadow.slice_new_miss_rate[lighting=day]"].status is Status.PASS
     assert verdict.exit_code == 0
     tight = replace(Budgets(), shadow=ShadowBudgets(max_new_miss_rate=0.004))
     verdict = gate_run(run, tight)

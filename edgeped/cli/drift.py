@@ -20,6 +20,7 @@ EXIT = {"ok": 0, "warn": 0, "alert": 1, "too_small": 2}
 @click.option("--psi-warn", default=0.1, show_default=True)
 @click.option("--psi-alert", default=0.25, show_default=True)
 @click.option("--ks-alpha", default=0.05, show_default=True, help="before Bonferroni")
+@click.option("--ks-min-d", default=0.1, show_default=True, help="KS statistic that counts")
 @click.option("--missing-warn", default=0.05, show_default=True, help="missing-rate change")
 @click.option("--missing-alert", default=0.10, show_default=True)
 @click.option("--min-window", default=500, show_default=True, help="fewer crops: too small")
@@ -27,8 +28,8 @@ EXIT = {"ok": 0, "warn": 0, "alert": 1, "too_small": 2}
 @click.option("--split", "splits", multiple=True, help="dataset splits [default: all]")
 @click.option("--fail-on", type=click.Choice(["alert", "warn"]), default="alert",
               show_default=True, help="exit 1 from this level up")  # fmt: skip
-def drift(reference, window, out_dir, psi_warn, psi_alert, ks_alpha, missing_warn, missing_alert,
-          min_window, min_slice, splits, fail_on) -> None:  # fmt: skip
+def drift(reference, window, out_dir, psi_warn, psi_alert, ks_alpha, ks_min_d, missing_warn,
+          missing_alert, min_window, min_slice, splits, fail_on) -> None:  # fmt: skip
     """Check WINDOW for drift against REFERENCE (a run directory or its drift_reference.json).
 
     Exit 0 quiet, 1 drift (alert, or warn with --fail-on warn), 2 the window is too small
@@ -42,6 +43,7 @@ def drift(reference, window, out_dir, psi_warn, psi_alert, ks_alpha, missing_war
 
     try:
         config = DriftConfig(psi_warn=psi_warn, psi_alert=psi_alert, ks_alpha=ks_alpha,
+                             ks_min_statistic=ks_min_d,
                              missing_warn=missing_warn, missing_alert=missing_alert,
                              min_window=min_window, min_slice=min_slice)  # fmt: skip
     except ValueError as exc:

@@ -179,6 +179,7 @@ class ShadowBudgets:
     max_slice_new_miss_rate: float = 0.05
     min_crops: int = 1000
     min_slice_crops: int = 100
+    min_slice_baseline_positives: int = 20
 
     def __post_init__(self) -> None:
         if not isinstance(self.required, bool):
@@ -190,7 +191,7 @@ class ShadowBudgets:
             "max_slice_new_miss_rate",
         ):
             _check_fraction("shadow", name, getattr(self, name))
-        for name in ("min_crops", "min_slice_crops"):
+        for name in ("min_crops", "min_slice_crops", "min_slice_baseline_positives"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"shadow.{name} must be an integer >= 1, got {value!r}")

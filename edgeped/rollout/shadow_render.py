@@ -167,19 +167,29 @@ def scatter_png(records: ShadowRecords, report: ShadowReport) -> bytes:
     return _png(fig)
 
 
-def gallery_png(crops: list[tuple[str, np.ndarray, float, float]]) -> bytes:
-    """A grid of new-miss crops captioned with both scores."""
+def gallery_png(crops: list[tuple[str, np.ndarray, float, float, str]]) -> bytes:
+    """A grid of new-miss crops captioned with both scores and what the crop is, if known."""
     plt = _plt()
     cols = min(8, len(crops))
     rows = (len(crops) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 2.9 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 3.1 * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    for ax, (crop_id, image, pb, pc) in zip(axes.ravel(), crops, strict=False):
+    for ax, (crop_id, image, pb, pc, what) in zip(axes.ravel(), crops, strict=False):
         ax.imshow(image)
-        ax.set_title(f"{crop_id[-14:]}\nb {pb:.2f} c {pc:.2f}", fontsize=6)
+        ax.set_title(f"{crop_id[-14:]}\nb {pb:.2f} c {pc:.2f}\n{what}", fontsize=6)
     fig.suptitle("new misses: baseline pedestrian, candidate background", fontsize=8)
     return _png(fig)
+
+
+def _what(records: ShadowRecords, i: int) -> str:
+    """ "pedestrian", "background: pole", ... from the labels and tags the records carry."""
+    if records.labels is None or records.labels[i] < 0:
+        return ""
+    if records.labels[i] == 1:
+        return "pedestrian"
+    kind = records.tags.get("hard_negative")
+    return f"background: {kind[i]}" if kind is not None else "background"
 
 
 def write_report(
@@ -211,6 +221,7 @@ def write_report(
                         crops[i],
                         records.baseline.scores[index[i]],
                         records.candidate.scores[index[i]],
+                        _what(records, index[i]),
                     )
                     for i in shown
                 ]  # fmt: skip

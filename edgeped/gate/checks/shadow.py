@@ -98,9 +98,15 @@ def shadow(b: Budgets, ev: Evidence) -> list[BudgetResult]:
                 if n < s.min_slice_crops:
                     rows.append(one.skipped(f"{n} crops < min_slice_crops {s.min_slice_crops}",
                                             measured=r, source=chosen))  # fmt: skip
-                elif r is None and key == "new_miss_rate":
-                    rows.append(one.skipped("the baseline calls no crop of this slice pedestrian",
-                                            source=chosen))  # fmt: skip
+                elif (
+                    key == "new_miss_rate"
+                    and ((row.get(key) or {}).get("of") or 0) < s.min_slice_baseline_positives
+                ):
+                    calls = (row.get(key) or {}).get("of") or 0
+                    rows.append(one.skipped(
+                        f"the baseline calls {calls} crops of this slice pedestrian < "
+                        f"min_slice_baseline_positives {s.min_slice_baseline_positives}",
+                        measured=r, source=chosen))  # fmt: skip
                 else:
                     rows.append(one.judge(r, chosen, note=f"{n} crops"))
     return rows
