@@ -235,11 +235,18 @@ def _feature_row(
     row["psi"] = psi(np.asarray(ref_shares), counts) if present.size else None
     row["window_shares"] = [float(c) for c in counts / max(present.size, 1)]
     row["reference_shares"] = list(ref_shares)
-    # KS needs a continuous reference: an int8 model's scores take a few dozen values.
-    if cdf and present.size and np.unique(cdf).size >= MIN_DISTINCT_FOR_KS:
+    # KS needs a continuous reference: an int8 model's scores take a few dozen values, and
+    # a clipped field (analog gain at 0 dB) has an atom the one-sample test cannot take.
+    if cdf and present.size and _continuous(cdf):
         test = kstest(present, _ref_cdf(cdf))
         row["ks_statistic"], row["ks_p"] = float(test.statistic), float(test.pvalue)
     return row
+
+
+def _continuous(cdf: list[float]) -> bool:
+    """No value holds more than 1% of the reference quantiles, and enough distinct ones."""
+    values, counts = np.unique(np.asarray(cdf), return_counts=True)
+    return values.size >= MIN_DISTINCT_FOR_KS and counts.max() <= len(cdf) // 100
 
 
 def _shares(counts: list[int]) -> list[float]:
