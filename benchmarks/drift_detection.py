@@ -18,8 +18,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-
 from edgeped.data.fleet import FleetConfig, iter_drives
 from edgeped.data.schema import METADATA_FIELDS, CropBatch
 from edgeped.provenance import tool_versions
@@ -29,8 +27,14 @@ from edgeped.rollout.replay import batch_window, shift_exposure
 HERE = Path(__file__).resolve().parent
 # What each shift changes, by the physics of the generator (decided before measuring).
 INTENDED = {
-    "night_heavy": {"brightness", "contrast", "exposure_ms", "analog_gain_db", "tod_sin",
-                    "tod_cos"},
+    "night_heavy": {
+        "brightness",
+        "contrast",
+        "exposure_ms",
+        "analog_gain_db",
+        "tod_sin",
+        "tod_cos",
+    },
     "rain_heavy": {"brightness", "contrast", "analog_gain_db", "exposure_ms"},
     "metadata_dropout_30pct": set(METADATA_FIELDS),
     "exposure_drift_x1.6": {"exposure_ms", "brightness", "contrast"},
@@ -123,8 +127,10 @@ def main() -> None:
         "|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['window']} | {r['status']} | {', '.join(r['alerted'])} | "
-                     f"{', '.join(r['warned'])} | {'yes' if r['detected_by_intended'] else 'NO'} |")
+        lines.append(
+            f"| {r['window']} | {r['status']} | {', '.join(r['alerted'])} | "
+            f"{', '.join(r['warned'])} | {'yes' if r['detected_by_intended'] else 'NO'} |"
+        )
     fa = result["false_alarm_rate"]
     lines += ["", f"Unshifted windows (seeds 1-{args.seeds}): alert on {alerts}/{len(quiet)} "
               f"= {fa['alert']:.0%} [95% Wilson {fa['alert_ci95'][0]:.0%}, "
