@@ -22,7 +22,7 @@ from edgeped.data.shards import Dataset
 from edgeped.errors import EdgepedError
 from edgeped.evaluate import metrics as m
 from edgeped.evaluate.calibration import reliability
-from edgeped.evaluate.inference import TfliteScorer
+from edgeped.evaluate.inference import TfliteScorer, dequantize
 from edgeped.evaluate.scores import write_test_scores
 from edgeped.evaluate.uncertainty import bootstrap_by_group, clopper_pearson
 from edgeped.fileio import sha256_file, write_json_atomic, write_text_atomic
@@ -335,13 +335,18 @@ class EvalResult:
 
 
 def int8_threshold(score_threshold: float, scale: float, zero_point: int) -> int:
-    """The smallest int8 output q with (q - zero_point) * scale >= score_threshold.
+    """The lowest raw int8 output whose dequantised probability is >= ``score_threshold``.
 
-    Clamped at -128 from below (every output is pedestrian). It may be 128, which no
-    int8 output reaches: a threshold above the largest score means "never pedestrian".
+    Decided with eval's own dequantisation (float32, as `dequantize` computes it), so a
+    device comparing raw outputs makes exactly eval's decision on every crop. It may be
+    128, which no int8 output reaches: a threshold above the largest score means "never
+    pedestrian".
     """
-    q = int(np.ceil(score_threshold / scale - 1e-9) + zero_point)
-    return max(-128, q)
+    q = np.arange(-128, 128)
+    hits = np.flatnonzero(dequantize(q, scale, zero_point).astype(np.float64) >= score_threshold)
+    if hits.size:
+        return int(q[hits[0]])
+    return max(128, int(np.ceil(score_threshold / scale - 1e-9) + zero_point))
 
 
 def write_outputs(run_dir: str | os.PathLike, result: EvalResult, tag: str = "") -> dict[str, Path]:
@@ -361,6 +366,12 @@ def write_outputs(run_dir: str | os.PathLike, result: EvalResult, tag: str = "")
     report = result.to_dict()
     test = result.test
     curves = {name: (test.labels, test.scores[name]) for name in report["models"]}
+    if not tag and not report["config"].get("metadata_dropout"):
+        # The drift reference: train+val as recorded, every model's val scores.
+        from edgeped.rollout.drift_run import REFERENCE_NAME, write_reference_from_eval
+
+        sha = write_reference_from_eval(run / REFERENCE_NAME, report, result.val.scores)
+        report["drift_reference"] = {"file": REFERENCE_NAME, "sha256": sha}
     scores_path = run / f"test_scores{suffix}.npz"
     report["test_scores"] = {
         "file": scores_path.name,

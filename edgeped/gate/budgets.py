@@ -181,12 +181,46 @@ class DeviceBudgets:
         object.__setattr__(self, "allowed_fallback_ops", tuple(sorted(o.upper() for o in ops)))
 
 
+@dataclass(frozen=True)
+class ShadowBudgets:
+    """Disagreement of the candidate with the baseline it shadowed (shadow.json).
+
+    Judged whenever a shadow.json for this model is in the run directory; with
+    ``required`` its absence fails closed too.
+    """
+
+    required: bool = False
+    max_flip_rate: float = 0.01
+    max_new_miss_rate: float = 0.01
+    max_slice_flip_rate: float = 0.05
+    max_slice_new_miss_rate: float = 0.05
+    min_crops: int = 1000
+    min_slice_crops: int = 100
+    min_slice_baseline_positives: int = 20
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.required, bool):
+            raise ValueError(f"shadow.required must be true or false, got {self.required!r}")
+        for name in (
+            "max_flip_rate",
+            "max_new_miss_rate",
+            "max_slice_flip_rate",
+            "max_slice_new_miss_rate",
+        ):
+            _check_fraction("shadow", name, getattr(self, name))
+        for name in ("min_crops", "min_slice_crops", "min_slice_baseline_positives"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"shadow.{name} must be an integer >= 1, got {value!r}")
+
+
 _SECTIONS = {
     "quality": QualityBudgets,
     "change": ChangeBudgets,
     "runtime": RuntimeBudgets,
     "cost": CostBudgets,
     "device": DeviceBudgets,
+    "shadow": ShadowBudgets,
 }
 
 
@@ -200,6 +234,7 @@ class Budgets:
     runtime: RuntimeBudgets = field(default_factory=RuntimeBudgets)
     cost: CostBudgets = field(default_factory=CostBudgets)
     device: DeviceBudgets = field(default_factory=DeviceBudgets)
+    shadow: ShadowBudgets = field(default_factory=ShadowBudgets)
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model or "/" in self.model:

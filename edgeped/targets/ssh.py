@@ -295,10 +295,10 @@ class SshTarget:
 
     @staticmethod
     def _remote_name(role: str, path: Path) -> str:
-        if role == "model":
+        if role == "model" or path.suffix == ".tflite":
             # Content-addressed: a new model never overwrites the bytes of another in place.
             return f"model-{sha256_file(path)[:16]}.tflite"
-        return _REMOTE_NAMES[role]
+        return _REMOTE_NAMES.get(role, f"{role}{path.suffix}")
 
     # -- run ----------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from edgeped.gate.checks import device  # noqa: F401
 from edgeped.gate.checks import artifact  # noqa: F401
 from edgeped.gate.checks import baseline  # noqa: F401
 from edgeped.gate.checks import robustness  # noqa: F401
+from edgeped.gate.checks import shadow  # noqa: F401
 
 # isort: on
 from edgeped.gate.checks.base import CHECKS, Budget, check, run_checks, stale_note
