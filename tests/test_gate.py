@@ -522,11 +522,11 @@ def test_cli_model_option_and_bad_inputs(run, tmp_path):
     )
     assert result.exit_code == 2 and "teacher_float32" in result.output
     result = CliRunner().invoke(main, ["gate", str(tmp_path / "nope"), "--budgets", str(budgets)])
-    assert result.exit_code == 2 and "run directory not found" in result.output
+    assert result.exit_code == 65 and "run directory not found" in result.output
     bad = tmp_path / "bad.toml"
     bad.write_text("[quality]\nmin_recal = 0.9\n")
     result = CliRunner().invoke(main, ["gate", str(run), "--budgets", str(bad)])
-    assert result.exit_code == 2 and "min_recal" in result.output
+    assert result.exit_code == 65 and "min_recal" in result.output
 
 
 def test_extra_bench_files_are_read(tmp_path, device_models):

@@ -74,7 +74,7 @@ def test_gate_on_a_real_tiny_run(tiny_run, tmp_path):
     model = run / f"{MODEL}.tflite"
     model.write_bytes(model.read_bytes() + b"\0")
     result = CliRunner().invoke(main, ["gate", str(run), "--budgets", str(tmp_path / "b.toml")])
-    assert result.exit_code == 2  # missing budgets file
+    assert result.exit_code == 65  # missing budgets file
     (tmp_path / "b.toml").write_text('[runtime]\ntarget_kinds = ["local"]\n')
     result = CliRunner().invoke(main, ["gate", str(run), "--budgets", str(tmp_path / "b.toml")])
     assert result.exit_code == 2, result.output

@@ -371,7 +371,7 @@ def test_cli_bench_through_entry_point(device_models, tmp_path):
         text=True,
         timeout=60,
     )
-    assert bad.returncode == 2 and "unknown target 'nope'" in bad.stderr
+    assert bad.returncode == 65 and "unknown target 'nope'" in bad.stderr
     assert "Traceback" not in bad.stderr
 
 

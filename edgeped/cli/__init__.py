@@ -7,7 +7,7 @@ place (`_root._Group`). TensorFlow is imported only inside commands that need it
 
 from __future__ import annotations
 
-from edgeped.cli import bench, convert, data, demo, evaluate, gate, release, train
+from edgeped.cli import bench, convert, data, demo, doctor, evaluate, gate, release, train
 from edgeped.cli._root import main
 
 for _command in (
@@ -24,6 +24,7 @@ for _command in (
     release.install,
     release.rollback,
     release.status,
+    doctor.doctor,
 ):
     main.add_command(_command)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from edgeped.cli._common import bad_config, console
-from edgeped.errors import EdgepedError
+from edgeped.errors import EdgepedError, ExitCode
 
 
 @click.group()
@@ -77,6 +77,7 @@ def data_synth(
         raise EdgepedError(
             f"option(s) {sorted(fleet_only)} apply to --generator fleet only",
             "add --generator fleet or drop them",
+            exit_code=ExitCode.USAGE,
         )
     try:
         common = dict(

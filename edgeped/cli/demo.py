@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgeped.cli._common import bad_config, console, log
+from edgeped.cli._common import bad_config, console, log, rule
 from edgeped.cli.evaluate import print_metrics
 
 
@@ -54,7 +54,7 @@ def demo(out_dir, drives, epochs_scale, budgets_file) -> None:
         task = bar.add_task("rendering drives", total=config.synth.drives)
         result = run_demo(
             config,
-            step=lambda s: out.rule(s),
+            step=rule,
             detail=log,
             synth_progress=lambda done, _: bar.update(task, completed=done),
             budgets_file=budgets_file,
@@ -63,7 +63,20 @@ def demo(out_dir, drives, epochs_scale, budgets_file) -> None:
 
     print_metrics(read_json(result.metrics, "metrics"))
     _print_demo_gate(result)
-    click.echo(f"stage seconds: {result.seconds}; total {time.perf_counter() - start:.0f} s")
+    _print_summary(result, time.perf_counter() - start)
+
+
+def _print_summary(result, total_s: float) -> None:
+    """Where the time went and where the outputs are, as a table (not a Python dict)."""
+    from rich.table import Table
+
+    table = Table(title="demo summary", title_justify="left")
+    table.add_column("stage")
+    table.add_column("seconds", justify="right")
+    for stage, seconds in result.seconds.items():
+        table.add_row(stage, f"{seconds:.0f}")
+    table.add_row("total", f"{total_s:.0f}", style="bold")
+    console().print(table)
     click.echo(f"report: {result.report}")
 
 
