@@ -64,3 +64,10 @@ def write_json_or_stdout(target: str, payload: dict) -> None:
         click.echo(json.dumps(payload, indent=2, sort_keys=True))
     else:
         write_json_atomic(target, payload)
+
+
+def stdout_console():
+    """A rich console on stdout for result tables: never squeezed to 80 columns in a log."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=PLAIN_WIDTH, soft_wrap=True)

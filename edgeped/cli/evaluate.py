@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgeped.cli._common import bad_config, console
+from edgeped.cli._common import bad_config, console, log
 
 
 @click.command("eval")
@@ -74,7 +74,7 @@ def eval_(
     except ValueError as exc:
         raise bad_config(exc) from exc
     result = evaluate_run(
-        run_dir, config, only=tuple(only) or None, data_dir=data_dir, progress=lambda _: None
+        run_dir, config, only=tuple(only) or None, data_dir=data_dir, progress=log
     )
     paths = result.save(run_dir, tag=tag)
     print_metrics(result.metrics)
@@ -82,6 +82,8 @@ def eval_(
         f"report: {paths['report']}\nmetrics: {paths['metrics']}\n"
         f"per-crop test scores: {paths['test_scores']}"
     )
+    if "gallery" in paths:
+        click.echo(f"error gallery: {paths['gallery']} (every error: {paths['gallery_list']})")
     if suite is not None:
         from edgeped.evaluate.robustness import evaluate_robustness
 
@@ -136,15 +138,15 @@ def print_metrics(report: dict) -> None:
 
     cfg = report["config"]
     table = Table(title=f"test split, threshold from val (max recall at FPR <= {cfg['max_fpr']})")
-    for col in ("model", "size KiB", "recall", "FPR", "AUC-PR", "ROC-AUC"):
+    for col in ("model", "size KiB", "recall %", "FPR %", "AUC-PR", "ROC-AUC"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for name, r in report["models"].items():
         t = r["test"]
         table.add_row(
             name,
             f"{r['model']['size_bytes'] / 1024:.1f}",
-            f"{t['recall']:.4f}",
-            f"{t['fpr']:.4f}",
+            f"{100 * t['recall']:.2f}",
+            f"{100 * t['fpr']:.2f}",
             f"{t['auc_pr']:.4f}",
             f"{t['roc_auc']:.4f}",
         )
@@ -152,9 +154,13 @@ def print_metrics(report: dict) -> None:
     for c in report["comparisons"]:
         console().print(
             f"{c['quantized']} vs {c['float']}: decision flips {c['flips']} "
-            f"({100 * c['flip_rate']:.2f}%), d recall {c['delta']['recall']:+.4f}, "
+            f"({100 * c['flip_rate']:.2f}%), d recall {100 * c['delta']['recall']:+.2f} pp, "
             f"d AUC-PR {c['delta']['auc_pr']:+.4f}"
         )
+    from edgeped.evaluate.report import shipping_choice
+
+    shipping = report.get("shipping") or shipping_choice(report)
+    console().print(f"ships: {shipping['model']} ({'; '.join(shipping['reasons'])})")
 
 
 @click.command()

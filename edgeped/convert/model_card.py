@@ -13,7 +13,7 @@ from edgeped.convert.inspect import (
 )
 from edgeped.data.preprocess import PIXEL_SCALE, Preprocessing
 from edgeped.errors import EdgepedError
-from edgeped.fileio import read_json, sha256_bytes, write_json_atomic
+from edgeped.fileio import read_json, sha256_bytes, write_json_atomic, write_text_atomic
 from edgeped.layout import CARD_SUFFIX, card_path  # noqa: F401  (re-exported)
 from edgeped.provenance import stamp
 
@@ -75,5 +75,88 @@ def read_card(path: str | os.PathLike) -> dict:
     return card
 
 
+def markdown_path(path: str | os.PathLike) -> Path:
+    """`student_qat_int8.card.json` -> `student_qat_int8.card.md`."""
+    p = Path(path)
+    return p.with_name(p.name.removesuffix(".json") + ".md")
+
+
 def write_card(path: str | os.PathLike, card: dict) -> None:
+    """Writes the card as JSON (what tools read) and as Markdown beside it (what people read)."""
     write_json_atomic(path, card)
+    write_text_atomic(markdown_path(path), render_card_markdown(card))
+
+
+def _cell(value) -> str:
+    return str(value).replace("|", "\\|")
+
+
+def render_card_markdown(card: dict) -> str:
+    """The model card for a person: what the model is, how to feed it, where it came from."""
+    m = card["model"]
+    threshold = card.get("threshold")
+    out = [
+        f"# Model card: `{m['file']}`",
+        "",
+        f"- mode: **{m['mode']}**, architecture `{m['architecture']}`, "
+        f"{m['parameters']:,} parameters, {m['size_bytes'] / 1024:.1f} KiB "
+        f"({m['size_bytes']:,} bytes)",
+        f"- sha256: `{m['sha256']}`",
+        f"- output: {card['output']['meaning']}",
+    ]
+    if threshold:
+        out.append(
+            f"- operating threshold: **{threshold['score']:.6g}** ({threshold['rule']}, chosen on "
+            f"{threshold['selected_on']}: val recall {100 * threshold['val_recall']:.2f}%, "
+            f"val FPR {100 * threshold['val_fpr']:.2f}%)"
+        )
+        if "int8" in threshold:
+            out.append(
+                f"- int8 threshold: {threshold['int8_rule']}, int8 = **{threshold['int8']}**"
+            )
+    else:
+        out.append("- operating threshold: not chosen yet (run `edgeped eval`)")
+    out += ["", "## Inputs and outputs", ""]
+    out += [
+        "| role | name | shape | dtype | scale | zero point |",
+        "|---|---|---|---|---|---|",
+    ]
+    for t in card["inputs"] + card["outputs"]:
+        out.append(
+            f"| {t['role']} | `{_cell(t['name'])}` | {t['shape']} | {t['dtype']} | "
+            f"{t.get('scale', 0):.6g} | {t.get('zero_point', 0)} |"
+        )
+    image = card["preprocessing"]["image"]
+    meta = card["preprocessing"]["metadata"]
+    out += [
+        "",
+        "## How to feed it",
+        "",
+        f"- image: {image['dtype_in']} {image['channels']} {image['layout']}; float rule "
+        f"`{image['float_rule']}`; int8 rule: {image['int8_rule']} "
+        f"(exact for this model: {'yes' if image.get('u8_minus_128_exact') else 'no'})",
+        f"- metadata: {meta['rule']}",
+        "",
+        "| field | mean | std |",
+        "|---|---|---|",
+        *[
+            f"| {f} | {mu:.6g} | {sd:.6g} |"
+            for f, mu, sd in zip(meta["fields"], meta["mean"], meta["std"], strict=True)
+        ],
+        "",
+        f"- output (int8 models): `{card['output']['int8_rule']}`",
+        "",
+        "## Graph",
+        "",
+        "Ops: " + ", ".join(f"{k} x{v}" for k, v in sorted(m["ops"].items())),
+        "",
+    ]
+    if m.get("float_ops"):
+        out += [f"Float ops left in the int8 graph: {', '.join(m['float_ops'])}", ""]
+    src = card["source"]
+    out += ["## Provenance", ""]
+    out += [f"- {k}: `{v}`" for k, v in src.items()]
+    versions = card.get("tool_versions") or {}
+    if versions:
+        out.append("- tools: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
+    return "\n".join(out) + "\n"
