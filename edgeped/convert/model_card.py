@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from edgeped.convert.inspect import (
     concat_audit,
