@@ -22,7 +22,7 @@ def _bench_options(**kw):
         return BenchOptions(
             min_runs=runs or (10 if emulated else 50),
             min_seconds=min_seconds if min_seconds is not None else (0.0 if emulated else 1.0),
-            pin=tuple(int(c) for c in pin.split(",")) if pin else (),
+            pin=tuple(pin or ()),
             **kw,
         )
     except ValueError as exc:
@@ -36,7 +36,7 @@ def _bench_common(func):
                 "--targets",
                 "targets_file",
                 type=click.Path(dir_okay=False, path_type=Path),
-                help="targets.toml (default: $EDGEPED_TARGETS, else ./targets.toml)",
+                help="targets.toml [default: $EDGEPED_TARGETS, else ./targets.toml]",
             ),
             click.option("--threads", default=1, show_default=True, help="interpreter threads"),
             click.option("--batch", default=1, show_default=True, help="crops per invoke"),
@@ -46,7 +46,7 @@ def _bench_common(func):
             click.option(
                 "--min-seconds", type=float, help="minimum timed seconds [default: 1, emulated 0]"
             ),
-            click.option("--warmup", default=5, show_default=True),
+            click.option("--warmup", default=5, show_default=True, help="untimed invokes first"),
             click.option(
                 "--crops",
                 type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -122,7 +122,12 @@ def _render_bench(result, path: Path) -> int:
 )
 @click.option("--no-xnnpack", is_flag=True, help="run without the XNNPACK delegate")
 @click.option("--delegate", help="external delegate shared library on the target")
-@click.option("--pin", help="CPU list to pin the runner to, e.g. 0 or 0,1")
+@click.option(
+    "--pin",
+    type=int,
+    multiple=True,
+    help="a CPU to pin the runner to; repeatable (--pin 0 --pin 1)",
+)
 @click.option(
     "--load-threads",
     default=0,

@@ -16,9 +16,10 @@ from edgeped.cli.evaluate import print_metrics
     "out_dir",
     default="runs/demo",
     show_default=True,
+    type=click.Path(file_okay=False),
     help="Folder for the demo's dataset and run.",
 )
-@click.option("--drives", type=int, help="Override the number of synthetic drives (480).")
+@click.option("--drives", type=int, help="Number of synthetic drives [default: 480].")
 @click.option(
     "--epochs-scale",
     default=1.0,

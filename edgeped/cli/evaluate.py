@@ -15,7 +15,9 @@ from edgeped.cli._common import bad_config, console, log
 )
 @click.option("--data", "data_dir", type=click.Path(), help="Evaluate on another dataset.")
 @click.option("--only", multiple=True, help="Evaluate only these models. Repeatable.")
-@click.option("--threads", default=2, show_default=True)
+@click.option(
+    "--threads", default=2, show_default=True, help="LiteRT interpreter threads per model."
+)
 @click.option(
     "--metadata-dropout",
     default=0.0,

@@ -90,7 +90,7 @@ def summary_table(result: BenchResult):
 
 
 def _mb(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f} MB"
+    return "-" if value is None else f"{value:.1f} MiB"
 
 
 def suite_table(entries):
