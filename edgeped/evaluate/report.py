@@ -41,12 +41,13 @@ def _overlap(a, b) -> bool:
 
 
 def shipping_choice(report: dict) -> dict:
-    """Which model ships: the int8 model (the ECU runs int8) that meets the val constraint
-    and has the highest test recall at its val threshold, then lower FPR, then smaller.
+    """Which model ships: the int8 model (the ECU runs int8) that meets the constraint on
+    val and has the highest val recall at its threshold, then lower val FPR, then smaller.
 
-    Falls back to every model when the run has no int8 model. Returns the choice, the
-    runner-up, the reasons in words, and whether the lead over the runner-up lies within
-    the by-drive 95% intervals (then the test set cannot tell the two apart).
+    The choice is made on validation, like the threshold; test figures are reported,
+    never used to pick. Falls back to every model when the run has no int8 model.
+    Returns the choice, the runner-up, the reasons in words, and whether the two test
+    recalls' by-drive 95% intervals overlap (then the test set cannot tell them apart).
     """
     models = report["models"]
     pool = [n for n, r in models.items() if r["model"]["mode"].endswith("int8")] or list(models)
@@ -55,8 +56,8 @@ def shipping_choice(report: dict) -> dict:
         r = models[name]
         return (
             bool(r["both_constraints_hold_on_val"]),
-            r["test"]["recall"],
-            -r["test"]["fpr"],
+            r["threshold"]["recall"],
+            -r["threshold"]["fpr"],
             -r["model"]["size_bytes"],
         )
 
@@ -64,17 +65,19 @@ def shipping_choice(report: dict) -> dict:
     best = ordered[0]
     r = models[best]
     boot = r["test_ci95"]["by_drive_bootstrap"]
+    cfg = report["config"]
     reasons = [
         "int8, the format the ECU runs"
         if r["model"]["mode"].endswith("int8")
         else "no int8 model in this run",
-        f"highest test recall among {len(pool)} candidate(s): {_pct(r['test']['recall'])} "
-        f"(by-drive 95% interval {_ci(boot['recall'])}) at FPR {_pct(r['test']['fpr'])}",
-        "the val constraint holds (recall >= "
-        f"{report['config']['min_recall']} at FPR <= {report['config']['max_fpr']})"
+        f"highest val recall among {len(pool)} candidate(s): {_pct(r['threshold']['recall'])} "
+        f"at val FPR {_pct(r['threshold']['fpr'])} (chosen on val, like the threshold)",
+        f"on test: recall {_pct(r['test']['recall'])} (by-drive 95% interval "
+        f"{_ci(boot['recall'])}) at FPR {_pct(r['test']['fpr'])}",
+        f"the val constraint holds (recall >= {cfg['min_recall']} at FPR <= {cfg['max_fpr']})"
         if r["both_constraints_hold_on_val"]
-        else "but NO model meets the val constraint: recall "
-        f"{_pct(r['threshold']['recall'])} on val at FPR <= {report['config']['max_fpr']}",
+        else f"but NO candidate meets the val constraint (recall >= {cfg['min_recall']} at "
+        f"FPR <= {cfg['max_fpr']})",
     ]
     runner_up = ordered[1] if len(ordered) > 1 else None
     within = None
@@ -105,12 +108,13 @@ def _shipping_lines(report: dict) -> list[str]:
         other = report["models"][choice["runner_up"]]
         boot = other["test_ci95"]["by_drive_bootstrap"]
         verdict = (
-            "the lead lies within both intervals, so this test set cannot tell them apart"
+            "the two test intervals overlap, so this test set cannot tell them apart"
             if choice["lead_within_intervals"]
-            else "the intervals do not overlap"
+            else "the two test intervals do not overlap"
         )
         out.append(
-            f"- runner-up `{choice['runner_up']}`: recall {_pct(other['test']['recall'])} "
+            f"- runner-up `{choice['runner_up']}`: val recall "
+            f"{_pct(other['threshold']['recall'])}; test recall {_pct(other['test']['recall'])} "
             f"{_ci(boot['recall'])}, FPR {_pct(other['test']['fpr'])}; {verdict}"
         )
     return out + [""]
