@@ -95,9 +95,12 @@ def test_operating_point_matches_rates_at(fake):
 def test_pr_plot_is_zoomed_on_the_recall_that_matters(fake, tmp_path):
     labels, _, scores, report = fake
     curves = {n: (labels, s) for n, s in scores.items()}
-    low, high = plots.pr_zoom_limits(curves, 0.5)
-    assert 0.0 < low < 0.9 and high > 1.0  # not the full 0-1 axis
     thresholds = {n: r["threshold"]["threshold"] for n, r in report["models"].items()}
+    (x_low, x_high), (y_low, y_high) = plots.pr_zoom_limits(curves, thresholds, 0.8)
+    points = [plots.operating_point(labels, scores[n], t) for n, t in thresholds.items()]
+    assert 0.0 < x_low <= min(p["recall"] for p in points) and x_high > 1.0  # not 0-1
+    assert 0.0 <= y_low <= min(p["precision"] for p in points) and y_high > 1.0
+    assert x_low > 0.3 or y_low > 0.0
     paths = plots.pr_roc_png(curves, tmp_path, 0.05, 0.8, thresholds)
     assert _png_size(paths["pr"])[0] > 500 and _png_size(paths["roc"])[0] > 500
 

@@ -63,18 +63,32 @@ def operating_point(labels: np.ndarray, scores: np.ndarray, threshold: float) ->
 
 
 def pr_zoom_limits(
-    curves: dict[str, tuple[np.ndarray, np.ndarray]], low_recall: float = 0.5
-) -> tuple[float, float]:
-    """The precision range to show for recall >= ``low_recall``: the curves' minimum there."""
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    thresholds: dict[str, float] | None = None,
+    min_recall: float = 0.9,
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(recall range, precision range) around the operating points and the recall target.
+
+    Recall from 0.15 below the lowest operating point (or target) to 1; precision from 0.2
+    below the lowest operating point's precision to 1. Without thresholds: recall >= 0.5
+    and the curves' lowest precision up to recall 0.98.
+    """
     from sklearn.metrics import precision_recall_curve
 
-    lowest = 1.0
-    for labels, scores in curves.values():
-        precision, recall, _ = precision_recall_curve(labels, scores)
-        inside = precision[recall >= low_recall]
-        if inside.size:
-            lowest = min(lowest, float(inside.min()))
-    return max(0.0, np.floor((lowest - 0.05) * 20) / 20), 1.005
+    points = [operating_point(*curves[n], t) for n, t in (thresholds or {}).items() if n in curves]
+    points = [p for p in points if p["recall"] == p["recall"] and p["precision"] == p["precision"]]
+    if points:
+        x_low = min([p["recall"] for p in points] + [min_recall]) - 0.15
+        y_low = min(p["precision"] for p in points) - 0.2
+    else:
+        x_low, y_low = 0.5, 1.0
+        for labels, scores in curves.values():
+            precision, recall, _ = precision_recall_curve(labels, scores)
+            inside = precision[(recall >= 0.5) & (recall <= 0.98)]
+            if inside.size:
+                y_low = min(y_low, float(inside.min()) - 0.05)
+    floor = lambda v: max(0.0, np.floor(v * 20) / 20)  # noqa: E731 - to a 0.05 grid
+    return (floor(x_low), 1.005), (floor(y_low), 1.005)
 
 
 def pr_roc_png(
@@ -83,9 +97,8 @@ def pr_roc_png(
     max_fpr: float,
     min_recall: float,
     thresholds: dict[str, float] | None = None,
-    low_recall: float = 0.5,
 ) -> dict[str, Path]:
-    """PR (zoomed on recall >= ``low_recall``) and ROC curves; returns the PNG paths.
+    """PR (zoomed around the operating points) and ROC curves; returns the PNG paths.
 
     Args:
         curves: model name -> (test labels, test scores).
@@ -93,7 +106,6 @@ def pr_roc_png(
         max_fpr: the FPR limit (drawn on the ROC).
         min_recall: the recall target (drawn on both).
         thresholds: model name -> operating threshold, marked on both curves.
-        low_recall: left edge of the PR plot's recall axis.
     """
     from sklearn.metrics import average_precision_score, precision_recall_curve, roc_curve
 
@@ -113,12 +125,13 @@ def pr_roc_png(
             )
     ax.axvline(min_recall, color="grey", ls="--", lw=1, label=f"recall target {min_recall}")
     ax.plot([], [], "o", color="white", mec="black", label="operating point (val threshold)")
+    xlim, ylim = pr_zoom_limits(curves, thresholds, min_recall)
     ax.set(
         xlabel="recall",
         ylabel="precision",
-        title=f"Precision-recall on test, zoomed to recall >= {low_recall}",
-        xlim=(low_recall, 1.005),
-        ylim=pr_zoom_limits(curves, low_recall),
+        title=f"Precision-recall on test, zoomed: recall >= {xlim[0]:.2f}",
+        xlim=xlim,
+        ylim=ylim,
     )
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize=7)
