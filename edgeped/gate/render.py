@@ -159,8 +159,9 @@ def markdown(verdict: Verdict) -> str:
             row = rows(Verdict(verdict.run_dir, verdict.model, verdict.model_sha256, (r,)))[0]
             flag = " (inside its own 95% interval)" if r.within_interval else ""
             lines.append(
-                f"- **FAILED** `{r.budget}`{flag}: measured {row['measured']} "
-                f"{row['interval']}, limit {row['limit']}".replace("  ", " ")
+                f"- **FAILED** `{r.budget}`{flag}: measured "
+                + " ".join(x for x in (row["measured"], row["interval"]) if x)
+                + f", limit {row['limit']}"
             )
     if failed_budgets(verdict):
         lines.append("")

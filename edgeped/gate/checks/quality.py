@@ -61,7 +61,16 @@ def slice_recall(b: Budgets, ev: Evidence) -> list[BudgetResult]:
                     )
                 )
             else:
-                rows.append(one.judge(s.get("recall"), ev.metrics, note=f"{positives} positives"))
+                row = one.judge(s.get("recall"), ev.metrics, note=f"{positives} positives")
+                recall = s.get("recall")
+                if isinstance(recall, (int, float)) and 0 <= recall <= 1:
+                    from edgeped.evaluate.uncertainty import clopper_pearson
+
+                    # Exact interval: a slice's pedestrians are few, the miss may be noise.
+                    row = replace(
+                        row, interval=clopper_pearson(round(recall * positives), positives)
+                    )
+                rows.append(row)
     return rows
 
 
