@@ -26,20 +26,24 @@ def test_meter_rate_eta_and_line():
     clock = FakeClock()
     meter = EpochMeter("teacher", 1, 3, 200, clock=clock)
     assert meter.rate is None and meter.eta_s is None
+    clock.now += 30.0  # the first step traces the graph: slow, and left out of the rate
+    meter.update(1, 1.2)
+    assert meter.rate is None and meter.line() == "teacher epoch 1/3: step 1/200 0% loss 1.2000"
     clock.now += 10.0
-    meter.update(50, 0.41344)
+    meter.update(51, 0.41344)
     assert meter.rate == pytest.approx(5.0)
-    assert meter.eta_s == pytest.approx(30.0)
-    assert meter.line() == "teacher epoch 1/3: step 50/200 25% 5.0 steps/s ETA 30 s loss 0.4134"
+    assert meter.eta_s == pytest.approx(29.8)
+    assert meter.line() == "teacher epoch 1/3: step 51/200 26% 5.0 steps/s ETA 30 s loss 0.4134"
 
 
 def test_meter_unknown_total_has_no_eta():
     clock = FakeClock()
     meter = EpochMeter("student", 2, 6, None, clock=clock)
+    meter.update(1, None)
     clock.now += 4.0
-    meter.update(8, None)
+    meter.update(9, None)
     assert meter.eta_s is None
-    assert meter.line() == "student epoch 2/6: step 8 2.0 steps/s"
+    assert meter.line() == "student epoch 2/6: step 9 2.0 steps/s"
 
 
 def test_plain_records_are_rate_limited_single_lines():
@@ -140,6 +144,7 @@ def test_callback_reports_steps_and_writes_csv_and_tensorboard(tmp_path):
     assert lines[0].startswith("tiny epoch 1/2: step 2/8 25%")
     assert any(line.startswith("tiny epoch 2/2: step 8/8 100%") for line in lines)
     assert all("loss " in line and "steps/s" in line for line in lines)
+    assert all("ETA" in line for line in lines)
     rows = (tmp_path / "train_log.tiny.csv").read_text().splitlines()
     assert rows[0].split(",")[:2] == ["epoch", "loss"] and len(rows) == 3
     assert list((tmp_path / "tensorboard" / "tiny").rglob("events.out.tfevents.*"))

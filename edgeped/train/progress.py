@@ -52,11 +52,17 @@ class EpochMeter:
     start: float = field(init=False)
     steps: int = field(init=False, default=0)
     loss: float | None = field(init=False, default=None)
+    # The rate is measured from the end of the first step: that step also traces and
+    # compiles the graph, and counting it made the first ETA ten times too long.
+    first_step_at: float | None = field(init=False, default=None)
+    first_steps: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.start = self.clock()
 
     def update(self, steps_done: int, loss: float | None) -> None:
+        if self.first_step_at is None:
+            self.first_step_at, self.first_steps = self.clock(), steps_done
         self.steps = steps_done
         if loss is not None:
             self.loss = float(loss)
@@ -67,9 +73,11 @@ class EpochMeter:
 
     @property
     def rate(self) -> float | None:
-        """Steps per second so far, None before the first step has finished."""
-        elapsed = self.elapsed_s
-        return self.steps / elapsed if self.steps and elapsed > 0 else None
+        """Steps per second after the first step, None until a second step has finished."""
+        if self.first_step_at is None or self.steps <= self.first_steps:
+            return None
+        elapsed = self.clock() - self.first_step_at
+        return (self.steps - self.first_steps) / elapsed if elapsed > 0 else None
 
     @property
     def eta_s(self) -> float | None:
