@@ -177,8 +177,9 @@ def install_stderr_filter() -> bool:
         os.fdopen(os.dup(_active.real), "wb", buffering=0),
         encoding=sys.stderr.encoding or "utf-8",
         errors="backslashreplace",
+        # Line-buffered, not write-through: print() writes text and "\n" separately, and
+        # a native line forwarded in between would be spliced into the middle.
         line_buffering=True,
-        write_through=True,
     )
     atexit.register(remove_stderr_filter)
     return True
