@@ -66,8 +66,10 @@ def write_json_or_stdout(target: str, payload: dict) -> None:
         write_json_atomic(target, payload)
 
 
-def stdout_console():
+def stdout_console(min_width: int = 0):
     """A rich console on stdout for result tables: never squeezed to 80 columns in a log."""
     from rich.console import Console
 
-    return Console() if sys.stdout.isatty() else Console(width=PLAIN_WIDTH, soft_wrap=True)
+    if sys.stdout.isatty():
+        return Console(width=max(Console().width, min_width)) if min_width else Console()
+    return Console(width=PLAIN_WIDTH, soft_wrap=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgeped.cli._common import bad_config, console, log, rule
+from edgeped.cli._common import bad_config, console, log, rule, stdout_console
 from edgeped.cli.evaluate import print_metrics
 
 
@@ -83,12 +83,10 @@ def _print_summary(result, total_s: float) -> None:
 
 def _print_demo_gate(result) -> None:
     """The demo's gate: the table, what it could judge here, and what needs a real board."""
-    from rich.console import Console
-
     from edgeped.gate.render import console_table, headline, judged_and_missing
 
     verdict = result.gate
-    Console(width=max(Console().width, 140)).print(console_table(verdict))
+    stdout_console(min_width=140).print(console_table(verdict))
     judged, missing = judged_and_missing(verdict)
     click.echo(f"judged here ({len(judged)}): {', '.join(judged)}")
     click.echo(f"not judged ({len(missing)}): {', '.join(missing) or 'none'}")

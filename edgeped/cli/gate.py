@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgeped.cli._common import write_json_or_stdout
+from edgeped.cli._common import console, stdout_console, write_json_or_stdout
 
 
 @click.command()
@@ -52,8 +52,6 @@ def gate(run_dir, budgets_file, model, baseline, bench_files, junit, summary, js
     Reads the model card, metrics.json and bench results in RUN_DIR. Latency and
     memory budgets accept only real-target measurements; the gate fails closed.
     """
-    from rich.console import Console
-
     from edgeped.gate import gate_run, load_budgets
     from edgeped.gate.render import console_table, headline, problems, write_reports
 
@@ -65,7 +63,7 @@ def gate(run_dir, budgets_file, model, baseline, bench_files, junit, summary, js
         bench_files=tuple(str(p) for p in bench_files),
     )
     to_stdout = str(json_out) == "-"  # stdout then carries only the JSON
-    Console(width=max(Console().width, 140), stderr=to_stdout).print(console_table(verdict))
+    (console() if to_stdout else stdout_console(min_width=140)).print(console_table(verdict))
     for line in problems(verdict):
         click.echo(f"  {line}", err=to_stdout)
     written = write_reports(

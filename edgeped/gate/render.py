@@ -109,7 +109,11 @@ def console_table(verdict: Verdict):
     from rich.text import Text
 
     colours = {Status.PASS: "green", Status.FAIL: "red", Status.SKIPPED: "dim"}
-    table = Table(title=f"budgets: {verdict.model}: {counts_line(verdict)}", show_lines=False)
+    table = Table(
+        title=f"budgets: {verdict.model}: {counts_line(verdict)}",
+        title_justify="left",  # centred titles pad the line with trailing spaces
+        show_lines=False,
+    )
     for column in ("budget", "measured", "95% interval", "limit", "margin", "status", "source"):
         table.add_column(column, overflow="fold", no_wrap=column in ("budget", "status", "margin"))
     for r, row in zip(verdict.results, rows(verdict), strict=True):
