@@ -100,3 +100,8 @@ def test_write_card_writes_json_and_markdown(tmp_path):
     assert json.loads(path.read_text()) == CARD
     assert markdown_path(path).name == "student_qat_int8.card.md"
     assert markdown_path(path).read_text() == render_card_markdown(CARD)
+
+
+def test_a_partial_card_still_renders():
+    text = render_card_markdown({"model": {"file": "x.tflite"}, "threshold": {"score": 0.5}})
+    assert "# Model card: `x.tflite`" in text and "threshold: **0.5** (?" in text

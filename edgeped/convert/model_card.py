@@ -92,71 +92,89 @@ def _cell(value) -> str:
     return str(value).replace("|", "\\|")
 
 
+def _num(value, fmt: str = ".6g", scale: float = 1.0, suffix: str = "") -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "?"
+    return f"{value * scale:{fmt}}{suffix}"
+
+
 def render_card_markdown(card: dict) -> str:
-    """The model card for a person: what the model is, how to feed it, where it came from."""
-    m = card["model"]
+    """The model card for a person: what the model is, how to feed it, where it came from.
+
+    Tolerates partial cards (a field missing renders as `?`): the JSON card is what
+    tools read, and writing it must never fail because of this view.
+    """
+    m = card.get("model") or {}
     threshold = card.get("threshold")
+    output = card.get("output") or {}
+    size = m.get("size_bytes")
     out = [
-        f"# Model card: `{m['file']}`",
+        f"# Model card: `{m.get('file', '?')}`",
         "",
-        f"- mode: **{m['mode']}**, architecture `{m['architecture']}`, "
-        f"{m['parameters']:,} parameters, {m['size_bytes'] / 1024:.1f} KiB "
-        f"({m['size_bytes']:,} bytes)",
-        f"- sha256: `{m['sha256']}`",
-        f"- output: {card['output']['meaning']}",
+        f"- mode: **{m.get('mode', '?')}**, architecture `{m.get('architecture', '?')}`, "
+        f"{_num(m.get('parameters'), ',')} parameters, {_num(size, '.1f', 1 / 1024)} KiB "
+        f"({_num(size, ',')} bytes)",
+        f"- sha256: `{m.get('sha256', '?')}`",
+        f"- output: {output.get('meaning', '?')}",
     ]
-    if threshold:
+    if isinstance(threshold, dict) and threshold:
         out.append(
-            f"- operating threshold: **{threshold['score']:.6g}** ({threshold['rule']}, chosen on "
-            f"{threshold['selected_on']}: val recall {100 * threshold['val_recall']:.2f}%, "
-            f"val FPR {100 * threshold['val_fpr']:.2f}%)"
+            f"- operating threshold: **{_num(threshold.get('score'))}** "
+            f"({threshold.get('rule', '?')}, chosen on {threshold.get('selected_on', '?')}: "
+            f"val recall {_num(threshold.get('val_recall'), '.2f', 100, '%')}, "
+            f"val FPR {_num(threshold.get('val_fpr'), '.2f', 100, '%')})"
         )
         if "int8" in threshold:
             out.append(
-                f"- int8 threshold: {threshold['int8_rule']}, int8 = **{threshold['int8']}**"
+                f"- int8 threshold: {threshold.get('int8_rule', '?')}, "
+                f"int8 = **{threshold['int8']}**"
             )
     else:
         out.append("- operating threshold: not chosen yet (run `edgeped eval`)")
-    out += ["", "## Inputs and outputs", ""]
     out += [
+        "",
+        "## Inputs and outputs",
+        "",
         "| role | name | shape | dtype | scale | zero point |",
         "|---|---|---|---|---|---|",
     ]
-    for t in card["inputs"] + card["outputs"]:
+    for t in (card.get("inputs") or []) + (card.get("outputs") or []):
         out.append(
-            f"| {t['role']} | `{_cell(t['name'])}` | {t['shape']} | {t['dtype']} | "
-            f"{t.get('scale', 0):.6g} | {t.get('zero_point', 0)} |"
+            f"| {t.get('role', '?')} | `{_cell(t.get('name', '?'))}` | {t.get('shape', '?')} | "
+            f"{t.get('dtype', '?')} | {_num(t.get('scale', 0))} | {t.get('zero_point', 0)} |"
         )
-    image = card["preprocessing"]["image"]
-    meta = card["preprocessing"]["metadata"]
+    prep = card.get("preprocessing") or {}
+    image, meta = prep.get("image") or {}, prep.get("metadata") or {}
     out += [
         "",
         "## How to feed it",
         "",
-        f"- image: {image['dtype_in']} {image['channels']} {image['layout']}; float rule "
-        f"`{image['float_rule']}`; int8 rule: {image['int8_rule']} "
+        f"- image: {image.get('dtype_in', '?')} {image.get('channels', '?')} "
+        f"{image.get('layout', '?')}; float rule `{image.get('float_rule', '?')}`; int8 rule: "
+        f"{image.get('int8_rule', '?')} "
         f"(exact for this model: {'yes' if image.get('u8_minus_128_exact') else 'no'})",
-        f"- metadata: {meta['rule']}",
+        f"- metadata: {meta.get('rule', '?')}",
         "",
         "| field | mean | std |",
         "|---|---|---|",
         *[
-            f"| {f} | {mu:.6g} | {sd:.6g} |"
-            for f, mu, sd in zip(meta["fields"], meta["mean"], meta["std"], strict=True)
+            f"| {f} | {_num(mu)} | {_num(sd)} |"
+            for f, mu, sd in zip(
+                meta.get("fields", []), meta.get("mean", []), meta.get("std", []), strict=False
+            )
         ],
         "",
-        f"- output (int8 models): `{card['output']['int8_rule']}`",
+        f"- output (int8 models): `{output.get('int8_rule', '?')}`",
         "",
         "## Graph",
         "",
-        "Ops: " + ", ".join(f"{k} x{v}" for k, v in sorted(m["ops"].items())),
+        "Ops: " + ", ".join(f"{k} x{v}" for k, v in sorted((m.get("ops") or {}).items())),
         "",
     ]
     if m.get("float_ops"):
         out += [f"Float ops left in the int8 graph: {', '.join(m['float_ops'])}", ""]
-    src = card["source"]
     out += ["## Provenance", ""]
-    out += [f"- {k}: `{v}`" for k, v in src.items()]
+    out += [f"- {k}: `{v}`" for k, v in (card.get("source") or {}).items()]
     versions = card.get("tool_versions") or {}
     if versions:
         out.append("- tools: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
