@@ -32,16 +32,16 @@ from edgeped.cli._common import bad_config, console, log
 )
 @click.option(
     "--corruptions",
-    default="",
-    help="Also score every corrupted copy of test (all, or a comma list such as "
-    "low_light,fog) at the clean-val threshold: robustness.json, robustness.md, "
+    multiple=True,
+    help="Also score corrupted copies of test at the clean-val threshold (all, or one "
+    "corruption such as low_light; repeatable): robustness.json, robustness.md, "
     "plots-robustness/ (docs/robustness.md).",
 )
 @click.option(
     "--severities",
-    default="1,2,3,4,5",
-    show_default=True,
-    help="Severities of --corruptions (the gate's robustness budgets need all five).",
+    multiple=True,
+    help="A severity 1-5 of --corruptions; repeatable (the gate's robustness budgets need "
+    "all five) [default: 1 to 5].",
 )
 def eval_(
     run_dir,
@@ -72,7 +72,12 @@ def eval_(
         )
         if tag and not tag.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"tag must be letters, digits, - or _, got {tag!r}")
-        suite = _suite(corruptions, severities, max_fpr, threads) if corruptions else None
+        # Repeated values; a single comma-joined value (the older form) still parses.
+        suite = (
+            _suite(",".join(corruptions), ",".join(severities) or "1,2,3,4,5", max_fpr, threads)
+            if corruptions
+            else None
+        )
     except ValueError as exc:
         raise bad_config(exc) from exc
     result = evaluate_run(
