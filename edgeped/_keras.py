@@ -3,18 +3,24 @@
 tfmot 0.8 works only with Keras 2 objects; a Keras 3 model handed to it fails
 with confusing errors. Every module that needs TensorFlow or Keras imports them
 from here, inside the function that needs them, so `edgeped --help`, evaluation
-and gating never pay for a TensorFlow import.
+and gating never pay for a TensorFlow import. The import is also where the
+libraries' start-up chatter is kept out of the user's log (`edgeped.quiet`).
 """
 
 from __future__ import annotations
 
 import os
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # CUDA probing noise on CPU hosts
+from edgeped import quiet
 
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+quiet.configure_environment()
+
+with quiet.filtered_stderr():
+    import tensorflow as tf  # noqa: E402
+    import tf_keras as keras  # noqa: E402
+
+quiet.quiet_python_loggers()
 
 
 def tfmot():

@@ -106,7 +106,7 @@ def gate_demo_run(
         notes.append(
             "the emulated arm64 board is not built, so instruction and parity budgets "
             "are missing too: run `edgeped bench MODEL --target arm64-emu --core a53 "
-            "--parity --out RUN_DIR/bench/arm64-emu-a53.json` (builds it once)"
+            "--parity` (builds it once; the result goes to RUN_DIR/bench/)"
         )
     notes.append(
         "latency and peak RSS budgets need a real board: "

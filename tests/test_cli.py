@@ -56,7 +56,7 @@ def test_bad_option_value_is_a_clean_error(tmp_path):
     result = CliRunner().invoke(
         main, ["data", "synth", str(tmp_path / "ds"), "--positive-rate", "2"]
     )
-    assert result.exit_code == 2
+    assert result.exit_code == 64
     assert "positive_rate must be in [0, 1]" in result.output
     assert "Traceback" not in result.output
 
@@ -65,12 +65,12 @@ def test_train_on_missing_dataset_is_a_clean_error(tmp_path):
     result = CliRunner().invoke(
         main, ["train", str(tmp_path / "run"), "--data", str(tmp_path / "no")]
     )
-    assert result.exit_code == 2 and "dataset folder not found" in result.output
+    assert result.exit_code == 65 and "dataset folder not found" in result.output
 
 
 def test_convert_without_checkpoints(tmp_path):
     result = CliRunner().invoke(main, ["convert", str(tmp_path)])
-    assert result.exit_code == 2 and "config.json" in result.output
+    assert result.exit_code == 65 and "config.json" in result.output
 
 
 @pytest.mark.slow
@@ -82,7 +82,7 @@ def test_eval_refuses_a_model_changed_after_conversion(tiny_run, tmp_path):
     model = copy / "student_qat_int8.tflite"
     model.write_bytes(model.read_bytes()[:-100])
     result = CliRunner().invoke(main, ["eval", str(copy)])
-    assert result.exit_code == 2 and "does not match its card" in result.output
+    assert result.exit_code == 65 and "does not match its card" in result.output
 
 
 @pytest.mark.slow
@@ -98,7 +98,7 @@ def test_eval_rejects_a_truncated_model(tiny_run, tmp_path):
     card["model"]["sha256"] = sha256_file(model)  # a card that matches the damaged file
     card_path(model).write_text(json.dumps(card))
     result = CliRunner().invoke(main, ["eval", str(copy)])
-    assert result.exit_code == 2
+    assert result.exit_code == 65
     assert "corrupt or truncated" in result.output and "Traceback" not in result.output
 
 

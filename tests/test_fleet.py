@@ -206,4 +206,4 @@ def test_cli_synth_fleet_and_v1_only_options(tmp_path):
     assert manifest["source"]["generator"] == "edgeped.synthetic.fleet"
     assert manifest["source"]["config"]["night_rate"] == 0.5 and manifest["records"] == 20
     result = runner.invoke(main, ["data", "synth", str(tmp_path / "v"), "--fog-rate", "0.2"])
-    assert result.exit_code == 2 and "--generator fleet" in result.output
+    assert result.exit_code == 64 and "--generator fleet" in result.output

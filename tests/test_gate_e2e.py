@@ -51,14 +51,12 @@ def test_gate_on_a_real_tiny_run(tiny_run, tmp_path):
             "20",
             "--min-seconds",
             "0",
-            "--out",
-            str(run / "bench.json"),
         ],
     )
     assert result.exit_code == 0, result.output
     host = Budgets(runtime=RuntimeBudgets(target_kinds=("local",)))
     got = {r.budget: r for r in gate_run(run, host).results}
-    bench = json.loads((run / "bench.json").read_text())
+    bench = json.loads((run / "bench" / f"{MODEL}.local.json").read_text())  # the default place
     assert got["runtime.invoke_ms_p95"].measured == bench["invoke_ms_p95"]
     assert got["runtime.invoke_ms_p95"].status is Status.PASS  # a tiny model on the host
     assert got["device.parity"].status is Status.PASS
@@ -74,7 +72,7 @@ def test_gate_on_a_real_tiny_run(tiny_run, tmp_path):
     model = run / f"{MODEL}.tflite"
     model.write_bytes(model.read_bytes() + b"\0")
     result = CliRunner().invoke(main, ["gate", str(run), "--budgets", str(tmp_path / "b.toml")])
-    assert result.exit_code == 2  # missing budgets file
+    assert result.exit_code == 65  # missing budgets file
     (tmp_path / "b.toml").write_text('[runtime]\ntarget_kinds = ["local"]\n')
     result = CliRunner().invoke(main, ["gate", str(run), "--budgets", str(tmp_path / "b.toml")])
     assert result.exit_code == 2, result.output

@@ -153,7 +153,7 @@ def test_coco_that_is_not_json_fails_cleanly_through_the_cli(tmp_path):
     result = CliRunner().invoke(
         main, ["data", "import", "coco", str(bad), str(tmp_path / "out"), "--images", str(tmp_path)]
     )
-    assert result.exit_code == 2 and "not valid JSON" in result.output
+    assert result.exit_code == 65 and "not valid JSON" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "out" / "manifest.json").exists()
 
 

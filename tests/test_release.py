@@ -145,7 +145,7 @@ def test_cli_cycle_on_a_local_device_root(tmp_path, models):
     night = "quality.slice_recall[lighting=night]"
     waived = _run(tmp_path, models, "good2", {"quality.recall": "fail", night: "pass"})
     result = cli.invoke(main, ["release", str(waived), "--out", str(tmp_path / "b2")])
-    assert result.exit_code == 2 and "release refused" in result.output
+    assert result.exit_code == 65 and "release refused" in result.output
     result = cli.invoke(
         main,
         ["release", str(waived), "--out", str(tmp_path / "b2")]
@@ -182,11 +182,11 @@ def test_cli_cycle_on_a_local_device_root(tmp_path, models):
 def test_cli_errors_are_clear(tmp_path, models):
     cli = CliRunner()
     result = cli.invoke(main, ["install", str(tmp_path), "--host", "local"])
-    assert result.exit_code == 2 and "needs a device root" in result.output
+    assert result.exit_code == 65 and "needs a device root" in result.output
     result = cli.invoke(main, ["install", str(tmp_path / "nope"), "--host", "local", "--root", "x"])
-    assert result.exit_code == 2 and "bundle not found" in result.output
+    assert result.exit_code == 65 and "bundle not found" in result.output
     result = cli.invoke(main, ["release", str(tmp_path), "--waive", "a.b"])
-    assert result.exit_code == 2 and "1 --waive but 0 --reason" in result.output
+    assert result.exit_code == 65 and "1 --waive but 0 --reason" in result.output
 
 
 def test_installed_entry_point_runs_status(tmp_path):

@@ -277,7 +277,7 @@ def test_eval_command_runs_the_suite(tiny_run, tmp_path):
     (run / "robustness.json").unlink(missing_ok=True)
     runner = CliRunner()
     bad = runner.invoke(main, ["eval", str(run), "--corruptions", "snow"])
-    assert bad.exit_code == 2 and "unknown corruption" in bad.output
+    assert bad.exit_code == 65 and "unknown corruption" in bad.output
     assert not (run / "robustness.json").exists()
     ok = runner.invoke(main, ["eval", str(run), "--corruptions", "fog,jpeg", "--severities", "5"])
     assert ok.exit_code == 0, ok.output

@@ -336,7 +336,7 @@ def test_cli_import_is_lean():
 def test_cli_bench_local_in_process(device_models, tmp_path):
     from edgeped.cli import main
 
-    out = tmp_path / "bench.json"
+    out = tmp_path / "b"
     result = CliRunner().invoke(
         main,
         [
@@ -355,12 +355,14 @@ def test_cli_bench_local_in_process(device_models, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "invoke p95" in result.output and "parity vs host" in result.output
-    assert json.loads(out.read_text())["parity_ok"] is True
+    (saved,) = out.glob("*.local.json")  # --out names a folder
+    assert json.loads(saved.read_text())["parity_ok"] is True
+    assert saved.with_name(saved.stem + ".latency.png").is_file()
 
 
 @pytest.mark.slow
 def test_cli_bench_through_entry_point(device_models, tmp_path):
-    out = tmp_path / "bench.json"
+    out = tmp_path / "b"
     proc = subprocess.run(
         [
             "edgeped",
@@ -380,14 +382,15 @@ def test_cli_bench_through_entry_point(device_models, tmp_path):
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(out.read_text())["batch"] == 2
+    (saved,) = out.glob("*.local.json")
+    assert json.loads(saved.read_text())["batch"] == 2
     bad = subprocess.run(
         ["edgeped", "bench", str(device_models["float"]), "--target", "nope"],
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert bad.returncode == 2 and "unknown target 'nope'" in bad.stderr
+    assert bad.returncode == 65 and "unknown target 'nope'" in bad.stderr
     assert "Traceback" not in bad.stderr
 
 
@@ -418,9 +421,10 @@ def test_cli_bench_exits_1_when_parity_fails(device_models, device_crops, tmp_pa
             "--min-seconds",
             "0",
             "--out",
-            str(tmp_path / "bench.json"),
+            str(tmp_path / "b"),
         ],
     )
     assert result.exit_code == 1, result.output
     assert "parity FAILED" in result.output
-    assert json.loads((tmp_path / "bench.json").read_text())["parity_ok"] is False
+    (saved,) = (tmp_path / "b").glob("*.local.json")
+    assert json.loads(saved.read_text())["parity_ok"] is False

@@ -7,7 +7,19 @@ place (`_root._Group`). TensorFlow is imported only inside commands that need it
 
 from __future__ import annotations
 
-from edgeped.cli import bench, convert, data, demo, drift, evaluate, gate, release, shadow, train
+from edgeped.cli import (
+    bench,
+    convert,
+    data,
+    demo,
+    doctor,
+    drift,
+    evaluate,
+    gate,
+    release,
+    shadow,
+    train,
+)
 from edgeped.cli._root import main
 
 for _command in (
@@ -26,6 +38,7 @@ for _command in (
     release.status,
     shadow.shadow,
     drift.drift,
+    doctor.doctor,
 ):
     main.add_command(_command)
 

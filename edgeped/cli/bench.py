@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from edgeped.cli._common import console
+from edgeped.cli._common import console, stdout_console
+from edgeped.errors import EdgepedError, ExitCode
 
 
 def _bench_options(**kw):
@@ -21,7 +22,7 @@ def _bench_options(**kw):
         return BenchOptions(
             min_runs=runs or (10 if emulated else 50),
             min_seconds=min_seconds if min_seconds is not None else (0.0 if emulated else 1.0),
-            pin=tuple(int(c) for c in pin.split(",")) if pin else (),
+            pin=tuple(pin or ()),
             **kw,
         )
     except ValueError as exc:
@@ -35,7 +36,7 @@ def _bench_common(func):
                 "--targets",
                 "targets_file",
                 type=click.Path(dir_okay=False, path_type=Path),
-                help="targets.toml (default: $EDGEPED_TARGETS, else ./targets.toml)",
+                help="targets.toml [default: $EDGEPED_TARGETS, else ./targets.toml]",
             ),
             click.option("--threads", default=1, show_default=True, help="interpreter threads"),
             click.option("--batch", default=1, show_default=True, help="crops per invoke"),
@@ -45,7 +46,7 @@ def _bench_common(func):
             click.option(
                 "--min-seconds", type=float, help="minimum timed seconds [default: 1, emulated 0]"
             ),
-            click.option("--warmup", default=5, show_default=True),
+            click.option("--warmup", default=5, show_default=True, help="untimed invokes first"),
             click.option(
                 "--crops",
                 type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -69,26 +70,32 @@ def _bench_common(func):
     return func
 
 
-def _render_bench(result, path: Path) -> int:
-    from rich.console import Console
-
-    from edgeped.targets.render import summary_table
-
-    Console().print(summary_table(result))
-    click.echo(f"wrote {path}")
+def _parity_failed(result) -> bool:
     parity = result.parity
     if parity is not None and not parity["ok"]:
         click.secho(
-            f"parity FAILED: {parity['mismatches']} of {parity['n']} outputs differ from the host",
+            f"parity FAILED for {Path(result.model_path).name}: {parity['mismatches']} of "
+            f"{parity['n']} outputs differ from the host",
             fg="red",
             err=True,
         )
-        return 1
-    return 0
+        return True
+    return False
+
+
+def _render_bench(result, path: Path) -> int:
+    from edgeped.targets.render import latency_png, summary_table
+
+    stdout_console().print(summary_table(result))
+    click.echo(f"wrote {path}")
+    picture = latency_png(result, path.with_name(path.stem + ".latency.png"))
+    if picture:
+        click.echo(f"wrote {picture}")
+    return int(ExitCode.FAILED if _parity_failed(result) else ExitCode.OK)
 
 
 @click.command()
-@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("model", type=click.Path(path_type=Path))
 @click.option(
     "--target",
     "target_name",
@@ -105,7 +112,7 @@ def _render_bench(result, path: Path) -> int:
 @click.option(
     "--golden",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="golden outputs .npz (default: computed on the host when --parity)",
+    help="golden outputs .npz [default: computed on the host when --parity]",
 )
 @click.option(
     "--parity/--no-parity",
@@ -115,7 +122,12 @@ def _render_bench(result, path: Path) -> int:
 )
 @click.option("--no-xnnpack", is_flag=True, help="run without the XNNPACK delegate")
 @click.option("--delegate", help="external delegate shared library on the target")
-@click.option("--pin", help="CPU list to pin the runner to, e.g. 0 or 0,1")
+@click.option(
+    "--pin",
+    type=int,
+    multiple=True,
+    help="a CPU to pin the runner to; repeatable (--pin 0 --pin 1)",
+)
 @click.option(
     "--load-threads",
     default=0,
@@ -124,25 +136,48 @@ def _render_bench(result, path: Path) -> int:
 )
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("bench.json"),
-    show_default=True,
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="folder for <model>.<target>.json and its latency PNG "
+    "[default: bench/ beside the model, where the gate reads it]",
 )
 def bench(
-    model, target_name, core, targets_file, crops, golden, parity, preprocess, out, no_xnnpack, **kw
+    model,
+    target_name,
+    core,
+    targets_file,
+    crops,
+    golden,
+    parity,
+    preprocess,
+    out_dir,
+    no_xnnpack,
+    **kw,
 ) -> None:
-    """Benchmark MODEL on a target: latency percentiles, RSS, size, parity, instructions."""
-    from edgeped.fileio import check_outputs
+    """Benchmark MODEL (a .tflite, or every .tflite of a RUN_DIR) on a target.
 
-    check_outputs(
-        {"--out": out},
-        [model, crops, golden, preprocess, model.with_name(model.stem + ".card.json")],
-    )
+    Latency percentiles, RSS, size, parity and instructions per model; a run directory
+    gives one table of all its models.
+    """
     from edgeped.targets import bench_model, resolve_target
+    from edgeped.targets.suite import bench_models, result_name, run_models
 
     target = resolve_target(target_name, targets_file, core)
     options = _bench_options(emulated=target.emulated, xnnpack=not no_xnnpack, **kw)
     con = console()
+
+    def say(msg: str) -> None:
+        con.print(f"[dim]• {msg}[/dim]")
+
+    if model.is_dir():
+        if crops or golden or preprocess:
+            raise EdgepedError(
+                "--crops, --golden and --preprocess apply to one model",
+                "bench a single .tflite with them, or drop them for RUN_DIR",
+                exit_code=ExitCode.USAGE,
+            )
+        entries = bench_models(run_models(model), target, options, parity=parity, progress=say)
+        sys.exit(_render_suite(entries, out_dir or model / "bench", target))
     result = bench_model(
         model,
         target,
@@ -151,9 +186,29 @@ def bench(
         golden=golden,
         preprocess=preprocess,
         parity=parity or golden is not None,
-        progress=lambda msg: con.print(f"[dim]• {msg}[/dim]"),
+        progress=say,
     )
-    sys.exit(_render_bench(result, result.save(out)))
+    folder = out_dir or model.parent / "bench"
+    sys.exit(_render_bench(result, result.save(folder / f"{result_name(model, target)}.json")))
+
+
+def _render_suite(entries, folder: Path, target) -> int:
+    from edgeped.targets.render import latency_png, suite_table
+    from edgeped.targets.suite import result_name
+
+    stdout_console().print(suite_table(entries))
+    failed = False
+    for e in entries:
+        if e.result is None:
+            failed = True
+            continue
+        path = e.result.save(folder / f"{result_name(e.model, target)}.json")
+        latency_png(e.result, path.with_name(path.stem + ".latency.png"))
+        failed |= _parity_failed(e.result)
+    click.echo(
+        f"wrote {len(entries) - sum(e.result is None for e in entries)} result(s) in {folder}"
+    )
+    return int(ExitCode.FAILED if failed else ExitCode.OK)
 
 
 @click.command()

@@ -19,7 +19,9 @@ def data() -> None:
 @data.command("synth")
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--drives", default=600, show_default=True, help="Number of drives to render.")
-@click.option("--crops-per-drive", default=50, show_default=True)
+@click.option(
+    "--crops-per-drive", default=50, show_default=True, help="Proposal crops rendered per drive."
+)
 @click.option(
     "--positive-rate", default=0.025, show_default=True, help="Share of pedestrian crops."
 )
@@ -30,7 +32,7 @@ def data() -> None:
     show_default=True,
     help="Share of records whose metadata dropped out.",
 )
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Seed of every random draw.")
 @click.option("--workers", default=0, show_default=True, help="Processes (0 = one per core).")
 @click.option("--overwrite", is_flag=True, help="Replace a dataset already in OUT_DIR.")
 @click.option(
@@ -41,17 +43,21 @@ def data() -> None:
     help="v1: the quick, easy street crops; fleet: the realistic fleet (conditions, "
     "near-miss negatives, per-field dropouts; slower to render).",
 )
-@click.option("--difficulty", type=float, help="fleet: 0..1 occlusion/truncation/jitter [0.5].")
+@click.option(
+    "--difficulty", type=float, help="fleet: 0..1 occlusion/truncation/jitter [default: 0.5]."
+)
 @click.option(
     "--hard-negative-rate",
     type=float,
-    help="share of negatives that are near misses [v1 0.25, fleet 0.35].",
+    help="share of negatives that are near misses [default: v1 0.25, fleet 0.35].",
 )
-@click.option("--night-rate", type=float, help="share of night drives [0.25].")
-@click.option("--rain-rate", type=float, help="share of rain drives [0.2].")
-@click.option("--fog-rate", type=float, help="fleet: share of fog drives [0.08].")
+@click.option("--night-rate", type=float, help="share of night drives [default: 0.25].")
+@click.option("--rain-rate", type=float, help="share of rain drives [default: 0.2].")
+@click.option("--fog-rate", type=float, help="fleet: share of fog drives [default: 0.08].")
 @click.option(
-    "--construction-rate", type=float, help="fleet: share of construction-zone drives [0.1]."
+    "--construction-rate",
+    type=float,
+    help="fleet: share of construction-zone drives [default: 0.1].",
 )
 @click.option(
     "--shard-records",
@@ -137,7 +143,7 @@ def _frame_options(func):
             click.option(
                 "--background", default=6, show_default=True, help="Background windows per frame."
             ),
-            click.option("--seed", default=0, show_default=True),
+            click.option("--seed", default=0, show_default=True, help="Seed of every random draw."),
             click.option("--overwrite", is_flag=True, help="Replace a dataset already in OUT_DIR."),
         ]
     ):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgeped.cli._common import bad_config, console, log
+from edgeped.cli._common import bad_config, console, log, rule, stdout_console
 from edgeped.cli.evaluate import print_metrics
 
 
@@ -16,9 +16,10 @@ from edgeped.cli.evaluate import print_metrics
     "out_dir",
     default="runs/demo",
     show_default=True,
+    type=click.Path(file_okay=False),
     help="Folder for the demo's dataset and run.",
 )
-@click.option("--drives", type=int, help="Override the number of synthetic drives (480).")
+@click.option("--drives", type=int, help="Number of synthetic drives [default: 480].")
 @click.option(
     "--epochs-scale",
     default=1.0,
@@ -54,7 +55,7 @@ def demo(out_dir, drives, epochs_scale, budgets_file) -> None:
         task = bar.add_task("rendering drives", total=config.synth.drives)
         result = run_demo(
             config,
-            step=lambda s: out.rule(s),
+            step=rule,
             detail=log,
             synth_progress=lambda done, _: bar.update(task, completed=done),
             budgets_file=budgets_file,
@@ -63,18 +64,29 @@ def demo(out_dir, drives, epochs_scale, budgets_file) -> None:
 
     print_metrics(read_json(result.metrics, "metrics"))
     _print_demo_gate(result)
-    click.echo(f"stage seconds: {result.seconds}; total {time.perf_counter() - start:.0f} s")
+    _print_summary(result, time.perf_counter() - start)
+
+
+def _print_summary(result, total_s: float) -> None:
+    """Where the time went and where the outputs are, as a table (not a Python dict)."""
+    from rich.table import Table
+
+    table = Table(title="demo summary", title_justify="left")
+    table.add_column("stage")
+    table.add_column("seconds", justify="right")
+    for stage, seconds in result.seconds.items():
+        table.add_row(stage, f"{seconds:.0f}")
+    table.add_row("total", f"{total_s:.0f}", style="bold")
+    console().print(table)
     click.echo(f"report: {result.report}")
 
 
 def _print_demo_gate(result) -> None:
     """The demo's gate: the table, what it could judge here, and what needs a real board."""
-    from rich.console import Console
-
     from edgeped.gate.render import console_table, headline, judged_and_missing
 
     verdict = result.gate
-    Console(width=max(Console().width, 140)).print(console_table(verdict))
+    stdout_console(min_width=140).print(console_table(verdict))
     judged, missing = judged_and_missing(verdict)
     click.echo(f"judged here ({len(judged)}): {', '.join(judged)}")
     click.echo(f"not judged ({len(missing)}): {', '.join(missing) or 'none'}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgeped.cli._common import bad_config, console
+from edgeped.cli._common import bad_config, console, log
 
 
 @click.command("eval")
@@ -15,7 +15,9 @@ from edgeped.cli._common import bad_config, console
 )
 @click.option("--data", "data_dir", type=click.Path(), help="Evaluate on another dataset.")
 @click.option("--only", multiple=True, help="Evaluate only these models. Repeatable.")
-@click.option("--threads", default=2, show_default=True)
+@click.option(
+    "--threads", default=2, show_default=True, help="LiteRT interpreter threads per model."
+)
 @click.option(
     "--metadata-dropout",
     default=0.0,
@@ -30,16 +32,16 @@ from edgeped.cli._common import bad_config, console
 )
 @click.option(
     "--corruptions",
-    default="",
-    help="Also score every corrupted copy of test (all, or a comma list such as "
-    "low_light,fog) at the clean-val threshold: robustness.json, robustness.md, "
+    multiple=True,
+    help="Also score corrupted copies of test at the clean-val threshold (all, or one "
+    "corruption such as low_light; repeatable): robustness.json, robustness.md, "
     "plots-robustness/ (docs/robustness.md).",
 )
 @click.option(
     "--severities",
-    default="1,2,3,4,5",
-    show_default=True,
-    help="Severities of --corruptions (the gate's robustness budgets need all five).",
+    multiple=True,
+    help="A severity 1-5 of --corruptions; repeatable (the gate's robustness budgets need "
+    "all five) [default: 1 to 5].",
 )
 def eval_(
     run_dir,
@@ -70,11 +72,16 @@ def eval_(
         )
         if tag and not tag.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"tag must be letters, digits, - or _, got {tag!r}")
-        suite = _suite(corruptions, severities, max_fpr, threads) if corruptions else None
+        # Repeated values; a single comma-joined value (the older form) still parses.
+        suite = (
+            _suite(",".join(corruptions), ",".join(severities) or "1,2,3,4,5", max_fpr, threads)
+            if corruptions
+            else None
+        )
     except ValueError as exc:
         raise bad_config(exc) from exc
     result = evaluate_run(
-        run_dir, config, only=tuple(only) or None, data_dir=data_dir, progress=lambda _: None
+        run_dir, config, only=tuple(only) or None, data_dir=data_dir, progress=log
     )
     paths = result.save(run_dir, tag=tag)
     print_metrics(result.metrics)
@@ -82,6 +89,8 @@ def eval_(
         f"report: {paths['report']}\nmetrics: {paths['metrics']}\n"
         f"per-crop test scores: {paths['test_scores']}"
     )
+    if "gallery" in paths:
+        click.echo(f"error gallery: {paths['gallery']} (every error: {paths['gallery_list']})")
     if suite is not None:
         from edgeped.evaluate.robustness import evaluate_robustness
 
@@ -136,15 +145,15 @@ def print_metrics(report: dict) -> None:
 
     cfg = report["config"]
     table = Table(title=f"test split, threshold from val (max recall at FPR <= {cfg['max_fpr']})")
-    for col in ("model", "size KiB", "recall", "FPR", "AUC-PR", "ROC-AUC"):
+    for col in ("model", "size KiB", "recall %", "FPR %", "AUC-PR", "ROC-AUC"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for name, r in report["models"].items():
         t = r["test"]
         table.add_row(
             name,
             f"{r['model']['size_bytes'] / 1024:.1f}",
-            f"{t['recall']:.4f}",
-            f"{t['fpr']:.4f}",
+            f"{100 * t['recall']:.2f}",
+            f"{100 * t['fpr']:.2f}",
             f"{t['auc_pr']:.4f}",
             f"{t['roc_auc']:.4f}",
         )
@@ -152,9 +161,13 @@ def print_metrics(report: dict) -> None:
     for c in report["comparisons"]:
         console().print(
             f"{c['quantized']} vs {c['float']}: decision flips {c['flips']} "
-            f"({100 * c['flip_rate']:.2f}%), d recall {c['delta']['recall']:+.4f}, "
+            f"({100 * c['flip_rate']:.2f}%), d recall {100 * c['delta']['recall']:+.2f} pp, "
             f"d AUC-PR {c['delta']['auc_pr']:+.4f}"
         )
+    from edgeped.evaluate.report import shipping_choice
+
+    shipping = report.get("shipping") or shipping_choice(report)
+    console().print(f"ships: {shipping['model']} ({'; '.join(shipping['reasons'])})")
 
 
 @click.command()

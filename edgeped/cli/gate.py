@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from edgeped.cli._common import console, stdout_console, write_json_or_stdout
 from edgeped.fileio import check_outputs
 
 
@@ -43,8 +44,8 @@ from edgeped.fileio import check_outputs
 @click.option(
     "--json",
     "json_out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="write the verdict as JSON",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="write the verdict as JSON ('-' for stdout; the table then goes to stderr)",
 )
 def gate(run_dir, budgets_file, model, baseline, bench_files, junit, summary, json_out) -> None:
     """Judge a run's model against every budget; exit 0 pass, 1 fail, 2 missing/stale evidence.
@@ -52,8 +53,6 @@ def gate(run_dir, budgets_file, model, baseline, bench_files, junit, summary, js
     Reads the model card, metrics.json and bench results in RUN_DIR. Latency and
     memory budgets accept only real-target measurements; the gate fails closed.
     """
-    from rich.console import Console
-
     from edgeped.gate import gate_run, load_budgets
     from edgeped.gate.render import console_table, headline, problems, write_reports
 
@@ -68,12 +67,18 @@ def gate(run_dir, budgets_file, model, baseline, bench_files, junit, summary, js
         baseline=baseline,
         bench_files=tuple(str(p) for p in bench_files),
     )
-    Console(width=max(Console().width, 140)).print(console_table(verdict))
+    to_stdout = str(json_out) == "-"  # stdout then carries only the JSON
+    (console() if to_stdout else stdout_console(min_width=140)).print(console_table(verdict))
     for line in problems(verdict):
-        click.echo(f"  {line}")
-    for path in write_reports(verdict, json_path=json_out, junit_path=junit, summary_path=summary):
-        click.echo(f"wrote {path}")
-    click.echo(headline(verdict))
+        click.echo(f"  {line}", err=to_stdout)
+    written = write_reports(
+        verdict, json_path=None if to_stdout else json_out, junit_path=junit, summary_path=summary
+    )
+    for path in written:
+        click.echo(f"wrote {path}", err=to_stdout)
+    click.echo(headline(verdict), err=to_stdout)
+    if to_stdout:
+        write_json_or_stdout("-", verdict.to_dict())
     sys.exit(verdict.exit_code)
 
 

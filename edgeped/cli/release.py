@@ -211,16 +211,20 @@ def rollback(host, root, targets_file, core, wait_s, to, reason) -> None:
 @lambda func: _device_options(func, wait=False)
 @click.option("--history", "history", type=int, default=20, show_default=True, help="events shown")
 @click.option(
-    "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="write the reply"
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="write the reply as JSON ('-' for stdout, instead of the tables)",
 )
 def status(host, root, targets_file, core, history, json_out) -> None:
     """Show the board's slots, their states and attempts left, the store and the history."""
-    from edgeped.fileio import write_json_atomic
+    from edgeped.cli._common import write_json_or_stdout
     from edgeped.rollout import agent_client
 
     # Status never waits: while another command holds the lock it reads without recovering.
     device = _device(host, root, targets_file, core)
     reply = agent_client.status(device, history, progress=_progress)
     if json_out:
-        write_json_atomic(json_out, reply.result)
-    _render(reply)
+        write_json_or_stdout(str(json_out), reply.result)
+    if str(json_out) != "-":
+        _render(reply)

@@ -20,20 +20,30 @@ from edgeped.errors import EdgepedError
     help="TOML/JSON train config (keys as in the run's config.json).",
 )
 @click.option(
-    "--stages",
-    default="teacher,student_distilled,student_qat",
-    show_default=True,
-    help="Comma list of stages: teacher, student (labels only), student_distilled, "
-    "student_qat, student_pruned. They run in that order.",
+    "--stage",
+    "stage_list",
+    multiple=True,
+    help="A stage to run: teacher, student (labels only), student_distilled, student_qat, "
+    "student_pruned. Repeatable; they run in that order "
+    "[default: teacher, student_distilled, student_qat].",
 )
-@click.option("--teacher-epochs", type=int)
-@click.option("--student-epochs", type=int)
-@click.option("--qat-epochs", type=int)
+@click.option(
+    "--stages",
+    hidden=True,
+    help="Deprecated comma-list form of --stage (kept so recorded commands still run).",
+)
+@click.option("--teacher-epochs", type=int, help="Teacher epochs [default: from the config].")
+@click.option(
+    "--student-epochs",
+    type=int,
+    help="Epochs of the student and student_distilled stages [default: from the config].",
+)
+@click.option("--qat-epochs", type=int, help="QAT epochs [default: from the config].")
 @click.option(
     "--steps-per-epoch", type=int, help="Cap steps per epoch for every stage (quick runs)."
 )
-@click.option("--batch-size", type=int)
-@click.option("--seed", type=int)
+@click.option("--batch-size", type=int, help="Crops per batch [default: from the config].")
+@click.option("--seed", type=int, help="Seed of every random draw [default: from the config].")
 @click.option(
     "--resume",
     is_flag=True,
@@ -48,6 +58,7 @@ def train(
     run_dir,
     data_dir,
     config_file,
+    stage_list,
     stages,
     teacher_epochs,
     student_epochs,
@@ -65,7 +76,7 @@ def train(
     config file. The best epoch by validation AUC-PR is kept as each checkpoint.
     """
     from edgeped.config import ConfigError, load_mapping
-    from edgeped.train.config import TrainConfig
+    from edgeped.train.config import DEFAULT_STAGES, TrainConfig
     from edgeped.train.loop import train as run_train
 
     try:
@@ -83,7 +94,10 @@ def train(
             },
             steps_per_epoch=steps_per_epoch,
         )
-        chosen = tuple(s.strip() for s in stages.split(",") if s.strip())
+        chosen = (
+            tuple(stage_list) + tuple(s.strip() for s in (stages or "").split(",") if s.strip())
+            or DEFAULT_STAGES
+        )
     except ConfigError:
         raise
     except ValueError as exc:

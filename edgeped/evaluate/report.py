@@ -1,10 +1,22 @@
-"""Renders metrics.json as a Markdown report a reviewer can read."""
+"""Renders metrics.json as a Markdown report a reviewer can read.
+
+It opens with which model ships and why (`shipping_choice`), then the tables. Units:
+sizes in KiB, rates in %, differences between two rates in signed percentage points
+(pp), slices by their readable names (`kind=pedestrian`, see `edgeped.evaluate.names`).
+"""
 
 from __future__ import annotations
+
+from edgeped.evaluate.names import slice_label
 
 
 def _pct(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None or value != value else f"{100 * value:.{digits}f}%"
+
+
+def _pp(value: float | None, digits: int = 2) -> str:
+    """A difference of two rates, in signed percentage points."""
+    return "n/a" if value is None or value != value else f"{100 * value:+.{digits}f} pp"
 
 
 def _num(value: float | None, digits: int = 4) -> str:
@@ -24,12 +36,97 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + [""]
 
 
+def _overlap(a, b) -> bool:
+    return a is not None and b is not None and a[0] <= b[1] and b[0] <= a[1]
+
+
+def shipping_choice(report: dict) -> dict:
+    """Which model ships: the int8 model (the ECU runs int8) that meets the constraint on
+    val and has the highest val recall at its threshold, then lower val FPR, then smaller.
+
+    The choice is made on validation, like the threshold; test figures are reported,
+    never used to pick. Falls back to every model when the run has no int8 model.
+    Returns the choice, the runner-up, the reasons in words, and whether the two test
+    recalls' by-drive 95% intervals overlap (then the test set cannot tell them apart).
+    """
+    models = report["models"]
+    pool = [n for n, r in models.items() if r["model"]["mode"].endswith("int8")] or list(models)
+
+    def rank(name: str):
+        r = models[name]
+        return (
+            bool(r["both_constraints_hold_on_val"]),
+            r["threshold"]["recall"],
+            -r["threshold"]["fpr"],
+            -r["model"]["size_bytes"],
+        )
+
+    ordered = sorted(pool, key=rank, reverse=True)
+    best = ordered[0]
+    r = models[best]
+    boot = r["test_ci95"]["by_drive_bootstrap"]
+    cfg = report["config"]
+    reasons = [
+        "int8, the format the ECU runs"
+        if r["model"]["mode"].endswith("int8")
+        else "no int8 model in this run",
+        f"highest val recall among {len(pool)} candidate(s): {_pct(r['threshold']['recall'])} "
+        f"at val FPR {_pct(r['threshold']['fpr'])} (chosen on val, like the threshold)",
+        f"on test: recall {_pct(r['test']['recall'])} (by-drive 95% interval "
+        f"{_ci(boot['recall'])}) at FPR {_pct(r['test']['fpr'])}",
+        f"the val constraint holds (recall >= {cfg['min_recall']} at FPR <= {cfg['max_fpr']})"
+        if r["both_constraints_hold_on_val"]
+        else f"but NO candidate meets the val constraint (recall >= {cfg['min_recall']} at "
+        f"FPR <= {cfg['max_fpr']})",
+    ]
+    runner_up = ordered[1] if len(ordered) > 1 else None
+    within = None
+    if runner_up:
+        within = _overlap(
+            boot["recall"], models[runner_up]["test_ci95"]["by_drive_bootstrap"]["recall"]
+        )
+    return {
+        "model": best,
+        "meets_val_constraint": bool(r["both_constraints_hold_on_val"]),
+        "reasons": reasons,
+        "runner_up": runner_up,
+        "lead_within_intervals": within,
+    }
+
+
+def _shipping_lines(report: dict) -> list[str]:
+    choice = shipping_choice(report)
+    name = choice["model"]
+    r = report["models"][name]
+    out = [
+        f"**Ships: `{name}`** ({r['model']['mode']}, {r['model']['size_bytes'] / 1024:.1f} KiB, "
+        f"threshold {_num(r['threshold']['threshold'])}):",
+        "",
+        *[f"- {reason}" for reason in choice["reasons"]],
+    ]
+    if choice["runner_up"]:
+        other = report["models"][choice["runner_up"]]
+        boot = other["test_ci95"]["by_drive_bootstrap"]
+        verdict = (
+            "the two test intervals overlap, so this test set cannot tell them apart"
+            if choice["lead_within_intervals"]
+            else "the two test intervals do not overlap"
+        )
+        out.append(
+            f"- runner-up `{choice['runner_up']}`: val recall "
+            f"{_pct(other['threshold']['recall'])}; test recall {_pct(other['test']['recall'])} "
+            f"{_ci(boot['recall'])}, FPR {_pct(other['test']['fpr'])}; {verdict}"
+        )
+    return out + [""]
+
+
 def render_markdown(report: dict) -> str:
     cfg = report["config"]
     ds = report["dataset"]
     out = [
         "# edgeped evaluation report",
         "",
+        *_shipping_lines(report),
         f"Dataset `{ds['root']}` (manifest sha256 `{ds['manifest_sha256'][:12]}`): "
         f"val {ds['val']['crops']} crops ({ds['val']['positives']} pedestrians), "
         f"test {ds['test']['crops']} crops ({ds['test']['positives']} pedestrians).",
@@ -144,8 +241,8 @@ def render_markdown(report: dict) -> str:
                 [
                     c["float"],
                     c["quantized"],
-                    _pct(c["delta"]["recall"]),
-                    _pct(c["delta"]["fpr"]),
+                    _pp(c["delta"]["recall"]),
+                    _pp(c["delta"]["fpr"]),
                     _num(c["delta"]["auc_pr"]),
                     f"{c['flips']} ({_pct(c['flip_rate'])})",
                     _pct(c["flip_rate_positives"]),
@@ -196,16 +293,29 @@ def render_markdown(report: dict) -> str:
                 fpr = _pct(s["fpr"]) + ("" if s["fpr_judgeable"] else "*")
                 rows.append(
                     [
-                        tag,
-                        value,
+                        slice_label(tag, value),
                         str(s["crops"]),
                         str(s["positives"]),
                         rec if s["recall"] is not None else "-",
                         fpr if s["fpr"] is not None else "-",
                     ]
                 )
-        out += _table(["tag", "value", "crops", "pedestrians", "recall", "FPR"], rows)
+        out += _table(["slice", "crops", "pedestrians", "recall", "FPR"], rows)
     plots = report.get("plots", {})
-    if plots:
-        out += ["## Curves", ""] + [f"![{k}]({v})" for k, v in plots.items()] + [""]
+    galleries = {k: v for k, v in plots.items() if k.startswith("gallery") and v.endswith(".png")}
+    if galleries:
+        out += (
+            [
+                f"## Errors of `{report.get('gallery_model', '')}` at its operating threshold",
+                "",
+                "Every error crop is listed in `gallery/errors.json`; the pictures show the "
+                "worst of each kind, overall and per slice.",
+                "",
+            ]
+            + [f"![{k}]({v})" for k, v in galleries.items()]
+            + [""]
+        )
+    pictures = {k: v for k, v in plots.items() if not k.startswith("gallery")}
+    if pictures:
+        out += ["## Pictures", ""] + [f"![{k}]({v})" for k, v in pictures.items()] + [""]
     return "\n".join(out)

@@ -349,6 +349,70 @@ def int8_threshold(score_threshold: float, scale: float, zero_point: int) -> int
     return max(128, int(np.ceil(score_threshold / scale - 1e-9) + zero_point))
 
 
+def write_plots(run: Path, report: dict, curves: dict, test: SplitScores, plot_dir: Path) -> dict:
+    """Every evaluation picture (see `edgeped.evaluate.plots`); returns name -> path."""
+    from edgeped.evaluate import plots as p
+    from edgeped.fileio import read_json
+
+    cfg, models = report["config"], report["models"]
+    thresholds = {n: r["threshold"]["threshold"] for n, r in models.items()}
+    out = p.pr_roc_png(curves, plot_dir, cfg["max_fpr"], cfg["min_recall"], thresholds)
+    out["reliability"] = p.reliability_png(
+        {n: r["test_calibration"] for n, r in models.items()}, plot_dir / "reliability.png"
+    )
+    out["recall_vs_size"] = p.recall_vs_size_png(
+        {
+            n: (
+                r["model"]["size_bytes"] / 1024,
+                r["test"]["recall"],
+                r["test_ci95"]["by_drive_bootstrap"]["recall"],
+            )
+            for n, r in models.items()
+        },
+        plot_dir / "recall_vs_size.png",
+        cfg["min_recall"],
+        cfg["max_fpr"],
+    )
+    for name, r in models.items():
+        out[f"slices_{name}"] = p.slices_png(
+            name,
+            r["test_slices"],
+            plot_dir / f"slices_{name}.png",
+            cfg["min_recall"],
+            cfg["max_fpr"],
+            r["test"],
+        )
+    for c in report["comparisons"]:
+        out[f"int8_vs_float_{c['quantized']}"] = p.int8_vs_float_png(
+            c["float"],
+            c["quantized"],
+            test.labels,
+            test.scores[c["float"]],
+            test.scores[c["quantized"]],
+            thresholds[c["float"]],
+            thresholds[c["quantized"]],
+            plot_dir / f"int8_vs_float_{c['quantized']}.png",
+        )
+    log = run / "train_log.json"
+    if log.is_file():
+        out["training"] = p.training_png(read_json(log, "train log"), plot_dir / "training.png")
+    return out
+
+
+def _write_gallery(report: dict, test: SplitScores, model: str, out_dir: Path) -> dict:
+    from edgeped.evaluate.gallery import select_errors, write_gallery
+
+    selection = select_errors(
+        model,
+        test.labels,
+        test.scores[model],
+        report["models"][model]["threshold"]["threshold"],
+        test.tags,
+        test.crop_ids,
+    )
+    return write_gallery(Dataset.open(report["dataset"]["root"]), "test", selection, out_dir)
+
+
 def write_outputs(run_dir: str | os.PathLike, result: EvalResult, tag: str = "") -> dict[str, Path]:
     """Writes metrics.json, report.md, plots, and the thresholds into the model cards.
 
@@ -357,8 +421,7 @@ def write_outputs(run_dir: str | os.PathLike, result: EvalResult, tag: str = "")
     experiment must not move the shipped operating threshold. ``result`` is not
     changed, so it can be saved again.
     """
-    from edgeped.evaluate.plots import pr_roc_png, recall_vs_size_png, reliability_png
-    from edgeped.evaluate.report import render_markdown
+    from edgeped.evaluate.report import render_markdown, shipping_choice
 
     run = Path(run_dir)
     suffix = f"-{tag}" if tag else ""
@@ -378,26 +441,10 @@ def write_outputs(run_dir: str | os.PathLike, result: EvalResult, tag: str = "")
         "sha256": write_test_scores(scores_path, test.crop_ids, test.labels, test.scores),
         "content": "per-crop test probabilities of every model, by crop_id",
     }
-    plots = pr_roc_png(
-        curves, plot_dir, report["config"]["max_fpr"], report["config"]["min_recall"]
-    )
-    plots["reliability"] = reliability_png(
-        {n: r["test_calibration"] for n, r in report["models"].items()},
-        plot_dir / "reliability.png",
-    )
-    plots["recall_vs_size"] = recall_vs_size_png(
-        {
-            n: (
-                r["model"]["size_bytes"] / 1024,
-                r["test"]["recall"],
-                r["test_ci95"]["by_drive_bootstrap"]["recall"],
-            )
-            for n, r in report["models"].items()
-        },
-        plot_dir / "recall_vs_size.png",
-        report["config"]["min_recall"],
-        report["config"]["max_fpr"],
-    )
+    plots = write_plots(run, report, curves, test, plot_dir)
+    report["shipping"] = shipping_choice(report)
+    shipped = report["gallery_model"] = report["shipping"]["model"]
+    plots.update(_write_gallery(report, test, shipped, run / f"gallery{suffix}"))
     report["plots"] = {k: str(p.relative_to(run)) for k, p in plots.items()}
     metrics_path, report_path = run / f"metrics{suffix}.json", run / f"report{suffix}.md"
     write_json_atomic(metrics_path, report)

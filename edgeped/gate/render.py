@@ -5,15 +5,44 @@ from __future__ import annotations
 import os
 import xml.etree.ElementTree as ET
 
+from edgeped.errors import ExitCode
 from edgeped.fileio import write_json_atomic, write_text_atomic
 from edgeped.gate.verdict import BudgetResult, Status, Verdict
 
 _OPS = {"min": ">=", "max": "<=", "equal": "=="}
 _EXIT_MEANING = {
-    0: "PASS: every budget holds",
-    1: "FAIL: a budget is not met",
-    2: "INCOMPLETE: a measurement is missing, stale or unreadable (fails closed)",
+    ExitCode.OK: "PASS: every budget holds",
+    ExitCode.FAILED: "FAIL: a budget is not met",
+    ExitCode.EVIDENCE_MISSING: "INCOMPLETE: a measurement is missing, stale or unreadable "
+    "(fails closed)",
 }
+# Worst first: what blocks a release, then what does not.
+_COUNT_ORDER = (
+    Status.FAIL,
+    Status.MISSING,
+    Status.STALE,
+    Status.UNREADABLE,
+    Status.PASS,
+    Status.SKIPPED,
+)
+WITHIN_INTERVAL_MARK = "FAIL (within 95% interval)"
+
+
+def counts_line(verdict: Verdict) -> str:
+    """Counts first, worst first: ``1 FAIL · 3 MISSING · 15 PASS``."""
+    counts = verdict.counts()
+    parts = [f"{counts[s.value]} {s.value.upper()}" for s in _COUNT_ORDER if counts[s.value]]
+    return " · ".join(parts) or "no budgets"
+
+
+def _status(r: BudgetResult) -> str:
+    return WITHIN_INTERVAL_MARK if r.within_interval else r.status.value.upper()
+
+
+def _interval(r: BudgetResult) -> str:
+    if r.interval is None:
+        return ""
+    return f"[{fmt(r.interval[0])}, {fmt(r.interval[1])}]"
 
 
 def fmt(value) -> str:
@@ -46,19 +75,31 @@ def rows(verdict: Verdict) -> list[dict[str, str]]:
             "measured": f"{fmt(r.measured)} {r.unit}".strip(),
             "limit": f"{_OPS[r.direction]} {fmt(r.limit)} {r.unit}".strip(),
             "margin": fmt(r.margin),
-            "status": r.status.value.upper(),
+            "status": _status(r),
+            "interval": _interval(r),
             "source": _source(r),
-            "note": r.note,
+            "note": (
+                f"limit {fmt(r.limit)} lies inside the measurement's 95% interval "
+                f"{_interval(r)}: this test set cannot tell the miss from noise; {r.note}"
+                if r.within_interval
+                else r.note
+            ),
         }
         for r in verdict.results
     ]
 
 
+def failed_budgets(verdict: Verdict) -> list[str]:
+    return [r.budget for r in verdict.results if r.status is Status.FAIL]
+
+
 def headline(verdict: Verdict) -> str:
-    counts = ", ".join(f"{n} {k}" for k, n in verdict.counts().items() if n)
+    """``1 FAIL · 3 MISSING · 15 PASS``, then what the exit code means and which budgets failed."""
+    failed = failed_budgets(verdict)
+    also = f"; failed: {', '.join(failed)}" if failed else ""
     return (
-        f"gate {verdict.model} ({str(verdict.model_sha256)[:12]}) in {verdict.run_dir}: "
-        f"{_EXIT_MEANING[verdict.exit_code]} [{counts}] -> exit {verdict.exit_code}"
+        f"{counts_line(verdict)}: gate {verdict.model} ({str(verdict.model_sha256)[:12]}) -> "
+        f"exit {verdict.exit_code}, {_EXIT_MEANING[ExitCode(verdict.exit_code)]}{also}"
     )
 
 
@@ -68,8 +109,12 @@ def console_table(verdict: Verdict):
     from rich.text import Text
 
     colours = {Status.PASS: "green", Status.FAIL: "red", Status.SKIPPED: "dim"}
-    table = Table(title=f"budgets: {verdict.model}", show_lines=False)
-    for column in ("budget", "measured", "limit", "margin", "status", "source"):
+    table = Table(
+        title=f"budgets: {verdict.model}: {counts_line(verdict)}",
+        title_justify="left",  # centred titles pad the line with trailing spaces
+        show_lines=False,
+    )
+    for column in ("budget", "measured", "95% interval", "limit", "margin", "status", "source"):
         table.add_column(column, overflow="fold", no_wrap=column in ("budget", "status", "margin"))
     for r, row in zip(verdict.results, rows(verdict), strict=True):
         style = colours.get(r.status, "yellow")
@@ -77,6 +122,7 @@ def console_table(verdict: Verdict):
         table.add_row(
             Text(row["budget"]),
             Text(row["measured"]),
+            Text(row["interval"]),
             Text(row["limit"]),
             Text(row["margin"]),
             Text(row["status"], style=style),
@@ -107,10 +153,23 @@ def markdown(verdict: Verdict) -> str:
     """The Markdown summary a CI job posts (e.g. to $GITHUB_STEP_SUMMARY)."""
     icon = {0: "✅", 1: "❌", 2: "⚠️"}[verdict.exit_code]
     lines = [
-        f"## {icon} edgeped gate: `{verdict.model}`",
+        f"## {icon} edgeped gate: `{verdict.model}`: {counts_line(verdict)}",
         "",
-        f"{_EXIT_MEANING[verdict.exit_code]} (exit {verdict.exit_code})",
+        f"{_EXIT_MEANING[ExitCode(verdict.exit_code)]} (exit {verdict.exit_code})",
         "",
+    ]
+    for r in verdict.results:
+        if r.status is Status.FAIL:
+            row = rows(Verdict(verdict.run_dir, verdict.model, verdict.model_sha256, (r,)))[0]
+            flag = " (inside its own 95% interval)" if r.within_interval else ""
+            lines.append(
+                f"- **FAILED** `{r.budget}`{flag}: measured "
+                + " ".join(x for x in (row["measured"], row["interval"]) if x)
+                + f", limit {row['limit']}"
+            )
+    if failed_budgets(verdict):
+        lines.append("")
+    lines += [
         f"- run directory: `{verdict.run_dir}`",
         f"- model sha256: `{verdict.model_sha256}`",
     ]
@@ -118,13 +177,22 @@ def markdown(verdict: Verdict) -> str:
         lines.append(f"- baseline: `{verdict.baseline}`")
     lines += [
         "",
-        "| budget | measured | limit | margin | status | source | note |",
-        "|---|---|---|---|---|---|---|",
+        "| budget | measured | 95% interval | limit | margin | status | source | note |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows(verdict):
         cells = [
             row[k].replace("|", "\\|")
-            for k in ("budget", "measured", "limit", "margin", "status", "source", "note")
+            for k in (
+                "budget",
+                "measured",
+                "interval",
+                "limit",
+                "margin",
+                "status",
+                "source",
+                "note",
+            )
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

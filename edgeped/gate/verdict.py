@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from edgeped.errors import ExitCode
 from edgeped.provenance import stamp
 
 VERDICT_KIND = "edgeped.gate"
@@ -49,11 +50,29 @@ class BudgetResult:
     source: str | None = None
     source_sha256: str | None = None
     note: str = ""
+    # The measurement's own 95% interval (same unit), where the evidence gives one.
+    interval: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.direction not in _MARGIN:
             raise ValueError(f"direction must be one of {sorted(_MARGIN)}, got {self.direction!r}")
         object.__setattr__(self, "status", Status(self.status))
+        if self.interval is not None:
+            object.__setattr__(self, "interval", (float(self.interval[0]), float(self.interval[1])))
+
+    @property
+    def within_interval(self) -> bool:
+        """A FAIL whose limit lies inside the measurement's own 95% interval.
+
+        The gate still fails (closed), but the miss cannot be told from noise on this
+        test set: measure on more data before tuning the model.
+        """
+        if self.status is not Status.FAIL or self.interval is None or self.limit is None:
+            return False
+        if isinstance(self.limit, bool):
+            return False
+        low, high = self.interval
+        return low <= float(self.limit) <= high
 
     @property
     def margin(self) -> float | None:
@@ -66,6 +85,8 @@ class BudgetResult:
         out = asdict(self)
         out["status"] = self.status.value
         out["margin"] = self.margin
+        out["interval"] = list(self.interval) if self.interval is not None else None
+        out["within_interval"] = self.within_interval
         return out
 
 
@@ -88,10 +109,10 @@ class Verdict:
         (measure again) comes before tuning the model.
         """
         if any(r.status.is_evidence_problem for r in self.results):
-            return 2
+            return int(ExitCode.EVIDENCE_MISSING)
         if any(r.status is Status.FAIL for r in self.results):
-            return 1
-        return 0
+            return int(ExitCode.FAILED)
+        return int(ExitCode.OK)
 
     @property
     def passed(self) -> bool:

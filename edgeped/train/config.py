@@ -71,6 +71,21 @@ class MiningConfig:
 
 
 @dataclass(frozen=True)
+class LoggingConfig:
+    """Training logs for outside tools: TensorBoard event files and per-epoch CSV (both off)."""
+
+    tensorboard: bool = False  # RUN_DIR/tensorboard/<stage>/
+    csv: bool = False  # RUN_DIR/train_log.<stage>.csv
+
+    def __post_init__(self) -> None:
+        for name in ("tensorboard", "csv"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(
+                    f"logging.{name} must be true or false, got {getattr(self, name)!r}"
+                )
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything `edgeped train` needs; saved as config.json in the run directory.
 
@@ -96,6 +111,7 @@ class TrainConfig:
     prune_final_sparsity: float = 0.5
     distill: DistillConfig = field(default_factory=DistillConfig)
     mining: MiningConfig = field(default_factory=MiningConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
     batch_size: int = 64
     loss: str = "bce"
     focal_gamma: float = 2.0

@@ -186,6 +186,8 @@ class _Session:
     ) -> StageResult:
         """Trains `trainee` (a model or a distiller) and checkpoints `saved` on best val AUC-PR."""
         from edgeped._keras import keras
+        from edgeped.train.logs import log_callbacks
+        from edgeped.train.progress import default_display, progress_callback
 
         use_meta = len(saved.inputs) > 1
         train_ds, val_ds = self.data(use_meta, stage, hard_negatives)
@@ -224,7 +226,12 @@ class _Session:
             validation_data=val_ds,
             epochs=stage.epochs,
             steps_per_epoch=steps,
-            callbacks=[*callbacks, Report()],
+            callbacks=[
+                progress_callback(name, stage.epochs, default_display(self.progress)),
+                *callbacks,
+                *log_callbacks(self.run, name, self.config.logging),
+                Report(),
+            ],
             verbose=0,
         )
         if not out.exists():

@@ -152,7 +152,7 @@ def instructions(b: Budgets, ev: Evidence) -> list[BudgetResult]:
                     budget,
                     f"no bench.json with instruction counts on "
                     f"{core}; run `edgeped bench MODEL --target arm64-emu --core "
-                    f"{core.removeprefix('cortex-')} --parity --out RUN_DIR/bench_{core}.json`",
+                    f"{core.removeprefix('cortex-')} --parity` (writes RUN_DIR/bench/)",
                 )
             )
             continue

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from edgeped.gate.budgets import Budgets
 from edgeped.gate.checks.base import Budget, check, metrics_entry
 from edgeped.gate.evidence import Evidence
@@ -13,7 +15,11 @@ def _test_figure(budget: Budget, key: str, ev: Evidence) -> BudgetResult:
     if problem:
         return problem
     test = entry.get("test") or {}
-    return budget.judge(test.get(key), ev.metrics, note="test split, threshold chosen on val")
+    row = budget.judge(test.get(key), ev.metrics, note="test split, threshold chosen on val")
+    boot = ((entry.get("test_ci95") or {}).get("by_drive_bootstrap") or {}).get(key)
+    if isinstance(boot, (list, tuple)) and len(boot) == 2 and None not in boot:
+        row = replace(row, interval=(boot[0], boot[1]))  # the figure's by-drive 95% interval
+    return row
 
 
 @check("quality")
@@ -55,7 +61,16 @@ def slice_recall(b: Budgets, ev: Evidence) -> list[BudgetResult]:
                     )
                 )
             else:
-                rows.append(one.judge(s.get("recall"), ev.metrics, note=f"{positives} positives"))
+                row = one.judge(s.get("recall"), ev.metrics, note=f"{positives} positives")
+                recall = s.get("recall")
+                if isinstance(recall, (int, float)) and 0 <= recall <= 1:
+                    from edgeped.evaluate.uncertainty import clopper_pearson
+
+                    # Exact interval: a slice's pedestrians are few, the miss may be noise.
+                    row = replace(
+                        row, interval=clopper_pearson(round(recall * positives), positives)
+                    )
+                rows.append(row)
     return rows
 
 
