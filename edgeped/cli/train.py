@@ -20,11 +20,18 @@ from edgeped.errors import EdgepedError
     help="TOML/JSON train config (keys as in the run's config.json).",
 )
 @click.option(
-    "--stages",
-    default="teacher,student_distilled,student_qat",
+    "--profile",
+    type=click.Choice(["default", "demo"]),
+    default="default",
     show_default=True,
+    help="Training profile the config file's keys override: the full recipe, or the "
+    "short demo one (configs/demo.toml).",
+)
+@click.option(
+    "--stages",
     help="Comma list of stages: teacher, student (labels only), student_distilled, "
-    "student_qat, student_pruned. They run in that order.",
+    "student_qat, student_pruned. They run in that order. [default: the config's "
+    "stages, student,student_qat]",
 )
 @click.option("--teacher-epochs", type=int)
 @click.option("--student-epochs", type=int)
@@ -38,6 +45,7 @@ def train(
     run_dir,
     data_dir,
     config_file,
+    profile,
     stages,
     teacher_epochs,
     student_epochs,
@@ -46,15 +54,16 @@ def train(
     batch_size,
     seed,
 ) -> None:
-    """Train the teacher, the (distilled) student and its QAT version into RUN_DIR.
+    """Train the float student and its QAT version (by default) into RUN_DIR.
 
-    Imbalance is handled by class-balanced sampling (25% pedestrians per batch)
-    by default; see `imbalance`, `loss`, `distill`, `mining` and `augment` in the
-    config file. The best epoch by validation AUC-PR is kept as each checkpoint.
+    Every stage stops on validation (patience on val AUC-PR, at most `epochs`) and
+    keeps its best val AUC-PR epoch; QAT starts from the float student best on val.
+    Imbalance is handled by a positive loss weight by default; see `imbalance`,
+    `loss`, `distill`, `mining` and `augment` in the config file (docs/training.md).
     """
     from edgeped.config import ConfigError, load_mapping
-    from edgeped.train.config import TrainConfig
     from edgeped.train.loop import train as run_train
+    from edgeped.train.profiles import profile_config
 
     try:
         base = load_mapping(config_file) if config_file else {}
@@ -62,7 +71,9 @@ def train(
             base["data_dir"] = data_dir
         if "data_dir" not in base:
             raise EdgepedError("no dataset given", "pass --data DIR or set data_dir in --config")
-        config = TrainConfig.from_dict(base, where=str(config_file or "train config"))
+        config = profile_config(
+            profile, base.pop("data_dir"), base, where=str(config_file or "train config")
+        )
         config = config.with_overrides(batch_size=batch_size, seed=seed).with_stage_overrides(
             epochs={
                 "teacher_stage": teacher_epochs,
@@ -71,13 +82,16 @@ def train(
             },
             steps_per_epoch=steps_per_epoch,
         )
-        chosen = tuple(s.strip() for s in stages.split(",") if s.strip())
+        chosen = tuple(s.strip() for s in stages.split(",") if s.strip()) if stages else None
     except ConfigError:
         raise
     except ValueError as exc:
         raise bad_config(exc) from exc
     results = run_train(run_dir, config, progress=log, stages=chosen)
     for r in results:
+        if not r.checkpoint:
+            click.echo(f"{r.name}: skipped ({(r.decision or {}).get('reason', 'not run')})")
+            continue
         best = "n/a" if r.best_val_auc_pr is None else f"{r.best_val_auc_pr:.4f}"
         click.echo(
             f"{r.name}: {r.checkpoint} ({r.epochs} epochs, {r.seconds:.0f} s, "

@@ -72,7 +72,9 @@ def _save(fig, plt, path: Path) -> Path:
     return path
 
 
-def reliability_png(calibrations: dict[str, dict], path: Path) -> Path:
+def reliability_png(
+    calibrations: dict[str, dict], path: Path, title: str = "Reliability (test)"
+) -> Path:
     """Reliability diagram: positive rate against mean score per bin, one line per model."""
     plt = _figure()
     fig, ax = plt.subplots(figsize=(5.5, 5))
@@ -85,7 +87,7 @@ def reliability_png(calibrations: dict[str, dict], path: Path) -> Path:
     ax.set(
         xlabel="mean predicted probability",
         ylabel="observed pedestrian rate",
-        title="Reliability (test)",
+        title=title,
         xlim=(0, 1),
         ylim=(0, 1),
     )

@@ -21,7 +21,7 @@ from edgeped.data.schema import TAG_FIELDS
 from edgeped.data.shards import Dataset
 from edgeped.errors import EdgepedError
 from edgeped.evaluate import metrics as m
-from edgeped.evaluate.calibration import reliability
+from edgeped.evaluate.calibration import calibration_report, reliability
 from edgeped.evaluate.inference import TfliteScorer
 from edgeped.evaluate.scores import write_test_scores
 from edgeped.evaluate.uncertainty import bootstrap_by_group, clopper_pearson
@@ -229,6 +229,10 @@ def evaluate_run(
                 ),
             },
             "test_calibration": reliability(test.labels, test.scores[name]),
+            # Temperature + bias fitted on val; monotonic, so the threshold's crops are unchanged.
+            "calibration": calibration_report(
+                val.labels, val.scores[name], test.labels, test.scores[name]
+            ),
             "test_slices": m.slice_metrics(
                 test.labels,
                 test.scores[name],
@@ -346,6 +350,17 @@ def write_outputs(run_dir: str | os.PathLike, result: EvalResult, tag: str = "")
         report["config"]["min_recall"],
         report["config"]["max_fpr"],
     )
+    calibrated = {
+        n: r["calibration"]["test_reliability_calibrated"]
+        for n, r in report["models"].items()
+        if r["calibration"].get("fitted")
+    }
+    if calibrated:
+        plots["reliability_calibrated"] = reliability_png(
+            calibrated,
+            plot_dir / "reliability_calibrated.png",
+            "Reliability (test) after temperature + bias fitted on val",
+        )
     report["plots"] = {k: str(p.relative_to(run)) for k, p in plots.items()}
     metrics_path, report_path = run / f"metrics{suffix}.json", run / f"report{suffix}.md"
     write_json_atomic(metrics_path, report)
@@ -362,6 +377,12 @@ def write_outputs(run_dir: str | os.PathLike, result: EvalResult, tag: str = "")
             "val_recall": threshold["recall"],
             "val_fpr": threshold["fpr"],
         }
+        if result["calibration"].get("fitted"):
+            card["calibration"] = {
+                **result["calibration"]["calibrator"],
+                "rule": "p_calibrated = sigmoid(slope * logit(p) + bias)",
+                "fitted_on": "val",
+            }
         if out["dtype"] == "int8":
             card["threshold"]["int8"] = int8_threshold(
                 threshold["threshold"], out["scale"], out["zero_point"]
