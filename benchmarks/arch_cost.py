@@ -93,20 +93,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="JSON path (default results/arch-cost-...)")
     args = parser.parse_args(argv)
 
-    from edgeped.provenance import tool_versions
     from edgeped.targets import BenchOptions, bench_model
     from edgeped.targets.emulated import EmulatedArm64Target
 
-    rows = []
+    stamp = dt.datetime.now(dt.UTC)
+    out = args.out or HERE / "results" / f"arch-cost-{platform.node()}-{stamp:%Y%m%d}.json"
+    # Resumable: rows of variants already counted (same core) are kept, the rest counted.
+    rows = json.loads(out.read_text())["rows"] if out.is_file() else []
+    done = {(r["variant"], r["core"]) for r in rows}
     with tempfile.TemporaryDirectory(prefix="arch-cost-") as tmp:
         for text in args.variants.split(","):
             arch, width, depth = parse_variant(text)
+            if (variant_name(arch, width, depth), args.core) in done:
+                continue
             path, info = build_int8(arch, width, depth, Path(tmp))
             print(f"{variant_name(arch, width, depth)}: {info}", file=sys.stderr)
+            # Emulation on a busy 2-core machine can take many minutes per counted invoke.
             res = bench_model(
                 path,
                 EmulatedArm64Target(core=args.core),
-                BenchOptions(min_runs=1, min_seconds=0, warmup=1, insn_runs=1),
+                BenchOptions(min_runs=1, min_seconds=0, warmup=1, insn_runs=1, timeout_s=3600),
                 parity=False,
             )
             rows.append(
@@ -124,6 +130,22 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
             print(f"  {rows[-1]['instructions_per_invoke']:,} instructions", file=sys.stderr)
+            write_record(out, rows)
+    write_record(out, rows)
+    print("| variant | params | MMAC | int8 KiB | a76 instructions |\n|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['variant']} | {r['parameters']:,} | {r['macs'] / 1e6:.2f} | "
+            f"{r['int8_size_bytes'] / 1024:.0f} | {r['instructions_per_invoke']:,} |"
+        )
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def write_record(out: Path, rows: list[dict]) -> None:
+    from edgeped.fileio import write_json_atomic
+    from edgeped.provenance import tool_versions
+
     stamp = dt.datetime.now(dt.UTC)
     record = {
         "kind": "edgeped.benchmark.arch_cost",
@@ -136,17 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         "tool_versions": tool_versions(),
         "rows": rows,
     }
-    out = args.out or HERE / "results" / f"arch-cost-{platform.node()}-{stamp:%Y%m%d}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n")
-    print("| variant | params | MMAC | int8 KiB | a76 instructions |\n|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['variant']} | {r['parameters']:,} | {r['macs'] / 1e6:.2f} | "
-            f"{r['int8_size_bytes'] / 1024:.0f} | {r['instructions_per_invoke']:,} |"
-        )
-    print(f"wrote {out}", file=sys.stderr)
-    return 0
+    write_json_atomic(out, record)
 
 
 if __name__ == "__main__":

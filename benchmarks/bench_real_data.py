@@ -70,6 +70,11 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
     # Ablations of the default, one suspect at a time.
     "default-sampler": ('imbalance = "sample"\n', None),
     "default-fixed6": ("[student_stage]\nepochs = 6\nlearning_rate = 0.003\n", None),
+    "default-40ep": (
+        "[student_stage]\nepochs = 40\nlearning_rate = 0.003\npatience = 8\n"
+        "[qat_stage]\nepochs = 8\nlearning_rate = 0.0003\npatience = 3\n",
+        None,
+    ),
     "default-heavy-aug": (
         "[augment]\nnight = 0.1\nrain = 0.1\nblur = 0.15\nmetadata_dropout = 0.1\n",
         None,
@@ -168,6 +173,8 @@ def a76_instructions(run: Path, log_path: Path) -> int:
                 "2",
                 "--warmup",
                 "1",
+                "--timeout",
+                "3600",
                 "--out",
                 str(out),
                 log=log,
@@ -235,11 +242,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--variants", default="today,default")
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--seeds-of", action="append", default=[], help="VARIANT=0,1")
     parser.add_argument("--work", type=Path, required=True, help="folder for the runs")
     parser.add_argument("--no-bench", action="store_true", help="skip the emulated a76 count")
     parser.add_argument("--out", type=Path, help="results base path (no suffix)")
     args = parser.parse_args(argv)
 
+    # --seeds-of NAME=0,1 (repeatable) runs a variant over other seeds than --seeds.
+    seeds_of = {
+        k: [int(x) for x in v.split(",")]
+        for k, _, v in (spec.partition("=") for spec in args.seeds_of)
+    }
     unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; known: {sorted(VARIANTS)}")
@@ -247,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     from edgeped.provenance import tool_versions
 
     rows = []
+    counted: dict[tuple, tuple[int, str]] = {}
     load_before = list(os.getloadavg())
     for spec in args.dataset:
         label, _, data = spec.partition("=")
@@ -254,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         for name in args.variants.split(","):
             runs = []
-            for seed in seeds:
+            for seed in seeds_of.get(name, seeds):
                 print(f"{label} {name} seed {seed}", file=sys.stderr)
                 runs.append(run_variant(Path(data), name, seed, work))
             row = {
@@ -268,9 +282,19 @@ def main(argv: list[str] | None = None) -> int:
                 "size_bytes": runs[0]["size_bytes"],
                 "parameters": runs[0]["parameters"],
             }
-            if not args.no_bench:
-                first = Path(runs[0]["run"])
+            first = Path(runs[0]["run"])
+            student = json.loads((first / "config.json").read_text())["config"]["student"]
+            arch = (student["architecture"], student["width"], student.get("depth", 1))
+            row["student"] = student
+            # Instructions depend on the architecture, not the weights: one emulated
+            # count per architecture, reused by the variants that share it.
+            if arch in counted:
+                row["a76_instructions_per_invoke"] = counted[arch][0]
+                row["a76_instructions_source"] = f"same architecture as {counted[arch][1]}"
+            elif not args.no_bench:
                 row["a76_instructions_per_invoke"] = a76_instructions(first, first / "bench.log")
+                row["a76_instructions_source"] = f"edgeped bench {first}/{HEADLINE}.tflite"
+                counted[arch] = (row["a76_instructions_per_invoke"], f"{label}/{name}")
             rows.append(row)
     stamp = dt.datetime.now(dt.UTC)
     record = {

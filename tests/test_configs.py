@@ -62,7 +62,7 @@ def test_preprocessing_round_trip():
         (lambda: ModelSpec("student", width=0), "width"),
         (lambda: StageConfig(-1, 0.1), "epochs"),
         (lambda: StageConfig(1, 2.0), "learning_rate"),
-        (lambda: StageConfig(5, 1e-3, patience=0), "patience"),
+        (lambda: StageConfig(5, 1e-3, patience=-1), "patience"),
         (lambda: ModelSpec("student", depth=0), "depth"),
         (lambda: TrainConfig("d", stages=("student", "finetune")), "stages"),
         (lambda: TrainConfig("d", stages=()), "stages"),

@@ -29,21 +29,21 @@ class StageConfig:
     """One training stage: at most `epochs` epochs, stopped early on validation.
 
     The learning rate follows a cosine decay over `epochs` (the planned length).
-    With `patience` set, the stage stops once val AUC-PR has not improved for that
-    many epochs; the checkpoint is the best val AUC-PR epoch either way.
+    With `patience` > 0, the stage stops once val AUC-PR has not improved for that
+    many epochs (0 runs every epoch); the checkpoint is the best val AUC-PR epoch.
     `steps_per_epoch` caps an epoch (quick runs); None = one pass over train.
     """
 
     epochs: int
     learning_rate: float
     steps_per_epoch: int | None = None
-    patience: int | None = None
+    patience: int = 0
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {self.epochs}")
-        if self.patience is not None and self.patience < 1:
-            raise ValueError(f"patience must be >= 1 or None, got {self.patience}")
+        if self.patience < 0:
+            raise ValueError(f"patience must be >= 0 (0 = no early stop), got {self.patience}")
         if not 0 < self.learning_rate < 1:
             raise ValueError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
@@ -113,8 +113,8 @@ class TrainConfig:
     teacher: ModelSpec = field(default_factory=lambda: ModelSpec("teacher", width=0.5))
     student: ModelSpec = field(default_factory=lambda: ModelSpec("student", width=1.0))
     teacher_stage: StageConfig = field(default_factory=lambda: StageConfig(30, 2e-3, patience=6))
-    student_stage: StageConfig = field(default_factory=lambda: StageConfig(40, 3e-3, patience=8))
-    qat_stage: StageConfig = field(default_factory=lambda: StageConfig(8, 3e-4, patience=3))
+    student_stage: StageConfig = field(default_factory=lambda: StageConfig(20, 3e-3, patience=5))
+    qat_stage: StageConfig = field(default_factory=lambda: StageConfig(5, 3e-4, patience=2))
     prune_stage: StageConfig = field(default_factory=lambda: StageConfig(2, 5e-4))
     prune_final_sparsity: float = 0.5
     distill: DistillConfig = field(default_factory=DistillConfig)

@@ -240,7 +240,7 @@ class _Session:
                     _save_h5(saved, out, scope)
                 else:
                     track["since_best"] += 1
-                stop = stage.patience is not None and track["since_best"] >= stage.patience
+                stop = stage.patience > 0 and track["since_best"] >= stage.patience
                 progress(
                     f"{name}: epoch {epoch + 1}/{stage.epochs} loss {logs.get('loss', 0):.4f} "
                     f"val_loss {logs.get('val_loss', 0):.4f} val_auc_pr {value:.4f}"
