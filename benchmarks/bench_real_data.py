@@ -155,7 +155,20 @@ def run_variant(data: Path, name: str, seed: int, work: Path) -> dict:
         "distillation": train_log.get("distillation"),
         "size_bytes": model["model"]["size_bytes"],
         "parameters": model["model"]["parameters"],
+        "diagnostic_recall_at_test_fpr_threshold": test_threshold_recall(run, m),
     }
+
+
+def test_threshold_recall(run: Path, metrics: dict, max_fpr: float = 0.01) -> float:
+    """Recall at test FPR <= max_fpr with the threshold read on TEST: a diagnostic of
+    ranking quality that separates it from threshold transfer; never a result."""
+    import numpy as np
+
+    scores = np.load(run / metrics["test_scores"]["file"], allow_pickle=False)
+    y, p = scores["label"], scores[f"score/{HEADLINE}"]
+    neg = np.sort(p[y == 0])[::-1]
+    allowed = int(np.floor(max_fpr * neg.size))
+    return float((p[y == 1] > neg[allowed]).mean()) if allowed < neg.size else 1.0
 
 
 def a76_instructions(run: Path, log_path: Path) -> int:
@@ -203,6 +216,9 @@ def summarise(runs: list[dict]) -> dict:
         "test_ece_raw": lambda r: r["test_ece_raw"],
         "test_ece_calibrated": lambda r: r["test_ece_calibrated"],
         "train_seconds": lambda r: r["train_seconds"],
+        "diagnostic_recall_at_test_fpr_threshold": lambda r: r[
+            "diagnostic_recall_at_test_fpr_threshold"
+        ],
     }
     return {k: spread([f(r) for r in runs if f(r) is not None]) for k, f in pick.items()}
 
