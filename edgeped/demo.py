@@ -13,21 +13,24 @@ from edgeped.data.synthetic import SynthConfig
 from edgeped.layout import GATE_JSON, GATE_MARKDOWN
 from edgeped.models.registry import ModelSpec
 from edgeped.train.config import StageConfig
+from edgeped.train.profiles import profile_config
 
 DEMO_SPLITS = (0.5, 0.25, 0.25)  # more held-out drives than usual: ~150 test pedestrians
+# The demo trains with the short `demo` training profile (edgeped/train/profiles.py).
+_PROFILE = profile_config("demo", "unused")
 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Sized to finish in about 10 minutes on 2 CPU cores."""
+    """Sized to finish in about 10 minutes on 2 CPU cores (the `demo` training profile)."""
 
     out_dir: str = "runs/demo"
     synth: SynthConfig = field(default_factory=lambda: SynthConfig(drives=480, crops_per_drive=50))
-    teacher: ModelSpec = field(default_factory=lambda: ModelSpec("teacher", width=0.5))
-    student: ModelSpec = field(default_factory=lambda: ModelSpec("student", width=1.0))
-    teacher_stage: StageConfig = field(default_factory=lambda: StageConfig(3, 2e-3))
-    student_stage: StageConfig = field(default_factory=lambda: StageConfig(6, 3e-3))
-    qat_stage: StageConfig = field(default_factory=lambda: StageConfig(1, 3e-4))
+    teacher: ModelSpec = _PROFILE.teacher
+    student: ModelSpec = _PROFILE.student
+    teacher_stage: StageConfig = _PROFILE.teacher_stage
+    student_stage: StageConfig = _PROFILE.student_stage
+    qat_stage: StageConfig = _PROFILE.qat_stage
 
     def with_options(self, drives: int | None = None, epochs_scale: float = 1.0) -> DemoConfig:
         """The demo resized: another drive count, every stage's epochs scaled (>= 1 each).
@@ -130,7 +133,6 @@ def run_demo(
     from edgeped.convert.run import convert_run
     from edgeped.data.synthetic import write_synthetic
     from edgeped.evaluate.run import EvalConfig, evaluate_run
-    from edgeped.train.config import TrainConfig
     from edgeped.train.loop import train
 
     out = Path(config.out_dir)
@@ -154,15 +156,15 @@ def run_demo(
             progress=synth_progress,
         ),
     )
-    step("2/5 training: float teacher, distilled float student, QAT student")
-    train_config = TrainConfig(
-        str(data_dir),
+    train_config = replace(
+        profile_config("demo", str(data_dir)),
         teacher=config.teacher,
         student=config.student,
         teacher_stage=config.teacher_stage,
         student_stage=config.student_stage,
         qat_stage=config.qat_stage,
     )
+    step(f"2/5 training ({', '.join(train_config.stages)}), the demo profile")
     timed("train", lambda: train(run_dir, train_config, progress=detail, overwrite=True))
     step("3/5 conversion: float32, PTQ int8 and QAT int8 .tflite + model cards")
     timed("convert", lambda: convert_run(run_dir, progress=detail))

@@ -23,6 +23,7 @@ def tiny_dataset(tmp_path_factory):
 TINY_TRAIN_TOML = """
 batch_size = 16
 seed = 1
+stages = ["teacher", "student_distilled", "student_qat"]
 [teacher]
 architecture = "tiny"
 [student]

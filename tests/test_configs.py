@@ -27,6 +27,8 @@ CONFIGS = [
         teacher=ModelSpec("teacher", 0.25),
         student=ModelSpec("tiny", 1.0, False),
         qat_stage=StageConfig(1, 1e-4, 5),
+        student_stage=StageConfig(12, 1e-3, patience=4),
+        stages=("teacher", "student", "student_distilled", "student_qat"),
         seed=7,
         exclude=("lighting=night",),
         mining=MiningConfig(rounds=2),
@@ -35,6 +37,7 @@ CONFIGS = [
     ),
     SynthConfig(drives=10, positive_rate=0.05, seed=3),
     ModelSpec("student", width=0.5, use_metadata=False),
+    ModelSpec("mobilenet", width=0.75, depth=2),
 ]
 
 
@@ -59,6 +62,11 @@ def test_preprocessing_round_trip():
         (lambda: ModelSpec("student", width=0), "width"),
         (lambda: StageConfig(-1, 0.1), "epochs"),
         (lambda: StageConfig(1, 2.0), "learning_rate"),
+        (lambda: StageConfig(5, 1e-3, patience=-1), "patience"),
+        (lambda: ModelSpec("student", depth=0), "depth"),
+        (lambda: TrainConfig("d", stages=("student", "finetune")), "stages"),
+        (lambda: TrainConfig("d", stages=()), "stages"),
+        (lambda: DistillConfig(min_teacher_gain=1.5), "min_teacher_gain"),
         (lambda: TrainConfig("d", batch_size=0), "batch_size"),
         (lambda: TrainConfig("d", student=ModelSpec("teacher")), "student.architecture"),
         (lambda: TrainConfig.from_dict({"data_dir": "d", "epochs": 3}), "unknown"),
@@ -82,3 +90,26 @@ def test_example_config_is_the_default_config():
     text = (Path(__file__).parent.parent / "configs" / "train.example.toml").read_text()
     loaded = TrainConfig.from_dict({"data_dir": "d", **tomllib.loads(text)})
     assert loaded == TrainConfig("d")
+
+
+def test_demo_config_file_is_the_demo_profile():
+    """configs/demo.toml spells out the `demo` profile; `make demo` trains with the profile."""
+    from pathlib import Path
+
+    from edgeped.demo import DemoConfig
+    from edgeped.train.profiles import profile_config
+
+    text = (Path(__file__).parent.parent / "configs" / "demo.toml").read_text()
+    from_file = TrainConfig.from_dict({"data_dir": "d", **tomllib.loads(text)})
+    assert from_file == profile_config("demo", "d")
+    assert DemoConfig().student_stage == from_file.student_stage
+    assert profile_config("default", "d") == TrainConfig("d")
+
+
+def test_profile_overrides_and_unknown_profile():
+    from edgeped.train.profiles import profile_config
+
+    config = profile_config("demo", "d", {"student_stage": {"epochs": 3}})
+    assert config.student_stage.epochs == 3 and config.student_stage.patience == 3
+    with pytest.raises(ValueError, match="profile"):
+        profile_config("fast", "d")

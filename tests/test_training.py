@@ -1,4 +1,5 @@
-"""Every training stage on a tiny model: distillation, mining, QAT lineage, pruning, determinism."""
+"""Every training stage on a tiny model: distillation and its decision, mining, QAT lineage,
+pruning, early stopping, determinism."""
 
 import json
 
@@ -23,7 +24,8 @@ def _config(data_dir, **changes):
         qat_stage=StageConfig(1, 1e-3, 3),
         prune_stage=StageConfig(2, 1e-3, 4),
         batch_size=16,
-        distill=DistillConfig(temperature=2.0, alpha=0.5),
+        # -1: distil whatever the teacher's val AUC-PR (the rule itself is tested below).
+        distill=DistillConfig(temperature=2.0, alpha=0.5, min_teacher_gain=-1.0),
     )
     return TrainConfig(**{**base, **changes})
 
@@ -66,13 +68,51 @@ def test_mining_reports_the_kinds_it_mined(all_stages):
     assert any(s["mined"] for s in log["stages"])
 
 
-def test_qat_and_pruning_start_from_the_distilled_student(all_stages):
-    run, _ = all_stages
-    parents = json.loads((run / "train_log.json").read_text())["parents"]
-    assert parents == {
-        "student_qat.h5": "student_distilled.h5",
-        "student_pruned.h5": "student_distilled.h5",
-    }
+def test_qat_starts_from_the_float_student_best_on_val(all_stages):
+    run, results = all_stages
+    log = json.loads((run / "train_log.json").read_text())
+    val = {n: results[n].best_val_auc_pr for n in ("student", "student_distilled")}
+    best = max(val, key=lambda n: (val[n], n == "student"))
+    assert log["parents"] == {"student_qat.h5": f"{best}.h5", "student_pruned.h5": f"{best}.h5"}
+    qat = next(st for st in log["stages"] if st["name"] == "student_qat")
+    assert qat["decision"]["candidates_val_auc_pr"] == pytest.approx(val)
+    assert log["distillation"]["distill"] is True
+
+
+def test_distillation_is_skipped_when_the_teacher_does_not_beat_the_student(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    (run).mkdir()
+    (run / "student_distilled.h5").write_bytes(b"stale")  # from an earlier run: must go
+    config = _config(tiny_dataset, distill=DistillConfig(min_teacher_gain=0.99))
+    results = train(run, config, stages=("teacher", "student", "student_distilled"))
+    skipped = results[-1]
+    assert skipped.name == "student_distilled" and skipped.epochs == 0
+    assert not (run / "student_distilled.h5").exists()
+    log = json.loads((run / "train_log.json").read_text())
+    assert log["distillation"]["distill"] is False
+    assert "does not beat" in log["distillation"]["reason"]
+    assert log["distillation"]["teacher_val_auc_pr"] == pytest.approx(results[0].best_val_auc_pr)
+
+
+def test_distillation_decision_rule():
+    from edgeped.train.loop import distillation_decision
+
+    assert distillation_decision({"teacher": 0.9, "student": 0.8}, 0.05)["distill"]
+    assert not distillation_decision({"teacher": 0.82, "student": 0.8}, 0.05)["distill"]
+    assert distillation_decision({"teacher": 0.5}, 0.0)["distill"]  # nothing to compare
+
+
+def test_patience_stops_a_stage_that_stops_improving(tiny_dataset, tmp_path):
+    # A learning rate of ~0 leaves val AUC-PR where epoch 1 put it: patience 2 stops at 3.
+    config = _config(tiny_dataset, student_stage=StageConfig(6, 1e-9, 4, patience=2))
+    (result,) = train(tmp_path / "run", config, stages=("student",))
+    assert result.epochs == 3 and result.max_epochs == 6 and result.best_epoch == 1
+    assert len(result.history["val_auc_pr"]) == 3
+
+
+def test_stages_default_to_the_config(tiny_dataset, tmp_path):
+    config = _config(tiny_dataset, stages=("student",))
+    assert [r.name for r in train(tmp_path / "run", config)] == ["student"]
 
 
 def test_pruned_student_reaches_target_sparsity(all_stages):

@@ -20,12 +20,20 @@ from edgeped.errors import EdgepedError
     help="TOML/JSON train config (keys as in the run's config.json).",
 )
 @click.option(
+    "--profile",
+    type=click.Choice(["default", "demo"]),
+    default="default",
+    show_default=True,
+    help="Training profile the config file's keys override: the full recipe, or the "
+    "short demo one (configs/demo.toml).",
+)
+@click.option(
     "--stage",
     "stage_list",
     multiple=True,
     help="A stage to run: teacher, student (labels only), student_distilled, student_qat, "
     "student_pruned. Repeatable; they run in that order "
-    "[default: teacher, student_distilled, student_qat].",
+    "[default: the config's stages, student and student_qat].",
 )
 @click.option(
     "--stages",
@@ -59,6 +67,7 @@ def train(
     data_dir,
     config_file,
     stage_list,
+    profile,
     stages,
     teacher_epochs,
     student_epochs,
@@ -69,15 +78,16 @@ def train(
     resume,
     overwrite,
 ) -> None:
-    """Train the teacher, the (distilled) student and its QAT version into RUN_DIR.
+    """Train the float student and its QAT version (by default) into RUN_DIR.
 
-    Imbalance is handled by class-balanced sampling (25% pedestrians per batch)
-    by default; see `imbalance`, `loss`, `distill`, `mining` and `augment` in the
-    config file. The best epoch by validation AUC-PR is kept as each checkpoint.
+    Every stage stops on validation (patience on val AUC-PR, at most `epochs`) and
+    keeps its best val AUC-PR epoch; QAT starts from the float student best on val.
+    Imbalance is handled by a positive loss weight by default; see `imbalance`,
+    `loss`, `distill`, `mining` and `augment` in the config file (docs/training.md).
     """
     from edgeped.config import ConfigError, load_mapping
-    from edgeped.train.config import DEFAULT_STAGES, TrainConfig
     from edgeped.train.loop import train as run_train
+    from edgeped.train.profiles import profile_config
 
     try:
         base = load_mapping(config_file) if config_file else {}
@@ -85,7 +95,9 @@ def train(
             base["data_dir"] = data_dir
         if "data_dir" not in base:
             raise EdgepedError("no dataset given", "pass --data DIR or set data_dir in --config")
-        config = TrainConfig.from_dict(base, where=str(config_file or "train config"))
+        config = profile_config(
+            profile, base.pop("data_dir"), base, where=str(config_file or "train config")
+        )
         config = config.with_overrides(batch_size=batch_size, seed=seed).with_stage_overrides(
             epochs={
                 "teacher_stage": teacher_epochs,
@@ -96,7 +108,7 @@ def train(
         )
         chosen = (
             tuple(stage_list) + tuple(s.strip() for s in (stages or "").split(",") if s.strip())
-            or DEFAULT_STAGES
+            or None
         )
     except ConfigError:
         raise
@@ -106,6 +118,9 @@ def train(
         run_dir, config, progress=log, stages=chosen, resume=resume, overwrite=overwrite
     )
     for r in results:
+        if not r.checkpoint:
+            click.echo(f"{r.name}: skipped ({(r.decision or {}).get('reason', 'not run')})")
+            continue
         best = "n/a" if r.best_val_auc_pr is None else f"{r.best_val_auc_pr:.4f}"
         click.echo(
             f"{r.name}: {r.checkpoint} ({r.epochs} epochs, {r.seconds:.0f} s, "

@@ -161,7 +161,9 @@ def pr_roc_png(
     return paths
 
 
-def reliability_png(calibrations: dict[str, dict], path: Path) -> Path:
+def reliability_png(
+    calibrations: dict[str, dict], path: Path, title: str = "Reliability on test"
+) -> Path:
     """Reliability diagram with 95% intervals per bin, and the crop count of every bin below.
 
     Middle bins hold a handful of crops; the intervals and counts say so, so noise is
@@ -221,7 +223,7 @@ def reliability_png(calibrations: dict[str, dict], path: Path) -> Path:
         )
     ax.set(
         ylabel="observed pedestrian rate (95% interval)",
-        title="Reliability on test",
+        title=title,
         xlim=(0, 1),
         ylim=(-0.02, 1.02),
     )

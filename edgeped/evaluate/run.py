@@ -21,7 +21,7 @@ from edgeped.data.schema import TAG_FIELDS
 from edgeped.data.shards import Dataset
 from edgeped.errors import EdgepedError
 from edgeped.evaluate import metrics as m
-from edgeped.evaluate.calibration import reliability
+from edgeped.evaluate.calibration import calibration_report, reliability
 from edgeped.evaluate.inference import TfliteScorer, dequantize
 from edgeped.evaluate.scores import write_test_scores
 from edgeped.evaluate.uncertainty import bootstrap_by_group, clopper_pearson
@@ -270,6 +270,10 @@ def evaluate_run(
                 ),
             },
             "test_calibration": reliability(test.labels, test.scores[name]),
+            # Temperature + bias fitted on val; monotonic, so the threshold's crops are unchanged.
+            "calibration": calibration_report(
+                val.labels, val.scores[name], test.labels, test.scores[name]
+            ),
             "test_slices": m.slice_metrics(
                 test.labels,
                 test.scores[name],
@@ -442,6 +446,19 @@ def write_outputs(run_dir: str | os.PathLike, result: EvalResult, tag: str = "")
         "content": "per-crop test probabilities of every model, by crop_id",
     }
     plots = write_plots(run, report, curves, test, plot_dir)
+    calibrated = {
+        n: r["calibration"]["test_reliability_calibrated"]
+        for n, r in report["models"].items()
+        if r["calibration"].get("fitted")
+    }
+    if calibrated:
+        from edgeped.evaluate.plots import reliability_png
+
+        plots["reliability_calibrated"] = reliability_png(
+            calibrated,
+            plot_dir / "reliability_calibrated.png",
+            "Reliability on test after temperature + bias fitted on val",
+        )
     report["shipping"] = shipping_choice(report)
     shipped = report["gallery_model"] = report["shipping"]["model"]
     plots.update(_write_gallery(report, test, shipped, run / f"gallery{suffix}"))
@@ -461,6 +478,12 @@ def write_outputs(run_dir: str | os.PathLike, result: EvalResult, tag: str = "")
             "val_recall": threshold["recall"],
             "val_fpr": threshold["fpr"],
         }
+        if result["calibration"].get("fitted"):
+            card["calibration"] = {
+                **result["calibration"]["calibrator"],
+                "rule": "p_calibrated = sigmoid(slope * logit(p) + bias)",
+                "fitted_on": "val",
+            }
         if out["dtype"] == "int8":
             card["threshold"]["int8"] = int8_threshold(
                 threshold["threshold"], out["scale"], out["zero_point"]

@@ -14,12 +14,17 @@ register = ARCHITECTURES.register
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Which architecture to build and how wide."""
+    """Which architecture to build, how wide (channel multiplier) and how deep.
+
+    `depth` is the student family's blocks-per-stage knob (see models/student.py);
+    the teacher and tiny architectures ignore it.
+    """
 
     architecture: str = "student"
     width: float = 1.0
     use_metadata: bool = True
     dropout: float = 0.1
+    depth: int = 1
 
     def __post_init__(self) -> None:
         _load_builders()
@@ -29,6 +34,8 @@ class ModelSpec:
             )
         if not 0.05 <= self.width <= 4.0:
             raise ValueError(f"width must be in [0.05, 4], got {self.width}")
+        if not 1 <= self.depth <= 4:
+            raise ValueError(f"depth must be an integer in [1, 4], got {self.depth}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -44,7 +51,7 @@ class ModelSpec:
 
 def _load_builders() -> None:
     # Builders register on import; they import nothing heavy at module level.
-    from edgeped.models import student, teacher, tiny  # noqa: F401
+    from edgeped.models import mobilenet, student, teacher, tiny  # noqa: F401
 
 
 def build_model(spec: ModelSpec):

@@ -11,8 +11,19 @@ from __future__ import annotations
 from edgeped.models.layers import BN_MOMENTUM, finish, head, model_inputs
 from edgeped.models.registry import ModelSpec, register
 
-# (pointwise filters, stride) per depthwise-separable block; 128x64 -> 4x2.
-BLOCKS = ((32, 1), (48, 2), (64, 2), (96, 2), (128, 2), (128, 1))
+# (pointwise filters, stride, blocks at depth 1) per stage of depthwise-separable
+# blocks; the first block of a stage carries its stride. 128x64 -> 4x2.
+STAGES = ((32, 1, 1), (48, 2, 1), (64, 2, 1), (96, 2, 1), (128, 2, 2))
+
+
+def blocks(depth: int) -> tuple[tuple[int, int], ...]:
+    """(filters, stride) of every block: depth d gives the stages after the first d - 1
+    extra stride-1 blocks each (depth 1 is the 6-block student)."""
+    out = []
+    for i, (filters, stride, count) in enumerate(STAGES):
+        n = count if i == 0 else count + depth - 1
+        out += [(filters, stride)] + [(filters, 1)] * (n - 1)
+    return tuple(out)
 
 
 def _channels(c: int, width: float) -> int:
@@ -30,7 +41,7 @@ def build_student(spec: ModelSpec):
     )(image)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x)
     x = layers.ReLU(6.0, name="stem_relu")(x)
-    for i, (filters, stride) in enumerate(BLOCKS):
+    for i, (filters, stride) in enumerate(blocks(spec.depth)):
         x = layers.DepthwiseConv2D(
             3, strides=stride, padding="same", use_bias=False, name=f"b{i}_dw"
         )(x)

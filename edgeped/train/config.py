@@ -14,22 +14,36 @@ from edgeped.models.registry import ModelSpec
 IMBALANCE_MODES = ("sample", "weight", "none")
 LOSS_NAMES = ("bce", "focal")
 
-DEFAULT_STAGES = ("teacher", "student_distilled", "student_qat")
+# Labels-only student, then QAT of it; distillation is opt-in (and then runs only
+# when the teacher beats the labels-only student on val: see distill.min_teacher_gain).
+DEFAULT_STAGES = ("student", "student_qat")
+# Framing jitter, flips and exposure: what real street crops vary in. The synthetic
+# night/rain/blur renderings are off by default (the demo profile turns them on).
+REAL_DATA_AUGMENT = AugmentConfig(night=0.0, rain=0.0, blur=0.0)
 # The config field that holds each training phase's epochs and learning rate.
 STAGE_FIELDS = ("teacher_stage", "student_stage", "qat_stage", "prune_stage")
 
 
 @dataclass(frozen=True)
 class StageConfig:
-    """One training stage: epochs, learning rate, optional step cap per epoch."""
+    """One training stage: at most `epochs` epochs, stopped early on validation.
+
+    The learning rate follows a cosine decay over `epochs` (the planned length).
+    With `patience` > 0, the stage stops once val AUC-PR has not improved for that
+    many epochs (0 runs every epoch); the checkpoint is the best val AUC-PR epoch.
+    `steps_per_epoch` caps an epoch (quick runs); None = one pass over train.
+    """
 
     epochs: int
     learning_rate: float
     steps_per_epoch: int | None = None
+    patience: int = 0
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {self.epochs}")
+        if self.patience < 0:
+            raise ValueError(f"patience must be >= 0 (0 = no early stop), got {self.patience}")
         if not 0 < self.learning_rate < 1:
             raise ValueError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
@@ -42,8 +56,15 @@ class DistillConfig:
 
     temperature: float = 4.0
     alpha: float = 0.5
+    # The student_distilled stage runs only if the teacher's val AUC-PR beats the
+    # labels-only student's by more than this (when both were trained); -1 = always.
+    min_teacher_gain: float = 0.0
 
     def __post_init__(self) -> None:
+        if not -1.0 <= self.min_teacher_gain < 1.0:
+            raise ValueError(
+                f"distill.min_teacher_gain must be in [-1, 1), got {self.min_teacher_gain}"
+            )
         if self.temperature <= 0:
             raise ValueError(f"distill.temperature must be > 0, got {self.temperature}")
         if not 0.0 <= self.alpha <= 1.0:
@@ -102,11 +123,13 @@ class TrainConfig:
     """
 
     data_dir: str
+    # Which stages `edgeped train` runs (pipeline order; --stages overrides).
+    stages: tuple[str, ...] = DEFAULT_STAGES
     teacher: ModelSpec = field(default_factory=lambda: ModelSpec("teacher", width=0.5))
     student: ModelSpec = field(default_factory=lambda: ModelSpec("student", width=1.0))
-    teacher_stage: StageConfig = field(default_factory=lambda: StageConfig(3, 2e-3))
-    student_stage: StageConfig = field(default_factory=lambda: StageConfig(6, 3e-3))
-    qat_stage: StageConfig = field(default_factory=lambda: StageConfig(1, 3e-4))
+    teacher_stage: StageConfig = field(default_factory=lambda: StageConfig(30, 2e-3, patience=6))
+    student_stage: StageConfig = field(default_factory=lambda: StageConfig(20, 3e-3, patience=5))
+    qat_stage: StageConfig = field(default_factory=lambda: StageConfig(5, 3e-4, patience=2))
     prune_stage: StageConfig = field(default_factory=lambda: StageConfig(2, 5e-4))
     prune_final_sparsity: float = 0.5
     distill: DistillConfig = field(default_factory=DistillConfig)
@@ -116,10 +139,10 @@ class TrainConfig:
     loss: str = "bce"
     focal_gamma: float = 2.0
     focal_alpha: float = 0.25
-    imbalance: str = "sample"
+    imbalance: str = "weight"
     positive_fraction: float = 0.25
     pos_weight_power: float = 0.5
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    augment: AugmentConfig = field(default_factory=lambda: REAL_DATA_AUGMENT)
     shuffle_buffer: int = 4096
     # Held-out conditions: "tag=value" entries left out of training (e.g. "lighting=night").
     exclude: tuple[str, ...] = ()
@@ -129,6 +152,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not self.data_dir:
             raise ValueError("data_dir must name a dataset folder")
+        bad = [st for st in self.stages if st not in STAGES]
+        if bad or not self.stages:
+            raise ValueError(f"stages must be a non-empty list of {STAGES}, got {self.stages}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.loss not in LOSS_NAMES:

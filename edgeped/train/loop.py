@@ -29,7 +29,7 @@ from edgeped.fileio import write_json_atomic
 from edgeped.layout import CHECKPOINTS, CONFIG_FILE
 from edgeped.provenance import stamp
 from edgeped.registry import Registry
-from edgeped.train.config import DEFAULT_STAGES, STAGES, StageConfig, TrainConfig
+from edgeped.train.config import STAGES, StageConfig, TrainConfig
 
 INPUT_RANGE = (-1.0, 127.0 / 128.0)  # (u8 - 128) / 128 for u8 in [0, 255]
 
@@ -46,6 +46,10 @@ class StageResult:
     best_val_auc_pr: float | None = None
     parent: str | None = None
     mined: list[dict] = field(default_factory=list)
+    best_epoch: int | None = None
+    max_epochs: int | None = None
+    # Why a stage ran the way it did (e.g. distillation skipped), for train_log.json.
+    decision: dict | None = None
 
 
 def positive_weight(dataset: Dataset, power: float) -> float:
@@ -142,6 +146,24 @@ class _Session:
         )
         self.hard_loss = make_loss(config.loss, **params)
         self.epoch_steps = -(-self.dataset.count("train") // config.batch_size)
+        # Best val AUC-PR per stage: this session's results plus an earlier train_log of
+        # the same dataset (stages may run in separate `edgeped train` calls).
+        self.val_auc_pr: dict[str, float] = {}
+        log = run / "train_log.json"
+        if log.is_file():
+            from edgeped.fileio import read_json
+
+            earlier = read_json(log, "train log")
+            if earlier.get("dataset_manifest_sha256") == self.dataset.manifest_sha256:
+                for st in earlier.get("stages", []):
+                    if st.get("best_val_auc_pr") is not None:
+                        self.val_auc_pr[st["name"]] = float(st["best_val_auc_pr"])
+
+    def record(self, result: StageResult) -> None:
+        if result.best_val_auc_pr is not None:
+            self.val_auc_pr[result.name] = result.best_val_auc_pr
+        else:
+            self.val_auc_pr.pop(result.name, None)
 
     def data(self, use_metadata: bool, stage: StageConfig, hard_negatives=None):
         from edgeped.data.pipeline import PipelineOptions, make_dataset
@@ -207,18 +229,27 @@ class _Session:
             trainee.compile(optimizer=keras.optimizers.Adam(schedule), weighted_metrics=[])
         best = best if best is not None else {"value": -1.0}
         progress = self.progress
+        track = {"best_epoch": None, "since_best": 0, "epochs": 0}
 
         class Report(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
                 logs = logs or {}
                 value = float(logs.get("val_auc_pr", -1.0))
+                track["epochs"] = epoch + 1
                 if value > best["value"]:
                     best["value"] = value
+                    track["best_epoch"], track["since_best"] = epoch + 1, 0
                     _save_h5(saved, out, scope)
+                else:
+                    track["since_best"] += 1
+                stop = stage.patience > 0 and track["since_best"] >= stage.patience
                 progress(
                     f"{name}: epoch {epoch + 1}/{stage.epochs} loss {logs.get('loss', 0):.4f} "
                     f"val_loss {logs.get('val_loss', 0):.4f} val_auc_pr {value:.4f}"
+                    + (f" (stop: no gain for {stage.patience} epochs)" if stop else "")
                 )
+                if stop:
+                    self.model.stop_training = True
 
         start = time.perf_counter()
         history = trainee.fit(
@@ -239,10 +270,12 @@ class _Session:
         return StageResult(
             name,
             out.name,
-            stage.epochs,
+            track["epochs"],
             time.perf_counter() - start,
             {k: [float(v) for v in vals] for k, vals in history.history.items()},
             best["value"] if best["value"] >= 0 else None,
+            best_epoch=track["best_epoch"],
+            max_epochs=stage.epochs,
         )
 
     def teacher(self):
@@ -257,13 +290,17 @@ class _Session:
         return teacher
 
     def float_parent(self) -> str:
-        for name in ("student_distilled", "student"):
-            if (self.run / CHECKPOINTS[name]).is_file():
-                return CHECKPOINTS[name]
-        raise EdgepedError(
-            "no float student to start from in " + str(self.run),
-            "run the student or student_distilled stage first",
-        )
+        """The float student with the best val AUC-PR (labels-only wins a tie: no teacher)."""
+        present = [
+            n for n in ("student", "student_distilled") if (self.run / CHECKPOINTS[n]).is_file()
+        ]
+        if not present:
+            raise EdgepedError(
+                "no float student to start from in " + str(self.run),
+                "run the student or student_distilled stage first",
+            )
+        best = max(present, key=lambda n: (self.val_auc_pr.get(n, -1.0), n == "student"))
+        return CHECKPOINTS[best]
 
     def mine_rounds(self, student, trainee, name: str, out: Path, best: dict, scope=None) -> list:
         from edgeped.train.mining import mine
@@ -350,9 +387,43 @@ def _student(s: _Session) -> StageResult:
     return _train_student(s, "student", distilled=False)
 
 
+def distillation_decision(val_auc_pr: dict[str, float], margin: float) -> dict:
+    """Distil only when the teacher beats the labels-only student on val AUC-PR by `margin`.
+
+    Without a labels-only student to compare against, distillation runs (as asked).
+    """
+    teacher, student = val_auc_pr.get("teacher"), val_auc_pr.get("student")
+    if teacher is None or student is None:
+        return {
+            "distill": True,
+            "reason": "no labels-only student on val to compare the teacher against",
+            "teacher_val_auc_pr": teacher,
+            "student_val_auc_pr": student,
+        }
+    distill = teacher > student + margin
+    return {
+        "distill": distill,
+        "reason": (
+            f"teacher val AUC-PR {teacher:.4f} "
+            + ("beats" if distill else "does not beat")
+            + f" the labels-only student's {student:.4f} by more than {margin}"
+        ),
+        "teacher_val_auc_pr": teacher,
+        "student_val_auc_pr": student,
+    }
+
+
 @_stage("student_distilled")
 def _student_distilled(s: _Session) -> StageResult:
-    return _train_student(s, "student_distilled", distilled=True)
+    decision = distillation_decision(s.val_auc_pr, s.config.distill.min_teacher_gain)
+    if not decision["distill"]:
+        s.progress(f"student_distilled: skipped: {decision['reason']}")
+        # A checkpoint left by an earlier run would otherwise be taken for this one's.
+        (s.run / CHECKPOINTS["student_distilled"]).unlink(missing_ok=True)
+        return StageResult("student_distilled", "", 0, 0.0, max_epochs=0, decision=decision)
+    result = _train_student(s, "student_distilled", distilled=True)
+    result.decision = decision
+    return result
 
 
 @_stage("student_qat")
@@ -378,6 +449,15 @@ def _student_qat(s: _Session) -> StageResult:
     fix_input_ranges(best)
     _save_h5(best, out, scope)
     result.parent = parent
+    parent_stage = parent.removesuffix(".h5")
+    result.decision = {
+        "parent": parent,
+        "reason": "the float student with the best val AUC-PR",
+        "candidates_val_auc_pr": {
+            n: s.val_auc_pr[n] for n in ("student", "student_distilled") if n in s.val_auc_pr
+        },
+        "parent_val_auc_pr": s.val_auc_pr.get(parent_stage),
+    }
     return result
 
 
@@ -420,11 +500,11 @@ def train(
     config: TrainConfig,
     *,
     progress: Progress = lambda _: None,
-    stages: tuple[str, ...] = DEFAULT_STAGES,
+    stages: tuple[str, ...] | None = None,
     resume: bool = False,
     overwrite: bool = False,
 ) -> list[StageResult]:
-    """Runs the requested stages (in pipeline order) into run_dir.
+    """Runs the requested stages (in pipeline order; default config.stages) into run_dir.
 
     A run_dir that already holds a run is refused unless `resume` (add stages,
     same config) or `overwrite` (train beside it, swap in when done); see
@@ -437,6 +517,7 @@ def train(
     """
     from edgeped.train.run_dir import run_output
 
+    stages = config.stages if stages is None else stages
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
         raise EdgepedError(f"unknown stage(s) {unknown}", f"use some of {', '.join(STAGES)}")
@@ -464,7 +545,11 @@ def _train_into(
         )
         + f"; loss {config.loss}"
     )
-    results = [STAGE_RUNNERS[name](session) for name in STAGES if name in stages]
+    results = []
+    for name in STAGES:
+        if name in stages:
+            results.append(STAGE_RUNNERS[name](session))
+            session.record(results[-1])
     log_path = run / "train_log.json"
     previous = {}
     if log_path.is_file():
@@ -491,6 +576,10 @@ def _train_into(
             "loss": config.loss,
             "stages": list(previous.values()),
             "parents": {v["checkpoint"]: v["parent"] for v in previous.values() if v.get("parent")},
+            "distillation": next(
+                (v["decision"] for v in previous.values() if v["name"] == "student_distilled"),
+                None,
+            ),
         },
     )
     return results

@@ -1,0 +1,338 @@
+"""Real-data quality benchmark: every recipe variant through the real `edgeped` commands.
+
+For each (dataset, variant, seed) it runs, as a user would,
+
+    edgeped train RUN --data DATA [--config VARIANT.toml] [--stages ...] --seed S
+    edgeped convert RUN
+    edgeped eval RUN
+
+and once per (dataset, variant) `edgeped bench RUN/student_qat_int8.tflite --target arm64-emu
+--core a76` for the exact cortex-a76 instructions per int8 invoke. It reports, per variant,
+the mean and spread over seeds of the shipped int8 model's test recall at the val-chosen
+threshold (val FPR <= 1%), test FPR, AUC-PR, the int8-vs-float-parent gap, test ECE before and
+after calibration, instructions, size and training wall time. A run whose metrics.json exists
+is reused (delete its folder to re-run it). Writes benchmarks/results/real-data-<date>.json
+and .md.
+
+Usage:
+  python benchmarks/bench_real_data.py --dataset pf=runs/pf --work runs/bench-real \
+      --variants today,default --seeds 0,1,2
+  # Penn-Fudan imported with: edgeped data import coco pennfudan/annotations.json runs/pf
+  #                               --images pennfudan/images
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+HEADLINE = "student_qat_int8"
+
+# The recipe before this benchmark existed, spelled out (it is no longer the default).
+TODAY = """
+imbalance = "sample"
+[student]
+architecture = "student"
+width = 1.0
+depth = 1
+[teacher_stage]
+epochs = 3
+learning_rate = 0.002
+[student_stage]
+epochs = 6
+learning_rate = 0.003
+[qat_stage]
+epochs = 1
+learning_rate = 0.0003
+[augment]
+flip = 0.5
+shift_px = 4
+exposure = 1.0
+night = 0.1
+rain = 0.1
+blur = 0.15
+metadata_dropout = 0.1
+"""
+
+# name -> (config TOML text or None for the shipped defaults, stages or None for default)
+VARIANTS: dict[str, tuple[str | None, str | None]] = {
+    "today": (TODAY, "teacher,student_distilled,student_qat"),
+    "default": (None, None),
+    # Ablations of the default, one suspect at a time.
+    "default-sampler": ('imbalance = "sample"\n', None),
+    "default-fixed6": ("[student_stage]\nepochs = 6\nlearning_rate = 0.003\n", None),
+    "default-40ep": (
+        "[student_stage]\nepochs = 40\nlearning_rate = 0.003\npatience = 8\n"
+        "[qat_stage]\nepochs = 8\nlearning_rate = 0.0003\npatience = 3\n",
+        None,
+    ),
+    "default-heavy-aug": (
+        "[augment]\nnight = 0.1\nrain = 0.1\nblur = 0.15\nmetadata_dropout = 0.1\n",
+        None,
+    ),
+    "default-distill": (None, "teacher,student,student_distilled,student_qat"),
+    # Architecture family (width x depth) at the default recipe.
+    "student-w0.75": ("[student]\nwidth = 0.75\n", None),
+    "student-w1.25": ("[student]\nwidth = 1.25\n", None),
+    "student-d2": ("[student]\ndepth = 2\n", None),
+    "mobilenet": ('[student]\narchitecture = "mobilenet"\n', None),
+    # The demo's short profile.
+    "demo": (str(HERE.parent / "configs" / "demo.toml"), None),
+}
+
+
+def edgeped(*args: str, log) -> None:
+    cmd = ["edgeped", *args]
+    log.write(f"$ {' '.join(cmd)}\n")
+    log.flush()
+    done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode} (see {log.name})")
+
+
+def config_file(name: str, work: Path) -> Path | None:
+    text, _ = VARIANTS[name]
+    if text is None:
+        return None
+    if text.endswith(".toml") and "\n" not in text:
+        return Path(text)
+    path = work / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def run_variant(data: Path, name: str, seed: int, work: Path) -> dict:
+    run = work / name / f"s{seed}"
+    metrics = run / "metrics.json"
+    timing = run / "bench_train_seconds.json"
+    if not (metrics.is_file() and timing.is_file()):
+        run.mkdir(parents=True, exist_ok=True)
+        from edgeped.train.config import DEFAULT_STAGES
+
+        cfg = config_file(name, work)
+        stages = VARIANTS[name][1] or ",".join(DEFAULT_STAGES)
+        with open(run / "bench.log", "a") as log:
+            args = ["train", str(run), "--data", str(data), "--seed", str(seed)]
+            if cfg is not None:
+                args += ["--config", str(cfg)]
+            args += ["--stages", stages]
+            start = time.perf_counter()
+            edgeped(*args, log=log)
+            seconds = time.perf_counter() - start
+            timing.write_text(json.dumps({"train_seconds": seconds}))
+            edgeped("convert", str(run), log=log)
+            edgeped("eval", str(run), log=log)
+    m = json.loads(metrics.read_text())
+    train_log = json.loads((run / "train_log.json").read_text())
+    model = m["models"][HEADLINE]
+    comp = next(c for c in m["comparisons"] if c["quantized"] == HEADLINE)
+    parent = m["models"][comp["float"]]
+    return {
+        "seed": seed,
+        "run": str(run),
+        "train_seconds": json.loads(timing.read_text())["train_seconds"],
+        "int8": {k: model["test"][k] for k in ("recall", "fpr", "auc_pr", "tp", "positives")},
+        "int8_recall_ci95": model["test_ci95"]["recall_exact"],
+        "int8_fpr_ci95": model["test_ci95"]["fpr_exact"],
+        "int8_val_threshold": model["threshold"],
+        "float_parent": comp["float"],
+        "float": {k: parent["test"][k] for k in ("recall", "fpr", "auc_pr")},
+        "int8_minus_float_recall": comp["delta"]["recall"],
+        "int8_minus_float_auc_pr": comp["delta"]["auc_pr"],
+        "decision_flips": {k: comp[k] for k in comp if "flip" in k},
+        "test_ece_raw": model["calibration"]["test_ece_raw"],
+        "test_ece_calibrated": model["calibration"].get("test_ece_calibrated"),
+        "epochs": {s["name"]: s["epochs"] for s in train_log["stages"]},
+        "distillation": train_log.get("distillation"),
+        "size_bytes": model["model"]["size_bytes"],
+        "parameters": model["model"]["parameters"],
+        "diagnostic_recall_at_test_fpr_threshold": test_threshold_recall(run, m),
+    }
+
+
+def test_threshold_recall(run: Path, metrics: dict, max_fpr: float = 0.01) -> float:
+    """Recall at test FPR <= max_fpr with the threshold read on TEST: a diagnostic of
+    ranking quality that separates it from threshold transfer; never a result."""
+    import numpy as np
+
+    scores = np.load(run / metrics["test_scores"]["file"], allow_pickle=False)
+    y, p = scores["label"], scores[f"score/{HEADLINE}"]
+    neg = np.sort(p[y == 0])[::-1]
+    allowed = int(np.floor(max_fpr * neg.size))
+    return float((p[y == 1] > neg[allowed]).mean()) if allowed < neg.size else 1.0
+
+
+def a76_instructions(run: Path, log_path: Path) -> int:
+    out = run / "bench" / "arm64-emu-a76.json"
+    if not out.is_file():
+        with open(log_path, "a") as log:
+            edgeped(
+                "bench",
+                str(run / f"{HEADLINE}.tflite"),
+                "--target",
+                "arm64-emu",
+                "--core",
+                "a76",
+                "--runs",
+                "2",
+                "--warmup",
+                "1",
+                "--timeout",
+                "3600",
+                "--out",
+                str(out),
+                log=log,
+            )
+    bench = json.loads(out.read_text())
+    return int(bench["instructions_per_invoke"])
+
+
+def spread(values: list[float]) -> dict:
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+    }
+
+
+def summarise(runs: list[dict]) -> dict:
+    pick = {
+        "int8_recall": lambda r: r["int8"]["recall"],
+        "int8_fpr": lambda r: r["int8"]["fpr"],
+        "int8_auc_pr": lambda r: r["int8"]["auc_pr"],
+        "float_recall": lambda r: r["float"]["recall"],
+        "int8_minus_float_recall": lambda r: r["int8_minus_float_recall"],
+        "test_ece_raw": lambda r: r["test_ece_raw"],
+        "test_ece_calibrated": lambda r: r["test_ece_calibrated"],
+        "train_seconds": lambda r: r["train_seconds"],
+        "diagnostic_recall_at_test_fpr_threshold": lambda r: r[
+            "diagnostic_recall_at_test_fpr_threshold"
+        ],
+    }
+    return {k: spread([f(r) for r in runs if f(r) is not None]) for k, f in pick.items()}
+
+
+def markdown(record: dict) -> str:
+    out = [
+        "| data | variant | seeds | int8 test recall mean (min-max) | test FPR mean (max) | "
+        "AUC-PR | float parent recall | int8 - float | ECE raw -> cal | a76 instr/invoke | "
+        "int8 KiB | train s (mean) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in record["rows"]:
+        s = row["summary"]
+        insn = row.get("a76_instructions_per_invoke")
+        out.append(
+            f"| {row['dataset']} | {row['variant']} | {s['int8_recall']['n']} | "
+            f"{s['int8_recall']['mean']:.3f} ({s['int8_recall']['min']:.3f}-"
+            f"{s['int8_recall']['max']:.3f}) | {s['int8_fpr']['mean']:.2%} "
+            f"({s['int8_fpr']['max']:.2%}) | {s['int8_auc_pr']['mean']:.3f} | "
+            f"{s['float_recall']['mean']:.3f} | {s['int8_minus_float_recall']['mean']:+.3f} | "
+            f"{s['test_ece_raw']['mean']:.3f} -> {s['test_ece_calibrated']['mean']:.3f} | "
+            f"{insn:,} | {row['size_bytes'] / 1024:.0f} | {s['train_seconds']['mean']:.0f} |"
+            if insn
+            else f"| {row['dataset']} | {row['variant']} | {s['int8_recall']['n']} | "
+            f"{s['int8_recall']['mean']:.3f} | {s['int8_fpr']['mean']:.2%} | "
+            f"{s['int8_auc_pr']['mean']:.3f} | {s['float_recall']['mean']:.3f} | "
+            f"{s['int8_minus_float_recall']['mean']:+.3f} | - | - | - | "
+            f"{s['train_seconds']['mean']:.0f} |"
+        )
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--dataset", action="append", required=True, help="LABEL=DATA_DIR (repeatable)"
+    )
+    parser.add_argument("--variants", default="today,default")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--seeds-of", action="append", default=[], help="VARIANT=0,1")
+    parser.add_argument("--work", type=Path, required=True, help="folder for the runs")
+    parser.add_argument("--no-bench", action="store_true", help="skip the emulated a76 count")
+    parser.add_argument("--out", type=Path, help="results base path (no suffix)")
+    args = parser.parse_args(argv)
+
+    # --seeds-of NAME=0,1 (repeatable) runs a variant over other seeds than --seeds.
+    seeds_of = {
+        k: [int(x) for x in v.split(",")]
+        for k, _, v in (spec.partition("=") for spec in args.seeds_of)
+    }
+    unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; known: {sorted(VARIANTS)}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    from edgeped.provenance import tool_versions
+
+    rows = []
+    counted: dict[tuple, tuple[int, str]] = {}
+    load_before = list(os.getloadavg())
+    for spec in args.dataset:
+        label, _, data = spec.partition("=")
+        work = args.work / label
+        work.mkdir(parents=True, exist_ok=True)
+        for name in args.variants.split(","):
+            runs = []
+            for seed in seeds_of.get(name, seeds):
+                print(f"{label} {name} seed {seed}", file=sys.stderr)
+                runs.append(run_variant(Path(data), name, seed, work))
+            row = {
+                "dataset": label,
+                "data_dir": data,
+                "variant": name,
+                "config": VARIANTS[name][0],
+                "stages": VARIANTS[name][1],
+                "runs": runs,
+                "summary": summarise(runs),
+                "size_bytes": runs[0]["size_bytes"],
+                "parameters": runs[0]["parameters"],
+            }
+            first = Path(runs[0]["run"])
+            student = json.loads((first / "config.json").read_text())["config"]["student"]
+            arch = (student["architecture"], student["width"], student.get("depth", 1))
+            row["student"] = student
+            # Instructions depend on the architecture, not the weights: one emulated
+            # count per architecture, reused by the variants that share it.
+            if arch in counted:
+                row["a76_instructions_per_invoke"] = counted[arch][0]
+                row["a76_instructions_source"] = f"same architecture as {counted[arch][1]}"
+            elif not args.no_bench:
+                row["a76_instructions_per_invoke"] = a76_instructions(first, first / "bench.log")
+                row["a76_instructions_source"] = f"edgeped bench {first}/{HEADLINE}.tflite"
+                counted[arch] = (row["a76_instructions_per_invoke"], f"{label}/{name}")
+            rows.append(row)
+    stamp = dt.datetime.now(dt.UTC)
+    record = {
+        "kind": "edgeped.benchmark.real_data",
+        "schema_version": 1,
+        "date_utc": stamp.isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "headline_model": HEADLINE,
+        "threshold_rule": "max val recall with val FPR <= 0.01, applied to test",
+        "loadavg_before_after": [load_before, list(os.getloadavg())],
+        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
+        "tool_versions": tool_versions(),
+        "rows": rows,
+    }
+    base = args.out or HERE / "results" / f"real-data-{stamp:%Y%m%d}"
+    base.parent.mkdir(parents=True, exist_ok=True)
+    base.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    base.with_suffix(".md").write_text(markdown(record) + "\n")
+    print(markdown(record))
+    print(f"wrote {base}.json and .md", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""A MobileNet-v1-style reference: a 3x3/2 stem and seven depthwise-separable blocks.
+
+It is the plain depthwise CNN that real-data results are compared against
+(32-64-64-128-128-256-256, stride 16 overall); the `student` family is the ECU
+default. Same int8-friendly layers as the student (Conv/Depthwise + BN + ReLU6).
+"""
+
+from __future__ import annotations
+
+from edgeped.models.layers import BN_MOMENTUM, finish, head, model_inputs
+from edgeped.models.registry import ModelSpec, register
+
+BLOCKS = ((32, 1), (64, 2), (64, 1), (128, 2), (128, 1), (256, 2), (256, 1))
+
+
+def _channels(c: int, width: float) -> int:
+    return max(8, int(round(c * width / 8)) * 8)
+
+
+@register("mobilenet")
+def build_mobilenet(spec: ModelSpec):
+    from edgeped._keras import keras
+
+    layers = keras.layers
+    image, meta = model_inputs(keras, spec.use_metadata)
+    x = layers.Conv2D(
+        _channels(32, spec.width), 3, strides=2, padding="same", use_bias=False, name="stem_conv"
+    )(image)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x)
+    x = layers.ReLU(6.0, name="stem_relu")(x)
+    for i, (filters, stride) in enumerate(BLOCKS):
+        x = layers.DepthwiseConv2D(
+            3, strides=stride, padding="same", use_bias=False, name=f"b{i}_dw"
+        )(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"b{i}_dw_bn")(x)
+        x = layers.ReLU(6.0, name=f"b{i}_dw_relu")(x)
+        x = layers.Conv2D(_channels(filters, spec.width), 1, use_bias=False, name=f"b{i}_pw")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"b{i}_pw_bn")(x)
+        x = layers.ReLU(6.0, name=f"b{i}_pw_relu")(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    score = head(
+        keras, x, meta, hidden=_channels(32, spec.width), meta_units=16, dropout=spec.dropout
+    )
+    return finish(keras, image, meta, score, "mobilenet")
