@@ -20,8 +20,8 @@ test-fast: install-dev
 
 lint:
 	$(PYTHON) -m ruff check edgeped tests device tools benchmarks
-	$(PYTHON) -m ruff format --check edgeped tests
+	$(PYTHON) -m ruff format --check edgeped tests device tools benchmarks
 
 format:
-	$(PYTHON) -m ruff check --fix edgeped tests
-	$(PYTHON) -m ruff format edgeped tests
+	$(PYTHON) -m ruff check --fix edgeped tests device tools benchmarks
+	$(PYTHON) -m ruff format edgeped tests device tools benchmarks

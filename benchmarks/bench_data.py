@@ -37,6 +37,7 @@ def _peak_rss_mb() -> float:
 
 # --- child measurements ---------------------------------------------------------------
 
+
 def child_generate(generator: str, drives: int, crops: int) -> dict:
     import numpy as np
 
@@ -52,21 +53,38 @@ def child_generate(generator: str, drives: int, crops: int) -> dict:
     start, cpu = time.perf_counter(), time.process_time()
     n = sum(len(generate_drive(config, d)) for d in range(1, drives))
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    return {"crops": n, "seconds": wall, "cpu_seconds": cpu, "crops_per_s_wall": n / wall,
-            "crops_per_cpu_s": n / cpu, "rss_mb": _peak_rss_mb(), "np": np.__version__}
+    return {
+        "crops": n,
+        "seconds": wall,
+        "cpu_seconds": cpu,
+        "crops_per_s_wall": n / wall,
+        "crops_per_cpu_s": n / cpu,
+        "rss_mb": _peak_rss_mb(),
+        "np": np.__version__,
+    }
 
 
 def child_write_parallel(out: str, drives: int, workers: int) -> dict:
     from edgeped.data.fleet import FleetConfig, write_fleet
 
     start = time.perf_counter()
-    m = write_fleet(out, FleetConfig(drives=drives, crops_per_drive=50, workers=workers),
-                    shard_records=1024, overwrite=True)
+    m = write_fleet(
+        out,
+        FleetConfig(drives=drives, crops_per_drive=50, workers=workers),
+        shard_records=1024,
+        overwrite=True,
+    )
     wall = time.perf_counter() - start
     size = sum(s["bytes"] for sp in m["splits"].values() for s in sp["shards"])
-    return {"crops": m["records"], "seconds": wall, "crops_per_s": m["records"] / wall,
-            "bytes": size, "bytes_per_crop": size / m["records"], "workers": workers,
-            "rss_mb_parent": _peak_rss_mb()}
+    return {
+        "crops": m["records"],
+        "seconds": wall,
+        "crops_per_s": m["records"] / wall,
+        "bytes": size,
+        "bytes_per_crop": size / m["records"],
+        "workers": workers,
+        "rss_mb_parent": _peak_rss_mb(),
+    }
 
 
 def child_write_serial(src: str, out: str) -> dict:
@@ -81,8 +99,12 @@ def child_write_serial(src: str, out: str) -> dict:
     writer.add(batch)
     m = writer.close()
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    return {"crops": m["records"], "seconds": wall, "crops_per_s": m["records"] / wall,
-            "crops_per_cpu_s": m["records"] / cpu}
+    return {
+        "crops": m["records"],
+        "seconds": wall,
+        "crops_per_s": m["records"] / wall,
+        "crops_per_cpu_s": m["records"] / cpu,
+    }
 
 
 def child_read_numpy(root: str) -> dict:
@@ -103,8 +125,9 @@ def child_read_tf(root: str, balanced: bool) -> dict:
 
     ds = Dataset.open(root)
     prep = Preprocessing.from_manifest_stats(ds.metadata_stats())
-    options = PipelineOptions(batch_size=64, shuffle_buffer=4096,
-                              positive_fraction=0.5 if balanced else None)
+    options = PipelineOptions(
+        batch_size=64, shuffle_buffer=4096, positive_fraction=0.5 if balanced else None
+    )
     pipe = make_dataset(ds, "train", prep, options, shuffle=True)
     steps = (ds.positives("train") * 2) // 64 if balanced else None
     rss_after_import = _peak_rss_mb()
@@ -117,26 +140,42 @@ def child_read_tf(root: str, balanced: bool) -> dict:
             break
     wall = time.perf_counter() - start
     cached = balanced and positives_fit_in_memory(ds, "train", options.cache_positives_mb)
-    return {"crops": n, "seconds": wall, "crops_per_s": n / wall, "peak_rss_mb": _peak_rss_mb(),
-            "rss_mb_before_stream": rss_after_import, "peak_rss_mb_every_200_batches": samples,
-            "positives_cached_in_memory": cached}
+    return {
+        "crops": n,
+        "seconds": wall,
+        "crops_per_s": n / wall,
+        "peak_rss_mb": _peak_rss_mb(),
+        "rss_mb_before_stream": rss_after_import,
+        "peak_rss_mb_every_200_batches": samples,
+        "positives_cached_in_memory": cached,
+    }
 
 
-CHILDREN = {"generate": child_generate, "write_parallel": child_write_parallel,
-            "write_serial": child_write_serial, "read_numpy": child_read_numpy,
-            "read_tf": child_read_tf}
+CHILDREN = {
+    "generate": child_generate,
+    "write_parallel": child_write_parallel,
+    "write_serial": child_write_serial,
+    "read_numpy": child_read_numpy,
+    "read_tf": child_read_tf,
+}
 
 
 def _child(name: str, *args) -> dict:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    out = subprocess.run([sys.executable, __file__, "--child", name, json.dumps(args)],
-                         capture_output=True, text=True, env=env, check=False)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", name, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"{name} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # --- orchestration ----------------------------------------------------------------------
+
 
 def replicate(base: Path, out: Path, copies: int) -> dict:
     """A dataset listing every shard of `base` `copies` times (hard links, same bytes)."""
@@ -165,12 +204,25 @@ def replicate(base: Path, out: Path, copies: int) -> dict:
 def environment(command: str) -> dict:
     from edgeped.provenance import tool_versions
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {"date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-            "host": platform.node(), "machine": platform.machine(), "cpu": cpu,
-            "cores": os.cpu_count(), "kernel": platform.release(),
-            "load_average_at_start": os.getloadavg(), "versions": tool_versions(), "command": command}
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "machine": platform.machine(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "load_average_at_start": os.getloadavg(),
+        "versions": tool_versions(),
+        "command": command,
+    }
 
 
 def main() -> None:
@@ -185,7 +237,11 @@ def main() -> None:
         return
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
-    results = {"environment": environment("python benchmarks/bench_data.py" + (" --quick" if a.quick else ""))}
+    results = {
+        "environment": environment(
+            "python benchmarks/bench_data.py" + (" --quick" if a.quick else "")
+        )
+    }
     gen_drives = 6 if a.quick else 16
     print("generator, one process each ...", flush=True)
     results["generate_fleet_1proc"] = _child("generate", "fleet", gen_drives, 50)
@@ -199,11 +255,16 @@ def main() -> None:
     copies_1x = max(1, round(DEFAULT_CROPS / (base_drives * 50)))
     for label, copies in (("1x", copies_1x), ("10x", 10 * copies_1x)):
         m = replicate(base, work / f"stream_{label}", copies)
-        print(f"streaming {label}: {m['records']} crops, train {m['splits']['train']['records']} ...", flush=True)
+        print(
+            f"streaming {label}: {m['records']} crops, train {m['splits']['train']['records']} ...",
+            flush=True,
+        )
         results[f"stream_{label}_records"] = m["records"]
         results[f"read_tf_{label}"] = _child("read_tf", str(work / f"stream_{label}"), False)
         if label == "10x":
-            results[f"read_tf_balanced_{label}"] = _child("read_tf", str(work / f"stream_{label}"), True)
+            results[f"read_tf_balanced_{label}"] = _child(
+                "read_tf", str(work / f"stream_{label}"), True
+            )
             results[f"read_numpy_{label}"] = _child("read_numpy", str(work / f"stream_{label}"))
     fleet = results["generate_fleet_1proc"]
     per_crop = results["write_parallel_fleet"]["bytes_per_crop"]
@@ -213,11 +274,15 @@ def main() -> None:
         "generate_core_hours": FLEET_CROPS / fleet["crops_per_cpu_s"] / 3600,
         "generate_hours_on_2_cores": FLEET_CROPS / fleet["crops_per_cpu_s"] / 2 / 3600,
         "generate_hours_on_32_cores": FLEET_CROPS / fleet["crops_per_cpu_s"] / 32 / 3600,
-        "write_hours_serial_encode": FLEET_CROPS / results["write_serial"]["crops_per_cpu_s"] / 3600,
+        "write_hours_serial_encode": FLEET_CROPS
+        / results["write_serial"]["crops_per_cpu_s"]
+        / 3600,
         "epoch_hours_tf_data_here": FLEET_CROPS / results["read_tf_10x"]["crops_per_s"] / 3600,
-        "verify_or_stats_hours_numpy_reader": FLEET_CROPS / results["read_numpy_10x"]["crops_per_s"] / 3600,
+        "verify_or_stats_hours_numpy_reader": FLEET_CROPS
+        / results["read_numpy_10x"]["crops_per_s"]
+        / 3600,
         "basis": "single-process fleet crops per CPU-second, bytes per crop of the parallel write, "
-                 "tf.data and numpy read rates on the 10x set; linear in crops (shards are independent)",
+        "tf.data and numpy read rates on the 10x set; linear in crops (shards are independent)",
     }
     stamp = datetime.now(UTC).strftime("%Y%m%d")
     # A --quick smoke run stays in the work folder; only full runs are results.
@@ -229,9 +294,15 @@ def main() -> None:
         w.writerow(["measurement", "crops", "seconds", "crops_per_s", "peak_rss_mb"])
         for key, r in results.items():
             if isinstance(r, dict) and "crops" in r and key != "extrapolation_12_5M":
-                w.writerow([key, r["crops"], round(r["seconds"], 2),
-                            round(r.get("crops_per_s", r.get("crops_per_s_wall", 0)), 1),
-                            round(r.get("peak_rss_mb", r.get("rss_mb", float("nan"))), 1)])
+                w.writerow(
+                    [
+                        key,
+                        r["crops"],
+                        round(r["seconds"], 2),
+                        round(r.get("crops_per_s", r.get("crops_per_s_wall", 0)), 1),
+                        round(r.get("peak_rss_mb", r.get("rss_mb", float("nan"))), 1),
+                    ]
+                )
     print(json.dumps(results, indent=2, sort_keys=True))
     print(f"wrote {out}")
 

@@ -44,7 +44,10 @@ def build_student_models(out: Path) -> dict[str, Path]:
 
     def representative():
         for _ in range(32):
-            yield {n: rng.uniform(-1, 1, (1, *s)).astype(np.float32) for n, s in zip(names, shapes, strict=True)}
+            yield {
+                n: rng.uniform(-1, 1, (1, *s)).astype(np.float32)
+                for n, s in zip(names, shapes, strict=True)
+            }
 
     paths = {}
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -70,8 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-seconds", type=float, default=3.0)
     parser.add_argument("--pin", default="0", help="CPU list for host runs ('' for none)")
     parser.add_argument("--out-dir", type=Path, default=HERE / "results")
-    parser.add_argument("--label", default="", help="suffix for the results files "
-                        "(device-HOST-DATE-LABEL.json), e.g. 'trained'")
+    parser.add_argument(
+        "--label",
+        default="",
+        help="suffix for the results files (device-HOST-DATE-LABEL.json), e.g. 'trained'",
+    )
     args = parser.parse_args(argv)
 
     from edgeped.provenance import tool_versions
@@ -87,69 +93,124 @@ def main(argv: list[str] | None = None) -> int:
             model_source = "trained models given on the command line"
         else:
             models = build_student_models(Path(tmp))
-            model_source = ("edgeped.models student architecture (depthwise-separable CNN on "
-                            "128x64x3 + meta[12]), untrained weights, PTQ int8 on random data")
+            model_source = (
+                "edgeped.models student architecture (depthwise-separable CNN on "
+                "128x64x3 + meta[12]), untrained weights, PTQ int8 on random data"
+            )
         host = LocalTarget()
         rows: list[dict] = []
         env = None
         for kind, path in models.items():
             print(f"host {kind} batch 1", file=sys.stderr)
-            res = bench_model(path, host, BenchOptions(threads=1, batch=1, min_runs=300,
-                                                       min_seconds=args.min_seconds, pin=pin),
-                              parity=True)
+            res = bench_model(
+                path,
+                host,
+                BenchOptions(
+                    threads=1, batch=1, min_runs=300, min_seconds=args.min_seconds, pin=pin
+                ),
+                parity=True,
+            )
             env = res.runner["environment"]
             s = res.summary()
-            rows.append({"section": "host_latency", "model": kind, "target": "host",
-                         "core": env.get("cpu_model"), "threads": 1, "batch": 1,
-                         "size_bytes": s["size_bytes"], "runs": s["runs"],
-                         "invoke_ms_p50": s["invoke_ms_p50"], "invoke_ms_p95": s["invoke_ms_p95"],
-                         "e2e_ms_per_crop_p50": s["e2e_ms_per_crop_p50"],
-                         "e2e_ms_per_crop_p95": s["e2e_ms_per_crop_p95"],
-                         "invoke_ms_p95_ci95": res.runner["invoke_ms"]["p95_ci95"],
-                         "init_ms": s["init_ms"], "first_inference_ms": s["first_inference_ms"],
-                         "peak_rss_mb": s["peak_rss_mb"],
-                         "process_peak_rss_mb": s["process_peak_rss_mb"],
-                         "parity_ok": s["parity_ok"]})
+            rows.append(
+                {
+                    "section": "host_latency",
+                    "model": kind,
+                    "target": "host",
+                    "core": env.get("cpu_model"),
+                    "threads": 1,
+                    "batch": 1,
+                    "size_bytes": s["size_bytes"],
+                    "runs": s["runs"],
+                    "invoke_ms_p50": s["invoke_ms_p50"],
+                    "invoke_ms_p95": s["invoke_ms_p95"],
+                    "e2e_ms_per_crop_p50": s["e2e_ms_per_crop_p50"],
+                    "e2e_ms_per_crop_p95": s["e2e_ms_per_crop_p95"],
+                    "invoke_ms_p95_ci95": res.runner["invoke_ms"]["p95_ci95"],
+                    "init_ms": s["init_ms"],
+                    "first_inference_ms": s["first_inference_ms"],
+                    "peak_rss_mb": s["peak_rss_mb"],
+                    "process_peak_rss_mb": s["process_peak_rss_mb"],
+                    "parity_ok": s["parity_ok"],
+                }
+            )
         for kind, path in models.items():
             for core in args.cores.split(","):
                 print(f"emulated {kind} {core}", file=sys.stderr)
-                res = bench_model(path, EmulatedArm64Target(core=core),
-                                  BenchOptions(threads=1, min_runs=3, min_seconds=0, warmup=1,
-                                               insn_runs=3), parity=True)
+                res = bench_model(
+                    path,
+                    EmulatedArm64Target(core=core),
+                    BenchOptions(threads=1, min_runs=3, min_seconds=0, warmup=1, insn_runs=3),
+                    parity=True,
+                )
                 insn = res.runner["instructions"]
-                rows.append({"section": "emulated_instructions", "model": kind,
-                             "target": "arm64-emu", "core": res.core, "threads": 1, "batch": 1,
-                             "size_bytes": res.size_bytes,
-                             "instructions_per_invoke": insn["instructions_per_invoke"],
-                             "instructions_per_invoke_all": insn["per_invoke"],
-                             "parity_ok": res.summary()["parity_ok"]})
+                rows.append(
+                    {
+                        "section": "emulated_instructions",
+                        "model": kind,
+                        "target": "arm64-emu",
+                        "core": res.core,
+                        "threads": 1,
+                        "batch": 1,
+                        "size_bytes": res.size_bytes,
+                        "instructions_per_invoke": insn["instructions_per_invoke"],
+                        "instructions_per_invoke_all": insn["per_invoke"],
+                        "parity_ok": res.summary()["parity_ok"],
+                    }
+                )
         for kind, path in models.items():
             for batch in (int(b) for b in args.batches.split(",")):
                 print(f"host {kind} batch {batch}", file=sys.stderr)
-                res = bench_model(path, host, BenchOptions(threads=1, batch=batch, min_runs=50,
-                                                           min_seconds=args.min_seconds / 2,
-                                                           pin=pin))
+                res = bench_model(
+                    path,
+                    host,
+                    BenchOptions(
+                        threads=1,
+                        batch=batch,
+                        min_runs=50,
+                        min_seconds=args.min_seconds / 2,
+                        pin=pin,
+                    ),
+                )
                 s = res.summary()
-                rows.append({"section": "batch_sweep", "model": kind, "target": "host",
-                             "core": env.get("cpu_model"), "threads": 1, "batch": batch,
-                             "throughput_crops_per_s": s["throughput_crops_per_s"],
-                             "invoke_ms_p50": s["invoke_ms_p50"],
-                             "invoke_ms_per_crop_p50": s["invoke_ms_p50"] / batch,
-                             "e2e_ms_per_crop_p50": s["e2e_ms_per_crop_p50"],
-                             "peak_rss_mb": s["peak_rss_mb"]})
+                rows.append(
+                    {
+                        "section": "batch_sweep",
+                        "model": kind,
+                        "target": "host",
+                        "core": env.get("cpu_model"),
+                        "threads": 1,
+                        "batch": batch,
+                        "throughput_crops_per_s": s["throughput_crops_per_s"],
+                        "invoke_ms_p50": s["invoke_ms_p50"],
+                        "invoke_ms_per_crop_p50": s["invoke_ms_p50"] / batch,
+                        "e2e_ms_per_crop_p50": s["e2e_ms_per_crop_p50"],
+                        "peak_rss_mb": s["peak_rss_mb"],
+                    }
+                )
 
     stamp = dt.datetime.now(dt.UTC)
-    record = {"kind": "edgeped.benchmark.device", "schema_version": 1,
-              "date_utc": stamp.isoformat(timespec="seconds"),
-              "command": " ".join([Path(sys.executable).name, *sys.argv]),
-              "model_source": model_source, "pin": list(pin),
-              "loadavg_before_after": [load_before, list(os.getloadavg())],
-              "machine": {"platform": platform.platform(), "cpu_model": env.get("cpu_model"),
-                          "cpu_count": env.get("cpu_count"), "governor": env.get("governor")},
-              "tool_versions": tool_versions(), "rows": rows}
+    record = {
+        "kind": "edgeped.benchmark.device",
+        "schema_version": 1,
+        "date_utc": stamp.isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "model_source": model_source,
+        "pin": list(pin),
+        "loadavg_before_after": [load_before, list(os.getloadavg())],
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_model": env.get("cpu_model"),
+            "cpu_count": env.get("cpu_count"),
+            "governor": env.get("governor"),
+        },
+        "tool_versions": tool_versions(),
+        "rows": rows,
+    }
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    base = args.out_dir / (f"device-{platform.node()}-{stamp:%Y%m%d}"
-                           + (f"-{args.label}" if args.label else ""))
+    base = args.out_dir / (
+        f"device-{platform.node()}-{stamp:%Y%m%d}" + (f"-{args.label}" if args.label else "")
+    )
     base.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     fields = sorted({k for row in rows for k in row})
     with open(base.with_suffix(".csv"), "w", newline="") as handle:
@@ -163,22 +224,37 @@ def main(argv: list[str] | None = None) -> int:
 
 def markdown(record: dict) -> str:
     rows = record["rows"]
-    out = ["| model | size | invoke p50 / p95 | end-to-end per crop p50 / p95 | peak RSS load+invoke | process peak RSS |",
-           "|---|---|---|---|---|---|"]
+    out = [
+        "| model | size | invoke p50 / p95 | end-to-end per crop p50 / p95 | peak RSS load+invoke | process peak RSS |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in (r for r in rows if r["section"] == "host_latency"):
-        out.append(f"| {r['model']} | {r['size_bytes'] / 1024:.0f} KiB | {r['invoke_ms_p50']:.3f} / "
-                   f"{r['invoke_ms_p95']:.3f} ms | {r['e2e_ms_per_crop_p50']:.3f} / "
-                   f"{r['e2e_ms_per_crop_p95']:.3f} ms | {r['peak_rss_mb']:.1f} MB | "
-                   f"{r['process_peak_rss_mb']:.1f} MB |")
-    out += ["", "| model | core | instructions per invoke | int8 parity with host |", "|---|---|---|---|"]
+        out.append(
+            f"| {r['model']} | {r['size_bytes'] / 1024:.0f} KiB | {r['invoke_ms_p50']:.3f} / "
+            f"{r['invoke_ms_p95']:.3f} ms | {r['e2e_ms_per_crop_p50']:.3f} / "
+            f"{r['e2e_ms_per_crop_p95']:.3f} ms | {r['peak_rss_mb']:.1f} MB | "
+            f"{r['process_peak_rss_mb']:.1f} MB |"
+        )
+    out += [
+        "",
+        "| model | core | instructions per invoke | int8 parity with host |",
+        "|---|---|---|---|",
+    ]
     for r in (r for r in rows if r["section"] == "emulated_instructions"):
-        out.append(f"| {r['model']} | {r['core']} | {r['instructions_per_invoke']:,} | "
-                   f"{'exact' if r['parity_ok'] and r['model'] == 'int8' else r['parity_ok']} |")
-    out += ["", "| model | batch | throughput (crops/s) | invoke per crop p50 | end-to-end per crop p50 |",
-            "|---|---|---|---|---|"]
+        out.append(
+            f"| {r['model']} | {r['core']} | {r['instructions_per_invoke']:,} | "
+            f"{'exact' if r['parity_ok'] and r['model'] == 'int8' else r['parity_ok']} |"
+        )
+    out += [
+        "",
+        "| model | batch | throughput (crops/s) | invoke per crop p50 | end-to-end per crop p50 |",
+        "|---|---|---|---|---|",
+    ]
     for r in (r for r in rows if r["section"] == "batch_sweep"):
-        out.append(f"| {r['model']} | {r['batch']} | {r['throughput_crops_per_s']:.0f} | "
-                   f"{r['invoke_ms_per_crop_p50']:.3f} ms | {r['e2e_ms_per_crop_p50']:.3f} ms |")
+        out.append(
+            f"| {r['model']} | {r['batch']} | {r['throughput_crops_per_s']:.0f} | "
+            f"{r['invoke_ms_per_crop_p50']:.3f} ms | {r['e2e_ms_per_crop_p50']:.3f} ms |"
+        )
     return "\n".join(out)
 
 

@@ -32,14 +32,24 @@ def summarise(run: Path) -> dict:
             "roc_auc": entry["test"]["roc_auc"],
             "recall_ci95_by_drive": entry["test_ci95"]["by_drive_bootstrap"]["recall"],
             "slices": {
-                f"{dim}={value}": {k: s.get(k) for k in ("positives", "negatives", "recall", "fpr", "judged")}
-                for dim in slices for value, s in slices[dim].items()
+                f"{dim}={value}": {
+                    k: s.get(k) for k in ("positives", "negatives", "recall", "fpr", "judged")
+                }
+                for dim in slices
+                for value, s in slices[dim].items()
             },
         }
     return {
         "dataset": metrics["dataset"],
-        "train_stages": [{"name": s["name"], "epochs": s["epochs"], "seconds": round(s["seconds"], 1),
-                          "best_val_auc_pr": s["best_val_auc_pr"]} for s in log["stages"]],
+        "train_stages": [
+            {
+                "name": s["name"],
+                "epochs": s["epochs"],
+                "seconds": round(s["seconds"], 1),
+                "best_val_auc_pr": s["best_val_auc_pr"],
+            }
+            for s in log["stages"]
+        ],
         "tool_versions": metrics["tool_versions"],
         "models": models,
         "comparisons": metrics["comparisons"],
@@ -51,7 +61,9 @@ def main() -> int:
     parser.add_argument("run", type=Path, help="an evaluated run directory")
     parser.add_argument("out", type=Path, help="the results JSON to write")
     parser.add_argument("--description", required=True)
-    parser.add_argument("--command", action="append", default=[], help="a command that made the run (repeatable)")
+    parser.add_argument(
+        "--command", action="append", default=[], help="a command that made the run (repeatable)"
+    )
     args = parser.parse_args()
     record = {
         "description": args.description,

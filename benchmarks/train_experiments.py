@@ -31,12 +31,20 @@ HERE = Path(__file__).resolve().parent
 
 
 def _toml(stages_epochs: dict[str, int], extra: str = "") -> str:
-    lines = ["[teacher_stage]", f"epochs = {stages_epochs.get('teacher', 3)}",
-             "learning_rate = 0.002",
-             "[student_stage]", f"epochs = {stages_epochs.get('student', 6)}",
-             "learning_rate = 0.003",
-             "[qat_stage]", f"epochs = {stages_epochs.get('qat', 1)}", "learning_rate = 0.0003",
-             "[prune_stage]", f"epochs = {stages_epochs.get('prune', 2)}", "learning_rate = 0.0005"]
+    lines = [
+        "[teacher_stage]",
+        f"epochs = {stages_epochs.get('teacher', 3)}",
+        "learning_rate = 0.002",
+        "[student_stage]",
+        f"epochs = {stages_epochs.get('student', 6)}",
+        "learning_rate = 0.003",
+        "[qat_stage]",
+        f"epochs = {stages_epochs.get('qat', 1)}",
+        "learning_rate = 0.0003",
+        "[prune_stage]",
+        f"epochs = {stages_epochs.get('prune', 2)}",
+        "learning_rate = 0.0005",
+    ]
     return extra + "\n" + "\n".join(lines) + "\n"
 
 
@@ -50,8 +58,9 @@ class Recorder:
         start = time.perf_counter()
         print("$", shlex.join(cmd), flush=True)
         subprocess.run(cmd, check=True)
-        self.commands.append({"command": shlex.join(cmd),
-                              "seconds": round(time.perf_counter() - start, 1)})
+        self.commands.append(
+            {"command": shlex.join(cmd), "seconds": round(time.perf_counter() - start, 1)}
+        )
 
 
 def main() -> int:
@@ -59,10 +68,17 @@ def main() -> int:
     parser.add_argument("--data", required=True, help="dataset folder (edgeped data synth ...)")
     parser.add_argument("--out", default="runs/experiments")
     parser.add_argument("--only", nargs="*", help="run only these experiments")
-    parser.add_argument("--reuse", help="a run (e.g. the demo's) whose teacher, distilled and QAT "
-                        "students seed the variants run; its student epochs must match")
-    parser.add_argument("--label", default="", help="suffix for the results files "
-                        "(training-DATE-LABEL.json), to keep an earlier record of the same day")
+    parser.add_argument(
+        "--reuse",
+        help="a run (e.g. the demo's) whose teacher, distilled and QAT "
+        "students seed the variants run; its student epochs must match",
+    )
+    parser.add_argument(
+        "--label",
+        default="",
+        help="suffix for the results files "
+        "(training-DATE-LABEL.json), to keep an earlier record of the same day",
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -90,32 +106,66 @@ def main() -> int:
             stages = "student,student_pruned"
         run = train_eval("variants", stages, config("variants"))
         for frac, tag in ((1.0, "nometa"), (0.5, "halfmeta")):
-            rec.run("eval", str(run), "--metadata-dropout", str(frac), "--tag", tag, "--only",
-                    "student_distilled_float32", "--only", "student_qat_int8")
+            rec.run(
+                "eval",
+                str(run),
+                "--metadata-dropout",
+                str(frac),
+                "--tag",
+                tag,
+                "--only",
+                "student_distilled_float32",
+                "--only",
+                "student_qat_int8",
+            )
     if "weight" in chosen:
         train_eval("weight", "student", config("weight", 'imbalance = "weight"'))
     if "focal" in chosen:
         train_eval("focal", "student", config("focal", 'imbalance = "none"\nloss = "focal"'))
     if "imageonly" in chosen:
         cfg = config("imageonly")
-        cfg.write_text(cfg.read_text() + '[student]\narchitecture = "student"\nuse_metadata = false\n')
+        cfg.write_text(
+            cfg.read_text() + '[student]\narchitecture = "student"\nuse_metadata = false\n'
+        )
         train_eval("imageonly", "student", cfg)
     if "nonight" in chosen:
         train_eval("nonight", "student", config("nonight", 'exclude = ["lighting=night"]'))
     if "repeat" in chosen:
         train_eval("repeat", "student", config("repeat"))
 
-    sources = [f"{name}={out / name}" for name in
-               ("variants", "weight", "focal", "imageonly", "nonight", "repeat") if (out / name / "metrics.json").exists()]
-    sources += [f"variants-{tag}={out / 'variants' / f'metrics-{tag}.json'}" for tag in ("nometa", "halfmeta")
-                if (out / "variants" / f"metrics-{tag}.json").exists()]
-    rec.run("compare", *sources, "--out", str(out / "comparison"), "--slice", "lighting=night",
-            "--slice", "weather=rain", "--slice", "hard_negative=cyclist", "--slice", "hard_negative=pole")
+    sources = [
+        f"{name}={out / name}"
+        for name in ("variants", "weight", "focal", "imageonly", "nonight", "repeat")
+        if (out / name / "metrics.json").exists()
+    ]
+    sources += [
+        f"variants-{tag}={out / 'variants' / f'metrics-{tag}.json'}"
+        for tag in ("nometa", "halfmeta")
+        if (out / "variants" / f"metrics-{tag}.json").exists()
+    ]
+    rec.run(
+        "compare",
+        *sources,
+        "--out",
+        str(out / "comparison"),
+        "--slice",
+        "lighting=night",
+        "--slice",
+        "weather=rain",
+        "--slice",
+        "hard_negative=cyclist",
+        "--slice",
+        "hard_negative=pole",
+    )
     comparison = json.loads((out / "comparison" / "comparison.json").read_text())
     record = {
         "date": date.today().isoformat(),
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cores": __import__("os").cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cores": __import__("os").cpu_count(),
+            "python": platform.python_version(),
+        },
         "tool_versions": comparison["tool_versions"],
         "dataset": args.data,
         "commands": rec.commands,
@@ -125,9 +175,12 @@ def main() -> int:
     results.mkdir(exist_ok=True)
     stem = f"training-{record['date']}" + (f"-{args.label}" if args.label else "")
     (results / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
-    (results / f"{stem}.md").write_text((out / "comparison" / "comparison.md").read_text()
-                                        + "\n\nCommands:\n\n" + "\n".join(
-                                            f"- `{c['command']}` ({c['seconds']} s)" for c in rec.commands) + "\n")
+    (results / f"{stem}.md").write_text(
+        (out / "comparison" / "comparison.md").read_text()
+        + "\n\nCommands:\n\n"
+        + "\n".join(f"- `{c['command']}` ({c['seconds']} s)" for c in rec.commands)
+        + "\n"
+    )
     print(f"recorded {results / stem}.json and .md")
     return 0
 

@@ -93,8 +93,11 @@ def fsync_dir(path: str) -> None:
 
 
 def _disk_full(exc: OSError, what: str) -> AgentError:
-    return AgentError("disk_full", f"the board's disk is full while writing {what}; "
-                      "nothing was switched", "free space on the board and run the command again")
+    return AgentError(
+        "disk_full",
+        f"the board's disk is full while writing {what}; nothing was switched",
+        "free space on the board and run the command again",
+    )
 
 
 def write_atomic(path: str, data: bytes) -> None:
@@ -105,7 +108,7 @@ def write_atomic(path: str, data: bytes) -> None:
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -181,18 +184,31 @@ class Device:
 
     def load_state(self) -> dict:
         if not os.path.exists(self.state_path):
-            return {"kind": STATE_KIND, "schema_version": SCHEMA_VERSION, "generation": 0,
-                    "active": None, "previous": None, "candidate": None, "transaction": None,
-                    "slots": {s: empty_slot() for s in SLOTS}}
+            return {
+                "kind": STATE_KIND,
+                "schema_version": SCHEMA_VERSION,
+                "generation": 0,
+                "active": None,
+                "previous": None,
+                "candidate": None,
+                "transaction": None,
+                "slots": {s: empty_slot() for s in SLOTS},
+            }
         try:
             state = read_json(self.state_path)
         except (OSError, ValueError) as exc:
-            raise AgentError("state_corrupt", f"{self.state_path} cannot be read ({exc})",
-                             "restore state.json from history.jsonl by hand; the store "
-                             "and slot links are intact") from exc
+            raise AgentError(
+                "state_corrupt",
+                f"{self.state_path} cannot be read ({exc})",
+                "restore state.json from history.jsonl by hand; the store "
+                "and slot links are intact",
+            ) from exc
         if state.get("kind") != STATE_KIND:
-            raise AgentError("state_corrupt", f"{self.state_path} is not a device state file",
-                             "point --root at an edgeped device root")
+            raise AgentError(
+                "state_corrupt",
+                f"{self.state_path} is not a device state file",
+                "point --root at an edgeped device root",
+            )
         return state
 
     def save_state(self, state: dict) -> None:
@@ -288,8 +304,10 @@ class Lock:
                     holder = os.pread(self.fd, 512, 0).decode(errors="replace").strip()
                     os.close(self.fd)
                     raise AgentError(
-                        "busy", f"another agent command holds the device lock ({holder or '?'})",
-                        "wait for it to finish, or pass a longer wait (--wait SECONDS)") from None
+                        "busy",
+                        f"another agent command holds the device lock ({holder or '?'})",
+                        "wait for it to finish, or pass a longer wait (--wait SECONDS)",
+                    ) from None
                 time.sleep(0.05)
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, f"pid {os.getpid()} {self.op} since {now()}".encode(), 0)
@@ -320,14 +338,19 @@ def receive(dev: Device, source: str) -> str:
             with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as tar:
                 for member in tar:
                     if member.name not in BUNDLE_FILES or not member.isfile():
-                        raise AgentError("bundle_invalid",
-                                         f"the bundle stream holds an unexpected entry {member.name!r}",
-                                         "send a bundle made by `edgeped release`")
+                        raise AgentError(
+                            "bundle_invalid",
+                            f"the bundle stream holds an unexpected entry {member.name!r}",
+                            "send a bundle made by `edgeped release`",
+                        )
                     _copy_stream(tar.extractfile(member), os.path.join(inc, member.name))
         else:
             if not os.path.isdir(source):
-                raise AgentError("bundle_invalid", f"bundle directory not found: {source}",
-                                 "pass the directory written by `edgeped release`")
+                raise AgentError(
+                    "bundle_invalid",
+                    f"bundle directory not found: {source}",
+                    "pass the directory written by `edgeped release`",
+                )
             for name in BUNDLE_FILES:
                 path = os.path.join(source, name)
                 if os.path.isfile(path):
@@ -338,14 +361,20 @@ def receive(dev: Device, source: str) -> str:
         shutil.rmtree(inc, ignore_errors=True)
         if exc.errno == errno.ENOSPC:
             raise _disk_full(exc, "the incoming bundle") from exc
-        raise AgentError("bundle_invalid", f"cannot receive the bundle: {exc}",
-                         "check the bundle and the board's storage") from exc
+        raise AgentError(
+            "bundle_invalid",
+            f"cannot receive the bundle: {exc}",
+            "check the bundle and the board's storage",
+        ) from exc
     except (AgentError, tarfile.TarError) as exc:
         shutil.rmtree(inc, ignore_errors=True)
         if isinstance(exc, AgentError):
             raise
-        raise AgentError("bundle_invalid", f"the bundle stream is not a valid tar ({exc})",
-                         "send the bundle again") from exc
+        raise AgentError(
+            "bundle_invalid",
+            f"the bundle stream is not a valid tar ({exc})",
+            "send the bundle again",
+        ) from exc
     return inc
 
 
@@ -355,7 +384,7 @@ def _copy_stream(src, dest: str) -> None:
         for chunk in iter(lambda: src.read(1 << 20), b""):
             view = memoryview(chunk)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -366,11 +395,17 @@ def read_manifest(folder: str) -> dict:
     try:
         manifest = read_json(path)
     except (OSError, ValueError) as exc:
-        raise AgentError("bundle_invalid", f"release.json is missing or unreadable ({exc})",
-                         "rebuild the bundle with `edgeped release`") from exc
+        raise AgentError(
+            "bundle_invalid",
+            f"release.json is missing or unreadable ({exc})",
+            "rebuild the bundle with `edgeped release`",
+        ) from exc
     if manifest.get("kind") != RELEASE_KIND or not isinstance(manifest.get("files"), dict):
-        raise AgentError("bundle_invalid", "release.json is not an edgeped release manifest",
-                         "rebuild the bundle with `edgeped release`")
+        raise AgentError(
+            "bundle_invalid",
+            "release.json is not an edgeped release manifest",
+            "rebuild the bundle with `edgeped release`",
+        )
     return manifest
 
 
@@ -388,8 +423,9 @@ def file_problems(folder: str, manifest: dict) -> list:
         elif not os.path.isfile(path):
             problems.append(f"{name}: missing")
         elif os.path.getsize(path) != want.get("size_bytes"):
-            problems.append(f"{name}: {os.path.getsize(path)} bytes, manifest says "
-                            f"{want.get('size_bytes')}")
+            problems.append(
+                f"{name}: {os.path.getsize(path)} bytes, manifest says {want.get('size_bytes')}"
+            )
         elif sha256_file(path) != want.get("sha256"):
             problems.append(f"{name}: sha256 differs from the manifest")
     model = manifest.get("model", {}).get("sha256")
@@ -428,7 +464,8 @@ def store_bundle(dev: Device, inc: str, manifest: dict, state: dict) -> str:
         active = state["slots"][state["active"]]["sha256"] if state["active"] else None
         referenced = sha in (active, state.get("previous"))
         same = os.path.isfile(os.path.join(dest, "release.json")) and sha256_file(
-            os.path.join(dest, "release.json")) == sha256_file(os.path.join(inc, "release.json"))
+            os.path.join(dest, "release.json")
+        ) == sha256_file(os.path.join(inc, "release.json"))
         if not verify_entry(dev, sha) and (same or referenced):
             shutil.rmtree(inc, ignore_errors=True)
             return sha
@@ -445,9 +482,13 @@ def store_bundle(dev: Device, inc: str, manifest: dict, state: dict) -> str:
 
 def release_summary(manifest: dict) -> dict:
     gate = manifest.get("gate", {})
-    return {"release_id": manifest.get("release_id"), "model_name": manifest.get("model", {}).get("name"),
-            "gate_passed": gate.get("passed"), "waivers": manifest.get("waivers", []),
-            "created": manifest.get("created")}
+    return {
+        "release_id": manifest.get("release_id"),
+        "model_name": manifest.get("model", {}).get("name"),
+        "gate_passed": gate.get("passed"),
+        "waivers": manifest.get("waivers", []),
+        "created": manifest.get("created"),
+    }
 
 
 # --------------------------------------------------------------------------- health check
@@ -484,9 +525,13 @@ def health_check(folder: str, manifest: dict, latency_ms_p95=None, runs: int = 5
 
     def result(extra=None):
         failed = [c for c in checks if not c["ok"]]
-        return {"ok": not failed, "checks": checks,
-                "reason": "; ".join(f"{c['check']}: {c['detail']}" for c in failed) or None,
-                "retryable": bool(failed) and all(c["retryable"] for c in failed), **(extra or {})}
+        return {
+            "ok": not failed,
+            "checks": checks,
+            "reason": "; ".join(f"{c['check']}: {c['detail']}" for c in failed) or None,
+            "retryable": bool(failed) and all(c["retryable"] for c in failed),
+            **(extra or {}),
+        }
 
     problems = file_problems(folder, manifest)
     if not add("integrity", not problems, "; ".join(problems) or "every file matches its sha256"):
@@ -496,8 +541,9 @@ def health_check(folder: str, manifest: dict, latency_ms_p95=None, runs: int = 5
         np, Interpreter, load_delegate, resolver, runtime = runner.import_runtime()
         model = os.path.join(folder, "model.tflite")
         data = runner.read_model(model)
-        interpreter = runner.make_interpreter(data, model, Interpreter, load_delegate, resolver,
-                                              _RunnerArgs)
+        interpreter = runner.make_interpreter(
+            data, model, Interpreter, load_delegate, resolver, _RunnerArgs
+        )
         io = runner.ModelIO(interpreter, np)
         io.resize(1)
         mean, std, clip, _ = runner.load_preprocess(os.path.join(folder, "preprocess.json"))
@@ -514,13 +560,16 @@ def health_check(folder: str, manifest: dict, latency_ms_p95=None, runs: int = 5
     add("parity", *_parity(raw, probs, golden, manifest["model"]["sha256"], np))
     finite = bool(np.all(np.isfinite(probs)))
     low, high = (float(probs.min()), float(probs.max())) if finite else (None, None)
-    add("range", finite and 0.0 <= low and high <= 1.0,
-        f"probabilities in [{low}, {high}], card range [0, 1]" if finite else "non-finite output")
+    add(
+        "range",
+        finite and 0.0 <= low and high <= 1.0,
+        f"probabilities in [{low}, {high}], card range [0, 1]" if finite else "non-finite output",
+    )
     e2e = []
     n = len(images)
     for i in range(max(runs, 1) + 5):
         t0 = time.perf_counter()
-        pre.set_inputs(images[i % n:i % n + 1], metadata[i % n:i % n + 1])
+        pre.set_inputs(images[i % n : i % n + 1], metadata[i % n : i % n + 1])
         interpreter.invoke()
         pre.probabilities(pre.raw_output())
         if i >= 5:  # warm-up invokes are not timed
@@ -529,10 +578,20 @@ def health_check(folder: str, manifest: dict, latency_ms_p95=None, runs: int = 5
     if latency_ms_p95 is None:
         add("latency", True, f"e2e p95 {p95:.3f} ms per crop (not judged here)")
     else:
-        add("latency", p95 <= latency_ms_p95,
-            f"e2e p95 {p95:.3f} ms per crop, budget {latency_ms_p95:g} ms", retryable=True)
-    return result({"runtime": runtime, "e2e_ms_p95": p95, "runs": len(e2e),
-                   "latency_judged": latency_ms_p95 is not None})
+        add(
+            "latency",
+            p95 <= latency_ms_p95,
+            f"e2e p95 {p95:.3f} ms per crop, budget {latency_ms_p95:g} ms",
+            retryable=True,
+        )
+    return result(
+        {
+            "runtime": runtime,
+            "e2e_ms_p95": p95,
+            "runs": len(e2e),
+            "latency_judged": latency_ms_p95 is not None,
+        }
+    )
 
 
 def _io_matches(quant: dict, card: dict):
@@ -542,9 +601,13 @@ def _io_matches(quant: dict, card: dict):
         have, want = quant.get(name), by_role.get(role)
         if have is None and want is None:
             continue
-        if have is None or want is None or have["dtype"] != want.get("dtype") \
-                or have["zero_point"] != want.get("zero_point") \
-                or abs(have["scale"] - float(want.get("scale", 0.0))) > 1e-9 * max(1.0, have["scale"]):
+        if (
+            have is None
+            or want is None
+            or have["dtype"] != want.get("dtype")
+            or have["zero_point"] != want.get("zero_point")
+            or abs(have["scale"] - float(want.get("scale", 0.0))) > 1e-9 * max(1.0, have["scale"])
+        ):
             wrong.append(f"{name}: model {have}, card {want}")
     return (not wrong, "; ".join(wrong) or "inputs and output match the card's quantisation")
 
@@ -557,8 +620,12 @@ def _parity(raw, probs, golden, sha: str, np):
     if want_raw is None or len(want_raw) != len(raw):
         return False, "golden outputs do not match the golden crops"
     if np.issubdtype(raw.dtype, np.integer):
-        bad = int((raw.astype(np.int32) != want_raw.astype(np.int32)).reshape(len(raw), -1)
-                  .any(axis=1).sum())
+        bad = int(
+            (raw.astype(np.int32) != want_raw.astype(np.int32))
+            .reshape(len(raw), -1)
+            .any(axis=1)
+            .sum()
+        )
         return bad == 0, f"{bad} of {len(raw)} golden crops differ (bit-exact int8)"
     bad = int((~(np.abs(probs - want_probs) <= 1e-5)).sum())
     return bad == 0, f"{bad} of {len(raw)} golden crops differ by more than 1e-5"
@@ -569,11 +636,18 @@ def _parity(raw, probs, golden, sha: str, np):
 
 def begin(dev: Device, state: dict, op: str, sha: str, to_slot: str, **extra) -> dict:
     """Write-ahead: the transaction is durable in state.json before any link moves."""
-    txn = {"id": f"{op}-{time.time_ns()}-{os.getpid()}", "op": op, "sha256": sha,
-           "from_slot": state["active"], "to_slot": to_slot,
-           "from_sha256": state["slots"][state["active"]]["sha256"] if state["active"] else None,
-           "to_before": dict(state["slots"][to_slot]), "step": "switching", "started": now(),
-           **extra}
+    txn = {
+        "id": f"{op}-{time.time_ns()}-{os.getpid()}",
+        "op": op,
+        "sha256": sha,
+        "from_slot": state["active"],
+        "to_slot": to_slot,
+        "from_sha256": state["slots"][state["active"]]["sha256"] if state["active"] else None,
+        "to_before": dict(state["slots"][to_slot]),
+        "step": "switching",
+        "started": now(),
+        **extra,
+    }
     state["transaction"] = txn
     return txn
 
@@ -603,8 +677,14 @@ def undo(dev: Device, state: dict, why: str) -> dict:
     state["transaction"] = None
     dev.save_state(state)
     step("undone")
-    return dev.log("undone", txn=txn["id"], op=txn["op"], sha256=txn["sha256"], reason=why,
-                   active_sha256=txn["from_sha256"])
+    return dev.log(
+        "undone",
+        txn=txn["id"],
+        op=txn["op"],
+        sha256=txn["sha256"],
+        reason=why,
+        active_sha256=txn["from_sha256"],
+    )
 
 
 def commit(dev: Device, state: dict) -> dict:
@@ -621,9 +701,16 @@ def commit(dev: Device, state: dict) -> dict:
     if txn["from_sha256"] != txn["sha256"]:
         state["previous"] = txn["from_sha256"]
     if not dev.logged(txn["id"], "committed"):
-        dev.log("committed", txn=txn["id"], op=txn["op"], sha256=txn["sha256"], slot=to,
-                replaced_sha256=txn["from_sha256"], reason=txn.get("reason"),
-                waivers=state["slots"][to].get("release", {}).get("waivers", []))
+        dev.log(
+            "committed",
+            txn=txn["id"],
+            op=txn["op"],
+            sha256=txn["sha256"],
+            slot=to,
+            replaced_sha256=txn["from_sha256"],
+            reason=txn.get("reason"),
+            waivers=state["slots"][to].get("release", {}).get("waivers", []),
+        )
     step("commit_logged")
     state["transaction"] = None
     dev.save_state(state)
@@ -638,7 +725,9 @@ def roll_back(dev: Device, state: dict) -> dict:
     if frm and verify_entry(dev, txn["from_sha256"]):
         # Never switch to a copy that no longer verifies: the candidate stays, flagged.
         state["slots"][txn["to_slot"]]["status"] = "failed"
-        state["slots"][txn["to_slot"]]["reason"] = txn["reason"] + "; previous model does not verify"
+        state["slots"][txn["to_slot"]]["reason"] = (
+            txn["reason"] + "; previous model does not verify"
+        )
         state["transaction"], state["candidate"] = None, None
         dev.log("rollback_impossible", txn=txn["id"], sha256=txn["sha256"], reason=txn["reason"])
         dev.save_state(state)
@@ -649,8 +738,14 @@ def roll_back(dev: Device, state: dict) -> dict:
     state["slots"][txn["to_slot"]]["reason"] = txn["reason"]
     state["active"], state["candidate"] = frm, None
     if not dev.logged(txn["id"], "rolled_back"):
-        dev.log("rolled_back", txn=txn["id"], automatic=True, sha256=txn["sha256"],
-                active_sha256=txn["from_sha256"], reason=txn["reason"])
+        dev.log(
+            "rolled_back",
+            txn=txn["id"],
+            automatic=True,
+            sha256=txn["sha256"],
+            active_sha256=txn["from_sha256"],
+            reason=txn["reason"],
+        )
     step("rollback_logged")
     state["transaction"] = None
     dev.save_state(state)
@@ -665,8 +760,9 @@ def check_after_switch(dev: Device, state: dict, manifest: dict, opts) -> dict:
     health = None
     while True:
         if slot["attempts_left"] <= 0:
-            txn["reason"] = (health or {}).get("reason") or \
-                "attempts exhausted: the health check was interrupted on every attempt"
+            txn["reason"] = (health or {}).get(
+                "reason"
+            ) or "attempts exhausted: the health check was interrupted on every attempt"
             break
         slot["attempts_left"] -= 1
         slot["status"] = "testing"
@@ -682,8 +778,13 @@ def check_after_switch(dev: Device, state: dict, manifest: dict, opts) -> dict:
             step("commit_recorded")
             commit(dev, state)
             return health
-        dev.log("health_failed", txn=txn["id"], sha256=txn["sha256"], reason=health["reason"],
-                attempts_left=slot["attempts_left"])
+        dev.log(
+            "health_failed",
+            txn=txn["id"],
+            sha256=txn["sha256"],
+            reason=health["reason"],
+            attempts_left=slot["attempts_left"],
+        )
         if not health["retryable"]:
             txn["reason"] = health["reason"]
             break
@@ -770,9 +871,11 @@ def cmd_install(dev: Device, opts) -> tuple:
         if problems:
             shutil.rmtree(inc, ignore_errors=True)
             dev.log("refused", reason="hash mismatch on arrival: " + "; ".join(problems))
-            raise AgentError("hash_mismatch", "the bundle failed its check on arrival: "
-                             + "; ".join(problems), "rebuild the bundle or push it again; "
-                             "nothing was stored or switched")
+            raise AgentError(
+                "hash_mismatch",
+                "the bundle failed its check on arrival: " + "; ".join(problems),
+                "rebuild the bundle or push it again; nothing was stored or switched",
+            )
         step("verified")
         state = dev.load_state()
         sha = manifest["model"]["sha256"]
@@ -789,21 +892,30 @@ def cmd_install(dev: Device, opts) -> tuple:
                 before = health_check(dev.current, read_manifest(dev.current), None, opts.runs)
             except AgentError as exc:
                 before = {"ok": False, "reason": exc.problem, "checks": []}
-            dev.log("precheck", sha256=state["slots"][state["active"]]["sha256"],
-                    ok=before["ok"], reason=before["reason"])
+            dev.log(
+                "precheck",
+                sha256=state["slots"][state["active"]]["sha256"],
+                ok=before["ok"],
+                reason=before["reason"],
+            )
         step("prechecked")
         to = other(state["active"]) if state["active"] else "a"
         txn = begin(dev, state, "install", sha, to)
         state["candidate"] = sha
-        state["slots"][to] = {"sha256": sha, "status": "installed",
-                              "attempts_left": opts.attempts, "installed": now(),
-                              "release": release_summary(manifest), "reason": None,
-                              "manifest_sha256": sha256_file(os.path.join(dev.entry(sha),
-                                                                          "release.json"))}
+        state["slots"][to] = {
+            "sha256": sha,
+            "status": "installed",
+            "attempts_left": opts.attempts,
+            "installed": now(),
+            "release": release_summary(manifest),
+            "reason": None,
+            "manifest_sha256": sha256_file(os.path.join(dev.entry(sha), "release.json")),
+        }
         dev.save_state(state)
         step("txn_begun")
-        dev.log("install_started", txn=txn["id"], sha256=sha, slot=to,
-                release=release_summary(manifest))
+        dev.log(
+            "install_started", txn=txn["id"], sha256=sha, slot=to, release=release_summary(manifest)
+        )
         link_slot(dev, to, sha)
         step("slot_linked")
         switch_to(dev, to)
@@ -812,16 +924,26 @@ def cmd_install(dev: Device, opts) -> tuple:
         prune(dev, state, opts.keep_extra)
         step("pruned")
     outcome = "installed" if health["ok"] else "rolled_back"
-    return (0 if health["ok"] else EXIT_NOT_INSTALLED,
-            {"outcome": outcome, "sha256": sha, "health_before": before, "health": health,
-             "recovered": recovered})
+    return (
+        0 if health["ok"] else EXIT_NOT_INSTALLED,
+        {
+            "outcome": outcome,
+            "sha256": sha,
+            "health_before": before,
+            "health": health,
+            "recovered": recovered,
+        },
+    )
 
 
 def resolve_sha(dev: Device, text: str) -> str:
     matches = [n for n in os.listdir(dev.store) if n.startswith(text.lower())]
     if len(matches) != 1:
-        raise AgentError("not_found", f"{len(matches)} stored models match {text!r}",
-                         "pass more of the sha256 (`edgeped status` lists the store)")
+        raise AgentError(
+            "not_found",
+            f"{len(matches)} stored models match {text!r}",
+            "pass more of the sha256 (`edgeped status` lists the store)",
+        )
     return matches[0]
 
 
@@ -832,15 +954,22 @@ def cmd_rollback(dev: Device, opts) -> tuple:
         state = dev.load_state()
         active = state["active"]
         if not active:
-            raise AgentError("no_model", "no model is installed: nothing to roll back",
-                             "install a release first")
+            raise AgentError(
+                "no_model", "no model is installed: nothing to roll back", "install a release first"
+            )
         sha = resolve_sha(dev, opts.to) if opts.to else state.get("previous")
         if not sha:
-            raise AgentError("no_previous", "there is no previous model to roll back to",
-                             "pass --to SHA256 of a stored model (`edgeped status`)")
+            raise AgentError(
+                "no_previous",
+                "there is no previous model to roll back to",
+                "pass --to SHA256 of a stored model (`edgeped status`)",
+            )
         if sha == state["slots"][active]["sha256"]:
-            raise AgentError("already_active", f"{sha[:12]} is already the active model",
-                             "pick another stored model with --to")
+            raise AgentError(
+                "already_active",
+                f"{sha[:12]} is already the active model",
+                "pick another stored model with --to",
+            )
         slot = next((s for s in SLOTS if state["slots"][s]["sha256"] == sha), None)
         if slot and state["slots"][slot]["status"] == "failed":
             raise AgentError(
@@ -849,27 +978,38 @@ def cmd_rollback(dev: Device, opts) -> tuple:
                 f"{state['slots'][slot].get('reason')}",
                 "install its bundle again to re-check it, or roll back to another model",
             )
-        problems = verify_entry(dev, sha, state["slots"][slot].get("manifest_sha256")
-                                if slot else None)
+        problems = verify_entry(
+            dev, sha, state["slots"][slot].get("manifest_sha256") if slot else None
+        )
         if problems:
             dev.log("refused", op="rollback", sha256=sha, reason="; ".join(problems))
-            raise AgentError("not_verified", f"the stored copy of {sha[:12]} does not verify: "
-                             + "; ".join(problems), "install its bundle again to repair "
-                             "the store; nothing was switched")
+            raise AgentError(
+                "not_verified",
+                f"the stored copy of {sha[:12]} does not verify: " + "; ".join(problems),
+                "install its bundle again to repair the store; nothing was switched",
+            )
         manifest = read_manifest(dev.entry(sha))
         health = health_check(dev.entry(sha), manifest, None, opts.runs)
         step("checked")
         if not health["ok"]:
             dev.log("refused", op="rollback", sha256=sha, reason=health["reason"])
-            raise AgentError("health_failed", f"{sha[:12]} fails its health check: "
-                             f"{health['reason']}", "roll back to another stored model")
+            raise AgentError(
+                "health_failed",
+                f"{sha[:12]} fails its health check: {health['reason']}",
+                "roll back to another stored model",
+            )
         to = other(active)
         txn = begin(dev, state, "rollback", sha, to, reason=opts.reason or "manual rollback")
         if state["slots"][to]["sha256"] != sha:
-            state["slots"][to] = {"sha256": sha, "status": "installed", "attempts_left": 0,
-                                  "installed": now(), "release": release_summary(manifest),
-                                  "reason": None, "manifest_sha256": sha256_file(
-                                      os.path.join(dev.entry(sha), "release.json"))}
+            state["slots"][to] = {
+                "sha256": sha,
+                "status": "installed",
+                "attempts_left": 0,
+                "installed": now(),
+                "release": release_summary(manifest),
+                "reason": None,
+                "manifest_sha256": sha256_file(os.path.join(dev.entry(sha), "release.json")),
+            }
         dev.save_state(state)
         step("txn_begun")
         link_slot(dev, to, sha)
@@ -902,32 +1042,59 @@ def cmd_status(dev: Device, opts) -> tuple:
             except AgentError:
                 summary = {}
             problems = verify_entry(dev, sha)
-            store.append({"sha256": sha, "verified": not problems, "problems": problems,
-                          "size_bytes": os.path.getsize(os.path.join(dev.entry(sha), "model.tflite"))
-                          if os.path.isfile(os.path.join(dev.entry(sha), "model.tflite")) else None,
-                          **summary})
+            store.append(
+                {
+                    "sha256": sha,
+                    "verified": not problems,
+                    "problems": problems,
+                    "size_bytes": os.path.getsize(os.path.join(dev.entry(sha), "model.tflite"))
+                    if os.path.isfile(os.path.join(dev.entry(sha), "model.tflite"))
+                    else None,
+                    **summary,
+                }
+            )
         current = {"slot": dev.current_slot(), "sha256": dev.link_sha(dev.current)}
     finally:
         if lock is not None:
             lock.__exit__()
-    return 0, {"outcome": "status", "busy": busy, "recovered": recovered, "current": current,
-               "store": store, "history": dev.history(opts.history)}
+    return 0, {
+        "outcome": "status",
+        "busy": busy,
+        "recovered": recovered,
+        "current": current,
+        "store": store,
+        "history": dev.history(opts.history),
+    }
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--root", required=True, help="the device root (store, slots, state)")
-    p.add_argument("--wait", type=float, default=0.0,
-                   help="seconds to wait for the device lock before refusing [0]")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        help="seconds to wait for the device lock before refusing [0]",
+    )
     p.add_argument("--runs", type=int, default=50, help="timed invokes in a health check")
     sub = p.add_subparsers(dest="command", required=True)
-    inst = sub.add_parser("install", help="store a bundle, switch to it, check it, keep or roll back")
+    inst = sub.add_parser(
+        "install", help="store a bundle, switch to it, check it, keep or roll back"
+    )
     inst.add_argument("source", help="bundle directory, or - for a tar stream on stdin")
     inst.add_argument("--attempts", type=int, default=3, help="health check attempts")
-    inst.add_argument("--latency-ms-p95", type=float, default=None,
-                      help="e2e per-crop p95 budget (real boards only; unset: recorded, not judged)")
-    inst.add_argument("--keep-extra", type=int, default=2,
-                      help="stored models kept beyond the slots, previous and candidate")
+    inst.add_argument(
+        "--latency-ms-p95",
+        type=float,
+        default=None,
+        help="e2e per-crop p95 budget (real boards only; unset: recorded, not judged)",
+    )
+    inst.add_argument(
+        "--keep-extra",
+        type=int,
+        default=2,
+        help="stored models kept beyond the slots, previous and candidate",
+    )
     rb = sub.add_parser("rollback", help="switch back to the previous (or a stored) model")
     rb.add_argument("--to", help="sha256 (or a unique prefix) of a stored model")
     rb.add_argument("--reason", help="why, for the history")
@@ -942,8 +1109,12 @@ def parse_args(argv):
     return args
 
 
-COMMANDS = {"install": cmd_install, "rollback": cmd_rollback, "status": cmd_status,
-            "recover": cmd_recover}
+COMMANDS = {
+    "install": cmd_install,
+    "rollback": cmd_rollback,
+    "status": cmd_status,
+    "recover": cmd_recover,
+}
 
 
 def main(argv=None) -> int:
@@ -957,13 +1128,25 @@ def main(argv=None) -> int:
         dev.init()
         code, payload = COMMANDS[args.command](dev, args)
         state = dev.load_state()
-        result = {"ok": True, "kind": RESULT_KIND, "schema_version": SCHEMA_VERSION,
-                  "command": args.command, "root": dev.root, "state": state, **payload}
+        result = {
+            "ok": True,
+            "kind": RESULT_KIND,
+            "schema_version": SCHEMA_VERSION,
+            "command": args.command,
+            "root": dev.root,
+            "state": state,
+            **payload,
+        }
     except AgentError as exc:
         code = EXIT_PROBLEM
-        result = {"ok": False, "kind": RESULT_KIND, "schema_version": SCHEMA_VERSION,
-                  "command": args.command, "root": dev.root,
-                  "error": {"code": exc.code, "problem": exc.problem, "fix": exc.fix}}
+        result = {
+            "ok": False,
+            "kind": RESULT_KIND,
+            "schema_version": SCHEMA_VERSION,
+            "command": args.command,
+            "root": dev.root,
+            "error": {"code": exc.code, "problem": exc.problem, "fix": exc.fix},
+        }
         with contextlib.suppress(AgentError, OSError):
             result["state"] = dev.load_state()
     with contextlib.suppress(OSError, ValueError):

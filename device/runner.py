@@ -67,8 +67,11 @@ def import_runtime():
     try:
         import numpy as np
     except ImportError as exc:
-        raise RunnerError("runtime_missing", f"numpy is not importable on this target ({exc})",
-                          "install numpy for this Python (pip install numpy)") from exc
+        raise RunnerError(
+            "runtime_missing",
+            f"numpy is not importable on this target ({exc})",
+            "install numpy for this Python (pip install numpy)",
+        ) from exc
     try:
         from ai_edge_litert import interpreter as litert
 
@@ -84,7 +87,8 @@ def import_runtime():
                 f"neither ai_edge_litert nor tflite_runtime is importable on this target "
                 f"(python {sys.executable})",
                 "install ai-edge-litert (pip install ai-edge-litert) for this Python, or "
-                "point the target's python at one that has it") from exc
+                "point the target's python at one that has it",
+            ) from exc
     resolver = getattr(litert, "OpResolverType", None)
     info = {"name": name, "version": _dist_version(name), "numpy": np.__version__}
     return np, litert.Interpreter, litert.load_delegate, resolver, info
@@ -105,14 +109,19 @@ def _dist_version(name: str) -> str:
 def read_model(path: str) -> bytes:
     """Reads the model and rejects files that cannot be a TFLite flatbuffer."""
     if not os.path.isfile(path):
-        raise RunnerError("model_missing", f"model file not found: {path}",
-                          "push the model first or check the path")
+        raise RunnerError(
+            "model_missing",
+            f"model file not found: {path}",
+            "push the model first or check the path",
+        )
     with open(path, "rb") as handle:
         data = handle.read()
     if len(data) < 16 or data[4:8] != b"TFL3":
-        raise RunnerError("model_corrupt",
-                          f"{path} is not a TFLite model ({len(data)} bytes, no TFL3 identifier)",
-                          "the file is corrupt or truncated: convert or push it again")
+        raise RunnerError(
+            "model_corrupt",
+            f"{path} is not a TFLite model ({len(data)} bytes, no TFL3 identifier)",
+            "the file is corrupt or truncated: convert or push it again",
+        )
     return data
 
 
@@ -120,23 +129,32 @@ def make_interpreter(data: bytes, path: str, Interpreter, load_delegate, resolve
     kwargs = {"model_content": data, "num_threads": args.threads}
     if not args.xnnpack:
         if resolver is None:
-            raise RunnerError("unsupported_option", "this runtime cannot turn XNNPACK off",
-                              "use ai-edge-litert, or run with XNNPACK on")
+            raise RunnerError(
+                "unsupported_option",
+                "this runtime cannot turn XNNPACK off",
+                "use ai-edge-litert, or run with XNNPACK on",
+            )
         kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     if args.delegate:
         options = dict(item.split("=", 1) for item in args.delegate_option)
         try:
             kwargs["experimental_delegates"] = [load_delegate(args.delegate, options)]
         except (ValueError, OSError) as exc:
-            raise RunnerError("delegate_failed", f"cannot load delegate {args.delegate}: {exc}",
-                              "check the shared library path and its options") from exc
+            raise RunnerError(
+                "delegate_failed",
+                f"cannot load delegate {args.delegate}: {exc}",
+                "check the shared library path and its options",
+            ) from exc
     try:
         interpreter = Interpreter(**kwargs)
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
-        raise RunnerError("model_corrupt", f"the runtime rejected {path}: {exc}",
-                          "the file is corrupt, truncated or uses ops this runtime lacks: "
-                          "convert or push it again") from exc
+        raise RunnerError(
+            "model_corrupt",
+            f"the runtime rejected {path}: {exc}",
+            "the file is corrupt, truncated or uses ops this runtime lacks: "
+            "convert or push it again",
+        ) from exc
     return interpreter
 
 
@@ -153,32 +171,42 @@ class ModelIO:
         outputs = interpreter.get_output_details()
         images = [d for d in inputs if len(d["shape"]) == 4]
         metas = [d for d in inputs if len(d["shape"]) == 2]
-        described = ", ".join(f"{d['name']}{list(d['shape'])}:{np.dtype(d['dtype']).name}"
-                              for d in inputs)
+        described = ", ".join(
+            f"{d['name']}{list(d['shape'])}:{np.dtype(d['dtype']).name}" for d in inputs
+        )
         if len(images) != 1 or len(metas) > 1 or len(images) + len(metas) != len(inputs):
             raise RunnerError(
                 "unsupported_model_io",
                 f"expected one 4-D image input and at most one 2-D meta input, got {described}",
-                "export the model with inputs image [N,128,64,3] and optional meta [N,12]")
+                "export the model with inputs image [N,128,64,3] and optional meta [N,12]",
+            )
         self.image = images[0]
         self.meta = metas[0] if metas else None
         if tuple(int(x) for x in self.image["shape"][1:]) != IMAGE_SHAPE:
-            raise RunnerError("unsupported_model_io",
-                              f"image input {list(self.image['shape'])} is not [N,128,64,3]",
-                              "export the model with a 128x64 RGB NHWC input")
+            raise RunnerError(
+                "unsupported_model_io",
+                f"image input {list(self.image['shape'])} is not [N,128,64,3]",
+                "export the model with a 128x64 RGB NHWC input",
+            )
         if self.meta is not None and int(self.meta["shape"][1]) != 2 * META_FEATURES:
-            raise RunnerError("unsupported_model_io",
-                              f"meta input {list(self.meta['shape'])} is not [N,12]",
-                              "meta must be concat(z[6], mask[6])")
+            raise RunnerError(
+                "unsupported_model_io",
+                f"meta input {list(self.meta['shape'])} is not [N,12]",
+                "meta must be concat(z[6], mask[6])",
+            )
         for d in [self.image] + ([self.meta] if self.meta else []):
             if np.dtype(d["dtype"]) not in (np.dtype(np.int8), np.dtype(np.float32)):
-                raise RunnerError("unsupported_model_io",
-                                  f"input {d['name']} has dtype {np.dtype(d['dtype']).name}",
-                                  "inputs must be int8 (quantised) or float32")
+                raise RunnerError(
+                    "unsupported_model_io",
+                    f"input {d['name']} has dtype {np.dtype(d['dtype']).name}",
+                    "inputs must be int8 (quantised) or float32",
+                )
         if len(outputs) != 1:
-            raise RunnerError("unsupported_model_io",
-                              f"expected one output tensor, got {len(outputs)}",
-                              "export a single [N,1] probability output")
+            raise RunnerError(
+                "unsupported_model_io",
+                f"expected one output tensor, got {len(outputs)}",
+                "export a single [N,1] probability output",
+            )
         self.output = outputs[0]
         self.batch = int(self.image["shape"][0])
 
@@ -189,12 +217,14 @@ class ModelIO:
         try:
             self.interpreter.resize_tensor_input(self.image["index"], [batch, *IMAGE_SHAPE])
             if self.meta is not None:
-                self.interpreter.resize_tensor_input(self.meta["index"],
-                                                     [batch, 2 * META_FEATURES])
+                self.interpreter.resize_tensor_input(self.meta["index"], [batch, 2 * META_FEATURES])
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise RunnerError("batch_unsupported", f"the model does not accept batch {batch}: {exc}",
-                              "run with --batch 1 or export the model with a dynamic batch") from exc
+            raise RunnerError(
+                "batch_unsupported",
+                f"the model does not accept batch {batch}: {exc}",
+                "run with --batch 1 or export the model with a dynamic batch",
+            ) from exc
         self.batch = batch
         by_index = {d["index"]: d for d in self.interpreter.get_input_details()}
         self.image = by_index[self.image["index"]]
@@ -205,8 +235,12 @@ class ModelIO:
     def quantisation(self) -> dict:
         def q(d):
             scale, zero = d["quantization"]
-            return {"dtype": self.np.dtype(d["dtype"]).name, "scale": float(scale),
-                    "zero_point": int(zero), "shape": [int(x) for x in d["shape"]]}
+            return {
+                "dtype": self.np.dtype(d["dtype"]).name,
+                "scale": float(scale),
+                "zero_point": int(zero),
+                "shape": [int(x) for x in d["shape"]],
+            }
 
         out = {"image": q(self.image), "output": q(self.output)}
         if self.meta is not None:
@@ -278,27 +312,45 @@ def load_crops(path, np, count: int, seed: int):
         metadata[rng.random(metadata.shape) < 0.1] = np.nan
         return images, metadata, {"source": "random", "seed": seed, "count": count}
     if not os.path.isfile(path):
-        raise RunnerError("crops_missing", f"crops file not found: {path}",
-                          "push the .npz with the model or run without --crops")
+        raise RunnerError(
+            "crops_missing",
+            f"crops file not found: {path}",
+            "push the .npz with the model or run without --crops",
+        )
     try:
         with np.load(path, allow_pickle=False) as npz:
             images = npz["images"]
             metadata = npz["metadata"] if "metadata" in npz.files else None
     except (OSError, ValueError, KeyError) as exc:
-        raise RunnerError("crops_invalid", f"cannot read crops {path}: {exc}",
-                          "the .npz needs 'images' uint8 [N,128,64,3] and 'metadata' float32 [N,6]") from exc
-    if images.dtype != np.uint8 or images.ndim != 4 or tuple(images.shape[1:]) != IMAGE_SHAPE \
-            or len(images) == 0:
-        raise RunnerError("crops_invalid",
-                          f"crops 'images' is {images.dtype} {list(images.shape)}",
-                          "images must be uint8 [N,128,64,3] with N >= 1")
+        raise RunnerError(
+            "crops_invalid",
+            f"cannot read crops {path}: {exc}",
+            "the .npz needs 'images' uint8 [N,128,64,3] and 'metadata' float32 [N,6]",
+        ) from exc
+    if (
+        images.dtype != np.uint8
+        or images.ndim != 4
+        or tuple(images.shape[1:]) != IMAGE_SHAPE
+        or len(images) == 0
+    ):
+        raise RunnerError(
+            "crops_invalid",
+            f"crops 'images' is {images.dtype} {list(images.shape)}",
+            "images must be uint8 [N,128,64,3] with N >= 1",
+        )
     if metadata is None:
         metadata = np.full((len(images), META_FEATURES), np.nan, dtype=np.float32)
     if metadata.shape != (len(images), META_FEATURES):
-        raise RunnerError("crops_invalid", f"crops 'metadata' is {list(metadata.shape)}",
-                          f"metadata must be float32 [{len(images)},6] (NaN = missing)")
-    return images, metadata.astype(np.float32), {"source": path, "sha256": sha256_file(path),
-                                                  "count": int(len(images))}
+        raise RunnerError(
+            "crops_invalid",
+            f"crops 'metadata' is {list(metadata.shape)}",
+            f"metadata must be float32 [{len(images)},6] (NaN = missing)",
+        )
+    return (
+        images,
+        metadata.astype(np.float32),
+        {"source": path, "sha256": sha256_file(path), "count": int(len(images))},
+    )
 
 
 def load_preprocess(path):
@@ -310,11 +362,17 @@ def load_preprocess(path):
         mean, std = [float(v) for v in spec["mean"]], [float(v) for v in spec["std"]]
         clip = float(spec.get("clip", 4.0))
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise RunnerError("preprocess_invalid", f"cannot read preprocessing {path}: {exc}",
-                          'it must hold {"metadata": {"mean": [6], "std": [6], "clip": 4.0}}') from exc
+        raise RunnerError(
+            "preprocess_invalid",
+            f"cannot read preprocessing {path}: {exc}",
+            'it must hold {"metadata": {"mean": [6], "std": [6], "clip": 4.0}}',
+        ) from exc
     if len(mean) != META_FEATURES or len(std) != META_FEATURES or min(std) <= 0:
-        raise RunnerError("preprocess_invalid", f"{path}: mean/std must be 6 values, std > 0",
-                          "regenerate the preprocessing section of the model card")
+        raise RunnerError(
+            "preprocess_invalid",
+            f"{path}: mean/std must be 6 values, std > 0",
+            "regenerate the preprocessing section of the model card",
+        )
     return mean, std, clip, path
 
 
@@ -351,8 +409,13 @@ def percentile_ci(sorted_values, q: float, confidence: float = 0.95):
     logp, log1p = math.log(q), math.log1p(-q)
     cdf, acc = [], 0.0
     for k in range(n + 1):
-        acc += math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
-                        + k * logp + (n - k) * log1p)
+        acc += math.exp(
+            math.lgamma(n + 1)
+            - math.lgamma(k + 1)
+            - math.lgamma(n - k + 1)
+            + k * logp
+            + (n - k) * log1p
+        )
         cdf.append(acc)
     # lower rank l (1-based): largest with P(B <= l-1) <= alpha/2
     lower = None
@@ -374,8 +437,13 @@ def percentile_ci(sorted_values, q: float, confidence: float = 0.95):
 def summarise(samples_ms, np) -> dict:
     values = sorted(float(v) for v in samples_ms)
     arr = np.asarray(values)
-    out = {"n": len(values), "mean": float(arr.mean()), "min": values[0], "max": values[-1],
-           "std": float(arr.std(ddof=1)) if len(values) > 1 else 0.0}
+    out = {
+        "n": len(values),
+        "mean": float(arr.mean()),
+        "min": values[0],
+        "max": values[-1],
+        "std": float(arr.std(ddof=1)) if len(values) > 1 else 0.0,
+    }
     for name, q in (("p50", 0.50), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99)):
         out[name] = float(np.percentile(arr, q * 100))
         low, high = percentile_ci(values, q)
@@ -440,16 +508,21 @@ class BackgroundLoad:
 
             for _ in range(self.processes):
                 try:
-                    self.procs.append(subprocess.Popen(
-                        [sys.executable, os.path.abspath(__file__), "--busy-worker"],
-                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
+                    self.procs.append(
+                        subprocess.Popen(
+                            [sys.executable, os.path.abspath(__file__), "--busy-worker"],
+                            stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL,
+                        )
+                    )
                 except OSError as exc:
                     self.close()
                     raise RunnerError(
                         "load_processes_unavailable",
                         f"cannot start a background load process here ({exc})",
                         "use --load-threads instead (an emulated board without binfmt "
-                        "cannot start child processes)") from exc
+                        "cannot start child processes)",
+                    ) from exc
 
     def _spin(self, i: int) -> None:
         if self.cpus:
@@ -468,8 +541,11 @@ class BackgroundLoad:
             proc.wait()
 
     def describe(self) -> dict:
-        return {"threads": self.threads, "processes": self.processes,
-                "cpus": sorted(self.cpus) if self.cpus else None}
+        return {
+            "threads": self.threads,
+            "processes": self.processes,
+            "cpus": sorted(self.cpus) if self.cpus else None,
+        }
 
 
 def busy_worker() -> int:
@@ -486,12 +562,19 @@ def busy_worker() -> int:
 
 
 def fingerprint(runtime: dict) -> dict:
-    env = {"machine": platform.machine(), "kernel": platform.release(),
-           "system": platform.system(), "python": platform.python_version(),
-           "python_executable": sys.executable, "numpy": runtime["numpy"],
-           "runtime": runtime["name"], "runtime_version": runtime["version"],
-           "cpu_count": os.cpu_count(), "hostname": platform.node(),
-           "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+    env = {
+        "machine": platform.machine(),
+        "kernel": platform.release(),
+        "system": platform.system(),
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
+        "numpy": runtime["numpy"],
+        "runtime": runtime["name"],
+        "runtime_version": runtime["version"],
+        "cpu_count": os.cpu_count(),
+        "hostname": platform.node(),
+        "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
     try:
         env["cpu_affinity"] = sorted(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -502,16 +585,30 @@ def fingerprint(runtime: dict) -> dict:
             for line in handle:
                 key, _, value = line.partition(":")
                 key, value = key.strip(), value.strip()
-                if key in ("model name", "CPU part", "CPU implementer", "CPU variant",
-                           "Hardware", "Features", "flags") and key not in cpu:
+                if (
+                    key
+                    in (
+                        "model name",
+                        "CPU part",
+                        "CPU implementer",
+                        "CPU variant",
+                        "Hardware",
+                        "Features",
+                        "flags",
+                    )
+                    and key not in cpu
+                ):
                     cpu[key] = value if key not in ("Features", "flags") else value[:200]
     except OSError:
         pass
     env["cpu"] = cpu
     env["cpu_model"] = cpu.get("model name") or _arm_core_name(cpu.get("CPU part"))
     base = "/sys/devices/system/cpu/cpu0/cpufreq/"
-    for key, name in (("governor", "scaling_governor"), ("freq_khz", "scaling_cur_freq"),
-                      ("max_freq_khz", "cpuinfo_max_freq")):
+    for key, name in (
+        ("governor", "scaling_governor"),
+        ("freq_khz", "scaling_cur_freq"),
+        ("max_freq_khz", "cpuinfo_max_freq"),
+    ):
         try:
             with open(base + name) as handle:
                 env[key] = handle.read().strip()
@@ -521,10 +618,19 @@ def fingerprint(runtime: dict) -> dict:
 
 
 def _arm_core_name(part):
-    names = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55",
-             "0xd07": "Cortex-A57", "0xd08": "Cortex-A72", "0xd09": "Cortex-A73",
-             "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76", "0xd0c": "Neoverse-N1",
-             "0xd0d": "Cortex-A77", "0xd41": "Cortex-A78"}
+    names = {
+        "0xd03": "Cortex-A53",
+        "0xd04": "Cortex-A35",
+        "0xd05": "Cortex-A55",
+        "0xd07": "Cortex-A57",
+        "0xd08": "Cortex-A72",
+        "0xd09": "Cortex-A73",
+        "0xd0a": "Cortex-A75",
+        "0xd0b": "Cortex-A76",
+        "0xd0c": "Neoverse-N1",
+        "0xd0d": "Cortex-A77",
+        "0xd41": "Cortex-A78",
+    }
     return names.get(part, part)
 
 
@@ -550,9 +656,11 @@ def run(args) -> dict:
     golden = load_golden(args.golden, np) if args.golden else None
     load = BackgroundLoad(args.load_threads, args.load_processes, args.load_cpus, np)
     if args.insn_count and (args.load_threads or args.load_processes):
-        raise RunnerError("unsupported_option",
-                          "instruction counts with a background load would count the load too",
-                          "run the instruction count without --load-threads/--load-processes")
+        raise RunnerError(
+            "unsupported_option",
+            "instruction counts with a background load would count the load too",
+            "run the instruction count without --load-threads/--load-processes",
+        )
     load.start()
     # ru_maxrss carries the pre-exec peak of whatever launched us (Linux copies it across
     # exec), so the whole-process peak is taken from VmHWM before and after the reset.
@@ -562,8 +670,9 @@ def run(args) -> dict:
         rss_before_kb = read_status_kb("VmRSS")
         t0 = time.perf_counter()
         model_bytes = read_model(args.model)
-        interpreter = make_interpreter(model_bytes, args.model, Interpreter, load_delegate,
-                                       resolver, args)
+        interpreter = make_interpreter(
+            model_bytes, args.model, Interpreter, load_delegate, resolver, args
+        )
         io = ModelIO(interpreter, np)
         io.resize(args.batch)
         init_ms = (time.perf_counter() - t0) * 1e3
@@ -597,14 +706,16 @@ def run(args) -> dict:
             invoke_ms.append((t2 - t1) * 1e3)
             e2e_ms.append((t3 - t0) * 1e3)
             elapsed = t3 - t_start
-            if (len(invoke_ms) >= args.min_runs and elapsed >= args.min_seconds) \
-                    or elapsed >= args.max_seconds:
+            if (
+                len(invoke_ms) >= args.min_runs and elapsed >= args.min_seconds
+            ) or elapsed >= args.max_seconds:
                 break
         loop_seconds = clock() - t_start
 
         model_sha256 = hashlib.sha256(model_bytes).hexdigest()
-        parity = (check_parity(pre, images, metadata, golden, args, np, model_sha256)
-                  if golden else None)
+        parity = (
+            check_parity(pre, images, metadata, golden, args, np, model_sha256) if golden else None
+        )
         insn = count_instructions(pre, feed, args) if args.insn_count else None
         phase_peak_kb = read_status_kb("VmHWM")
     finally:
@@ -612,25 +723,46 @@ def run(args) -> dict:
 
     invoke = summarise(invoke_ms, np)
     e2e = summarise(e2e_ms, np)
-    per_crop = {k: (v / args.batch if isinstance(v, float) else v) for k, v in e2e.items()
-                if not k.endswith("_ci95")}
+    per_crop = {
+        k: (v / args.batch if isinstance(v, float) else v)
+        for k, v in e2e.items()
+        if not k.endswith("_ci95")
+    }
     result = {
-        "ok": True, "kind": RESULT_KIND, "schema_version": RESULT_SCHEMA_VERSION,
-        "model": {"path": args.model, "sha256": hashlib.sha256(model_bytes).hexdigest(),
-                  "size_bytes": len(model_bytes), "io": io.quantisation(),
-                  "has_meta_input": io.meta is not None},
-        "config": {"threads": args.threads, "batch": args.batch, "xnnpack": args.xnnpack,
-                   "delegate": args.delegate, "pin": sorted(args.pin) if args.pin else None,
-                   "warmup": args.warmup, "min_runs": args.min_runs,
-                   "min_seconds": args.min_seconds, "max_seconds": args.max_seconds,
-                   "background_load": load.describe(), "preprocess": pre_path},
+        "ok": True,
+        "kind": RESULT_KIND,
+        "schema_version": RESULT_SCHEMA_VERSION,
+        "model": {
+            "path": args.model,
+            "sha256": hashlib.sha256(model_bytes).hexdigest(),
+            "size_bytes": len(model_bytes),
+            "io": io.quantisation(),
+            "has_meta_input": io.meta is not None,
+        },
+        "config": {
+            "threads": args.threads,
+            "batch": args.batch,
+            "xnnpack": args.xnnpack,
+            "delegate": args.delegate,
+            "pin": sorted(args.pin) if args.pin else None,
+            "warmup": args.warmup,
+            "min_runs": args.min_runs,
+            "min_seconds": args.min_seconds,
+            "max_seconds": args.max_seconds,
+            "background_load": load.describe(),
+            "preprocess": pre_path,
+        },
         "inputs": crops_info,
-        "init_ms": init_ms, "first_inference_ms": first_ms,
-        "runs": len(invoke_ms), "loop_seconds": loop_seconds,
-        "invoke_ms": invoke, "e2e_ms_per_invoke": e2e, "e2e_ms_per_crop": per_crop,
+        "init_ms": init_ms,
+        "first_inference_ms": first_ms,
+        "runs": len(invoke_ms),
+        "loop_seconds": loop_seconds,
+        "invoke_ms": invoke,
+        "e2e_ms_per_invoke": e2e,
+        "e2e_ms_per_crop": per_crop,
         # Per-invoke times in run order (the first --keep-samples), for drift/outlier checks.
-        "invoke_ms_samples": [round(v, 5) for v in invoke_ms[:args.keep_samples]],
-        "e2e_ms_samples": [round(v, 5) for v in e2e_ms[:args.keep_samples]],
+        "invoke_ms_samples": [round(v, 5) for v in invoke_ms[: args.keep_samples]],
+        "e2e_ms_samples": [round(v, 5) for v in e2e_ms[: args.keep_samples]],
         "throughput_crops_per_s": args.batch * len(e2e_ms) / max(sum(e2e_ms) / 1e3, 1e-12),
         "memory": {
             "phase_peak_rss_mb": phase_peak_kb / 1024 if (phase_peak_kb and phase_reset) else None,
@@ -639,7 +771,8 @@ def run(args) -> dict:
             "process_peak_rss_mb": _process_peak_mb(startup_peak_kb, phase_peak_kb),
             "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         },
-        "parity": parity, "instructions": insn,
+        "parity": parity,
+        "instructions": insn,
         "environment": fingerprint(runtime),
         "process_seconds": time.perf_counter() - t_process,
     }
@@ -651,8 +784,11 @@ def load_golden(path, np) -> dict:
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
     except (OSError, ValueError) as exc:
-        raise RunnerError("golden_invalid", f"cannot read golden outputs {path}: {exc}",
-                          "recompute the golden outputs on the host") from exc
+        raise RunnerError(
+            "golden_invalid",
+            f"cannot read golden outputs {path}: {exc}",
+            "recompute the golden outputs on the host",
+        ) from exc
 
 
 def compute_outputs(pre: Preprocessor, images, metadata, np):
@@ -676,15 +812,19 @@ def check_parity(pre, images, metadata, golden, args, np, model_sha256: str) -> 
     want_raw = golden.get("raw")
     want_probs = golden.get("probabilities")
     if want_raw is None or want_probs is None or len(want_raw) != len(raw):
-        raise RunnerError("golden_invalid",
-                          f"golden outputs do not match the crops ({len(raw)} crops)",
-                          "recompute the golden outputs for these crops")
+        raise RunnerError(
+            "golden_invalid",
+            f"golden outputs do not match the crops ({len(raw)} crops)",
+            "recompute the golden outputs for these crops",
+        )
     want_sha = str(golden["model_sha256"]) if "model_sha256" in golden else None
     if want_sha and want_sha != model_sha256:
-        raise RunnerError("golden_invalid",
-                          f"golden outputs were computed for model {want_sha[:12]}, "
-                          f"not this one ({model_sha256[:12]})",
-                          "recompute the golden outputs on the host for this model")
+        raise RunnerError(
+            "golden_invalid",
+            f"golden outputs were computed for model {want_sha[:12]}, "
+            f"not this one ({model_sha256[:12]})",
+            "recompute the golden outputs on the host for this model",
+        )
     exact = np.issubdtype(raw.dtype, np.integer)
     if exact:
         diff = np.abs(raw.astype(np.int32) - want_raw.astype(np.int32))
@@ -693,11 +833,16 @@ def check_parity(pre, images, metadata, golden, args, np, model_sha256: str) -> 
         diff = np.abs(probs.astype(np.float64) - want_probs.astype(np.float64))
         bad = ~(diff <= args.parity_atol)  # NaN outputs count as mismatches
     mismatches = int(bad.sum())
-    return {"ok": mismatches == 0, "exact": bool(exact), "n": int(len(raw)),
-            "mismatches": mismatches, "max_abs_diff": _finite_max(diff, np),
-            "unit": "quantised steps" if exact else "probability",
-            "atol": 0.0 if exact else args.parity_atol,
-            "max_prob_diff": _finite_max(np.abs(probs.astype(np.float64) - want_probs), np)}
+    return {
+        "ok": mismatches == 0,
+        "exact": bool(exact),
+        "n": int(len(raw)),
+        "mismatches": mismatches,
+        "max_abs_diff": _finite_max(diff, np),
+        "unit": "quantised steps" if exact else "probability",
+        "atol": 0.0 if exact else args.parity_atol,
+        "max_prob_diff": _finite_max(np.abs(probs.astype(np.float64) - want_probs), np),
+    }
 
 
 def _finite_max(values, np):
@@ -709,8 +854,11 @@ def _finite_max(values, np):
 def count_instructions(pre, feed, args) -> dict:
     path = os.environ.get("EDGEPED_INSN_OUT")
     if not path:
-        raise RunnerError("insn_unavailable", "--insn-count needs the QEMU counting plugin",
-                          "run on the emulated board (EDGEPED_INSN_OUT set by the wrapper)")
+        raise RunnerError(
+            "insn_unavailable",
+            "--insn-count needs the QEMU counting plugin",
+            "run on the emulated board (EDGEPED_INSN_OUT set by the wrapper)",
+        )
     with open(path) as handle:
         before = len(handle.read().split())
     interpreter = pre.io.interpreter
@@ -728,14 +876,20 @@ def count_instructions(pre, feed, args) -> dict:
     with open(path) as handle:
         counts = [int(v) for v in handle.read().split()[before:]]
     if len(counts) != args.insn_runs:
-        raise RunnerError("insn_unavailable",
-                          f"the plugin recorded {len(counts)} of {args.insn_runs} regions",
-                          "check that qemu-aarch64 was started with the libinsncount plugin")
+        raise RunnerError(
+            "insn_unavailable",
+            f"the plugin recorded {len(counts)} of {args.insn_runs} regions",
+            "check that qemu-aarch64 was started with the libinsncount plugin",
+        )
     # The sequence repeats exactly from process to process; successive invokes within one
     # process differ by a few hundred instructions (interpreter bookkeeping), so the
     # headline figure is the median of the sequence, which is equally repeatable.
-    return {"per_invoke": counts, "instructions_per_invoke": int(sorted(counts)[len(counts) // 2]),
-            "constant_within_run": len(set(counts)) == 1, "runs": len(counts)}
+    return {
+        "per_invoke": counts,
+        "instructions_per_invoke": int(sorted(counts)[len(counts) // 2]),
+        "constant_within_run": len(set(counts)) == 1,
+        "runs": len(counts),
+    }
 
 
 def write_golden(args) -> dict:
@@ -749,12 +903,19 @@ def write_golden(args) -> dict:
     io.resize(args.batch)
     raw, probs = compute_outputs(Preprocessor(io, mean, std, clip), images, metadata, np)
     tmp = args.write_golden + ".tmp.npz"
-    np.savez(tmp, raw=raw, probabilities=probs,
-             model_sha256=np.array(hashlib.sha256(data).hexdigest()))
+    np.savez(
+        tmp, raw=raw, probabilities=probs, model_sha256=np.array(hashlib.sha256(data).hexdigest())
+    )
     os.replace(tmp, args.write_golden)
-    return {"ok": True, "kind": "edgeped.golden", "path": args.write_golden, "n": int(len(raw)),
-            "model_sha256": hashlib.sha256(data).hexdigest(), "inputs": crops_info,
-            "runtime": runtime}
+    return {
+        "ok": True,
+        "kind": "edgeped.golden",
+        "path": args.write_golden,
+        "n": int(len(raw)),
+        "model_sha256": hashlib.sha256(data).hexdigest(),
+        "inputs": crops_info,
+        "runtime": runtime,
+    }
 
 
 # --------------------------------------------------------------------------- shadow mode
@@ -782,14 +943,20 @@ class ShadowLog:
 
     def __init__(self, path: str, fsync_every: int) -> None:
         if os.path.exists(path):
-            raise RunnerError("log_exists", f"shadow log {path} already exists",
-                              "pass a new --shadow-log path; a log is never overwritten")
+            raise RunnerError(
+                "log_exists",
+                f"shadow log {path} already exists",
+                "pass a new --shadow-log path; a log is never overwritten",
+            )
         parent = os.path.dirname(os.path.abspath(path))
         try:
             self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         except OSError as exc:
-            raise RunnerError("log_unwritable", f"cannot create shadow log {path}: {exc}",
-                              "check the directory exists and is writable") from exc
+            raise RunnerError(
+                "log_unwritable",
+                f"cannot create shadow log {path}: {exc}",
+                "check the directory exists and is writable",
+            ) from exc
         self.path = os.path.abspath(path)
         self.fsync_every = fsync_every
         self.pending = 0
@@ -806,8 +973,9 @@ class ShadowLog:
             pass
 
     def append(self, record: dict) -> None:
-        body = json.dumps(record, separators=(",", ":"), allow_nan=False,
-                          default=_jsonable).encode()
+        body = json.dumps(
+            record, separators=(",", ":"), allow_nan=False, default=_jsonable
+        ).encode()
         line = b"%08x " % (zlib.crc32(body) & 0xFFFFFFFF) + body + b"\n"
         try:
             written = os.write(self.fd, line)
@@ -818,9 +986,11 @@ class ShadowLog:
                 os.fsync(self.fd)
                 self.pending = 0
         except OSError as exc:
-            raise RunnerError("log_write_failed",
-                              f"writing shadow log {self.path} failed after {self.records} "
-                              f"records: {exc}", "free space on the board and run again") from exc
+            raise RunnerError(
+                "log_write_failed",
+                f"writing shadow log {self.path} failed after {self.records} records: {exc}",
+                "free space on the board and run again",
+            ) from exc
         self.records += 1
         self.bytes += len(line)
 
@@ -845,13 +1015,18 @@ class ShadowModel:
         self.path = path
         self.data = read_model(path)
         self.sha256 = hashlib.sha256(self.data).hexdigest()
-        self.interpreter = make_interpreter(self.data, path, Interpreter, load_delegate,
-                                            resolver, args)
+        self.interpreter = make_interpreter(
+            self.data, path, Interpreter, load_delegate, resolver, args
+        )
         self.io = ModelIO(self.interpreter, np)
         self.io.resize(1)
         pre = spec.get("preprocess") or {}
-        self.pre = Preprocessor(self.io, pre.get("mean", [0.0] * META_FEATURES),
-                                pre.get("std", [1.0] * META_FEATURES), pre.get("clip", 4.0))
+        self.pre = Preprocessor(
+            self.io,
+            pre.get("mean", [0.0] * META_FEATURES),
+            pre.get("std", [1.0] * META_FEATURES),
+            pre.get("clip", 4.0),
+        )
         self.name = str(spec.get("name") or role)
         self.threshold = float(spec["threshold"])
         q = spec.get("threshold_int8")
@@ -872,13 +1047,20 @@ class ShadowModel:
         return p, (int(raw[0, 0]) if self.int8 else None), int(p >= self.threshold), ms
 
     def describe(self) -> dict:
-        return {"name": self.name, "path": self.path, "sha256": self.sha256,
-                "size_bytes": len(self.data), "threshold": self.threshold,
-                "threshold_int8": self.threshold_int8,
-                "decision_rule": ("raw int8 output >= threshold_int8"
-                                  if self.threshold_int8 is not None
-                                  else "probability >= threshold"),
-                "io": self.io.quantisation()}
+        return {
+            "name": self.name,
+            "path": self.path,
+            "sha256": self.sha256,
+            "size_bytes": len(self.data),
+            "threshold": self.threshold,
+            "threshold_int8": self.threshold_int8,
+            "decision_rule": (
+                "raw int8 output >= threshold_int8"
+                if self.threshold_int8 is not None
+                else "probability >= threshold"
+            ),
+            "io": self.io.quantisation(),
+        }
 
 
 def load_shadow_spec(path) -> dict:
@@ -888,9 +1070,11 @@ def load_shadow_spec(path) -> dict:
         for role in ("baseline", "candidate"):
             float(spec[role]["threshold"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise RunnerError("shadow_spec_invalid", f"cannot read shadow spec {path}: {exc}",
-                          'it must hold {"baseline": {"threshold": T, ...}, '
-                          '"candidate": {"threshold": T, ...}}') from exc
+        raise RunnerError(
+            "shadow_spec_invalid",
+            f"cannot read shadow spec {path}: {exc}",
+            'it must hold {"baseline": {"threshold": T, ...}, "candidate": {"threshold": T, ...}}',
+        ) from exc
     return spec
 
 
@@ -909,11 +1093,21 @@ def load_replay(path, np, count: int, seed: int):
             for key in npz.files:
                 if key.startswith("tag/"):
                     tags[key[4:]] = [str(v) for v in npz[key]]
-        bad = [k for k, v in [("crop_id", ids), ("label", labels or ids),
-                              *[(f"tag/{t}", v) for t, v in tags.items()]] if len(v) != n]
+        bad = [
+            k
+            for k, v in [
+                ("crop_id", ids),
+                ("label", labels or ids),
+                *[(f"tag/{t}", v) for t, v in tags.items()],
+            ]
+            if len(v) != n
+        ]
         if bad:
-            raise RunnerError("crops_invalid", f"crops {path}: {bad} do not have {n} entries",
-                              "every per-crop array needs one entry per image")
+            raise RunnerError(
+                "crops_invalid",
+                f"crops {path}: {bad} do not have {n} entries",
+                "every per-crop array needs one entry per image",
+            )
     return images, metadata, info, ids, labels, tags
 
 
@@ -929,7 +1123,8 @@ def run_shadow(args) -> dict:
         os.sched_setaffinity(0, args.pin)
     spec = load_shadow_spec(args.shadow_spec)
     images, metadata, crops_info, ids, labels, tags = load_replay(
-        args.crops, np, args.random_count, args.seed)
+        args.crops, np, args.random_count, args.seed
+    )
     parts = (np, Interpreter, load_delegate, resolver)
     log = ShadowLog(args.shadow_log, args.fsync_every)
     try:
@@ -942,36 +1137,51 @@ def run_shadow(args) -> dict:
         # decision), on the same crops, before the candidate exists in the process.
         n = len(images)
         for i in range(min(args.warmup, n)):
-            base.step(images[i:i + 1], metadata[i:i + 1])
+            base.step(images[i : i + 1], metadata[i : i + 1])
         alone_ms = []
         for k in range(args.cost_runs):
             i = k % n
             t0 = time.perf_counter()
-            base.step(images[i:i + 1], metadata[i:i + 1])
+            base.step(images[i : i + 1], metadata[i : i + 1])
             alone_ms.append((time.perf_counter() - t0) * 1e3)
         alone_peak_kb = read_status_kb("VmHWM")
 
         cand = ShadowModel("candidate", args.shadow, spec["candidate"], parts, args)
         for i in range(min(args.warmup, n)):
-            cand.step(images[i:i + 1], metadata[i:i + 1])
-        log.append({"t": "header", "kind": SHADOW_LOG_KIND,
-                    "schema_version": SHADOW_LOG_SCHEMA_VERSION, "started_unix": time.time(),
-                    "baseline": base.describe(), "candidate": cand.describe(),
-                    "inputs": crops_info, "labels": labels is not None,
-                    "tag_fields": sorted(tags), "repeat": args.shadow_repeat,
-                    "fsync_every": args.fsync_every, "environment": fingerprint(runtime)})
+            cand.step(images[i : i + 1], metadata[i : i + 1])
+        log.append(
+            {
+                "t": "header",
+                "kind": SHADOW_LOG_KIND,
+                "schema_version": SHADOW_LOG_SCHEMA_VERSION,
+                "started_unix": time.time(),
+                "baseline": base.describe(),
+                "candidate": cand.describe(),
+                "inputs": crops_info,
+                "labels": labels is not None,
+                "tag_fields": sorted(tags),
+                "repeat": args.shadow_repeat,
+                "fsync_every": args.fsync_every,
+                "environment": fingerprint(runtime),
+            }
+        )
 
         def shadow_step(seq, i, sink):
             t0 = time.perf_counter()
-            crop, meta = images[i:i + 1], metadata[i:i + 1]
+            crop, meta = images[i : i + 1], metadata[i : i + 1]
             pb, qb, yb, msb = base.step(crop, meta)
             pc, qc, yc, msc = cand.step(crop, meta)
             brightness, contrast = image_stats(crop[0], np)
-            record = {"t": "crop", "seq": seq, "id": ids[i], "ts": time.time(),
-                      "meta": _meta_list(metadata[i]),
-                      "img": [round(brightness, 6), round(contrast, 6)],
-                      "b": {"p": pb, "q": qb, "y": yb, "ms": round(msb, 5)},
-                      "c": {"p": pc, "q": qc, "y": yc, "ms": round(msc, 5)}}
+            record = {
+                "t": "crop",
+                "seq": seq,
+                "id": ids[i],
+                "ts": time.time(),
+                "meta": _meta_list(metadata[i]),
+                "img": [round(brightness, 6), round(contrast, 6)],
+                "b": {"p": pb, "q": qb, "y": yb, "ms": round(msb, 5)},
+                "c": {"p": pc, "q": qc, "y": yc, "ms": round(msc, 5)},
+            }
             if labels is not None:
                 record["label"] = labels[i]
             if tags:
@@ -989,8 +1199,11 @@ def run_shadow(args) -> dict:
                 log_ms.append(write)
                 seq += 1
         shadow_peak_kb = read_status_kb("VmHWM")
-        insn = count_shadow_instructions(base, shadow_step, images, metadata, args) \
-            if args.insn_count else None
+        insn = (
+            count_shadow_instructions(base, shadow_step, images, metadata, args)
+            if args.insn_count
+            else None
+        )
     except BaseException:
         log.close()
         raise
@@ -998,7 +1211,8 @@ def run_shadow(args) -> dict:
     alone, both, writes = summarise(alone_ms, np), summarise(shadow_ms, np), summarise(log_ms, np)
     known = phase_reset and alone_peak_kb and shadow_peak_kb
     cost = {
-        "baseline_alone_ms_per_crop": alone, "shadow_ms_per_crop": both,
+        "baseline_alone_ms_per_crop": alone,
+        "shadow_ms_per_crop": both,
         "log_write_ms": writes,
         "added_ms_per_crop_p50": both["p50"] - alone["p50"],
         "added_ms_per_crop_mean": both["mean"] - alone["mean"],
@@ -1012,12 +1226,24 @@ def run_shadow(args) -> dict:
     }
     log.append({"t": "summary", "records": seq, "finished_unix": time.time(), "cost": cost})
     log.close()
-    return {"ok": True, "kind": RESULT_KIND, "schema_version": RESULT_SCHEMA_VERSION,
-            "mode": "shadow", "log": {"path": log.path, "records": seq, "bytes": log.bytes,
-                                      "sha256": sha256_file(log.path)},
-            "baseline": base.describe(), "candidate": cand.describe(), "inputs": crops_info,
-            "cost": cost, "environment": fingerprint(runtime),
-            "process_seconds": time.perf_counter() - t_process}
+    return {
+        "ok": True,
+        "kind": RESULT_KIND,
+        "schema_version": RESULT_SCHEMA_VERSION,
+        "mode": "shadow",
+        "log": {
+            "path": log.path,
+            "records": seq,
+            "bytes": log.bytes,
+            "sha256": sha256_file(log.path),
+        },
+        "baseline": base.describe(),
+        "candidate": cand.describe(),
+        "inputs": crops_info,
+        "cost": cost,
+        "environment": fingerprint(runtime),
+        "process_seconds": time.perf_counter() - t_process,
+    }
 
 
 class _NullSink:
@@ -1027,8 +1253,9 @@ class _NullSink:
         self.fd = os.open(os.devnull, os.O_WRONLY)
 
     def append(self, record: dict) -> None:
-        body = json.dumps(record, separators=(",", ":"), allow_nan=False,
-                          default=_jsonable).encode()
+        body = json.dumps(
+            record, separators=(",", ":"), allow_nan=False, default=_jsonable
+        ).encode()
         os.write(self.fd, b"%08x " % (zlib.crc32(body) & 0xFFFFFFFF) + body + b"\n")
 
     def close(self) -> None:
@@ -1039,8 +1266,11 @@ def count_shadow_instructions(base, shadow_step, images, metadata, args) -> dict
     """Guest instructions of one baseline-alone step and one shadow step, same crop."""
     path = os.environ.get("EDGEPED_INSN_OUT")
     if not path:
-        raise RunnerError("insn_unavailable", "--insn-count needs the QEMU counting plugin",
-                          "run on the emulated board (EDGEPED_INSN_OUT set by the wrapper)")
+        raise RunnerError(
+            "insn_unavailable",
+            "--insn-count needs the QEMU counting plugin",
+            "run on the emulated board (EDGEPED_INSN_OUT set by the wrapper)",
+        )
     sink = _NullSink()
     fd = os.open(os.devnull, os.O_RDONLY)
     counts = {}
@@ -1058,19 +1288,24 @@ def count_shadow_instructions(base, shadow_step, images, metadata, args) -> dict
             with open(path) as handle:
                 counts[name] = [int(v) for v in handle.read().split()[before:]]
             if len(counts[name]) != args.insn_runs:
-                raise RunnerError("insn_unavailable",
-                                  f"the plugin recorded {len(counts[name])} of "
-                                  f"{args.insn_runs} regions",
-                                  "check that qemu-aarch64 was started with the plugin")
+                raise RunnerError(
+                    "insn_unavailable",
+                    f"the plugin recorded {len(counts[name])} of {args.insn_runs} regions",
+                    "check that qemu-aarch64 was started with the plugin",
+                )
     finally:
         os.close(fd)
         sink.close()
     med = {k: int(sorted(v)[len(v) // 2]) for k, v in counts.items()}
-    return {"per_step": counts, "baseline_alone_per_crop": med["baseline_alone"],
-            "shadow_per_crop": med["shadow"],
-            "added_per_crop": med["shadow"] - med["baseline_alone"], "runs": args.insn_runs,
-            "note": "shadow step = both invokes, preprocessing, image stats and the record's "
-                    "encoding and write(2); fsync is kernel time and not counted"}
+    return {
+        "per_step": counts,
+        "baseline_alone_per_crop": med["baseline_alone"],
+        "shadow_per_crop": med["shadow"],
+        "added_per_crop": med["shadow"] - med["baseline_alone"],
+        "runs": args.insn_runs,
+        "note": "shadow step = both invokes, preprocessing, image stats and the record's "
+        "encoding and write(2); fsync is kernel time and not counted",
+    }
 
 
 def parse_args(argv):
@@ -1096,20 +1331,36 @@ def parse_args(argv):
     p.add_argument("--min-runs", type=int, default=50)
     p.add_argument("--min-seconds", type=float, default=1.0)
     p.add_argument("--max-seconds", type=float, default=600.0)
-    p.add_argument("--keep-samples", type=int, default=2000,
-                   help="per-invoke times kept in the result, in run order")
-    p.add_argument("--insn-count", action="store_true",
-                   help="mark --insn-runs invokes for the QEMU instruction-counting plugin")
+    p.add_argument(
+        "--keep-samples",
+        type=int,
+        default=2000,
+        help="per-invoke times kept in the result, in run order",
+    )
+    p.add_argument(
+        "--insn-count",
+        action="store_true",
+        help="mark --insn-runs invokes for the QEMU instruction-counting plugin",
+    )
     p.add_argument("--insn-runs", type=int, default=3)
-    p.add_argument("--shadow", metavar="CANDIDATE",
-                   help="shadow mode: run CANDIDATE beside MODEL (the baseline) on every crop")
-    p.add_argument("--shadow-spec", help='JSON {"baseline"|"candidate": {"threshold", '
-                   '"threshold_int8", "preprocess", "name"}}')
+    p.add_argument(
+        "--shadow",
+        metavar="CANDIDATE",
+        help="shadow mode: run CANDIDATE beside MODEL (the baseline) on every crop",
+    )
+    p.add_argument(
+        "--shadow-spec",
+        help='JSON {"baseline"|"candidate": {"threshold", "threshold_int8", "preprocess", "name"}}',
+    )
     p.add_argument("--shadow-log", help="append-only log file to create (never overwritten)")
     p.add_argument("--shadow-repeat", type=int, default=1, help="passes over the crops")
     p.add_argument("--fsync-every", type=int, default=1, help="records per fsync of the log")
-    p.add_argument("--cost-runs", type=int, default=50,
-                   help="baseline-alone steps timed as the shadow cost reference")
+    p.add_argument(
+        "--cost-runs",
+        type=int,
+        default=50,
+        help="baseline-alone steps timed as the shadow cost reference",
+    )
     p.add_argument("--busy-worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if not args.busy_worker and not args.model:
@@ -1118,8 +1369,16 @@ def parse_args(argv):
         p.error("--shadow needs --shadow-spec and --shadow-log")
     if args.shadow and args.batch != 1:
         p.error("--shadow runs one crop at a time (--batch 1)")
-    for name in ("threads", "batch", "min_runs", "random_count", "insn_runs", "shadow_repeat",
-                 "fsync_every", "cost_runs"):
+    for name in (
+        "threads",
+        "batch",
+        "min_runs",
+        "random_count",
+        "insn_runs",
+        "shadow_repeat",
+        "fsync_every",
+        "cost_runs",
+    ):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
     for item in args.delegate_option:
@@ -1144,12 +1403,21 @@ def main(argv=None) -> int:
     json_fd = os.dup(1)
     os.dup2(2, 1)
     try:
-        result = (write_golden(args) if args.write_golden
-                  else run_shadow(args) if args.shadow else run(args))
+        result = (
+            write_golden(args)
+            if args.write_golden
+            else run_shadow(args)
+            if args.shadow
+            else run(args)
+        )
         code = 0
     except RunnerError as exc:
-        result = {"ok": False, "kind": RESULT_KIND, "schema_version": RESULT_SCHEMA_VERSION,
-                  "error": {"code": exc.code, "problem": exc.problem, "fix": exc.fix}}
+        result = {
+            "ok": False,
+            "kind": RESULT_KIND,
+            "schema_version": RESULT_SCHEMA_VERSION,
+            "error": {"code": exc.code, "problem": exc.problem, "fix": exc.fix},
+        }
         code = EXIT_PROBLEM
     sys.stdout.flush()
     with os.fdopen(json_fd, "w") as out:
