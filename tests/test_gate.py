@@ -520,7 +520,7 @@ def test_cli_model_option_and_bad_inputs(run, tmp_path):
     result = CliRunner().invoke(
         main, ["gate", str(run), "--budgets", str(budgets), "--model", "teacher_float32"]
     )
-    assert result.exit_code == 2 and "teacher_float32" in result.output
+    assert result.exit_code == 65 and "teacher_float32" in result.output  # no such model
     result = CliRunner().invoke(main, ["gate", str(tmp_path / "nope"), "--budgets", str(budgets)])
     assert result.exit_code == 65 and "run directory not found" in result.output
     bad = tmp_path / "bad.toml"

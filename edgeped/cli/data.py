@@ -74,8 +74,14 @@ def data_synth(out_dir, overwrite, generator, shard_records, **options) -> None:
     """
     from rich.progress import Progress
 
+    from edgeped.data.generators import get as get_generator
     from edgeped.data.generators import write_dataset
+    from edgeped.errors import ExitCode
 
+    try:  # the options are the command line's: a bad value is a usage error
+        get_generator(generator).config(options)
+    except EdgepedError as exc:
+        raise EdgepedError(exc.problem, exc.fix, exit_code=ExitCode.USAGE) from exc
     with Progress(console=console(), transient=True) as bar:
         task = bar.add_task("rendering drives", total=options["drives"])
         manifest = write_dataset(

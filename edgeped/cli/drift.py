@@ -17,14 +17,18 @@ EXIT = {"ok": 0, "warn": 0, "alert": 1, "too_small": 2}
 @click.argument("window", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="write drift.json, drift.md and drift.png here")  # fmt: skip
-@click.option("--psi-warn", default=0.1, show_default=True)
-@click.option("--psi-alert", default=0.25, show_default=True)
+@click.option("--psi-warn", default=0.1, show_default=True, help="PSI that warns")
+@click.option("--psi-alert", default=0.25, show_default=True, help="PSI that alerts")
 @click.option("--ks-alpha", default=0.05, show_default=True, help="before Bonferroni")
 @click.option("--ks-min-d", default=0.1, show_default=True, help="KS statistic that counts")
 @click.option("--missing-warn", default=0.05, show_default=True, help="missing-rate change")
-@click.option("--missing-alert", default=0.10, show_default=True)
+@click.option(
+    "--missing-alert", default=0.10, show_default=True, help="missing-rate change that alerts"
+)
 @click.option("--min-window", default=500, show_default=True, help="fewer crops: too small")
-@click.option("--min-slice", default=200, show_default=True)
+@click.option(
+    "--min-slice", default=200, show_default=True, help="fewer crops in a slice: too small"
+)
 @click.option("--split", "splits", multiple=True, help="dataset splits [default: all]")
 @click.option("--fail-on", type=click.Choice(["alert", "warn"]), default="alert",
               show_default=True, help="exit 1 from this level up")  # fmt: skip

@@ -74,20 +74,37 @@ def _render(report, files) -> None:
 @click.argument("candidate", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--target", "target_name", default="local", show_default=True,
               help="local, arm64-emu or a name in targets.toml")  # fmt: skip
-@click.option("--targets", "targets_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--targets",
+    "targets_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="targets.toml [default: $EDGEPED_TARGETS, else ./targets.toml]",
+)
 @click.option("--core", help="emulated core: a53, a72, a76")
 @click.option("--crops", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="replay .npz (images, metadata, optional crop_id, label, tag/*)")  # fmt: skip
 @click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="or a dataset: its --split becomes the replay set")  # fmt: skip
-@click.option("--split", default="test", show_default=True)
+@click.option("--split", default="test", show_default=True, help="dataset split to replay")
 @click.option("--limit", type=int, help="first N crops of the split")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="folder for the log, shadow.json/.md and the plots",
+)
 @click.option("--repeat", default=1, show_default=True, help="passes over the crops")
 @click.option("--fsync-every", default=1, show_default=True, help="log records per fsync")
 @click.option("--cost-runs", default=50, show_default=True,
               help="baseline-alone steps timed as the cost reference")  # fmt: skip
-@click.option("--timeout", "timeout_s", default=1800.0, show_default=True)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    default=1800.0,
+    show_default=True,
+    help="seconds before the run is stopped (also on the board)",
+)
 @_report_options
 def shadow_run(baseline, candidate, target_name, targets_file, core, crops, data_dir, split,
                limit, out_dir, repeat, fsync_every, cost_runs, timeout_s, min_slice_crops,

@@ -19,8 +19,9 @@ import time
 import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from edgeped.data.preprocess import Preprocessing
 from edgeped.data.shards import Dataset
@@ -36,7 +37,7 @@ INPUT_RANGE = (-1.0, 127.0 / 128.0)  # (u8 - 128) / 128 for u8 in [0, 255]
 Progress = Callable[[str], None]
 
 
-@dataclass
+@dataclass(frozen=True)
 class StageResult:
     name: str
     checkpoint: str
@@ -50,6 +51,10 @@ class StageResult:
     max_epochs: int | None = None
     # Why a stage ran the way it did (e.g. distillation skipped), for train_log.json.
     decision: dict | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stage's entry in train_log.json."""
+        return asdict(self)
 
 
 def positive_weight(dataset: Dataset, power: float) -> float:
@@ -377,8 +382,8 @@ def _train_student(s: _Session, name: str, distilled: bool) -> StageResult:
     result = s.fit(trainee, student, name, s.config.student_stage, out, best=best)
     if s.config.mining.rounds:
         student.set_weights(load_checkpoint(out).get_weights())  # continue from the best epoch
-        result.mined = s.mine_rounds(student, trainee, name, out, best)
-        result.best_val_auc_pr = best["value"]
+        mined = s.mine_rounds(student, trainee, name, out, best)
+        result = replace(result, mined=mined, best_val_auc_pr=best["value"])
     return result
 
 
@@ -422,8 +427,7 @@ def _student_distilled(s: _Session) -> StageResult:
         (s.run / CHECKPOINTS["student_distilled"]).unlink(missing_ok=True)
         return StageResult("student_distilled", "", 0, 0.0, max_epochs=0, decision=decision)
     result = _train_student(s, "student_distilled", distilled=True)
-    result.decision = decision
-    return result
+    return replace(result, decision=decision)
 
 
 @_stage("student_qat")
@@ -448,9 +452,8 @@ def _student_qat(s: _Session) -> StageResult:
     best = load_checkpoint(out)
     fix_input_ranges(best)
     _save_h5(best, out, scope)
-    result.parent = parent
     parent_stage = parent.removesuffix(".h5")
-    result.decision = {
+    decision = {
         "parent": parent,
         "reason": "the float student with the best val AUC-PR",
         "candidates_val_auc_pr": {
@@ -458,7 +461,7 @@ def _student_qat(s: _Session) -> StageResult:
         },
         "parent_val_auc_pr": s.val_auc_pr.get(parent_stage),
     }
-    return result
+    return replace(result, parent=parent, decision=decision)
 
 
 @_stage("student_pruned")
@@ -490,9 +493,7 @@ def _student_pruned(s: _Session) -> StageResult:
     tmp_out.unlink(missing_ok=True)
     # The final epoch reaches the target sparsity; keep it rather than an earlier, denser best.
     _save_h5(sparsity.strip_pruning(pruned), s.run / CHECKPOINTS["student_pruned"])
-    result.checkpoint = CHECKPOINTS["student_pruned"]
-    result.parent = parent
-    return result
+    return replace(result, checkpoint=CHECKPOINTS["student_pruned"], parent=parent)
 
 
 def train(
@@ -556,7 +557,7 @@ def _train_into(
         from edgeped.fileio import read_json
 
         previous = {s["name"]: s for s in read_json(log_path, "train log").get("stages", [])}
-    previous.update({r.name: r.__dict__ for r in results})
+    previous.update({r.name: r.to_dict() for r in results})
     write_json_atomic(
         run / CONFIG_FILE,
         {
