@@ -81,3 +81,24 @@ def rain_streak_layers(
             layer = np.maximum(layer, segment(x, y, x + n * slant, y + n, 1.0))
         layers.append(layer)
     return layers
+
+
+def box_blur_x(img: np.ndarray, length: float) -> np.ndarray:
+    """Horizontal box (motion) blur of `length` pixels of an HxWxC float image.
+
+    A fractional length blends the two neighbouring box kernels; edges repeat.
+    """
+    k = int(np.floor(length))
+    if k < 1:
+        return img
+    width = img.shape[1]
+    frac = length - k
+    pad = np.pad(img, ((0, 0), (k + 1, k + 1), (0, 0)), mode="edge")
+    c = np.cumsum(pad, axis=1, dtype=np.float32)
+    c = np.concatenate([np.zeros_like(c[:, :1]), c], axis=1)
+    start = (k + 1) - k // 2
+    a = (c[:, start + k : start + k + width] - c[:, start : start + width]) / k
+    if frac < 0.05:
+        return a
+    b = (c[:, start + k + 1 : start + k + 1 + width] - c[:, start : start + width]) / (k + 1)
+    return a * (1 - frac) + b * frac

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeped.data import draw
-from edgeped.data.draw import XX, YY, H, W, colour, ellipse, paint, rect, ring, segment
+from edgeped.data.draw import XX, YY, H, W, box_blur_x, colour, ellipse, paint, rect, ring, segment
 
 SKIN = np.array(
     [[0.95, 0.8, 0.65], [0.82, 0.62, 0.48], [0.6, 0.42, 0.3], [0.4, 0.27, 0.18]], np.float32
@@ -571,23 +571,6 @@ def rain_layers(rng: np.random.Generator, speed_mps: float, count: int = 4) -> l
     )
 
 
-def _box_blur_x(img: np.ndarray, length: float) -> np.ndarray:
-    """Horizontal motion blur of `length` pixels (fractional lengths blend two kernels)."""
-    k = int(np.floor(length))
-    if k < 1:
-        return img
-    frac = length - k
-    pad = np.pad(img, ((0, 0), (k + 1, k + 1), (0, 0)), mode="edge")
-    c = np.cumsum(pad, axis=1, dtype=np.float32)
-    c = np.concatenate([np.zeros_like(c[:, :1]), c], axis=1)
-    start = (k + 1) - k // 2
-    a = (c[:, start + k : start + k + W] - c[:, start : start + W]) / k
-    if frac < 0.05:
-        return a
-    b = (c[:, start + k + 1 : start + k + 1 + W] - c[:, start : start + W]) / (k + 1)
-    return a * (1 - frac) + b * frac
-
-
 def blur_px(shot: Shot) -> float:
     """Motion blur length in crop pixels: ego speed and yaw times the exposure time."""
     return (
@@ -697,7 +680,7 @@ def render(
         radiance = radiance * t + airlight * (1 - t)
     gain = 10 ** (shot.gain_db / 20)
     out = radiance * (shot.exposure_ms * gain / 4.0)
-    out = _box_blur_x(out, blur_px(shot))
+    out = box_blur_x(out, blur_px(shot))
     sigma = 0.004 * gain
     out += rng.standard_normal(out.shape, dtype=np.float32) * np.float32(sigma)
     if shot.gain_db > 15:  # row banding of a high-gain readout

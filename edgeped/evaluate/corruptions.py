@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeped.data.draw import box_blur_x
 from edgeped.data.schema import CROP_HEIGHT as H
 from edgeped.data.schema import CROP_WIDTH as W
 from edgeped.data.schema import METADATA_FIELDS
@@ -126,23 +127,6 @@ def _sensor(lin: np.ndarray, gain_db: float, rng: np.random.Generator) -> np.nda
             np.float32
         )
     return out
-
-
-def _box_blur_x(img: np.ndarray, length: float) -> np.ndarray:
-    """Horizontal box blur of `length` px (a fractional length blends two kernels)."""
-    k = int(np.floor(length))
-    if k < 1:
-        return img
-    frac = length - k
-    pad = np.pad(img, ((0, 0), (k + 1, k + 1), (0, 0)), mode="edge")
-    c = np.cumsum(pad, axis=1, dtype=np.float32)
-    c = np.concatenate([np.zeros_like(c[:, :1]), c], axis=1)
-    start = (k + 1) - k // 2
-    a = (c[:, start + k : start + k + W] - c[:, start : start + W]) / k
-    if frac < 0.05:
-        return a
-    b = (c[:, start + k + 1 : start + k + 1 + W] - c[:, start : start + W]) / (k + 1)
-    return a * (1 - frac) + b * frac
 
 
 def _convolve(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -306,7 +290,7 @@ def _motion_blur(lin, meta, rng, p):
     speed = p["blur_px"] / (0.02 * p["exposure_ms"])
     _set(meta, SPEED, speed)
     _set(meta, EXPOSURE, p["exposure_ms"])
-    return _box_blur_x(lin, motion_blur_px(speed, p["exposure_ms"]) * rng.uniform(0.9, 1.1))
+    return box_blur_x(lin, motion_blur_px(speed, p["exposure_ms"]) * rng.uniform(0.9, 1.1))
 
 
 @corruption(

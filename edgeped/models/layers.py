@@ -37,3 +37,18 @@ def head(keras, features, meta, *, hidden: int, meta_units: int, dropout: float)
 def finish(keras, image, meta, score, name: str):
     model_in = [image] if meta is None else [image, meta]
     return keras.Model(model_in, score, name=name)
+
+
+def scaled_channels(c: int, width: float) -> int:
+    """A layer's channel count under a width multiplier: a multiple of 8, at least 8."""
+    return max(8, int(round(c * width / 8)) * 8)
+
+
+def stem(keras, image, filters: int):
+    """The 3x3 stride-2 conv + BN + ReLU6 every student-family model starts with."""
+    layers = keras.layers
+    x = layers.Conv2D(filters, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(
+        image
+    )
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x)
+    return layers.ReLU(6.0, name="stem_relu")(x)

@@ -7,14 +7,10 @@ default. Same int8-friendly layers as the student (Conv/Depthwise + BN + ReLU6).
 
 from __future__ import annotations
 
-from edgeped.models.layers import BN_MOMENTUM, finish, head, model_inputs
+from edgeped.models.layers import BN_MOMENTUM, finish, head, model_inputs, scaled_channels, stem
 from edgeped.models.registry import ModelSpec, register
 
 BLOCKS = ((32, 1), (64, 2), (64, 1), (128, 2), (128, 1), (256, 2), (256, 1))
-
-
-def _channels(c: int, width: float) -> int:
-    return max(8, int(round(c * width / 8)) * 8)
 
 
 @register("mobilenet")
@@ -23,22 +19,20 @@ def build_mobilenet(spec: ModelSpec):
 
     layers = keras.layers
     image, meta = model_inputs(keras, spec.use_metadata)
-    x = layers.Conv2D(
-        _channels(32, spec.width), 3, strides=2, padding="same", use_bias=False, name="stem_conv"
-    )(image)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x)
-    x = layers.ReLU(6.0, name="stem_relu")(x)
+    x = stem(keras, image, scaled_channels(32, spec.width))
     for i, (filters, stride) in enumerate(BLOCKS):
         x = layers.DepthwiseConv2D(
             3, strides=stride, padding="same", use_bias=False, name=f"b{i}_dw"
         )(x)
         x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"b{i}_dw_bn")(x)
         x = layers.ReLU(6.0, name=f"b{i}_dw_relu")(x)
-        x = layers.Conv2D(_channels(filters, spec.width), 1, use_bias=False, name=f"b{i}_pw")(x)
+        x = layers.Conv2D(scaled_channels(filters, spec.width), 1, use_bias=False, name=f"b{i}_pw")(
+            x
+        )
         x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"b{i}_pw_bn")(x)
         x = layers.ReLU(6.0, name=f"b{i}_pw_relu")(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     score = head(
-        keras, x, meta, hidden=_channels(32, spec.width), meta_units=16, dropout=spec.dropout
+        keras, x, meta, hidden=scaled_channels(32, spec.width), meta_units=16, dropout=spec.dropout
     )
     return finish(keras, image, meta, score, "mobilenet")
