@@ -36,6 +36,6 @@ def test_example_runs_as_written(tmp_path):
     run = tmp_path / "runs" / "api"
     for name in ("metrics.json", "report.md", "student_qat_int8.tflite", "gallery/errors.png"):
         assert (run / name).is_file(), name
-    assert (run / "train_log.teacher.csv").is_file()
+    assert (run / "train_log.student.csv").is_file()
     assert "ships: " in proc.stdout
     assert re.search(r"^\d+ (FAIL|MISSING|PASS)", proc.stdout, re.M), proc.stdout[-1000:]

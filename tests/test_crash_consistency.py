@@ -301,7 +301,7 @@ RUN_COMMANDS = {
         "--warmup",
         "1",
         "--out",
-        str(run / "bench.json"),
+        str(run / "bench"),
     ],
     "gate": lambda run: [
         "gate",
@@ -344,12 +344,16 @@ def test_interrupted_run_command_keeps_a_consistent_run(command, point, ready_ru
     before = _snapshot(run)
     when = point.when if command != "bench" else "child"  # bench writes once, at the end
     hit = _interrupt(
-        RUN_COMMANDS[command](run), KillPoint(point.signal, when), [run, run / "plots"], tmp_path
+        RUN_COMMANDS[command](run),
+        KillPoint(point.signal, when),
+        [run, run / "plots", run / "bench"],
+        tmp_path,
     )
     _record(command, hit)
     _check_run(run, point.signal, before)
     if command == "bench" and hit:
-        assert sha256_file(run / "bench.json") == before[str(run / "bench.json")]
+        result = run / "bench" / "student_qat_int8.local.json"
+        assert sha256_file(result) == before[str(result)]
 
 
 def test_every_command_was_hit_mid_write():

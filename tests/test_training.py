@@ -84,7 +84,7 @@ def test_distillation_is_skipped_when_the_teacher_does_not_beat_the_student(tiny
     (run).mkdir()
     (run / "student_distilled.h5").write_bytes(b"stale")  # from an earlier run: must go
     config = _config(tiny_dataset, distill=DistillConfig(min_teacher_gain=0.99))
-    results = train(run, config, stages=("teacher", "student", "student_distilled"))
+    results = train(run, config, stages=("teacher", "student", "student_distilled"), overwrite=True)
     skipped = results[-1]
     assert skipped.name == "student_distilled" and skipped.epochs == 0
     assert not (run / "student_distilled.h5").exists()
