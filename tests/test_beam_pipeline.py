@@ -20,6 +20,7 @@ from edgeped.data.beam_pipeline import (
     write_streamed,
 )
 from edgeped.data.beam_runtime import BeamConfig, pipeline_options
+from edgeped.data.positives import write_positive_index
 from edgeped.data.shards import DatasetWriter, verify
 from edgeped.data.synthetic import SynthConfig, iter_drives
 from edgeped.errors import EdgepedError
@@ -29,10 +30,13 @@ pytest.importorskip("apache_beam")
 TWO = BeamConfig(("direct_num_workers=2",))
 
 
-def _same_folder(a: Path, b: Path) -> None:
-    names = sorted(p.name for p in a.iterdir())
-    assert names == sorted(p.name for p in b.iterdir())
-    assert len([n for n in names if n.endswith(".tfrecord")]) >= 2
+def _same_folder(a: Path, b: Path, min_shards: int = 2) -> None:
+    """Same files, same bytes: shards, manifest, positive companions and their index."""
+    write_positive_index(a)  # the local import path writes it after the dataset
+    names = sorted(str(p.relative_to(a)) for p in a.rglob("*") if p.is_file())
+    assert names == sorted(str(p.relative_to(b)) for p in b.rglob("*") if p.is_file())
+    assert len([n for n in names if n.endswith(".tfrecord") and "/" not in n]) >= min_shards
+    assert "positives/index.json" in names
     for name in names:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
@@ -77,10 +81,7 @@ def test_imports_are_byte_identical(tmp_path):
     (tmp_path / "crops.csv").write_text("\n".join(rows) + "\n")
     import_crops(tmp_path / "crops.csv", str(tmp_path / "csv_local"))
     import_crops_beam(tmp_path / "crops.csv", tmp_path / "csv_beam", TWO, shard_records=4096)
-    for name in ("manifest.json", "train-00000.tfrecord"):
-        assert (tmp_path / "csv_local" / name).read_bytes() == (
-            tmp_path / "csv_beam" / name
-        ).read_bytes()
+    _same_folder(tmp_path / "csv_local", tmp_path / "csv_beam", min_shards=1)
 
     images = tmp_path / "frames"
     images.mkdir()

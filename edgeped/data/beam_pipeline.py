@@ -16,6 +16,10 @@ byte-identical (shards and manifest) to the local one:
   the statistics are folded per added batch in source order with the writer's
   own arithmetic.
 
+Train shards with pedestrians also get their positive-only companion
+(`edgeped.data.positives`), written by the same worker, and the index after the
+manifest, as `write_positive_index` writes them after a local import.
+
 The output folder must be visible to every worker (a local disk for the local
 runner; a shared filesystem on a cluster).
 """
@@ -32,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from edgeped.data.beam_runtime import BeamConfig, ResultFolder, keyed, make_pipeline, run
+from edgeped.data.positives import FOLDER, write_companion, write_index
 from edgeped.data.schema import SPLITS, CropBatch
 from edgeped.data.shards import (
     DEFAULT_SPLIT_FRACTIONS,
@@ -232,7 +237,8 @@ def _write_slice(item: tuple[int, SliceTask], source, out_dir: str):
     index, task = item
     rendered = source.render([u for u, _ in task.parts])
     pieces = [rendered[u].take(np.array(ix)) for u, ix in task.parts]
-    yield (index, _write_batch(out_dir, task.file, CropBatch.concat(pieces)))
+    entry = _write_batch(out_dir, task.file, CropBatch.concat(pieces))
+    yield (index, entry, write_companion(out_dir, entry) if task.split == "train" else None)
     if task.split == "train":
         for (unit, ix), piece in zip(task.parts, pieces, strict=True):
             yield beam.pvalue.TaggedOutput(
@@ -274,9 +280,12 @@ def fold_partials(partials: list[tuple[int, tuple]]) -> _RunningStats:
 
 def _finish_slices(_, entries, partials, tasks, out_dir, source, fractions) -> None:
     shards: dict[str, list[dict]] = {s: [] for s in SPLITS}
-    for index, entry in sorted(entries, key=lambda e: e[0]):
+    companions = []
+    for index, entry, companion in sorted(entries, key=lambda e: e[0]):
         shards[tasks[index].split].append(entry)
+        companions.append(companion)
     write_manifest(Path(out_dir), shards, fold_partials(partials), source, fractions)
+    write_index(out_dir, companions)
 
 
 def _prepare(out_dir: Path, overwrite: bool) -> None:
@@ -289,7 +298,7 @@ def _prepare(out_dir: Path, overwrite: bool) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     if overwrite:
         (out_dir / MANIFEST).unlink(missing_ok=True)
-        for old in out_dir.glob("*.tfrecord"):
+        for old in [*out_dir.glob("*.tfrecord"), *out_dir.glob(f"{FOLDER}/*")]:
             old.unlink()
 
 
@@ -354,16 +363,18 @@ def _write_task(item: tuple[int, Any], out_dir: str) -> tuple[int, dict, _Runnin
 
     index, task = item
     entry, stats = write_shard(out_dir, task)
-    return index, entry, stats
+    return index, entry, stats, write_companion(out_dir, entry) if task.split == "train" else None
 
 
 def _finish_tasks(_, results, tasks, out_dir, source, fractions) -> None:
     shards: dict[str, list[dict]] = {s: [] for s in SPLITS}
-    stats = _RunningStats()
-    for index, entry, partial in sorted(results, key=lambda r: r[0]):
+    stats, companions = _RunningStats(), []
+    for index, entry, partial, companion in sorted(results, key=lambda r: r[0]):
         shards[tasks[index].split].append(entry)
         stats.merge(partial)
+        companions.append(companion)
     write_manifest(Path(out_dir), shards, stats, source, fractions)
+    write_index(out_dir, companions)
 
 
 def write_fleet_beam(

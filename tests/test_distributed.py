@@ -1,0 +1,217 @@
+"""Two local tf.distribute workers (TF_CONFIG on localhost) train, save and convert correctly."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeped.errors import EdgepedError
+from edgeped.train.distributed import worker_role
+
+TOML = """
+batch_size = 16
+seed = 1
+data_dir = "{data}"
+[teacher]
+architecture = "tiny"
+[student]
+architecture = "student"
+width = 0.25
+[teacher_stage]
+epochs = 1
+learning_rate = 0.01
+steps_per_epoch = 2
+[student_stage]
+epochs = 1
+learning_rate = 0.01
+steps_per_epoch = 2
+[qat_stage]
+epochs = 1
+learning_rate = 0.001
+steps_per_epoch = 2
+"""
+
+WORKER = textwrap.dedent(
+    """
+    import sys
+    from edgeped.config import load_mapping
+    from edgeped.train.config import TrainConfig
+    from edgeped.train.distributed import train_distributed
+    from edgeped.train.loop import train
+
+    config = TrainConfig.from_dict(load_mapping(sys.argv[2]))
+    stages = ("teacher", "student_distilled", "student_qat")
+    if sys.argv[1] == "single":
+        train(sys.argv[3], config, stages=stages)
+    else:
+        train_distributed(sys.argv[3], config, stages=stages, worker_dir=sys.argv[4])
+    """
+)
+
+CONVERT = textwrap.dedent(
+    """
+    import json, sys
+    from edgeped.convert.inspect import load_interpreter, tensor_infos
+    from edgeped.convert.run import convert_run
+
+    convert_run(sys.argv[1], only=("student_qat_int8",), calibration_samples=32)
+    inputs, _ = tensor_infos(load_interpreter(sys.argv[1] + "/student_qat_int8.tflite"))
+    print(json.dumps({t.role: [t.scale, t.zero_point] for t in inputs}))
+    """
+)
+
+
+def _ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _env(**extra) -> dict:
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    env.update({"OMP_NUM_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}, **extra)
+    return env
+
+
+def _weights(path: Path) -> list[np.ndarray]:
+    import h5py
+
+    out = []
+    with h5py.File(path, "r") as f:
+        f["model_weights"].visititems(
+            lambda name, obj: out.append((name, obj[()])) if isinstance(obj, h5py.Dataset) else None
+        )
+    return out
+
+
+@pytest.fixture(scope="module")
+def sharded_dataset(tmp_path_factory):
+    """~1.2k crops in 64-record shards: ~9 train shards, so FILE sharding has files to split."""
+    from edgeped.data.shards import DatasetWriter
+    from edgeped.data.synthetic import SynthConfig, iter_drives
+
+    out = tmp_path_factory.mktemp("sharded")
+    config = SynthConfig(drives=40, crops_per_drive=30, positive_rate=0.2, seed=3, workers=1)
+    writer = DatasetWriter(out, shard_records=64, split_fractions=(0.5, 0.25, 0.25))
+    for batch in iter_drives(config):
+        writer.add(batch)
+    writer.close()
+    return out
+
+
+@pytest.mark.slow
+def test_two_workers_end_with_identical_weights_and_the_single_process_input_ranges(
+    tmp_path, sharded_dataset
+):
+    config = tmp_path / "train.toml"
+    config.write_text(TOML.format(data=sharded_dataset))
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    ports = _ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(script),
+                    "multi",
+                    str(config),
+                    str(tmp_path / "run"),
+                    str(tmp_path / f"worker{index}"),
+                ],
+                env=_env(TF_CONFIG=tf_config),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    single = subprocess.Popen(
+        [sys.executable, str(script), "single", str(config), str(tmp_path / "single")],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        logs = [p.communicate(timeout=900)[0] for p in (*procs, single)]
+    finally:
+        for p in (*procs, single):
+            p.kill()
+    for p, log in zip((*procs, single), logs, strict=True):
+        assert p.returncode == 0, log[-3000:]
+
+    chief, other = tmp_path / "run", tmp_path / "worker1"
+    assert not (tmp_path / "worker0").exists()  # the chief writes the run directory only
+    for name in ("teacher.h5", "student_distilled.h5", "student_qat.h5"):
+        a, b = _weights(chief / name), _weights(other / name)
+        assert [n for n, _ in a] == [n for n, _ in b]
+        for (n, x), (_, y) in zip(a, b, strict=True):
+            assert np.array_equal(x, y), f"{name}: {n} differs between workers"
+
+    # Conversion in a fresh process; the int8 input quantisation equals the single-process one.
+    ranges = []
+    for run in (chief, tmp_path / "single"):
+        out = subprocess.run(
+            [sys.executable, "-c", CONVERT, str(run)],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        ranges.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert ranges[0] == ranges[1]
+    assert set(ranges[0]) == {"image", "metadata"}
+    assert ranges[0]["image"] == [1 / 128, 0]
+
+
+def test_tf_config_is_checked():
+    for bad, match in (
+        (None, "not set"),
+        ("{", "not a valid cluster spec"),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}', "index 3"),
+        ('{"cluster": {"ps": ["a:1"]}, "task": {"type": "ps", "index": 0}}', "cannot train"),
+    ):
+        with pytest.raises(EdgepedError, match=match):
+            worker_role(bad)
+    role = worker_role(
+        '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}'
+    )
+    assert role.workers == 2 and not role.is_chief
+
+
+def test_kubernetes_recipe_runs_the_distributed_command_then_converts_apart():
+    yaml = pytest.importorskip("yaml")
+    root = Path(__file__).resolve().parents[1]
+    docs = list(yaml.safe_load_all((root / "docker/k8s/train-tfjob.yaml").read_text()))
+    job = next(d for d in docs if d["kind"] == "TFJob")
+    worker = job["spec"]["tfReplicaSpecs"]["Worker"]
+    container = worker["template"]["spec"]["containers"][0]
+    assert container["name"] == "tensorflow" and worker["replicas"] >= 2
+    assert (
+        container["command"][:2] == ["edgeped", "train"] and "--distributed" in container["command"]
+    )
+    claim = next(d for d in docs if d["kind"] == "PersistentVolumeClaim")
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    convert = yaml.safe_load((root / "docker/k8s/convert-job.yaml").read_text())
+    assert "edgeped convert" in " ".join(
+        convert["spec"]["template"]["spec"]["containers"][0]["command"]
+    )
+    recipe = (root / "docker/Dockerfile.worker").read_text()
+    assert "tools/install.sh --beam" in recipe and "pip install" not in recipe
