@@ -137,3 +137,34 @@ def test_beam_options_are_checked():
     flink = BeamConfig(("runner=FlinkRunner", "flink_master=host:8081"))
     assert not flink.is_local
     assert pipeline_options(flink).get_all_options()["flink_master"] == "host:8081"
+
+
+def test_cli_runner_beam_writes_what_the_local_command_writes(tmp_path):
+    from click.testing import CliRunner
+
+    from edgeped.cli import main
+
+    runner = CliRunner()
+    common = ["--drives", "8", "--crops-per-drive", "6", "--positive-rate", "0.3", "--workers", "1"]
+    for out, extra in (
+        ("local", []),
+        ("beam", ["--runner", "beam", "--beam-option", "direct_num_workers=2"]),
+    ):
+        result = runner.invoke(main, ["data", "synth", str(tmp_path / out), *common, *extra])
+        assert result.exit_code == 0, result.output
+    names = sorted(str(p.relative_to(tmp_path / "local")) for p in (tmp_path / "local").rglob("*"))
+    assert "positives/index.json" in names
+    for name in names:
+        if (tmp_path / "local" / name).is_file():
+            assert (tmp_path / "local" / name).read_bytes() == (
+                tmp_path / "beam" / name
+            ).read_bytes(), name
+    result = runner.invoke(
+        main, ["data", "verify", str(tmp_path / "beam"), "--runner", "beam", "--json", "-"]
+    )
+    assert result.exit_code == 0, result.output
+    assert '"ok": true' in result.output
+    result = runner.invoke(
+        main, ["data", "verify", str(tmp_path / "beam"), "--beam-option", "direct_num_workers=2"]
+    )
+    assert result.exit_code == 2 and "--beam-option needs --runner beam" in result.output
