@@ -16,7 +16,8 @@ All figures come from one run, so ratios compare like with like on the same
 - an extrapolation to 12.5M crops and one training epoch on N workers from
   the measured per-worker rates.
 
-Writes results/scale-<host>-<date>.json.
+Writes results/scale-<host>-<date>.json and the table in benchmarks/scale.md
+(`--render JSON` rewrites the table from a results file).
 """
 
 from __future__ import annotations
@@ -296,11 +297,82 @@ def extrapolate(data: dict, eval_: dict, train: dict) -> dict:
     }
 
 
+def render(result: dict) -> str:
+    """benchmarks/scale.md: the figures of one run as tables."""
+    m, d, e, t, x = (result[k] for k in ("machine", "data", "eval", "train", "extrapolation"))
+    lines = [
+        "# Scale-out benchmark (Beam, tf.distribute)",
+        "",
+        f"`{result['command']}` on {m['host']} ({m['cpus']} cores, Python {m['python']}), "
+        f"{result['date']}; apache-beam {result['versions']['apache-beam']}, tensorflow "
+        f"{result['versions']['tensorflow']}, ai-edge-litert {result['versions']['ai-edge-litert']}.",
+        f"Contention: {m['contention']}; load average {' '.join(m['loadavg_before'])} before, "
+        f"{' '.join(m['loadavg_after'])} after. Ratios come from one run; absolute rates on "
+        "this machine are not a statement about an idle one. Figures in "
+        f"`{result['file']}`.",
+        "",
+        "## Beam vs local throughput (crops/s; ratio to local with 1 process)",
+        "",
+        "| stage | crops | local 1 | local 2 | Beam 1 worker | Beam 2 workers | Beam 1 / local | Beam 2 / local |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for stage, rows in (
+        ("synth (fleet)", d["synth"]),
+        ("import (crops CSV)", d["import"]),
+        ("verify", d["verify"]),
+        ("eval (int8 student, LiteRT)", e),
+    ):
+        local2 = f"{rows['local_2']['crops_per_s']:.0f}" if "local_2" in rows else "-"
+        base = rows["local_1"]["crops_per_s"]
+        lines.append(
+            f"| {stage} | {rows['crops']} | {base:.0f} | {local2} | "
+            f"{rows['beam_1']['crops_per_s']:.0f} | {rows['beam_2']['crops_per_s']:.0f} | "
+            f"{rows['beam_1']['crops_per_s'] / base:.2f} | {rows['beam_2']['crops_per_s'] / base:.2f} |"
+        )
+    w1, w2 = t["workers_1"], t["workers_2"]
+    lines += [
+        "",
+        f"## Training: MultiWorkerMirroredStrategy, {t['architecture']}, global batch "
+        f"{t['global_batch']}, {t['steps_per_epoch']} steps per epoch (second epoch timed)",
+        "",
+        "| workers | steps/s | examples/s | ratio |",
+        "|---:|---:|---:|---:|",
+        f"| 1 | {w1['steps_per_s']:.2f} | {w1['examples_per_s']:.0f} | 1.00 |",
+        f"| 2 | {w2['steps_per_s']:.2f} | {w2['examples_per_s']:.0f} | "
+        f"{w2['steps_per_s'] / w1['steps_per_s']:.2f} |",
+        "",
+        "## Extrapolation to the fleet set (12.5M crops) on N workers",
+        "",
+        f"Assumption: {x['assumption']}. Per-worker rates: generate "
+        f"{x['per_worker_rates']['generate_crops_per_s']:.0f} crops/s, score "
+        f"{x['per_worker_rates']['score_crops_per_s']:.0f} crops/s, train "
+        f"{x['per_worker_rates']['train_examples_per_s']:.0f} examples/s; 2-worker efficiency "
+        "here: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in x["two_worker_efficiency_here"].items())
+        + f". One epoch = {x['train_epoch_examples']:.3g} train examples.",
+        "",
+        "| workers | generate 12.5M (h) | evaluate 12.5M (h) | one training epoch (h) |",
+        "|---:|---:|---:|---:|",
+    ]
+    for n, row in x["workers"].items():
+        lines.append(
+            f"| {n} | {row['generate_12.5M_hours']:.2f} | {row['evaluate_12.5M_hours']:.2f} | "
+            f"{row['train_epoch_hours']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="/tmp/edgeped-bench-scale")
     parser.add_argument("--quick", action="store_true", help="smaller sizes (smoke run)")
+    parser.add_argument("--render", metavar="JSON", help="only rewrite scale.md from a result")
     args = parser.parse_args()
+    if args.render:
+        result = json.loads(Path(args.render).read_text())
+        result["file"] = f"benchmarks/results/{Path(args.render).name}"
+        (HERE / "scale.md").write_text(render(result))
+        return
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     drives, steps = (8, 6) if args.quick else (24, 10)
@@ -358,6 +430,7 @@ def main() -> None:
     out = HERE / "results" / f"scale-{platform.node()}-{datetime.now(UTC):%Y%m%d}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
+    (HERE / "scale.md").write_text(render({**result, "file": f"benchmarks/results/{out.name}"}))
     print(json.dumps(result["ratios"], indent=2))
     print(out)
 

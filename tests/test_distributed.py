@@ -47,12 +47,17 @@ WORKER = textwrap.dedent(
     from edgeped.train.distributed import train_distributed
     from edgeped.train.loop import train
 
+    def say(message):
+        print(message, flush=True)
+
     config = TrainConfig.from_dict(load_mapping(sys.argv[2]))
     stages = ("teacher", "student_distilled", "student_qat")
     if sys.argv[1] == "single":
-        train(sys.argv[3], config, stages=stages)
+        train(sys.argv[3], config, stages=stages, progress=say)
     else:
-        train_distributed(sys.argv[3], config, stages=stages, worker_dir=sys.argv[4])
+        train_distributed(
+            sys.argv[3], config, stages=stages, worker_dir=sys.argv[4], progress=say
+        )
     """
 )
 
@@ -136,24 +141,25 @@ def test_two_workers_end_with_identical_weights_and_the_single_process_input_ran
                     str(tmp_path / f"worker{index}"),
                 ],
                 env=_env(TF_CONFIG=tf_config),
-                stdout=subprocess.PIPE,
+                stdout=open(tmp_path / f"worker{index}.log", "w"),  # noqa: SIM115
                 stderr=subprocess.STDOUT,
-                text=True,
             )
         )
     single = subprocess.Popen(
         [sys.executable, str(script), "single", str(config), str(tmp_path / "single")],
         env=_env(),
-        stdout=subprocess.PIPE,
+        stdout=open(tmp_path / "single.log", "w"),  # noqa: SIM115
         stderr=subprocess.STDOUT,
-        text=True,
     )
+    everyone = (*procs, single)
     try:
-        logs = [p.communicate(timeout=900)[0] for p in (*procs, single)]
+        for p in everyone:  # a shared 2-core machine under load needs the long bound
+            p.wait(timeout=1500)
     finally:
-        for p in (*procs, single):
+        for p in everyone:
             p.kill()
-    for p, log in zip((*procs, single), logs, strict=True):
+    logs = [(tmp_path / n).read_text() for n in ("worker0.log", "worker1.log", "single.log")]
+    for p, log in zip(everyone, logs, strict=True):
         assert p.returncode == 0, log[-3000:]
 
     chief, other = tmp_path / "run", tmp_path / "worker1"
@@ -215,3 +221,22 @@ def test_kubernetes_recipe_runs_the_distributed_command_then_converts_apart():
     )
     recipe = (root / "docker/Dockerfile.worker").read_text()
     assert "tools/install.sh --beam" in recipe and "pip install" not in recipe
+
+
+def test_metadata_input_quantiser_is_pinned_with_the_image_one():
+    """AllValuesQuantizer ranges are per replica: pinning both inputs keeps workers equal."""
+    from edgeped._keras import tfmot
+    from edgeped.models import build_model
+    from edgeped.models.registry import ModelSpec
+    from edgeped.train.loop import INPUT_RANGE, fix_input_ranges
+
+    model = tfmot().quantization.keras.quantize_model(build_model(ModelSpec("student", width=0.25)))
+    assert fix_input_ranges(model, (-4.0, 4.0)) == 2
+    ranges = {
+        len(layer.input_shape): sorted(
+            float(w.numpy()) for w in layer.weights if w.name.endswith(("_min:0", "_max:0"))
+        )
+        for layer in model.layers
+        if type(layer).__name__ == "QuantizeLayer"
+    }
+    assert ranges == {4: sorted(INPUT_RANGE), 2: [-4.0, 4.0]}
