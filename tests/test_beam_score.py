@@ -37,3 +37,18 @@ def test_beam_eval_writes_the_same_scores_and_metrics(tmp_path, tiny_run):
         assert np.array_equal(local.scores[name], beam.scores[name]), name
     plain = evaluate_run(run, config).test
     assert any(not np.array_equal(local.scores[n], plain.scores[n]) for n in local.scores)
+
+
+def test_eval_command_refuses_beam_options_without_the_beam_runner(tmp_path):
+    from click.testing import CliRunner
+
+    from edgeped.cli import main
+
+    result = CliRunner().invoke(
+        main, ["eval", str(tmp_path), "--beam-option", "direct_num_workers=2"]
+    )
+    assert result.exit_code == 2 and "--beam-option needs --runner beam" in result.output
+    result = CliRunner().invoke(
+        main, ["eval", str(tmp_path), "--runner", "beam", "--beam-option", "direct_num_workers"]
+    )
+    assert result.exit_code == 2 and "K=V" in result.output

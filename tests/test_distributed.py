@@ -240,3 +240,21 @@ def test_metadata_input_quantiser_is_pinned_with_the_image_one():
         if type(layer).__name__ == "QuantizeLayer"
     }
     assert ranges == {4: sorted(INPUT_RANGE), 2: [-4.0, 4.0]}
+
+
+def test_train_command_checks_its_distributed_options(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from edgeped.cli import main
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    runner = CliRunner()
+    data = tmp_path / "data"
+    result = runner.invoke(
+        main, ["train", str(tmp_path / "r"), "--data", str(data), "--distributed"]
+    )
+    assert result.exit_code == 2 and "needs TF_CONFIG" in result.output
+    result = runner.invoke(
+        main, ["train", str(tmp_path / "r"), "--data", str(data), "--worker-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 2 and "--worker-dir needs --distributed" in result.output
