@@ -183,8 +183,9 @@ def test_two_workers_end_with_identical_weights_and_the_single_process_input_ran
         assert out.returncode == 0, out.stderr[-3000:]
         ranges.append(json.loads(out.stdout.strip().splitlines()[-1]))
     assert ranges[0] == ranges[1]
-    assert set(ranges[0]) == {"image", "metadata"}
+    assert set(ranges[0]) == {"image", "meta"}
     assert ranges[0]["image"] == [1 / 128, 0]
+    assert ranges[0]["meta"][0] == pytest.approx(8 / 255)  # pinned to [-4, 4]
 
 
 def test_tf_config_is_checked():
