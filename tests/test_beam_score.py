@@ -52,3 +52,16 @@ def test_eval_command_refuses_beam_options_without_the_beam_runner(tmp_path):
         main, ["eval", str(tmp_path), "--runner", "beam", "--beam-option", "direct_num_workers"]
     )
     assert result.exit_code == 2 and "K=V" in result.output
+
+
+def test_beam_scoring_never_imports_tensorflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, apache_beam, edgeped.evaluate.beam_score, edgeped.data.beam_pipeline; "
+        "from apache_beam.runners.portability.fn_api_runner import FnApiRunner; "
+        "sys.exit(int('tensorflow' in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-500:]
