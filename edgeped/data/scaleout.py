@@ -87,9 +87,7 @@ def import_frames(
         return import_frames_beam(frames, out_dir, config, beam, source=source, overwrite=overwrite)
     from edgeped.data.importers.frames import import_frames as local
 
-    summary = local(
-        frames, out_dir, config, source=source, overwrite=overwrite, progress=progress
-    )
+    summary = local(frames, out_dir, config, source=source, overwrite=overwrite, progress=progress)
     _index(out_dir)
     return summary
 
