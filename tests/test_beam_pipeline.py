@@ -77,7 +77,7 @@ def test_imports_are_byte_identical(tmp_path):
     rows = ["path,label,drive_id,speed_mps"]
     for i in range(30):
         Image.fromarray(rng.integers(0, 256, (40, 20, 3), np.uint8)).save(tmp_path / f"c{i}.png")
-        rows.append(f"c{i}.png,{i % 3 == 0:d},drv{i % 7},{i * 0.5 if i % 4 else ''}")
+        rows.append(f"c{i}.png,{i % 3 == 0:d},drv{i},{i * 0.5 if i % 4 else ''}")
     (tmp_path / "crops.csv").write_text("\n".join(rows) + "\n")
     import_crops(tmp_path / "crops.csv", str(tmp_path / "csv_local"))
     import_crops_beam(tmp_path / "crops.csv", tmp_path / "csv_beam", TWO, shard_records=4096)
@@ -86,7 +86,7 @@ def test_imports_are_byte_identical(tmp_path):
     images = tmp_path / "frames"
     images.mkdir()
     coco = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "person"}]}
-    for i in range(8):
+    for i in range(12):
         Image.fromarray(rng.integers(0, 256, (240, 320, 3), np.uint8)).save(images / f"f{i}.png")
         coco["images"].append({"id": i, "file_name": f"f{i}.png", "width": 320, "height": 240})
         coco["annotations"].append(
@@ -145,7 +145,16 @@ def test_cli_runner_beam_writes_what_the_local_command_writes(tmp_path):
     from edgeped.cli import main
 
     runner = CliRunner()
-    common = ["--drives", "8", "--crops-per-drive", "6", "--positive-rate", "0.3", "--workers", "1"]
+    common = [
+        "--drives",
+        "10",
+        "--crops-per-drive",
+        "5",
+        "--positive-rate",
+        "0.3",
+        "--workers",
+        "1",
+    ]
     for out, extra in (
         ("local", []),
         ("beam", ["--runner", "beam", "--beam-option", "direct_num_workers=2"]),
@@ -167,4 +176,72 @@ def test_cli_runner_beam_writes_what_the_local_command_writes(tmp_path):
     result = runner.invoke(
         main, ["data", "verify", str(tmp_path / "beam"), "--beam-option", "direct_num_workers=2"]
     )
-    assert result.exit_code == 2 and "--beam-option needs --runner beam" in result.output
+    assert result.exit_code == 64 and "--beam-option needs --runner beam" in result.output
+
+
+def test_beam_imports_refuse_what_the_local_importers_refuse_before_writing(tmp_path):
+    from PIL import Image
+
+    from edgeped.data.importers.coco import load_coco
+
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (40, 20, 3), np.uint8)).save(tmp_path / f"c{i}.png")
+    (tmp_path / "c0copy.png").write_bytes((tmp_path / "c0.png").read_bytes())
+    leaks = {
+        "drive": "c0.png,1,train,d1\nc1.png,0,val,d1\nc2.png,0,test,d2\n",
+        "same image": "c0.png,1,train,d1\nc0copy.png,1,val,d2\nc2.png,0,test,d3\n",
+        "listed twice": "c0.png,1,train,d1\nc0.png,1,train,d1\nc1.png,0,val,d2\n",
+    }
+    for what, body in leaks.items():
+        csv = tmp_path / f"{what.replace(' ', '_')}.csv"
+        csv.write_text("path,label,split,drive_id\n" + body)
+        with pytest.raises(EdgepedError, match=what):
+            import_crops_beam(csv, tmp_path / "out", TWO)
+    with pytest.raises(EdgepedError, match="would be empty"):
+        (tmp_path / "few.csv").write_text("path,label,drive_id\nc0.png,1,d1\nc1.png,0,d1\n")
+        import_crops_beam(tmp_path / "few.csv", tmp_path / "out", TWO)
+
+    Image.fromarray(rng.integers(0, 256, (240, 320, 3), np.uint8)).save(tmp_path / "f0.png")
+    (tmp_path / "f1.png").write_bytes((tmp_path / "f0.png").read_bytes())
+    coco = {
+        "images": [
+            {"id": i, "file_name": f"f{i}.png", "width": 320, "height": 240} for i in range(2)
+        ],
+        "annotations": [],
+        "categories": [{"id": 1, "name": "person"}],
+    }
+    (tmp_path / "coco.json").write_text(json.dumps(coco))
+    frames = load_coco(tmp_path / "coco.json", tmp_path)
+    with pytest.raises(EdgepedError, match="are the same image"):
+        import_frames_beam(frames, tmp_path / "out", _frame_config(), TWO, source={})
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".out.*"))  # no staging folder left behind
+
+
+def _frame_config():
+    from edgeped.data.importers.frames import FrameImportConfig
+
+    return FrameImportConfig(source_name="t")
+
+
+def test_beam_overwrite_keeps_the_old_dataset_until_the_new_one_is_complete(tmp_path):
+    config = SynthConfig(drives=24, crops_per_drive=4, positive_rate=0.3, seed=1, workers=1)
+    out = tmp_path / "data"
+    write_streamed(out, V1Source(config), TWO, shard_records=32)
+    (out / "notes.txt").write_text("mine")
+    before = (out / "manifest.json").read_bytes()
+    # One drive leaves val and test empty: the manifest step fails inside the pipeline ...
+    with pytest.raises(EdgepedError, match="came out empty"):
+        write_streamed(out, V1Source(replace(config, drives=1)), TWO, overwrite=True)
+    assert (out / "manifest.json").read_bytes() == before
+    assert not list(tmp_path.glob(".data.*"))
+    # ... and a complete one replaces it, keeping the user's own files, not stale companions.
+    write_streamed(out, V1Source(replace(config, seed=2)), TWO, overwrite=True, shard_records=32)
+    assert (out / "manifest.json").read_bytes() != before
+    assert (out / "notes.txt").read_text() == "mine"
+    assert verify(out) and all(r.ok for r in verify(out))
+    index = json.loads((out / "positives" / "index.json").read_text())
+    assert sorted(p.name for p in (out / "positives").glob("*.tfrecord")) == sorted(
+        e["source"] for e in index["shards"]
+    )

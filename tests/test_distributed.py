@@ -45,19 +45,13 @@ WORKER = textwrap.dedent(
     from edgeped.config import load_mapping
     from edgeped.train.config import TrainConfig
     from edgeped.train.distributed import train_distributed
-    from edgeped.train.loop import train
 
     def say(message):
         print(message, flush=True)
 
-    config = TrainConfig.from_dict(load_mapping(sys.argv[2]))
+    config = TrainConfig.from_dict(load_mapping(sys.argv[1]))
     stages = ("teacher", "student_distilled", "student_qat")
-    if sys.argv[1] == "single":
-        train(sys.argv[3], config, stages=stages, progress=say)
-    else:
-        train_distributed(
-            sys.argv[3], config, stages=stages, worker_dir=sys.argv[4], progress=say
-        )
+    train_distributed(sys.argv[2], config, stages=stages, worker_dir=sys.argv[3], progress=say)
     """
 )
 
@@ -104,13 +98,13 @@ def _weights(path: Path) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def sharded_dataset(tmp_path_factory):
-    """~1.2k crops in 64-record shards: ~9 train shards, so FILE sharding has files to split."""
+    """~480 crops in 32-record shards: ~8 train shards, so FILE sharding has files to split."""
     from edgeped.data.shards import DatasetWriter
     from edgeped.data.synthetic import SynthConfig, iter_drives
 
-    out = tmp_path_factory.mktemp("sharded")
-    config = SynthConfig(drives=40, crops_per_drive=30, positive_rate=0.2, seed=3, workers=1)
-    writer = DatasetWriter(out, shard_records=64, split_fractions=(0.5, 0.25, 0.25))
+    out = tmp_path_factory.mktemp("sharded") / "data"
+    config = SynthConfig(drives=24, crops_per_drive=20, positive_rate=0.25, seed=3, workers=1)
+    writer = DatasetWriter(out, shard_records=32, split_fractions=(0.5, 0.25, 0.25))
     for batch in iter_drives(config):
         writer.add(batch)
     writer.close()
@@ -118,15 +112,17 @@ def sharded_dataset(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_two_workers_end_with_identical_weights_and_the_single_process_input_ranges(
-    tmp_path, sharded_dataset
-):
+def test_two_workers_end_with_identical_weights_and_pinned_input_ranges(tmp_path, sharded_dataset):
     config = tmp_path / "train.toml"
     config.write_text(TOML.format(data=sharded_dataset))
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     ports = _ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    # Worker 1's folder already holds a checkpoint: a worker's copy is never refused
+    # as an existing run (only the chief's run directory is protected).
+    (tmp_path / "worker1").mkdir()
+    (tmp_path / "worker1" / "teacher.h5").write_bytes(b"stale")
     procs = []
     for index in range(2):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
@@ -135,7 +131,6 @@ def test_two_workers_end_with_identical_weights_and_the_single_process_input_ran
                 [
                     sys.executable,
                     str(script),
-                    "multi",
                     str(config),
                     str(tmp_path / "run"),
                     str(tmp_path / f"worker{index}"),
@@ -145,21 +140,14 @@ def test_two_workers_end_with_identical_weights_and_the_single_process_input_ran
                 stderr=subprocess.STDOUT,
             )
         )
-    single = subprocess.Popen(
-        [sys.executable, str(script), "single", str(config), str(tmp_path / "single")],
-        env=_env(),
-        stdout=open(tmp_path / "single.log", "w"),  # noqa: SIM115
-        stderr=subprocess.STDOUT,
-    )
-    everyone = (*procs, single)
     try:
-        for p in everyone:  # a shared 2-core machine under load needs the long bound
-            p.wait(timeout=1500)
+        for p in procs:
+            p.wait(timeout=600)
     finally:
-        for p in everyone:
+        for p in procs:
             p.kill()
-    logs = [(tmp_path / n).read_text() for n in ("worker0.log", "worker1.log", "single.log")]
-    for p, log in zip(everyone, logs, strict=True):
+    logs = [(tmp_path / n).read_text() for n in ("worker0.log", "worker1.log")]
+    for p, log in zip(procs, logs, strict=True):
         assert p.returncode == 0, log[-3000:]
 
     chief, other = tmp_path / "run", tmp_path / "worker1"
@@ -170,19 +158,18 @@ def test_two_workers_end_with_identical_weights_and_the_single_process_input_ran
         for (n, x), (_, y) in zip(a, b, strict=True):
             assert np.array_equal(x, y), f"{name}: {n} differs between workers"
 
-    # Conversion in a fresh process; the int8 input quantisation equals the single-process one.
-    ranges = []
-    for run in (chief, tmp_path / "single"):
-        out = subprocess.run(
-            [sys.executable, "-c", CONVERT, str(run)],
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert out.returncode == 0, out.stderr[-3000:]
-        ranges.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    assert ranges[0] == ranges[1]
+    assert (chief / "config.json").is_file() and (other / "config.json").is_file()
+
+    # Conversion in a fresh process; both int8 inputs carry the pinned quantisation.
+    out = subprocess.run(
+        [sys.executable, "-c", CONVERT, str(chief)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    ranges = [json.loads(out.stdout.strip().splitlines()[-1])]
     assert set(ranges[0]) == {"image", "meta"}
     assert ranges[0]["image"] == [1 / 128, 0]
     assert ranges[0]["meta"][0] == pytest.approx(8 / 255)  # pinned to [-4, 4]
@@ -254,8 +241,30 @@ def test_train_command_checks_its_distributed_options(tmp_path, monkeypatch):
     result = runner.invoke(
         main, ["train", str(tmp_path / "r"), "--data", str(data), "--distributed"]
     )
-    assert result.exit_code == 2 and "needs TF_CONFIG" in result.output
+    assert result.exit_code == 65 and "needs TF_CONFIG" in result.output
     result = runner.invoke(
         main, ["train", str(tmp_path / "r"), "--data", str(data), "--worker-dir", str(tmp_path)]
     )
-    assert result.exit_code == 2 and "--worker-dir needs --distributed" in result.output
+    assert result.exit_code == 64 and "--worker-dir needs --distributed" in result.output
+
+
+def test_the_chief_refuses_an_existing_run_before_tensorflow_starts(
+    tmp_path, monkeypatch, sharded_dataset
+):
+    from edgeped.config import load_mapping
+    from edgeped.train.config import TrainConfig
+    from edgeped.train.distributed import train_distributed
+
+    config = tmp_path / "train.toml"
+    config.write_text(TOML.format(data=sharded_dataset))
+    cfg = TrainConfig.from_dict(load_mapping(config))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "teacher.h5").write_bytes(b"an earlier run")
+    cluster = {"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 0}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(cluster))
+    with pytest.raises(EdgepedError, match="already holds a run"):
+        train_distributed(run, cfg, stages=("teacher",))
+    with pytest.raises(EdgepedError, match="no config.json"):
+        train_distributed(run, cfg, stages=("teacher",), resume=True)
+    assert (run / "teacher.h5").read_bytes() == b"an earlier run"

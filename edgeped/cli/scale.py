@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from edgeped.cli._common import bad_config
-from edgeped.errors import EdgepedError
+from edgeped.errors import EdgepedError, ExitCode
 
 
 def runner_options(func):
@@ -42,7 +42,9 @@ def beam_config(runner: str, beam_options: tuple[str, ...]):
     if runner != "beam":
         if beam_options:
             raise EdgepedError(
-                "--beam-option needs --runner beam", "add --runner beam or drop --beam-option"
+                "--beam-option needs --runner beam",
+                "add --runner beam or drop --beam-option",
+                exit_code=ExitCode.USAGE,
             )
         return None
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from edgeped.cli._common import bad_config, log
-from edgeped.errors import EdgepedError
+from edgeped.errors import EdgepedError, ExitCode
 
 
 @click.command()
@@ -129,7 +129,11 @@ def train(
     except ValueError as exc:
         raise bad_config(exc) from exc
     if worker_dir and not distributed:
-        raise EdgepedError("--worker-dir needs --distributed", "add --distributed or drop it")
+        raise EdgepedError(
+            "--worker-dir needs --distributed",
+            "add --distributed or drop it",
+            exit_code=ExitCode.USAGE,
+        )
     if distributed:
         from edgeped.train.distributed import train_distributed
 

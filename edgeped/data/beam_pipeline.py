@@ -36,21 +36,22 @@ from typing import Any
 import numpy as np
 
 from edgeped.data.beam_runtime import BeamConfig, ResultFolder, keyed, make_pipeline, run
-from edgeped.data.positives import FOLDER, write_companion, write_index
+from edgeped.data.output import MANIFEST, StagedDataset
+from edgeped.data.positives import write_companion, write_index
 from edgeped.data.schema import SPLITS, CropBatch
 from edgeped.data.shards import (
     DEFAULT_SPLIT_FRACTIONS,
-    MANIFEST,
     Dataset,
-    ShardReport,
-    _check_shard,
     _RunningStats,
+    check_split_fractions,
+    default_required_splits,
     is_hard_negative,
     record_to_example,
     split_for_drive,
     write_manifest,
 )
 from edgeped.data.tfrecord import write_record
+from edgeped.data.verify import ShardReport, _check_shard
 from edgeped.errors import EdgepedError
 from edgeped.fileio import atomic_output, read_json, sha256_file
 
@@ -84,6 +85,9 @@ class V1Source:
 
         return {u: generate_drive(self.config, u) for u in units}
 
+    def required(self, fractions) -> tuple[str, ...]:
+        return default_required_splits(fractions)
+
     def source(self) -> dict:
         return {"generator": "edgeped.synthetic.v1", "config": self.config.to_dict()}
 
@@ -99,22 +103,32 @@ class CsvSource:
         header, rows = _read_rows(self.path)
         problems = _validate(self.path, header, rows)
         if problems:
-            raise EdgepedError(
-                f"{self.path} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems),
-                "fix those rows and run the import again",
-            )
+            raise _csv_problems(self.path, problems)
         self.header, self.rows = header, rows
+        self.explicit = "split" in header and bool(rows[0]["split"])
 
     def units(self, fractions) -> list[list[str]]:
-        explicit = "split" in self.header and bool(self.rows[0]["split"])
-        out = []
-        for r in self.rows:
-            if explicit:
-                out.append([r["split"]])
-            else:  # the importer's default group: the crop's folder
-                drive = r.get("drive_id") or f"{self.path.stem}:{Path(r['path']).parent}"
-                out.append([split_for_drive(drive, fractions)])
-        return out
+        """Each row's split, refusing (as the local importer does) leaks and empty splits."""
+        from edgeped.data.importers.crops_csv import _splits_and_leaks
+
+        splits, problems = _splits_and_leaks(self.path, self.header, self.rows, fractions)
+        if problems:
+            raise _csv_problems(self.path, problems)
+        required = SPLITS if self.explicit else default_required_splits(fractions)
+        empty = [s for s in required if s not in splits]
+        if empty:
+            counts = ", ".join(f"{s} {splits.count(s)}" for s in SPLITS)
+            raise EdgepedError(
+                f"{self.path}: the {' and '.join(empty)} split(s) would be empty ({counts} "
+                "rows): training needs train and val, evaluation needs val and test",
+                "list rows for every split in the split column"
+                if self.explicit
+                else "add crops from more drives (drive_id column; splits take whole drives)",
+            )
+        return [[split] for split in splits]
+
+    def required(self, fractions) -> tuple[str, ...]:
+        return SPLITS if self.explicit else default_required_splits(fractions)
 
     def group(self, unit: int) -> int:
         return unit // self.chunk
@@ -129,25 +143,35 @@ class CsvSource:
         return {"importer": "crops_csv", "csv": str(self.path.resolve())}
 
 
+def _csv_problems(path: Path, problems: list[str]) -> EdgepedError:
+    return EdgepedError(
+        f"{path} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems),
+        "fix those rows and run the import again",
+    )
+
+
 class FramesSource:
     """Annotated frames (COCO, KITTI): a unit is a frame, added to the writer one by one."""
 
     def __init__(self, frames: list, config, source: dict) -> None:
-        if not frames:
-            raise EdgepedError("the annotations list no images", "check the annotation file")
-        missing = [str(f.image) for f in frames if not f.image.is_file()]
-        if missing:
-            raise EdgepedError(
-                f"{len(missing)} image(s) named in the annotations are missing, e.g. "
-                f"{', '.join(missing[:3])}",
-                "check --images points at the frames",
-            )
-        self.frames, self.config, self._source = frames, config, source
+        from edgeped.data.importers.frames import check_frames
+
+        # The local importer's refusals (missing or repeated images, wrong sizes, bad boxes).
+        self.frames, self.config, self._source = check_frames(frames), config, source
         self.counts: dict[str, int] = {}
 
     def units(self, fractions) -> list[list[str]]:
         from edgeped.data.importers.frames import crops_for_frame
 
+        drives = {f"{self.config.source_name}:{f.image.stem}" for f in self.frames}
+        got = {split_for_drive(d, fractions) for d in drives}
+        empty = [s for s in default_required_splits(fractions) if s not in got]
+        if empty:
+            raise EdgepedError(
+                f"the {' and '.join(empty)} split(s) would be empty: {len(self.frames)} "
+                "image(s) are split by source image (whole images, by a hash of their name)",
+                "import more images (val and test each take about 15% of them)",
+            )
         out, totals = (
             [],
             dict.fromkeys(
@@ -171,6 +195,9 @@ class FramesSource:
         from edgeped.data.importers.frames import frame_batch
 
         return {u: frame_batch(self.frames[u], self.config)[0] for u in units}
+
+    def required(self, fractions) -> tuple[str, ...]:
+        return default_required_splits(fractions)
 
     def source(self) -> dict:
         return {**self._source, "import_config": self.config.to_dict()}
@@ -278,28 +305,33 @@ def fold_partials(partials: list[tuple[int, tuple]]) -> _RunningStats:
     return stats
 
 
-def _finish_slices(_, entries, partials, tasks, out_dir, source, fractions) -> None:
+def _finish_slices(_, entries, partials, tasks, out_dir, source, fractions, required) -> None:
     shards: dict[str, list[dict]] = {s: [] for s in SPLITS}
     companions = []
     for index, entry, companion in sorted(entries, key=lambda e: e[0]):
         shards[tasks[index].split].append(entry)
         companions.append(companion)
-    write_manifest(Path(out_dir), shards, fold_partials(partials), source, fractions)
+    write_manifest(
+        Path(out_dir),
+        shards,
+        fold_partials(partials),
+        source,
+        fractions,
+        required_splits=required,
+    )
     write_index(out_dir, companions)
 
 
-def _prepare(out_dir: Path, overwrite: bool) -> None:
-    """The local writers' rule: refuse an existing dataset unless overwriting, then clear it."""
-    if (out_dir / MANIFEST).exists() and not overwrite:
-        raise EdgepedError(
-            f"{out_dir} already holds a dataset",
-            "choose another output folder or pass --overwrite",
-        )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if overwrite:
-        (out_dir / MANIFEST).unlink(missing_ok=True)
-        for old in [*out_dir.glob("*.tfrecord"), *out_dir.glob(f"{FOLDER}/*")]:
-            old.unlink()
+def _staged_run(p, staged: StagedDataset) -> dict:
+    """Runs the pipeline that writes into `staged.path`, then puts the dataset in place.
+
+    A failed pipeline (or an interrupt) removes the staged folder; OUT_DIR stays as it was.
+    """
+    with staged:
+        run(p)
+        manifest = read_json(staged.path / MANIFEST, "dataset manifest")
+        staged.commit()
+    return manifest
 
 
 def write_streamed(
@@ -319,15 +351,16 @@ def write_streamed(
     """
     import apache_beam as b
 
-    out = Path(out_dir)
     fractions = split_fractions or DEFAULT_SPLIT_FRACTIONS
+    check_split_fractions(fractions)
     tasks = plan_slices(source.units(fractions), shard_records)
     if not tasks:
         raise EdgepedError(
             "no records were written: the dataset would be empty",
             "check the source produced crops (paths, filters, counts)",
         )
-    _prepare(out, overwrite)
+    staged = StagedDataset(out_dir, overwrite=overwrite)
+    out = staged.path
     p = make_pipeline(beam)
     written = (
         p
@@ -349,10 +382,10 @@ def write_streamed(
             out_dir=str(out),
             source=source.source(),
             fractions=fractions,
+            required=source.required(fractions),
         )
     )
-    run(p)
-    return read_json(out / MANIFEST, "dataset manifest")
+    return _staged_run(p, staged)
 
 
 # --- fleet synth: the local writer already plans shards of whole drives ---------------
@@ -366,14 +399,14 @@ def _write_task(item: tuple[int, Any], out_dir: str) -> tuple[int, dict, _Runnin
     return index, entry, stats, write_companion(out_dir, entry) if task.split == "train" else None
 
 
-def _finish_tasks(_, results, tasks, out_dir, source, fractions) -> None:
+def _finish_tasks(_, results, tasks, out_dir, source, fractions, required) -> None:
     shards: dict[str, list[dict]] = {s: [] for s in SPLITS}
     stats, companions = _RunningStats(), []
     for index, entry, partial, companion in sorted(results, key=lambda r: r[0]):
         shards[tasks[index].split].append(entry)
         stats.merge(partial)
         companions.append(companion)
-    write_manifest(Path(out_dir), shards, stats, source, fractions)
+    write_manifest(Path(out_dir), shards, stats, source, fractions, required_splits=required)
     write_index(out_dir, companions)
 
 
@@ -391,10 +424,11 @@ def write_fleet_beam(
 
     from edgeped.data.fleet import GENERATOR, plan_shards
 
-    out = Path(out_dir)
     fractions = split_fractions or DEFAULT_SPLIT_FRACTIONS
+    check_split_fractions(fractions)
     tasks = plan_shards(config, shard_records, fractions)
-    _prepare(out, overwrite)
+    staged = StagedDataset(out_dir, overwrite=overwrite)
+    out = staged.path
     p = make_pipeline(beam)
     results = (
         p
@@ -413,10 +447,10 @@ def write_fleet_beam(
             out_dir=str(out),
             source={"generator": GENERATOR, "config": config.to_dict()},
             fractions=fractions,
+            required=default_required_splits(fractions),
         )
     )
-    run(p)
-    return read_json(out / MANIFEST, "dataset manifest")
+    return _staged_run(p, staged)
 
 
 def write_synthetic_beam(out_dir, config, beam: BeamConfig, **kw) -> dict:

@@ -3,7 +3,8 @@
 Each function is what one `edgeped data ...` command calls. Writes end with the
 positive-only companion shards and their index (`edgeped.data.positives`), so
 class-balanced training never rescans the train split: the Beam writers make
-them in their workers, the local path reads the fresh train shards once.
+them in their workers inside the staged dataset, before it is swapped in; the
+local path reads the fresh train shards once, after the swap.
 """
 
 from __future__ import annotations
@@ -11,43 +12,59 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from edgeped.data.beam_runtime import BeamConfig
+from edgeped.errors import EdgepedError
 
 Progress = Callable[[int, int], None] | None
 
 
 def synth(
+    generator: str,
     out_dir: str,
-    config,
+    options: dict,
     *,
     shard_records: int = 4096,
     overwrite: bool = False,
     progress: Progress = None,
     beam: BeamConfig | None = None,
 ) -> dict:
-    """Generates a v1 (SynthConfig) or fleet (FleetConfig) dataset. Returns the manifest."""
-    from edgeped.data.fleet import FleetConfig
+    """Renders generator `generator` (the registry's name) into out_dir. Returns the manifest.
 
-    fleet = isinstance(config, FleetConfig)
-    if beam is not None:
-        from edgeped.data import beam_pipeline as bp
+    Raises:
+        EdgepedError: as `generators.write_dataset` (options, shard size, an
+            existing dataset), before anything is written; a failed worker.
+    """
+    from edgeped.data import generators
 
-        if fleet:
-            return bp.write_fleet_beam(
-                out_dir, config, beam, shard_records=shard_records, overwrite=overwrite
-            )
-        return bp.write_synthetic_beam(out_dir, config, beam, overwrite=overwrite)
-    if fleet:
-        from edgeped.data.fleet import write_fleet
-
-        manifest = write_fleet(
-            out_dir, config, shard_records=shard_records, overwrite=overwrite, progress=progress
+    if beam is None:
+        manifest = generators.write_dataset(
+            generator,
+            out_dir,
+            options,
+            shard_records=shard_records,
+            overwrite=overwrite,
+            progress=progress,
         )
-    else:
-        from edgeped.data.synthetic import write_synthetic
+        _index(out_dir)
+        return manifest
+    if not isinstance(shard_records, int) or shard_records < 1:
+        raise EdgepedError(
+            f"shard_records must be a whole number >= 1, got {shard_records!r}",
+            "pass e.g. --shard-records 4096",
+        )
+    config = generators.get(generator).config(options)
+    from edgeped.data import beam_pipeline as bp
+    from edgeped.data.fleet import FleetConfig
+    from edgeped.data.synthetic import SynthConfig
 
-        manifest = write_synthetic(out_dir, config, overwrite=overwrite, progress=progress)
-    _index(out_dir)
-    return manifest
+    if isinstance(config, FleetConfig):
+        write = bp.write_fleet_beam
+    elif isinstance(config, SynthConfig):
+        write = bp.write_synthetic_beam
+    else:
+        raise EdgepedError(
+            f"the {generator} generator has no Beam pipeline", "run it with --runner local"
+        )
+    return write(out_dir, config, beam, shard_records=shard_records, overwrite=overwrite)
 
 
 def import_crops(
@@ -92,15 +109,15 @@ def import_frames(
     return summary
 
 
-def verify(root: str, *, check_records: bool = True, beam: BeamConfig | None = None) -> list:
-    """Checks every shard against the manifest. Returns the ShardReports."""
-    if beam is not None:
-        from edgeped.data.beam_pipeline import verify_beam
+def verify(root: str, *, check_records: bool = True, beam: BeamConfig | None = None):
+    """Checks every shard against the manifest. Returns the VerifyResult."""
+    from edgeped.data.verify import VerifyResult, verify_dataset
 
-        return verify_beam(root, beam, check_records=check_records)
-    from edgeped.data.shards import verify as local
+    if beam is None:
+        return verify_dataset(root, check_records=check_records)
+    from edgeped.data.beam_pipeline import verify_beam
 
-    return local(root, check_records=check_records)
+    return VerifyResult(str(root), tuple(verify_beam(root, beam, check_records=check_records)))
 
 
 def _index(out_dir: str) -> None:

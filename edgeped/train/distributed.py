@@ -80,12 +80,17 @@ def train_distributed(
     progress=lambda _: None,
     stages: tuple[str, ...] = DEFAULT_STAGES,
     worker_dir: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
 ) -> list:
     """Runs `train` as one worker of a MultiWorkerMirroredStrategy cluster (TF_CONFIG).
 
     Args:
         worker_dir: where a non-chief worker writes its copies (default: a temp
             folder, removed at the end). The chief always writes `run_dir`.
+        resume, overwrite: as `train`, for the chief's `run_dir`. A non-chief
+            worker's folder is its own copy, never a run to protect: with
+            `resume` it starts from the run's checkpoints, else from none.
 
     Raises:
         EdgepedError: TF_CONFIG is missing or wrong; the dataset has fewer train
@@ -108,29 +113,45 @@ def train_distributed(
             "hard-negative mining is not distributed",
             "set [mining] rounds = 0 for --distributed, or mine in a single-process run",
         )
+    from edgeped.train.config import STAGES
+
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        raise EdgepedError(f"unknown stage(s) {unknown}", f"use some of {', '.join(STAGES)}")
+    run = Path(run_dir)
+    if role.is_chief:
+        return _chief(run, config, progress, stages, role, resume, overwrite)
     from edgeped._keras import tf
-    from edgeped.train.loop import train
+    from edgeped.train.loop import train_into
 
     # The strategy must exist before any other TensorFlow op runs in this process.
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    run = Path(run_dir)
-    if role.is_chief:
-        target, scratch = run, None
-    else:
-        scratch = None if worker_dir else tempfile.mkdtemp(prefix="edgeped-worker-")
-        target = Path(worker_dir or scratch)
-        target.mkdir(parents=True, exist_ok=True)
+    scratch = None if worker_dir else tempfile.mkdtemp(prefix="edgeped-worker-")
+    target = Path(worker_dir or scratch)
+    target.mkdir(parents=True, exist_ok=True)
+    if resume:
         for checkpoint in run.glob("*.h5") if run.is_dir() else ():
             shutil.copy2(checkpoint, target / checkpoint.name)  # earlier stages' results
-    name = f"{role.task_type} {role.index}/{role.workers}"
     try:
-        return train(
-            target,
-            config,
-            progress=lambda m: progress(f"[{name}] {m}"),
-            stages=stages,
-            strategy=strategy,
-        )
+        return train_into(target, config, _named(progress, role), stages, strategy)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _named(progress, role: WorkerRole):
+    name = f"{role.task_type} {role.index}/{role.workers}"
+    return lambda m: progress(f"[{name}] {m}")
+
+
+def _chief(run: Path, config, progress, stages, role, resume: bool, overwrite: bool) -> list:
+    """The chief writes `run` under `train`'s existing-run rules, checked before TF starts."""
+    from edgeped.train.run_dir import run_output
+
+    with run_output(run, config.to_dict(), resume=resume, overwrite=overwrite) as target:
+        from edgeped._keras import tf
+        from edgeped.train.loop import train_into
+
+        # The strategy must exist before any other TensorFlow op runs in this process.
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        return train_into(target, config, _named(progress, role), stages, strategy)
