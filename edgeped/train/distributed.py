@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeped.errors import EdgepedError
-from edgeped.train.config import DEFAULT_STAGES, TrainConfig
+from edgeped.train.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def train_distributed(
     config: TrainConfig,
     *,
     progress=lambda _: None,
-    stages: tuple[str, ...] = DEFAULT_STAGES,
+    stages: tuple[str, ...] | None = None,
     worker_dir: str | Path | None = None,
     resume: bool = False,
     overwrite: bool = False,
@@ -115,6 +115,7 @@ def train_distributed(
         )
     from edgeped.train.config import STAGES
 
+    stages = config.stages if stages is None else stages
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
         raise EdgepedError(f"unknown stage(s) {unknown}", f"use some of {', '.join(STAGES)}")
@@ -129,9 +130,11 @@ def train_distributed(
     scratch = None if worker_dir else tempfile.mkdtemp(prefix="edgeped-worker-")
     target = Path(worker_dir or scratch)
     target.mkdir(parents=True, exist_ok=True)
-    if resume:
-        for checkpoint in run.glob("*.h5") if run.is_dir() else ():
-            shutil.copy2(checkpoint, target / checkpoint.name)  # earlier stages' results
+    if resume:  # earlier stages' results, and their log: QAT picks its parent by it
+        earlier = [*run.glob("*.h5"), run / "train_log.json"] if run.is_dir() else []
+        for path in earlier:
+            if path.is_file():
+                shutil.copy2(path, target / path.name)
     try:
         return train_into(target, config, _named(progress, role), stages, strategy)
     finally:
