@@ -96,11 +96,13 @@ def bench_data(work: Path, drives: int) -> dict:
     rows = ["path,label,drive_id"]
     ds = Dataset.open(data)
     n = 0
-    for batch in ds.iter_batches("train"):
-        for i in range(len(batch)):
-            Image.fromarray(batch.images[i]).save(src / f"{n}.png")
-            rows.append(f"{n}.png,{int(batch.labels[i])},{batch.drive_id[i]}")
-            n += 1
+    # Every split: the importer refuses a CSV whose drives leave val or test empty.
+    for split in ("train", "val", "test"):
+        for batch in ds.iter_batches(split):
+            for i in range(len(batch)):
+                Image.fromarray(batch.images[i]).save(src / f"{n}.png")
+                rows.append(f"{n}.png,{int(batch.labels[i])},{batch.drive_id[i]}")
+                n += 1
     (src / "crops.csv").write_text("\n".join(rows) + "\n")
     for label, fn in (
         ("local_1", lambda d: import_crops(src / "crops.csv", d)),

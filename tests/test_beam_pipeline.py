@@ -22,7 +22,7 @@ from edgeped.data.beam_pipeline import (
 from edgeped.data.beam_runtime import BeamConfig, pipeline_options
 from edgeped.data.positives import write_positive_index
 from edgeped.data.shards import DatasetWriter, verify
-from edgeped.data.synthetic import SynthConfig, iter_drives
+from edgeped.data.synthetic import SynthConfig, iter_drives, write_synthetic
 from edgeped.errors import EdgepedError
 
 pytest.importorskip("apache_beam")
@@ -228,7 +228,8 @@ def _frame_config():
 def test_beam_overwrite_keeps_the_old_dataset_until_the_new_one_is_complete(tmp_path):
     config = SynthConfig(drives=24, crops_per_drive=4, positive_rate=0.3, seed=1, workers=1)
     out = tmp_path / "data"
-    write_streamed(out, V1Source(config), TWO, shard_records=32)
+    write_synthetic(str(out), config, shard_records=32)
+    write_positive_index(out)
     (out / "notes.txt").write_text("mine")
     before = (out / "manifest.json").read_bytes()
     # One drive leaves val and test empty: the manifest step fails inside the pipeline ...
