@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Installs edgeped and what it needs on a fresh machine. Idempotent.
 #   tools/install.sh          the package and its Python dependencies (enough for the demo)
-#   tools/install.sh --dev    also test tools, and (as root, with apt) qemu-user,
+#   tools/install.sh --dev    also test tools and the Beam extra (the suite runs the Beam
+#                             pipelines), and (as root, with apt) qemu-user,
 #                             openssh-server and iproute2 for the emulated-board and SSH tests
+#   tools/install.sh --beam   the package with the Beam extra (pipeline workers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 dev=0
+beam=0
 [[ "${1:-}" == "--dev" ]] && dev=1
+[[ "${1:-}" == "--beam" ]] && beam=1
 
 if [[ $dev == 1 ]]; then
   need=()
@@ -25,7 +29,9 @@ if [[ $dev == 1 ]]; then
       echo "warning: missing ${need[*]}; the emulated and ssh tests need them (install as root)" >&2
     fi
   fi
-  extras=".[dev]"
+  extras=".[dev,beam]"
+elif [[ $beam == 1 ]]; then
+  extras=".[beam]"
 else
   extras="."
 fi

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from edgeped.cli._common import bad_config, console
+from edgeped.cli.scale import beam_config, runner_options
 from edgeped.errors import EdgepedError
 
 
@@ -66,7 +67,10 @@ def data() -> None:
     type=click.IntRange(min=1),
     help="crops per shard.",
 )
-def data_synth(out_dir, overwrite, generator, shard_records, **options) -> None:
+@runner_options
+def data_synth(
+    out_dir, overwrite, generator, shard_records, runner, beam_options, **options
+) -> None:
     """Render a synthetic street-crop dataset (sharded TFRecord + manifest) into OUT_DIR.
 
     The dataset is written beside OUT_DIR and replaces what is there only when
@@ -75,8 +79,10 @@ def data_synth(out_dir, overwrite, generator, shard_records, **options) -> None:
     from rich.progress import Progress
 
     from edgeped.data.generators import get as get_generator
-    from edgeped.data.generators import write_dataset
+    from edgeped.data.scaleout import synth
     from edgeped.errors import ExitCode
+
+    beam = beam_config(runner, beam_options)
 
     try:  # the options are the command line's: a bad value is a usage error
         get_generator(generator).config(options)
@@ -84,13 +90,14 @@ def data_synth(out_dir, overwrite, generator, shard_records, **options) -> None:
         raise EdgepedError(exc.problem, exc.fix, exit_code=ExitCode.USAGE) from exc
     with Progress(console=console(), transient=True) as bar:
         task = bar.add_task("rendering drives", total=options["drives"])
-        manifest = write_dataset(
+        manifest = synth(
             generator,
             out_dir,
             options,
             shard_records=shard_records,
             overwrite=overwrite,
             progress=lambda done, _: bar.update(task, completed=done),
+            beam=beam,
         )
     _print_manifest(out_dir, manifest)
 
@@ -115,11 +122,13 @@ def data_import() -> None:
 @click.argument("csv_file", type=click.Path(dir_okay=False))
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--overwrite", is_flag=True, help="Replace a dataset already in OUT_DIR.")
-def data_import_crops(csv_file, out_dir, overwrite) -> None:
+@runner_options
+def data_import_crops(csv_file, out_dir, overwrite, runner, beam_options) -> None:
     """Import the crops CSV_FILE lists (path,label[,split,drive_id,tags,metadata]) into OUT_DIR."""
-    from edgeped.data.importers.crops_csv import import_crops
+    from edgeped.data.scaleout import import_crops
 
-    _print_manifest(out_dir, import_crops(csv_file, out_dir, overwrite=overwrite))
+    beam = beam_config(runner, beam_options)
+    _print_manifest(out_dir, import_crops(csv_file, out_dir, overwrite=overwrite, beam=beam))
 
 
 def _frame_options(func):
@@ -151,6 +160,7 @@ def _frame_options(func):
             ),
             click.option("--seed", default=0, show_default=True, help="Seed of every random draw."),
             click.option("--overwrite", is_flag=True, help="Replace a dataset already in OUT_DIR."),
+            runner_options,
         ]
     ):
         func = decorator(func)
@@ -169,11 +179,16 @@ def _import_frames(
     background,
     seed,
     overwrite,
+    runner,
+    beam_options,
 ) -> None:
     from rich.progress import Progress
 
-    from edgeped.data.importers.frames import FrameImportConfig, import_frames
+    from edgeped.data.importers.frames import FrameImportConfig
     from edgeped.data.importers.geometry import WindowRules
+    from edgeped.data.scaleout import import_frames
+
+    beam = beam_config(runner, beam_options)
 
     try:
         config = FrameImportConfig(
@@ -195,6 +210,7 @@ def _import_frames(
             source=source,
             overwrite=overwrite,
             progress=lambda done, _: bar.update(task, completed=done),
+            beam=beam,
         )
     _print_manifest(out_dir, summary.manifest)
     click.echo(
@@ -272,19 +288,21 @@ def data_import_kitti(labels_dir, out_dir, images_dir, **kw) -> None:
 @click.option(
     "--no-records", is_flag=True, help="Skip the per-record CRC check (hash and size only)."
 )
-def data_verify(data_dir, json_out, no_records) -> None:
+@runner_options
+def data_verify(data_dir, json_out, no_records, runner, beam_options) -> None:
     """Recompute every shard's sha256 and CRCs against the manifest; exit 1 if any is bad."""
     import json as _json
 
     from rich.table import Table
 
-    from edgeped.data.verify import verify_dataset
+    from edgeped.data.scaleout import verify
     from edgeped.fileio import check_outputs
 
+    beam = beam_config(runner, beam_options)
     check_outputs(
         {"--json": json_out}, [*Path(data_dir).glob("*.tfrecord"), Path(data_dir) / "manifest.json"]
     )
-    result = verify_dataset(data_dir, check_records=not no_records)
+    result = verify(data_dir, check_records=not no_records, beam=beam)
     table = Table(
         title=f"verify {data_dir}: {len(result.shards) - len(result.bad)} ok, {len(result.bad)} bad"
     )

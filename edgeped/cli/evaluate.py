@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from edgeped.cli._common import bad_config, console, log
+from edgeped.cli.scale import beam_config, runner_options
 
 
 @click.command("eval")
@@ -43,6 +44,7 @@ from edgeped.cli._common import bad_config, console, log
     help="A severity 1-5 of --corruptions; repeatable (the gate's robustness budgets need "
     "all five) [default: 1 to 5].",
 )
+@runner_options
 def eval_(
     run_dir,
     max_fpr,
@@ -54,6 +56,8 @@ def eval_(
     tag,
     corruptions,
     severities,
+    runner,
+    beam_options,
 ) -> None:
     """Evaluate RUN_DIR's .tflite models: threshold on val, metrics on test.
 
@@ -80,8 +84,19 @@ def eval_(
         )
     except ValueError as exc:
         raise bad_config(exc) from exc
+    beam = beam_config(runner, beam_options)
+    scorer = None
+    if beam is not None:
+        from edgeped.evaluate.beam_score import beam_scorer
+
+        scorer = beam_scorer(beam)
     result = evaluate_run(
-        run_dir, config, only=tuple(only) or None, data_dir=data_dir, progress=log
+        run_dir,
+        config,
+        only=tuple(only) or None,
+        data_dir=data_dir,
+        progress=log,
+        scorer=scorer,
     )
     paths = result.save(run_dir, tag=tag)
     print_metrics(result.metrics)

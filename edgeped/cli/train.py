@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from edgeped.cli._common import bad_config, log
-from edgeped.errors import EdgepedError
+from edgeped.errors import EdgepedError, ExitCode
 
 
 @click.command()
@@ -62,6 +62,18 @@ from edgeped.errors import EdgepedError
     is_flag=True,
     help="Replace the run in RUN_DIR; the old one stays until the new one has finished.",
 )
+@click.option(
+    "--distributed",
+    is_flag=True,
+    help="Run as one worker of a multi-worker cluster described by TF_CONFIG "
+    "(MultiWorkerMirroredStrategy; worker 0 writes RUN_DIR; docs/scale.md).",
+)
+@click.option(
+    "--worker-dir",
+    type=click.Path(file_okay=False),
+    help="--distributed: where a non-chief worker keeps its copies [default: a temp "
+    "folder, removed].",
+)
 def train(
     run_dir,
     data_dir,
@@ -77,6 +89,8 @@ def train(
     seed,
     resume,
     overwrite,
+    distributed,
+    worker_dir,
 ) -> None:
     """Train the float student and its QAT version (by default) into RUN_DIR.
 
@@ -114,9 +128,28 @@ def train(
         raise
     except ValueError as exc:
         raise bad_config(exc) from exc
-    results = run_train(
-        run_dir, config, progress=log, stages=chosen, resume=resume, overwrite=overwrite
-    )
+    if worker_dir and not distributed:
+        raise EdgepedError(
+            "--worker-dir needs --distributed",
+            "add --distributed or drop it",
+            exit_code=ExitCode.USAGE,
+        )
+    if distributed:
+        from edgeped.train.distributed import train_distributed
+
+        results = train_distributed(
+            run_dir,
+            config,
+            progress=log,
+            stages=chosen,
+            worker_dir=worker_dir,
+            resume=resume,
+            overwrite=overwrite,
+        )
+    else:
+        results = run_train(
+            run_dir, config, progress=log, stages=chosen, resume=resume, overwrite=overwrite
+        )
     for r in results:
         if not r.checkpoint:
             click.echo(f"{r.name}: skipped ({(r.decision or {}).get('reason', 'not run')})")

@@ -27,7 +27,9 @@ from edgeped.errors import EdgepedError
 
 MANIFEST = "manifest.json"
 # Files that belong to a dataset (and to its card): replaced with it, never carried over.
-_DATASET_FILES = re.compile(r"^(manifest\.json|.*\.tfrecord|dataset_card(_samples)?\.\w+)$")
+_DATASET_FILES = re.compile(
+    r"^(manifest\.json|positives|.*\.tfrecord|dataset_card(_samples)?\.\w+)$"
+)
 _INCOMING, _REPLACED = "incoming", "replaced"
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2

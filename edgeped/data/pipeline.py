@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeped.data.augment import AugmentConfig, augment_image
+from edgeped.data.positives import positive_files
 from edgeped.data.preprocess import PIXEL_OFFSET, PIXEL_SCALE, Preprocessing
 from edgeped.data.schema import CROP_SHAPE, NUM_METADATA, PLAIN_NEGATIVE_KINDS, TAG_FIELDS
 from edgeped.data.shards import Dataset
@@ -45,8 +46,15 @@ class PipelineOptions:
     # most this cap, and fleet-sized splits (7.7 GB of positives at 12.5M crops)
     # stream without it.
     cache_positives_mb: float = 128.0
+    # (index, count): read only every count-th shard file from index, the share of one
+    # of count multi-worker input pipelines (tf.distribute); None = every file.
+    shard: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
+        if self.shard is not None and not 0 <= self.shard[0] < self.shard[1]:
+            raise ValueError(
+                f"shard must be (index, count) with 0 <= index < count, got {self.shard}"
+            )
         if self.hard_negative_weight <= 0:
             raise ValueError(f"hard_negative_weight must be > 0, got {self.hard_negative_weight}")
         if self.near_miss_fraction is not None:
@@ -98,6 +106,14 @@ def make_dataset(
     from edgeped._keras import tf
 
     files = [str(p) for p in dataset.shard_paths(split)]
+    if options.shard is not None:
+        index, count = options.shard
+        files = files[index::count]
+        if not files:
+            raise EdgepedError(
+                f"input pipeline {index} of {count} gets none of the {split} split's shards",
+                "write the dataset with more, smaller shards (several per worker)",
+            )
     spec = {
         **{tag: tf.io.FixedLenFeature([], tf.string) for tag in {t for t, _ in options.exclude}},
         "image": tf.io.FixedLenFeature([], tf.string),
@@ -181,17 +197,17 @@ def make_dataset(
             keep = tf.logical_and(keep, tf.not_equal(ex[tag], value))
         return keep
 
-    def records(seed_offset: int):
-        files_ds = tf.data.Dataset.from_tensor_slices(files)
+    def records(seed_offset: int, paths: list[str] = files):
+        files_ds = tf.data.Dataset.from_tensor_slices(paths)
         if shuffle:
             files_ds = files_ds.shuffle(
-                len(files), seed=options.seed + seed_offset, reshuffle_each_iteration=True
+                len(paths), seed=options.seed + seed_offset, reshuffle_each_iteration=True
             )
         # Deterministic order even when shuffling: the shuffle is seeded, so the same
         # command reads the same batches (a sloppy interleave made reruns differ).
         ds = files_ds.interleave(
             tf.data.TFRecordDataset,
-            cycle_length=min(4, len(files)),
+            cycle_length=min(4, len(paths)),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
@@ -208,7 +224,15 @@ def make_dataset(
         # Records are split by label on the raw bytes (a one-field parse), so only
         # the records drawn into a batch are decoded and augmented: at 2.5%
         # prevalence that is ~40x less work than parsing every record scanned.
-        pos = records(0).filter(positive)
+        companions = positive_files(dataset, split)
+        if companions:
+            # Positive-only shards written at import (edgeped.data.positives): the rare
+            # class is read directly, never by rescanning every shard.
+            if options.shard is not None:
+                companions = companions[options.shard[0] :: options.shard[1]]
+            pos = records(0, [str(p) for p in companions])
+        else:
+            pos = records(0).filter(positive)
         if positives_fit_in_memory(dataset, split, options.cache_positives_mb):
             pos = pos.cache()  # later epochs stop rescanning every shard for the rare class
         pos = seeded(shuffled(pos, 1, 1024).repeat(), parse, 1)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeped.convert.inspect import load_interpreter, tensor_infos
 from edgeped.convert.model_card import CARD_SUFFIX, read_card, write_card
 from edgeped.data.preprocess import Preprocessing
 from edgeped.data.schema import TAG_FIELDS
@@ -127,6 +128,17 @@ def _check_card_output(name: str, card: dict, actual) -> None:
         )
 
 
+def _model_output(path: Path):
+    """The model's single score output, read in this process whichever scorer runs."""
+    _, outputs = tensor_infos(load_interpreter(path, num_threads=1))
+    if len(outputs) != 1:
+        raise EdgepedError(
+            f"{path} has {len(outputs)} outputs, expected 1 score",
+            "export a model with a single [N, 1] score output",
+        )
+    return outputs[0]
+
+
 def score_split(
     dataset: Dataset,
     split: str,
@@ -164,6 +176,33 @@ def score_split(
     )
 
 
+Scorer = Callable[
+    [Dataset, dict[str, tuple[Path, dict]], EvalConfig, Callable[[str], None]],
+    tuple[SplitScores, SplitScores],
+]
+
+
+def score_local(
+    dataset: Dataset,
+    models: dict[str, tuple[Path, dict]],
+    config: EvalConfig,
+    progress: Callable[[str], None],
+) -> tuple[SplitScores, SplitScores]:
+    """Scores val and test in this process, one interpreter per model."""
+    scorers = {
+        name: TfliteScorer(
+            path,
+            Preprocessing.from_dict(card["preprocessing"]),
+            batch=config.batch,
+            num_threads=config.threads,
+        )
+        for name, (path, card) in models.items()
+    }
+    val = score_split(dataset, "val", scorers, progress, config.metadata_dropout)
+    test = score_split(dataset, "test", scorers, progress, config.metadata_dropout)
+    return val, test
+
+
 def _float_sibling(name: str, card: dict, models: dict[str, tuple[Path, dict]]) -> str | None:
     """The float32 model of the same lineage, to compare a quantised one against."""
     if card["model"]["mode"] == "float32":
@@ -185,8 +224,12 @@ def evaluate_run(
     only: tuple[str, ...] | None = None,
     data_dir: str | None = None,
     progress: Callable[[str], None] = lambda _: None,
+    scorer: Scorer | None = None,
 ) -> EvalResult:
     """Scores val and test, picks thresholds on val, measures test.
+
+    `scorer` replaces the in-process scoring of val and test (e.g. the Beam one in
+    `edgeped.evaluate.beam_score`); it must return the same SplitScores.
 
     Returns:
         The metrics (metrics.json content) and the per-crop scores; nothing is written
@@ -219,19 +262,9 @@ def evaluate_run(
                 f"{dataset.root} (manifest sha256 differs)",
                 "pass --data with the dataset to evaluate on, or re-run convert",
             )
-    scorers = {
-        name: TfliteScorer(
-            path,
-            Preprocessing.from_dict(card["preprocessing"]),
-            batch=config.batch,
-            num_threads=config.threads,
-        )
-        for name, (path, card) in models.items()
-    }
-    for name, scorer in scorers.items():
-        _check_card_output(name, models[name][1], scorer.outputs[0])
-    val = score_split(dataset, "val", scorers, progress, config.metadata_dropout)
-    test = score_split(dataset, "test", scorers, progress, config.metadata_dropout)
+    for name, (path, card) in models.items():
+        _check_card_output(name, card, _model_output(path))
+    val, test = (scorer or score_local)(dataset, models, config, progress)
     results = {}
     for name, (path, card) in models.items():
         chosen = m.threshold_max_recall(val.labels, val.scores[name], config.max_fpr)

@@ -42,9 +42,12 @@ def make_distiller(student, teacher, hard_loss: Callable, *, temperature: float,
                 kd_value = kd(soft, pred)
                 loss = alpha * kd_value + (1.0 - alpha) * hard_loss(y, pred)
                 loss += tf.add_n(self.student.losses) if self.student.losses else 0.0
+                # Gradients are summed over replicas under tf.distribute: scale this
+                # replica's batch-mean loss by the replica count (a no-op on one).
+                scaled = tf.nn.compute_average_loss(tf.reshape(loss, [1]))
             variables = self.student.trainable_variables
             self.optimizer.apply_gradients(
-                zip(tape.gradient(loss, variables), variables, strict=True)
+                zip(tape.gradient(scaled, variables), variables, strict=True)
             )
             self.loss_tracker.update_state(loss)
             self.kd_tracker.update_state(kd_value)

@@ -101,16 +101,26 @@ def load_checkpoint(path: str | Path):
         ) from exc
 
 
-def fix_input_ranges(qat_model) -> int:
+def fix_input_ranges(qat_model, metadata_range: tuple[float, float] | None = None) -> int:
     """Pins the image input quantiser to [-1, 127/128] so the int8 input is q = u8 - 128.
 
     tfmot tracks the input range from data; pinning it makes the converted
-    model's input scale exactly 1/128 with zero point 0. Returns how many
-    quantisers were pinned (one per image input).
+    model's input scale exactly 1/128 with zero point 0. With `metadata_range`
+    the metadata input (z clipped to +/-clip, mask 0/1) is pinned too: its
+    AllValuesQuantizer assigns min/max locally on each replica, so under
+    multi-worker training the workers' ranges diverge unless they are fixed.
+    Returns how many quantisers were pinned.
     """
     pinned = 0
     for layer in qat_model.layers:
-        if type(layer).__name__ != "QuantizeLayer" or len(layer.input_shape) != 4:
+        if type(layer).__name__ != "QuantizeLayer":
+            continue
+        rank = len(layer.input_shape)
+        if rank == 4:
+            low, high = INPUT_RANGE
+        elif rank == 2 and metadata_range is not None:
+            low, high = metadata_range
+        else:
             continue
         # Match the suffix: the variables carry the layer's own (uniquified) name, e.g.
         # quantize_layer_1/quantize_layer_1_min, in a process that built several models.
@@ -120,8 +130,10 @@ def fix_input_ranges(qat_model) -> int:
             for key in ("_min", "_max")
             if w.name.split("/")[-1].split(":")[0].endswith(key)
         }
-        values["_min"].assign(INPUT_RANGE[0])
-        values["_max"].assign(INPUT_RANGE[1])
+        if not values:  # no quantiser here (the input feeds a layer that quantises it)
+            continue
+        values["_min"].assign(low)
+        values["_max"].assign(high)
         pinned += 1
     return pinned
 
@@ -129,7 +141,7 @@ def fix_input_ranges(qat_model) -> int:
 class _Session:
     """What every stage needs: data, preprocessing, config, where to write, how to report."""
 
-    def __init__(self, run: Path, config: TrainConfig, progress: Progress) -> None:
+    def __init__(self, run: Path, config: TrainConfig, progress: Progress, strategy=None) -> None:
         from edgeped.train.losses import make_loss
 
         self.run, self.config, self.progress = run, config, progress
@@ -151,6 +163,9 @@ class _Session:
         )
         self.hard_loss = make_loss(config.loss, **params)
         self.epoch_steps = -(-self.dataset.count("train") // config.batch_size)
+        # The metadata input is concat(z clipped to +/-clip, mask in {0, 1}).
+        self.metadata_range = (-self.prep.clip, self.prep.clip)
+        self.strategy = strategy
         # Best val AUC-PR per stage: this session's results plus an earlier train_log of
         # the same dataset (stages may run in separate `edgeped train` calls).
         self.val_auc_pr: dict[str, float] = {}
@@ -188,9 +203,33 @@ class _Session:
             exclude=c.exclude_pairs(),
         )
         val = PipelineOptions(batch_size=256, use_metadata=use_metadata)
+        val_ds = make_dataset(self.dataset, "val", self.prep, val, shuffle=False)
+        if self.strategy is None:
+            return make_dataset(self.dataset, "train", self.prep, opts, shuffle=True), val_ds
+        # Multi-worker: each worker's input pipeline reads its own share of the train
+        # files (file sharding by hand: AutoShardPolicy.FILE cannot find the files
+        # under the balanced-sampling mix), at the per-replica batch size; val is
+        # small, so workers split it record by record (AutoShardPolicy.DATA).
+        from edgeped._keras import tf
+
+        def per_worker(ctx):
+            shard = (ctx.input_pipeline_id, ctx.num_input_pipelines)
+            size = ctx.get_per_replica_batch_size(c.batch_size)
+            return make_dataset(
+                self.dataset,
+                "train",
+                self.prep,
+                replace(opts, batch_size=size, shard=shard),
+                shuffle=True,
+            )
+
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
         return (
-            make_dataset(self.dataset, "train", self.prep, opts, shuffle=True),
-            make_dataset(self.dataset, "val", self.prep, val, shuffle=False),
+            self.strategy.distribute_datasets_from_function(per_worker),
+            val_ds.with_options(options),
         )
 
     def fit_steps(self, stage: StageConfig, infinite: bool) -> int | None:
@@ -439,7 +478,7 @@ def _student_qat(s: _Session) -> StageResult:
     scope = mot.quantization.keras.quantize_scope
     parent = s.float_parent()
     qat_model = mot.quantization.keras.quantize_model(load_checkpoint(s.run / parent))
-    fix_input_ranges(qat_model)
+    fix_input_ranges(qat_model, s.metadata_range)
     trainee = qat_model
     if parent == CHECKPOINTS["student_distilled"]:
         d = s.config.distill
@@ -450,7 +489,7 @@ def _student_qat(s: _Session) -> StageResult:
     result = s.fit(trainee, qat_model, "student_qat", s.config.qat_stage, out, scope=scope)
     # Re-pin the input range on the best checkpoint and store that as the QAT model.
     best = load_checkpoint(out)
-    fix_input_ranges(best)
+    fix_input_ranges(best, s.metadata_range)
     _save_h5(best, out, scope)
     parent_stage = parent.removesuffix(".h5")
     decision = {
@@ -504,12 +543,15 @@ def train(
     stages: tuple[str, ...] | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    strategy=None,
 ) -> list[StageResult]:
     """Runs the requested stages (in pipeline order; default config.stages) into run_dir.
 
     A run_dir that already holds a run is refused unless `resume` (add stages,
     same config) or `overwrite` (train beside it, swap in when done); see
     `edgeped.train.run_dir`. config.json is written when the stages finished.
+    `strategy` (a tf.distribute strategy, see `edgeped.train.distributed`) builds
+    and trains every model in its scope, with datasets sharded across workers.
 
     Raises:
         EdgepedError: the dataset is missing, empty or one-class; a stage needs a
@@ -523,16 +565,21 @@ def train(
     if unknown:
         raise EdgepedError(f"unknown stage(s) {unknown}", f"use some of {', '.join(STAGES)}")
     with run_output(run_dir, config.to_dict(), resume=resume, overwrite=overwrite) as run:
-        return _train_into(run, config, progress, stages)
+        return train_into(run, config, progress, stages, strategy)
 
 
-def _train_into(
-    run: Path, config: TrainConfig, progress: Progress, stages: tuple[str, ...]
+def train_into(
+    run: Path,
+    config: TrainConfig,
+    progress: Progress,
+    stages: tuple[str, ...],
+    strategy=None,
 ) -> list[StageResult]:
+    """`train` into a folder as it is, without the existing-run rules (a worker's copy)."""
     from edgeped._keras import keras, tf
 
     run.mkdir(parents=True, exist_ok=True)
-    session = _Session(run, config, progress)
+    session = _Session(run, config, progress, strategy)
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -547,10 +594,11 @@ def _train_into(
         + f"; loss {config.loss}"
     )
     results = []
-    for name in STAGES:
-        if name in stages:
-            results.append(STAGE_RUNNERS[name](session))
-            session.record(results[-1])
+    with strategy.scope() if strategy is not None else nullcontext():
+        for name in STAGES:
+            if name in stages:
+                results.append(STAGE_RUNNERS[name](session))
+                session.record(results[-1])
     log_path = run / "train_log.json"
     previous = {}
     if log_path.is_file():
