@@ -39,8 +39,9 @@ def atomic_output(path: str | os.PathLike, mode: str = "wb") -> Iterator[BinaryI
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
+    tmp_name = None
+    try:  # mkstemp inside the try: an interrupt right after it still removes the temp file
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         os.chmod(tmp_name, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as handle:
             yield handle
@@ -48,7 +49,8 @@ def atomic_output(path: str | os.PathLike, mode: str = "wb") -> Iterator[BinaryI
             os.fsync(handle.fileno())
         os.replace(tmp_name, target)
     except OSError as exc:
-        _discard(tmp_name)
+        if tmp_name is not None:
+            _discard(tmp_name)
         if exc.errno == 28:  # ENOSPC
             raise EdgepedError(
                 f"disk full while writing {target}",
@@ -58,7 +60,8 @@ def atomic_output(path: str | os.PathLike, mode: str = "wb") -> Iterator[BinaryI
             f"cannot write {target}: {exc.strerror or exc}", "check the path exists and is writable"
         ) from exc
     except BaseException:
-        _discard(tmp_name)
+        if tmp_name is not None:
+            _discard(tmp_name)
         raise
 
 
@@ -160,20 +163,17 @@ def _signals_held() -> Iterator[None]:
 def write_group_atomic(files: dict[str | os.PathLike, bytes]) -> None:
     """Writes files that belong together (a model and its card) so they change together.
 
-    Every file is written and synced to a temp file beside its target first; the
-    renames then run back to back with Ctrl-C and SIGTERM held, so an interrupt
-    lands before any file changed or after all did. (Only a SIGKILL or power loss
-    between two renames can split the group.)
+    Every file is written and synced to a temp file beside its target first, then the
+    renames run back to back, all with Ctrl-C and SIGTERM held (the files are small),
+    so an interrupt lands before any file changed or after all did and never leaves a
+    temp file behind. (Only a SIGKILL or power loss can split the group.)
 
     Raises:
         EdgepedError: a directory cannot be written or the disk is full.
     """
-    with contextlib.ExitStack() as stack:
-        held = contextlib.ExitStack()
-        stack.callback(held.close)  # runs last: after every rename below
+    with _signals_held(), contextlib.ExitStack() as stack:
         for path, data in files.items():
             stack.enter_context(atomic_output(path, "wb")).write(data)
-        held.enter_context(_signals_held())
 
 
 def check_outputs(outputs: dict[str, str | os.PathLike | None], inputs: list) -> None:
