@@ -212,3 +212,18 @@ def ecu_sshd(tmp_path_factory):
     env = dict(line.split("=", 1) for line in (root / "env").read_text().splitlines())
     yield {"dir": root, "ssh_config": root / "ssh_config", **env}
     _subprocess.run(["bash", str(script), "stop", str(root)], capture_output=True, timeout=60)
+
+
+@pytest.fixture(autouse=True)
+def _ctrl_c_is_keyboard_interrupt():
+    """Every test starts with Python's own SIGINT handler.
+
+    A library run in this process (the Beam runner's workers among them) may leave SIGINT
+    ignored; subprocesses would then inherit the ignore and a Ctrl-C test would prove
+    nothing, so the handler is put back before each test and restored after it.
+    """
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
