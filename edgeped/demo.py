@@ -22,7 +22,7 @@ _PROFILE = profile_config("demo", "unused")
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Sized to finish in about 10 minutes on 2 CPU cores (the `demo` training profile)."""
+    """Sized to finish in about 15 minutes on 2 CPU cores (the `demo` training profile)."""
 
     out_dir: str = "runs/demo"
     synth: SynthConfig = field(default_factory=lambda: SynthConfig(drives=480, crops_per_drive=50))
