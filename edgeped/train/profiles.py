@@ -2,7 +2,7 @@
 
 A profile is a set of overrides on the TrainConfig defaults. `default` is the
 recipe a user with real data gets (`edgeped train RUN --data DATA`); `demo`
-keeps `make demo` at about 10 minutes on 2 cores, on the synthetic demo set
+keeps `make demo` at about 15 minutes on 2 cores, on the synthetic demo set
 (whose crops do carry night, rain and motion blur, so those augmentations are on).
 configs/demo.toml spells the demo profile out as a config file (a test keeps
 them equal).
