@@ -52,3 +52,24 @@ def stem(keras, image, filters: int):
     )
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x)
     return layers.ReLU(6.0, name="stem_relu")(x)
+
+
+def separable_features(keras, image, stem_channels: int, blocks, width: float):
+    """Stem, then depthwise-separable blocks (3x3 depthwise + 1x1 pointwise, BN, ReLU6
+    each), then global average pooling: the body of the student family.
+
+    Args:
+        blocks: (filters, stride) per block, before the width multiplier.
+    """
+    layers = keras.layers
+    x = stem(keras, image, stem_channels)
+    for i, (filters, stride) in enumerate(blocks):
+        x = layers.DepthwiseConv2D(
+            3, strides=stride, padding="same", use_bias=False, name=f"b{i}_dw"
+        )(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"b{i}_dw_bn")(x)
+        x = layers.ReLU(6.0, name=f"b{i}_dw_relu")(x)
+        x = layers.Conv2D(scaled_channels(filters, width), 1, use_bias=False, name=f"b{i}_pw")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"b{i}_pw_bn")(x)
+        x = layers.ReLU(6.0, name=f"b{i}_pw_relu")(x)
+    return layers.GlobalAveragePooling2D(name="pool")(x)

@@ -7,7 +7,7 @@ default. Same int8-friendly layers as the student (Conv/Depthwise + BN + ReLU6).
 
 from __future__ import annotations
 
-from edgeped.models.layers import BN_MOMENTUM, finish, head, model_inputs, scaled_channels, stem
+from edgeped.models.layers import finish, head, model_inputs, scaled_channels, separable_features
 from edgeped.models.registry import ModelSpec, register
 
 BLOCKS = ((32, 1), (64, 2), (64, 1), (128, 2), (128, 1), (256, 2), (256, 1))
@@ -17,21 +17,8 @@ BLOCKS = ((32, 1), (64, 2), (64, 1), (128, 2), (128, 1), (256, 2), (256, 1))
 def build_mobilenet(spec: ModelSpec):
     from edgeped._keras import keras
 
-    layers = keras.layers
     image, meta = model_inputs(keras, spec.use_metadata)
-    x = stem(keras, image, scaled_channels(32, spec.width))
-    for i, (filters, stride) in enumerate(BLOCKS):
-        x = layers.DepthwiseConv2D(
-            3, strides=stride, padding="same", use_bias=False, name=f"b{i}_dw"
-        )(x)
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"b{i}_dw_bn")(x)
-        x = layers.ReLU(6.0, name=f"b{i}_dw_relu")(x)
-        x = layers.Conv2D(scaled_channels(filters, spec.width), 1, use_bias=False, name=f"b{i}_pw")(
-            x
-        )
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"b{i}_pw_bn")(x)
-        x = layers.ReLU(6.0, name=f"b{i}_pw_relu")(x)
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = separable_features(keras, image, scaled_channels(32, spec.width), BLOCKS, spec.width)
     score = head(
         keras, x, meta, hidden=scaled_channels(32, spec.width), meta_units=16, dropout=spec.dropout
     )

@@ -8,7 +8,7 @@ outside the graph (tfmot rejects Rescaling).
 
 from __future__ import annotations
 
-from edgeped.models.layers import BN_MOMENTUM, finish, head, model_inputs, scaled_channels, stem
+from edgeped.models.layers import finish, head, model_inputs, scaled_channels, separable_features
 from edgeped.models.registry import ModelSpec, register
 
 # (pointwise filters, stride, blocks at depth 1) per stage of depthwise-separable
@@ -30,21 +30,10 @@ def blocks(depth: int) -> tuple[tuple[int, int], ...]:
 def build_student(spec: ModelSpec):
     from edgeped._keras import keras
 
-    layers = keras.layers
     image, meta = model_inputs(keras, spec.use_metadata)
-    x = stem(keras, image, scaled_channels(16, spec.width))
-    for i, (filters, stride) in enumerate(blocks(spec.depth)):
-        x = layers.DepthwiseConv2D(
-            3, strides=stride, padding="same", use_bias=False, name=f"b{i}_dw"
-        )(x)
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"b{i}_dw_bn")(x)
-        x = layers.ReLU(6.0, name=f"b{i}_dw_relu")(x)
-        x = layers.Conv2D(scaled_channels(filters, spec.width), 1, use_bias=False, name=f"b{i}_pw")(
-            x
-        )
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"b{i}_pw_bn")(x)
-        x = layers.ReLU(6.0, name=f"b{i}_pw_relu")(x)
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = separable_features(
+        keras, image, scaled_channels(16, spec.width), blocks(spec.depth), spec.width
+    )
     score = head(
         keras, x, meta, hidden=scaled_channels(32, spec.width), meta_units=16, dropout=spec.dropout
     )
