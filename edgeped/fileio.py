@@ -135,7 +135,7 @@ def read_json(path: str | os.PathLike, what: str = "file") -> Any:
 
 
 @contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
+def signals_held() -> Iterator[None]:
     """Defers SIGINT/SIGTERM/SIGHUP until the block is done (main thread only).
 
     The handlers are swapped for ones that only note the signal (a thread mask
@@ -171,7 +171,7 @@ def write_group_atomic(files: dict[str | os.PathLike, bytes]) -> None:
     Raises:
         EdgepedError: a directory cannot be written or the disk is full.
     """
-    with _signals_held(), contextlib.ExitStack() as stack:
+    with signals_held(), contextlib.ExitStack() as stack:
         for path, data in files.items():
             stack.enter_context(atomic_output(path, "wb")).write(data)
 

@@ -207,6 +207,34 @@ def test_kitti_import_end_to_end(tmp_path):
     assert positives[:, 30:100, 24:40, 0].mean() > 150  # the red pedestrian fills the centre
 
 
+def test_frame_import_split_fractions_decide_where_each_image_goes(tmp_path):
+    from edgeped.data.shards import split_for_drive
+
+    labels, images = _kitti(tmp_path, n_frames=30)
+    argv = ["data", "import", "kitti", str(labels), str(tmp_path / "ds"), "--images", str(images)]
+    result = CliRunner().invoke(main, [*argv, "--split-fractions", "0.4,0.3,0.3"])
+    assert result.exit_code == 0, result.output
+    ds = Dataset.open(tmp_path / "ds")
+    assert ds.manifest["split_rule"]["fractions"] == [0.4, 0.3, 0.3]
+    for split in ("train", "val", "test"):
+        for drive in set(ds.read(split).drive_id) if ds.count(split) else ():
+            assert split_for_drive(drive, (0.4, 0.3, 0.3)) == split, drive
+    assert ds.count("val") + ds.count("test") > 0
+
+
+@pytest.mark.parametrize("value", ["0.6,0.2", "0.6,0.3,0.3", "a,b,c", "1.2,-0.1,-0.1"])
+def test_bad_split_fractions_are_a_usage_error_before_anything_is_written(tmp_path, value):
+    labels, images = _kitti(tmp_path, n_frames=2)
+    out = tmp_path / "ds"
+    result = CliRunner().invoke(
+        main,
+        ["data", "import", "kitti", str(labels), str(out), "--images", str(images),
+         "--split-fractions", value],
+    )  # fmt: skip
+    assert result.exit_code == 64 and "--split-fractions" in result.output, result.output
+    assert "0.6,0.2,0.2" in result.output and not out.exists()
+
+
 @pytest.mark.parametrize(
     "line, match",
     [

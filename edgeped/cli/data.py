@@ -131,6 +131,19 @@ def data_import_crops(csv_file, out_dir, overwrite, runner, beam_options) -> Non
     _print_manifest(out_dir, import_crops(csv_file, out_dir, overwrite=overwrite, beam=beam))
 
 
+def _parse_fractions(ctx, param, value: str) -> tuple[float, float, float]:
+    from edgeped.data.shards import check_split_fractions
+
+    try:
+        fractions = tuple(float(v) for v in value.split(","))
+        check_split_fractions(fractions)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not three shares train,val,test in [0, 1] summing to 1; e.g. 0.6,0.2,0.2"
+        ) from None
+    return fractions
+
+
 def _frame_options(func):
     for decorator in reversed(
         [
@@ -158,6 +171,15 @@ def _frame_options(func):
             click.option(
                 "--background", default=6, show_default=True, help="Background windows per frame."
             ),
+            click.option(
+                "--split-fractions",
+                "split_fractions",
+                default="0.7,0.15,0.15",
+                show_default=True,
+                callback=_parse_fractions,
+                help="Shares of the images for train,val,test (whole images, by a hash of "
+                "the name). A small set wants a bigger val: the threshold is read there.",
+            ),
             click.option("--seed", default=0, show_default=True, help="Seed of every random draw."),
             click.option("--overwrite", is_flag=True, help="Replace a dataset already in OUT_DIR."),
             runner_options,
@@ -177,6 +199,7 @@ def _import_frames(
     jitter,
     near_miss,
     background,
+    split_fractions,
     seed,
     overwrite,
     runner,
@@ -209,6 +232,7 @@ def _import_frames(
             config,
             source=source,
             overwrite=overwrite,
+            split_fractions=split_fractions,
             progress=lambda done, _: bar.update(task, completed=done),
             beam=beam,
         )

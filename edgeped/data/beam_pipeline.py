@@ -170,7 +170,9 @@ class FramesSource:
             raise EdgepedError(
                 f"the {' and '.join(empty)} split(s) would be empty: {len(self.frames)} "
                 "image(s) are split by source image (whole images, by a hash of their name)",
-                "import more images (val and test each take about 15% of them)",
+                "import more images (train, val and test take "
+                + ", ".join(f"{f:.0%}" for f in fractions)
+                + " of them; --split-fractions sets the shares)",
             )
         out, totals = (
             [],

@@ -254,9 +254,17 @@ def worker_map(fn: Callable[[Any], Any], args: list, workers: int) -> Iterator[A
     for the item each worker holds, so no worker writes after the caller has
     cleaned up, and no worker prints a traceback.
     """
+    from edgeped.fileio import signals_held
+
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_interrupts)
     try:
-        yield from pool.map(fn, args)
+        # The workers fork inside map(). A Ctrl-C in that window would land in the
+        # at-fork handlers, which swallow it in the parent ("Exception ignored") and
+        # print a traceback in a child that has not run its initializer yet; held, it
+        # is raised here once the workers are up.
+        with signals_held():
+            results = pool.map(fn, args)
+        yield from results
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         raise

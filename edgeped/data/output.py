@@ -24,6 +24,7 @@ import weakref
 from pathlib import Path
 
 from edgeped.errors import EdgepedError
+from edgeped.fileio import signals_held
 
 MANIFEST = "manifest.json"
 # Files that belong to a dataset (and to its card): replaced with it, never carried over.
@@ -64,19 +65,22 @@ class StagedDataset:
             )
         self.overwrite = overwrite
         parent = self.out_dir.absolute().parent
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-            self.path = parent / sibling_name(self.out_dir.name, _INCOMING)
-            self.path.mkdir()
-        except OSError as exc:
-            raise EdgepedError(
-                f"cannot create the dataset folder {self.out_dir}: {exc.strerror or exc}",
-                "check the path exists and is writable",
-            ) from exc
-        # Also removed at exit if never committed: an interrupt can land before the
-        # caller's `with` block is entered.
-        self._cleanup = weakref.finalize(self, shutil.rmtree, str(self.path), True)
-        self._done = False
+        # Ctrl-C is held from the mkdir until the cleanup is registered: landing
+        # between the two it would leave the staging folder behind.
+        with signals_held():
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+                self.path = parent / sibling_name(self.out_dir.name, _INCOMING)
+                self.path.mkdir()
+            except OSError as exc:
+                raise EdgepedError(
+                    f"cannot create the dataset folder {self.out_dir}: {exc.strerror or exc}",
+                    "check the path exists and is writable",
+                ) from exc
+            # Also removed at exit if never committed: an interrupt can land before the
+            # caller's `with` block is entered.
+            self._cleanup = weakref.finalize(self, shutil.rmtree, str(self.path), True)
+            self._done = False
 
     def __enter__(self) -> StagedDataset:
         return self
@@ -109,19 +113,28 @@ class StagedDataset:
                 "run the command again",
             )
         target = self.out_dir
-        if not target.exists() or _is_empty_dir(target):
-            with contextlib.suppress(FileNotFoundError):
-                target.rmdir()
-            os.rename(self.path, target)
-        elif not holds_dataset(target):
-            _move_in(self.path, target)  # a folder of other files: add the dataset, manifest last
-            shutil.rmtree(self.path, ignore_errors=True)
-        else:
-            old = swap_dirs(self.path, target)
-            _carry_over(old, target)
-            shutil.rmtree(old, ignore_errors=True)
-        self._cleanup.detach()
-        self._done = True
+        leftover = None
+        with signals_held():  # the swap and the bookkeeping happen together
+            if not target.exists() or _is_empty_dir(target):
+                with contextlib.suppress(FileNotFoundError):
+                    target.rmdir()
+                os.rename(self.path, target)
+            elif not holds_dataset(target):
+                _move_in(
+                    self.path, target
+                )  # a folder of other files: add the dataset, manifest last
+                leftover = self.path
+            else:
+                leftover = swap_dirs(self.path, target)
+                _carry_over(leftover, target)
+            self._cleanup.detach()
+            self._done = True
+        if leftover is not None:
+            try:
+                shutil.rmtree(leftover, ignore_errors=True)
+            except BaseException:  # Ctrl-C mid-delete: finish it, then stop
+                shutil.rmtree(leftover, ignore_errors=True)
+                raise
         return target
 
 

@@ -94,6 +94,7 @@ def import_frames(
     *,
     source: dict,
     overwrite: bool = False,
+    split_fractions: tuple[float, float, float] | None = None,
     progress: Progress = None,
     beam: BeamConfig | None = None,
 ):
@@ -101,10 +102,26 @@ def import_frames(
     if beam is not None:
         from edgeped.data.beam_pipeline import import_frames_beam
 
-        return import_frames_beam(frames, out_dir, config, beam, source=source, overwrite=overwrite)
+        return import_frames_beam(
+            frames,
+            out_dir,
+            config,
+            beam,
+            source=source,
+            overwrite=overwrite,
+            split_fractions=split_fractions,
+        )
     from edgeped.data.importers.frames import import_frames as local
 
-    summary = local(frames, out_dir, config, source=source, overwrite=overwrite, progress=progress)
+    summary = local(
+        frames,
+        out_dir,
+        config,
+        source=source,
+        overwrite=overwrite,
+        split_fractions=split_fractions,
+        progress=progress,
+    )
     _index(out_dir)
     return summary
 

@@ -219,7 +219,9 @@ def import_frames(
         raise EdgepedError(
             f"the {' and '.join(empty)} split(s) would be empty: {len(frames)} image(s) "
             "are split by source image (whole images, by a hash of their name)",
-            "import more images (val and test each take about 15% of them)",
+            "import more images (train, val and test take "
+            + ", ".join(f"{f:.0%}" for f in fractions)
+            + " of them; --split-fractions sets the shares)",
         )
     totals = dict(positives=0, jittered=0, near_misses=0, cyclists=0, background=0, skipped_small=0)
     with DatasetWriter(
