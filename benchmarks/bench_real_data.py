@@ -80,6 +80,11 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
         None,
     ),
     "default-distill": (None, "teacher,student,student_distilled,student_qat"),
+    "default-plateau": (
+        '[student_stage]\nepochs = 40\nlearning_rate = 0.003\npatience = 8\nschedule = "plateau"\n'
+        '[qat_stage]\nepochs = 8\nlearning_rate = 0.0003\npatience = 3\nschedule = "plateau"\n',
+        None,
+    ),
     # Architecture family (width x depth) at the default recipe.
     "student-w0.75": ("[student]\nwidth = 0.75\n", None),
     "student-w1.25": ("[student]\nwidth = 1.25\n", None),

@@ -110,6 +110,19 @@ def test_patience_stops_a_stage_that_stops_improving(tiny_dataset, tmp_path):
     assert len(result.history["val_auc_pr"]) == 3
 
 
+def test_plateau_schedule_cuts_the_learning_rate_when_val_stalls(tiny_dataset, tmp_path):
+    # Val AUC-PR stays where epoch 1 put it: with patience 4 the rate is cut x0.3 after
+    # 2 epochs without gain (epoch 3); at epoch 5 (4 without gain) the stage stops.
+    stage = StageConfig(9, 1e-9, 4, patience=4, schedule="plateau")
+    config = _config(tiny_dataset, student_stage=stage)
+    (result,) = train(tmp_path / "run", config, stages=("student",))
+    assert result.lr_cuts == [3] and result.epochs == 5 and result.best_epoch == 1
+    log = json.loads((tmp_path / "run" / "train_log.json").read_text())
+    assert log["stages"][0]["lr_cuts"] == [3]
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        StageConfig(2, 1e-3, schedule="step")
+
+
 def test_stages_default_to_the_config(tiny_dataset, tmp_path):
     config = _config(tiny_dataset, stages=("student",))
     assert [r.name for r in train(tmp_path / "run", config)] == ["student"]

@@ -21,6 +21,8 @@ DEFAULT_STAGES = ("student", "student_qat")
 # night/rain/blur renderings are off by default (the demo profile turns them on).
 REAL_DATA_AUGMENT = AugmentConfig(night=0.0, rain=0.0, blur=0.0)
 # The config field that holds each training phase's epochs and learning rate.
+SCHEDULES = ("cosine", "plateau")
+PLATEAU_FACTOR = 0.3  # learning-rate cut on a plateau (schedule = "plateau")
 STAGE_FIELDS = ("teacher_stage", "student_stage", "qat_stage", "prune_stage")
 
 
@@ -28,18 +30,24 @@ STAGE_FIELDS = ("teacher_stage", "student_stage", "qat_stage", "prune_stage")
 class StageConfig:
     """One training stage: at most `epochs` epochs, stopped early on validation.
 
-    The learning rate follows a cosine decay over `epochs` (the planned length).
-    With `patience` > 0, the stage stops once val AUC-PR has not improved for that
-    many epochs (0 runs every epoch); the checkpoint is the best val AUC-PR epoch.
-    `steps_per_epoch` caps an epoch (quick runs); None = one pass over train.
+    `schedule` "cosine": the learning rate decays over `epochs` (the planned length);
+    "plateau": it stays at `learning_rate` and is cut x0.3 whenever val AUC-PR has
+    not improved for `patience` // 2 epochs (at least 1), so the low-rate epochs come
+    when the stage actually stalls, however long it runs. With `patience` > 0, the
+    stage stops once val AUC-PR has not improved for that many epochs (0 runs every
+    epoch); the checkpoint is the best val AUC-PR epoch. `steps_per_epoch` caps an
+    epoch (quick runs); None = one pass over train.
     """
 
     epochs: int
     learning_rate: float
     steps_per_epoch: int | None = None
     patience: int = 0
+    schedule: str = "cosine"
 
     def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {self.epochs}")
         if self.patience < 0:

@@ -30,7 +30,7 @@ from edgeped.fileio import write_json_atomic
 from edgeped.layout import CHECKPOINTS, CONFIG_FILE
 from edgeped.provenance import stamp
 from edgeped.registry import Registry
-from edgeped.train.config import STAGES, StageConfig, TrainConfig
+from edgeped.train.config import PLATEAU_FACTOR, STAGES, StageConfig, TrainConfig
 
 INPUT_RANGE = (-1.0, 127.0 / 128.0)  # (u8 - 128) / 128 for u8 in [0, 255]
 
@@ -51,6 +51,8 @@ class StageResult:
     max_epochs: int | None = None
     # Why a stage ran the way it did (e.g. distillation skipped), for train_log.json.
     decision: dict | None = None
+    # Epochs after which the plateau schedule cut the learning rate.
+    lr_cuts: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The stage's entry in train_log.json."""
@@ -258,9 +260,13 @@ class _Session:
         use_meta = len(saved.inputs) > 1
         train_ds, val_ds = self.data(use_meta, stage, hard_negatives)
         steps = self.fit_steps(stage, hard_negatives is not None)
-        schedule = keras.optimizers.schedules.CosineDecay(
-            stage.learning_rate, max(1, stage.epochs * (steps or self.epoch_steps)), alpha=0.05
-        )
+        if stage.schedule == "plateau":
+            schedule = stage.learning_rate  # cut on a plateau by Report below
+        else:
+            schedule = keras.optimizers.schedules.CosineDecay(
+                stage.learning_rate, max(1, stage.epochs * (steps or self.epoch_steps)), alpha=0.05
+            )
+        cut_after = max(1, stage.patience // 2) if stage.schedule == "plateau" else 0
         if trainee is saved:
             # Val batches carry sample weights of 1 (the pipeline's shape); the AUC is unweighted.
             trainee.compile(
@@ -273,7 +279,7 @@ class _Session:
             trainee.compile(optimizer=keras.optimizers.Adam(schedule), weighted_metrics=[])
         best = best if best is not None else {"value": -1.0}
         progress = self.progress
-        track = {"best_epoch": None, "since_best": 0, "epochs": 0}
+        track = {"best_epoch": None, "since_best": 0, "epochs": 0, "lr_cuts": []}
 
         class Report(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
@@ -287,10 +293,21 @@ class _Session:
                 else:
                     track["since_best"] += 1
                 stop = stage.patience > 0 and track["since_best"] >= stage.patience
+                note = f" (stop: no gain for {stage.patience} epochs)" if stop else ""
+                last_cut = track["lr_cuts"][-1] if track["lr_cuts"] else 0
+                if (
+                    cut_after
+                    and not stop
+                    and track["since_best"] >= cut_after
+                    and epoch + 1 - last_cut >= cut_after
+                ):
+                    rate = self.model.optimizer.learning_rate
+                    rate.assign(float(rate.numpy()) * PLATEAU_FACTOR)
+                    track["lr_cuts"].append(epoch + 1)
+                    note = f" (no gain for {cut_after}: learning rate -> {float(rate.numpy()):.2g})"
                 progress(
                     f"{name}: epoch {epoch + 1}/{stage.epochs} loss {logs.get('loss', 0):.4f} "
-                    f"val_loss {logs.get('val_loss', 0):.4f} val_auc_pr {value:.4f}"
-                    + (f" (stop: no gain for {stage.patience} epochs)" if stop else "")
+                    f"val_loss {logs.get('val_loss', 0):.4f} val_auc_pr {value:.4f}" + note
                 )
                 if stop:
                     self.model.stop_training = True
@@ -320,6 +337,7 @@ class _Session:
             best["value"] if best["value"] >= 0 else None,
             best_epoch=track["best_epoch"],
             max_epochs=stage.epochs,
+            lr_cuts=list(track["lr_cuts"]),
         )
 
     def teacher(self):
