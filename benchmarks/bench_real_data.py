@@ -161,6 +161,11 @@ def run_variant(data: Path, name: str, seed: int, work: Path) -> dict:
         "size_bytes": model["model"]["size_bytes"],
         "parameters": model["model"]["parameters"],
         "diagnostic_recall_at_test_fpr_threshold": test_threshold_recall(run, m),
+        # What `edgeped eval` ships (the int8 candidate best on val: QAT or PTQ).
+        "shipped_model": m["shipping"]["model"],
+        "shipped": {
+            k: m["models"][m["shipping"]["model"]]["test"][k] for k in ("recall", "fpr", "auc_pr")
+        },
     }
 
 
@@ -221,6 +226,8 @@ def summarise(runs: list[dict]) -> dict:
         "test_ece_raw": lambda r: r["test_ece_raw"],
         "test_ece_calibrated": lambda r: r["test_ece_calibrated"],
         "train_seconds": lambda r: r["train_seconds"],
+        "shipped_recall": lambda r: r["shipped"]["recall"],
+        "shipped_fpr": lambda r: r["shipped"]["fpr"],
         "diagnostic_recall_at_test_fpr_threshold": lambda r: r[
             "diagnostic_recall_at_test_fpr_threshold"
         ],
@@ -232,12 +239,17 @@ def markdown(record: dict) -> str:
     out = [
         "| data | variant | seeds | int8 test recall mean (min-max) | test FPR mean (max) | "
         "AUC-PR | float parent recall | int8 - float | ECE raw -> cal | a76 instr/invoke | "
-        "int8 KiB | train s (mean) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "int8 KiB | train s (mean) | shipped: recall, FPR (QAT/PTQ seeds) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in record["rows"]:
         s = row["summary"]
         insn = row.get("a76_instructions_per_invoke")
+        kinds = [r["shipped_model"].split("_")[1].upper() for r in row["runs"]]
+        shipped = (
+            f" {s['shipped_recall']['mean']:.3f}, {s['shipped_fpr']['mean']:.2%} "
+            f"({kinds.count('QAT')}/{kinds.count('PTQ')}) |"
+        )
         out.append(
             f"| {row['dataset']} | {row['variant']} | {s['int8_recall']['n']} | "
             f"{s['int8_recall']['mean']:.3f} ({s['int8_recall']['min']:.3f}-"
@@ -246,12 +258,13 @@ def markdown(record: dict) -> str:
             f"{s['float_recall']['mean']:.3f} | {s['int8_minus_float_recall']['mean']:+.3f} | "
             f"{s['test_ece_raw']['mean']:.3f} -> {s['test_ece_calibrated']['mean']:.3f} | "
             f"{insn:,} | {row['size_bytes'] / 1024:.0f} | {s['train_seconds']['mean']:.0f} |"
+            + shipped
             if insn
             else f"| {row['dataset']} | {row['variant']} | {s['int8_recall']['n']} | "
             f"{s['int8_recall']['mean']:.3f} | {s['int8_fpr']['mean']:.2%} | "
             f"{s['int8_auc_pr']['mean']:.3f} | {s['float_recall']['mean']:.3f} | "
             f"{s['int8_minus_float_recall']['mean']:+.3f} | - | - | - | "
-            f"{s['train_seconds']['mean']:.0f} |"
+            f"{s['train_seconds']['mean']:.0f} |" + shipped
         )
     return "\n".join(out)
 
