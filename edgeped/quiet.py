@@ -35,6 +35,8 @@ NOISE_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
         r"^[IW]\d{4} [\d:.]+\s+\d+ cudart_stub\.cc:\d+\]",
         r"^[IW]\d{4} [\d:.]+\s+\d+ cuda_(executor|dnn|fft|blas|diagnostics)\.cc:\d+\]",
         r"^[IW]\d{4} [\d:.]+\s+\d+ cpu_feature_guard\.cc:\d+\]",
+        # An error-level line, but on a host without a GPU it only says there is none.
+        r"^E\d{4} [\d:.]+\s+\d+ cuda_platform\.cc:\d+\] failed call to cuInit: ",
         r"^To enable the following instructions: .* in other operations, rebuild TensorFlow",
         r"^[IW]\d{4} [\d:.]+\s+\d+ port\.cc:\d+\] oneDNN custom operations are on",
         r"^[IW]\d{4} [\d:.]+\s+\d+ (tf_tfl_flatbuffer_helpers|flatbuffer_export|"

@@ -69,6 +69,8 @@ def test_noise_patterns_drop_library_chatter_and_keep_the_rest():
         "fully_quantize: 0, inference_type: 6, input_inference_type: INT8, "
         "output_inference_type: INT8",
         "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
+        "E0000 00:00:1796126596.205031   31160 cuda_platform.cc:52] failed call to cuInit: "
+        "INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)",
         "WARNING:absl:Compiled the loaded model, but the compiled metrics have yet to be built. ",
     ]
     kept = [
