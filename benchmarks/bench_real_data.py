@@ -90,6 +90,8 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
     "student-w1.25": ("[student]\nwidth = 1.25\n", None),
     "student-d2": ("[student]\ndepth = 2\n", None),
     "mobilenet": ('[student]\narchitecture = "mobilenet"\n', None),
+    "fused-w1.5": ('[student]\narchitecture = "student_fused"\nwidth = 1.5\n', None),
+    "fused-w1.25": ('[student]\narchitecture = "student_fused"\nwidth = 1.25\n', None),
     # The demo's short profile.
     "demo": (str(HERE.parent / "configs" / "demo.toml"), None),
 }

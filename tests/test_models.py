@@ -28,7 +28,21 @@ def test_width_scales_channels_and_parameters():
     assert wide.count_params() > 4 * narrow.count_params()
 
 
-@pytest.mark.parametrize("arch", ["student", "mobilenet"])
+def test_fused_student_replaces_the_full_resolution_block_with_one_conv():
+    from edgeped.models.student import FUSED_BLOCKS
+
+    model = build_model(ModelSpec("student_fused", width=1.5))
+    assert model.get_layer("stem_conv").filters == 16  # the stem keeps 16 at every width
+    f0 = model.get_layer("f0_conv")
+    assert (f0.filters, f0.kernel_size, f0.strides) == (48, (3, 3), (2, 2))
+    assert _separable_blocks(model) == len(FUSED_BLOCKS) == 5
+    assert model.get_layer("b0_dw").input_shape[1:3] == (32, 16)  # no depthwise at 64x32
+    assert model.get_layer("b4_pw_relu").output_shape == (None, 4, 2, 192)
+    student = build_model(ModelSpec("student"))
+    assert model.count_params() > 2 * student.count_params()
+
+
+@pytest.mark.parametrize("arch", ["student", "student_fused", "mobilenet"])
 def test_family_members_take_both_inputs_and_quantise(arch):
     from edgeped._keras import tfmot
 

@@ -54,15 +54,26 @@ def stem(keras, image, filters: int):
     return layers.ReLU(6.0, name="stem_relu")(x)
 
 
-def separable_features(keras, image, stem_channels: int, blocks, width: float):
+def conv_block(keras, x, filters: int, stride: int, name: str):
+    """A regular 3x3 conv + BN + ReLU6 (one int8 op once folded)."""
+    layers = keras.layers
+    x = layers.Conv2D(
+        filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv"
+    )(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    return layers.ReLU(6.0, name=f"{name}_relu")(x)
+
+
+def separable_features(keras, image, stem_channels: int | None, blocks, width: float):
     """Stem, then depthwise-separable blocks (3x3 depthwise + 1x1 pointwise, BN, ReLU6
     each), then global average pooling: the body of the student family.
 
     Args:
+        stem_channels: the stem's width; None when `image` is already a feature map.
         blocks: (filters, stride) per block, before the width multiplier.
     """
     layers = keras.layers
-    x = stem(keras, image, stem_channels)
+    x = image if stem_channels is None else stem(keras, image, stem_channels)
     for i, (filters, stride) in enumerate(blocks):
         x = layers.DepthwiseConv2D(
             3, strides=stride, padding="same", use_bias=False, name=f"b{i}_dw"

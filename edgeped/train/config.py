@@ -190,7 +190,8 @@ class TrainConfig:
                 )
         if self.student.architecture == "teacher":
             raise ValueError(
-                "student.architecture must be an int8-friendly one (student, tiny), got 'teacher'"
+                "student.architecture must be an int8-friendly one (student, student_fused, "
+                "mobilenet, tiny), got 'teacher'"
             )
 
     def to_dict(self) -> dict[str, Any]:
