@@ -91,6 +91,12 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
     "student-d2": ("[student]\ndepth = 2\n", None),
     "mobilenet": ('[student]\narchitecture = "mobilenet"\n', None),
     "fused-w1.5": ('[student]\narchitecture = "student_fused"\nwidth = 1.5\n', None),
+    "fused-w1.5-plateau": (
+        '[student]\narchitecture = "student_fused"\nwidth = 1.5\n'
+        '[student_stage]\nepochs = 40\nlearning_rate = 0.003\npatience = 8\nschedule = "plateau"\n'
+        '[qat_stage]\nepochs = 8\nlearning_rate = 0.0003\npatience = 3\nschedule = "plateau"\n',
+        None,
+    ),
     "fused-w1.25": ('[student]\narchitecture = "student_fused"\nwidth = 1.25\n', None),
     # The demo's short profile.
     "demo": (str(HERE.parent / "configs" / "demo.toml"), None),
@@ -282,6 +288,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, required=True, help="folder for the runs")
     parser.add_argument("--no-bench", action="store_true", help="skip the emulated a76 count")
     parser.add_argument("--out", type=Path, help="results base path (no suffix)")
+    parser.add_argument(
+        "--arch-cost",
+        type=Path,
+        action="append",
+        default=[],
+        help="arch_cost.py JSON whose exact counts (untrained weights) stand in for a bench",
+    )
     args = parser.parse_args(argv)
 
     # --seeds-of NAME=0,1 (repeatable) runs a variant over other seeds than --seeds.
@@ -297,6 +310,11 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     counted: dict[tuple, tuple[int, str]] = {}
+    for path in args.arch_cost:
+        for r in json.loads(path.read_text())["rows"]:
+            if r.get("core") == "a76" and "instructions_per_invoke" in r:
+                key = (r["architecture"], r["width"], r["depth"])
+                counted[key] = (int(r["instructions_per_invoke"]), f"untrained count in {path}")
     load_before = list(os.getloadavg())
     for spec in args.dataset:
         label, _, data = spec.partition("=")
