@@ -94,8 +94,9 @@ def train(
 ) -> None:
     """Train the float student and its QAT version (by default) into RUN_DIR.
 
-    Every stage stops on validation (patience on val AUC-PR, at most `epochs`) and
-    keeps its best val AUC-PR epoch; QAT starts from the float student best on val.
+    Every stage stops on validation (patience on val AUC-PR, at most `epochs`),
+    cuts its learning rate x0.3 when val stalls for half the patience, and keeps
+    its best val AUC-PR epoch; QAT starts from the float student best on val.
     Imbalance is handled by a positive loss weight by default; see `imbalance`,
     `loss`, `distill`, `mining` and `augment` in the config file (docs/training.md).
     """

@@ -22,8 +22,19 @@ PROFILES: MappingProxyType[str, MappingProxyType[str, Any]] = MappingProxyType(
             {
                 "stages": ("student", "student_qat"),
                 "imbalance": "sample",
-                "student_stage": {"epochs": 10, "learning_rate": 3e-3, "patience": 3},
-                "qat_stage": {"epochs": 2, "learning_rate": 3e-4, "patience": 1},
+                # A fixed short budget: cosine anneals within it (plateau needs room).
+                "student_stage": {
+                    "epochs": 10,
+                    "learning_rate": 3e-3,
+                    "patience": 3,
+                    "schedule": "cosine",
+                },
+                "qat_stage": {
+                    "epochs": 2,
+                    "learning_rate": 3e-4,
+                    "patience": 1,
+                    "schedule": "cosine",
+                },
                 "augment": {"night": 0.1, "rain": 0.1, "blur": 0.15},
             }
         ),
