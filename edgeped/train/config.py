@@ -134,10 +134,16 @@ class TrainConfig:
     # Which stages `edgeped train` runs (pipeline order; --stages overrides).
     stages: tuple[str, ...] = DEFAULT_STAGES
     teacher: ModelSpec = field(default_factory=lambda: ModelSpec("teacher", width=0.5))
-    student: ModelSpec = field(default_factory=lambda: ModelSpec("student", width=1.0))
-    teacher_stage: StageConfig = field(default_factory=lambda: StageConfig(30, 2e-3, patience=6, schedule="plateau"))
-    student_stage: StageConfig = field(default_factory=lambda: StageConfig(40, 3e-3, patience=8, schedule="plateau"))
-    qat_stage: StageConfig = field(default_factory=lambda: StageConfig(8, 3e-4, patience=3, schedule="plateau"))
+    student: ModelSpec = field(default_factory=lambda: ModelSpec("student_fused", width=1.5))
+    teacher_stage: StageConfig = field(
+        default_factory=lambda: StageConfig(30, 2e-3, patience=6, schedule="plateau")
+    )
+    student_stage: StageConfig = field(
+        default_factory=lambda: StageConfig(40, 3e-3, patience=8, schedule="plateau")
+    )
+    qat_stage: StageConfig = field(
+        default_factory=lambda: StageConfig(8, 3e-4, patience=3, schedule="plateau")
+    )
     prune_stage: StageConfig = field(default_factory=lambda: StageConfig(2, 5e-4))
     prune_final_sparsity: float = 0.5
     distill: DistillConfig = field(default_factory=DistillConfig)

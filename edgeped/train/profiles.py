@@ -21,6 +21,8 @@ PROFILES: MappingProxyType[str, MappingProxyType[str, Any]] = MappingProxyType(
         "demo": MappingProxyType(
             {
                 "stages": ("student", "student_qat"),
+                # The smaller student the demo was measured with (fewer MACs per step).
+                "student": {"architecture": "student", "width": 1.0, "depth": 1},
                 "imbalance": "sample",
                 # A fixed short budget: cosine anneals within it (plateau needs room).
                 "student_stage": {
