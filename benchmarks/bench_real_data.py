@@ -47,12 +47,18 @@ depth = 1
 [teacher_stage]
 epochs = 3
 learning_rate = 0.002
+patience = 0
+schedule = "cosine"
 [student_stage]
 epochs = 6
 learning_rate = 0.003
+patience = 0
+schedule = "cosine"
 [qat_stage]
 epochs = 1
 learning_rate = 0.0003
+patience = 0
+schedule = "cosine"
 [augment]
 flip = 0.5
 shift_px = 4
@@ -63,41 +69,35 @@ blur = 0.15
 metadata_dropout = 0.1
 """
 
+STUDENT = '[student]\narchitecture = "student"\nwidth = 1.0\ndepth = 1\n'
+_STAGES = (
+    '[student_stage]\nepochs = 40\nlearning_rate = 0.003\npatience = 8\nschedule = "{0}"\n'
+    '[qat_stage]\nepochs = 8\nlearning_rate = 0.0003\npatience = 3\nschedule = "{0}"\n'
+)
+COSINE, PLATEAU = _STAGES.format("cosine"), _STAGES.format("plateau")
+
 # name -> (config TOML text or None for the shipped defaults, stages or None for default)
 VARIANTS: dict[str, tuple[str | None, str | None]] = {
     "today": (TODAY, "teacher,student_distilled,student_qat"),
-    "default": (None, None),
-    # Ablations of the default, one suspect at a time.
+    "default": (None, None),  # student_fused w1.5, plateau schedule
+    # The steps from the recipe before to the default, one change at a time.
+    "student-cosine": (STUDENT + COSINE, None),  # the default until student_fused + plateau
+    "student-plateau": (STUDENT + PLATEAU, None),
+    "fused-w1.5-cosine": (COSINE, None),
+    # Ablations of the default, one suspect at a time (keys not given keep the default).
     "default-sampler": ('imbalance = "sample"\n', None),
-    "default-fixed6": ("[student_stage]\nepochs = 6\nlearning_rate = 0.003\n", None),
-    "default-40ep": (
-        "[student_stage]\nepochs = 40\nlearning_rate = 0.003\npatience = 8\n"
-        "[qat_stage]\nepochs = 8\nlearning_rate = 0.0003\npatience = 3\n",
-        None,
-    ),
+    "default-fixed6": ('[student_stage]\nepochs = 6\npatience = 0\nschedule = "cosine"\n', None),
     "default-heavy-aug": (
         "[augment]\nnight = 0.1\nrain = 0.1\nblur = 0.15\nmetadata_dropout = 0.1\n",
         None,
     ),
     "default-distill": (None, "teacher,student,student_distilled,student_qat"),
-    "default-plateau": (
-        '[student_stage]\nepochs = 40\nlearning_rate = 0.003\npatience = 8\nschedule = "plateau"\n'
-        '[qat_stage]\nepochs = 8\nlearning_rate = 0.0003\npatience = 3\nschedule = "plateau"\n',
-        None,
-    ),
-    # Architecture family (width x depth) at the default recipe.
-    "student-w0.75": ("[student]\nwidth = 0.75\n", None),
-    "student-w1.25": ("[student]\nwidth = 1.25\n", None),
-    "student-d2": ("[student]\ndepth = 2\n", None),
-    "mobilenet": ('[student]\narchitecture = "mobilenet"\n', None),
-    "fused-w1.5": ('[student]\narchitecture = "student_fused"\nwidth = 1.5\n', None),
-    "fused-w1.5-plateau": (
-        '[student]\narchitecture = "student_fused"\nwidth = 1.5\n'
-        '[student_stage]\nepochs = 40\nlearning_rate = 0.003\npatience = 8\nschedule = "plateau"\n'
-        '[qat_stage]\nepochs = 8\nlearning_rate = 0.0003\npatience = 3\nschedule = "plateau"\n',
-        None,
-    ),
+    # Architecture family at the default recipe.
+    "fused-w1.0": ('[student]\narchitecture = "student_fused"\nwidth = 1.0\n', None),
     "fused-w1.25": ('[student]\narchitecture = "student_fused"\nwidth = 1.25\n', None),
+    "student-w0.75": ('[student]\narchitecture = "student"\nwidth = 0.75\n', None),
+    "student-d2": ('[student]\narchitecture = "student"\nwidth = 1.0\ndepth = 2\n', None),
+    "mobilenet": ('[student]\narchitecture = "mobilenet"\nwidth = 1.0\n', None),
     # The demo's short profile.
     "demo": (str(HERE.parent / "configs" / "demo.toml"), None),
 }

@@ -6,7 +6,7 @@ the cost sweep are marked on the cost axis so the budget's room is visible.
 
 Usage:
   python benchmarks/plot_pareto.py results/real-data-X.json results/arch-cost-X.json \
-      --out results/pareto-X.png
+      [more arch-cost JSONs] --dataset pfd --out results/pareto-X.png
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("real_data", type=Path)
-    parser.add_argument("arch_cost", type=Path)
+    parser.add_argument("arch_cost", type=Path, nargs="+", help="arch_cost.py JSON(s)")
     parser.add_argument("--dataset", default="pf")
     parser.add_argument("--budget", type=float, default=1.5e6, help="a76 instructions")
     parser.add_argument("--goal", type=float, default=0.95, help="int8 test recall")
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib.pyplot as plt
 
     real = json.loads(args.real_data.read_text())
-    cost = json.loads(args.arch_cost.read_text())
+    cost = {"rows": [r for p in args.arch_cost for r in json.loads(p.read_text())["rows"]]}
     fig, (ax, bx) = plt.subplots(
         2, 1, figsize=(7, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
