@@ -161,19 +161,9 @@ class FramesSource:
         self.counts: dict[str, int] = {}
 
     def units(self, fractions) -> list[list[str]]:
-        from edgeped.data.importers.frames import crops_for_frame
+        from edgeped.data.importers.frames import check_splits_filled, crops_for_frame
 
-        drives = {f"{self.config.source_name}:{f.image.stem}" for f in self.frames}
-        got = {split_for_drive(d, fractions) for d in drives}
-        empty = [s for s in default_required_splits(fractions) if s not in got]
-        if empty:
-            raise EdgepedError(
-                f"the {' and '.join(empty)} split(s) would be empty: {len(self.frames)} "
-                "image(s) are split by source image (whole images, by a hash of their name)",
-                "import more images (train, val and test take "
-                + ", ".join(f"{f:.0%}" for f in fractions)
-                + " of them; --split-fractions sets the shares)",
-            )
+        check_splits_filled(self.frames, self.config.source_name, fractions)
         out, totals = (
             [],
             dict.fromkeys(

@@ -185,6 +185,26 @@ def frame_batch(frame: Frame, config: FrameImportConfig) -> tuple[CropBatch | No
     ), counts
 
 
+def check_splits_filled(frames: list[Frame], source_name: str, fractions) -> None:
+    """Raises EdgepedError when a required split would get none of the images.
+
+    Images are split whole, by a hash of `source_name:stem`, so a small set can leave
+    val or test empty; the message says which and how to fix it.
+    """
+    from edgeped.data.shards import default_required_splits, split_for_drive
+
+    got = {split_for_drive(f"{source_name}:{f.image.stem}", fractions) for f in frames}
+    empty = [s for s in default_required_splits(fractions) if s not in got]
+    if empty:
+        raise EdgepedError(
+            f"the {' and '.join(empty)} split(s) would be empty: {len(frames)} image(s) "
+            "are split by source image (whole images, by a hash of their name)",
+            "import more images (train, val and test take "
+            + ", ".join(f"{f:.0%}" for f in fractions)
+            + " of them; --split-fractions sets the shares)",
+        )
+
+
 def import_frames(
     frames: list[Frame],
     out_dir: str,
@@ -205,24 +225,13 @@ def import_frames(
         DatasetWriter,
         check_split_fractions,
         default_required_splits,
-        split_for_drive,
     )
 
     fractions = split_fractions or DEFAULT_SPLIT_FRACTIONS
     check_split_fractions(fractions)
     frames = check_frames(frames)
-    drives = {f"{config.source_name}:{f.image.stem}" for f in frames}
     required = default_required_splits(fractions)
-    got = {split_for_drive(d, fractions) for d in drives}
-    empty = [s for s in required if s not in got]
-    if empty:
-        raise EdgepedError(
-            f"the {' and '.join(empty)} split(s) would be empty: {len(frames)} image(s) "
-            "are split by source image (whole images, by a hash of their name)",
-            "import more images (train, val and test take "
-            + ", ".join(f"{f:.0%}" for f in fractions)
-            + " of them; --split-fractions sets the shares)",
-        )
+    check_splits_filled(frames, config.source_name, fractions)
     totals = dict(positives=0, jittered=0, near_misses=0, cyclists=0, background=0, skipped_small=0)
     with DatasetWriter(
         out_dir,
