@@ -92,6 +92,8 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
         None,
     ),
     "default-distill": (None, "teacher,student,student_distilled,student_qat"),
+    # Hard-negative mining after the student's epochs (the top-scoring negatives are near misses).
+    "default-mining": ("[mining]\nrounds = 3\n", None),
     # Architecture family at the default recipe.
     "fused-w1.0": ('[student]\narchitecture = "student_fused"\nwidth = 1.0\n', None),
     "fused-w1.25": ('[student]\narchitecture = "student_fused"\nwidth = 1.25\n', None),
