@@ -411,6 +411,18 @@ def _student_pruned(s: _Session) -> StageResult:
     return replace(result, checkpoint=CHECKPOINTS["student_pruned"], parent=parent)
 
 
+def make_reproducible(tf) -> None:
+    """Same seed, same data -> the same weights, bit for bit, on every run.
+
+    Deterministic kernels are not enough: Grappler's arithmetic optimizer rewrote the
+    input pipeline's augmentation graph differently from run to run (the exposure
+    jitter's `(x - mean) * c + mean + b` came out 1 ulp apart on ~3% of pixels), and
+    training amplified that into different models. It is switched off for the process.
+    """
+    tf.config.experimental.enable_op_determinism()
+    tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
+
+
 def train(
     run_dir: str | Path,
     config: TrainConfig,
@@ -458,7 +470,7 @@ def train_into(
     session = _Session(run, config, progress, strategy)
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
+        make_reproducible(tf)
     ds = session.dataset
     progress(
         f"train split: {ds.count('train')} crops, {ds.positives('train')} positive; "
