@@ -73,8 +73,7 @@ import socket as _socket  # noqa: E402 (device harness section)
 import subprocess as _subprocess  # noqa: E402 (device harness section)
 from pathlib import Path as _Path  # noqa: E402 (device harness section)
 
-REPO_ROOT = _Path(__file__).resolve().parents[1]
-RUNNER = REPO_ROOT / "device" / "runner.py"
+from helpers import REPO_ROOT, RUNNER  # noqa: E402 (device harness section)
 
 
 def _tiny_device_model(meta: bool = True, image_shape=(128, 64, 3)):

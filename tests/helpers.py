@@ -3,9 +3,14 @@ sys.path, so this works from any working directory, unlike `from tests.conftest 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from edgeped.data.schema import CROP_SHAPE, CropBatch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RUNNER = REPO_ROOT / "device" / "runner.py"  # the device harness the tests run
 
 
 def make_batch(n: int = 8, *, seed: int = 0, drive: str = "d0", positives: int = 2) -> CropBatch:

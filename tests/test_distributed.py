@@ -216,7 +216,7 @@ def test_metadata_input_quantiser_is_pinned_with_the_image_one():
     from edgeped._keras import tfmot
     from edgeped.models import build_model
     from edgeped.models.registry import ModelSpec
-    from edgeped.train.loop import INPUT_RANGE, fix_input_ranges
+    from edgeped.train.checkpoints import INPUT_RANGE, fix_input_ranges
 
     model = tfmot().quantization.keras.quantize_model(build_model(ModelSpec("student", width=0.25)))
     assert fix_input_ranges(model, (-4.0, 4.0)) == 2

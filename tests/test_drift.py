@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import RUNNER
 
 from edgeped.data.schema import METADATA_FIELDS, CropBatch
 from edgeped.rollout.drift import (
@@ -18,7 +19,6 @@ from edgeped.rollout.drift import (
     psi,
     reference_profile,
 )
-from tests.conftest import RUNNER
 
 pytestmark = pytest.mark.slow
 

@@ -5,6 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgeped.cli import main
+from edgeped.data import fleet_render as fr
 from edgeped.data import fleet_scene as fs
 from edgeped.data.fleet import (
     HARD_KINDS,
@@ -99,22 +100,22 @@ def _grad_x(img: np.ndarray) -> float:
 
 def test_speed_and_exposure_blur_the_image_as_the_metadata_says():
     rng = lambda: np.random.default_rng(5)  # noqa: E731
-    sharp = fs.render(_canvas(), rng(), _shot(), None)
-    fast = fs.render(
+    sharp = fr.render(_canvas(), rng(), _shot(), None)
+    fast = fr.render(
         _canvas(),
         rng(),
         _shot(speed_mps=20.0, exposure_ms=30.0, gain_db=0.0, radiance=4.0 / 30.0),
         None,
     )
-    assert fs.blur_px(_shot(speed_mps=20.0, exposure_ms=30.0)) > 10
+    assert fr.blur_px(_shot(speed_mps=20.0, exposure_ms=30.0)) > 10
     assert _grad_x(fast) < 0.6 * _grad_x(sharp)
 
 
 def test_gain_sets_noise_and_night_is_darker():
     cv = fs.Canvas.blank()
     cv.img[:] = 0.5
-    low = fs.render(cv, np.random.default_rng(0), _shot(gain_db=0.0), None)
-    high = fs.render(
+    low = fr.render(cv, np.random.default_rng(0), _shot(gain_db=0.0), None)
+    high = fr.render(
         cv, np.random.default_rng(0), _shot(gain_db=24.0, exposure_ms=4.0 / 15.85), None
     )
     assert high.std() > 5 * low.std()

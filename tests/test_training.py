@@ -8,8 +8,9 @@ import pytest
 
 from edgeped.data.augment import AugmentConfig
 from edgeped.models.registry import ModelSpec
+from edgeped.train.checkpoints import load_checkpoint
 from edgeped.train.config import DistillConfig, MiningConfig, StageConfig, TrainConfig
-from edgeped.train.loop import load_checkpoint, train
+from edgeped.train.loop import train
 
 pytestmark = pytest.mark.slow
 
@@ -95,7 +96,7 @@ def test_distillation_is_skipped_when_the_teacher_does_not_beat_the_student(tiny
 
 
 def test_distillation_decision_rule():
-    from edgeped.train.loop import distillation_decision
+    from edgeped.train.distill import distillation_decision
 
     assert distillation_decision({"teacher": 0.9, "student": 0.8}, 0.05)["distill"]
     assert not distillation_decision({"teacher": 0.82, "student": 0.8}, 0.05)["distill"]
@@ -195,7 +196,7 @@ def test_input_range_pinning_survives_renamed_variables():
     """In a long process Keras names variables quantize_layer_min_1; pinning must still work."""
     from edgeped._keras import tfmot
     from edgeped.models import build_model
-    from edgeped.train.loop import INPUT_RANGE, fix_input_ranges
+    from edgeped.train.checkpoints import INPUT_RANGE, fix_input_ranges
 
     mot = tfmot()
     for _ in range(2):  # the second model gets uniquified variable names

@@ -73,7 +73,7 @@ def convert_run(
     Raises:
         EdgepedError: the run has no config or no checkpoints to convert.
     """
-    from edgeped.train.loop import load_checkpoint
+    from edgeped.train.checkpoints import load_checkpoint
 
     run = Path(run_dir)
     config = read_json(run / CONFIG_FILE, f"run config ({CONFIG_FILE})")

@@ -20,6 +20,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from edgeped.data import fleet_objects as fo
+from edgeped.data import fleet_render as fr
 from edgeped.data import fleet_scene as fs
 from edgeped.data.draw import H, W, colour, ellipse, paint, rect
 from edgeped.data.generators import GeneratorConfig, pick
@@ -117,7 +119,7 @@ def drive_conditions(config: FleetConfig, drive_index: int) -> DriveConditions:
         "night": (rng.uniform(20, 29)) % 24,
     }[lighting]
     rain = (
-        fs.rain_layers(np.random.default_rng([config.seed, drive_index, 0, 1]), speed)
+        fr.rain_layers(np.random.default_rng([config.seed, drive_index, 0, 1]), speed)
         if weather == "rain"
         else None
     )
@@ -174,7 +176,7 @@ def _framed_person(
     drawn = cv.img.copy() if night else None
     fs.person(cv.img, style, cx=cx, top=top, height=height)
     if night:  # reflective strips on shoes or a vest: bright in the headlights
-        fs.reflective_strips(cv, rng, _changed(cv.img, drawn), top, height)
+        fr.reflective_strips(cv, rng, _changed(cv.img, drawn), top, height)
     if rng.random() < 0.5 * d:  # occluded by something in front
         covered = rng.uniform(0.2, 0.3 + 0.35 * d)
         y = top + height * (1 - covered)
@@ -231,18 +233,18 @@ def _partial_person(
 
 
 _NEAR_MISS: dict[str, Callable] = {
-    "pole": fs.pole,
-    "sign_post": fs.sign_post,
-    "tree_trunk": fs.tree_trunk,
-    "bollard": fs.bollard,
-    "stroller": fs.stroller,
-    "cone": fs.cones,
-    "barrier": fs.barrier,
+    "pole": fo.pole,
+    "sign_post": fo.sign_post,
+    "tree_trunk": fo.tree_trunk,
+    "bollard": fo.bollard,
+    "stroller": fo.stroller,
+    "cone": fo.cones,
+    "barrier": fo.barrier,
 }
 _NEAR_MISS_PEOPLE: dict[str, Callable] = {
-    "cyclist": fs.cyclist,
-    "poster": fs.poster,
-    "mannequin": fs.mannequin,
+    "cyclist": fo.cyclist,
+    "poster": fo.poster,
+    "mannequin": fo.mannequin,
 }
 
 
@@ -285,7 +287,7 @@ def _render_crop(
         _NEAR_MISS[kind](cv, rng, drive.lighting)
     if ground is not None:  # what was drawn over the background is near: the headlights light it
         cv.subject = _changed(cv.img, ground)
-    image = fs.render(cv, rng, shot, drive.rain)
+    image = fr.render(cv, rng, shot, drive.rain)
     _drop_metadata(rng, meta, config)
     return image, meta, label, kind
 

@@ -119,11 +119,13 @@ class TrainConfig:
     """Everything `edgeped train` needs; saved as config.json in the run directory.
 
     Class imbalance (`imbalance`):
-    - "sample" (default): class-balanced sampling; each training example is a
-      pedestrian with probability `positive_fraction`, so every batch carries
-      ~16 of them instead of ~1.6 at 2.5% prevalence. An epoch is still
-      ceil(n_train / batch_size) steps.
-    - "weight": natural mix, a positive's loss weighted (n_neg / n_pos) ** pos_weight_power.
+    - "weight" (default): natural mix, a positive's loss weighted
+      (n_neg / n_pos) ** pos_weight_power.
+    - "sample": class-balanced sampling; each training example is a pedestrian
+      with probability `positive_fraction`, so every batch carries ~16 of them
+      instead of ~1.6 at 2.5% prevalence. An epoch is still
+      ceil(n_train / batch_size) steps. The scores then carry the sampled prior; the
+      calibration `edgeped eval` fits on val (its bias is the prior correction) undoes it.
     - "none": natural mix, unweighted.
     `loss` is "bce" or "focal" (focal_gamma, focal_alpha). Either way the operating
     threshold is chosen later on validation, so these choices move scores but

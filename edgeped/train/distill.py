@@ -62,3 +62,29 @@ def make_distiller(student, teacher, hard_loss: Callable, *, temperature: float,
             return {"loss": self.loss_tracker.result(), "auc_pr": self.auc.result()}
 
     return Distiller()
+
+
+def distillation_decision(val_auc_pr: dict[str, float], margin: float) -> dict:
+    """Distil only when the teacher beats the labels-only student on val AUC-PR by `margin`.
+
+    Without a labels-only student to compare against, distillation runs (as asked).
+    """
+    teacher, student = val_auc_pr.get("teacher"), val_auc_pr.get("student")
+    if teacher is None or student is None:
+        return {
+            "distill": True,
+            "reason": "no labels-only student on val to compare the teacher against",
+            "teacher_val_auc_pr": teacher,
+            "student_val_auc_pr": student,
+        }
+    distill = teacher > student + margin
+    return {
+        "distill": distill,
+        "reason": (
+            f"teacher val AUC-PR {teacher:.4f} "
+            + ("beats" if distill else "does not beat")
+            + f" the labels-only student's {student:.4f} by more than {margin}"
+        ),
+        "teacher_val_auc_pr": teacher,
+        "student_val_auc_pr": student,
+    }

@@ -13,50 +13,24 @@ validation AUC-PR epoch) and `train_log.json` (history, mined kinds, lineage).
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from edgeped.data.preprocess import Preprocessing
 from edgeped.data.shards import Dataset
 from edgeped.errors import EdgepedError
-from edgeped.fileio import write_json_atomic
-from edgeped.layout import CHECKPOINTS, CONFIG_FILE
-from edgeped.provenance import stamp
+from edgeped.layout import CHECKPOINTS
 from edgeped.registry import Registry
+from edgeped.train.checkpoints import fix_input_ranges, load_checkpoint, save_h5
 from edgeped.train.config import PLATEAU_FACTOR, STAGES, StageConfig, TrainConfig
-
-INPUT_RANGE = (-1.0, 127.0 / 128.0)  # (u8 - 128) / 128 for u8 in [0, 255]
+from edgeped.train.distill import distillation_decision
+from edgeped.train.stopping import EpochPolicy
+from edgeped.train.train_log import StageResult, earlier_val_auc_pr, write_train_records
 
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class StageResult:
-    name: str
-    checkpoint: str
-    epochs: int
-    seconds: float
-    history: dict[str, list[float]] = field(default_factory=dict)
-    best_val_auc_pr: float | None = None
-    parent: str | None = None
-    mined: list[dict] = field(default_factory=list)
-    best_epoch: int | None = None
-    max_epochs: int | None = None
-    # Why a stage ran the way it did (e.g. distillation skipped), for train_log.json.
-    decision: dict | None = None
-    # Epochs after which the plateau schedule cut the learning rate.
-    lr_cuts: list[int] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The stage's entry in train_log.json."""
-        return asdict(self)
 
 
 def positive_weight(dataset: Dataset, power: float) -> float:
@@ -68,76 +42,6 @@ def positive_weight(dataset: Dataset, power: float) -> float:
             "both classes are needed: generate or import more data",
         )
     return float((neg / pos) ** power)
-
-
-def _save_h5(model, path: Path, scope=None) -> None:
-    """Saves a Keras model atomically (temp file in the same folder, then rename)."""
-    fd, tmp = tempfile.mkstemp(suffix=".h5", dir=path.parent, prefix=f".{path.stem}.")
-    os.close(fd)
-    try:
-        # HDF5 is the format tfmot's quantize_scope documents for QAT models; Keras's
-        # "legacy format" notice about it is expected here.
-        with warnings.catch_warnings(), scope() if scope is not None else nullcontext():
-            warnings.filterwarnings("ignore", message=".*HDF5 file.*", category=UserWarning)
-            model.save(tmp, include_optimizer=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def load_checkpoint(path: str | Path):
-    """Loads a float or QAT checkpoint (QAT needs tfmot's quantize scope)."""
-    from edgeped._keras import keras, tfmot
-
-    p = Path(path)
-    if not p.is_file():
-        raise EdgepedError(f"checkpoint not found: {p}", "run `edgeped train` first")
-    try:
-        with tfmot().quantization.keras.quantize_scope():
-            return keras.models.load_model(p, compile=False)
-    except (OSError, ValueError) as exc:
-        raise EdgepedError(
-            f"cannot load checkpoint {p}: {exc}", "the file is corrupt or not a Keras .h5: retrain"
-        ) from exc
-
-
-def fix_input_ranges(qat_model, metadata_range: tuple[float, float] | None = None) -> int:
-    """Pins the image input quantiser to [-1, 127/128] so the int8 input is q = u8 - 128.
-
-    tfmot tracks the input range from data; pinning it makes the converted
-    model's input scale exactly 1/128 with zero point 0. With `metadata_range`
-    the metadata input (z clipped to +/-clip, mask 0/1) is pinned too: its
-    AllValuesQuantizer assigns min/max locally on each replica, so under
-    multi-worker training the workers' ranges diverge unless they are fixed.
-    Returns how many quantisers were pinned.
-    """
-    pinned = 0
-    for layer in qat_model.layers:
-        if type(layer).__name__ != "QuantizeLayer":
-            continue
-        rank = len(layer.input_shape)
-        if rank == 4:
-            low, high = INPUT_RANGE
-        elif rank == 2 and metadata_range is not None:
-            low, high = metadata_range
-        else:
-            continue
-        # Match the suffix: the variables carry the layer's own (uniquified) name, e.g.
-        # quantize_layer_1/quantize_layer_1_min, in a process that built several models.
-        values = {
-            key: w
-            for w in layer.weights
-            for key in ("_min", "_max")
-            if w.name.split("/")[-1].split(":")[0].endswith(key)
-        }
-        if not values:  # no quantiser here (the input feeds a layer that quantises it)
-            continue
-        values["_min"].assign(low)
-        values["_max"].assign(high)
-        pinned += 1
-    return pinned
 
 
 class _Session:
@@ -170,16 +74,7 @@ class _Session:
         self.strategy = strategy
         # Best val AUC-PR per stage: this session's results plus an earlier train_log of
         # the same dataset (stages may run in separate `edgeped train` calls).
-        self.val_auc_pr: dict[str, float] = {}
-        log = run / "train_log.json"
-        if log.is_file():
-            from edgeped.fileio import read_json
-
-            earlier = read_json(log, "train log")
-            if earlier.get("dataset_manifest_sha256") == self.dataset.manifest_sha256:
-                for st in earlier.get("stages", []):
-                    if st.get("best_val_auc_pr") is not None:
-                        self.val_auc_pr[st["name"]] = float(st["best_val_auc_pr"])
+        self.val_auc_pr: dict[str, float] = earlier_val_auc_pr(run, self.dataset.manifest_sha256)
 
     def record(self, result: StageResult) -> None:
         if result.best_val_auc_pr is not None:
@@ -266,7 +161,6 @@ class _Session:
             schedule = keras.optimizers.schedules.CosineDecay(
                 stage.learning_rate, max(1, stage.epochs * (steps or self.epoch_steps)), alpha=0.05
             )
-        cut_after = max(1, stage.patience // 2) if stage.schedule == "plateau" else 0
         if trainee is saved:
             # Val batches carry sample weights of 1 (the pipeline's shape); the AUC is unweighted.
             trainee.compile(
@@ -277,39 +171,29 @@ class _Session:
             )
         else:
             trainee.compile(optimizer=keras.optimizers.Adam(schedule), weighted_metrics=[])
-        best = best if best is not None else {"value": -1.0}
+        policy = EpochPolicy.for_stage(stage.patience, stage.schedule, best)
         progress = self.progress
-        track = {"best_epoch": None, "since_best": 0, "epochs": 0, "lr_cuts": []}
 
         class Report(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
                 logs = logs or {}
                 value = float(logs.get("val_auc_pr", -1.0))
-                track["epochs"] = epoch + 1
-                if value > best["value"]:
-                    best["value"] = value
-                    track["best_epoch"], track["since_best"] = epoch + 1, 0
-                    _save_h5(saved, out, scope)
-                else:
-                    track["since_best"] += 1
-                stop = stage.patience > 0 and track["since_best"] >= stage.patience
-                note = f" (stop: no gain for {stage.patience} epochs)" if stop else ""
-                last_cut = track["lr_cuts"][-1] if track["lr_cuts"] else 0
-                if (
-                    cut_after
-                    and not stop
-                    and track["since_best"] >= cut_after
-                    and epoch + 1 - last_cut >= cut_after
-                ):
+                verdict = policy.step(epoch + 1, value)
+                if verdict.keep:
+                    save_h5(saved, out, scope)
+                note = f" (stop: no gain for {stage.patience} epochs)" if verdict.stop else ""
+                if verdict.cut:
                     rate = self.model.optimizer.learning_rate
                     rate.assign(float(rate.numpy()) * PLATEAU_FACTOR)
-                    track["lr_cuts"].append(epoch + 1)
-                    note = f" (no gain for {cut_after}: learning rate -> {float(rate.numpy()):.2g})"
+                    note = (
+                        f" (no gain for {policy.cut_after}: learning rate -> "
+                        f"{float(rate.numpy()):.2g})"
+                    )
                 progress(
                     f"{name}: epoch {epoch + 1}/{stage.epochs} loss {logs.get('loss', 0):.4f} "
                     f"val_loss {logs.get('val_loss', 0):.4f} val_auc_pr {value:.4f}" + note
                 )
-                if stop:
+                if verdict.stop:
                     self.model.stop_training = True
 
         start = time.perf_counter()
@@ -327,17 +211,17 @@ class _Session:
             verbose=0,
         )
         if not out.exists():
-            _save_h5(saved, out, scope)
+            save_h5(saved, out, scope)
         return StageResult(
             name,
             out.name,
-            track["epochs"],
+            policy.epochs,
             time.perf_counter() - start,
             {k: [float(v) for v in vals] for k, vals in history.history.items()},
-            best["value"] if best["value"] >= 0 else None,
-            best_epoch=track["best_epoch"],
+            policy.best["value"] if policy.best["value"] >= 0 else None,
+            best_epoch=policy.best_epoch,
             max_epochs=stage.epochs,
-            lr_cuts=list(track["lr_cuts"]),
+            lr_cuts=list(policy.lr_cuts),
         )
 
     def teacher(self):
@@ -449,32 +333,6 @@ def _student(s: _Session) -> StageResult:
     return _train_student(s, "student", distilled=False)
 
 
-def distillation_decision(val_auc_pr: dict[str, float], margin: float) -> dict:
-    """Distil only when the teacher beats the labels-only student on val AUC-PR by `margin`.
-
-    Without a labels-only student to compare against, distillation runs (as asked).
-    """
-    teacher, student = val_auc_pr.get("teacher"), val_auc_pr.get("student")
-    if teacher is None or student is None:
-        return {
-            "distill": True,
-            "reason": "no labels-only student on val to compare the teacher against",
-            "teacher_val_auc_pr": teacher,
-            "student_val_auc_pr": student,
-        }
-    distill = teacher > student + margin
-    return {
-        "distill": distill,
-        "reason": (
-            f"teacher val AUC-PR {teacher:.4f} "
-            + ("beats" if distill else "does not beat")
-            + f" the labels-only student's {student:.4f} by more than {margin}"
-        ),
-        "teacher_val_auc_pr": teacher,
-        "student_val_auc_pr": student,
-    }
-
-
 @_stage("student_distilled")
 def _student_distilled(s: _Session) -> StageResult:
     decision = distillation_decision(s.val_auc_pr, s.config.distill.min_teacher_gain)
@@ -508,7 +366,7 @@ def _student_qat(s: _Session) -> StageResult:
     # Re-pin the input range on the best checkpoint and store that as the QAT model.
     best = load_checkpoint(out)
     fix_input_ranges(best, s.metadata_range)
-    _save_h5(best, out, scope)
+    save_h5(best, out, scope)
     parent_stage = parent.removesuffix(".h5")
     decision = {
         "parent": parent,
@@ -549,8 +407,20 @@ def _student_pruned(s: _Session) -> StageResult:
     )
     tmp_out.unlink(missing_ok=True)
     # The final epoch reaches the target sparsity; keep it rather than an earlier, denser best.
-    _save_h5(sparsity.strip_pruning(pruned), s.run / CHECKPOINTS["student_pruned"])
+    save_h5(sparsity.strip_pruning(pruned), s.run / CHECKPOINTS["student_pruned"])
     return replace(result, checkpoint=CHECKPOINTS["student_pruned"], parent=parent)
+
+
+def make_reproducible(tf) -> None:
+    """Same seed, same data -> the same weights, bit for bit, on every run.
+
+    Deterministic kernels are not enough: Grappler's arithmetic optimizer rewrote the
+    input pipeline's augmentation graph differently from run to run (the exposure
+    jitter's `(x - mean) * c + mean + b` came out 1 ulp apart on ~3% of pixels), and
+    training amplified that into different models. It is switched off for the process.
+    """
+    tf.config.experimental.enable_op_determinism()
+    tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
 
 
 def train(
@@ -600,7 +470,7 @@ def train_into(
     session = _Session(run, config, progress, strategy)
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
+        make_reproducible(tf)
     ds = session.dataset
     progress(
         f"train split: {ds.count('train')} crops, {ds.positives('train')} positive; "
@@ -617,36 +487,5 @@ def train_into(
             if name in stages:
                 results.append(STAGE_RUNNERS[name](session))
                 session.record(results[-1])
-    log_path = run / "train_log.json"
-    previous = {}
-    if log_path.is_file():
-        from edgeped.fileio import read_json
-
-        previous = {s["name"]: s for s in read_json(log_path, "train log").get("stages", [])}
-    previous.update({r.name: r.to_dict() for r in results})
-    write_json_atomic(
-        run / CONFIG_FILE,
-        {
-            **stamp("edgeped.train_config"),
-            "config": config.to_dict(),
-            "stages": [name for name in STAGES if name in previous],
-            "dataset_manifest_sha256": session.dataset.manifest_sha256,
-        },
-    )
-    write_json_atomic(
-        log_path,
-        {
-            **stamp("edgeped.train_log"),
-            "dataset_manifest_sha256": ds.manifest_sha256,
-            "imbalance": config.imbalance,
-            "positive_weight": session.pos_weight,
-            "loss": config.loss,
-            "stages": list(previous.values()),
-            "parents": {v["checkpoint"]: v["parent"] for v in previous.values() if v.get("parent")},
-            "distillation": next(
-                (v["decision"] for v in previous.values() if v["name"] == "student_distilled"),
-                None,
-            ),
-        },
-    )
+    write_train_records(run, config, session.dataset, session.pos_weight, results)
     return results
