@@ -2,7 +2,7 @@
 
 A profile is a set of overrides on the TrainConfig defaults. `default` is the
 recipe a user with real data gets (`edgeped train RUN --data DATA`); `demo`
-keeps `make demo` at about 15 minutes on 2 cores, on the synthetic demo set
+keeps `make demo` at about 10 minutes on 2 cores, on the synthetic demo set
 (whose crops do carry night, rain and motion blur, so those augmentations are on).
 configs/demo.toml spells the demo profile out as a config file (a test keeps
 them equal).
@@ -26,13 +26,13 @@ PROFILES: MappingProxyType[str, MappingProxyType[str, Any]] = MappingProxyType(
                 "imbalance": "sample",
                 # A fixed short budget: cosine anneals within it (plateau needs room).
                 "student_stage": {
-                    "epochs": 10,
+                    "epochs": 7,
                     "learning_rate": 3e-3,
                     "patience": 3,
                     "schedule": "cosine",
                 },
                 "qat_stage": {
-                    "epochs": 2,
+                    "epochs": 1,
                     "learning_rate": 3e-4,
                     "patience": 1,
                     "schedule": "cosine",
