@@ -80,42 +80,65 @@ def test_positive_cache_is_bounded_by_the_positives_size(tmp_path):
     assert not positives_fit_in_memory(ds, "train", 0.0)
 
 
+STREAM_HASHES = """
+import hashlib, json, sys
+from edgeped._keras import keras, tf
+from edgeped.train.loop import make_reproducible
+
+make_reproducible(tf)  # first, as `edgeped train` does: before any pipeline is built
+from edgeped.data.augment import AugmentConfig
+from edgeped.data.pipeline import PipelineOptions, make_dataset
+from edgeped.data.preprocess import Preprocessing
+from edgeped.data.shards import Dataset
+
+ds = Dataset.open(sys.argv[1])
+prep = Preprocessing.from_manifest_stats(ds.metadata_stats())
+out = {}
+for balanced in (None, 0.5):
+    opts = PipelineOptions(
+        batch_size=16, shuffle_buffer=32, positive_fraction=balanced,
+        augment=AugmentConfig(), seed=3,
+    )
+    hashes = []
+    for _ in range(3):
+        keras.utils.set_random_seed(3)
+        h = hashlib.sha256()
+        for x, y, _ in make_dataset(ds, "train", prep, opts, shuffle=True).take(6):
+            h.update(x["image"].numpy().tobytes())
+            h.update(y.numpy().tobytes())
+        hashes.append(h.hexdigest())
+    out[str(balanced)] = hashes
+print(json.dumps(out))
+"""
+
+
 def test_a_multi_shard_stream_is_the_same_every_time(tmp_path):
-    """Seeded shuffles over several shards read in parallel give the same batches, bit for bit.
+    """Seeded shuffles over several shards read in parallel give the same batches, bit for
+    bit, on every rebuild and in every process.
 
-    Training seeds TensorFlow's global generator before each stage and makes the process
-    reproducible (`make_reproducible`); the test does the same. Without the latter the
-    augmented pixels came out an ulp apart between rebuilds, and trainings drifted apart.
+    Each process does what training does: `make_reproducible` before any pipeline is built
+    (it cannot be undone for functions already optimised, hence fresh processes), then
+    seeds TensorFlow's global generator before each build. Without it the augmented pixels
+    came out an ulp apart between builds, and trainings of one seed drifted apart.
     """
-    from edgeped._keras import keras, tf
-    from edgeped.train.loop import make_reproducible
-
-    make_reproducible(tf)
+    import json
+    import subprocess
+    import sys
 
     w = DatasetWriter(tmp_path / "ds", split_fractions=(1.0, 0.0, 0.0), shard_records=8)
     w.add(make_batch(64, positives=12))
     w.close()
-    ds = Dataset.open(tmp_path / "ds")
-    assert len(ds.shard_paths("train")) > 4
-    prep = Preprocessing.from_manifest_stats(ds.metadata_stats())
-    for balanced in (None, 0.5):
-        opts = PipelineOptions(
-            batch_size=16,
-            shuffle_buffer=32,
-            positive_fraction=balanced,
-            augment=AugmentConfig(),
-            seed=3,
+    assert len(Dataset.open(tmp_path / "ds").shard_paths("train")) > 4
+    runs = []
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-c", STREAM_HASHES, str(tmp_path / "ds")],
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
-        runs = []
-        for _ in range(3):
-            keras.utils.set_random_seed(3)
-            runs.append(
-                [
-                    (x["image"].numpy(), y.numpy())
-                    for x, y, _ in make_dataset(ds, "train", prep, opts, shuffle=True).take(6)
-                ]
-            )
-        for other in runs[1:]:
-            for (im_a, y_a), (im_b, y_b) in zip(runs[0], other, strict=True):
-                np.testing.assert_array_equal(im_a, im_b)
-                np.testing.assert_array_equal(y_a, y_b)
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    for balanced in ("None", "0.5"):
+        hashes = runs[0][balanced] + runs[1][balanced]
+        assert len(set(hashes)) == 1, f"positive_fraction={balanced}: {hashes}"

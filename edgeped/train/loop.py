@@ -417,7 +417,8 @@ def make_reproducible(tf) -> None:
     Deterministic kernels are not enough: Grappler's arithmetic optimizer rewrote the
     input pipeline's augmentation graph differently from run to run (the exposure
     jitter's `(x - mean) * c + mean + b` came out 1 ulp apart on ~3% of pixels), and
-    training amplified that into different models. It is switched off for the process.
+    training amplified that into different models. It is switched off for the process;
+    call this before any pipeline is built (functions already optimised keep their rewrite).
     """
     tf.config.experimental.enable_op_determinism()
     tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
