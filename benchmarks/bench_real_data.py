@@ -100,6 +100,8 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
     "student-w0.75": ('[student]\narchitecture = "student"\nwidth = 0.75\n', None),
     "student-d2": ('[student]\narchitecture = "student"\nwidth = 1.0\ndepth = 2\n', None),
     "mobilenet": ('[student]\narchitecture = "mobilenet"\nwidth = 1.0\n', None),
+    # The v1-style stack thinned to the default's instruction budget (1.38 M a76 at w0.5).
+    "mobilenet-w0.5": ('[student]\narchitecture = "mobilenet"\nwidth = 0.5\n', None),
     # The demo's short profile.
     "demo": (str(HERE.parent / "configs" / "demo.toml"), None),
 }
