@@ -90,7 +90,8 @@ def child_write_parallel(out: str, drives: int, workers: int) -> dict:
 def child_write_serial(src: str, out: str) -> dict:
     """Encode + write + hash only (records already in memory): the shard writer's own cost."""
     from edgeped.data.schema import CropBatch
-    from edgeped.data.shards import Dataset, DatasetWriter
+    from edgeped.data.shards import Dataset
+    from edgeped.data.writer import DatasetWriter
 
     ds = Dataset.open(src)
     batch = CropBatch.concat([ds.read(s) for s in ("train", "val", "test") if ds.count(s)])

@@ -55,7 +55,8 @@ def bench_data(work: Path, drives: int) -> dict:
     from edgeped.data.beam_runtime import BeamConfig
     from edgeped.data.fleet import FleetConfig, write_fleet
     from edgeped.data.importers.crops_csv import import_crops
-    from edgeped.data.shards import Dataset, verify
+    from edgeped.data.shards import Dataset
+    from edgeped.data.verify import verify
 
     out: dict = {}
     crops = 0

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from edgeped.data.beam_pipeline import (
-    V1Source,
     import_crops_beam,
     import_frames_beam,
     plan_slices,
@@ -20,9 +19,11 @@ from edgeped.data.beam_pipeline import (
     write_streamed,
 )
 from edgeped.data.beam_runtime import BeamConfig, pipeline_options
+from edgeped.data.beam_sources import V1Source
 from edgeped.data.positives import write_positive_index
-from edgeped.data.shards import DatasetWriter, verify
 from edgeped.data.synthetic import SynthConfig, iter_drives, write_synthetic
+from edgeped.data.verify import verify
+from edgeped.data.writer import DatasetWriter
 from edgeped.errors import EdgepedError
 
 pytest.importorskip("apache_beam")

@@ -99,8 +99,8 @@ def _weights(path: Path) -> list[np.ndarray]:
 @pytest.fixture(scope="module")
 def sharded_dataset(tmp_path_factory):
     """~480 crops in 32-record shards: ~8 train shards, so FILE sharding has files to split."""
-    from edgeped.data.shards import DatasetWriter
     from edgeped.data.synthetic import SynthConfig, iter_drives
+    from edgeped.data.writer import DatasetWriter
 
     out = tmp_path_factory.mktemp("sharded") / "data"
     config = SynthConfig(drives=24, crops_per_drive=20, positive_rate=0.25, seed=3, workers=1)

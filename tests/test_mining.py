@@ -3,7 +3,8 @@ import pytest
 from helpers import make_batch
 
 from edgeped.data.preprocess import Preprocessing
-from edgeped.data.shards import Dataset, DatasetWriter
+from edgeped.data.shards import Dataset
+from edgeped.data.writer import DatasetWriter
 from edgeped.train.mining import mine, select_top_negatives
 
 

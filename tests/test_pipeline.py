@@ -4,7 +4,8 @@ from helpers import make_batch
 from edgeped.data.augment import AugmentConfig
 from edgeped.data.pipeline import PipelineOptions, make_dataset, positives_fit_in_memory
 from edgeped.data.preprocess import Preprocessing
-from edgeped.data.shards import Dataset, DatasetWriter
+from edgeped.data.shards import Dataset
+from edgeped.data.writer import DatasetWriter
 
 
 def _dataset(tmp_path):

@@ -3,7 +3,8 @@ import pytest
 from helpers import make_batch
 
 from edgeped.data.schema import CROP_SHAPE, CropBatch
-from edgeped.data.shards import Dataset, DatasetWriter, examples_to_batch, record_to_example
+from edgeped.data.shards import Dataset, examples_to_batch, record_to_example
+from edgeped.data.writer import DatasetWriter
 from edgeped.errors import EdgepedError
 
 

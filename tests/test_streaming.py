@@ -6,7 +6,8 @@ from click.testing import CliRunner
 
 from edgeped.cli import main
 from edgeped.data.fleet import FleetConfig, write_fleet
-from edgeped.data.shards import Dataset, _RunningStats, is_hard_negative
+from edgeped.data.shards import Dataset
+from edgeped.data.writer import RunningStats, is_hard_negative
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ def test_running_stats_merge_equals_one_pass():
     rng = np.random.default_rng(0)
     data = rng.normal(3, 2, (500, 6)).astype(np.float32)
     data[rng.random((500, 6)) < 0.1] = np.nan
-    whole, parts = _RunningStats(), [_RunningStats(), _RunningStats()]
+    whole, parts = RunningStats(), [RunningStats(), RunningStats()]
     whole.update(data)
     parts[0].update(data[:123])
     parts[1].update(data[123:])

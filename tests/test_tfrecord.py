@@ -3,7 +3,6 @@ import io
 import pytest
 from helpers import make_batch
 
-from edgeped.data.shards import DatasetWriter, verify
 from edgeped.data.tfrecord import (
     CorruptRecordError,
     decode_example,
@@ -11,6 +10,8 @@ from edgeped.data.tfrecord import (
     iter_records,
     write_record,
 )
+from edgeped.data.verify import verify
+from edgeped.data.writer import DatasetWriter
 
 
 def _records(*payloads):

@@ -26,7 +26,6 @@ runner; a shared filesystem on a cluster).
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,163 +35,24 @@ from typing import Any
 import numpy as np
 
 from edgeped.data.beam_runtime import BeamConfig, ResultFolder, keyed, make_pipeline, run
+from edgeped.data.beam_sources import CsvSource, FramesSource, V1Source
 from edgeped.data.output import MANIFEST, StagedDataset
 from edgeped.data.positives import write_companion, write_index
 from edgeped.data.schema import SPLITS, CropBatch
 from edgeped.data.shards import (
     DEFAULT_SPLIT_FRACTIONS,
     Dataset,
-    _RunningStats,
     check_split_fractions,
     default_required_splits,
-    is_hard_negative,
     record_to_example,
-    split_for_drive,
-    write_manifest,
 )
 from edgeped.data.tfrecord import write_record
 from edgeped.data.verify import ShardReport, _check_shard
+from edgeped.data.writer import RunningStats, is_hard_negative, write_manifest
 from edgeped.errors import EdgepedError
 from edgeped.fileio import atomic_output, read_json, sha256_file
 
 SHARD_RECORDS = 4096  # DatasetWriter's default, which v1 synth and every importer use
-
-
-# --- sources: what a unit is, which split each of its records goes to, how to render it ---
-
-
-class V1Source:
-    """v1 synth: a unit is a drive; the local writer adds one chunk of drives at a time."""
-
-    def __init__(self, config) -> None:
-        from edgeped.data.synthetic import iter_drives
-
-        self.config = config
-        self.group_units = inspect.signature(iter_drives).parameters["chunk_drives"].default
-
-    def units(self, fractions) -> list[list[str]]:
-        c = self.config
-        return [
-            [split_for_drive(f"syn{c.seed}-d{d:06d}", fractions)] * c.crops_per_drive
-            for d in range(c.drives)
-        ]
-
-    def group(self, unit: int) -> int:
-        return unit // self.group_units
-
-    def render(self, units: list[int]) -> dict[int, CropBatch]:
-        from edgeped.data.synthetic import generate_drive
-
-        return {u: generate_drive(self.config, u) for u in units}
-
-    def required(self, fractions) -> tuple[str, ...]:
-        return default_required_splits(fractions)
-
-    def source(self) -> dict:
-        return {"generator": "edgeped.synthetic.v1", "config": self.config.to_dict()}
-
-
-class CsvSource:
-    """A crops CSV: a unit is a row; the local writer adds rows in chunks."""
-
-    def __init__(self, csv_path: str | os.PathLike) -> None:
-        from edgeped.data.importers.crops_csv import _CHUNK, _read_rows, _validate
-
-        self.path = Path(csv_path)
-        self.chunk = _CHUNK
-        header, rows = _read_rows(self.path)
-        problems = _validate(self.path, header, rows)
-        if problems:
-            raise _csv_problems(self.path, problems)
-        self.header, self.rows = header, rows
-        self.explicit = "split" in header and bool(rows[0]["split"])
-
-    def units(self, fractions) -> list[list[str]]:
-        """Each row's split, refusing (as the local importer does) leaks and empty splits."""
-        from edgeped.data.importers.crops_csv import _splits_and_leaks
-
-        splits, problems = _splits_and_leaks(self.path, self.header, self.rows, fractions)
-        if problems:
-            raise _csv_problems(self.path, problems)
-        required = SPLITS if self.explicit else default_required_splits(fractions)
-        empty = [s for s in required if s not in splits]
-        if empty:
-            counts = ", ".join(f"{s} {splits.count(s)}" for s in SPLITS)
-            raise EdgepedError(
-                f"{self.path}: the {' and '.join(empty)} split(s) would be empty ({counts} "
-                "rows): training needs train and val, evaluation needs val and test",
-                "list rows for every split in the split column"
-                if self.explicit
-                else "add crops from more drives (drive_id column; splits take whole drives)",
-            )
-        return [[split] for split in splits]
-
-    def required(self, fractions) -> tuple[str, ...]:
-        return SPLITS if self.explicit else default_required_splits(fractions)
-
-    def group(self, unit: int) -> int:
-        return unit // self.chunk
-
-    def render(self, units: list[int]) -> dict[int, CropBatch]:
-        from edgeped.data.importers.crops_csv import _batch
-
-        batch = _batch(self.path, self.header, [self.rows[u] for u in units])
-        return {u: batch.take(np.array([i])) for i, u in enumerate(units)}
-
-    def source(self) -> dict:
-        return {"importer": "crops_csv", "csv": str(self.path.resolve())}
-
-
-def _csv_problems(path: Path, problems: list[str]) -> EdgepedError:
-    return EdgepedError(
-        f"{path} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems),
-        "fix those rows and run the import again",
-    )
-
-
-class FramesSource:
-    """Annotated frames (COCO, KITTI): a unit is a frame, added to the writer one by one."""
-
-    def __init__(self, frames: list, config, source: dict) -> None:
-        from edgeped.data.importers.frames import check_frames
-
-        # The local importer's refusals (missing or repeated images, wrong sizes, bad boxes).
-        self.frames, self.config, self._source = check_frames(frames), config, source
-        self.counts: dict[str, int] = {}
-
-    def units(self, fractions) -> list[list[str]]:
-        from edgeped.data.importers.frames import check_splits_filled, crops_for_frame
-
-        check_splits_filled(self.frames, self.config.source_name, fractions)
-        out, totals = (
-            [],
-            dict.fromkeys(
-                ("positives", "jittered", "near_misses", "cyclists", "background", "skipped_small"),
-                0,
-            ),
-        )
-        for frame in self.frames:
-            windows, counts = crops_for_frame(frame, self.config)
-            for k, v in counts.items():
-                totals[k] += v
-            split = split_for_drive(f"{self.config.source_name}:{frame.image.stem}", fractions)
-            out.append([split] * len(windows))
-        self.counts = totals
-        return out
-
-    def group(self, unit: int) -> int:
-        return unit
-
-    def render(self, units: list[int]) -> dict[int, CropBatch]:
-        from edgeped.data.importers.frames import frame_batch
-
-        return {u: frame_batch(self.frames[u], self.config)[0] for u in units}
-
-    def required(self, fractions) -> tuple[str, ...]:
-        return default_required_splits(fractions)
-
-    def source(self) -> dict:
-        return {**self._source, "import_config": self.config.to_dict()}
 
 
 # --- planning -----------------------------------------------------------------------
@@ -266,7 +126,7 @@ def _write_slice(item: tuple[int, SliceTask], source, out_dir: str):
 
 
 def _group_partial(item: tuple[int, list]) -> tuple[int, tuple]:
-    """What `_RunningStats.update` computes from one added batch's train rows."""
+    """What `RunningStats.update` computes from one added batch's train rows."""
     group, rows = item
     meta = np.concatenate([m for _, m in sorted(rows, key=lambda r: r[0])])
     cols = []
@@ -280,9 +140,9 @@ def _group_partial(item: tuple[int, list]) -> tuple[int, tuple]:
     return group, (meta.shape[0], cols)
 
 
-def fold_partials(partials: list[tuple[int, tuple]]) -> _RunningStats:
-    """Folds per-batch partials in source order, with `_RunningStats.update`'s arithmetic."""
-    stats = _RunningStats()
+def fold_partials(partials: list[tuple[int, tuple]]) -> RunningStats:
+    """Folds per-batch partials in source order, with `RunningStats.update`'s arithmetic."""
+    stats = RunningStats()
     for _, (total_b, cols) in sorted(partials, key=lambda p: p[0]):
         stats.total += total_b
         for j, col in enumerate(cols):
@@ -383,7 +243,7 @@ def write_streamed(
 # --- fleet synth: the local writer already plans shards of whole drives ---------------
 
 
-def _write_task(item: tuple[int, Any], out_dir: str) -> tuple[int, dict, _RunningStats]:
+def _write_task(item: tuple[int, Any], out_dir: str) -> tuple[int, dict, RunningStats]:
     from edgeped.data.parallel import write_shard
 
     index, task = item
@@ -393,7 +253,7 @@ def _write_task(item: tuple[int, Any], out_dir: str) -> tuple[int, dict, _Runnin
 
 def _finish_tasks(_, results, tasks, out_dir, source, fractions, required) -> None:
     shards: dict[str, list[dict]] = {s: [] for s in SPLITS}
-    stats, companions = _RunningStats(), []
+    stats, companions = RunningStats(), []
     for index, entry, partial, companion in sorted(results, key=lambda r: r[0]):
         shards[tasks[index].split].append(entry)
         stats.merge(partial)

@@ -20,14 +20,9 @@ from typing import Any
 from edgeped.data.generators import worker_map
 from edgeped.data.output import StagedDataset
 from edgeped.data.schema import SPLITS, CropBatch
-from edgeped.data.shards import (
-    _RunningStats,
-    check_split_fractions,
-    is_hard_negative,
-    record_to_example,
-    write_manifest,
-)
+from edgeped.data.shards import check_split_fractions, record_to_example
 from edgeped.data.tfrecord import write_record
+from edgeped.data.writer import RunningStats, is_hard_negative, write_manifest
 from edgeped.errors import EdgepedError
 from edgeped.fileio import atomic_output, sha256_file
 
@@ -51,10 +46,10 @@ def _resolve(render: str) -> Callable[[Any], CropBatch]:
     return getattr(importlib.import_module(module), name)
 
 
-def write_shard(out_dir: str, task: ShardTask) -> tuple[dict, _RunningStats]:
+def write_shard(out_dir: str, task: ShardTask) -> tuple[dict, RunningStats]:
     """Renders and writes one shard; returns its manifest entry and metadata statistics."""
     batch = _resolve(task.render)(task.payload)
-    stats = _RunningStats()
+    stats = RunningStats()
     if task.split == "train":
         stats.update(batch.metadata)
     path = Path(out_dir) / task.file
@@ -72,7 +67,7 @@ def write_shard(out_dir: str, task: ShardTask) -> tuple[dict, _RunningStats]:
     return entry, stats
 
 
-def _run(args: tuple[str, ShardTask]) -> tuple[dict, _RunningStats]:
+def _run(args: tuple[str, ShardTask]) -> tuple[dict, RunningStats]:
     return write_shard(*args)
 
 
@@ -105,7 +100,7 @@ def write_parallel(
     workers = workers or (os.cpu_count() or 1)
     with StagedDataset(out_dir, overwrite=overwrite) as staged:
         shards: dict[str, list[dict]] = {s: [] for s in SPLITS}
-        stats = _RunningStats()
+        stats = RunningStats()
         # Closed before the staging folder is removed on a failure: no worker still
         # writes into it.
         with contextlib.closing(_map(staged.path, tasks, workers)) as results:
@@ -128,7 +123,7 @@ def write_parallel(
     return manifest
 
 
-def _map(out: Path, tasks: list[ShardTask], workers: int) -> Iterator[tuple[dict, _RunningStats]]:
+def _map(out: Path, tasks: list[ShardTask], workers: int) -> Iterator[tuple[dict, RunningStats]]:
     args = [(str(out), t) for t in tasks]
     if workers == 1 or len(tasks) <= 1:
         yield from map(_run, args)

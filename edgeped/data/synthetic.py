@@ -315,7 +315,8 @@ def write_synthetic(
             every split given a share).
         progress: optional callable(done_drives, total_drives) for a progress bar.
     """
-    from edgeped.data.shards import DEFAULT_SPLIT_FRACTIONS, DatasetWriter
+    from edgeped.data.shards import DEFAULT_SPLIT_FRACTIONS
+    from edgeped.data.writer import DatasetWriter
 
     fractions = split_fractions or DEFAULT_SPLIT_FRACTIONS
     with DatasetWriter(

@@ -299,10 +299,10 @@ def import_crops(
     from edgeped.data.shards import (
         DEFAULT_SPLIT_FRACTIONS,
         SPLITS,
-        DatasetWriter,
         check_split_fractions,
         default_required_splits,
     )
+    from edgeped.data.writer import DatasetWriter
 
     fractions = split_fractions or DEFAULT_SPLIT_FRACTIONS
     check_split_fractions(fractions)

@@ -222,10 +222,10 @@ def import_frames(
     """
     from edgeped.data.shards import (
         DEFAULT_SPLIT_FRACTIONS,
-        DatasetWriter,
         check_split_fractions,
         default_required_splits,
     )
+    from edgeped.data.writer import DatasetWriter
 
     fractions = split_fractions or DEFAULT_SPLIT_FRACTIONS
     check_split_fractions(fractions)
