@@ -5,7 +5,8 @@ import shutil
 
 import pytest
 
-from edgeped.evaluate.run import EvalConfig, evaluate_run, int8_threshold
+from edgeped.evaluate.inference import int8_threshold
+from edgeped.evaluate.run import EvalConfig, evaluate_run
 
 
 @pytest.mark.parametrize(

@@ -139,8 +139,7 @@ def test_device_shadow_against_int8_sibling_gives_exactly_evals_flips(
 
 def test_card_int8_threshold_decides_like_eval_on_every_raw_value():
     """The device compares raw int8 outputs; eval compares probabilities: same decisions."""
-    from edgeped.evaluate.inference import dequantize
-    from edgeped.evaluate.run import int8_threshold
+    from edgeped.evaluate.inference import dequantize, int8_threshold
 
     scale, zero = 1 / 256, -128
     q = np.arange(-128, 128)

@@ -22,7 +22,8 @@ from edgeped.data.schema import TAG_FIELDS
 from edgeped.data.shards import Dataset, examples_to_batch
 from edgeped.data.tfrecord import iter_records
 from edgeped.errors import EdgepedError
-from edgeped.evaluate.run import EvalConfig, SplitScores
+from edgeped.evaluate.run import EvalConfig
+from edgeped.evaluate.scores import SplitScores
 
 READ_BATCH = 1024  # the records per batch score_split reads; same batches, same floats
 DROPOUT_SEED = 12345  # score_split's generator for metadata_dropout

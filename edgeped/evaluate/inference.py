@@ -22,6 +22,21 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return ((q.astype(np.float32) - zero_point) * scale).astype(np.float32)
 
 
+def int8_threshold(score_threshold: float, scale: float, zero_point: int) -> int:
+    """The lowest raw int8 output whose dequantised probability is >= ``score_threshold``.
+
+    Decided with eval's own dequantisation (float32, as `dequantize` computes it), so a
+    device comparing raw outputs makes exactly eval's decision on every crop. It may be
+    128, which no int8 output reaches: a threshold above the largest score means "never
+    pedestrian".
+    """
+    q = np.arange(-128, 128)
+    hits = np.flatnonzero(dequantize(q, scale, zero_point).astype(np.float64) >= score_threshold)
+    if hits.size:
+        return int(q[hits[0]])
+    return max(128, int(np.ceil(score_threshold / scale - 1e-9) + zero_point))
+
+
 @dataclass
 class Scores:
     """Probabilities (dequantised for int8 models) and the raw output tensor values."""

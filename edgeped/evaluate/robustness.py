@@ -23,7 +23,8 @@ from edgeped.errors import EdgepedError
 from edgeped.evaluate import metrics as m
 from edgeped.evaluate.corruptions import CORRUPTIONS, SEVERITIES, corrupt_batch
 from edgeped.evaluate.inference import TfliteScorer
-from edgeped.evaluate.run import SplitScores, _float_sibling, find_models, score_split
+from edgeped.evaluate.run import _float_sibling, find_models, score_split
+from edgeped.evaluate.scores import SplitScores
 from edgeped.evaluate.uncertainty import bootstrap_by_group, clopper_pearson
 from edgeped.fileio import sha256_file, write_json_atomic, write_text_atomic
 from edgeped.provenance import stamp

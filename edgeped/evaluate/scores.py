@@ -1,4 +1,5 @@
-"""The per-crop test scores file (test_scores.npz) that eval writes and the gate reads.
+"""Per-crop scores: one split's scores in memory (`SplitScores`) and the test scores file
+(test_scores.npz) that eval writes and the gate reads.
 
 numpy only, so the gate can read it without the evaluation stack.
 """
@@ -6,6 +7,7 @@ numpy only, so the gate can read it without the evaluation stack.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,15 @@ from edgeped.errors import EdgepedError
 from edgeped.fileio import atomic_output, sha256_file
 
 TEST_SCORES_KIND = "edgeped.test_scores"
+
+
+@dataclass
+class SplitScores:
+    labels: np.ndarray
+    tags: dict[str, np.ndarray]
+    scores: dict[str, np.ndarray]  # model name -> probabilities
+    drives: np.ndarray
+    crop_ids: np.ndarray
 
 
 def write_test_scores(
