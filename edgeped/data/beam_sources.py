@@ -16,7 +16,6 @@ import numpy as np
 
 from edgeped.data.schema import SPLITS, CropBatch
 from edgeped.data.shards import default_required_splits, split_for_drive
-from edgeped.errors import EdgepedError
 
 
 class V1Source:
@@ -54,35 +53,18 @@ class CsvSource:
     """A crops CSV: a unit is a row; the local writer adds rows in chunks."""
 
     def __init__(self, csv_path: str | os.PathLike) -> None:
-        from edgeped.data.importers.crops_csv import _CHUNK, _read_rows, _validate
+        from edgeped.data.importers.crops_csv import _CHUNK, read_checked
 
         self.path = Path(csv_path)
         self.chunk = _CHUNK
-        header, rows = _read_rows(self.path)
-        problems = _validate(self.path, header, rows)
-        if problems:
-            raise _csv_problems(self.path, problems)
-        self.header, self.rows = header, rows
-        self.explicit = "split" in header and bool(rows[0]["split"])
+        self.header, self.rows = read_checked(self.path)
+        self.explicit = "split" in self.header and bool(self.rows[0]["split"])
 
     def units(self, fractions) -> list[list[str]]:
         """Each row's split, refusing (as the local importer does) leaks and empty splits."""
-        from edgeped.data.importers.crops_csv import _splits_and_leaks
+        from edgeped.data.importers.crops_csv import plan_splits
 
-        splits, problems = _splits_and_leaks(self.path, self.header, self.rows, fractions)
-        if problems:
-            raise _csv_problems(self.path, problems)
-        required = SPLITS if self.explicit else default_required_splits(fractions)
-        empty = [s for s in required if s not in splits]
-        if empty:
-            counts = ", ".join(f"{s} {splits.count(s)}" for s in SPLITS)
-            raise EdgepedError(
-                f"{self.path}: the {' and '.join(empty)} split(s) would be empty ({counts} "
-                "rows): training needs train and val, evaluation needs val and test",
-                "list rows for every split in the split column"
-                if self.explicit
-                else "add crops from more drives (drive_id column; splits take whole drives)",
-            )
+        splits, _, _ = plan_splits(self.path, self.header, self.rows, fractions)
         return [[split] for split in splits]
 
     def required(self, fractions) -> tuple[str, ...]:
@@ -99,13 +81,6 @@ class CsvSource:
 
     def source(self) -> dict:
         return {"importer": "crops_csv", "csv": str(self.path.resolve())}
-
-
-def _csv_problems(path: Path, problems: list[str]) -> EdgepedError:
-    return EdgepedError(
-        f"{path} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems),
-        "fix those rows and run the import again",
-    )
 
 
 class FramesSource:

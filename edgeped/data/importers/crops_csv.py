@@ -282,6 +282,54 @@ def _batch(csv_path: Path, header: list[str], rows: list[dict[str, str]]) -> Cro
     )
 
 
+def _problems_error(path: Path, problems: list[str]) -> EdgepedError:
+    return EdgepedError(
+        f"{path} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems),
+        "fix those rows and run the import again",
+    )
+
+
+def read_checked(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """The CSV's header and rows, every row's values and files checked.
+
+    Raises:
+        EdgepedError: the CSV is missing or malformed, or rows are bad (all listed).
+    """
+    header, rows = _read_rows(path)
+    problems = _validate(path, header, rows)
+    if problems:
+        raise _problems_error(path, problems)
+    return header, rows
+
+
+def plan_splits(
+    path: Path, header: list[str], rows: list[dict[str, str]], fractions
+) -> tuple[list[str], bool, tuple[str, ...]]:
+    """Each row's split, whether the CSV gave them, and the splits that must not be empty.
+
+    Raises:
+        EdgepedError: a drive or crop in two splits, or a required split left empty.
+    """
+    from edgeped.data.shards import SPLITS, default_required_splits
+
+    splits, problems = _splits_and_leaks(path, header, rows, fractions)
+    if problems:
+        raise _problems_error(path, problems)
+    explicit = "split" in header and bool(rows[0]["split"])
+    required = SPLITS if explicit else default_required_splits(fractions)
+    empty = [s for s in required if s not in splits]
+    if empty:
+        counts = ", ".join(f"{s} {splits.count(s)}" for s in SPLITS)
+        raise EdgepedError(
+            f"{path}: the {' and '.join(empty)} split(s) would be empty ({counts} rows): "
+            "training needs train and val, evaluation needs val and test",
+            "list rows for every split in the split column"
+            if explicit
+            else "add crops from more drives (drive_id column; splits take whole drives)",
+        )
+    return splits, explicit, tuple(required)
+
+
 def import_crops(
     csv_path: str | Path,
     out_dir: str,
@@ -298,36 +346,15 @@ def import_crops(
     """
     from edgeped.data.shards import (
         DEFAULT_SPLIT_FRACTIONS,
-        SPLITS,
         check_split_fractions,
-        default_required_splits,
     )
     from edgeped.data.writer import DatasetWriter
 
     fractions = split_fractions or DEFAULT_SPLIT_FRACTIONS
     check_split_fractions(fractions)
     path = Path(csv_path)
-    header, rows = _read_rows(path)
-    problems = _validate(path, header, rows)
-    if not problems:
-        splits, problems = _splits_and_leaks(path, header, rows, fractions)
-    if problems:
-        raise EdgepedError(
-            f"{path} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems),
-            "fix those rows and run the import again",
-        )
-    explicit = "split" in header and bool(rows[0]["split"])
-    required = SPLITS if explicit else default_required_splits(fractions)
-    empty = [s for s in required if s not in splits]
-    if empty:
-        counts = ", ".join(f"{s} {splits.count(s)}" for s in SPLITS)
-        raise EdgepedError(
-            f"{path}: the {' and '.join(empty)} split(s) would be empty ({counts} rows): "
-            "training needs train and val, evaluation needs val and test",
-            "list rows for every split in the split column"
-            if explicit
-            else "add crops from more drives (drive_id column; splits take whole drives)",
-        )
+    header, rows = read_checked(path)
+    splits, explicit, required = plan_splits(path, header, rows, fractions)
     with DatasetWriter(
         out_dir,
         source={"importer": "crops_csv", "csv": str(path.resolve())},
