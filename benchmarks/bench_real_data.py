@@ -91,6 +91,9 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
         "[augment]\nnight = 0.1\nrain = 0.1\nblur = 0.15\nmetadata_dropout = 0.1\n",
         None,
     ),
+    # Occlusion and tighter boxes, where the misses are (people behind poles, heads cut off).
+    "default-occlude": ("[augment]\nocclude = 0.5\n", None),
+    "default-zoom": ("[augment]\nzoom = 0.5\n", None),
     "default-distill": (None, "teacher,student,student_distilled,student_qat"),
     # Hard-negative mining after the student's epochs (the top-scoring negatives are near misses).
     "default-mining": ("[mining]\nrounds = 3\n", None),

@@ -24,9 +24,20 @@ class AugmentConfig:
     rain: float = 0.1  # contrast loss plus vertical streaks
     blur: float = 0.15  # horizontal motion blur (3-5 px)
     metadata_dropout: float = 0.1  # whole-record dropout, as from a sensor outage
+    zoom: float = 0.0  # zoom in x1.0-1.25: a tighter box cuts off the head or the feet
+    occlude: float = 0.0  # a noise block over 10-35% of the crop, as a pole or a car in front
 
     def __post_init__(self) -> None:
-        for name in ("flip", "exposure", "night", "rain", "blur", "metadata_dropout"):
+        for name in (
+            "flip",
+            "exposure",
+            "night",
+            "rain",
+            "blur",
+            "metadata_dropout",
+            "zoom",
+            "occlude",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"augment.{name} must be in [0, 1], got {value}")
@@ -79,6 +90,44 @@ def _blur(tf, image, seed):
     return tf.nn.depthwise_conv2d(image[None], kernel, [1, 1, 1, 1], "SAME")[0]
 
 
+_ZOOM_MAX = 1.25
+# Occluder side lengths as fractions of the crop's (height, width): 10-35% of its area.
+_OCCLUDE_H, _OCCLUDE_W = (0.25, 0.6), (0.4, 0.6)
+
+
+def _zoom(tf, image, seed):
+    """Crops a box 1/1.0-1/1.25 the crop's size at a random place and resizes it back."""
+    scale_seed, place_seed = _split(tf, seed, 2)
+    side = 1.0 / tf.random.stateless_uniform([], scale_seed, 1.0, _ZOOM_MAX)
+    y0, x0 = tf.unstack(tf.random.stateless_uniform([2], place_seed) * (1.0 - side))
+    box = tf.stack([y0, x0, y0 + side, x0 + side])[None]
+    return tf.image.crop_and_resize(image[None], box, [0], CROP_SHAPE[:2])[0]
+
+
+def _occlude(tf, image, seed):
+    """Pastes a block of uniform noise (random erasing) at a random place."""
+    size_seed, place_seed, fill_seed = _split(tf, seed, 3)
+    height, width = CROP_SHAPE[0], CROP_SHAPE[1]
+    lo = tf.constant([_OCCLUDE_H[0], _OCCLUDE_W[0]])
+    hi = tf.constant([_OCCLUDE_H[1], _OCCLUDE_W[1]])
+    frac = lo + (hi - lo) * tf.random.stateless_uniform([2], size_seed)
+    size = tf.cast(frac * tf.constant([height, width], tf.float32), tf.int32)
+    room = tf.constant([height, width]) - size + 1
+    corner = tf.cast(
+        tf.random.stateless_uniform([2], place_seed) * tf.cast(room, tf.float32), tf.int32
+    )
+    rows = tf.range(height)[:, None]
+    cols = tf.range(width)[None, :]
+    inside = (
+        (rows >= corner[0])
+        & (rows < corner[0] + size[0])
+        & (cols >= corner[1])
+        & (cols < corner[1] + size[1])
+    )
+    noise = tf.random.stateless_uniform(tf.shape(image), fill_seed, -1.0, 1.0)
+    return tf.where(inside[:, :, None], noise, image)
+
+
 def _exposure(tf, image, seed):
     contrast_seed, brightness_seed = _split(tf, seed, 2)
     mean = tf.reduce_mean(image)
@@ -100,6 +149,11 @@ def augment_image(tf, image, config: AugmentConfig, seed):
         s = config.shift_px
         padded = tf.pad(image, [[s, s], [s, s], [0, 0]], mode="REFLECT")
         image = tf.image.stateless_random_crop(padded, CROP_SHAPE, seed=shift)
+    if config.zoom or config.occlude:
+        # Seeds of their own, so turning these on leaves every other draw as it was.
+        zoom, occlude = _split(tf, tf.random.experimental.stateless_fold_in(seed, 8), 2)
+        image = _maybe(tf, config.zoom, lambda x, k: _zoom(tf, x, k), image, zoom)
+        image = _maybe(tf, config.occlude, lambda x, k: _occlude(tf, x, k), image, occlude)
     image = _maybe(tf, config.blur, lambda x, k: _blur(tf, x, k), image, blur)
     image = _maybe(tf, config.exposure, lambda x, k: _exposure(tf, x, k), image, exposure)
     image = _maybe(tf, config.night, lambda x, k: _night(tf, x, k), image, night)

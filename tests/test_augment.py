@@ -1,0 +1,71 @@
+"""The occlusion and zoom augmentations: what they change, what they leave alone."""
+
+import numpy as np
+import pytest
+
+from edgeped._keras import tf
+from edgeped.data.augment import AugmentConfig, augment_image
+from edgeped.data.schema import CROP_SHAPE
+
+ONLY = dict(flip=0.0, shift_px=0, exposure=0.0, night=0.0, rain=0.0, blur=0.0)
+
+
+def _image():
+    """A smooth, non-symmetric ramp, so a crop-and-resize shows where it looked."""
+    rows = np.linspace(-1.0, 0.9, CROP_SHAPE[0], dtype=np.float32)[:, None, None]
+    cols = np.linspace(-0.5, 0.5, CROP_SHAPE[1], dtype=np.float32)[None, :, None]
+    return np.broadcast_to(rows * 0.7 + cols * 0.3, CROP_SHAPE).astype(np.float32).copy()
+
+
+def _run(config, image, seed):
+    return augment_image(tf, tf.constant(image), config, tf.constant(seed, tf.int64)).numpy()
+
+
+@pytest.mark.parametrize("seed", [(0, 1), (7, 3), (123, 9)])
+def test_occlude_replaces_one_block_of_the_crop(seed):
+    image = _image()
+    out = _run(AugmentConfig(**ONLY, occlude=1.0), image, seed)
+    changed = np.any(out != image, axis=2)
+    area = changed.mean()
+    assert 0.08 <= area <= 0.37  # 10-36% of the crop (a few noise pixels may match)
+    rows, cols = np.nonzero(changed)
+    box = changed[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    assert box.mean() > 0.97  # one rectangle, not scattered pixels
+    assert out.min() >= -1.0 and out.max() <= 127 / 128
+
+
+@pytest.mark.parametrize("seed", [(0, 1), (7, 3), (123, 9)])
+def test_zoom_enlarges_a_part_of_the_crop(seed):
+    image = _image()
+    out = _run(AugmentConfig(**ONLY, zoom=1.0), image, seed)
+    assert out.shape == CROP_SHAPE
+    # Zooming in x1.0-1.25 spreads a ramp over more pixels (a gentler slope per pixel,
+    # 0.8-1.0 of it) and never reaches outside its range.
+    slope_in = np.diff(image[:, 0, 0]).mean()
+    slope_out = np.diff(out[:, 0, 0]).mean()
+    assert 0.799 <= slope_out / slope_in <= 1.0
+    assert out.min() >= image.min() - 1e-6 and out.max() <= image.max() + 1e-6
+
+
+def test_zoom_and_occlude_are_off_by_default_and_leave_other_draws_alone():
+    image = _image()
+    base = AugmentConfig()
+    assert base.zoom == 0.0 and base.occlude == 0.0
+    seed = (5, 5)
+    plain = _run(base, image, seed)
+    # Probability 0 for both is the same stream as the config without them.
+    np.testing.assert_array_equal(plain, _run(AugmentConfig(zoom=0.0, occlude=0.0), image, seed))
+    # Turning occlusion on changes only the block it pastes: flip and shift draw what
+    # they drew before (exposure and rain, which use the crop's mean, are left off here).
+    geometric = dict(flip=1.0, shift_px=4, exposure=0.0, night=0.0, rain=0.0, blur=0.0)
+    moved = _run(AugmentConfig(**geometric), image, seed)
+    assert not np.array_equal(moved, image)
+    occluded = _run(AugmentConfig(**geometric, occlude=1.0), image, seed)
+    same = np.all(occluded == moved, axis=2)
+    assert 0.6 <= same.mean() < 1.0
+
+
+def test_occlude_and_zoom_reject_probabilities_outside_zero_one():
+    for name in ("zoom", "occlude"):
+        with pytest.raises(ValueError, match=f"augment.{name}"):
+            AugmentConfig(**{name: 1.5})
