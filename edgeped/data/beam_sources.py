@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeped.data.schema import SPLITS, CropBatch
+from edgeped.data.schema import CropBatch
 from edgeped.data.shards import default_required_splits, split_for_drive
 
 
@@ -58,7 +58,6 @@ class CsvSource:
         self.path = Path(csv_path)
         self.chunk = _CHUNK
         self.header, self.rows = read_checked(self.path)
-        self.explicit = "split" in self.header and bool(self.rows[0]["split"])
 
     def units(self, fractions) -> list[list[str]]:
         """Each row's split, refusing (as the local importer does) leaks and empty splits."""
@@ -68,7 +67,9 @@ class CsvSource:
         return [[split] for split in splits]
 
     def required(self, fractions) -> tuple[str, ...]:
-        return SPLITS if self.explicit else default_required_splits(fractions)
+        from edgeped.data.importers.crops_csv import required_splits
+
+        return required_splits(self.header, self.rows, fractions)
 
     def group(self, unit: int) -> int:
         return unit // self.chunk

@@ -302,6 +302,15 @@ def read_checked(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     return header, rows
 
 
+def required_splits(header: list[str], rows: list[dict[str, str]], fractions) -> tuple[str, ...]:
+    """The splits that must not be empty: all three when the CSV names them, else those
+    the fractions give a share."""
+    from edgeped.data.shards import SPLITS, default_required_splits
+
+    explicit = "split" in header and bool(rows[0]["split"])
+    return tuple(SPLITS) if explicit else tuple(default_required_splits(fractions))
+
+
 def plan_splits(
     path: Path, header: list[str], rows: list[dict[str, str]], fractions
 ) -> tuple[list[str], bool, tuple[str, ...]]:
@@ -310,13 +319,13 @@ def plan_splits(
     Raises:
         EdgepedError: a drive or crop in two splits, or a required split left empty.
     """
-    from edgeped.data.shards import SPLITS, default_required_splits
+    from edgeped.data.shards import SPLITS
 
     splits, problems = _splits_and_leaks(path, header, rows, fractions)
     if problems:
         raise _problems_error(path, problems)
     explicit = "split" in header and bool(rows[0]["split"])
-    required = SPLITS if explicit else default_required_splits(fractions)
+    required = required_splits(header, rows, fractions)
     empty = [s for s in required if s not in splits]
     if empty:
         counts = ", ".join(f"{s} {splits.count(s)}" for s in SPLITS)
@@ -327,7 +336,7 @@ def plan_splits(
             if explicit
             else "add crops from more drives (drive_id column; splits take whole drives)",
         )
-    return splits, explicit, tuple(required)
+    return splits, explicit, required
 
 
 def import_crops(
