@@ -153,6 +153,11 @@ def _validate(csv_path: Path, header: list[str], rows: list[dict[str, str]]) -> 
     return problems
 
 
+def _names_splits(header: list[str], rows: list[dict[str, str]]) -> bool:
+    """Whether the CSV gives each row's split (a filled `split` column)."""
+    return "split" in header and bool(rows[0]["split"])
+
+
 def _splits_and_leaks(
     csv_path: Path,
     header: list[str],
@@ -167,7 +172,7 @@ def _splits_and_leaks(
     """
     from edgeped.data.shards import split_for_drive
 
-    explicit = "split" in header and bool(rows[0]["split"])
+    explicit = _names_splits(header, rows)
     drives = [_drive(csv_path, r) for r in rows]
     splits = [
         r["split"] if explicit else split_for_drive(d, fractions)
@@ -307,8 +312,9 @@ def required_splits(header: list[str], rows: list[dict[str, str]], fractions) ->
     the fractions give a share."""
     from edgeped.data.shards import SPLITS, default_required_splits
 
-    explicit = "split" in header and bool(rows[0]["split"])
-    return tuple(SPLITS) if explicit else tuple(default_required_splits(fractions))
+    return (
+        tuple(SPLITS) if _names_splits(header, rows) else tuple(default_required_splits(fractions))
+    )
 
 
 def plan_splits(
@@ -324,7 +330,7 @@ def plan_splits(
     splits, problems = _splits_and_leaks(path, header, rows, fractions)
     if problems:
         raise _problems_error(path, problems)
-    explicit = "split" in header and bool(rows[0]["split"])
+    explicit = _names_splits(header, rows)
     required = required_splits(header, rows, fractions)
     empty = [s for s in required if s not in splits]
     if empty:
