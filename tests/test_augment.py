@@ -43,7 +43,8 @@ def test_zoom_enlarges_a_part_of_the_crop(seed):
     # 0.8-1.0 of it) and never reaches outside its range.
     slope_in = np.diff(image[:, 0, 0]).mean()
     slope_out = np.diff(out[:, 0, 0]).mean()
-    assert 0.799 <= slope_out / slope_in <= 1.0
+    # (These seeds draw zooms above x1.01, so an identity would fail here.)
+    assert 0.799 <= slope_out / slope_in <= 0.99
     assert out.min() >= image.min() - 1e-6 and out.max() <= image.max() + 1e-6
 
 
