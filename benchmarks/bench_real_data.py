@@ -94,6 +94,9 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
     # Occlusion and tighter boxes, where the misses are (people behind poles, heads cut off).
     "default-occlude": ("[augment]\nocclude = 0.5\n", None),
     "default-zoom": ("[augment]\nzoom = 0.5\n", None),
+    # Weight averaging in the float student stage: ~100 and ~330 steps (1.4, 4.5 PF epochs).
+    "default-ema": ("[student_stage]\nema = 0.99\n", None),
+    "default-ema997": ("[student_stage]\nema = 0.997\n", None),
     "default-distill": (None, "teacher,student,student_distilled,student_qat"),
     # Hard-negative mining after the student's epochs (the top-scoring negatives are near misses).
     "default-mining": ("[mining]\nrounds = 3\n", None),

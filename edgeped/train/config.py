@@ -36,7 +36,9 @@ class StageConfig:
     when the stage actually stalls, however long it runs. With `patience` > 0, the
     stage stops once val AUC-PR has not improved for that many epochs (0 runs every
     epoch); the checkpoint is the best val AUC-PR epoch. `steps_per_epoch` caps an
-    epoch (quick runs); None = one pass over train.
+    epoch (quick runs); None = one pass over train. `ema` > 0 validates and
+    checkpoints an exponential moving average of the weights with that momentum per
+    step (see edgeped.train.averaging); 0 = the live weights.
     """
 
     epochs: int
@@ -44,6 +46,7 @@ class StageConfig:
     steps_per_epoch: int | None = None
     patience: int = 0
     schedule: str = "cosine"
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -56,6 +59,10 @@ class StageConfig:
             raise ValueError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch must be >= 1 or None, got {self.steps_per_epoch}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(
+                f"ema must be in [0, 1) (0 = off; e.g. 0.99 averages ~100 steps), got {self.ema}"
+            )
 
 
 @dataclass(frozen=True)

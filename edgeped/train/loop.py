@@ -149,6 +149,7 @@ class _Session:
     ) -> StageResult:
         """Trains `trainee` (a model or a distiller) and checkpoints `saved` on best val AUC-PR."""
         from edgeped._keras import keras
+        from edgeped.train.averaging import averaging_callback
         from edgeped.train.logs import log_callbacks
         from edgeped.train.progress import default_display, progress_callback
 
@@ -196,6 +197,7 @@ class _Session:
                 if verdict.stop:
                     self.model.stop_training = True
 
+        averaging = [averaging_callback(saved, stage.ema)] if stage.ema else []
         start = time.perf_counter()
         history = trainee.fit(
             train_ds,
@@ -207,6 +209,7 @@ class _Session:
                 *callbacks,
                 *log_callbacks(self.run, name, self.config.logging),
                 Report(),
+                *averaging,  # after Report: it saves the averaged weights, then they swap back
             ],
             verbose=0,
         )
