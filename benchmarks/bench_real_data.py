@@ -94,7 +94,9 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
     # Occlusion and tighter boxes, where the misses are (people behind poles, heads cut off).
     "default-occlude": ("[augment]\nocclude = 0.5\n", None),
     "default-zoom": ("[augment]\nzoom = 0.5\n", None),
-    # Weight averaging in the float student stage: ~100 and ~330 steps (1.4, 4.5 PF epochs).
+    # Weight averaging in the float student stage, momentum 0.99 and 0.997. With the warm-up
+    # both average about the last 10% of the steps until step ~890 (12 Penn-Fudan epochs);
+    # then 0.99 holds at ~100 steps while 0.997 keeps growing towards ~330.
     "default-ema": ("[student_stage]\nema = 0.99\n", None),
     "default-ema997": ("[student_stage]\nema = 0.997\n", None),
     "default-distill": (None, "teacher,student,student_distilled,student_qat"),
