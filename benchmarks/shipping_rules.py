@@ -60,13 +60,13 @@ def rules() -> dict[str, Callable[[dict], str]]:
 def replay(runs: list[tuple[str, dict]], max_fpr: float = 0.01) -> list[dict]:
     rows = []
     for name, rule in rules().items():
-        picks = [(run, rule(report), report) for run, report in runs]
-        tests = [report["models"][pick]["test"] for _, pick, report in picks]
+        picks = [(rule(report), report) for _, report in runs]
+        tests = [report["models"][pick]["test"] for pick, report in picks]
         rows.append(
             {
                 "rule": name,
                 "runs": len(picks),
-                "ptq_shipped": sum(pick == PTQ for _, pick, _ in picks),
+                "ptq_shipped": sum(pick == PTQ for pick, _ in picks),
                 "test_recall_mean": statistics.mean(t["recall"] for t in tests),
                 "test_fpr_mean": statistics.mean(t["fpr"] for t in tests),
                 "runs_over_fpr_limit": sum(t["fpr"] > max_fpr for t in tests),
@@ -109,11 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         record = {"work": str(args.work), "runs": [r for r, _ in runs], "rules": rows}
-        out = args.out.parent / args.out.name
         write_group_atomic(
             {
-                f"{out}.json": (json.dumps(record, indent=2) + "\n").encode(),
-                f"{out}.md": text.encode(),
+                f"{args.out}.json": (json.dumps(record, indent=2) + "\n").encode(),
+                f"{args.out}.md": text.encode(),
             }
         )
     return 0
