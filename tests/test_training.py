@@ -235,3 +235,21 @@ def test_weight_averaging_runs_in_float_distilled_and_qat_stages(tiny_dataset, t
     for stage in ("student_distilled", "student_qat"):
         pairs = zip(ckpts["plain"][stage], ckpts["ema"][stage], strict=True)
         assert any(not np.allclose(a, b, rtol=1e-3, atol=1e-4) for a, b in pairs), stage
+
+
+def test_resume_retunes_qat_from_the_same_float_student(tiny_dataset, tmp_path):
+    """`train --resume --stage student_qat` with another [qat_stage]: QAT again, float kept."""
+    run = tmp_path / "run"
+    train(run, _config(tiny_dataset), stages=("student", "student_qat"))
+    student = (run / "student.h5").read_bytes()
+    qat = (run / "student_qat.h5").read_bytes()
+    retuned = _config(tiny_dataset, qat_stage=StageConfig(1, 1e-5, 3))
+    train(run, retuned, stages=("student_qat",), resume=True)
+    assert (run / "student.h5").read_bytes() == student
+    assert (run / "student_qat.h5").read_bytes() != qat
+    recorded = json.loads((run / "config.json").read_text())
+    assert recorded["config"]["qat_stage"]["learning_rate"] == 1e-5
+    assert recorded["stages"] == ["student", "student_qat"]
+    log = json.loads((run / "train_log.json").read_text())
+    assert [s["name"] for s in log["stages"]] == ["student", "student_qat"]
+    assert log["parents"] == {"student_qat.h5": "student.h5"}

@@ -55,7 +55,11 @@ from edgeped.errors import EdgepedError, ExitCode
 @click.option(
     "--resume",
     is_flag=True,
-    help="Add stages to the run already in RUN_DIR (its recorded config must match).",
+    help=(
+        "Add stages to the run already in RUN_DIR. Its recorded config must match, except "
+        "keys only the stages being run read (e.g. [qat_stage] with --stage student_qat: "
+        "QAT again from the same float student)."
+    ),
 )
 @click.option(
     "--overwrite",

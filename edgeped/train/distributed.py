@@ -151,7 +151,9 @@ def _chief(run: Path, config, progress, stages, role, resume: bool, overwrite: b
     """The chief writes `run` under `train`'s existing-run rules, checked before TF starts."""
     from edgeped.train.run_dir import run_output
 
-    with run_output(run, config.to_dict(), resume=resume, overwrite=overwrite) as target:
+    with run_output(
+        run, config.to_dict(), resume=resume, overwrite=overwrite, stages=stages
+    ) as target:
         from edgeped._keras import tf
         from edgeped.train.loop import train_into
 

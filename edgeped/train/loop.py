@@ -456,7 +456,9 @@ def train(
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
         raise EdgepedError(f"unknown stage(s) {unknown}", f"use some of {', '.join(STAGES)}")
-    with run_output(run_dir, config.to_dict(), resume=resume, overwrite=overwrite) as run:
+    with run_output(
+        run_dir, config.to_dict(), resume=resume, overwrite=overwrite, stages=stages
+    ) as run:
         return train_into(run, config, progress, stages, strategy)
 
 

@@ -5,7 +5,13 @@ unless the caller says what to do with it:
 
 - `resume`: add stages to it. The recorded config must be the one asked for
   (else the checkpoints would not match it), and `config.json` is rewritten
-  only after the new stages finished.
+  only after the new stages finished. One exception, for tuning a late stage
+  without retraining what comes before it: keys that only a stage being run
+  reads (`qat_stage` for student_qat, `teacher`/`teacher_stage` for teacher,
+  `distill` for student_distilled, `prune_stage`/`prune_final_sparsity` for
+  student_pruned) may differ, provided every checkpoint built on that stage is
+  run again too. Such a run trains in a copy of the folder and swaps it in when
+  done, so the old models and config stay until the new ones are complete.
 - `overwrite`: train a new run beside it (a hidden sibling folder) and swap it in
   only when training finished; a failed or interrupted run leaves the old one
   as it was.
@@ -21,7 +27,26 @@ from pathlib import Path
 
 from edgeped.data.output import sibling_name, swap_dirs
 from edgeped.errors import EdgepedError
+from edgeped.layout import CHECKPOINTS, STAGES
 from edgeped.layout import CONFIG_FILE as CONFIG
+
+# The config keys that only one stage reads: a resume may change them when that stage runs.
+STAGE_KEYS = {
+    "teacher": ("teacher", "teacher_stage"),
+    "student_distilled": ("distill",),
+    "student_qat": ("qat_stage",),
+    "student_pruned": ("prune_stage", "prune_final_sparsity"),
+}
+# The checkpoints each stage's output feeds (QAT and pruning start from the best float student).
+BUILT_ON = {
+    "teacher": ("student_distilled", "student_qat", "student_pruned"),
+    "student": ("student_qat", "student_pruned"),
+    "student_distilled": ("student_qat", "student_pruned"),
+    "student_qat": (),
+    "student_pruned": (),
+}
+# Which stages run by default changes no checkpoint.
+FREE_KEYS = ("stages",)
 
 
 def holds_run(run: Path) -> bool:
@@ -44,13 +69,22 @@ def recorded_config(run: Path) -> dict | None:
 
 @contextlib.contextmanager
 def run_output(
-    run_dir: str | Path, config: dict, *, resume: bool = False, overwrite: bool = False
+    run_dir: str | Path,
+    config: dict,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    stages: tuple[str, ...] = (),
 ) -> Iterator[Path]:
     """Yields the folder to train in; see the module docstring for the rules.
 
+    `stages` are the stages this run will train (they decide which config keys a
+    resume may change).
+
     Raises:
         EdgepedError: the folder holds a run and neither flag is given, both are,
-            or `resume` asks for another config than the recorded one.
+            or `resume` asks for another config than the recorded one beyond what
+            the stages being run allow.
     """
     run = Path(run_dir)
     if resume and overwrite:
@@ -68,13 +102,27 @@ def run_output(
                 "pass --overwrite to replace it, or choose a new run directory",
             )
         differs = _differences(recorded.get("config", {}), json.loads(json.dumps(config)))
-        if differs:
+        retuned = _retune_problem(run, differs, stages)
+        if retuned is not None:
             raise EdgepedError(
                 f"--resume asks for another config than {run / CONFIG} records "
-                f"(differs: {', '.join(differs[:6])})",
-                "resume with the recorded config, or pass --overwrite / a new run directory",
+                f"(differs: {', '.join(differs[:6])}){retuned}",
+                "resume with the recorded config, run again the stages that read the "
+                "changed keys (and those built on them), or pass --overwrite / a new "
+                "run directory",
             )
-        yield run
+        if not [d for d in differs if d.split(".", 1)[0] not in FREE_KEYS]:
+            yield run
+            return
+        staging = run.absolute().parent / sibling_name(run.name, "incoming")
+        shutil.copytree(run, staging)
+        try:
+            yield staging
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        old = swap_dirs(staging, run)
+        shutil.rmtree(old, ignore_errors=True)
         return
     if not overwrite:
         raise EdgepedError(
@@ -92,6 +140,30 @@ def run_output(
         raise
     old = swap_dirs(staging, run)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _retune_problem(run: Path, differs: list[str], stages: tuple[str, ...]) -> str | None:
+    """None when the stages being run cover every changed key, else what is missing."""
+    if not differs:
+        return None
+    changed = {d.split(".", 1)[0] for d in differs} - set(FREE_KEYS)
+    owners = {}
+    for key in sorted(changed):
+        owner = next((st for st, keys in STAGE_KEYS.items() if key in keys), None)
+        if owner is None:
+            return f"; {key} reaches the float student, so no checkpoint could be kept"
+        owners[key] = owner
+    needed = set(owners.values())
+    needed |= {
+        later
+        for st in owners.values()
+        for later in BUILT_ON[st]
+        if (run / CHECKPOINTS[later]).is_file()
+    }
+    missing = [st for st in STAGES if st in needed and st not in stages]
+    if missing:
+        return f"; the changed keys need stage(s) {', '.join(missing)} run again"
+    return None
 
 
 def _differences(recorded: dict, wanted: dict, prefix: str = "") -> list[str]:
