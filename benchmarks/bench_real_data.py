@@ -105,6 +105,10 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
     # Positives weighted by the full inverse frequency ((n_neg / n_pos) ** 1, 4.7 on the dense
     # Penn-Fudan split) instead of its square root (2.2): more loss on the hard positives.
     "default-posw1": ("pos_weight_power = 1.0\n", None),
+    # A QAT learning rate below the float student's last one (0.003 x 0.3^3 = 8e-5 after
+    # three cuts): 3e-4 restarts above it and the first QAT epoch often loses val AUC-PR.
+    "default-qatlr1e-4": ("[qat_stage]\nlearning_rate = 0.0001\n", None),
+    "default-qatlr3e-5": ("[qat_stage]\nlearning_rate = 0.00003\n", None),
     # The two best means so far together: width 1.0 with occlusion.
     "fused-w1.0-occlude": (
         '[student]\narchitecture = "student_fused"\nwidth = 1.0\n[augment]\nocclude = 0.5\n',
