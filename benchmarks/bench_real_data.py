@@ -147,10 +147,54 @@ def config_file(name: str, work: Path) -> Path | None:
     return path
 
 
-def run_variant(data: Path, name: str, seed: int, work: Path) -> dict:
+def qat_only(data: Path, name: str, seed: int, run: Path, source: Path) -> None:
+    """Trains only the QAT stage of `name`, from `source`'s float student of the same seed.
+
+    For variants that change nothing before [qat_stage]: the float stage is deterministic
+    (same seed, data and config, same weights), so this is the float student a full run
+    would train, and the comparison with `source` isolates the QAT change.
+    """
+    import shutil
+    import tomllib
+
+    from edgeped.train.loop import train_into
+    from edgeped.train.profiles import profile_config
+
+    run.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source / "student.h5", run / "student.h5")
+    log = json.loads((source / "train_log.json").read_text())
+    log["stages"] = [s for s in log["stages"] if s["name"] == "student"]
+    (run / "train_log.json").write_text(json.dumps(log))
+    text = VARIANTS[name][0] or ""
+    overrides = tomllib.loads(text)
+    if set(overrides) - {"qat_stage"}:
+        raise SystemExit(f"--qat-from: {name} changes more than [qat_stage]: {sorted(overrides)}")
+    config = profile_config("default", str(data), overrides, where=name).with_overrides(seed=seed)
+    start = time.perf_counter()
+    with open(run / "bench.log", "a") as f:
+        f.write(f"QAT only, from {source / 'student.h5'}, with {overrides}\n")
+        train_into(run, config, lambda m: (f.write(m + "\n"), f.flush()), ("student_qat",))
+    qat_seconds = time.perf_counter() - start
+    (run / "bench_train_seconds.json").write_text(
+        json.dumps(
+            {
+                "train_seconds": log["stages"][0]["seconds"] + qat_seconds,
+                "qat_seconds": qat_seconds,
+                "float_reused_from": str(source),
+            }
+        )
+    )
+    with open(run / "bench.log", "a") as log_file:
+        edgeped("convert", str(run), log=log_file)
+        edgeped("eval", str(run), log=log_file)
+
+
+def run_variant(data: Path, name: str, seed: int, work: Path, qat_from: str | None = None) -> dict:
     run = work / name / f"s{seed}"
     metrics = run / "metrics.json"
     timing = run / "bench_train_seconds.json"
+    if qat_from and not (metrics.is_file() and timing.is_file()):
+        qat_only(data, name, seed, run, work / qat_from / f"s{seed}")
     if not (metrics.is_file() and timing.is_file()):
         run.mkdir(parents=True, exist_ok=True)
         from edgeped.train.config import DEFAULT_STAGES
@@ -311,6 +355,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds-of", action="append", default=[], help="VARIANT=0,1")
     parser.add_argument("--work", type=Path, required=True, help="folder for the runs")
     parser.add_argument("--no-bench", action="store_true", help="skip the emulated a76 count")
+    parser.add_argument(
+        "--qat-from",
+        metavar="VARIANT",
+        help="runs not done yet train only QAT, from VARIANT's float student of the same "
+        "seed (for variants that change only [qat_stage])",
+    )
     parser.add_argument("--out", type=Path, help="results base path (no suffix)")
     parser.add_argument(
         "--arch-cost",
@@ -348,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
             runs = []
             for seed in seeds_of.get(name, seeds):
                 print(f"{label} {name} seed {seed}", file=sys.stderr)
-                runs.append(run_variant(Path(data), name, seed, work))
+                runs.append(run_variant(Path(data), name, seed, work, args.qat_from))
             row = {
                 "dataset": label,
                 "data_dir": data,
