@@ -114,15 +114,8 @@ def run_output(
         if not [d for d in differs if d.split(".", 1)[0] not in FREE_KEYS]:
             yield run
             return
-        staging = run.absolute().parent / sibling_name(run.name, "incoming")
-        shutil.copytree(run, staging)
-        try:
+        with _beside(run, copy=True) as staging:
             yield staging
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        old = swap_dirs(staging, run)
-        shutil.rmtree(old, ignore_errors=True)
         return
     if not overwrite:
         raise EdgepedError(
@@ -131,8 +124,18 @@ def run_output(
             "choose a new run directory, pass --resume to add stages with the same config, "
             "or --overwrite to replace the run once the new one has finished",
         )
+    with _beside(run, copy=False) as staging:
+        yield staging
+
+
+@contextlib.contextmanager
+def _beside(run: Path, *, copy: bool) -> Iterator[Path]:
+    """A hidden sibling folder (empty, or a copy of `run`) swapped in for `run` on success."""
     staging = run.absolute().parent / sibling_name(run.name, "incoming")
-    staging.mkdir()
+    if copy:
+        shutil.copytree(run, staging)
+    else:
+        staging.mkdir()
     try:
         yield staging
     except BaseException:
