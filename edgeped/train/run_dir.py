@@ -37,10 +37,10 @@ STAGE_KEYS = {
     "student_qat": ("qat_stage",),
     "student_pruned": ("prune_stage", "prune_final_sparsity"),
 }
-# The checkpoints each stage's output feeds (QAT and pruning start from the best float student).
+# The checkpoints each of those stages feeds (QAT and pruning start from the best float
+# student, which may be the distilled one).
 BUILT_ON = {
     "teacher": ("student_distilled", "student_qat", "student_pruned"),
-    "student": ("student_qat", "student_pruned"),
     "student_distilled": ("student_qat", "student_pruned"),
     "student_qat": (),
     "student_pruned": (),
