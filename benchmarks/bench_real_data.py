@@ -147,12 +147,13 @@ def config_file(name: str, work: Path) -> Path | None:
     return path
 
 
-def qat_only(data: Path, name: str, seed: int, run: Path, source: Path) -> None:
+def qat_only(data: Path, name: str, seed: int, run: Path, source: Path, log) -> dict:
     """Trains only the QAT stage of `name`, from `source`'s float student of the same seed.
 
     For variants that change nothing before [qat_stage]: the float stage is deterministic
     (same seed, data and config, same weights), so this is the float student a full run
-    would train, and the comparison with `source` isolates the QAT change.
+    would train, and the comparison with `source` isolates the QAT change. Returns the
+    timing record.
     """
     import shutil
     import tomllib
@@ -160,56 +161,47 @@ def qat_only(data: Path, name: str, seed: int, run: Path, source: Path) -> None:
     from edgeped.train.loop import train_into
     from edgeped.train.profiles import profile_config
 
-    run.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(source / "student.h5", run / "student.h5")
-    log = json.loads((source / "train_log.json").read_text())
-    log["stages"] = [s for s in log["stages"] if s["name"] == "student"]
-    (run / "train_log.json").write_text(json.dumps(log))
-    text = VARIANTS[name][0] or ""
-    overrides = tomllib.loads(text)
+    overrides = tomllib.loads(VARIANTS[name][0] or "")
     if set(overrides) - {"qat_stage"}:
         raise SystemExit(f"--qat-from: {name} changes more than [qat_stage]: {sorted(overrides)}")
     config = profile_config("default", str(data), overrides, where=name).with_overrides(seed=seed)
+    shutil.copy2(source / "student.h5", run / "student.h5")
+    float_log = json.loads((source / "train_log.json").read_text())
+    float_log["stages"] = [s for s in float_log["stages"] if s["name"] == "student"]
+    (run / "train_log.json").write_text(json.dumps(float_log))
+    log.write(f"QAT only, from {source / 'student.h5'}, with {overrides}\n")
     start = time.perf_counter()
-    with open(run / "bench.log", "a") as f:
-        f.write(f"QAT only, from {source / 'student.h5'}, with {overrides}\n")
-        train_into(run, config, lambda m: (f.write(m + "\n"), f.flush()), ("student_qat",))
+    train_into(run, config, lambda m: (log.write(m + "\n"), log.flush()), ("student_qat",))
     qat_seconds = time.perf_counter() - start
-    (run / "bench_train_seconds.json").write_text(
-        json.dumps(
-            {
-                "train_seconds": log["stages"][0]["seconds"] + qat_seconds,
-                "qat_seconds": qat_seconds,
-                "float_reused_from": str(source),
-            }
-        )
-    )
-    with open(run / "bench.log", "a") as log_file:
-        edgeped("convert", str(run), log=log_file)
-        edgeped("eval", str(run), log=log_file)
+    return {
+        "train_seconds": float_log["stages"][0]["seconds"] + qat_seconds,
+        "qat_seconds": qat_seconds,
+        "float_reused_from": str(source),
+    }
 
 
 def run_variant(data: Path, name: str, seed: int, work: Path, qat_from: str | None = None) -> dict:
     run = work / name / f"s{seed}"
     metrics = run / "metrics.json"
     timing = run / "bench_train_seconds.json"
-    if qat_from and not (metrics.is_file() and timing.is_file()):
-        qat_only(data, name, seed, run, work / qat_from / f"s{seed}")
     if not (metrics.is_file() and timing.is_file()):
         run.mkdir(parents=True, exist_ok=True)
         from edgeped.train.config import DEFAULT_STAGES
 
-        cfg = config_file(name, work)
-        stages = VARIANTS[name][1] or ",".join(DEFAULT_STAGES)
         with open(run / "bench.log", "a") as log:
-            args = ["train", str(run), "--data", str(data), "--seed", str(seed)]
-            if cfg is not None:
-                args += ["--config", str(cfg)]
-            args += ["--stages", stages]
-            start = time.perf_counter()
-            edgeped(*args, log=log)
-            seconds = time.perf_counter() - start
-            timing.write_text(json.dumps({"train_seconds": seconds}))
+            if qat_from:
+                record = qat_only(data, name, seed, run, work / qat_from / f"s{seed}", log)
+            else:
+                cfg = config_file(name, work)
+                stages = VARIANTS[name][1] or ",".join(DEFAULT_STAGES)
+                args = ["train", str(run), "--data", str(data), "--seed", str(seed)]
+                if cfg is not None:
+                    args += ["--config", str(cfg)]
+                args += ["--stages", stages]
+                start = time.perf_counter()
+                edgeped(*args, log=log)
+                record = {"train_seconds": time.perf_counter() - start}
+            timing.write_text(json.dumps(record))
             edgeped("convert", str(run), log=log)
             edgeped("eval", str(run), log=log)
     m = json.loads(metrics.read_text())
