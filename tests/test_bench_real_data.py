@@ -1,0 +1,49 @@
+"""benchmarks/bench_real_data.py: every recipe variant is a config `edgeped train` accepts.
+
+A variant with a misspelt key or stage would otherwise fail only when its run starts, often
+an hour into a benchmark round; these checks need no training.
+"""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from edgeped.train.config import DEFAULT_STAGES, TrainConfig
+from edgeped.train.profiles import profile_config
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import bench_real_data as brd  # noqa: E402
+
+
+def _config(name: str, work: Path) -> TrainConfig:
+    path = brd.config_file(name, work)
+    overrides = tomllib.loads(path.read_text()) if path is not None else {}
+    stages = (brd.VARIANTS[name][1] or ",".join(DEFAULT_STAGES)).split(",")
+    config = profile_config("default", "data", overrides, where=name)
+    return config.with_overrides(stages=tuple(stages))
+
+
+@pytest.mark.parametrize("name", sorted(brd.VARIANTS))
+def test_every_variant_is_a_valid_train_config(name, tmp_path):
+    config = _config(name, tmp_path)
+    assert config.stages[-1] == "student_qat", "the benchmark's headline is the QAT int8 model"
+
+
+def test_a_misspelt_variant_key_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setitem(brd.VARIANTS, "typo", ("[student_stage]\npatiense = 3\n", None))
+    with pytest.raises(ValueError, match="patiense"):
+        _config("typo", tmp_path)
+
+
+def test_distill_mobilenet_teaches_the_default_student_with_the_reference():
+    config = _config("distill-mobilenet", Path("."))
+    default = _config("default", Path("."))
+    assert config.teacher.architecture == "mobilenet" and config.teacher.width == 1.0
+    assert config.student == default.student
+    assert "student_distilled" in config.stages and "student" not in config.stages
