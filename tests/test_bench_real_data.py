@@ -41,9 +41,9 @@ def test_a_misspelt_variant_key_is_refused(tmp_path, monkeypatch):
         _config("typo", tmp_path)
 
 
-def test_distill_mobilenet_teaches_the_default_student_with_the_reference():
-    config = _config("distill-mobilenet", Path("."))
-    default = _config("default", Path("."))
+def test_distill_mobilenet_teaches_the_default_student_with_the_reference(tmp_path):
+    config = _config("distill-mobilenet", tmp_path)
+    default = _config("default", tmp_path)
     assert config.teacher.architecture == "mobilenet" and config.teacher.width == 1.0
     assert config.student == default.student
     assert "student_distilled" in config.stages and "student" not in config.stages

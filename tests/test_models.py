@@ -42,7 +42,7 @@ def test_fused_student_replaces_the_full_resolution_block_with_one_conv():
     assert model.count_params() > 2 * student.count_params()
 
 
-@pytest.mark.parametrize("arch", ["student", "student_fused", "mobilenet"])
+@pytest.mark.parametrize("arch", ["student", "student_fused", "mobilenet", "vgg"])
 def test_family_members_take_both_inputs_and_quantise(arch):
     from edgeped._keras import tfmot
 

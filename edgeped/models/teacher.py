@@ -1,4 +1,12 @@
-"""The float teacher: a plain VGG-style CNN, accurate and not meant for the ECU."""
+"""Plain VGG-style CNNs: the float teacher, and the same stack thinned as an int8 student.
+
+Two 3x3 convs + BN + ReLU per stage, max pooling between stages. At width 0.5 it is the
+teacher (27 MMAC, 2.8 M cortex-a76 instructions per int8 invoke: not meant for the ECU);
+`vgg` at width 0.25 is the same graph at 6.9 MMAC and 1.29 M instructions. Regular 3x3
+convs run at several MACs per a76 instruction where depthwise ones run at about one
+(benchmarks/results/variants-vm-20261201-round2.md), and every layer is one tfmot's
+default 8-bit scheme quantises.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +16,7 @@ from edgeped.models.registry import ModelSpec, register
 STAGES = (32, 64, 128, 256)
 
 
-@register("teacher")
-def build_teacher(spec: ModelSpec):
+def _plain_cnn(spec: ModelSpec, name: str):
     from edgeped._keras import keras
 
     layers = keras.layers
@@ -34,4 +41,15 @@ def build_teacher(spec: ModelSpec):
         meta_units=32,
         dropout=max(spec.dropout, 0.2),
     )
-    return finish(keras, image, meta, score, "teacher")
+    return finish(keras, image, meta, score, name)
+
+
+@register("teacher")
+def build_teacher(spec: ModelSpec):
+    return _plain_cnn(spec, "teacher")
+
+
+@register("vgg")
+def build_vgg(spec: ModelSpec):
+    """The teacher's stack as a student (`[student] architecture = "vgg"`, width 0.25)."""
+    return _plain_cnn(spec, "vgg")

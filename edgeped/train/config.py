@@ -205,8 +205,8 @@ class TrainConfig:
                 )
         if self.student.architecture == "teacher":
             raise ValueError(
-                "student.architecture must be an int8-friendly one (student, student_fused, "
-                "mobilenet, tiny), got 'teacher'"
+                "student.architecture must be one sized for the ECU (student, student_fused, "
+                "mobilenet, vgg, tiny), got 'teacher' (its stack at a budget width is 'vgg')"
             )
 
     def to_dict(self) -> dict[str, Any]:
