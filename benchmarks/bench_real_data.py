@@ -134,6 +134,11 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
     # The teacher's plain 3x3-conv stack thinned to the budget (1.29 M a76 at w0.25): the
     # default teacher (w0.5, 2.8 M) ranks best of every model trained on this split.
     "vgg-w0.25": ('[student]\narchitecture = "vgg"\nwidth = 0.25\n', None),
+    # ... taught by that teacher (distillation kept only where the teacher wins on val).
+    "vgg-w0.25-distill": (
+        '[student]\narchitecture = "vgg"\nwidth = 0.25\n',
+        "teacher,student,student_distilled,student_qat",
+    ),
     # The demo's short profile.
     "demo": (str(HERE.parent / "configs" / "demo.toml"), None),
 }
