@@ -70,6 +70,9 @@ metadata_dropout = 0.1
 """
 
 STUDENT = '[student]\narchitecture = "student"\nwidth = 1.0\ndepth = 1\n'
+# The default student from 2026-12-01 until vgg w0.25 (2026-12-02); the rows measured as
+# "default" before then are this student with the default recipe.
+FUSED15 = '[student]\narchitecture = "student_fused"\nwidth = 1.5\n'
 _STAGES = (
     '[student_stage]\nepochs = 40\nlearning_rate = 0.003\npatience = 8\nschedule = "{0}"\n'
     '[qat_stage]\nepochs = 8\nlearning_rate = 0.0003\npatience = 3\nschedule = "{0}"\n'
@@ -79,11 +82,12 @@ COSINE, PLATEAU = _STAGES.format("cosine"), _STAGES.format("plateau")
 # name -> (config TOML text or None for the shipped defaults, stages or None for default)
 VARIANTS: dict[str, tuple[str | None, str | None]] = {
     "today": (TODAY, "teacher,student_distilled,student_qat"),
-    "default": (None, None),  # student_fused w1.5, plateau schedule
+    "default": (None, None),  # vgg w0.25, plateau schedule
     # The steps from the recipe before to the default, one change at a time.
     "student-cosine": (STUDENT + COSINE, None),  # the default until student_fused + plateau
     "student-plateau": (STUDENT + PLATEAU, None),
-    "fused-w1.5-cosine": (COSINE, None),
+    "fused-w1.5-cosine": (FUSED15 + COSINE, None),
+    "fused-w1.5": (FUSED15, None),  # the default before vgg
     # Ablations of the default, one suspect at a time (keys not given keep the default).
     "default-sampler": ('imbalance = "sample"\n', None),
     "default-fixed6": ('[student_stage]\nepochs = 6\npatience = 0\nschedule = "cosine"\n', None),
@@ -105,7 +109,7 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
     # cost. Trained like the reference student; no labels-only student stage (the default's
     # own runs are that comparison), so the distillation decision is "always".
     "distill-mobilenet": (
-        '[teacher]\narchitecture = "mobilenet"\nwidth = 1.0\n'
+        FUSED15 + '[teacher]\narchitecture = "mobilenet"\nwidth = 1.0\n'
         '[teacher_stage]\nepochs = 30\nlearning_rate = 0.003\npatience = 6\nschedule = "plateau"\n',
         "teacher,student_distilled,student_qat",
     ),

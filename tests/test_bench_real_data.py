@@ -41,9 +41,8 @@ def test_a_misspelt_variant_key_is_refused(tmp_path, monkeypatch):
         _config("typo", tmp_path)
 
 
-def test_distill_mobilenet_teaches_the_default_student_with_the_reference(tmp_path):
+def test_distill_mobilenet_teaches_the_fused_student_it_was_measured_with(tmp_path):
     config = _config("distill-mobilenet", tmp_path)
-    default = _config("default", tmp_path)
     assert config.teacher.architecture == "mobilenet" and config.teacher.width == 1.0
-    assert config.student == default.student
+    assert (config.student.architecture, config.student.width) == ("student_fused", 1.5)
     assert "student_distilled" in config.stages and "student" not in config.stages

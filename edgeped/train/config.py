@@ -143,7 +143,7 @@ class TrainConfig:
     # Which stages `edgeped train` runs (pipeline order; --stages overrides).
     stages: tuple[str, ...] = DEFAULT_STAGES
     teacher: ModelSpec = field(default_factory=lambda: ModelSpec("teacher", width=0.5))
-    student: ModelSpec = field(default_factory=lambda: ModelSpec("student_fused", width=1.5))
+    student: ModelSpec = field(default_factory=lambda: ModelSpec("vgg", width=0.25))
     teacher_stage: StageConfig = field(
         default_factory=lambda: StageConfig(30, 2e-3, patience=6, schedule="plateau")
     )
