@@ -105,9 +105,9 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
     "default-ema997": ("[student_stage]\nema = 0.997\n", None),
     "default-distill": (None, "teacher,student,student_distilled,student_qat"),
     # The best-ranking model measured (the v1-style reference, AUC-PR 0.994, 2.95 M a76
-    # instructions) as the teacher of the default student: its ranking at the student's
-    # cost. Trained like the reference student; no labels-only student stage (the default's
-    # own runs are that comparison), so the distillation decision is "always".
+    # instructions) as the teacher of the fused student (the default when measured): its
+    # ranking at the student's cost. Trained like the reference student; no labels-only
+    # student stage (fused-w1.5's runs are that comparison), so the decision is "always".
     "distill-mobilenet": (
         FUSED15 + '[teacher]\narchitecture = "mobilenet"\nwidth = 1.0\n'
         '[teacher_stage]\nepochs = 30\nlearning_rate = 0.003\npatience = 6\nschedule = "plateau"\n',
@@ -136,7 +136,8 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
     # The v1-style stack thinned to the default's instruction budget (1.38 M a76 at w0.5).
     "mobilenet-w0.5": ('[student]\narchitecture = "mobilenet"\nwidth = 0.5\n', None),
     # The teacher's plain 3x3-conv stack thinned to the budget (1.29 M a76 at w0.25): the
-    # default teacher (w0.5, 2.8 M) ranks best of every model trained on this split.
+    # default teacher (w0.5, 2.8 M) ranks best of every model trained on this split. The
+    # same config as "default" since it became the default; its results carry this name.
     "vgg-w0.25": ('[student]\narchitecture = "vgg"\nwidth = 0.25\n', None),
     # ... taught by that teacher (distillation kept only where the teacher wins on val).
     "vgg-w0.25-distill": (
