@@ -547,6 +547,7 @@ def health_check(folder: str, manifest: dict, latency_ms_p95=None, runs: int = 5
         io = runner.ModelIO(interpreter, np)
         io.resize(1)
         mean, std, clip, _ = runner.load_preprocess(os.path.join(folder, "preprocess.json"))
+        rule = runner.load_image_rule(os.path.join(folder, "preprocess.json"))
         images, metadata, _ = runner.load_crops(os.path.join(folder, "crops.npz"), np, 1, 0)
         golden = runner.load_golden(os.path.join(folder, "golden.npz"), np)
     except runner.RunnerError as exc:
@@ -555,7 +556,7 @@ def health_check(folder: str, manifest: dict, latency_ms_p95=None, runs: int = 5
     add("load", True, f"{runtime['name']} {runtime['version']}")
     card = read_json(os.path.join(folder, "card.json"))
     add("io", *_io_matches(io.quantisation(), card))
-    pre = runner.Preprocessor(io, mean, std, clip)
+    pre = runner.Preprocessor(io, mean, std, clip, rule)
     raw, probs = runner.compute_outputs(pre, images, metadata, np)
     add("parity", *_parity(raw, probs, golden, manifest["model"]["sha256"], np))
     finite = bool(np.all(np.isfinite(probs)))

@@ -248,20 +248,71 @@ class ModelIO:
         return out
 
 
+IMAGE_RULES = ("fixed", "standardize")
+# The "standardize" rule's constants: the twin of edgeped.data.preprocess (a test keeps
+# the two bit-identical).
+STD_FLOOR = 4.0
+STD_OUT_SCALE = 0.5
+STD_OUT_CLIP = 2.0
+
+
+def standardize_tables(crops, np):
+    """Per crop and channel, the float32 input value of every u8 level: (N, 3, 256).
+
+    Mean and std come from exact integer sums and float64 arithmetic, so every machine
+    computes the same table bit for bit.
+    """
+    n = crops.shape[0]
+    flat = crops.reshape(n, -1, crops.shape[-1])
+    count = flat.shape[1]
+    total = flat.sum(axis=1, dtype=np.int64)
+    squares = np.einsum("npc,npc->nc", flat, flat, dtype=np.int64)
+    mean = total.astype(np.float64) / count
+    var = (squares * count - total * total).astype(np.float64) / (float(count) * count)
+    inv = STD_OUT_SCALE / np.maximum(np.sqrt(np.maximum(var, 0.0)), STD_FLOOR)
+    levels = np.arange(256, dtype=np.float64)
+    x = (levels[None, None, :] - mean[..., None]) * inv[..., None]
+    return np.clip(x, -STD_OUT_CLIP, STD_OUT_CLIP).astype(np.float32)
+
+
+def lookup(crops, tables, np):
+    """Every pixel through its crop's channel table: one gather, the table's dtype."""
+    n, channels = crops.shape[0], crops.shape[-1]
+    offsets = (np.arange(n)[:, None] * channels + np.arange(channels)[None, :]) * 256
+    return tables.reshape(-1)[crops.astype(np.intp) + offsets[:, None, None, :]]
+
+
 class Preprocessor:
     """uint8 crops and raw metadata to the model's input tensors (the training-side rule)."""
 
-    def __init__(self, io: ModelIO, mean, std, clip: float) -> None:
+    def __init__(self, io: ModelIO, mean, std, clip: float, image_rule: str = "fixed") -> None:
         np = io.np
         self.np = np
         self.io = io
         self.mean = np.asarray(mean, dtype=np.float32)
         self.std = np.asarray(std, dtype=np.float32)
         self.clip = float(clip)
+        if image_rule not in IMAGE_RULES:
+            raise RunnerError(
+                "preprocess_invalid",
+                f"unknown image rule {image_rule!r}",
+                f"the model card's preprocessing.image.rule must be one of {IMAGE_RULES}",
+            )
+        self.image_rule = image_rule
 
     def image(self, crops):
         np = self.np
         d = self.io.image
+        if self.image_rule == "standardize":
+            tables = standardize_tables(crops, np)
+            if np.dtype(d["dtype"]) == np.dtype(np.float32):
+                return lookup(crops, tables, np)
+            # Fused: quantise the 3 x 256 table values, then one gather per pixel; the same
+            # int8 values as quantising each pixel's float, since a pixel's value depends
+            # only on its level and channel.
+            scale, zero = d["quantization"]
+            q = np.clip(np.round(tables / scale) + zero, -128, 127).astype(np.int8)
+            return lookup(crops, q, np)
         if np.dtype(d["dtype"]) == np.dtype(np.float32):
             return (crops.astype(np.float32) - 128.0) / 128.0
         scale, zero = d["quantization"]
@@ -374,6 +425,29 @@ def load_preprocess(path):
             "regenerate the preprocessing section of the model card",
         )
     return mean, std, clip, path
+
+
+def load_image_rule(path) -> str:
+    """The image rule named in a preprocessing JSON ("fixed" when it names none)."""
+    if path is None:
+        return "fixed"
+    try:
+        with open(path, encoding="utf-8") as handle:
+            spec = json.load(handle)
+        rule = (spec.get("image") or {}).get("rule", "fixed")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise RunnerError(
+            "preprocess_invalid",
+            f"cannot read preprocessing {path}: {exc}",
+            'it must hold {"image": {"rule": "fixed"|"standardize"}, "metadata": {...}}',
+        ) from exc
+    if rule not in IMAGE_RULES:
+        raise RunnerError(
+            "preprocess_invalid",
+            f"{path}: unknown image rule {rule!r}",
+            f"use one of {IMAGE_RULES} (regenerate the preprocessing section of the model card)",
+        )
+    return rule
 
 
 def sha256_file(path: str) -> str:
@@ -676,7 +750,7 @@ def run(args) -> dict:
         io = ModelIO(interpreter, np)
         io.resize(args.batch)
         init_ms = (time.perf_counter() - t0) * 1e3
-        pre = Preprocessor(io, mean, std, clip)
+        pre = Preprocessor(io, mean, std, clip, load_image_rule(args.preprocess))
         feed = batches(images, metadata, args.batch, np)
 
         crops, meta = next(feed)
@@ -901,7 +975,8 @@ def write_golden(args) -> dict:
     interpreter = make_interpreter(data, args.model, Interpreter, load_delegate, resolver, args)
     io = ModelIO(interpreter, np)
     io.resize(args.batch)
-    raw, probs = compute_outputs(Preprocessor(io, mean, std, clip), images, metadata, np)
+    pre = Preprocessor(io, mean, std, clip, load_image_rule(args.preprocess))
+    raw, probs = compute_outputs(pre, images, metadata, np)
     tmp = args.write_golden + ".tmp.npz"
     np.savez(
         tmp, raw=raw, probabilities=probs, model_sha256=np.array(hashlib.sha256(data).hexdigest())
@@ -1026,6 +1101,7 @@ class ShadowModel:
             pre.get("mean", [0.0] * META_FEATURES),
             pre.get("std", [1.0] * META_FEATURES),
             pre.get("clip", 4.0),
+            str(spec.get("image_rule") or "fixed"),
         )
         self.name = str(spec.get("name") or role)
         self.threshold = float(spec["threshold"])

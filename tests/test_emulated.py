@@ -145,3 +145,37 @@ def test_crops_travel_unchanged(arm64_board, device_crops, tmp_path):
 
     want = hashlib.sha256(np.load(device_crops)["images"].tobytes()).hexdigest()
     assert proc.stdout.strip() == want
+
+
+def test_standardize_rule_parity_is_bit_exact_on_the_board(
+    arm64_board, device_models, device_crops, tmp_path
+):
+    """The per-crop image rule (integer sums, float64, table look-up) on aarch64 numpy."""
+    import json
+
+    pre = tmp_path / "preprocess.json"
+    pre.write_text(
+        json.dumps(
+            {
+                "image": {"rule": "standardize"},
+                "metadata": {"mean": [3.0] * 6, "std": [2.0] * 6, "clip": 4.0},
+            }
+        )
+    )
+    golden = tmp_path / "golden.npz"
+    common = ["--crops", device_crops, "--preprocess", pre]
+    code, _, _ = run_device_runner(device_models["int8"], *common, "--write-golden", golden)
+    assert code == 0
+    fixed = tmp_path / "golden-fixed.npz"
+    code, _, _ = run_device_runner(
+        device_models["int8"], "--crops", device_crops, "--write-golden", fixed
+    )
+    assert code == 0
+    # The rule reaches the model: its outputs differ from the fixed rule's.
+    assert not np.array_equal(np.load(golden)["raw"], np.load(fixed)["raw"])
+    code, result, _ = _emulated(
+        arm64_board, device_models["int8"], *common, "--golden", golden, *FEW
+    )
+    assert code == 0, result
+    parity = result["parity"]
+    assert parity["exact"] is True and parity["mismatches"] == 0 and parity["n"] == 6

@@ -37,6 +37,29 @@ def test_tf_pipeline_matches_numpy_preprocessing(tmp_path):
     assert metas[0, 6:].sum() == 0 and metas[1, 6 + 2] == 0  # missing -> mask 0
 
 
+def test_tf_twin_of_the_standardize_rule_matches_numpy(tmp_path):
+    """Training sees (within float32 rounding) the tensor eval and the device compute."""
+    ds, batch = _dataset(tmp_path)
+    prep = Preprocessing.from_manifest_stats(ds.metadata_stats(), image_rule="standardize")
+    images, _, _ = _collect(
+        make_dataset(ds, "train", prep, PipelineOptions(batch_size=4), shuffle=False)
+    )
+    np.testing.assert_allclose(images, prep.image(batch.images), atol=2e-5)
+    assert np.abs(images).max() <= 2.0 and images.std() > 0.2
+
+
+def test_camera_augmentations_run_before_the_standardize_rule(tmp_path):
+    ds, batch = _dataset(tmp_path)
+    prep = Preprocessing.from_manifest_stats(ds.metadata_stats(), image_rule="standardize")
+    heavy = AugmentConfig(dark=1.0, noise=1.0, tone=1.0, mix=0.5, occlude=0.5)
+    opts = PipelineOptions(batch_size=10, augment=heavy)
+    images = next(iter(make_dataset(ds, "train", prep, opts, shuffle=False)))[0]["image"].numpy()
+    assert np.abs(images).max() <= 2.0
+    # A darkened, noisy crop is still standardised: every crop is centred per channel.
+    np.testing.assert_allclose(images.mean(axis=(1, 2)), 0.0, atol=0.15)
+    assert not np.allclose(images, prep.image(batch.images), atol=1e-3)
+
+
 def test_exclude_leaves_out_a_condition(tmp_path):
     ds, batch = _dataset(tmp_path)
     prep = Preprocessing.from_manifest_stats(ds.metadata_stats())

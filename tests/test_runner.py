@@ -286,3 +286,49 @@ def test_runner_preprocessing_matches_the_training_contract(runner_module):
     float_io.image = {"dtype": np.float32, "quantization": (0.0, 0)}
     as_float = runner_module.Preprocessor(float_io, mean=mean, std=std, clip=4.0)
     np.testing.assert_array_equal(as_float.image(crops), contract.image(crops))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_runner_standardize_rule_is_the_hosts_bit_for_bit(runner_module, seed):
+    """The per-crop rule: the runner's fused table look-up gives eval's tensor exactly."""
+    from edgeped.data.preprocess import Preprocessing
+    from edgeped.evaluate.inference import quantize
+
+    rng = np.random.default_rng(seed)
+    crops = rng.integers(0, 256, (5, 128, 64, 3), dtype=np.uint8)
+    crops[1] = rng.integers(0, 6, (128, 64, 3), dtype=np.uint8)  # dark: std under the floor
+    crops[2] = 200  # flat: std 0
+    crops[3] = (crops[3] // 2 + 60).astype(np.uint8)  # low contrast
+    host = Preprocessing(mean=(0.0,) * 6, std=(1.0,) * 6, image_rule="standardize")
+    x = host.image(crops)
+    assert x.dtype == np.float32 and np.abs(x).max() <= 2.0
+    np.testing.assert_array_equal(x[2], 0.0)
+    # Each crop's channels are centred and, above the floor, scaled to std 0.5.
+    centred = x[0].reshape(-1, 3)
+    np.testing.assert_allclose(centred.mean(0), 0.0, atol=1e-3)
+    np.testing.assert_allclose(centred.std(0), 0.5, rtol=0.02)
+    float_io = _FakeIO(np.float32)
+    float_io.image = {"dtype": np.float32, "quantization": (0.0, 0)}
+    as_float = runner_module.Preprocessor(float_io, [0.0] * 6, [1.0] * 6, 4.0, "standardize")
+    np.testing.assert_array_equal(as_float.image(crops), x)
+    for scale, zero in ((1 / 64, 0), (0.0157, -3), (1 / 128, 0)):
+        io = _FakeIO(np.float32)
+        io.image = {"dtype": np.int8, "quantization": (scale, zero)}
+        device = runner_module.Preprocessor(io, [0.0] * 6, [1.0] * 6, 4.0, "standardize")
+        np.testing.assert_array_equal(device.image(crops), quantize(x, scale, zero, "int8"))
+
+
+def test_runner_reads_the_image_rule_and_refuses_unknown_ones(runner_module, tmp_path):
+    import json
+
+    path = tmp_path / "pre.json"
+    assert runner_module.load_image_rule(None) == "fixed"
+    path.write_text(json.dumps({"metadata": {"mean": [0] * 6, "std": [1] * 6}}))
+    assert runner_module.load_image_rule(str(path)) == "fixed"  # cards before the rule existed
+    path.write_text(json.dumps({"image": {"rule": "standardize"}, "metadata": {}}))
+    assert runner_module.load_image_rule(str(path)) == "standardize"
+    path.write_text(json.dumps({"image": {"rule": "equalize"}}))
+    with pytest.raises(runner_module.RunnerError, match="equalize"):
+        runner_module.load_image_rule(str(path))
+    with pytest.raises(runner_module.RunnerError, match="image rule"):
+        runner_module.Preprocessor(_FakeIO(np.float32), [0.0] * 6, [1.0] * 6, 4.0, "bogus")

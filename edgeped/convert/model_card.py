@@ -36,7 +36,8 @@ def build_card(
     if image is None:
         raise EdgepedError(f"{file_name} has no 4-D image input", "re-export the model")
     u8_minus_128 = (
-        image.dtype == "int8"
+        prep.image_rule == "fixed"
+        and image.dtype == "int8"
         and abs(image.scale * PIXEL_SCALE - 1.0) < 1e-6
         and image.zero_point == 0
     )

@@ -85,7 +85,8 @@ def convert_run(
             "run from the folder the run was trained in, or put the dataset back at that path",
         )
     dataset = Dataset.open(data_dir)
-    prep = Preprocessing.from_manifest_stats(dataset.metadata_stats())
+    image_rule = str((config.get("config") or {}).get("image_rule", "fixed"))
+    prep = Preprocessing.from_manifest_stats(dataset.metadata_stats(), image_rule=image_rule)
     plan = [p for p in PLAN if only is None or p[0] in only]
     if only:
         unknown = sorted(set(only) - {p[0] for p in PLAN})

@@ -8,7 +8,14 @@ import numpy as np
 
 from edgeped.data.augment import AugmentConfig, augment_image
 from edgeped.data.positives import positive_files
-from edgeped.data.preprocess import PIXEL_OFFSET, PIXEL_SCALE, Preprocessing
+from edgeped.data.preprocess import (
+    PIXEL_OFFSET,
+    PIXEL_SCALE,
+    STD_FLOOR,
+    STD_OUT_CLIP,
+    STD_OUT_SCALE,
+    Preprocessing,
+)
 from edgeped.data.schema import CROP_SHAPE, NUM_METADATA, PLAIN_NEGATIVE_KINDS, TAG_FIELDS
 from edgeped.data.shards import Dataset
 from edgeped.errors import EdgepedError
@@ -161,6 +168,13 @@ def make_dataset(
     def negative(payload):
         return tf.logical_not(positive(payload))
 
+    def standardize(levels):
+        """The TensorFlow twin of the "standardize" rule on u8-scale floats (HxWx3)."""
+        mean = tf.reduce_mean(levels, axis=[0, 1], keepdims=True)
+        std = tf.sqrt(tf.maximum(tf.reduce_mean(tf.square(levels - mean), axis=[0, 1]), 0.0))
+        scale = STD_OUT_SCALE / tf.maximum(std, STD_FLOOR)
+        return tf.clip_by_value((levels - mean) * scale, -STD_OUT_CLIP, STD_OUT_CLIP)
+
     def prepare(image, meta, label, seed):
         image = (tf.cast(image, tf.float32) - PIXEL_OFFSET) / PIXEL_SCALE
         present = tf.logical_not(tf.math.is_nan(meta))
@@ -175,6 +189,11 @@ def make_dataset(
                     tf.random.stateless_uniform([], meta_seed) >= options.augment.metadata_dropout
                 )
                 meta_in = meta_in * tf.cast(keep, tf.float32)
+        if prep.image_rule == "standardize":
+            # Augmentations imitate the camera, so they act before the rule, as a
+            # corruption does before the device applies it.
+            # Rounded to u8 levels first: a dark crop has few levels on the device too.
+            image = standardize(tf.round(image * PIXEL_SCALE + PIXEL_OFFSET))
         weight = tf.where(label[0] > 0.5, options.pos_weight, 1.0)
         inputs = {"image": image, "meta": meta_in} if options.use_metadata else {"image": image}
         return inputs, label, weight

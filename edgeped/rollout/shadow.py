@@ -127,6 +127,7 @@ def model_spec(model: Path, name: str | None = None) -> dict[str, Any]:
         "threshold": float(threshold["score"]),
         "threshold_int8": threshold.get("int8"),
         "preprocess": pre.get("metadata"),
+        "image_rule": (pre.get("image") or {}).get("rule", "fixed"),
         "sha256": card["model"]["sha256"],
         "dataset": card.get("source", {}).get("dataset"),
     }

@@ -237,7 +237,11 @@ def preprocess_from_card(model: Path) -> dict[str, Any] | None:
             f"model card {card}: preprocessing has no metadata mean/std",
             "regenerate the model card, or pass --preprocess FILE",
         )
-    return {"metadata": {"mean": meta["mean"], "std": meta["std"], "clip": meta.get("clip", 4.0)}}
+    image = section.get("image") if isinstance(section.get("image"), dict) else {}
+    return {
+        "image": {"rule": str(image.get("rule", "fixed"))},
+        "metadata": {"mean": meta["mean"], "std": meta["std"], "clip": meta.get("clip", 4.0)},
+    }
 
 
 def make_random_crops(path: Path, count: int, seed: int) -> Path:

@@ -50,11 +50,16 @@ def load_checkpoint(path: str | Path):
         ) from exc
 
 
-def fix_input_ranges(qat_model, metadata_range: tuple[float, float] | None = None) -> int:
-    """Pins the image input quantiser to [-1, 127/128] so the int8 input is q = u8 - 128.
+def fix_input_ranges(
+    qat_model,
+    metadata_range: tuple[float, float] | None = None,
+    image_range: tuple[float, float] = INPUT_RANGE,
+) -> int:
+    """Pins the image input quantiser to `image_range` (the image rule's, see
+    edgeped.data.preprocess.IMAGE_INPUT_RANGES; by default [-1, 127/128], q = u8 - 128).
 
     tfmot tracks the input range from data; pinning it makes the converted
-    model's input scale exactly 1/128 with zero point 0. With `metadata_range`
+    model's input scale exact (1/128 for the fixed rule) with zero point 0. With `metadata_range`
     the metadata input (z clipped to +/-clip, mask 0/1) is pinned too: its
     AllValuesQuantizer assigns min/max locally on each replica, so under
     multi-worker training the workers' ranges diverge unless they are fixed.
@@ -66,7 +71,7 @@ def fix_input_ranges(qat_model, metadata_range: tuple[float, float] | None = Non
             continue
         rank = len(layer.input_shape)
         if rank == 4:
-            low, high = INPUT_RANGE
+            low, high = image_range
         elif rank == 2 and metadata_range is not None:
             low, high = metadata_range
         else:

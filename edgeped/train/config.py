@@ -7,6 +7,7 @@ from typing import Any
 
 from edgeped.config import from_mapping
 from edgeped.data.augment import AugmentConfig
+from edgeped.data.preprocess import IMAGE_RULES
 from edgeped.data.schema import TAG_VOCABULARIES
 from edgeped.layout import STAGES  # noqa: F401  (the run layout names the stages)
 from edgeped.models.registry import ModelSpec
@@ -166,6 +167,9 @@ class TrainConfig:
     positive_fraction: float = 0.25
     pos_weight_power: float = 0.5
     augment: AugmentConfig = field(default_factory=lambda: REAL_DATA_AUGMENT)
+    # How a crop becomes the image input: "fixed" (u8 - 128) / 128, or "standardize"
+    # (per crop and channel; see edgeped.data.preprocess). The model card carries it.
+    image_rule: str = "fixed"
     shuffle_buffer: int = 4096
     # Held-out conditions: "tag=value" entries left out of training (e.g. "lighting=night").
     exclude: tuple[str, ...] = ()
@@ -180,6 +184,8 @@ class TrainConfig:
             raise ValueError(f"stages must be a non-empty list of {STAGES}, got {self.stages}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.image_rule not in IMAGE_RULES:
+            raise ValueError(f"image_rule must be one of {IMAGE_RULES}, got {self.image_rule!r}")
         if self.loss not in LOSS_NAMES:
             raise ValueError(f"loss must be one of {LOSS_NAMES}, got {self.loss!r}")
         if self.focal_gamma < 0 or not 0 < self.focal_alpha < 1:

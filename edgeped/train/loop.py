@@ -19,7 +19,7 @@ from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
-from edgeped.data.preprocess import Preprocessing
+from edgeped.data.preprocess import IMAGE_INPUT_RANGES, Preprocessing
 from edgeped.data.shards import Dataset
 from edgeped.errors import EdgepedError
 from edgeped.layout import CHECKPOINTS
@@ -58,7 +58,9 @@ class _Session:
                     f"the {split} split of {config.data_dir} is empty",
                     "generate more drives so every split gets some",
                 )
-        self.prep = Preprocessing.from_manifest_stats(self.dataset.metadata_stats())
+        self.prep = Preprocessing.from_manifest_stats(
+            self.dataset.metadata_stats(), image_rule=config.image_rule
+        )
         natural = positive_weight(self.dataset, config.pos_weight_power)
         self.pos_weight = natural if config.imbalance == "weight" else 1.0
         self.sampled = config.imbalance == "sample"
@@ -71,6 +73,7 @@ class _Session:
         self.epoch_steps = -(-self.dataset.count("train") // config.batch_size)
         # The metadata input is concat(z clipped to +/-clip, mask in {0, 1}).
         self.metadata_range = (-self.prep.clip, self.prep.clip)
+        self.image_range = IMAGE_INPUT_RANGES[self.prep.image_rule]
         self.strategy = strategy
         # Best val AUC-PR per stage: this session's results plus an earlier train_log of
         # the same dataset (stages may run in separate `edgeped train` calls).
@@ -357,7 +360,7 @@ def _student_qat(s: _Session) -> StageResult:
     scope = mot.quantization.keras.quantize_scope
     parent = s.float_parent()
     qat_model = mot.quantization.keras.quantize_model(load_checkpoint(s.run / parent))
-    fix_input_ranges(qat_model, s.metadata_range)
+    fix_input_ranges(qat_model, s.metadata_range, s.image_range)
     trainee = qat_model
     if parent == CHECKPOINTS["student_distilled"]:
         d = s.config.distill
@@ -368,7 +371,7 @@ def _student_qat(s: _Session) -> StageResult:
     result = s.fit(trainee, qat_model, "student_qat", s.config.qat_stage, out, scope=scope)
     # Re-pin the input range on the best checkpoint and store that as the QAT model.
     best = load_checkpoint(out)
-    fix_input_ranges(best, s.metadata_range)
+    fix_input_ranges(best, s.metadata_range, s.image_range)
     save_h5(best, out, scope)
     parent_stage = parent.removesuffix(".h5")
     decision = {
