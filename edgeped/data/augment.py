@@ -26,6 +26,12 @@ class AugmentConfig:
     metadata_dropout: float = 0.1  # whole-record dropout, as from a sensor outage
     zoom: float = 0.0  # zoom in x1.0-1.25: a tighter box cuts off the head or the feet
     occlude: float = 0.0  # a noise block over 10-35% of the crop, as a pole or a car in front
+    # Camera-physics families for shift robustness (see docs/robustness.md, which suite
+    # families each one is related to; the others are held out of training):
+    dark: float = 0.0  # light x0.01-0.5 in linear units, shot + read noise, auto-gain
+    noise: float = 0.0  # sensor noise at normal exposure (gain 0-18 dB), chroma + luma
+    tone: float = 0.0  # a random tone curve (gamma 0.5-2) and a black/white level shift
+    mix: float = 0.0  # AugMix-style: blend the augmented crop with the clean one (w ~ U(0, 1))
 
     def __post_init__(self) -> None:
         for name in (
@@ -37,6 +43,10 @@ class AugmentConfig:
             "metadata_dropout",
             "zoom",
             "occlude",
+            "dark",
+            "noise",
+            "tone",
+            "mix",
         ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -125,7 +135,62 @@ def _occlude(tf, image, seed):
         & (cols < corner[1] + size[1])
     )
     noise = tf.random.stateless_uniform(tf.shape(image), fill_seed, -1.0, 1.0)
-    return tf.where(inside[:, :, None], noise, image)
+    # Half the occluders are flat (a painted pole, a car door), half textured.
+    flat_seed = tf.random.experimental.stateless_fold_in(fill_seed, 1)
+    tone = tf.random.stateless_uniform([3], tf.random.experimental.stateless_fold_in(fill_seed, 2))
+    flat = tf.random.stateless_uniform([], flat_seed) < 0.5
+    fill = tf.where(flat, tf.ones_like(image) * (tone * 1.5 - 1.0), noise)
+    return tf.where(inside[:, :, None], fill, image)
+
+
+_GAMMA = 2.2
+
+
+def _to_linear(tf, image):
+    return tf.pow(tf.clip_by_value((image + 1.0) * 0.5, 0.0, 1.0), _GAMMA)
+
+
+def _from_linear(tf, lin):
+    return tf.pow(tf.clip_by_value(lin, 0.0, 1.0), 1.0 / _GAMMA) * 2.0 - 1.0
+
+
+def _log_uniform(tf, seed, lo: float, hi: float):
+    import math
+
+    return tf.exp(tf.random.stateless_uniform([], seed, math.log(lo), math.log(hi)))
+
+
+def _sensor_noise(tf, lin, gain, seed):
+    """Shot and read noise on a pre-gain linear signal, then the analog gain."""
+    sigma = tf.sqrt(0.0008 * tf.maximum(lin, 0.0) + 0.003**2)
+    return (lin + sigma * tf.random.stateless_normal(tf.shape(lin), seed)) * gain
+
+
+def _dark(tf, image, seed):
+    """Too little light: the signal falls, noise stays, the camera's gain brings it back up."""
+    light_seed, gain_seed, noise_seed = _split(tf, seed, 3)
+    light = _log_uniform(tf, light_seed, 0.01, 0.5)
+    # The auto-gain recovers between none and all of the lost light.
+    gain = tf.pow(1.0 / light, tf.random.stateless_uniform([], gain_seed, 0.0, 1.0))
+    return _from_linear(tf, _sensor_noise(tf, _to_linear(tf, image) * light, gain, noise_seed))
+
+
+def _noise(tf, image, seed):
+    """High-gain sensor noise at normal exposure: the signal is kept, the noise is amplified."""
+    gain_seed, noise_seed = _split(tf, seed, 2)
+    gain = tf.pow(10.0, tf.random.stateless_uniform([], gain_seed, 0.0, 18.0) / 20.0)
+    lin = _to_linear(tf, image) / gain
+    return _from_linear(tf, _sensor_noise(tf, lin, gain, noise_seed))
+
+
+def _tone(tf, image, seed):
+    """A random tone curve: gamma 0.5-2 on [0, 1], then a black and white level shift."""
+    gamma_seed, black_seed, white_seed = _split(tf, seed, 3)
+    gamma = _log_uniform(tf, gamma_seed, 0.5, 2.0)
+    unit = tf.pow(tf.clip_by_value((image + 1.0) * 0.5, 0.0, 1.0), gamma)
+    black = tf.random.stateless_uniform([], black_seed, -0.1, 0.3)
+    white = tf.random.stateless_uniform([], white_seed, 0.7, 1.1)
+    return (black + unit * (white - black)) * 2.0 - 1.0
 
 
 def _exposure(tf, image, seed):
@@ -158,4 +223,16 @@ def augment_image(tf, image, config: AugmentConfig, seed):
     image = _maybe(tf, config.exposure, lambda x, k: _exposure(tf, x, k), image, exposure)
     image = _maybe(tf, config.night, lambda x, k: _night(tf, x, k), image, night)
     image = _maybe(tf, config.rain, lambda x, k: _rain(tf, x, k), image, rain)
+    if config.dark or config.noise or config.tone or config.mix:
+        # Streams of their own again: the draws above stay as they were with these off.
+        dark, noise, tone, mix, weight = _split(
+            tf, tf.random.experimental.stateless_fold_in(seed, 9), 5
+        )
+        before = image
+        image = _maybe(tf, config.tone, lambda x, k: _tone(tf, x, k), image, tone)
+        image = _maybe(tf, config.dark, lambda x, k: _dark(tf, x, k), image, dark)
+        image = _maybe(tf, config.noise, lambda x, k: _noise(tf, x, k), image, noise)
+        if config.mix:
+            w = tf.random.stateless_uniform([], weight)
+            image = _maybe(tf, config.mix, lambda x, _: w * x + (1.0 - w) * before, image, mix)
     return tf.clip_by_value(image, -1.0, 127.0 / 128.0)
