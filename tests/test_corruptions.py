@@ -29,7 +29,7 @@ def _crops(n: int = 6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def test_suite_covers_what_a_vehicle_camera_sees():
-    assert set(NAMES) == {
+    first = {
         "low_light",
         "headlight",
         "rain",
@@ -41,8 +41,62 @@ def test_suite_covers_what_a_vehicle_camera_sees():
         "occlusion",
         "white_balance",
     }
+    extended = {"sensor_noise", "contrast", "snow", "near_ir", "misalign", "pixelate"}
+    assert set(NAMES) == first | extended
+    assert set(c.ORIGINAL_FAMILIES) == first and NAMES[: len(first)] == list(c.ORIGINAL_FAMILIES)
     for spec in c.CORRUPTIONS.values():
         assert len(spec.severities) == 5 and spec.models
+
+
+def test_family_split_follows_the_recipe_augmentations():
+    from edgeped.data.augment import AugmentConfig
+
+    off = c.family_split(AugmentConfig.off().to_dict())
+    assert off["trained"] == [] and off["held_out"] == NAMES
+    split = c.family_split({"blur": 0.2, "dark": 0.3, "shift_px": 4, "occlude": 0.0})
+    assert split["trained"] == ["low_light", "motion_blur", "sensor_noise", "misalign"]
+    assert "occlusion" in split["held_out"] and "fog" in split["held_out"]
+    assert set(split["trained"]) | set(split["held_out"]) == set(NAMES)
+    # Every key a family names is a real [augment] key, so no family is held out by a typo.
+    keys = set(AugmentConfig().to_dict())
+    for spec in c.CORRUPTIONS.values():
+        assert set(spec.augment_keys) <= keys, spec.name
+
+
+def test_jpeg_is_pillows_codec_at_the_stated_quality():
+    import io
+
+    from PIL import Image
+
+    images, meta, _ = _crops(1)
+    for s in (1, 5):
+        quality = c.CORRUPTIONS["jpeg"].params(s)["quality"]
+        out, _ = c.corrupt(images[0], meta[0], "x", "jpeg", s)
+        buffer = io.BytesIO()
+        Image.fromarray(c.to_u8(c.to_linear(images[0]))).save(buffer, "JPEG", quality=quality)
+        expected = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+        # One more trip through linear light and back (the suite's frame) moves no level.
+        np.testing.assert_array_equal(out, c.to_u8(c.to_linear(expected)))
+
+
+def test_new_families_change_the_crop_as_described():
+    images, meta, ids = _crops()
+    mono, _ = c.corrupt_batch(images, meta, ids, "near_ir", 5)
+    assert np.abs(mono[..., 0].astype(int) - mono[..., 1]).max() <= 1  # colour gone
+    flat, _ = c.corrupt_batch(images, meta, ids, "contrast", 5)
+    assert flat.std() < 0.5 * images.std()
+    noisy, noisy_meta = c.corrupt_batch(images, meta, ids, "sensor_noise", 5)
+    assert abs(float(noisy.mean()) - float(images.mean())) < 8  # brightness kept
+    assert noisy_meta[1, c.GAIN] == pytest.approx(meta[1, c.GAIN] + 22.0)
+    moved, _ = c.corrupt_batch(images, meta, ids, "misalign", 5)
+    assert not np.array_equal(moved, images)
+    small, _ = c.corrupt_batch(images, meta, ids, "pixelate", 5)
+    # Fewer distinct rows of detail: the high-frequency energy falls.
+    assert np.abs(np.diff(small.astype(float), axis=1)).mean() < np.abs(
+        np.diff(images.astype(float), axis=1)
+    ).mean()
+    snowy, _ = c.corrupt_batch(images, meta, ids, "snow", 5)
+    assert snowy.mean() > images.mean()
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -57,7 +111,10 @@ def test_same_crop_same_bytes_in_any_batch(name):
     assert whole.dtype == np.uint8 and whole.shape == images.shape
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n not in ("defocus", "jpeg")])
+DETERMINISTIC = ("defocus", "jpeg", "contrast", "near_ir", "pixelate")
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in DETERMINISTIC])
 def test_draws_depend_on_crop_id_and_seed(name):
     images, meta, _ = _crops(1)
     a, _ = c.corrupt(images[0], meta[0], "crop-a", name, 4)
@@ -98,7 +155,8 @@ def test_metadata_moves_with_the_corruption():
     assert bright[1, c.EXPOSURE] == pytest.approx(
         min(before[1, c.EXPOSURE] * 5.5, c.MAX_EXPOSURE_MS)
     )
-    for name in ("fog", "defocus", "jpeg", "occlusion", "white_balance", "rain"):
+    unchanged = ("fog", "defocus", "jpeg", "occlusion", "white_balance", "rain", "contrast")
+    for name in (*unchanged, "near_ir", "misalign", "pixelate"):
         _, same = c.corrupt_batch(images, meta, ids, name, 5)
         np.testing.assert_array_equal(same, before)
 
@@ -130,12 +188,12 @@ def test_bad_requests_are_clear_errors():
     with pytest.raises(EdgepedError, match="severity"):
         c.corrupt(images[0], meta[0], "x", "fog", 6)
     with pytest.raises(EdgepedError, match="unknown corruption"):
-        c.corrupt(images[0], meta[0], "x", "snow", 1)
+        c.corrupt(images[0], meta[0], "x", "hail", 1)
     with pytest.raises(EdgepedError, match="uint8"):
         c.corrupt(images[0].astype(np.float32), meta[0], "x", "fog", 1)
     assert c.parse_corruptions("all") == tuple(NAMES)
     assert c.parse_corruptions("fog, rain,fog") == ("fog", "rain")
-    for bad in ("", "fog,snow"):
+    for bad in ("", "fog,hail"):
         with pytest.raises(EdgepedError, match="fix:"):
             c.parse_corruptions(bad)
 

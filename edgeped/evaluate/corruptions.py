@@ -17,6 +17,7 @@ keeps the two equal.
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +29,6 @@ from edgeped.data.schema import CROP_HEIGHT as H
 from edgeped.data.schema import CROP_WIDTH as W
 from edgeped.data.schema import METADATA_FIELDS
 from edgeped.errors import EdgepedError
-from edgeped.evaluate.jpeg import jpeg_roundtrip
 
 SEVERITIES = (1, 2, 3, 4, 5)
 GAMMA = 2.2
@@ -56,6 +56,9 @@ class Corruption:
     severities: tuple[dict[str, Any], ...]  # severity s uses severities[s - 1]
     related_augmentation: str  # the training augmentation closest to it ("" = none)
     apply: Apply  # (linear image HxWx3 float32, metadata (6,), rng, params) -> linear image
+    # The [augment] keys whose training augmentation imitates this shift: with any of them
+    # on, the family counts as trained on, otherwise as held out (see `family_split`).
+    augment_keys: tuple[str, ...] = ()
 
     def params(self, severity: int) -> dict[str, Any]:
         if severity not in SEVERITIES:
@@ -75,6 +78,7 @@ def corruption(
     severities: tuple[dict[str, Any], ...],
     metadata: str = "",
     related_augmentation: str = "",
+    augment_keys: tuple[str, ...] = (),
 ) -> Callable[[Apply], Apply]:
     """Registers a corruption under `name` with its 5 severity parameter sets."""
 
@@ -83,7 +87,9 @@ def corruption(
             raise ValueError(f"corruption {name!r} is already registered")
         if len(severities) != len(SEVERITIES):
             raise ValueError(f"corruption {name!r} needs {len(SEVERITIES)} severities")
-        CORRUPTIONS[name] = Corruption(name, models, metadata, severities, related_augmentation, fn)
+        CORRUPTIONS[name] = Corruption(
+            name, models, metadata, severities, related_augmentation, fn, augment_keys
+        )
         return fn
 
     return register
@@ -184,7 +190,8 @@ def _smooth_field(coarse: np.ndarray) -> np.ndarray:
     "low_light",
     models="too little light: the camera raises analog gain, so the crop is dark and noisy",
     metadata="analog_gain_db += gain_db; exposure_ms x exposure_factor (capped at 33 ms)",
-    related_augmentation="night (darken x0.3-0.6 + noise)",
+    related_augmentation="night (darken x0.3-0.6 + noise); dark (light x0.01-0.5 + noise)",
+    augment_keys=("night", "dark"),
     severities=_table(
         light=(0.3, 0.12, 0.05, 0.02, 0.008),
         gain_db=(3.0, 6.0, 9.0, 12.0, 15.0),
@@ -202,6 +209,7 @@ def _low_light(lin, meta, rng, p):
     models="night lit by the ego headlights: bright lower body, dark head, vignetting, noise",
     metadata="time of day -> 23:00; analog_gain_db += gain_db; exposure_ms x 2 (capped at 33 ms)",
     related_augmentation="night (darken x0.3-0.6 + noise)",
+    augment_keys=("night",),
     severities=_table(
         ambient=(0.12, 0.07, 0.04, 0.025, 0.015),
         beam=(0.7, 0.5, 0.35, 0.25, 0.18),
@@ -227,6 +235,7 @@ def _headlight(lin, meta, rng, p):
     "rain",
     models="rain: streaks slanted by speed, lens drops that blur and brighten, lower contrast",
     related_augmentation="rain (contrast loss + vertical streaks)",
+    augment_keys=("rain",),
     severities=_table(
         streaks=(15, 30, 50, 75, 110),
         streak_brightness=(0.15, 0.2, 0.25, 0.3, 0.35),
@@ -282,6 +291,7 @@ def motion_blur_px(speed_mps: float, exposure_ms: float) -> float:
     metadata="speed_mps and exposure_ms set to the values whose blur this is "
     "(blur_px = 0.02 x speed x exposure)",
     related_augmentation="blur (horizontal 3-5 px)",
+    augment_keys=("blur",),
     severities=_table(
         blur_px=(2.0, 4.0, 6.0, 9.0, 13.0),
         exposure_ms=(10.0, 12.0, 14.0, 16.0, 20.0),
@@ -308,6 +318,7 @@ def _defocus(lin, meta, rng, p):
     models="over-exposure after a tunnel or into low sun: clipped highlights and veiling glare",
     metadata="exposure_ms x exposure (capped at 33 ms)",
     related_augmentation="exposure (brightness +/-0.15, contrast x0.7-1.3)",
+    augment_keys=("exposure",),
     severities=_table(
         exposure=(1.6, 2.2, 3.0, 4.0, 5.5),
         glare=(0.1, 0.2, 0.3, 0.45, 0.6),
@@ -323,17 +334,25 @@ def _glare(lin, meta, rng, p):
 
 @corruption(
     "jpeg",
-    models="compression on the camera link or in a recorder: 8x8 blocks, ringing, chroma bleed",
+    models="compression on the camera link or in a recorder: 8x8 blocks, ringing, chroma bleed "
+    "(Pillow's libjpeg codec, 4:2:0)",
     severities=_table(quality=(30, 18, 12, 8, 5)),
 )
 def _jpeg(lin, meta, rng, p):
-    u8 = jpeg_roundtrip(to_u8(lin), p["quality"])
-    return to_linear(u8)
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(to_u8(lin)).save(buffer, format="JPEG", quality=int(p["quality"]))
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        return to_linear(np.asarray(decoded.convert("RGB"), np.uint8))
 
 
 @corruption(
     "occlusion",
     models="partial occlusion by a pole in front or a car edge across the lower body",
+    related_augmentation="occlude (a flat or noise block over 10-35% of the crop)",
+    augment_keys=("occlude",),
     severities=_table(covered=(0.1, 0.17, 0.25, 0.33, 0.42)),
 )
 def _occlusion(lin, meta, rng, p):
@@ -368,7 +387,154 @@ def _white_balance(lin, meta, rng, p):
     return lin * gains
 
 
+# --- shifts added beside the first ten (docs/robustness.md, "The extended suite") --------
+
+
+def _sample(img: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Bilinear samples of img (h, w, 3) at float pixel coordinates, edges clamped."""
+    h, w = img.shape[:2]
+    ys = np.clip(ys, 0, h - 1)
+    xs = np.clip(xs, 0, w - 1)
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    fy, fx = (ys - y0)[..., None], (xs - x0)[..., None]
+    top = img[y0, x0] * (1 - fx) + img[y0, x1] * fx
+    bottom = img[y1, x0] * (1 - fx) + img[y1, x1] * fx
+    return (top * (1 - fy) + bottom * fy).astype(np.float32)
+
+
+@corruption(
+    "sensor_noise",
+    models="a high analog gain at normal brightness (a small aperture, a cheap sensor, heat): "
+    "shot and read noise amplified, the picture otherwise intact",
+    metadata="analog_gain_db += gain_db",
+    related_augmentation="noise (gain 0-18 dB at normal exposure); dark",
+    augment_keys=("noise", "dark"),
+    severities=_table(gain_db=(6.0, 10.0, 14.0, 18.0, 22.0)),
+)
+def _sensor_noise(lin, meta, rng, p):
+    _add_gain(meta, p["gain_db"])
+    gain = np.float32(10 ** (p["gain_db"] / 20))
+    return _sensor(lin / gain, p["gain_db"], rng)
+
+
+@corruption(
+    "contrast",
+    models="flat light or a dirty windscreen: contrast falls evenly towards the crop's mean",
+    related_augmentation="tone (gamma 0.5-2, black/white level shift); exposure",
+    augment_keys=("tone", "exposure"),
+    severities=_table(contrast=(0.7, 0.55, 0.4, 0.3, 0.2)),
+)
+def _contrast(lin, meta, rng, p):
+    level = float(lin.mean())
+    return lin * p["contrast"] + level * (1 - p["contrast"])
+
+
+@corruption(
+    "snow",
+    models="falling snow: bright flakes streaked by speed, a brighter and flatter scene",
+    severities=_table(
+        flakes=(40, 80, 130, 190, 260),
+        flake_px=(1.0, 1.3, 1.6, 2.0, 2.4),
+        brighten=(0.05, 0.1, 0.15, 0.2, 0.25),
+        contrast=(0.9, 0.82, 0.74, 0.66, 0.58),
+    ),
+)
+def _snow(lin, meta, rng, p):
+    level = float(lin.mean())
+    out = lin * p["contrast"] + (level + p["brighten"]) * (1 - p["contrast"]) + p["brighten"] * 0.5
+    speed = 10.0 if np.isnan(meta[SPEED]) else float(meta[SPEED])
+    drift = 0.05 * speed  # flakes streak sideways with the car's speed
+    flakes = np.zeros((H, W), np.float32)
+    for _ in range(p["flakes"]):
+        x, y = rng.uniform(-4, W + 4), rng.uniform(-4, H + 4)
+        size = p["flake_px"] * rng.uniform(0.6, 1.4)
+        _stamp_segment(flakes, x, y, x + drift * size, y + size, size)
+    return out * (1 - flakes[..., None]) + flakes[..., None] * rng.uniform(0.75, 1.0)
+
+
+@corruption(
+    "near_ir",
+    models="a near-infrared or monochrome night mode: colour gone, red-heavy brightness "
+    "(skin and foliage bright)",
+    severities=_table(mix=(0.25, 0.5, 0.75, 1.0, 1.0), red_weight=(0.5, 0.5, 0.6, 0.7, 0.85)),
+)
+def _near_ir(lin, meta, rng, p):
+    r = p["red_weight"]
+    weights = np.array([r, (1 - r) * 0.75, (1 - r) * 0.25], np.float32)
+    mono = (lin @ weights)[..., None]
+    return lin * (1 - p["mix"]) + np.repeat(mono, 3, axis=2) * p["mix"]
+
+
+@corruption(
+    "misalign",
+    models="a loose proposal box: the first stage's box shifted and scaled against the person",
+    related_augmentation="shift_px (+/-4 px framing jitter); zoom (x1.0-1.25)",
+    augment_keys=("shift_px", "zoom"),
+    severities=_table(
+        shift=(0.05, 0.1, 0.15, 0.2, 0.25),
+        scale=(0.05, 0.1, 0.15, 0.2, 0.3),
+    ),
+)
+def _misalign(lin, meta, rng, p):
+    angle = rng.uniform(0, 2 * np.pi)
+    dy, dx = p["shift"] * H * np.sin(angle), p["shift"] * W * np.cos(angle)
+    zoom = float(np.exp(rng.choice([-1.0, 1.0]) * np.log1p(p["scale"])))  # box x or / (1+s)
+    ys = (_YY - H / 2 + 0.5) / zoom + H / 2 - 0.5 + dy
+    xs = (_XX - W / 2 + 0.5) / zoom + W / 2 - 0.5 + dx
+    return _sample(lin, ys, xs)
+
+
+@corruption(
+    "pixelate",
+    models="a far pedestrian: the crop upsampled from fewer pixels than the model's input",
+    severities=_table(factor=(1.5, 2.0, 2.5, 3.0, 4.0)),
+)
+def _pixelate(lin, meta, rng, p):
+    f = p["factor"]
+    h, w = max(int(round(H / f)), 2), max(int(round(W / f)), 2)
+    # Anti-aliased down to (h, w) as a camera's optics and resize would, then bilinear back.
+    soft = _convolve(lin, _disk(f / 2))
+    sy = (np.arange(h, dtype=np.float32) + 0.5) * H / h - 0.5
+    sx = (np.arange(w, dtype=np.float32) + 0.5) * W / w - 0.5
+    yy, xx = np.meshgrid(sy, sx, indexing="ij")
+    small = _sample(soft, yy, xx)
+    ys = (_YY + 0.5) * h / H - 0.5
+    xs = (_XX + 0.5) * w / W - 0.5
+    return _sample(small, ys, xs)
+
+
 # --- the public surface ----------------------------------------------------------------
+
+
+# The first ten families: their severity tables are fixed so figures before and after a
+# change compare; the families after them extend the suite.
+ORIGINAL_FAMILIES = (
+    "low_light",
+    "headlight",
+    "rain",
+    "fog",
+    "motion_blur",
+    "defocus",
+    "glare",
+    "jpeg",
+    "occlusion",
+    "white_balance",
+)
+
+
+def family_split(augment: dict[str, Any], names: tuple[str, ...] | None = None) -> dict:
+    """Which families a recipe trained on and which it held out.
+
+    A family counts as trained on when any augmentation in its `augment_keys` is on
+    (a probability or pixel count above 0) in the run's [augment] table; the held-out
+    families measure robustness to shifts the model never saw imitated.
+    """
+    names = tuple(CORRUPTIONS) if names is None else names
+    trained = [
+        n for n in names if any(float(augment.get(k) or 0) > 0 for k in CORRUPTIONS[n].augment_keys)
+    ]
+    return {"trained": trained, "held_out": [n for n in names if n not in trained]}
 
 
 def to_linear(u8: np.ndarray) -> np.ndarray:

@@ -81,11 +81,16 @@ def flip_gallery_png(flips: list, model: str, path: Path) -> Path:
 
 
 def samples_png(
-    image: np.ndarray, metadata: np.ndarray, crop_id: str, path: Path, seed: int = 0
+    image: np.ndarray,
+    metadata: np.ndarray,
+    crop_id: str,
+    path: Path,
+    seed: int = 0,
+    names: list[str] | None = None,
 ) -> Path:
-    """One crop under every corruption (rows) and severity (columns), clean first."""
+    """One crop under each corruption (rows; default every one) and severity, clean first."""
     plt = _figure()
-    names = list(CORRUPTIONS)
+    names = list(CORRUPTIONS) if names is None else names
     fig, axes = plt.subplots(
         len(names), len(SEVERITIES) + 1, figsize=(0.95 * (len(SEVERITIES) + 1), 1.75 * len(names))
     )
@@ -112,6 +117,36 @@ def _ci(pair) -> str:
     return "" if pair is None else f" [{pair[0]:.2f}, {pair[1]:.2f}]"
 
 
+def _shift_lines(s: dict) -> list[str]:
+    """Recall as a share of clean (all, mild cells, trained-on vs held-out) and FPR alerts."""
+    if "recall_ratio" not in s:  # written before these figures existed
+        return []
+    out = [f"- mean corrupted recall / clean: **{_fmt(s['recall_ratio'])}**"]
+    mild = s.get("worst_mild")
+    if mild:
+        out.append(
+            f"- worst cell at severity <= {mild['severity_at_most']}: {_fmt(mild['recall'])} "
+            f"({mild['corruption']} {mild['severity']}), {_fmt(mild['recall_ratio'])} x clean"
+        )
+    for group, label in (("trained", "trained on"), ("held_out", "held out of training")):
+        g = (s.get("families") or {}).get(group)
+        if g:
+            out.append(
+                f"- families {label} ({', '.join(g['families'])}): mean recall "
+                f"{_fmt(g['mean_recall'])}, {_fmt(g['recall_ratio'])} x clean"
+            )
+    alerts = s.get("fpr_alerts") or []
+    out.append(
+        "- FPR above 2% at the clean-val threshold: "
+        + (
+            ", ".join(f"{a['corruption']} {a['severity']} ({100 * a['fpr']:.1f}%)" for a in alerts)
+            if alerts
+            else "none"
+        )
+    )
+    return [*out, ""]
+
+
 def render_markdown(report: dict) -> str:
     """robustness.md: per model the recall table (corruption x severity), mean, worst, drop."""
     cfg = report["config"]
@@ -122,9 +157,19 @@ def render_markdown(report: dict) -> str:
         f"Dataset `{ds['root']}`: test {ds['test']['crops']} crops, "
         f"{ds['test']['positives']} pedestrians. Threshold per model on clean val "
         f"(max recall with FPR <= {cfg['max_fpr']}); every corrupted copy of the test split "
-        f"is scored at it. Intervals: by-drive bootstrap, 95%. Seed {cfg['seed']}.",
+        f"is scored at it. Intervals: by-drive bootstrap, 95%. Seed {cfg['seed']}. "
+        f"Suite: {cfg.get('suite', 'custom')} (background kept: "
+        f"{ds.get('test_negatives_kept', 'all')}; pedestrians kept: "
+        f"{ds.get('test_positives_kept', 'all')}).",
         "",
     ]
+    fam = report.get("families")
+    if fam:
+        out += [
+            f"Trained on (an augmentation imitates them): {', '.join(fam['trained']) or 'none'}. "
+            f"Held out: {', '.join(fam['held_out']) or 'none'}.",
+            "",
+        ]
     sev = [str(s) for s in cfg["severities"]]
     for name, entry in report["models"].items():
         s = entry["summary"]
@@ -139,6 +184,7 @@ def render_markdown(report: dict) -> str:
             f"worst {_fmt(s['worst']['recall'])} ({s['worst']['corruption']} "
             f"severity {s['worst']['severity']}).",
             "",
+            *_shift_lines(s),
             "| corruption | "
             + " | ".join(f"sev {x}" for x in sev)
             + " | mean | FPR at 5 | AUC-PR at 5 |",
