@@ -121,6 +121,15 @@ def gate_demo_run(
     return verdict, notes
 
 
+def quick_robustness(run_dir: Path, detail: Callable[[str], None]) -> None:
+    """What `edgeped eval` adds by default: the quick corruption suite and its summary."""
+    from edgeped.evaluate.outputs import attach_robustness
+    from edgeped.evaluate.robustness import evaluate_robustness, quick_suite
+
+    robust = evaluate_robustness(run_dir, quick_suite(), progress=detail)
+    attach_robustness(run_dir, robust.report, robust.save(run_dir))
+
+
 def run_demo(
     config: DemoConfig,
     *,
@@ -168,9 +177,10 @@ def run_demo(
     timed("train", lambda: train(run_dir, train_config, progress=detail, overwrite=True))
     step("3/5 conversion: float32, PTQ int8 and QAT int8 .tflite + model cards")
     timed("convert", lambda: convert_run(run_dir, progress=detail))
-    step("4/5 evaluation of the .tflite models (LiteRT)")
+    step("4/5 evaluation of the .tflite models (LiteRT), with the quick robustness suite")
     result = timed("evaluate", lambda: evaluate_run(run_dir, EvalConfig(), progress=detail))
     paths = result.save(run_dir)
+    timed("robustness", lambda: quick_robustness(run_dir, detail))
     step(
         "5/5 gate: budgets.toml on the QAT int8 model (emulated board if built; no real board here)"
     )

@@ -84,6 +84,63 @@ def test_summarise_by_hand():
     assert s["mean_corrupted_fpr"] == pytest.approx(0.015)
 
 
+def test_summarise_ratios_families_and_fpr_alerts_by_hand():
+    cells = {
+        "fog": {
+            "1": {"recall": 0.9, "fpr": 0.01, "auc_pr": 0.9},
+            "3": {"recall": 0.7, "fpr": 0.025, "auc_pr": 0.5},
+            "5": {"recall": 0.2, "fpr": 0.03, "auc_pr": 0.5},
+        },
+        "rain": {
+            "1": {"recall": 1.0, "fpr": 0.0, "auc_pr": 1.0},
+            "3": {"recall": 0.8, "fpr": 0.0, "auc_pr": 1.0},
+            "5": {"recall": 0.6, "fpr": 0.02, "auc_pr": 0.7},
+        },
+    }
+    s = summarise(1.0, cells, {"trained": ["rain"], "held_out": ["fog"]})
+    assert s["recall_ratio"] == pytest.approx(0.7)
+    # The worst cell up to severity 3 (fog 5 is worse but beyond the rule's reach).
+    assert s["worst_mild"]["corruption"] == "fog" and s["worst_mild"]["severity"] == 3
+    assert s["worst_mild"]["recall_ratio"] == pytest.approx(0.7)
+    assert s["families"]["held_out"]["recall_ratio"] == pytest.approx(0.6)
+    assert s["families"]["trained"]["recall_ratio"] == pytest.approx(0.8)
+    # Strictly above 2%: rain 5 at exactly 2% is not named; the worst comes first.
+    assert [(a["corruption"], a["severity"]) for a in s["fpr_alerts"]] == [("fog", 5), ("fog", 3)]
+    assert s["max_corrupted_fpr"] == pytest.approx(0.03)
+    half = summarise(0.5, cells)
+    assert half["recall_ratio"] == pytest.approx(1.4) and half["families"] == {}
+
+
+def test_quick_suite_samples_the_test_split(tiny_run, tmp_path):
+    from edgeped.evaluate.corruptions import CORRUPTIONS
+    from edgeped.evaluate.robustness import quick_suite
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    cfg = quick_suite()
+    assert cfg.suite == "quick" and cfg.severities == (1, 3, 5)
+    assert cfg.corruptions == tuple(CORRUPTIONS)
+    small = RobustnessConfig(
+        corruptions=("fog",),
+        severities=(3,),
+        max_negatives=5,
+        max_positives=3,
+        bootstrap_resamples=20,
+        auc_resamples=0,
+    )
+    report = evaluate_robustness(run, small).report
+    cell = report["models"]["student_qat_int8"]["corruptions"]["fog"]["3"]
+    assert cell["positives"] <= 6 and cell["negatives"] <= 12  # about 3 and 5, by hash
+    assert report["dataset"]["test_positives_kept"].endswith(
+        f"of {json.loads((run / 'metrics.json').read_text())['dataset']['test']['positives']}"
+    )
+    # The run's [augment] decides which families count as trained on.
+    config = json.loads((run / "config.json").read_text())["config"]["augment"]
+    from edgeped.evaluate.corruptions import family_split
+
+    assert report["families"] == family_split(config, ("fog",))
+
+
 def test_quantised_model_gets_its_float_gap(robust_run):
     _, result = robust_run
     gaps = {g["quantized"]: g for g in result.report["quantization_gaps"]}
@@ -128,7 +185,9 @@ def test_outputs_are_written_and_traceable(robust_run):
 @pytest.mark.parametrize(
     "changes, field",
     [
-        ({"corruptions": ("snow",)}, "corruptions"),
+        ({"corruptions": ("hail",)}, "corruptions"),
+        ({"suite": "medium"}, "suite"),
+        ({"max_positives": -1}, "max_positives"),
         ({"corruptions": ()}, "corruptions"),
         ({"severities": (0, 1)}, "severities"),
         ({"max_fpr": 0.0}, "max_fpr"),
@@ -276,8 +335,11 @@ def test_eval_command_runs_the_suite(tiny_run, tmp_path):
     shutil.copytree(tiny_run, run)
     (run / "robustness.json").unlink(missing_ok=True)
     runner = CliRunner()
-    bad = runner.invoke(main, ["eval", str(run), "--corruptions", "snow"])
+    bad = runner.invoke(main, ["eval", str(run), "--corruptions", "hail"])
     assert bad.exit_code == 65 and "unknown corruption" in bad.output
+    assert not (run / "robustness.json").exists()
+    bad = runner.invoke(main, ["eval", str(run), "--corruptions", "quick", "--severities", "2"])
+    assert bad.exit_code != 0 and "severities" in bad.output
     assert not (run / "robustness.json").exists()
     ok = runner.invoke(main, ["eval", str(run), "--corruptions", "fog,jpeg", "--severities", "5"])
     assert ok.exit_code == 0, ok.output
@@ -285,3 +347,135 @@ def test_eval_command_runs_the_suite(tiny_run, tmp_path):
     assert report["config"]["corruptions"] == ["fog", "jpeg"]
     assert report["config"]["severities"] == [5]
     assert "mean corrupted" in ok.output
+
+
+def test_eval_runs_the_quick_suite_by_default_and_reports_it(tiny_run, tmp_path):
+    from click.testing import CliRunner
+
+    from edgeped.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "robustness.json").unlink(missing_ok=True)
+    runner = CliRunner()
+    ok = runner.invoke(main, ["eval", str(run)])
+    assert ok.exit_code == 0, ok.output
+    report = json.loads((run / "robustness.json").read_text())
+    assert report["config"]["suite"] == "quick" and report["config"]["severities"] == [1, 3, 5]
+    metrics = json.loads((run / "metrics.json").read_text())
+    section = metrics["robustness"]
+    assert section["suite"] == "quick" and section["file"] == "robustness.json"
+    assert set(section["models"]) == set(report["models"])
+    for name, summary in section["models"].items():
+        assert summary == report["models"][name]["summary"]
+    text = (run / "report.md").read_text()
+    assert "## Robustness under camera shifts" in text and "quick suite" in text
+    # Opting out leaves no robustness figures: the report says the gate will fail closed.
+    (run / "robustness.json").unlink()
+    skipped = runner.invoke(main, ["eval", str(run), "--corruptions", "none"])
+    assert skipped.exit_code == 0, skipped.output
+    assert not (run / "robustness.json").exists()
+    assert "robustness" not in json.loads((run / "metrics.json").read_text())
+    assert "fail closed" in (run / "report.md").read_text()
+
+
+# --- the relative robustness budgets ---------------------------------------------------
+
+
+def _ratio_source(ratio=0.95, mild=0.85, held=0.9, fpr=0.01, alerts=(), sha="abc", drop=None):
+    from edgeped.evaluate.corruptions import CORRUPTIONS
+    from edgeped.gate.evidence import Source
+
+    names = [n for n in CORRUPTIONS if n != drop]
+    summary = {
+        "recall_ratio": ratio,
+        "worst_mild": {"recall_ratio": mild, "corruption": "fog", "severity": 3},
+        "families": {"held_out": {"recall_ratio": held, "families": ["fog", "snow"]}},
+        "mean_corrupted_fpr": fpr,
+        "fpr_alerts": [{"corruption": c, "severity": s, "fpr": f} for c, s, f in alerts],
+    }
+    data = {
+        "kind": "edgeped.robustness",
+        "config": {"suite": "quick", "severities": [1, 3, 5]},
+        "models": {
+            "student_qat_int8": {
+                "model": {"sha256": sha},
+                "corruptions": {n: {"3": {"recall": 0.9}} for n in names},
+                "summary": summary,
+            }
+        },
+    }
+    return Source("run/robustness.json", "f" * 64, data)
+
+
+def _ratio_rows(source, **budgets):
+    from edgeped.gate.budgets import Budgets, RobustnessBudgets
+    from edgeped.gate.checks.robustness import robustness_ratios
+    from edgeped.gate.evidence import Evidence, ModelFile, Source
+
+    ev = Evidence(
+        run_dir="run",
+        model="student_qat_int8",
+        model_file=ModelFile("run/student_qat_int8.tflite", "abc", 100),
+        card=Source("card", problem="not needed", missing=True),
+        metrics=Source("metrics", problem="not needed", missing=True),
+        robustness=source,
+    )
+    rows = robustness_ratios(Budgets(robustness=RobustnessBudgets(**budgets)), ev)
+    return {r.budget: r for r in rows}
+
+
+def test_relative_robustness_budgets_judge_each_figure():
+    from edgeped.gate.verdict import Status
+
+    rows = _ratio_rows(_ratio_source(alerts=[("sensor_noise", 5, 0.031)]))
+    assert {r: rows[r].status for r in rows} == {
+        "robustness.mean_recall_ratio": Status.PASS,
+        "robustness.cell_recall_ratio": Status.PASS,
+        "robustness.held_out_recall_ratio": Status.PASS,
+        "robustness.mean_corrupted_fpr": Status.PASS,
+    }
+    assert "quick suite" in rows["robustness.mean_recall_ratio"].note
+    assert "sensor_noise 5 (3.1%)" in rows["robustness.mean_corrupted_fpr"].note
+    assert "fog severity 3" in rows["robustness.cell_recall_ratio"].note
+    failing = _ratio_rows(_ratio_source(ratio=0.89, mild=0.79, held=0.84, fpr=0.021))
+    assert all(r.status == Status.FAIL for r in failing.values()), failing
+    assert failing["robustness.mean_recall_ratio"].measured == pytest.approx(0.89)
+
+
+@pytest.mark.parametrize("case", ["no file", "other model", "family missing", "older eval"])
+def test_relative_robustness_budgets_fail_closed(case):
+    from edgeped.gate.evidence import Source
+    from edgeped.gate.verdict import Status
+
+    source = {
+        "no file": Source("run/robustness.json", problem="does not exist", missing=True),
+        "other model": _ratio_source(sha="another"),
+        "family missing": _ratio_source(drop="snow"),
+        "older eval": _ratio_source(),
+    }[case]
+    if case == "older eval":
+        del source.data["models"]["student_qat_int8"]["summary"]["recall_ratio"]
+    rows = _ratio_rows(source)
+    assert len(rows) == 4
+    for row in rows.values():
+        assert row.status.blocks_release and row.status.is_evidence_problem, (case, row)
+        if case == "other model":
+            assert row.status == Status.STALE
+        if case == "family missing":
+            assert "snow" in row.note
+
+
+def test_relative_robustness_budgets_can_be_made_optional():
+    from edgeped.gate.evidence import Source
+    from edgeped.gate.verdict import Status
+
+    none = Source("run/robustness.json", problem="does not exist", missing=True)
+    for absent in (None, none):
+        rows = _ratio_rows(absent, required=False)
+        assert all(r.status == Status.SKIPPED for r in rows.values())
+    # Present evidence is judged even when not required.
+    assert all(
+        r.status == Status.PASS for r in _ratio_rows(_ratio_source(), required=False).values()
+    )
+    assert all(r.status.blocks_release for r in _ratio_rows(none).values())

@@ -11,7 +11,7 @@ from edgeped.convert.model_card import CARD_SUFFIX, read_card, write_card
 from edgeped.data.shards import Dataset
 from edgeped.evaluate.inference import int8_threshold
 from edgeped.evaluate.scores import SplitScores, write_test_scores
-from edgeped.fileio import write_json_atomic, write_text_atomic
+from edgeped.fileio import read_json, sha256_file, write_json_atomic, write_text_atomic
 
 
 def write_plots(run: Path, report: dict, curves: dict, test: SplitScores, plot_dir: Path) -> dict:
@@ -157,3 +157,33 @@ def write_outputs(
             card["threshold"]["int8_rule"] = "pedestrian when output q >= int8"
         write_card(card_file, card)
     return {"metrics": metrics_path, "report": report_path, "test_scores": scores_path, **plots}
+
+
+def attach_robustness(
+    run_dir: str | os.PathLike, robustness: dict, paths: dict, tag: str = ""
+) -> None:
+    """Adds the robustness summary to metrics[-TAG].json and re-renders report[-TAG].md.
+
+    Args:
+        robustness: the robustness.json content `evaluate_robustness` made.
+        paths: what `write_robustness` wrote (its "json" and "report" paths).
+    """
+    from edgeped.evaluate.report import render_markdown
+
+    run = Path(run_dir)
+    suffix = f"-{tag}" if tag else ""
+    metrics_path = run / f"metrics{suffix}.json"
+    report = read_json(metrics_path, "metrics")
+    cfg = robustness["config"]
+    report["robustness"] = {
+        "file": Path(paths["json"]).name,
+        "report": Path(paths["report"]).name,
+        "sha256": sha256_file(paths["json"]),
+        "suite": cfg.get("suite", "custom"),
+        "cells": f"{len(cfg['corruptions'])} families x severities "
+        f"{','.join(str(s) for s in cfg['severities'])}",
+        "families": robustness.get("families"),
+        "models": {n: e["summary"] for n, e in robustness["models"].items()},
+    }
+    write_json_atomic(metrics_path, report)
+    write_text_atomic(run / f"report{suffix}.md", render_markdown(report))

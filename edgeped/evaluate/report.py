@@ -315,7 +315,62 @@ def render_markdown(report: dict) -> str:
             + [f"![{k}]({v})" for k, v in galleries.items()]
             + [""]
         )
+    out += _robustness_lines(report.get("robustness"))
     pictures = {k: v for k, v in plots.items() if not k.startswith("gallery")}
     if pictures:
         out += ["## Pictures", ""] + [f"![{k}]({v})" for k, v in pictures.items()] + [""]
     return "\n".join(out)
+
+
+def _robustness_lines(section: dict | None) -> list[str]:
+    """The robustness summary eval attaches (robustness.json has the full tables)."""
+    if not section:
+        return [
+            "## Robustness under camera shifts",
+            "",
+            "Not measured by this evaluation: the gate's robustness budgets fail closed. "
+            "`edgeped eval RUN_DIR` runs the quick suite; `--corruptions all` the full one.",
+            "",
+        ]
+    out = [
+        "## Robustness under camera shifts",
+        "",
+        f"{section['suite']} suite ({section['cells']}), threshold from clean val; details in "
+        f"`{section['file']}` and `{section['report']}`.",
+        "",
+    ]
+    rows = []
+    for name, s in section["models"].items():
+        fam = s.get("families") or {}
+        held = (fam.get("held_out") or {}).get("recall_ratio")
+        mild = s.get("worst_mild") or {}
+        alerts = s.get("fpr_alerts") or []
+        rows.append(
+            [
+                f"`{name}`",
+                _num(s["clean_recall"], 3),
+                _num(s["mean_corrupted_recall"], 3),
+                _num(s.get("recall_ratio"), 3),
+                f"{_num(mild.get('recall_ratio'), 3)} ({mild.get('corruption', '-')} "
+                f"{mild.get('severity', '-')})",
+                _num(held, 3),
+                _pct(s["mean_corrupted_fpr"]),
+                ", ".join(f"{a['corruption']} {a['severity']}" for a in alerts[:6])
+                + (" ..." if len(alerts) > 6 else "")
+                or "none",
+            ]
+        )
+    out += _table(
+        [
+            "model",
+            "clean recall",
+            "mean corrupted",
+            "x clean",
+            "worst at severity <= 3 (x clean)",
+            "held-out x clean",
+            "mean FPR",
+            "FPR > 2%",
+        ],
+        rows,
+    )
+    return out

@@ -50,8 +50,15 @@ class RobustnessConfig:
     # chosen by a hash of the crop id; recall is unchanged, FPR gets a wider interval
     # and AUC-PR is that of the subsample (precision rises as negatives are dropped).
     max_negatives: int = 0
+    # The same for pedestrians (0 = all): the quick suite's recall then has a wider interval.
+    max_positives: int = 0
+    # "full": every family at severities 1-5; "quick": the default of `edgeped eval`;
+    # "custom": any other choice. Recorded so the gate can say what it judged.
+    suite: str = "custom"
 
     def __post_init__(self) -> None:
+        if self.suite not in SUITES:
+            raise ValueError(f"suite must be one of {SUITES}, got {self.suite!r}")
         unknown = [c for c in self.corruptions if c not in CORRUPTIONS]
         if not self.corruptions or unknown:
             raise ValueError(
@@ -67,8 +74,11 @@ class RobustnessConfig:
                 "bootstrap_resamples must be >= 10 and auc_resamples >= 0, got "
                 f"{self.bootstrap_resamples}, {self.auc_resamples}"
             )
-        if self.max_negatives < 0:
-            raise ValueError(f"max_negatives must be >= 0 (0 = all), got {self.max_negatives}")
+        if self.max_negatives < 0 or self.max_positives < 0:
+            raise ValueError(
+                "max_negatives and max_positives must be >= 0 (0 = all), got "
+                f"{self.max_negatives}, {self.max_positives}"
+            )
         if self.batch < 1 or self.threads < 1 or self.gallery_per_corruption < 0:
             raise ValueError(
                 "batch and threads must be >= 1 and gallery_per_corruption >= 0, got "
@@ -81,6 +91,34 @@ class RobustnessConfig:
         out = asdict(self)
         out["corruptions"], out["severities"] = list(self.corruptions), list(self.severities)
         return out
+
+
+SUITES = ("full", "quick", "custom")
+# A shift that raises FPR above this at the clean-val threshold is named in the report
+# (and judged by the gate's robustness.max_corrupted_fpr budget).
+FPR_ALERT = 0.02
+RATIO_SEVERITY = 3  # the gate's per-cell rule covers severities up to this one
+
+
+def full_suite(max_fpr: float = 0.01, threads: int = 2) -> RobustnessConfig:
+    """Every family at severities 1-5 on every test crop (`--corruptions all`)."""
+    return RobustnessConfig(max_fpr=max_fpr, threads=threads, suite="full")
+
+
+def quick_suite(max_fpr: float = 0.01, threads: int = 2) -> RobustnessConfig:
+    """What `edgeped eval` runs by default: every family at severities 1, 3 and 5, on up to
+    300 pedestrians and 300 background crops of test (about a minute on 2 cores)."""
+    return RobustnessConfig(
+        severities=(1, 3, 5),
+        max_fpr=max_fpr,
+        threads=threads,
+        max_negatives=300,
+        max_positives=300,
+        bootstrap_resamples=200,
+        auc_resamples=0,
+        gallery_per_corruption=2,
+        suite="quick",
+    )
 
 
 @dataclass
@@ -178,8 +216,18 @@ def mean_recall_interval(
     return (float(lo), float(hi))
 
 
-def summarise(clean_recall: float, cells: dict[str, dict[str, dict]]) -> dict:
-    """Mean over corruptions and severities, per-corruption means, the worst cell, the drop."""
+def _ratio(value: float, clean: float) -> float | None:
+    return None if not clean else value / clean
+
+
+def summarise(
+    clean_recall: float,
+    cells: dict[str, dict[str, dict]],
+    families: dict[str, list[str]] | None = None,
+) -> dict:
+    """Mean over corruptions and severities, per-corruption means, the worst cell, the drop;
+    recall as a share of clean (overall, per cell up to severity 3, trained-on and held-out
+    families apart) and the cells whose FPR passes FPR_ALERT."""
     per = {name: float(np.mean([c["recall"] for c in sev.values()])) for name, sev in cells.items()}
     flat = [(c["recall"], name, int(s)) for name, sev in cells.items() for s, c in sev.items()]
     worst = min(flat)
@@ -188,7 +236,40 @@ def summarise(clean_recall: float, cells: dict[str, dict[str, dict]]) -> dict:
     def drop(value: float) -> float | None:
         return None if not clean_recall else (clean_recall - value) / clean_recall
 
+    mild = [(r, n, sv) for r, n, sv in flat if sv <= RATIO_SEVERITY]
+    worst_mild = min(mild) if mild else None
+    groups = {}
+    for group, names in (families or {}).items():
+        vals = [r for r, n, _ in flat if n in names]
+        if vals:
+            groups[group] = {
+                "families": [n for n in names if n in cells],
+                "mean_recall": float(np.mean(vals)),
+                "recall_ratio": _ratio(float(np.mean(vals)), clean_recall),
+            }
+    fpr_alerts = sorted(
+        (
+            {"corruption": name, "severity": int(sv), "fpr": float(c["fpr"])}
+            for name, sev in cells.items()
+            for sv, c in sev.items()
+            if c["fpr"] > FPR_ALERT
+        ),
+        key=lambda a: (-a["fpr"], a["corruption"], a["severity"]),
+    )
     return {
+        "recall_ratio": _ratio(mean, clean_recall),
+        "worst_mild": None
+        if worst_mild is None
+        else {
+            "recall": worst_mild[0],
+            "corruption": worst_mild[1],
+            "severity": worst_mild[2],
+            "recall_ratio": _ratio(worst_mild[0], clean_recall),
+            "severity_at_most": RATIO_SEVERITY,
+        },
+        "families": groups,
+        "fpr_alerts": fpr_alerts,
+        "max_corrupted_fpr": max(float(c["fpr"]) for sev in cells.values() for c in sev.values()),
         "clean_recall": clean_recall,
         "mean_corrupted_recall": mean,
         "mean_corrupted_fpr": float(
@@ -214,11 +295,33 @@ def _keep(crop_ids: np.ndarray, labels: np.ndarray, share: float) -> np.ndarray:
     return (labels == 1) | (u < share)
 
 
-def _test_batches(dataset: Dataset, share: float):
+def _keep_both(crop_ids, labels, neg_share: float, pos_share: float) -> np.ndarray:
+    """Background crops kept at neg_share and pedestrians at pos_share, by crop-id hash."""
+    keep_neg = _keep(crop_ids, labels, neg_share)
+    keep_pos = _keep(crop_ids, 1 - np.asarray(labels), pos_share)
+    return np.where(np.asarray(labels) == 1, keep_pos, keep_neg)
+
+
+def _test_batches(dataset: Dataset, share: float, pos_share: float = 1.0):
     for batch in dataset.iter_batches("test", batch_records=512):
-        keep = _keep(batch.crop_id, batch.labels, share)
+        keep = _keep_both(batch.crop_id, batch.labels, share, pos_share)
         if keep.any():
             yield batch.take(np.flatnonzero(keep))
+
+
+def run_families(run: Path, names: tuple[str, ...]) -> dict[str, list[str]] | None:
+    """The run's trained-on and held-out families, from its config.json's [augment]."""
+    from edgeped.evaluate.corruptions import family_split
+    from edgeped.fileio import read_json
+
+    path = run / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        augment = (read_json(path, "run config").get("config") or {}).get("augment")
+    except EdgepedError:
+        return None
+    return family_split(augment, names) if isinstance(augment, dict) else None
 
 
 def _gallery_model(models: dict[str, tuple[Path, dict]], preferred: str | None) -> str:
@@ -272,8 +375,12 @@ def evaluate_robustness(
     val = score_split(dataset, "val", scorers, progress)
     test = score_split(dataset, "test", scorers, progress)
     negatives = int((test.labels == 0).sum())
+    positives = int((test.labels == 1).sum())
     share = 1.0 if not config.max_negatives else min(1.0, config.max_negatives / max(negatives, 1))
-    chosen = _keep(test.crop_ids, test.labels, share)
+    pos_share = (
+        1.0 if not config.max_positives else min(1.0, config.max_positives / max(positives, 1))
+    )
+    chosen = _keep_both(test.crop_ids, test.labels, share, pos_share)
     test = SplitScores(
         test.labels[chosen],
         {t: v[chosen] for t, v in test.tags.items()},
@@ -300,7 +407,7 @@ def evaluate_robustness(
             step += 1
             parts: dict[str, list[np.ndarray]] = {n: [] for n in models}
             offset = 0
-            for batch in _test_batches(dataset, share):
+            for batch in _test_batches(dataset, share, pos_share):
                 images, meta = corrupt_batch(
                     batch.images, batch.metadata, batch.crop_id, cname, severity, config.seed
                 )
@@ -332,6 +439,7 @@ def evaluate_robustness(
             for name in models:
                 corrupted[name].setdefault(cname, {})[severity] = np.concatenate(parts[name])
             progress(f"corrupted test: {cname} severity {severity} ({step}/{total})")
+    families = run_families(run, config.corruptions)
     results = {}
     for name, (path, card) in models.items():
         thr = thresholds[name].threshold
@@ -354,7 +462,7 @@ def evaluate_robustness(
             },
             "clean": clean,
             "corruptions": cells,
-            "summary": summarise(clean["recall"], cells),
+            "summary": summarise(clean["recall"], cells, families),
             "by_drive": hits_by_drive(
                 test.labels, test.drives, test.scores[name], corrupted[name], thr
             ),
@@ -404,7 +512,9 @@ def evaluate_robustness(
             "val": {"crops": int(val.labels.size), "positives": int(val.labels.sum())},
             "test": {"crops": int(test.labels.size), "positives": int(test.labels.sum())},
             "test_negatives_kept": f"{int((test.labels == 0).sum())} of {negatives}",
+            "test_positives_kept": f"{int((test.labels == 1).sum())} of {positives}",
         },
+        "families": families,
         "inputs": {
             name: {"file": str(path), "sha256": sha256_file(path)}
             for name, (path, _) in models.items()
@@ -414,6 +524,7 @@ def evaluate_robustness(
                 "models": CORRUPTIONS[c].models,
                 "metadata": CORRUPTIONS[c].metadata,
                 "related_augmentation": CORRUPTIONS[c].related_augmentation,
+                "augment_keys": list(CORRUPTIONS[c].augment_keys),
                 "severities": {str(s): CORRUPTIONS[c].params(s) for s in config.severities},
             }
             for c in config.corruptions

@@ -56,6 +56,13 @@ def merge_reports(reports: list[dict]) -> dict:
             "flips": [f for r in reports for f in r["gallery"]["flips"]],
         },
     }
+    families = None
+    if all(r.get("families") for r in reports):
+        families = {
+            group: [c for r in reports for c in r["families"][group]]
+            for group in ("trained", "held_out")
+        }
+    merged["families"] = families
     resamples = first["config"]["bootstrap_resamples"]
     for name, entry in first["models"].items():
         cells = {c: v for r in reports for c, v in r["models"][name]["corruptions"].items()}
@@ -63,7 +70,7 @@ def merge_reports(reports: list[dict]) -> dict:
             **entry["by_drive"],
             "tp": {k: v for r in reports for k, v in r["models"][name]["by_drive"]["tp"].items()},
         }
-        summary = summarise(entry["clean"]["recall"], cells)
+        summary = summarise(entry["clean"]["recall"], cells, families)
         summary["mean_corrupted_recall_ci95_by_drive"] = mean_recall_interval(by_drive, resamples)
         merged["models"][name] = {
             **entry,
