@@ -214,8 +214,36 @@ class ShadowBudgets:
                 raise ValueError(f"shadow.{name} must be an integer >= 1, got {value!r}")
 
 
+@dataclass(frozen=True)
+class RobustnessBudgets:
+    """Recall and FPR under camera shifts, as a share of clean recall (robustness.json).
+
+    Judged on whatever suite `edgeped eval` measured (the quick one by default, the full
+    one with --corruptions all; the row says which); a robustness.json that is missing,
+    made for another model, or lacks a registered family fails closed while `required`.
+    """
+
+    required: bool = True
+    min_mean_recall_ratio: float = 0.90  # mean recall over every family and severity / clean
+    min_cell_recall_ratio: float = 0.80  # every family at every severity <= 3 / clean
+    min_held_out_recall_ratio: float = 0.85  # mean over the families held out of training
+    max_mean_corrupted_fpr: float = 0.02  # mean FPR over every cell, clean-val threshold
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.required, bool):
+            raise ValueError(f"robustness.required must be true or false, got {self.required!r}")
+        for name in (
+            "min_mean_recall_ratio",
+            "min_cell_recall_ratio",
+            "min_held_out_recall_ratio",
+            "max_mean_corrupted_fpr",
+        ):
+            _check_fraction("robustness", name, getattr(self, name))
+
+
 _SECTIONS = {
     "quality": QualityBudgets,
+    "robustness": RobustnessBudgets,
     "change": ChangeBudgets,
     "runtime": RuntimeBudgets,
     "cost": CostBudgets,
@@ -230,6 +258,7 @@ class Budgets:
 
     model: str = "student_qat_int8"
     quality: QualityBudgets = field(default_factory=QualityBudgets)
+    robustness: RobustnessBudgets = field(default_factory=RobustnessBudgets)
     change: ChangeBudgets = field(default_factory=ChangeBudgets)
     runtime: RuntimeBudgets = field(default_factory=RuntimeBudgets)
     cost: CostBudgets = field(default_factory=CostBudgets)
