@@ -5,6 +5,16 @@
     python benchmarks/robustness_tables.py augment RUN/robustness.json \\
         --pair on=aug-on-s0_float32,off=aug-off-s0_float32 ... --out benchmarks/results/robustness-augment
     python benchmarks/robustness_tables.py samples DATA_DIR --out benchmarks/results/robustness-samples.png
+    python benchmarks/robustness_tables.py study default=RUN_S0,RUN_S1,RUN_S2 robust=... \
+        --out benchmarks/results/robustness/study-pfd
+    python benchmarks/robustness_tables.py jpeg RUN --out benchmarks/results/robustness/jpeg-codecs
+
+`study` reads each run's full-suite robustness.json and metrics.json and, per recipe, gives
+the shipped int8 model's figures over seeds (mean, min-max, a t interval of the mean):
+clean recall and FPR, mean corrupted recall / clean, the worst cell up to severity 3 /
+clean, the held-out and trained-on families / clean, mean corrupted FPR, per family means,
+plus a PNG of recall / clean per family. `jpeg` scores the shipped model under the jpeg
+family with the old numpy codec and with Pillow's, on the same crops.
 
 `table` writes OUT.json and OUT.md: recall per corruption and severity, the mean, the
 worst, the relative drop, and each quantised model's gap to its float parent.
@@ -25,6 +35,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # jpeg_numpy beside this script
 
 
 def _header(args) -> dict:
@@ -214,6 +226,205 @@ def samples(args) -> int:
     return 0
 
 
+def _t_interval(values: list[float]) -> list[float] | None:
+    from scipy import stats
+
+    if len(values) < 2:
+        return None
+    mean, sem = float(np.mean(values)), float(stats.sem(values))
+    half = float(stats.t.ppf(0.975, len(values) - 1)) * sem
+    return [mean - half, mean + half]
+
+
+def _spread(values: list[float]) -> dict:
+    return {
+        "mean": float(np.mean(values)),
+        "min": float(np.min(values)),
+        "max": float(np.max(values)),
+        "ci95_of_mean": _t_interval(values),
+        "values": values,
+    }
+
+
+def _run_figures(run: Path) -> dict:
+    metrics = json.loads((run / "metrics.json").read_text())
+    report = json.loads((run / "robustness.json").read_text())
+    if report["config"].get("suite") != "full":
+        raise SystemExit(
+            f"{run}/robustness.json is not the full suite: edgeped eval --corruptions all"
+        )
+    shipped = metrics["shipping"]["model"]
+    entry = report["models"][shipped]
+    s = entry["summary"]
+    clean = s["clean_recall"]
+    fam = s.get("families") or {}
+    return {
+        "run": str(run),
+        "shipped": shipped,
+        "clean_recall": clean,
+        "clean_fpr": entry["clean"]["fpr"],
+        "recall_ratio": s["recall_ratio"],
+        "worst_mild_ratio": s["worst_mild"]["recall_ratio"],
+        "worst_mild_cell": f"{s['worst_mild']['corruption']} {s['worst_mild']['severity']}",
+        "held_out_ratio": (fam.get("held_out") or {}).get("recall_ratio"),
+        "trained_ratio": (fam.get("trained") or {}).get("recall_ratio"),
+        "mean_corrupted_fpr": s["mean_corrupted_fpr"],
+        "fpr_alerts": s["fpr_alerts"],
+        "family_ratio": {n: v / clean for n, v in s["corrupted_recall"].items()},
+        "cells": {
+            n: {k: c["recall"] for k, c in cells.items()}
+            for n, cells in entry["corruptions"].items()
+        },
+        "cell_fpr": {
+            n: {k: c["fpr"] for k, c in cells.items()} for n, cells in entry["corruptions"].items()
+        },
+        "families": report.get("families"),
+    }
+
+
+STUDY_KEYS = (
+    ("clean_recall", "clean recall"),
+    ("clean_fpr", "clean FPR"),
+    ("recall_ratio", "mean corrupted / clean"),
+    ("worst_mild_ratio", "worst cell sev<=3 / clean"),
+    ("held_out_ratio", "held-out / clean"),
+    ("trained_ratio", "trained-on / clean"),
+    ("mean_corrupted_fpr", "mean corrupted FPR"),
+)
+
+
+def study(args) -> int:
+    record = {**_header(args), "variants": {}}
+    md = [
+        "Shipped int8 model per run, threshold from clean val; full suite (every family x "
+        "severities 1-5). Mean over seeds (min-max) [95% t interval of the mean].",
+        "",
+        "| recipe | seeds | " + " | ".join(label for _, label in STUDY_KEYS) + " |",
+        "|---|---:|" + "---:|" * len(STUDY_KEYS),
+    ]
+    families_md = []
+    for spec in args.variants:
+        label, _, runs = spec.partition("=")
+        figures = [_run_figures(Path(r)) for r in runs.split(",")]
+        summary = {
+            key: _spread([f[key] for f in figures if f[key] is not None]) for key, _ in STUDY_KEYS
+        }
+        names = list(figures[0]["family_ratio"])
+        per_family = {n: _spread([f["family_ratio"][n] for f in figures]) for n in names}
+        record["variants"][label] = {"runs": figures, "summary": summary, "families": per_family}
+
+        def cell(sp, pct=False):
+            fmt = (lambda v: f"{100 * v:.2f}%") if pct else (lambda v: f"{v:.3f}")
+            ci = sp["ci95_of_mean"]
+            return f"{fmt(sp['mean'])} ({fmt(sp['min'])}-{fmt(sp['max'])})" + (
+                f" [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else ""
+            )
+
+        md.append(
+            f"| {label} | {len(figures)} | "
+            + " | ".join(cell(summary[k], pct="fpr" in k) for k, _ in STUDY_KEYS)
+            + " |"
+        )
+        held = set((figures[0]["families"] or {}).get("held_out") or [])
+        families_md += [
+            f"### {label}: recall / clean per family (mean over severities 1-5 and seeds)",
+            "",
+            "| family | held out? | mean (min-max) | worst severity-3 cell / clean |",
+            "|---|---|---:|---:|",
+        ]
+        for n in names:
+            s3 = [f["cells"][n]["3"] / f["clean_recall"] for f in figures if "3" in f["cells"][n]]
+            families_md.append(
+                f"| {n} | {'yes' if n in held else 'no'} | {per_family[n]['mean']:.3f} "
+                f"({per_family[n]['min']:.3f}-{per_family[n]['max']:.3f}) | "
+                f"{min(s3):.3f} |"
+            )
+        families_md.append("")
+    _study_png(record, args.out.with_suffix(".png"))
+    _write(args.out, record, "\n".join(md + [""] + families_md) + "\n")
+    print("\n".join(md))
+    return 0
+
+
+def _study_png(record: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    variants = list(record["variants"])
+    names = list(next(iter(record["variants"].values()))["families"])
+    fig, ax = plt.subplots(figsize=(11, 4))
+    width = 0.8 / len(variants)
+    for i, v in enumerate(variants):
+        fam = record["variants"][v]["families"]
+        means = [fam[n]["mean"] for n in names]
+        lo = [fam[n]["mean"] - fam[n]["min"] for n in names]
+        hi = [fam[n]["max"] - fam[n]["mean"] for n in names]
+        xs = np.arange(len(names)) + i * width
+        ax.bar(xs, means, width, yerr=[lo, hi], capsize=2, label=v)
+    ax.axhline(0.9, color="k", lw=0.8, ls="--")
+    ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names, rotation=40, ha="right")
+    ax.set_ylabel("recall / clean recall (severities 1-5)")
+    ax.set_ylim(0, 1.1)
+    ax.legend(fontsize=8)
+    ax.set_title("Shipped int8 model under each camera shift, mean over seeds (bars: min-max)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def jpeg(args) -> int:
+    """The jpeg family under both codecs, same crops, same threshold."""
+    from jpeg_numpy import jpeg_roundtrip
+
+    from edgeped.data.preprocess import Preprocessing
+    from edgeped.data.shards import Dataset
+    from edgeped.evaluate.corruptions import CORRUPTIONS, corrupt_batch, to_linear, to_u8
+    from edgeped.evaluate.inference import TfliteScorer
+
+    run = Path(args.run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    shipped = metrics["shipping"]["model"]
+    card = json.loads((run / f"{shipped}.card.json").read_text())
+    threshold = metrics["models"][shipped]["threshold"]["threshold"]
+    data = Dataset.open(args.data or card["source"]["dataset"])
+    scorer = TfliteScorer(run / f"{shipped}.tflite", Preprocessing.from_dict(card["preprocessing"]))
+    rows = {"numpy DCT (before)": {}, "Pillow libjpeg (now)": {}}
+    for s in range(1, 6):
+        quality = CORRUPTIONS["jpeg"].params(s)["quality"]
+        hits = {k: [] for k in rows}
+        for batch in data.iter_batches("test", batch_records=512):
+            pos = batch.labels == 1
+            if not pos.any():
+                continue
+            images, meta, ids = batch.images[pos], batch.metadata[pos], batch.crop_id[pos]
+            old = np.stack(
+                [to_u8(to_linear(jpeg_roundtrip(to_u8(to_linear(im)), quality))) for im in images]
+            )
+            new, _ = corrupt_batch(images, meta, ids, "jpeg", s)
+            for k, imgs in (("numpy DCT (before)", old), ("Pillow libjpeg (now)", new)):
+                hits[k].append(scorer.score(imgs, meta).probability >= threshold)
+        for k in rows:
+            rows[k][str(s)] = float(np.concatenate(hits[k]).mean())
+    record = {**_header(args), "run": str(run), "model": shipped, "recall": rows}
+    md = [
+        f"jpeg family, `{shipped}` of `{run}`, test pedestrians, clean-val threshold.",
+        "",
+        "| codec | "
+        + " | ".join(f"sev {s} (q{CORRUPTIONS['jpeg'].params(s)['quality']})" for s in range(1, 6))
+        + " |",
+        "|---|" + "---:|" * 5,
+    ] + [
+        f"| {k} | " + " | ".join(f"{v[str(s)]:.3f}" for s in range(1, 6)) + " |"
+        for k, v in rows.items()
+    ]
+    _write(args.out, record, "\n".join(md) + "\n")
+    print("\n".join(md))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -229,8 +440,22 @@ def main() -> int:
     s.add_argument("data")
     s.add_argument("--index", type=int, default=0, help="which test pedestrian")
     s.add_argument("--out", type=Path, required=True)
+    st = sub.add_parser("study")
+    st.add_argument("variants", nargs="+", help="LABEL=RUN,RUN,... (one run per seed)")
+    st.add_argument("--out", type=Path, required=True, help="output stem (.json, .md, .png)")
+    j = sub.add_parser("jpeg")
+    j.add_argument("run")
+    j.add_argument("--data", default="")
+    j.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    return {"table": table, "augment": augment, "samples": samples}[args.cmd](args)
+    commands = {
+        "table": table,
+        "augment": augment,
+        "samples": samples,
+        "study": study,
+        "jpeg": jpeg,
+    }
+    return commands[args.cmd](args)
 
 
 if __name__ == "__main__":

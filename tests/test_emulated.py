@@ -82,6 +82,9 @@ def test_instruction_counts_repeat_exactly_and_depend_on_the_core(
     first, again = count("cortex-a76", 1), count("cortex-a76", 2)
     assert first["per_invoke"] == again["per_invoke"], "counts must repeat run to run"
     assert first["runs"] == 3 and first["instructions_per_invoke"] > 10_000
+    # The runner's own work around an invoke is counted too, as exactly.
+    assert first["overhead_instructions_per_invoke"] == again["overhead_instructions_per_invoke"]
+    assert first["overhead_instructions_per_invoke"] > 0
     a53 = count("cortex-a53", 1)
     assert a53["instructions_per_invoke"] != first["instructions_per_invoke"], (
         "XNNPACK picks different kernels per core model"

@@ -140,6 +140,12 @@ class BenchResult:
         insn = self.runner.get("instructions")
         return insn["instructions_per_invoke"] if insn else None
 
+    @property
+    def overhead_instructions_per_invoke(self) -> int | None:
+        """Instructions of the runner's preprocessing and dequantisation around one invoke."""
+        insn = self.runner.get("instructions")
+        return insn.get("overhead_instructions_per_invoke") if insn else None
+
     def summary(self) -> dict[str, Any]:
         """The figures a gate reads, with units in the names."""
         r = self.runner
@@ -165,6 +171,7 @@ class BenchResult:
             "process_peak_rss_mb": r["memory"]["process_peak_rss_mb"],
             "parity_ok": None if parity is None else parity["ok"],
             "instructions_per_invoke": self.instructions_per_invoke,
+            "overhead_instructions_per_invoke": self.overhead_instructions_per_invoke,
             "runs": r["runs"],
         }
 

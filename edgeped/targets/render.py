@@ -79,6 +79,15 @@ def summary_table(result: BenchResult):
         )
     if s["instructions_per_invoke"] is not None:
         rows.append(("instructions / invoke", f"{s['instructions_per_invoke']:,}  ({s['core']})"))
+    overhead = s.get("overhead_instructions_per_invoke")
+    if overhead is not None and s["instructions_per_invoke"]:
+        rows.append(
+            (
+                "pre/post-processing",
+                f"{overhead:,} instructions ({100 * overhead / s['instructions_per_invoke']:.1f}% "
+                "of the invoke)",
+            )
+        )
     for what, value in rows:
         table.add_row(what, value)
     if s["emulated"]:

@@ -1,4 +1,4 @@
-"""Baseline JPEG encode and decode in numpy, for the corruption suite's `jpeg` entry.
+"""The suite's former numpy JPEG (encode and decode), kept to compare codecs once.
 
 YCbCr with 4:2:0 chroma, the Annex K quantisation tables of ITU-T T.81 scaled by
 libjpeg's quality rule, 8x8 DCT blocks; no entropy coding (it is lossless). A test
