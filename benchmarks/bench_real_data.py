@@ -80,6 +80,10 @@ _STAGES = (
 COSINE, PLATEAU = _STAGES.format("cosine"), _STAGES.format("plateau")
 
 # name -> (config TOML text or None for the shipped defaults, stages or None for default)
+ROBUST_AUGMENT = (
+    "[augment]\nblur = 0.2\nocclude = 0.3\nzoom = 0.2\ndark = 0.3\nnoise = 0.3\n"
+    "tone = 0.3\nmix = 0.3\n"
+)
 VARIANTS: dict[str, tuple[str | None, str | None]] = {
     "today": (TODAY, "teacher,student_distilled,student_qat"),
     "default": (None, None),  # vgg w0.25, plateau schedule
@@ -146,6 +150,11 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
     ),
     # The demo's short profile.
     "demo": (str(HERE.parent / "configs" / "demo.toml"), None),
+    # Robustness to camera shifts (docs/robustness.md): the per-crop standardised input,
+    # the camera-physics augmentations, and both.
+    "std": ('image_rule = "standardize"\n', None),
+    "aug": (ROBUST_AUGMENT, None),
+    "robust": ('image_rule = "standardize"\n' + ROBUST_AUGMENT, None),
 }
 
 
