@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import click
 
 from edgeped.cli._common import bad_config, console, log
@@ -46,6 +48,14 @@ from edgeped.cli.scale import beam_config, runner_options
     multiple=True,
     help="A severity 1-5 of named --corruptions or `all`; repeatable [default: 1 to 5].",
 )
+@click.option(
+    "--max-negatives",
+    type=click.IntRange(min=0),
+    default=None,
+    help="With --corruptions all or named ones: keep every test pedestrian but only about "
+    "this many background crops (chosen by a hash of the crop id; recall is unchanged, "
+    "FPR gets a wider interval) [default: all].",
+)
 @runner_options
 def eval_(
     run_dir,
@@ -58,6 +68,7 @@ def eval_(
     tag,
     corruptions,
     severities,
+    max_negatives,
     runner,
     beam_options,
 ) -> None:
@@ -85,6 +96,10 @@ def eval_(
             max_fpr,
             threads,
         )
+        if max_negatives is not None:
+            if suite is None or suite.suite == "quick":
+                raise ValueError("--max-negatives goes with --corruptions all or named ones")
+            suite = replace(suite, max_negatives=max_negatives)
     except ValueError as exc:
         raise bad_config(exc) from exc
     beam = beam_config(runner, beam_options)
