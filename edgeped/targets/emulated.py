@@ -16,7 +16,7 @@ from pathlib import Path
 
 from edgeped.errors import EdgepedError
 from edgeped.targets.base import REPO_ROOT, Progress, RunnerJob
-from edgeped.targets.local import run_process
+from edgeped.targets.local import copy_host_file, exec_process, in_place_paths, run_process
 
 CORES = {"a53": "cortex-a53", "a72": "cortex-a72", "a76": "cortex-a76"}
 SETUP_SCRIPT = REPO_ROOT / "tools" / "setup_arm64_emu.sh"
@@ -80,6 +80,7 @@ class EmulatedArm64Target:
     count_instructions: bool = True
     kind: str = "arm64-emu"
     emulated: bool = True
+    workdir: str | None = None  # qemu-user opens host paths: files are used in place
 
     def __post_init__(self) -> None:
         self.core = core_name(self.core)
@@ -97,6 +98,39 @@ class EmulatedArm64Target:
             "python": str(self.python),
             "board_dir": str(self.board_dir),
         }
+
+    def probe(self, timeout_s: float) -> str:
+        if not (self.board_dir / "READY").is_file():
+            raise EdgepedError(
+                f"emulated {self.core}: the board is not built in {self.board_dir}",
+                "see the emulated board finding",
+            )
+        return f"emulated {self.core}"
+
+    def remote_path(self, path: str) -> str:
+        return str(Path(path).resolve())
+
+    def push(self, files: dict[str, Path], progress: Progress | None = None) -> dict[str, str]:
+        return in_place_paths(files, self.name)
+
+    def pull(self, remote: str, dest: Path) -> Path:
+        return copy_host_file(remote, dest, self.name)
+
+    def exec(
+        self,
+        argv: list[str],
+        timeout_s: float,
+        stdin: bytes = b"",
+        env: dict[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> subprocess.CompletedProcess:
+        ensure_board(self.board_dir, progress)
+        full_env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "EDGEPED_EMU_CORE": self.core}
+        full_env.pop("EDGEPED_INSN_OUT", None)
+        full_env.update(env or {})
+        return exec_process(
+            [str(self.python), *argv], f"{self.name} ({self.core})", timeout_s, full_env, stdin
+        )
 
     def run(self, job: RunnerJob, progress: Progress | None = None) -> dict:
         ensure_board(self.board_dir, progress)
