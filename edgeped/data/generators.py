@@ -12,7 +12,6 @@ name, never silently dropped.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -24,49 +23,18 @@ from edgeped.registry import Registry
 
 
 @dataclass(frozen=True)
-class _Entry:
-    config: str  # "module:ConfigClass"; modules load on first use
-    write: str  # "module:write_function"
-    summary: str
-
-
-GENERATORS: Registry[_Entry] = Registry("generator")
-
-
-def register(name: str, config: str, write: str, summary: str) -> None:
-    """Adds a generator; a name is registered once."""
-    GENERATORS.register(name)(_Entry(config, write, summary))
-
-
-register(
-    "v1",
-    "edgeped.data.synthetic:SynthConfig",
-    "edgeped.data.synthetic:write_synthetic",
-    "the quick, easy street crops",
-)
-register(
-    "fleet",
-    "edgeped.data.fleet:FleetConfig",
-    "edgeped.data.fleet:write_fleet",
-    "the realistic fleet (conditions, near-miss negatives, per-field dropouts)",
-)
-
-
-def names() -> tuple[str, ...]:
-    return tuple(GENERATORS)
-
-
-def _load(ref: str) -> Any:
-    module, _, attr = ref.partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
-@dataclass(frozen=True)
 class Generator:
+    """A registered generator: its config class, its local writer and its Beam writer.
+
+    ``beam_write(out_dir, config, beam, *, shard_records, overwrite)`` writes the same
+    bytes as ``write`` on Apache Beam; None where the generator has no Beam pipeline.
+    """
+
     name: str
     config_class: type
     write: Callable[..., dict]
     summary: str
+    beam_write: Callable[..., dict] | None = None
 
     def fields(self) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(self.config_class))
@@ -92,6 +60,52 @@ class Generator:
             raise EdgepedError(f"invalid option: {exc}", "see --help for allowed values") from exc
 
 
+# name -> a function that imports the generator's module and describes it: the modules
+# (numpy, renderers) load on first use, not when the CLI starts.
+GENERATORS: Registry[Callable[[], Generator]] = Registry("generator")
+register = GENERATORS.register
+
+
+@register("v1")
+def _v1() -> Generator:
+    from edgeped.data import synthetic
+
+    def beam_write(*args: Any, **kwargs: Any) -> dict:
+        from edgeped.data.beam_pipeline import write_synthetic_beam
+
+        return write_synthetic_beam(*args, **kwargs)
+
+    return Generator(
+        "v1",
+        synthetic.SynthConfig,
+        synthetic.write_synthetic,
+        "the quick, easy street crops",
+        beam_write,
+    )
+
+
+@register("fleet")
+def _fleet() -> Generator:
+    from edgeped.data import fleet
+
+    def beam_write(*args: Any, **kwargs: Any) -> dict:
+        from edgeped.data.beam_pipeline import write_fleet_beam
+
+        return write_fleet_beam(*args, **kwargs)
+
+    return Generator(
+        "fleet",
+        fleet.FleetConfig,
+        fleet.write_fleet,
+        "the realistic fleet (conditions, near-miss negatives, per-field dropouts)",
+        beam_write,
+    )
+
+
+def names() -> tuple[str, ...]:
+    return tuple(GENERATORS)
+
+
 def get(name: str) -> Generator:
     """The registered generator `name`.
 
@@ -100,8 +114,7 @@ def get(name: str) -> Generator:
     """
     if name not in GENERATORS:
         raise EdgepedError(f"unknown generator {name!r}", f"use one of {', '.join(names())}")
-    entry = GENERATORS[name]
-    return Generator(name, _load(entry.config), _load(entry.write), entry.summary)
+    return GENERATORS[name]()
 
 
 def write_dataset(
@@ -218,15 +231,17 @@ def pick(u: float, rates: dict[str, float], default: str) -> str:
     return default
 
 
-def _chunk(args: tuple[str, dict, list[int]]) -> Any:
+def _chunk(args: tuple[Callable[[dict, list[int]], Any], dict, list[int]]) -> Any:
     render, config, drives = args
-    return _load(render)(config, drives)
+    return render(config, drives)
 
 
-def iter_drives(render: str, config: GeneratorConfig, chunk_drives: int) -> Iterator[Any]:
+def iter_drives(
+    render: Callable[[dict, list[int]], Any], config: GeneratorConfig, chunk_drives: int
+) -> Iterator[Any]:
     """Yields `render(config_dict, drive_indices)` per chunk of drives, in order.
 
-    `render` is "module:function" so it pickles to worker processes (one per
+    `render` is a module-level function, so it pickles to worker processes (one per
     core when `config.workers` is 0); the output does not depend on the count.
     """
     workers = config.workers or (os.cpu_count() or 1)
