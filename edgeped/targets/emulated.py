@@ -16,7 +16,7 @@ from pathlib import Path
 
 from edgeped.errors import EdgepedError
 from edgeped.targets.base import REPO_ROOT, Progress, RunnerJob
-from edgeped.targets.local import copy_host_file, exec_process, in_place_paths, run_process
+from edgeped.targets.local import HostProcessTarget, run_process
 
 CORES = {"a53": "cortex-a53", "a72": "cortex-a72", "a76": "cortex-a76"}
 SETUP_SCRIPT = REPO_ROOT / "tools" / "setup_arm64_emu.sh"
@@ -71,7 +71,7 @@ def ensure_board(board_dir: Path, progress: Progress | None = None) -> Path:
 
 
 @dataclass
-class EmulatedArm64Target:
+class EmulatedArm64Target(HostProcessTarget):
     """An arm64 board emulated by qemu-user with a selectable core model."""
 
     name: str = "arm64-emu"
@@ -107,30 +107,17 @@ class EmulatedArm64Target:
             )
         return f"emulated {self.core}"
 
-    def remote_path(self, path: str) -> str:
-        return str(Path(path).resolve())
+    def _label(self) -> str:
+        return f"{self.name} ({self.core})"
 
-    def push(self, files: dict[str, Path], progress: Progress | None = None) -> dict[str, str]:
-        return in_place_paths(files, self.name)
+    def _python(self) -> str:
+        return str(self.python)
 
-    def pull(self, remote: str, dest: Path) -> Path:
-        return copy_host_file(remote, dest, self.name)
-
-    def exec(
-        self,
-        argv: list[str],
-        timeout_s: float,
-        stdin: bytes = b"",
-        env: dict[str, str] | None = None,
-        progress: Progress | None = None,
-    ) -> subprocess.CompletedProcess:
+    def _env(self, progress: Progress | None) -> dict[str, str]:
         ensure_board(self.board_dir, progress)
-        full_env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "EDGEPED_EMU_CORE": self.core}
-        full_env.pop("EDGEPED_INSN_OUT", None)
-        full_env.update(env or {})
-        return exec_process(
-            [str(self.python), *argv], f"{self.name} ({self.core})", timeout_s, full_env, stdin
-        )
+        env = {**super()._env(progress), "EDGEPED_EMU_CORE": self.core}
+        env.pop("EDGEPED_INSN_OUT", None)
+        return env
 
     def run(self, job: RunnerJob, progress: Progress | None = None) -> dict:
         ensure_board(self.board_dir, progress)

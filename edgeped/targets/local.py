@@ -78,27 +78,53 @@ def exec_process(
         ) from exc
 
 
-def in_place_paths(files: dict[str, Path], target: str) -> dict[str, str]:
-    """A push to a target that shares the host's filesystem: the files stay where they are."""
-    check_host_files(files, target)
-    return {role: str(Path(path).resolve()) for role, path in files.items()}
+class HostProcessTarget:
+    """What the host and the emulated board share: host paths are opened in place (nothing
+    is copied), and the target's Python is a host process (qemu-user for the board)."""
 
+    name: str
+    workdir: str | None
 
-def copy_host_file(remote: str, dest: Path, target: str) -> Path:
-    """A pull from a target that shares the host's filesystem.
+    def _label(self) -> str:
+        return self.name
 
-    Raises:
-        EdgepedError: ``remote`` does not exist.
-    """
-    if not Path(remote).is_file():
-        raise EdgepedError(f"{remote} not found on {target}", "check the path the target reported")
-    with atomic_output(dest) as handle, open(remote, "rb") as src:
-        shutil.copyfileobj(src, handle)
-    return Path(dest)
+    def _python(self) -> str:
+        raise NotImplementedError
+
+    def _env(self, progress: Progress | None) -> dict[str, str]:
+        """The environment of the target's Python; may first make the target ready."""
+        return {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+
+    def remote_path(self, path: str) -> str:
+        return str(Path(path).resolve())
+
+    def push(self, files: dict[str, Path], progress: Progress | None = None) -> dict[str, str]:
+        check_host_files(files, self.name)
+        return {role: str(Path(path).resolve()) for role, path in files.items()}
+
+    def pull(self, remote: str, dest: Path) -> Path:
+        if not Path(remote).is_file():
+            raise EdgepedError(
+                f"{remote} not found on {self.name}", "check the path the target reported"
+            )
+        with atomic_output(dest) as handle, open(remote, "rb") as src:
+            shutil.copyfileobj(src, handle)
+        return Path(dest)
+
+    def exec(
+        self,
+        argv: list[str],
+        timeout_s: float,
+        stdin: bytes = b"",
+        env: dict[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> subprocess.CompletedProcess:
+        full_env = {**self._env(progress), **(env or {})}
+        return exec_process([self._python(), *argv], self._label(), timeout_s, full_env, stdin)
 
 
 @dataclass
-class LocalTarget:
+class LocalTarget(HostProcessTarget):
     """Runs the device runner on the host with the given Python (default: this one)."""
 
     name: str = "local"
@@ -124,25 +150,8 @@ class LocalTarget:
             )
         return f"local target ({self.python})"
 
-    def remote_path(self, path: str) -> str:
-        return str(Path(path).resolve())
-
-    def push(self, files: dict[str, Path], progress: Progress | None = None) -> dict[str, str]:
-        return in_place_paths(files, self.name)
-
-    def pull(self, remote: str, dest: Path) -> Path:
-        return copy_host_file(remote, dest, self.name)
-
-    def exec(
-        self,
-        argv: list[str],
-        timeout_s: float,
-        stdin: bytes = b"",
-        env: dict[str, str] | None = None,
-        progress: Progress | None = None,
-    ) -> subprocess.CompletedProcess:
-        full_env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", **(env or {})}
-        return exec_process([self.python, *argv], self.name, timeout_s, full_env, stdin)
+    def _python(self) -> str:
+        return self.python
 
     def run(self, job: RunnerJob, progress: Progress | None = None) -> dict:
         if job.count_instructions:
