@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from edgeped.data import generators, scaleout
+from edgeped.data import generator_registry, scaleout
 from edgeped.data.beam_runtime import BeamConfig
-from edgeped.data.generators import GENERATORS, Generator, GeneratorConfig
+from edgeped.data.generator_registry import GENERATORS, Generator
+from edgeped.data.generators import GeneratorConfig
 from edgeped.errors import EdgepedError
 
 
@@ -38,8 +39,10 @@ def fake_generator():
 
 
 def test_a_registered_generator_runs_locally_and_on_beam(fake_generator, tmp_path):
-    assert {"v1", "fleet", "fake"} <= set(generators.names())
-    manifest = generators.write_dataset("fake", str(tmp_path), {"drives": 3, "sparkle": 0.1})
+    assert {"v1", "fleet", "fake"} <= set(generator_registry.names())
+    manifest = generator_registry.write_dataset(
+        "fake", str(tmp_path), {"drives": 3, "sparkle": 0.1}
+    )
     assert manifest == {"generator": "fake"}
     kind, out, config, kwargs = fake_generator[0]
     assert (kind, out, config) == ("local", str(tmp_path), _FakeConfig(drives=3, sparkle=0.1))
@@ -59,10 +62,10 @@ def test_a_generator_without_beam_is_refused_on_beam(fake_generator, tmp_path):
 
 def test_options_a_generator_lacks_are_refused_by_name(fake_generator):
     with pytest.raises(EdgepedError, match="does not take --difficulty") as err:
-        generators.get("fake").config({"difficulty": 0.3})
+        generator_registry.get("fake").config({"difficulty": 0.3})
     assert err.value.fix == "add --generator fleet"
     with pytest.raises(EdgepedError, match="unknown generator 'nope'"):
-        generators.get("nope")
+        generator_registry.get("nope")
 
 
 @pytest.mark.parametrize(

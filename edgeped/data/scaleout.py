@@ -30,13 +30,13 @@ def synth(
     """Renders generator `generator` (the registry's name) into out_dir. Returns the manifest.
 
     Raises:
-        EdgepedError: as `generators.write_dataset` (options, shard size, an
+        EdgepedError: as `generator_registry.write_dataset` (options, shard size, an
             existing dataset), before anything is written; a failed worker.
     """
-    from edgeped.data import generators
+    from edgeped.data import generator_registry
 
     if beam is None:
-        manifest = generators.write_dataset(
+        manifest = generator_registry.write_dataset(
             generator,
             out_dir,
             options,
@@ -51,7 +51,7 @@ def synth(
             f"shard_records must be a whole number >= 1, got {shard_records!r}",
             "pass e.g. --shard-records 4096",
         )
-    chosen = generators.get(generator)
+    chosen = generator_registry.get(generator)
     config = chosen.config(options)
     if chosen.beam_write is None:
         raise EdgepedError(
