@@ -398,14 +398,9 @@ class SshTarget:
             )
         remote = self.push(job.staged(), progress)
         timeout_s = min(job.timeout_s, self.config.timeout_s)
-        argv = [self.config.python, *job.runner_argv(remote)]
-        command = (
-            f"cd {shlex.quote(self.config.workdir)} && "
-            f"exec timeout -k 5 {int(max(timeout_s, 1))} " + " ".join(shlex.quote(a) for a in argv)
-        )
         if progress:
             progress(f"running the benchmark on {self.config.destination}")
-        proc = self._ssh(command, timeout_s + LOCAL_GRACE_S)
+        proc = self.exec_script(job.runner_argv(remote), timeout_s)
         stdout = proc.stdout.decode(errors="replace")
         stderr = proc.stderr.decode(errors="replace")
         if proc.returncode in (124, 137) and "{" not in stdout:
@@ -421,8 +416,6 @@ class SshTarget:
                 "install Python 3.9+ with numpy and ai-edge-litert on the board "
                 "and set python in targets.toml to its absolute path",
             )
-        if proc.returncode == 255:
-            raise classify_ssh_failure(stderr, proc.returncode, self.config)
         result = parse_runner_output(stdout, stderr, proc.returncode, self.config.destination)
         result["emulated"] = self.config.emulated or result.get("emulated", False)
         return result
