@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -323,41 +322,41 @@ def _emulated(options: DoctorOptions) -> list[Finding]:
     return out
 
 
-def _ssh_findings(name: str, target, timeout_s: float) -> list[Finding]:
-    from edgeped.targets.ssh import classify_ssh_failure
+_RUNTIME_PROBE = (
+    "import sys, numpy, importlib.metadata as m\n"
+    "try:\n"
+    "    import ai_edge_litert\n"
+    "    r = 'ai-edge-litert ' + m.version('ai-edge-litert')\n"
+    "except ImportError:\n"
+    "    import tflite_runtime\n"
+    "    r = 'tflite-runtime ' + m.version('tflite-runtime')\n"
+    "print(sys.version.split()[0], r)\n"
+)
 
+
+def _target_findings(name: str, target, timeout_s: float) -> list[Finding]:
+    """Whether the target answers (its own probe) and whether its Python can run the runner."""
     label = f"target {name}"
-    cfg = target.config
     try:
-        proc = target._ssh("true", timeout_s)  # noqa: SLF001 - the target's own transport
+        found = target.probe(timeout_s)
     except EdgepedError as exc:
         return [Finding(label, Level.FAIL, exc.problem, exc.fix or "")]
-    if proc.returncode != 0:
-        err = classify_ssh_failure(proc.stderr.decode("utf-8", "replace"), proc.returncode, cfg)
-        return [Finding(label, Level.FAIL, err.problem, err.fix or "")]
-    out = [Finding(label, Level.OK, f"{cfg.destination} reachable, host key known")]
-    script = (
-        "import sys, numpy, importlib.metadata as m\n"
-        "try:\n"
-        "    import ai_edge_litert\n"
-        "    r = 'ai-edge-litert ' + m.version('ai-edge-litert')\n"
-        "except ImportError:\n"
-        "    import tflite_runtime\n"
-        "    r = 'tflite-runtime ' + m.version('tflite-runtime')\n"
-        "print(sys.version.split()[0], r)\n"
-    )
-    probe = f"{shlex.quote(cfg.python)} -c {shlex.quote(script)}"
-    proc = target._ssh(probe, timeout_s)  # noqa: SLF001
+    out = [Finding(label, Level.OK, found)]
+    try:
+        proc = target.exec(["-c", _RUNTIME_PROBE], timeout_s)
+    except EdgepedError as exc:
+        return [*out, Finding(f"{label}: runtime", Level.FAIL, exc.problem, exc.fix or "")]
+    python = target.describe().get("python", "python")
     text = proc.stdout.decode("utf-8", "replace").strip()
     if proc.returncode == 0 and text:
-        out.append(Finding(f"{label}: runtime", Level.OK, f"{cfg.python}: Python {text}"))
+        out.append(Finding(f"{label}: runtime", Level.OK, f"{python}: Python {text}"))
     else:
         last = (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["no output"])[-1]
         out.append(
             Finding(
                 f"{label}: runtime",
                 Level.FAIL,
-                f"{cfg.python} on {cfg.destination} lacks Python, numpy or a LiteRT runtime: {last}",
+                f"{python} on {name} lacks Python, numpy or a LiteRT runtime: {last}",
                 f"install python3 with numpy and ai-edge-litert on the board, or fix `python` "
                 f"in [targets.{name}]",
             )
@@ -392,20 +391,7 @@ def _targets(options: DoctorOptions) -> list[Finding]:
         except EdgepedError as exc:
             out.append(Finding(f"target {name}", Level.FAIL, exc.problem, exc.fix or ""))
             continue
-        if target.kind == "ssh":
-            out += _ssh_findings(name, target, options.timeout_s)
-        elif target.kind == "arm64-emu":
-            ready = (Path(target.board_dir) / "READY").is_file()
-            out.append(
-                Finding(
-                    f"target {name}",
-                    Level.OK if ready else Level.FAIL,
-                    f"emulated {target.core}" + ("" if ready else ": the board is not built"),
-                    "" if ready else "see the emulated board finding",
-                )
-            )
-        else:
-            out.append(Finding(f"target {name}", Level.OK, f"{target.kind} target"))
+        out += _target_findings(name, target, options.timeout_s)
     return out
 
 

@@ -99,3 +99,31 @@ def test_reachable_board_with_known_host_key_and_runtime(tmp_path, ecu_sshd):
     assert levels["target ecu-dev: runtime"] is Level.OK, report.findings
     runtime = next(f for f in report.findings if f.check == "target ecu-dev: runtime")
     assert "ai-edge-litert" in runtime.detail
+
+
+def test_every_target_kind_is_probed_then_asked_for_its_runtime(tmp_path):
+    """Local and emulated targets go through the same probe + runtime check as SSH ones."""
+    bare = tmp_path / "bare-python"  # a Python without numpy or LiteRT
+    bare.write_text("#!/bin/sh\necho 'ModuleNotFoundError: No module named numpy' >&2\nexit 1\n")
+    bare.chmod(0o755)
+    targets = tmp_path / "targets.toml"
+    targets.write_text(
+        f'[targets.host]\nkind = "local"\npython = "{sys.executable}"\n'
+        f'[targets.bare]\nkind = "local"\npython = "{bare}"\n'
+        f'[targets.gone]\nkind = "local"\npython = "{tmp_path / "absent"}"\n'
+        f'[targets.unbuilt]\nkind = "arm64-emu"\nboard_dir = "{tmp_path / "no-board"}"\n'
+    )
+    report = run_checks(DoctorOptions(targets_file=str(targets)), ("targets",))
+    levels = _levels(report)
+    assert levels["target host"] is Level.OK and levels["target host: runtime"] is Level.OK
+    assert "ai-edge-litert" in next(
+        f.detail for f in report.findings if f.check.startswith("target host:")
+    )
+    assert levels["target bare"] is Level.OK and levels["target bare: runtime"] is Level.FAIL
+    bare_finding = next(f for f in report.findings if f.check == "target bare: runtime")
+    assert "No module named numpy" in bare_finding.detail and "[targets.bare]" in bare_finding.fix
+    assert levels["target gone"] is Level.FAIL and "target gone: runtime" not in levels
+    assert levels["target unbuilt"] is Level.FAIL and "not built" in next(
+        f.detail for f in report.findings if f.check == "target unbuilt"
+    )
+    assert not (tmp_path / "no-board").exists(), "doctor never builds a board"

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from edgeped.errors import EdgepedError
 from edgeped.fileio import sha256_file
-from edgeped.targets import BenchOptions, RunnerJob, Target, bench_model, resolve_target
+from edgeped.targets import BenchOptions, RunnerJob, bench_model, resolve_target
 from edgeped.targets.bench import card_path, preprocess_from_card
 from edgeped.targets.local import LocalTarget
 from edgeped.targets.registry import register_kind, target_kinds
@@ -91,11 +91,38 @@ def test_unknown_target_key_is_rejected():
         SshTargetConfig.from_dict({"name": "t", "python": "/p", "host": "h", "hots": "x"})
 
 
-def test_example_targets_file_parses():
-    example = Path(__file__).resolve().parents[1] / "targets.example.toml"
-    for name in tomllib.loads(example.read_text())["targets"]:
+def test_example_targets_file_builds_what_it_says_with_documented_keys():
+    root = Path(__file__).resolve().parents[1]
+    example = root / "targets.example.toml"
+    readme = (root / "targets.README.md").read_text()
+    tables = tomllib.loads(example.read_text())["targets"]
+    assert {spec.get("kind", "ssh") for spec in tables.values()} == {"local", "arm64-emu", "ssh"}
+    for name, spec in tables.items():
         target = resolve_target(name, example)
-        assert isinstance(target, Target)
+        facts = target.describe()
+        assert (facts["name"], facts["kind"]) == (name, spec.get("kind", "ssh"))
+        for key, value in spec.items():
+            assert f"`{key}`" in readme, f"targets.README.md does not explain {key}"
+            if key in ("python", "workdir"):
+                assert facts[key] == value
+            elif key == "core":
+                assert facts["core"].removeprefix("cortex-") == value.removeprefix("cortex-")
+        if "ssh_alias" in spec:
+            assert facts["destination"] == spec["ssh_alias"]
+        elif "host" in spec:
+            assert facts["destination"] == f"{spec['user']}@{spec['host']}"
+
+
+@pytest.mark.parametrize("kind", ["local", "arm64-emu", "ssh"])
+def test_a_misspelt_key_is_refused_for_every_kind(tmp_path, kind):
+    toml = tmp_path / "targets.toml"
+    toml.write_text(
+        f'[targets.t]\nkind = "{kind}"\nhost = "h"\npython = "/p"\npyhton = "/p"\n'
+        if kind == "ssh"
+        else f'[targets.t]\nkind = "{kind}"\npyhton = "/p"\n'
+    )
+    with pytest.raises(EdgepedError, match=r"bad \[targets.t\].*pyhton"):
+        resolve_target("t", toml)
 
 
 # --------------------------------------------------------------------------- registry

@@ -78,7 +78,7 @@ def data_synth(
     """
     from rich.progress import Progress
 
-    from edgeped.data.generators import get as get_generator
+    from edgeped.data.generator_registry import get as get_generator
     from edgeped.data.scaleout import synth
     from edgeped.errors import ExitCode
 

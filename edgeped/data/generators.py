@@ -1,148 +1,20 @@
-"""Synthetic generators behind one registry: their shared config, draws and drive loop.
+"""What every synthetic generator shares: its base config, draws and the drive loop.
 
 A generator is a frozen config class (a `GeneratorConfig`: the fields every
 generator has, validated once here) and a `write` function that renders the
 dataset into a folder through the staged writers of `edgeped.data.shards`, so
 an interrupted or failed write never touches the dataset already there. The
-CLI looks a generator up by name and builds its config from whichever options
-the config has fields for: an option the generator does not take is refused by
-name, never silently dropped.
+generators are found by name in `edgeped.data.generator_registry`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
-
-from edgeped.errors import EdgepedError
-from edgeped.registry import Registry
-
-
-@dataclass(frozen=True)
-class _Entry:
-    config: str  # "module:ConfigClass"; modules load on first use
-    write: str  # "module:write_function"
-    summary: str
-
-
-GENERATORS: Registry[_Entry] = Registry("generator")
-
-
-def register(name: str, config: str, write: str, summary: str) -> None:
-    """Adds a generator; a name is registered once."""
-    GENERATORS.register(name)(_Entry(config, write, summary))
-
-
-register(
-    "v1",
-    "edgeped.data.synthetic:SynthConfig",
-    "edgeped.data.synthetic:write_synthetic",
-    "the quick, easy street crops",
-)
-register(
-    "fleet",
-    "edgeped.data.fleet:FleetConfig",
-    "edgeped.data.fleet:write_fleet",
-    "the realistic fleet (conditions, near-miss negatives, per-field dropouts)",
-)
-
-
-def names() -> tuple[str, ...]:
-    return tuple(GENERATORS)
-
-
-def _load(ref: str) -> Any:
-    module, _, attr = ref.partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
-@dataclass(frozen=True)
-class Generator:
-    name: str
-    config_class: type
-    write: Callable[..., dict]
-    summary: str
-
-    def fields(self) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(self.config_class))
-
-    def config(self, options: dict[str, Any]) -> Any:
-        """Builds this generator's config from options (None = the default).
-
-        Raises:
-            EdgepedError: an option this generator has no field for, or a bad value.
-        """
-        given = {k: v for k, v in options.items() if v is not None}
-        unknown = sorted(set(given) - set(self.fields()))
-        if unknown:
-            takers = [n for n in names() if n != self.name and set(unknown) <= set(get(n).fields())]
-            flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
-            raise EdgepedError(
-                f"the {self.name} generator does not take {flags}",
-                f"add --generator {takers[0]}" if takers else "drop those options",
-            )
-        try:
-            return self.config_class(**given)
-        except (TypeError, ValueError) as exc:
-            raise EdgepedError(f"invalid option: {exc}", "see --help for allowed values") from exc
-
-
-def get(name: str) -> Generator:
-    """The registered generator `name`.
-
-    Raises:
-        EdgepedError: no generator has that name.
-    """
-    if name not in GENERATORS:
-        raise EdgepedError(f"unknown generator {name!r}", f"use one of {', '.join(names())}")
-    entry = GENERATORS[name]
-    return Generator(name, _load(entry.config), _load(entry.write), entry.summary)
-
-
-def write_dataset(
-    name: str,
-    out_dir: str,
-    options: dict[str, Any],
-    *,
-    shard_records: int = 4096,
-    overwrite: bool = False,
-    split_fractions: tuple[float, float, float] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> dict:
-    """Renders generator `name`'s dataset into `out_dir`; returns the manifest.
-
-    Everything is validated (options, shard size, an existing dataset without
-    `overwrite`) before anything is written; every split given a share of the
-    drives must get some, else nothing replaces `out_dir`.
-
-    Raises:
-        EdgepedError: as `Generator.config`, a bad shard size, or a write failure.
-    """
-    if not isinstance(shard_records, int) or shard_records < 1:
-        raise EdgepedError(
-            f"shard_records must be a whole number >= 1, got {shard_records!r}",
-            "pass e.g. --shard-records 4096",
-        )
-    from edgeped.data.shards import DEFAULT_SPLIT_FRACTIONS, default_required_splits
-
-    generator = get(name)
-    config = generator.config(options)
-    fractions = split_fractions or DEFAULT_SPLIT_FRACTIONS
-    return generator.write(
-        out_dir,
-        config,
-        shard_records=shard_records,
-        overwrite=overwrite,
-        split_fractions=fractions,
-        required_splits=default_required_splits(fractions),
-        progress=progress,
-    )
-
 
 # The rate fields every generator has; each must be a share in [0, 1].
 _SHARED_RATES = (
@@ -218,15 +90,17 @@ def pick(u: float, rates: dict[str, float], default: str) -> str:
     return default
 
 
-def _chunk(args: tuple[str, dict, list[int]]) -> Any:
+def _chunk(args: tuple[Callable[[dict, list[int]], Any], dict, list[int]]) -> Any:
     render, config, drives = args
-    return _load(render)(config, drives)
+    return render(config, drives)
 
 
-def iter_drives(render: str, config: GeneratorConfig, chunk_drives: int) -> Iterator[Any]:
+def iter_drives(
+    render: Callable[[dict, list[int]], Any], config: GeneratorConfig, chunk_drives: int
+) -> Iterator[Any]:
     """Yields `render(config_dict, drive_indices)` per chunk of drives, in order.
 
-    `render` is "module:function" so it pickles to worker processes (one per
+    `render` is a module-level function, so it pickles to worker processes (one per
     core when `config.workers` is 0); the output does not depend on the count.
     """
     workers = config.workers or (os.cpu_count() or 1)

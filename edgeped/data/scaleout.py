@@ -30,13 +30,13 @@ def synth(
     """Renders generator `generator` (the registry's name) into out_dir. Returns the manifest.
 
     Raises:
-        EdgepedError: as `generators.write_dataset` (options, shard size, an
+        EdgepedError: as `generator_registry.write_dataset` (options, shard size, an
             existing dataset), before anything is written; a failed worker.
     """
-    from edgeped.data import generators
+    from edgeped.data import generator_registry
 
     if beam is None:
-        manifest = generators.write_dataset(
+        manifest = generator_registry.write_dataset(
             generator,
             out_dir,
             options,
@@ -51,20 +51,15 @@ def synth(
             f"shard_records must be a whole number >= 1, got {shard_records!r}",
             "pass e.g. --shard-records 4096",
         )
-    config = generators.get(generator).config(options)
-    from edgeped.data import beam_pipeline as bp
-    from edgeped.data.fleet import FleetConfig
-    from edgeped.data.synthetic import SynthConfig
-
-    if isinstance(config, FleetConfig):
-        write = bp.write_fleet_beam
-    elif isinstance(config, SynthConfig):
-        write = bp.write_synthetic_beam
-    else:
+    chosen = generator_registry.get(generator)
+    config = chosen.config(options)
+    if chosen.beam_write is None:
         raise EdgepedError(
             f"the {generator} generator has no Beam pipeline", "run it with --runner local"
         )
-    return write(out_dir, config, beam, shard_records=shard_records, overwrite=overwrite)
+    return chosen.beam_write(
+        out_dir, config, beam, shard_records=shard_records, overwrite=overwrite
+    )
 
 
 def import_crops(

@@ -292,7 +292,7 @@ def render_drives(config: dict, drives: list[int]) -> CropBatch:
 
 def iter_drives(config: SynthConfig, chunk_drives: int = 16) -> Iterator[CropBatch]:
     """Yields one CropBatch per chunk of drives, in drive order, using worker processes."""
-    return generators.iter_drives("edgeped.data.synthetic:render_drives", config, chunk_drives)
+    return generators.iter_drives(render_drives, config, chunk_drives)
 
 
 def write_synthetic(

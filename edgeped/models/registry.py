@@ -51,7 +51,7 @@ class ModelSpec:
 
 def _load_builders() -> None:
     # Builders register on import; they import nothing heavy at module level.
-    from edgeped.models import mobilenet, student, teacher, tiny  # noqa: F401
+    from edgeped.models import mobilenet, student, teacher, tiny, vgg  # noqa: F401
 
 
 def build_model(spec: ModelSpec):

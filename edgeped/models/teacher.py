@@ -1,55 +1,15 @@
-"""Plain VGG-style CNNs: the float teacher, and the same stack thinned as an int8 student.
+"""The float teacher: the plain VGG-style stack of models/vgg.py at width 0.5.
 
-Two 3x3 convs + BN + ReLU per stage, max pooling between stages. At width 0.5 it is the
-teacher (27 MMAC, 2.8 M cortex-a76 instructions per int8 invoke: not meant for the ECU);
-`vgg` at width 0.25 is the same graph at 6.9 MMAC and 1.29 M instructions. Regular 3x3
-convs run at several MACs per a76 instruction where depthwise ones run at about one
-(benchmarks/results/variants-vm-20261201-round2.md), and every layer is one tfmot's
-default 8-bit scheme quantises.
+Accurate and not meant for the ECU (27 MMAC, 2.8 M cortex-a76 instructions per int8
+invoke); it teaches the students by distillation.
 """
 
 from __future__ import annotations
 
-from edgeped.models.layers import BN_MOMENTUM, finish, head, model_inputs
 from edgeped.models.registry import ModelSpec, register
-
-STAGES = (32, 64, 128, 256)
-
-
-def _plain_cnn(spec: ModelSpec, name: str):
-    from edgeped._keras import keras
-
-    layers = keras.layers
-    image, meta = model_inputs(keras, spec.use_metadata)
-    x = image
-    for i, filters in enumerate(STAGES):
-        f = max(8, int(filters * spec.width))
-        stride = 2 if i == 0 else 1
-        x = layers.Conv2D(f, 3, strides=stride, padding="same", use_bias=False, name=f"s{i}_c1")(x)
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"s{i}_bn1")(x)
-        x = layers.ReLU(name=f"s{i}_r1")(x)
-        x = layers.Conv2D(f, 3, padding="same", use_bias=False, name=f"s{i}_c2")(x)
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"s{i}_bn2")(x)
-        x = layers.ReLU(name=f"s{i}_r2")(x)
-        x = layers.MaxPooling2D(2, name=f"s{i}_pool")(x)
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
-    score = head(
-        keras,
-        x,
-        meta,
-        hidden=max(16, int(128 * spec.width)),
-        meta_units=32,
-        dropout=max(spec.dropout, 0.2),
-    )
-    return finish(keras, image, meta, score, name)
+from edgeped.models.vgg import plain_cnn
 
 
 @register("teacher")
 def build_teacher(spec: ModelSpec):
-    return _plain_cnn(spec, "teacher")
-
-
-@register("vgg")
-def build_vgg(spec: ModelSpec):
-    """The teacher's stack as a student (`[student] architecture = "vgg"`, width 0.25)."""
-    return _plain_cnn(spec, "vgg")
+    return plain_cnn(spec, "teacher")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 from edgeped.errors import EdgepedError
 from edgeped.rollout.bundle import read_bundle
-from edgeped.targets.base import Progress, Target, runner_path
+from edgeped.targets.base import Progress, Target, TargetTimeout, runner_path
 
 EXIT_NOT_INSTALLED = 1  # device/agent.py: the install did not take (rolled back or refused)
 EXIT_PROBLEM = 3
@@ -78,10 +77,9 @@ def default_root(target: Target, root: str | None) -> str:
         EdgepedError: a local or emulated target without --root.
     """
     if root:
-        return root if target.kind == "ssh" else str(Path(root).resolve())
-    workdir = target.describe().get("workdir")
-    if target.kind == "ssh" and workdir:
-        return f"{workdir.rstrip('/')}/device"
+        return target.remote_path(root)
+    if target.workdir:
+        return target.remote_path("device")
     raise EdgepedError(
         f"target {target.name!r} needs a device root directory",
         "pass --root DIR (a local directory plays the board's storage)",
@@ -99,34 +97,21 @@ def call_agent(
     """
     target = device.target
     argv_tail = ["--root", device.root, *args]
-    if target.kind == "ssh":
-        if progress:
-            progress(f"pushing the agent and runner to {target.name}")
-        target.push({"agent": agent_path(), "runner": runner_path()}, progress)
-        proc = target.exec_script(["agent.py", *argv_tail], device.timeout_s, stdin)
-    else:
-        python, env = _local_python(target, progress)
-        env = {**env, **device.extra_env}
-        try:
-            proc = subprocess.run(
-                [python, str(agent_path()), *argv_tail],
-                input=stdin,
-                capture_output=True,
-                timeout=device.timeout_s,
-                env=env,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise EdgepedError(
-                f"the agent on {target.name} did not finish within {device.timeout_s:g} s",
-                "run `edgeped status` to see what it completed (an interrupted step is "
-                "finished or undone by the next command)",
-            ) from exc
-        except FileNotFoundError as exc:
-            raise EdgepedError(
-                f"cannot start the agent on {target.name}: {exc.filename} not found",
-                "check the python path of the target",
-            ) from exc
+    paths = target.push({"agent": agent_path(), "runner": runner_path()}, progress)
+    try:
+        proc = target.exec(
+            [paths["agent"], *argv_tail],
+            device.timeout_s,
+            stdin,
+            {"PYTHONHASHSEED": "0", **device.extra_env},
+            progress,
+        )
+    except TargetTimeout as exc:
+        raise EdgepedError(
+            f"the agent on {target.name} did not finish within {device.timeout_s:g} s",
+            "run `edgeped status` to see what it completed (an interrupted step is "
+            "finished or undone by the next command)",
+        ) from exc
     stdout = proc.stdout.decode(errors="replace")
     stderr = proc.stderr.decode(errors="replace")
     line = next((ln for ln in reversed(stdout.splitlines()) if ln.startswith("{")), None)
@@ -145,18 +130,6 @@ def call_agent(
             err.get("fix"),
         )
     return AgentReply(proc.returncode, result, target.name, device.root, stderr)
-
-
-def _local_python(target: Target, progress: Progress | None) -> tuple[str, dict[str, str]]:
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONHASHSEED="0")
-    if target.kind == "arm64-emu":
-        from edgeped.targets.emulated import ensure_board
-
-        ensure_board(target.board_dir, progress)
-        env["EDGEPED_EMU_CORE"] = target.core
-        env.pop("EDGEPED_INSN_OUT", None)
-        return str(target.python), env
-    return str(target.python), env
 
 
 def bundle_tar(bundle: Path, manifest: dict) -> bytes:

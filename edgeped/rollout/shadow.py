@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
-import subprocess
 import tempfile
 import uuid
 from dataclasses import asdict, dataclass, replace
@@ -146,24 +144,7 @@ class ShadowRun:
 
 def _pull(target: Target, remote: str, dest: Path, sha256: str) -> None:
     """Brings the board's log to ``dest`` (atomically) and checks its sha256."""
-    if getattr(target, "kind", "") == "ssh":
-        proc = subprocess.run(
-            target.ssh_argv(f"cat -- {shlex.quote(remote)}"),
-            capture_output=True,
-            timeout=target.config.connect_timeout_s + 300,
-            check=False,
-        )
-        if proc.returncode != 0:
-            from edgeped.targets.ssh import classify_ssh_failure
-
-            raise classify_ssh_failure(
-                proc.stderr.decode(errors="replace"), proc.returncode, target.config
-            )
-        with atomic_output(dest) as handle:
-            handle.write(proc.stdout)
-    else:
-        with atomic_output(dest) as handle, open(remote, "rb") as src:
-            shutil.copyfileobj(src, handle)
+    target.pull(remote, dest)
     if sha256_file(dest) != sha256:
         dest.unlink()
         raise EdgepedError(
@@ -225,8 +206,8 @@ def run_shadow(
     with tempfile.TemporaryDirectory(prefix="edgeped-shadow-") as tmp:
         spec_path = Path(tmp) / "shadow_spec.json"
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
-        if getattr(target, "kind", "") == "ssh":
-            remote_log = f"{target.config.workdir.rstrip('/')}/shadow-{uuid.uuid4().hex[:12]}.jsonl"
+        if target.workdir:
+            remote_log = target.remote_path(f"shadow-{uuid.uuid4().hex[:12]}.jsonl")
         else:
             remote_log = str(Path(tmp) / "board" / LOG_NAME)
             Path(remote_log).parent.mkdir()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,25 +67,105 @@ class RunnerJob:
         return argv
 
 
+class TargetTimeout(EdgepedError):
+    """A command on a target outlived its timeout and was stopped there."""
+
+
 @runtime_checkable
 class Target(Protocol):
-    """Somewhere a model runs: the host, the emulated arm64 board, an SSH-reachable ECU."""
+    """Somewhere a model runs: the host, the emulated arm64 board, an SSH-reachable ECU.
+
+    Every caller goes through these methods; nothing outside ``edgeped/targets/`` asks a
+    target for its kind to decide how to move files or start a process.
+    """
 
     name: str
     kind: str
     emulated: bool
+    # Where pushed files and logs live on the target, or None where files are used in place.
+    workdir: str | None
 
     def describe(self) -> dict:
         """Name, kind, emulated flag, core model and connection facts for bench.json."""
         ...
 
+    def probe(self, timeout_s: float) -> str:
+        """Checks, changing nothing, that the target can be used; says what was found.
+
+        Raises:
+            EdgepedError: the target is unreachable or not set up, with the fix.
+        """
+        ...
+
+    def remote_path(self, path: str) -> str:
+        """``path`` as the target's filesystem spells it: absolute paths stay as they are,
+        relative ones are taken under ``workdir`` (or the host's working directory)."""
+        ...
+
+    def push(self, files: dict[str, Path], progress: Progress | None = None) -> dict[str, str]:
+        """Makes host files available on the target.
+
+        Args:
+            files: role -> host path.
+
+        Returns:
+            role -> absolute path as the target sees it.
+
+        Raises:
+            EdgepedError: a host file is missing, or the transfer failed (nothing is left
+                half-written in place).
+        """
+        ...
+
+    def pull(self, remote: str, dest: Path) -> Path:
+        """Copies a file from the target to ``dest`` on the host (written beside, renamed).
+
+        Raises:
+            EdgepedError: the file does not exist on the target, or the transfer failed.
+        """
+        ...
+
+    def exec(
+        self,
+        argv: list[str],
+        timeout_s: float,
+        stdin: bytes = b"",
+        env: dict[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> subprocess.CompletedProcess:
+        """Runs the target's Python with ``argv`` (the device code is Python on every target).
+
+        Returns:
+            The finished process: its exit code, stdout and stderr as bytes.
+
+        Raises:
+            TargetTimeout: it did not finish within ``timeout_s`` (it is stopped).
+            EdgepedError: the target cannot be reached or its Python cannot start.
+        """
+        ...
+
     def run(self, job: RunnerJob, progress: Progress | None = None) -> dict:
-        """Stages the job's files, runs the device runner and returns its JSON result.
+        """Stages the job's files, runs the device runner (bench, parity, shadow) and
+        returns its JSON result.
 
         Raises:
             EdgepedError: the target cannot be reached or the runner reported a problem.
         """
         ...
+
+
+def check_host_files(files: dict[str, Path], target: str) -> None:
+    """Refuses a push before anything travels when a host file is missing.
+
+    Raises:
+        EdgepedError: the first missing file, by role.
+    """
+    for role, path in files.items():
+        if not Path(path).is_file():
+            raise EdgepedError(
+                f"cannot push the {role} to {target}: {path} not found on the host",
+                "check the path; nothing was copied",
+            )
 
 
 _RUNNER_CODES = {

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from edgeped.errors import EdgepedError
 from edgeped.targets.base import REPO_ROOT, Progress, RunnerJob
-from edgeped.targets.local import run_process
+from edgeped.targets.local import HostProcessTarget, run_process
 
 CORES = {"a53": "cortex-a53", "a72": "cortex-a72", "a76": "cortex-a76"}
 SETUP_SCRIPT = REPO_ROOT / "tools" / "setup_arm64_emu.sh"
@@ -71,7 +71,7 @@ def ensure_board(board_dir: Path, progress: Progress | None = None) -> Path:
 
 
 @dataclass
-class EmulatedArm64Target:
+class EmulatedArm64Target(HostProcessTarget):
     """An arm64 board emulated by qemu-user with a selectable core model."""
 
     name: str = "arm64-emu"
@@ -80,6 +80,7 @@ class EmulatedArm64Target:
     count_instructions: bool = True
     kind: str = "arm64-emu"
     emulated: bool = True
+    workdir: str | None = None  # qemu-user opens host paths: files are used in place
 
     def __post_init__(self) -> None:
         self.core = core_name(self.core)
@@ -97,6 +98,26 @@ class EmulatedArm64Target:
             "python": str(self.python),
             "board_dir": str(self.board_dir),
         }
+
+    def probe(self, timeout_s: float) -> str:
+        if not (self.board_dir / "READY").is_file():
+            raise EdgepedError(
+                f"emulated {self.core}: the board is not built in {self.board_dir}",
+                "see the emulated board finding",
+            )
+        return f"emulated {self.core}"
+
+    def _label(self) -> str:
+        return f"{self.name} ({self.core})"
+
+    def _python(self) -> str:
+        return str(self.python)
+
+    def _env(self, progress: Progress | None) -> dict[str, str]:
+        ensure_board(self.board_dir, progress)
+        env = {**super()._env(progress), "EDGEPED_EMU_CORE": self.core}
+        env.pop("EDGEPED_INSN_OUT", None)
+        return env
 
     def run(self, job: RunnerJob, progress: Progress | None = None) -> dict:
         ensure_board(self.board_dir, progress)

@@ -36,6 +36,7 @@ def _local(name: str, spec: dict[str, Any], core: str | None) -> Target:
     from edgeped.targets.local import LocalTarget
 
     _no_core(name, core)
+    _known_keys(name, spec, {"python"})
     return LocalTarget(name=name, python=spec.get("python", sys.executable))
 
 
@@ -43,6 +44,7 @@ def _local(name: str, spec: dict[str, Any], core: str | None) -> Target:
 def _arm64_emu(name: str, spec: dict[str, Any], core: str | None) -> Target:
     from edgeped.targets.emulated import EmulatedArm64Target, default_board_dir
 
+    _known_keys(name, spec, {"core", "board_dir"})
     try:
         return EmulatedArm64Target(
             name=name,
@@ -65,6 +67,16 @@ def _ssh(name: str, spec: dict[str, Any], core: str | None) -> Target:
             f"bad [targets.{name}] in targets.toml: {exc}",
             "see targets.README.md for the keys and their meaning",
         ) from exc
+
+
+def _known_keys(name: str, spec: dict[str, Any], known: set[str]) -> None:
+    unknown = sorted(set(spec) - known)
+    if unknown:
+        raise EdgepedError(
+            f"bad [targets.{name}] in targets.toml: unknown key(s) {unknown}; "
+            f"this kind takes {sorted(known)}",
+            "see targets.README.md for the keys and their meaning",
+        )
 
 
 def _no_core(name: str, core: str | None) -> None:

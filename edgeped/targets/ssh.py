@@ -17,8 +17,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from edgeped.errors import EdgepedError
-from edgeped.fileio import sha256_file
-from edgeped.targets.base import Progress, RunnerJob, parse_runner_output
+from edgeped.fileio import atomic_output, sha256_file
+from edgeped.targets.base import (
+    Progress,
+    RunnerJob,
+    TargetTimeout,
+    check_host_files,
+    parse_runner_output,
+)
 
 # Seconds the local side waits beyond the remote timeout before giving up on ssh itself.
 LOCAL_GRACE_S = 30.0
@@ -167,6 +173,7 @@ class SshTarget:
         self.config = config
         self.name = config.name
         self.emulated = config.emulated
+        self.workdir = config.workdir
 
     def describe(self) -> dict:
         c = self.config
@@ -179,6 +186,19 @@ class SshTarget:
             "python": c.python,
             "workdir": c.workdir,
         }
+
+    def probe(self, timeout_s: float) -> str:
+        proc = self._ssh("true", timeout_s)
+        if proc.returncode != 0:
+            raise classify_ssh_failure(
+                proc.stderr.decode("utf-8", "replace"), proc.returncode, self.config
+            )
+        return f"{self.config.destination} reachable, host key known"
+
+    def remote_path(self, path: str) -> str:
+        if PurePosixPath(path).is_absolute():
+            return path
+        return f"{self.config.workdir.rstrip('/')}/{path}"
 
     # -- transport --------------------------------------------------------------------
 
@@ -253,6 +273,7 @@ class SshTarget:
         Raises:
             EdgepedError: transport failure, sha256 mismatch or a full remote disk.
         """
+        check_host_files(files, self.name)
         names = {role: self._remote_name(role, path) for role, path in files.items()}
         if manifest is None:
             manifest = {names[role]: sha256_file(path) for role, path in files.items()}
@@ -291,7 +312,31 @@ class SshTarget:
             )
         if proc.returncode != 0:
             raise classify_ssh_failure(stderr, proc.returncode, self.config)
-        return {role: f"{self.config.workdir.rstrip('/')}/{name}" for role, name in names.items()}
+        return {role: self.remote_path(name) for role, name in names.items()}
+
+    def pull(self, remote: str, dest: Path) -> Path:
+        """Streams a board file to ``dest`` (written beside, renamed into place).
+
+        Raises:
+            EdgepedError: the file is not on the board, or ssh failed.
+        """
+        path = self.remote_path(remote)
+        q = shlex.quote(path)
+        proc = self._ssh(
+            f"test -f {q} || exit 66; exec cat -- {q}", self.config.connect_timeout_s + 300
+        )
+        if proc.returncode == 66:
+            raise EdgepedError(
+                f"{path} not found on {self.name} ({self.config.destination})",
+                "check the path the board reported; nothing was copied",
+            )
+        if proc.returncode != 0:
+            raise classify_ssh_failure(
+                proc.stderr.decode(errors="replace"), proc.returncode, self.config
+            )
+        with atomic_output(dest) as handle:
+            handle.write(proc.stdout)
+        return Path(dest)
 
     @staticmethod
     def _remote_name(role: str, path: Path) -> str:
@@ -303,7 +348,7 @@ class SshTarget:
     # -- run ----------------------------------------------------------------------------
 
     def exec_script(
-        self, argv: list[str], timeout_s: float, stdin: bytes = b""
+        self, argv: list[str], timeout_s: float, stdin: bytes = b"", prefix: tuple[str, ...] = ()
     ) -> subprocess.CompletedProcess:
         """Runs a pushed device script (``python argv...``) in workdir under a remote timeout.
 
@@ -311,14 +356,37 @@ class SshTarget:
             EdgepedError: ssh itself failed (unreachable, refused key, unknown host key).
         """
         command = (
+            f"mkdir -p {shlex.quote(self.config.workdir)} && "
             f"cd {shlex.quote(self.config.workdir)} && exec timeout -k 5 "
             f"{int(max(timeout_s, 1))} "
-            + " ".join(shlex.quote(a) for a in [self.config.python, *argv])
+            + " ".join(shlex.quote(a) for a in [*prefix, self.config.python, *argv])
         )
         proc = self._ssh(command, timeout_s + LOCAL_GRACE_S, stdin)
         if proc.returncode == 255:
             raise classify_ssh_failure(
                 proc.stderr.decode(errors="replace"), proc.returncode, self.config
+            )
+        return proc
+
+    def exec(
+        self,
+        argv: list[str],
+        timeout_s: float,
+        stdin: bytes = b"",
+        env: dict[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> subprocess.CompletedProcess:
+        """Runs ``python argv...`` in workdir under a remote timeout; ``env`` goes with it.
+
+        Exit codes 124 and 137 are the remote ``timeout``'s: they raise TargetTimeout.
+        """
+        prefix = ("env", *(f"{k}={v}" for k, v in env.items())) if env else ()
+        proc = self.exec_script(argv, timeout_s, stdin, prefix)
+        if proc.returncode in (124, 137):
+            raise TargetTimeout(
+                f"the command on {self.config.destination} did not finish within "
+                f"{timeout_s:g} s and was stopped on the board",
+                "raise the timeout, or look at what the command waits for",
             )
         return proc
 
@@ -330,14 +398,9 @@ class SshTarget:
             )
         remote = self.push(job.staged(), progress)
         timeout_s = min(job.timeout_s, self.config.timeout_s)
-        argv = [self.config.python, *job.runner_argv(remote)]
-        command = (
-            f"cd {shlex.quote(self.config.workdir)} && "
-            f"exec timeout -k 5 {int(max(timeout_s, 1))} " + " ".join(shlex.quote(a) for a in argv)
-        )
         if progress:
             progress(f"running the benchmark on {self.config.destination}")
-        proc = self._ssh(command, timeout_s + LOCAL_GRACE_S)
+        proc = self.exec_script(job.runner_argv(remote), timeout_s)
         stdout = proc.stdout.decode(errors="replace")
         stderr = proc.stderr.decode(errors="replace")
         if proc.returncode in (124, 137) and "{" not in stdout:
@@ -353,8 +416,6 @@ class SshTarget:
                 "install Python 3.9+ with numpy and ai-edge-litert on the board "
                 "and set python in targets.toml to its absolute path",
             )
-        if proc.returncode == 255:
-            raise classify_ssh_failure(stderr, proc.returncode, self.config)
         result = parse_runner_output(stdout, stderr, proc.returncode, self.config.destination)
         result["emulated"] = self.config.emulated or result.get("emulated", False)
         return result
