@@ -201,6 +201,25 @@ def render_markdown(report: dict) -> str:
                 + f" | {_fmt(s['corrupted_recall'][cname])} | {_fmt(last['fpr'])} | "
                 f"{_fmt(last['auc_pr'])} |"
             )
+        out += [
+            "",
+            f"FPR at the clean-val threshold (clean {_fmt(entry['clean']['fpr'])}; cells above "
+            "2% in bold):",
+            "",
+            "| corruption | " + " | ".join(f"sev {x}" for x in sev) + " |",
+            "|---|" + "---:|" * len(sev),
+        ]
+        for cname, cells in entry["corruptions"].items():
+            out.append(
+                f"| {cname} | "
+                + " | ".join(
+                    f"**{_fmt(cells[x]['fpr'])}**"
+                    if cells[x]["fpr"] > 0.02
+                    else _fmt(cells[x]["fpr"])
+                    for x in sev
+                )
+                + " |"
+            )
         out.append("")
     for gap in report["quantization_gaps"]:
         out += [
