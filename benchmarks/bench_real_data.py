@@ -80,13 +80,18 @@ _STAGES = (
 COSINE, PLATEAU = _STAGES.format("cosine"), _STAGES.format("plateau")
 
 # name -> (config TOML text or None for the shipped defaults, stages or None for default)
+# The camera augmentations off: the recipe before the robustness work (2026-12-06).
+NO_CAMERA_AUGMENT = (
+    "[augment]\nblur = 0.0\nocclude = 0.0\nzoom = 0.0\ndark = 0.0\nnoise = 0.0\n"
+    "tone = 0.0\nmix = 0.0\n"
+)
 ROBUST_AUGMENT = (
     "[augment]\nblur = 0.2\nocclude = 0.3\nzoom = 0.2\ndark = 0.3\nnoise = 0.3\n"
     "tone = 0.3\nmix = 0.3\n"
 )
 VARIANTS: dict[str, tuple[str | None, str | None]] = {
     "today": (TODAY, "teacher,student_distilled,student_qat"),
-    "default": (None, None),  # vgg w0.25, plateau schedule
+    "default": (None, None),  # vgg w0.25, plateau, standardised input + camera augmentations
     # The steps from the recipe before to the default, one change at a time.
     "student-cosine": (STUDENT + COSINE, None),  # the default until student_fused + plateau
     "student-plateau": (STUDENT + PLATEAU, None),
@@ -150,10 +155,13 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
     ),
     # The demo's short profile.
     "demo": (str(HERE.parent / "configs" / "demo.toml"), None),
-    # Robustness to camera shifts (docs/robustness.md): the per-crop standardised input,
-    # the camera-physics augmentations, and both.
-    "std": ('image_rule = "standardize"\n', None),
-    "aug": (ROBUST_AUGMENT, None),
+    # Robustness to camera shifts (docs/robustness.md; measured 2026-12-06 as "default",
+    # "std", "aug" and "robust" before robust became the default): the recipe before
+    # (fixed input, no camera augmentations), the standardised input alone, the camera
+    # augmentations alone, and both (= today's default).
+    "fixed-noaug": ('image_rule = "fixed"\n' + NO_CAMERA_AUGMENT, None),
+    "std": ('image_rule = "standardize"\n' + NO_CAMERA_AUGMENT, None),
+    "aug": ('image_rule = "fixed"\n' + ROBUST_AUGMENT, None),
     "robust": ('image_rule = "standardize"\n' + ROBUST_AUGMENT, None),
 }
 
