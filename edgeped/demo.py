@@ -142,6 +142,7 @@ def run_demo(
     from edgeped.convert.run import convert_run
     from edgeped.data.synthetic import write_synthetic
     from edgeped.evaluate.run import EvalConfig, evaluate_run
+    from edgeped.rollout.drift_run import write_run_reference
     from edgeped.train.loop import train
 
     out = Path(config.out_dir)
@@ -180,6 +181,7 @@ def run_demo(
     step("4/5 evaluation of the .tflite models (LiteRT), with the quick robustness suite")
     result = timed("evaluate", lambda: evaluate_run(run_dir, EvalConfig(), progress=detail))
     paths = result.save(run_dir)
+    write_run_reference(run_dir, result)
     timed("robustness", lambda: quick_robustness(run_dir, detail))
     step(
         "5/5 gate: budgets.toml on the QAT int8 model (emulated board if built; no real board here)"

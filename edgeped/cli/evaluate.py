@@ -117,6 +117,10 @@ def eval_(
         scorer=scorer,
     )
     paths = result.save(run_dir, tag=tag)
+    if not tag:
+        from edgeped.rollout.drift_run import write_run_reference
+
+        write_run_reference(run_dir, result)
     print_metrics(result.metrics)
     click.echo(
         f"report: {paths['report']}\nmetrics: {paths['metrics']}\n"

@@ -99,12 +99,6 @@ def write_outputs(
     suffix = f"-{tag}" if tag else ""
     plot_dir = run / f"plots{suffix}"
     curves = {name: (test.labels, test.scores[name]) for name in report["models"]}
-    if not tag and not report["config"].get("metadata_dropout"):
-        # The drift reference: train+val as recorded, every model's val scores.
-        from edgeped.rollout.drift_run import REFERENCE_NAME, write_reference_from_eval
-
-        sha = write_reference_from_eval(run / REFERENCE_NAME, report, val.scores)
-        report["drift_reference"] = {"file": REFERENCE_NAME, "sha256": sha}
     scores_path = run / f"test_scores{suffix}.npz"
     report["test_scores"] = {
         "file": scores_path.name,
@@ -159,6 +153,23 @@ def write_outputs(
     return {"metrics": metrics_path, "report": report_path, "test_scores": scores_path, **plots}
 
 
+def record_in_metrics(run_dir: str | os.PathLike, key: str, value: dict, tag: str = "") -> None:
+    """Adds one section (a later step's output) to metrics[-TAG].json and re-renders the report.
+
+    Steps after the evaluation proper (the drift reference, the robustness summary) add
+    their entry here, so evaluate never imports them.
+    """
+    from edgeped.evaluate.report import render_markdown
+
+    run = Path(run_dir)
+    suffix = f"-{tag}" if tag else ""
+    metrics_path = run / f"metrics{suffix}.json"
+    report = read_json(metrics_path, "metrics")
+    report[key] = value
+    write_json_atomic(metrics_path, report)
+    write_text_atomic(run / f"report{suffix}.md", render_markdown(report))
+
+
 def attach_robustness(
     run_dir: str | os.PathLike, robustness: dict, paths: dict, tag: str = ""
 ) -> None:
@@ -168,14 +179,8 @@ def attach_robustness(
         robustness: the robustness.json content `evaluate_robustness` made.
         paths: what `write_robustness` wrote (its "json" and "report" paths).
     """
-    from edgeped.evaluate.report import render_markdown
-
-    run = Path(run_dir)
-    suffix = f"-{tag}" if tag else ""
-    metrics_path = run / f"metrics{suffix}.json"
-    report = read_json(metrics_path, "metrics")
     cfg = robustness["config"]
-    report["robustness"] = {
+    section = {
         "file": Path(paths["json"]).name,
         "report": Path(paths["report"]).name,
         "sha256": sha256_file(paths["json"]),
@@ -185,5 +190,4 @@ def attach_robustness(
         "families": robustness.get("families"),
         "models": {n: e["summary"] for n, e in robustness["models"].items()},
     }
-    write_json_atomic(metrics_path, report)
-    write_text_atomic(run / f"report{suffix}.md", render_markdown(report))
+    record_in_metrics(run_dir, "robustness", section, tag)

@@ -105,6 +105,24 @@ def write_reference_from_eval(
     return write_reference(path, reference)
 
 
+def write_run_reference(run_dir: str | os.PathLike, result) -> dict[str, str] | None:
+    """The drift step after `edgeped eval`: drift_reference.json from the evaluation's
+    val scores, recorded in metrics.json. A side experiment (metadata dropout) makes none.
+
+    Args:
+        result: the `edgeped.evaluate.run.EvalResult` just saved into run_dir.
+    """
+    from edgeped.evaluate.outputs import record_in_metrics
+
+    if result.metrics["config"].get("metadata_dropout"):
+        return None
+    run = Path(run_dir)
+    sha = write_reference_from_eval(run / REFERENCE_NAME, result.metrics, result.val.scores)
+    entry = {"file": REFERENCE_NAME, "sha256": sha}
+    record_in_metrics(run, "drift_reference", entry)
+    return entry
+
+
 def write_reference(path: str | os.PathLike, reference: dict[str, Any]) -> str:
     """Writes drift_reference.json atomically; returns its sha256."""
     write_json_atomic(path, reference)
