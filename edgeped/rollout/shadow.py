@@ -181,6 +181,7 @@ def run_shadow(
     data_dir: str | os.PathLike | None = None,
     split: str = "test",
     limit: int | None = None,
+    seed: int = 0,
     options: ShadowOptions = ShadowOptions(),
     config: ShadowConfig | None = None,
     progress: Progress | None = None,
@@ -190,7 +191,8 @@ def run_shadow(
     Args:
         baseline, candidate: .tflite files with their evaluated cards beside them.
         crops: a replay .npz (images, metadata, optional crop_id, label, tag/*).
-        data_dir: or a dataset, whose ``split`` (first ``limit`` crops) becomes the replay.
+        data_dir: or a dataset, whose ``split`` becomes the replay (``limit`` crops
+            sampled across its drives with ``seed``, when given).
 
     Raises:
         EdgepedError: bad inputs (checked before anything runs), an existing log in
@@ -211,13 +213,19 @@ def run_shadow(
             f"{log} already exists: a shadow log is never overwritten",
             "pass a new --out directory",
         )
+    if limit is not None and limit < 1:
+        raise EdgepedError(f"--limit must be >= 1, got {limit}", "pass e.g. --limit 2000")
     spec = {"baseline": model_spec(base_path), "candidate": model_spec(cand_path)}
+    calibrators = {
+        "baseline": model_calibrator(base_path),
+        "candidate": model_calibrator(cand_path),
+    }
     out.mkdir(parents=True, exist_ok=True)
     replay = out / REPLAY_NAME
     if data_dir is not None:
         if progress:
             progress(f"writing the {split} split of {data_dir} as the replay set")
-        write_replay(replay, data_dir, split, limit)
+        write_replay(replay, data_dir, split, limit, seed)
     else:
         with atomic_output(replay) as handle, open(crops, "rb") as src:
             shutil.copyfileobj(src, handle)
@@ -247,7 +255,7 @@ def run_shadow(
                 "push the current device/runner.py (it has --shadow)",
             )
         _pull(target, result["log"]["path"], log, result["log"]["sha256"])
-    records = read_log(log)
+    records = with_calibrators(read_log(log), calibrators)
     records = replace(
         records,
         source={
@@ -266,12 +274,37 @@ def run_shadow(
             "target": target.describe(),
             "options": options.to_dict(),
             "spec": spec,
-            "replay": {"file": REPLAY_NAME, "sha256": sha256_file(replay)},
+            "calibrators": calibrators,
+            "replay": {
+                "file": REPLAY_NAME,
+                "sha256": sha256_file(replay),
+                "split": split if data_dir is not None else None,
+                "limit": limit,
+                "seed": seed,
+            },
             "log": {"file": LOG_NAME, "sha256": sha256_file(log), "board_path": remote_log},
             "runner": result,
         },
     )
     return ShadowRun(out, log, report, {**files, "log": log, "replay": replay}, result)
+
+
+def with_calibrators(records: ShadowRecords, calibrators: dict) -> ShadowRecords:
+    """The records with each model's calibrator (for the label-free estimate) attached."""
+    return replace(
+        records,
+        baseline_info={**records.baseline_info, "calibrator": calibrators.get("baseline")},
+        candidate_info={**records.candidate_info, "calibrator": calibrators.get("candidate")},
+    )
+
+
+def _logged_calibrators(log: Path) -> dict:
+    """The calibrators `shadow run` recorded beside a log (shadow_run.json), if any."""
+    path = log.parent / RUN_NAME
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("calibrators") or {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return {}
 
 
 def crops_for(
@@ -302,6 +335,26 @@ def crops_for(
                 found[str(batch.crop_id[i])] = batch.images[i]
         return found
     return {}
+
+
+def _calibrator(entry: dict | None) -> dict | None:
+    """The calibrator eval fitted on val for one model (metrics.json), if it fitted one."""
+    cal = (entry or {}).get("calibration") or {}
+    found = cal.get("calibrator") if cal.get("fitted") else None
+    return dict(found) if isinstance(found, dict) else None
+
+
+def model_calibrator(model: Path) -> dict | None:
+    """The calibrator of a .tflite from the metrics.json beside it (its run), if any."""
+    metrics = model.parent / "metrics.json"
+    if not metrics.is_file():
+        return None
+    try:
+        data = json.loads(metrics.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    entry = (data.get("models") or {}).get(model.name.removesuffix(".tflite"))
+    return _calibrator(entry) if isinstance(entry, dict) else None
 
 
 def _threshold(metrics: dict, name: str, run: Path) -> float:
@@ -365,6 +418,7 @@ def records_from_run(
             "size_bytes": entry["model"]["size_bytes"],
             "threshold": t,
             "decision_rule": "probability >= threshold",
+            "calibrator": _calibrator(entry),
         }
         source[role] = {"run": str(run), "test_scores_sha256": sha256_file(scores_file)}
         dataset_root = data_dir or metrics.get("dataset", {}).get("root")
@@ -427,7 +481,7 @@ def load_source(
     if p.is_dir() and (p / LOG_NAME).is_file():
         p = p / LOG_NAME
     if p.is_file():
-        records = read_log(p)
+        records = with_calibrators(read_log(p), _logged_calibrators(p))
         b, c = records.baseline.decisions, records.candidate.decisions
         miss = [str(i) for i in records.crop_ids[(b == 1) & (c == 0)]]
         return records, crops_for(miss, replay=p.parent / REPLAY_NAME, data_dir=data_dir)
