@@ -326,7 +326,7 @@ def crops_for(
             idx = np.flatnonzero(np.isin(keys, list(wanted)))
             images = npz["images"][idx]
         return {str(keys[i]): img for i, img in zip(idx, images, strict=True)}
-    if data_dir is not None:
+    if data_dir is not None and Path(data_dir).is_dir():
         from edgeped.data.shards import Dataset
 
         found = {}
@@ -421,7 +421,7 @@ def records_from_run(
             "calibrator": _calibrator(entry),
         }
         source[role] = {"run": str(run), "test_scores_sha256": sha256_file(scores_file)}
-        dataset_root = data_dir or metrics.get("dataset", {}).get("root")
+        dataset_root = data_dir or _run_dataset(run, metrics)
     tags, meta = _dataset_context(ids, dataset_root)
     return ShadowRecords(
         crop_ids=ids,
@@ -433,13 +433,29 @@ def records_from_run(
             "kind": "offline_test_scores",
             "path": str(runs["baseline"]),
             **source,
-            "dataset": str(dataset_root),
+            "dataset": str(dataset_root) if dataset_root is not None else None,
         },  # fmt: skip
         labels=labels,
         tags=tags,
         metadata=meta,
         integrity=Integrity(records=len(ids)),
     )
+
+
+def _run_dataset(run: Path, metrics: dict) -> str | None:
+    """The dataset eval scored (metrics.json), else the run's own wherever it now is.
+
+    None when neither is found: the report is then made without slices and gallery.
+    """
+    from edgeped.train.run_dir import resolve_run_dataset
+
+    recorded = (metrics.get("dataset") or {}).get("root")
+    if recorded and Path(recorded).is_dir():
+        return str(recorded)
+    try:
+        return str(resolve_run_dataset(run, command="shadow report"))
+    except EdgepedError:
+        return None
 
 
 def _dataset_context(ids: np.ndarray, root) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
