@@ -159,3 +159,41 @@ def test_shadow_table_keeps_its_width_in_a_log(tmp_path):
     assert widest > 100, out
     assert "pedestrians lost / found by baseline (labels)" in out
     assert "label-free estimate" in out
+
+
+def _fix_command(output: str) -> list[str]:
+    """The first backquoted `edgeped ...` command on the output's fix: line."""
+    line = next(x for x in output.splitlines() if x.strip().startswith("fix:"))
+    return shlex.split(line.split("`edgeped ", 1)[1].split("`", 1)[0])
+
+
+def test_the_fix_a_refused_release_prints_works_when_pasted(tmp_path, monkeypatch, device_models):
+    run = write_run(tmp_path / "runs" / "demo" / "run", device_models["int8"])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # no budgets.toml: the pasted gate must still work
+    monkeypatch.delenv("EDGEPED_BUDGETS", raising=False)
+    cli = CliRunner()
+    refused = cli.invoke(main, ["release", str(run)])
+    assert refused.exit_code == 65, refused.output
+    fix = _fix_command(refused.output)
+    assert fix[0] == "gate"
+    pasted = cli.invoke(main, fix)
+    assert pasted.exit_code in (0, 1, 2), pasted.output
+    assert "budgets file not found" not in pasted.output
+    assert (run / "gate.json").is_file()
+    again = cli.invoke(main, ["release", str(run)])
+    assert "no gate verdict" not in again.output
+
+
+def test_the_fix_for_a_lost_dataset_names_the_command_and_flag(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(
+        json.dumps({"config": {"data_dir": str(tmp_path / "gone")}, "dataset_manifest_sha256": "x"})
+    )
+    result = CliRunner().invoke(main, ["convert", str(run)])
+    assert result.exit_code == 65, result.output
+    fix = _fix_command(result.output)
+    assert fix[:2] == ["convert", str(run)] and "--data" in fix
+    assert CliRunner().invoke(main, [*fix[:2], "--data", str(tmp_path), "--help"]).exit_code == 0
