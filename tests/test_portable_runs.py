@@ -97,7 +97,7 @@ def test_a_copied_run_converts_evaluates_and_shadows_from_another_folder(
     for args in (
         ["convert", str(run), "--only", "student_qat_int8", "--calibration-samples", "16"],
         ["eval", str(run)],
-        ["shadow", "report", str(run), "--baseline", "student_float32",
+        ["shadow", "report", str(run), "--baseline", "student_distilled_float32",
          "--candidate", "student_qat_int8"],
     ):  # fmt: skip
         result = cli.invoke(main, args)
