@@ -197,3 +197,18 @@ def test_the_fix_for_a_lost_dataset_names_the_command_and_flag(tmp_path):
     fix = _fix_command(result.output)
     assert fix[:2] == ["convert", str(run)] and "--data" in fix
     assert CliRunner().invoke(main, [*fix[:2], "--data", str(tmp_path), "--help"]).exit_code == 0
+
+
+def test_shadow_limit_samples_across_the_split_not_its_head():
+    import numpy as np
+
+    from edgeped.rollout.replay import sample_index
+
+    idx = sample_index(10_000, 2000, seed=0)
+    assert idx.size == 2000 and np.unique(idx).size == 2000
+    assert np.array_equal(idx, np.sort(idx))  # kept in dataset (drive) order
+    assert idx.max() > 9000 and idx.min() < 100  # spans the split, not its first drives
+    assert np.array_equal(idx, sample_index(10_000, 2000, seed=0))  # seeded
+    assert not np.array_equal(idx, sample_index(10_000, 2000, seed=1))
+    assert np.array_equal(sample_index(50, 2000), np.arange(50))
+    assert np.array_equal(sample_index(50, None), np.arange(50))
