@@ -1,4 +1,4 @@
-"""`edgeped gate`: judge a run's model against budgets.toml."""
+"""`edgeped gate`: judge a run's model against the budgets (docs/budgets.md)."""
 
 from __future__ import annotations
 
