@@ -157,3 +157,13 @@ def test_a_sibling_models_shadow_is_named_so_with_a_command_that_works(run):
     argv = shlex.split(fix)
     assert argv[:3] == ["edgeped", "shadow", "report"] and argv[3] == str(run)
     assert CliRunner().invoke(main, [*argv[1:], "--help"]).exit_code == 0
+
+
+def test_a_baseline_that_found_no_pedestrian_leaves_none_to_lose(run):
+    labels = np.zeros(2000, np.int64)
+    labels[1500:1600] = 1  # pedestrians the baseline's 200 calls all miss
+    _shadow(run, new_misses=4, labels=labels)
+    got = rows(gate_run(run, Budgets()))
+    assert got["shadow.new_miss_rate"].measured == 0.0
+    assert got["shadow.new_miss_rate"].status is Status.PASS
+    assert "0/0" in got["shadow.new_miss_rate"].note

@@ -54,7 +54,10 @@ def _key(row: dict, key: str) -> str:
 
 
 def _rate(row: dict, key: str):
-    return (row.get(_key(row, key)) or {}).get("rate")
+    r = row.get(_key(row, key)) or {}
+    if r.get("of") == 0 and r.get("count") == 0:
+        return 0.0  # e.g. the baseline found no pedestrian: the candidate can lose none
+    return r.get("rate")
 
 
 def _basis_note(row: dict, key: str) -> str:
