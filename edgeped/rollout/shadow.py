@@ -25,6 +25,8 @@ import numpy as np
 from edgeped.errors import EdgepedError
 from edgeped.fileio import atomic_output, read_json, sha256_file, write_json_atomic
 from edgeped.provenance import stamp
+from edgeped.rollout.estimate import calibrator_of as _calibrator
+from edgeped.rollout.estimate import model_calibrator
 from edgeped.rollout.replay import write_replay
 from edgeped.rollout.shadow_log import Integrity, ShadowRecords, Side, read_log
 from edgeped.rollout.shadow_render import write_report
@@ -335,26 +337,6 @@ def crops_for(
                 found[str(batch.crop_id[i])] = batch.images[i]
         return found
     return {}
-
-
-def _calibrator(entry: dict | None) -> dict | None:
-    """The calibrator eval fitted on val for one model (metrics.json), if it fitted one."""
-    cal = (entry or {}).get("calibration") or {}
-    found = cal.get("calibrator") if cal.get("fitted") else None
-    return dict(found) if isinstance(found, dict) else None
-
-
-def model_calibrator(model: Path) -> dict | None:
-    """The calibrator of a .tflite from the metrics.json beside it (its run), if any."""
-    metrics = model.parent / "metrics.json"
-    if not metrics.is_file():
-        return None
-    try:
-        data = json.loads(metrics.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    entry = (data.get("models") or {}).get(model.name.removesuffix(".tflite"))
-    return _calibrator(entry) if isinstance(entry, dict) else None
 
 
 def _threshold(metrics: dict, name: str, run: Path) -> float:
