@@ -22,7 +22,7 @@ _PROFILE = profile_config("demo", "unused")
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Sized to finish in about 15 minutes on 2 CPU cores (the `demo` training profile)."""
+    """Sized to finish in about 10 minutes on 2 CPU cores (the `demo` training profile)."""
 
     out_dir: str = "runs/demo"
     synth: SynthConfig = field(default_factory=lambda: SynthConfig(drives=480, crops_per_drive=50))
@@ -108,8 +108,9 @@ def gate_demo_run(
     else:
         notes.append(
             "the emulated arm64 board is not built, so instruction and parity budgets "
-            "are missing too: run `edgeped bench MODEL --target arm64-emu --core a53 "
-            "--parity` (builds it once; the result goes to RUN_DIR/bench/)"
+            f"are missing too: run `edgeped bench {shlex.quote(str(model))} --target arm64-emu` "
+            "(measures what the budgets ask for; builds the board once; the result goes to "
+            f"{shlex.quote(str(run_dir / 'bench'))}/)"
         )
     notes.append(
         "latency and peak RSS budgets need a real board: "

@@ -21,7 +21,8 @@ def run(tmp_path, device_models):
     return write_run(tmp_path / "run", device_models["int8"])
 
 
-def _shadow(run, *, n=2000, new_misses=4, flips_night=0, sha=None, integrity=None, where="shadow"):
+def _shadow(run, *, n=2000, new_misses=4, flips_night=0, sha=None, integrity=None, where="shadow",
+            labels=None):  # fmt: skip
     """A shadow.json for the run's model: 200 baseline pedestrian calls, `new_misses` dropped."""
     b = np.zeros(n, np.int8)
     b[:200] = 1
@@ -39,6 +40,7 @@ def _shadow(run, *, n=2000, new_misses=4, flips_night=0, sha=None, integrity=Non
                         "sha256": sha or sha256_file(run / "student_qat_int8.tflite")},
         source={"kind": "test"},
         tags={"lighting": lighting},
+        labels=labels,
         integrity=integrity or Integrity(records=n),
     )  # fmt: skip
     report = shadow_report(records, ShadowConfig())
@@ -98,3 +100,70 @@ def test_stale_damaged_and_too_small_evidence_fail_closed(run, tmp_path):
     (run / "shadow" / "shadow.json").write_text("{not json")
     verdict = gate_run(run, Budgets())
     assert rows(verdict)["shadow.flip_rate"].status is Status.UNREADABLE
+
+
+def test_on_labels_rejected_false_alarms_are_a_gain_not_a_failure(run):
+    # The baseline's 200 pedestrian calls hold 150 pedestrians and 50 false alarms; the
+    # candidate drops 40 calls, all of them false alarms (the demo's float-vs-int8 case).
+    labels = np.zeros(2000, np.int64)
+    labels[40:190] = 1
+    _shadow(run, new_misses=40, labels=labels)
+    verdict = gate_run(run, Budgets())
+    got = rows(verdict)
+    assert got["shadow.new_miss_rate"].status is Status.PASS
+    assert got["shadow.new_miss_rate"].measured == 0.0
+    assert "labels" in got["shadow.new_miss_rate"].note and "40 baseline false alarm" in (
+        got["shadow.new_miss_rate"].note
+    )
+    assert got["shadow.flip_rate"].status is Status.PASS  # 40 flips, none harmful
+    assert verdict.exit_code == 0
+    # Unlabelled, the same decisions are only disagreement: 40/200 dropped calls fail.
+    (run / "shadow" / "shadow.json").unlink()
+    _shadow(run, new_misses=40)
+    got = rows(gate_run(run, Budgets()))
+    assert got["shadow.new_miss_rate"].status is Status.FAIL
+    assert got["shadow.new_miss_rate"].note.split("; ")[1].startswith("disagreement (no labels)")
+
+
+def test_a_labelled_shadow_that_loses_pedestrians_fails(run):
+    labels = np.zeros(2000, np.int64)
+    labels[:150] = 1  # the 4 dropped calls are pedestrians
+    _shadow(run, new_misses=4, labels=labels)
+    got = rows(gate_run(run, Budgets()))
+    assert got["shadow.new_miss_rate"].measured == pytest.approx(4 / 150)
+    assert got["shadow.new_miss_rate"].status is Status.FAIL
+
+
+def test_a_sibling_models_shadow_is_named_so_with_a_command_that_works(run):
+    import shlex
+
+    from click.testing import CliRunner
+
+    from edgeped.cli import main
+
+    sibling = run / "student_ptq_int8.tflite"
+    sibling.write_bytes(b"another model of the same run")
+    _shadow(run, sha=sha256_file(sibling))
+    required = replace(Budgets(), shadow=ShadowBudgets(required=True))
+    got = rows(gate_run(run, required))
+    row = got["shadow.flip_rate"]
+    assert row.status is Status.MISSING, row
+    assert "sibling's evidence" in row.note and "student_ptq_int8" in row.note
+    # Evidence for no model of this run is still stale.
+    sibling.unlink()
+    assert rows(gate_run(run, required))["shadow.flip_rate"].status is Status.STALE
+    # The fix names the run's real path; pasted, it parses as a command.
+    fix = row.note.split("run `", 1)[1].split("`", 1)[0]
+    argv = shlex.split(fix)
+    assert argv[:3] == ["edgeped", "shadow", "report"] and argv[3] == str(run)
+    assert CliRunner().invoke(main, [*argv[1:], "--help"]).exit_code == 0
+
+
+def test_a_baseline_that_found_no_pedestrian_leaves_none_to_lose(run):
+    labels = np.zeros(2000, np.int64)
+    labels[1500:1600] = 1  # pedestrians the baseline's 200 calls all miss
+    _shadow(run, new_misses=4, labels=labels)
+    got = rows(gate_run(run, Budgets()))
+    assert got["shadow.new_miss_rate"].measured == 0.0
+    assert got["shadow.new_miss_rate"].status is Status.PASS
+    assert "0/0" in got["shadow.new_miss_rate"].note

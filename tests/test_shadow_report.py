@@ -35,8 +35,17 @@ def test_directions_rates_and_intervals_by_hand():
     labels = [1, 1, 1, 0, 0, 0, 0, 0, 0, 0]
     r = shadow_report(_records(b, c, labels), ShadowConfig(min_slice_crops=5)).overall
     assert r["flip_rate"]["count"] == 3 and r["flip_rate"]["rate"] == pytest.approx(0.3)
-    assert r["new_miss_rate"]["count"] == 2 and r["new_miss_rate"]["of"] == 4
+    # Disagreement: the candidate drops 2 of the baseline's 4 pedestrian calls ...
+    d = r["disagreement"]
+    assert d["new_miss_rate"]["count"] == 2 and d["new_miss_rate"]["of"] == 4
     assert r["new_miss_rate_all"]["rate"] == pytest.approx(0.2)
+    # ... but on labels only one of them was a pedestrian (of 3 the baseline found); the
+    # other was a baseline false alarm, rejected: a gain, not a miss.
+    assert r["basis"] == "labels"
+    assert r["new_miss_rate"]["count"] == 1 and r["new_miss_rate"]["of"] == 3
+    assert r["gains"]["false_alarms_removed"]["count"] == 1
+    assert r["new_false_alarm_rate"]["count"] == 1  # k4: background the candidate now flags
+    assert r["harmful_flip_rate"]["count"] == 2
     assert r["new_detection_rate"]["count"] == 1 and r["new_detection_rate"]["of"] == 6
     lo, hi = r["flip_rate"]["ci95"]
     assert (lo, hi) == pytest.approx(wilson(3, 10)) and lo < 0.3 < hi
@@ -51,6 +60,25 @@ def test_directions_rates_and_intervals_by_hand():
     assert r["new_misses_of_pedestrians"]["count"] == 1
     # Exact McNemar: 1 vs 2 discordant -> two-sided binomial p = 1.0
     assert r["mcnemar"]["p_value"] == pytest.approx(1.0)
+
+
+def test_a_candidate_that_only_rejects_false_alarms_loses_no_pedestrian():
+    # The baseline flags 5 background crops; the candidate rejects them all and keeps
+    # every pedestrian: on labels that is a pure gain, without labels it is disagreement.
+    labels = [1] * 10 + [0] * 90
+    b = [1] * 10 + [1] * 5 + [0] * 85
+    c = [1] * 10 + [0] * 90
+    labelled = shadow_report(_records(b, c, labels)).overall
+    assert labelled["basis"] == "labels"
+    assert labelled["new_miss_rate"]["count"] == 0 and labelled["new_miss_rate"]["of"] == 10
+    assert labelled["harmful_flip_rate"]["count"] == 0
+    assert labelled["gains"]["false_alarms_removed"]["count"] == 5
+    unlabelled = shadow_report(_records(b, c)).overall
+    assert unlabelled["basis"] == "disagreement"
+    assert unlabelled["new_miss_rate"]["count"] == 5 and unlabelled["new_miss_rate"]["of"] == 15
+    # A partly labelled log cannot judge errors: it stays on disagreement.
+    partial = shadow_report(_records(b, c, labels[:-1] + [-1])).overall
+    assert partial["basis"] == "disagreement" and partial["new_miss_rate"]["count"] == 5
 
 
 def test_mcnemar_exact_detects_a_one_sided_shift():

@@ -36,5 +36,12 @@ else
   extras="."
 fi
 "$PYTHON" -m pip install --disable-pip-version-check -q -e "$extras"
-"$PYTHON" -c "import edgeped, ai_edge_litert, tensorflow_model_optimization" 
+# The import check loads TensorFlow, whose C++/absl start-up lines would open every
+# `make demo`: keep its output, and show it only when the check fails.
+if ! check=$(TF_CPP_MIN_LOG_LEVEL=3 "$PYTHON" -c \
+    "import edgeped, ai_edge_litert, tensorflow_model_optimization" 2>&1); then
+  echo "$check" >&2
+  echo "error: edgeped or a dependency does not import (above)" >&2
+  exit 1
+fi
 echo "edgeped installed: $(command -v edgeped)"

@@ -106,7 +106,15 @@ def _render_bench(result, path: Path) -> int:
 @click.option(
     "--core",
     type=click.Choice(["a53", "a72", "a76"]),
-    help="core model of the emulated board [default: a76]",
+    help="core model of the emulated board [default: every core the budgets count "
+    "instructions on (cost.max_instructions_per_invoke), else a76]",
+)
+@click.option(
+    "--budgets",
+    "budgets_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="budgets whose evidence the defaults measure [default: as `edgeped gate`: "
+    "$EDGEPED_BUDGETS, else ./budgets.toml if there, else the built-in budgets]",
 )
 @_bench_common
 @click.option(
@@ -116,9 +124,9 @@ def _render_bench(result, path: Path) -> int:
 )
 @click.option(
     "--parity/--no-parity",
-    default=False,
-    show_default=True,
-    help="check outputs against the host (bit-exact for int8)",
+    default=None,
+    help="check outputs against the host (bit-exact for int8) "
+    "[default: on when the budgets require parity (device.parity_required)]",
 )
 @click.option("--no-xnnpack", is_flag=True, help="run without the XNNPACK delegate")
 @click.option("--delegate", help="external delegate shared library on the target")
@@ -145,6 +153,7 @@ def bench(
     model,
     target_name,
     core,
+    budgets_file,
     targets_file,
     crops,
     golden,
@@ -157,39 +166,79 @@ def bench(
     """Benchmark MODEL (a .tflite, or every .tflite of a RUN_DIR) on a target.
 
     Latency percentiles, RSS, size, parity and instructions per model; a run directory
-    gives one table of all its models.
+    gives one table of all its models. By default it measures what the gate's budgets
+    ask for: parity when they require it and, on arm64-emu, instructions on every
+    core they name, so `edgeped bench MODEL --target arm64-emu` then `edgeped gate
+    RUN_DIR` is enough.
     """
     from edgeped.targets import bench_model, resolve_target
     from edgeped.targets.suite import bench_models, result_name, run_models
 
-    target = resolve_target(target_name, targets_file, core)
-    options = _bench_options(emulated=target.emulated, xnnpack=not no_xnnpack, **kw)
+    cores, parity, why = _budget_defaults(target_name, targets_file, core, parity, budgets_file)
     con = console()
 
     def say(msg: str) -> None:
         con.print(f"[dim]• {msg}[/dim]")
 
-    if model.is_dir():
-        if crops or golden or preprocess:
-            raise EdgepedError(
-                "--crops, --golden and --preprocess apply to one model",
-                "bench a single .tflite with them, or drop them for RUN_DIR",
-                exit_code=ExitCode.USAGE,
-            )
-        entries = bench_models(run_models(model), target, options, parity=parity, progress=say)
-        sys.exit(_render_suite(entries, out_dir or model / "bench", target))
-    result = bench_model(
-        model,
-        target,
-        options,
-        crops=crops,
-        golden=golden,
-        preprocess=preprocess,
-        parity=parity or golden is not None,
-        progress=say,
-    )
-    folder = out_dir or model.parent / "bench"
-    sys.exit(_render_bench(result, result.save(folder / f"{result_name(model, target)}.json")))
+    if why:
+        say(why)
+    if model.is_dir() and (crops or golden or preprocess):
+        raise EdgepedError(
+            "--crops, --golden and --preprocess apply to one model",
+            "bench a single .tflite with them, or drop them for RUN_DIR",
+            exit_code=ExitCode.USAGE,
+        )
+    code = int(ExitCode.OK)
+    for one_core in cores:
+        target = resolve_target(target_name, targets_file, one_core)
+        options = _bench_options(emulated=target.emulated, xnnpack=not no_xnnpack, **kw)
+        if model.is_dir():
+            entries = bench_models(run_models(model), target, options, parity=parity, progress=say)
+            code = max(code, _render_suite(entries, out_dir or model / "bench", target))
+            continue
+        result = bench_model(
+            model,
+            target,
+            options,
+            crops=crops,
+            golden=golden,
+            preprocess=preprocess,
+            parity=parity or golden is not None,
+            progress=say,
+        )
+        folder = out_dir or model.parent / "bench"
+        path = result.save(folder / f"{result_name(model, target)}.json")
+        code = max(code, _render_bench(result, path))
+    sys.exit(code)
+
+
+def _budget_defaults(target_name, targets_file, core, parity, budgets_file):
+    """The cores and parity to measure: as given, else what the gate's budgets ask for.
+
+    Returns:
+        (cores to run on, with None for a target without a core choice; parity; a line
+        saying what the defaults came from, or "" when everything was given).
+    """
+    from edgeped.gate.budgets import resolve_budgets
+    from edgeped.targets import resolve_target
+
+    if core is not None and parity is not None:
+        return [core], parity, ""
+    budgets, where = resolve_budgets(budgets_file)
+    said = []
+    if parity is None:
+        parity = budgets.device.parity_required
+        said.append(f"parity {'on' if parity else 'off'} (device.parity_required)")
+    cores: list[str | None] = [core]
+    if core is None and resolve_target(target_name, targets_file).emulated:
+        wanted = [c.removeprefix("cortex-") for c in budgets.cost.max_instructions_per_invoke]
+        cores = wanted or ["a76"]
+        said.append(
+            f"core(s) {', '.join(cores)} (cost.max_instructions_per_invoke)"
+            if wanted
+            else "core a76 (the budgets count instructions on no core)"
+        )
+    return cores, parity, f"measuring what the budgets ask for: {'; '.join(said)} [{where}]"
 
 
 def _render_suite(entries, folder: Path, target) -> int:

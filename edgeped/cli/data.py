@@ -52,7 +52,17 @@ def data() -> None:
     type=float,
     help="share of negatives that are near misses [default: v1 0.25, fleet 0.35].",
 )
-@click.option("--night-rate", type=float, help="share of night drives [default: 0.25].")
+@click.option(
+    "--night-rate",
+    type=float,
+    help="share of night drives [default: 0.25]. Night and dusk share one draw, so "
+    "--night-rate + --dusk-rate must be <= 1 (above 0.85, lower --dusk-rate too).",
+)
+@click.option(
+    "--dusk-rate",
+    type=float,
+    help="share of dusk drives [default: 0.15]; the drives neither night nor dusk are day.",
+)
 @click.option("--rain-rate", type=float, help="share of rain drives [default: 0.2].")
 @click.option("--fog-rate", type=float, help="fleet: share of fog drives [default: 0.08].")
 @click.option(
@@ -83,7 +93,7 @@ def data_synth(
     from edgeped.errors import ExitCode
 
     beam = beam_config(runner, beam_options)
-
+    _check_lighting(options)
     try:  # the options are the command line's: a bad value is a usage error
         get_generator(generator).config(options)
     except EdgepedError as exc:
@@ -100,6 +110,25 @@ def data_synth(
             beam=beam,
         )
     _print_manifest(out_dir, manifest)
+
+
+def _check_lighting(options: dict) -> None:
+    """Night and dusk are drawn from one share of drives: say so, and which values fit."""
+    from edgeped.data.generators import GeneratorConfig
+    from edgeped.errors import ExitCode
+
+    night = options.get("night_rate")
+    dusk = options.get("dusk_rate")
+    night = GeneratorConfig.night_rate if night is None else night
+    dusk = GeneratorConfig.dusk_rate if dusk is None else dusk
+    if 0 <= night <= 1 and 0 <= dusk <= 1 and night + dusk > 1:
+        raise EdgepedError(
+            f"--night-rate {night:g} + --dusk-rate {dusk:g} = {night + dusk:g} is more than "
+            "every drive: a drive is night, dusk or day, so the two shares must add up to <= 1",
+            f"pass --night-rate {night:g} --dusk-rate {max(0.0, 1 - night):g}, or keep dusk at "
+            f"{dusk:g} and lower --night-rate to <= {1 - dusk:g}",
+            exit_code=ExitCode.USAGE,
+        )
 
 
 def _print_manifest(out_dir: str, manifest: dict) -> None:

@@ -34,7 +34,7 @@ from edgeped.cli.evaluate import print_metrics
     "shipped budgets.toml]",
 )
 def demo(out_dir, drives, epochs_scale, budgets_file) -> None:
-    """Run the whole pipeline on small defaults (about 15 minutes on 2 cores).
+    """Run the whole pipeline on small defaults (about 10 minutes on 2 cores, 7 to 11 measured).
 
     Synthetic data, float teacher, QAT student, int8 conversion and evaluation;
     prints where the report is at the end.

@@ -39,9 +39,9 @@ def drift(reference, window, out_dir, psi_warn, psi_alert, ks_alpha, ks_min_d, m
     Exit 0 quiet, 1 drift (alert, or warn with --fail-on warn), 2 the window is too small
     to judge or an input is bad.
     """
-    from rich.console import Console
     from rich.table import Table
 
+    from edgeped.cli._common import stdout_console
     from edgeped.rollout.drift import DriftConfig
     from edgeped.rollout.drift_run import run_drift
 
@@ -66,7 +66,7 @@ def drift(reference, window, out_dir, psi_warn, psi_alert, ks_alpha, ks_min_d, m
                 "n/a" if r["ks_p"] is None else f"{r['ks_p']:.2g}",
                 f"{r['missing_rate']:.1%} ({r['reference_missing_rate']:.1%})",
             )  # fmt: skip
-    Console().print(table)
+    stdout_console().print(table)
     for path in files.values():
         click.echo(f"wrote {path}")
     status = report["status"]

@@ -102,6 +102,7 @@ def eval_(
             suite = replace(suite, max_negatives=max_negatives)
     except ValueError as exc:
         raise bad_config(exc) from exc
+    data_dir = _run_dataset(run_dir, data_dir)
     beam = beam_config(runner, beam_options)
     scorer = None
     if beam is not None:
@@ -143,6 +144,21 @@ def eval_(
             f"robustness: {written['report']}\nrobustness json: {written['json']}\n"
             f"plots: {written['severity']}, {written['flips']}"
         )
+
+
+def _run_dataset(run_dir, data_dir):
+    """--data, else the run's own dataset wherever it now is (config.json records it).
+
+    None leaves the choice to evaluate_run (the model cards' dataset), for a folder of
+    converted models without a training config.
+    """
+    from pathlib import Path
+
+    from edgeped.train.run_dir import resolve_run_dataset
+
+    if data_dir is not None or not (Path(run_dir) / "config.json").is_file():
+        return data_dir
+    return str(resolve_run_dataset(run_dir, command="eval").absolute())
 
 
 def _suite(corruptions: str, severities: str, max_fpr: float, threads: int):

@@ -1,4 +1,4 @@
-"""`edgeped gate`: judge a run's model against budgets.toml."""
+"""`edgeped gate`: judge a run's model against the budgets (docs/budgets.md)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,9 @@ from edgeped.fileio import check_outputs
 @click.option(
     "--budgets",
     "budgets_file",
-    default="budgets.toml",
-    show_default=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="budgets TOML (docs/budgets.md)",
+    help="budgets TOML (docs/budgets.md) [default: $EDGEPED_BUDGETS, else ./budgets.toml "
+    "if there, else the built-in budgets]",
 )
 @click.option("--model", help="model name in RUN_DIR [default: the budgets file's `model`]")
 @click.option(
@@ -53,21 +52,29 @@ def gate(run_dir, budgets_file, model, baseline, bench_files, junit, summary, js
     Reads the model card, metrics.json and bench results in RUN_DIR. Latency and
     memory budgets accept only real-target measurements; the gate fails closed.
     """
-    from edgeped.gate import gate_run, load_budgets
+    from edgeped.gate import gate_run
+    from edgeped.gate.budgets import find_budgets_file, resolve_budgets
     from edgeped.gate.render import console_table, headline, problems, write_reports
 
     check_outputs(
         {"--json": json_out, "--junit": junit, "--summary": summary},
-        [budgets_file, *bench_files, *_evidence_files(run_dir), *_evidence_files(baseline)],
+        [
+            *([found] if (found := find_budgets_file(budgets_file)) else []),
+            *bench_files,
+            *_evidence_files(run_dir),
+            *_evidence_files(baseline),
+        ],
     )
+    budgets, where = resolve_budgets(budgets_file)
+    to_stdout = str(json_out) == "-"  # stdout then carries only the JSON
+    click.echo(f"budgets: {where}", err=to_stdout)
     verdict = gate_run(
         run_dir,
-        load_budgets(budgets_file),
+        budgets,
         model=model,
         baseline=baseline,
         bench_files=tuple(str(p) for p in bench_files),
     )
-    to_stdout = str(json_out) == "-"  # stdout then carries only the JSON
     (console() if to_stdout else stdout_console(min_width=140)).print(console_table(verdict))
     for line in problems(verdict):
         click.echo(f"  {line}", err=to_stdout)

@@ -36,8 +36,9 @@ def _report_options(func):
 
 
 def _render(report, files) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from edgeped.cli._common import stdout_console
 
     def cell(r):
         if r["rate"] is None:
@@ -46,8 +47,14 @@ def _render(report, files) -> None:
         return f"{r['rate']:.2%} [{lo:.2%}, {hi:.2%}] ({r['count']}/{r['of']})"
 
     o = report.overall
+    labelled = o.get("basis") == "labels"
+    miss_col = (
+        "pedestrians lost / found by baseline (labels)"
+        if labelled
+        else "new misses / baseline positive calls (disagreement)"
+    )
     table = Table(title=f"{report.candidate.get('name')} beside {report.baseline.get('name')}")
-    for col in ("rows", "crops", "flip rate", "new misses / baseline positives", "judgeable"):
+    for col in ("rows", "crops", "flip rate", miss_col, "judgeable"):
         table.add_column(col)
     table.add_row("all", str(o["crops"]), cell(o["flip_rate"]), cell(o["new_miss_rate"]), "yes")
     for name, rows in report.slices.items():
@@ -59,14 +66,54 @@ def _render(report, files) -> None:
                 cell(row["new_miss_rate"]),
                 "yes" if row["judgeable"] else "too small",
             )
-    Console().print(table)
+    stdout_console(min_width=120).print(table)
     click.echo(f"McNemar exact p = {o['mcnemar']['p_value']:.4g}")
+    if labelled:
+        gains = o["gains"]
+        click.echo(
+            "judged on labels: "
+            f"{gains['false_alarms_removed']['count']} baseline false alarm(s) rejected (gain), "
+            f"{gains['pedestrians_found']['count']} pedestrian(s) found only by the candidate "
+            f"(gain), {o['new_false_alarm_rate']['count']} new false alarm(s)"
+        )
+    else:
+        click.echo("no labels: the rates are disagreement with the baseline, not errors")
+    for line in estimate_lines(report.estimate):
+        click.echo(line)
     if not report.integrity["ok"]:
         click.secho(f"log damaged: lines {report.integrity['corrupt_lines']} skipped", fg="red")
     if report.integrity["torn_tail"]:
         click.echo("the log's last line was torn (a crash while writing) and was skipped")
     for path in files.values():
         click.echo(f"wrote {path}")
+
+
+def estimate_lines(estimate: dict | None) -> list[str]:
+    """One line per model: the label-free recall/FPR estimate, and its error where labelled."""
+    if not estimate:
+        return []
+
+    def pct(v, ci):
+        if v is None:
+            return "n/a"
+        return f"{v:.1%}" + (f" [{ci[0]:.1%}, {ci[1]:.1%}]" if ci else "")
+
+    out = []
+    for role in ("baseline", "candidate"):
+        e = estimate.get(role) or {}
+        cal = "" if e.get("calibrated") else " (uncalibrated scores)"
+        line = (
+            f"label-free estimate{cal}, {role}: recall {pct(e.get('recall'), e.get('recall_ci'))}, "
+            f"FPR {pct(e.get('fpr'), e.get('fpr_ci'))}"
+        )
+        v = e.get("validation")
+        if v and v["recall"]["mae"] is not None:
+            line += (
+                f"; vs labels over {v['recall']['windows']} windows of {v['window_crops']} crops: "
+                f"MAE recall {v['recall']['mae']:.3f}, FPR {v['fpr']['mae']:.4f}"
+            )
+        out.append(line)
+    return out
 
 
 @shadow.command("run")
@@ -86,7 +133,12 @@ def _render(report, files) -> None:
 @click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="or a dataset: its --split becomes the replay set")  # fmt: skip
 @click.option("--split", default="test", show_default=True, help="dataset split to replay")
-@click.option("--limit", type=int, help="first N crops of the split")
+@click.option(
+    "--limit",
+    type=int,
+    help="N crops sampled across the split's drives (seeded by --seed), not its first N",
+)
+@click.option("--seed", default=0, show_default=True, help="seed of the --limit sample")
 @click.option(
     "--out",
     "out_dir",
@@ -107,7 +159,7 @@ def _render(report, files) -> None:
 )
 @_report_options
 def shadow_run(baseline, candidate, target_name, targets_file, core, crops, data_dir, split,
-               limit, out_dir, repeat, fsync_every, cost_runs, timeout_s, min_slice_crops,
+               limit, seed, out_dir, repeat, fsync_every, cost_runs, timeout_s, min_slice_crops,
                gallery) -> None:  # fmt: skip
     """Push BASELINE and CANDIDATE to a target, run both on every crop, pull the log, report."""
     from edgeped.rollout.shadow import ShadowOptions, run_shadow
@@ -120,7 +172,7 @@ def shadow_run(baseline, candidate, target_name, targets_file, core, crops, data
         raise bad_config(exc) from exc
     result = run_shadow(
         baseline, candidate, resolve_target(target_name, targets_file, core), out_dir,
-        crops=crops, data_dir=data_dir, split=split, limit=limit, options=options,
+        crops=crops, data_dir=data_dir, split=split, limit=limit, seed=seed, options=options,
         config=_config(min_slice_crops, gallery), progress=log,
     )  # fmt: skip
     _render(result.report, result.files)

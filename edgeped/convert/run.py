@@ -66,25 +66,25 @@ def convert_run(
     *,
     only: tuple[str, ...] | None = None,
     calibration_samples: int = 256,
+    data_dir: str | Path | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[Converted]:
     """Converts each checkpoint of the run per PLAN; writes .tflite + card atomically.
 
+    Args:
+        data_dir: the run's dataset where it is now [default: where config.json records
+            it, relative to the run first]; its manifest must be the one trained on.
+
     Raises:
-        EdgepedError: the run has no config or no checkpoints to convert.
+        EdgepedError: the run has no config, its dataset cannot be found (or is another
+            one), or there are no checkpoints to convert.
     """
     from edgeped.train.checkpoints import load_checkpoint
+    from edgeped.train.run_dir import resolve_run_dataset
 
     run = Path(run_dir)
     config = read_json(run / CONFIG_FILE, f"run config ({CONFIG_FILE})")
-    data_dir = str((config.get("config") or {}).get("data_dir") or "")
-    if not data_dir or not Path(data_dir).is_dir():
-        raise EdgepedError(
-            f"the run's dataset {data_dir!r} (data_dir in {run / CONFIG_FILE}) is not there"
-            + ("" if Path(data_dir).is_absolute() else f" (relative to {Path.cwd()})"),
-            "run from the folder the run was trained in, or put the dataset back at that path",
-        )
-    dataset = Dataset.open(data_dir)
+    dataset = Dataset.open(resolve_run_dataset(run, data_dir, command="convert").absolute())
     image_rule = str((config.get("config") or {}).get("image_rule", "fixed"))
     prep = Preprocessing.from_manifest_stats(dataset.metadata_stats(), image_rule=image_rule)
     plan = [p for p in PLAN if only is None or p[0] in only]

@@ -293,6 +293,47 @@ class Budgets:
         return from_mapping(cls, data, where=where)
 
 
+BUDGETS_ENV = "EDGEPED_BUDGETS"
+BUDGETS_FILE = "budgets.toml"
+BUILT_IN = "built-in defaults (the shipped budgets.toml, docs/budgets.md)"
+
+
+def find_budgets_file(path: str | os.PathLike | None = None) -> Path | None:
+    """The budgets file a command uses: ``path``, else $EDGEPED_BUDGETS, else ./budgets.toml.
+
+    None means the built-in defaults. A file named explicitly (argument or environment)
+    must exist; ./budgets.toml is used only when it is there, so a run directory can be
+    gated from any folder, and a repository's own budgets.toml wins inside it (as
+    ./targets.toml does for targets).
+    """
+    if path is not None:
+        return Path(path)
+    env = os.environ.get(BUDGETS_ENV)
+    if env:
+        return Path(env)
+    local = Path(BUDGETS_FILE)
+    return local if local.is_file() else None
+
+
+def resolve_budgets(path: str | os.PathLike | None = None) -> tuple[Budgets, str]:
+    """The budgets to judge with and a line saying where they came from.
+
+    Raises:
+        EdgepedError: an explicitly named file is missing or invalid (see load_budgets).
+    """
+    found = find_budgets_file(path)
+    if found is None:
+        return Budgets(), BUILT_IN
+    how = (
+        "--budgets"
+        if path is not None
+        else f"${BUDGETS_ENV}"
+        if os.environ.get(BUDGETS_ENV)
+        else "found in the working folder"
+    )
+    return load_budgets(found), f"{found} ({how})"
+
+
 def load_budgets(path: str | os.PathLike) -> Budgets:
     """Reads budgets.toml.
 
@@ -303,7 +344,8 @@ def load_budgets(path: str | os.PathLike) -> Budgets:
     if not p.is_file():
         raise EdgepedError(
             f"budgets file not found: {p}",
-            "pass --budgets budgets.toml (the repository root has the defaults)",
+            "pass an existing budgets TOML to --budgets (or unset $EDGEPED_BUDGETS), "
+            "or leave both out to use the built-in budgets",
         )
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))

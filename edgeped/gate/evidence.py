@@ -116,6 +116,26 @@ class Evidence:
     baseline: Evidence | None = None
     scores: Source | None = None  # per-crop test scores (read only when a baseline is gated)
     robustness: Source | None = None  # robustness.json, the corruption suite's results
+    # Every model of the run directory: (name, sha256), to tell a sibling's evidence
+    # (made for another model of the same run) from stale evidence (for no model here).
+    run_models: tuple[tuple[str, str], ...] = ()
+
+    def sibling(self, sha256: object) -> str | None:
+        """The other model of this run whose .tflite has ``sha256``, if any."""
+        return next((n for n, s in self.run_models if s == sha256 and n != self.model), None)
+
+    @property
+    def model_arg(self) -> str:
+        """The model's path as a shell word, for fix commands that can be pasted."""
+        import shlex
+
+        return shlex.quote(str(Path(self.run_dir) / f"{self.model}{MODEL_SUFFIX}"))
+
+    @property
+    def run_arg(self) -> str:
+        import shlex
+
+        return shlex.quote(str(self.run_dir))
 
     @property
     def model_sha256(self) -> str | None:
@@ -202,4 +222,9 @@ def collect(
         baseline=collect(baseline, model, with_scores=True) if baseline is not None else None,
         scores=read_scores(root, metrics) if baseline is not None or with_scores else None,
         robustness=read_source(root / ROBUSTNESS_FILE, ROBUSTNESS_KIND),
+        run_models=tuple(
+            (p.name.removesuffix(MODEL_SUFFIX), sha256_file(p))
+            for p in sorted(root.glob(f"*{MODEL_SUFFIX}"))
+            if p.is_file()
+        ),
     )

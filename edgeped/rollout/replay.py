@@ -22,17 +22,39 @@ from edgeped.rollout.drift import SLICE_TAGS, WindowData, feature_matrix, image_
 EXPOSURE = METADATA_FIELDS.index("exposure_ms")
 
 
+def sample_index(n: int, limit: int | None, seed: int = 0) -> np.ndarray:
+    """``limit`` of ``n`` crops drawn without replacement (seeded), kept in dataset order.
+
+    The split is stored drive by drive, so its first N crops are a few drives: a
+    shadow or drift window made of them sees a few conditions, not the fleet.
+    """
+    if limit is None or limit >= n:
+        return np.arange(n)
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
 def write_replay(
-    out: Path, data_dir: str | os.PathLike, split: str = "test", limit: int | None = None
+    out: Path,
+    data_dir: str | os.PathLike,
+    split: str = "test",
+    limit: int | None = None,
+    seed: int = 0,
 ) -> int:
     """A dataset split as a replay set: crops, metadata, ids, labels and slice tags (.npz).
+
+    Args:
+        limit: keep this many crops, sampled across the whole split (seeded by ``seed``),
+            not its first ones.
 
     Returns:
         The number of crops written.
     """
     from edgeped.data.shards import Dataset
 
-    batch = Dataset.open(data_dir).read(split, limit)
+    batch = Dataset.open(data_dir).read(split)
+    batch = batch.take(sample_index(len(batch), limit, seed))
     arrays = {
         "images": batch.images,
         "metadata": batch.metadata.astype(np.float32),

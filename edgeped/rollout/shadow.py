@@ -23,6 +23,8 @@ import numpy as np
 from edgeped.errors import EdgepedError
 from edgeped.fileio import atomic_output, read_json, sha256_file, write_json_atomic
 from edgeped.provenance import stamp
+from edgeped.rollout.estimate import calibrator_of as _calibrator
+from edgeped.rollout.estimate import model_calibrator
 from edgeped.rollout.replay import write_replay
 from edgeped.rollout.shadow_log import Integrity, ShadowRecords, Side, read_log
 from edgeped.rollout.shadow_render import write_report
@@ -163,6 +165,7 @@ def run_shadow(
     data_dir: str | os.PathLike | None = None,
     split: str = "test",
     limit: int | None = None,
+    seed: int = 0,
     options: ShadowOptions = ShadowOptions(),
     config: ShadowConfig | None = None,
     progress: Progress | None = None,
@@ -172,7 +175,8 @@ def run_shadow(
     Args:
         baseline, candidate: .tflite files with their evaluated cards beside them.
         crops: a replay .npz (images, metadata, optional crop_id, label, tag/*).
-        data_dir: or a dataset, whose ``split`` (first ``limit`` crops) becomes the replay.
+        data_dir: or a dataset, whose ``split`` becomes the replay (``limit`` crops
+            sampled across its drives with ``seed``, when given).
 
     Raises:
         EdgepedError: bad inputs (checked before anything runs), an existing log in
@@ -193,13 +197,19 @@ def run_shadow(
             f"{log} already exists: a shadow log is never overwritten",
             "pass a new --out directory",
         )
+    if limit is not None and limit < 1:
+        raise EdgepedError(f"--limit must be >= 1, got {limit}", "pass e.g. --limit 2000")
     spec = {"baseline": model_spec(base_path), "candidate": model_spec(cand_path)}
+    calibrators = {
+        "baseline": model_calibrator(base_path),
+        "candidate": model_calibrator(cand_path),
+    }
     out.mkdir(parents=True, exist_ok=True)
     replay = out / REPLAY_NAME
     if data_dir is not None:
         if progress:
             progress(f"writing the {split} split of {data_dir} as the replay set")
-        write_replay(replay, data_dir, split, limit)
+        write_replay(replay, data_dir, split, limit, seed)
     else:
         with atomic_output(replay) as handle, open(crops, "rb") as src:
             shutil.copyfileobj(src, handle)
@@ -229,7 +239,7 @@ def run_shadow(
                 "push the current device/runner.py (it has --shadow)",
             )
         _pull(target, result["log"]["path"], log, result["log"]["sha256"])
-    records = read_log(log)
+    records = with_calibrators(read_log(log), calibrators)
     records = replace(
         records,
         source={
@@ -248,12 +258,37 @@ def run_shadow(
             "target": target.describe(),
             "options": options.to_dict(),
             "spec": spec,
-            "replay": {"file": REPLAY_NAME, "sha256": sha256_file(replay)},
+            "calibrators": calibrators,
+            "replay": {
+                "file": REPLAY_NAME,
+                "sha256": sha256_file(replay),
+                "split": split if data_dir is not None else None,
+                "limit": limit,
+                "seed": seed,
+            },
             "log": {"file": LOG_NAME, "sha256": sha256_file(log), "board_path": remote_log},
             "runner": result,
         },
     )
     return ShadowRun(out, log, report, {**files, "log": log, "replay": replay}, result)
+
+
+def with_calibrators(records: ShadowRecords, calibrators: dict) -> ShadowRecords:
+    """The records with each model's calibrator (for the label-free estimate) attached."""
+    return replace(
+        records,
+        baseline_info={**records.baseline_info, "calibrator": calibrators.get("baseline")},
+        candidate_info={**records.candidate_info, "calibrator": calibrators.get("candidate")},
+    )
+
+
+def _logged_calibrators(log: Path) -> dict:
+    """The calibrators `shadow run` recorded beside a log (shadow_run.json), if any."""
+    path = log.parent / RUN_NAME
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("calibrators") or {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return {}
 
 
 def crops_for(
@@ -275,7 +310,7 @@ def crops_for(
             idx = np.flatnonzero(np.isin(keys, list(wanted)))
             images = npz["images"][idx]
         return {str(keys[i]): img for i, img in zip(idx, images, strict=True)}
-    if data_dir is not None:
+    if data_dir is not None and Path(data_dir).is_dir():
         from edgeped.data.shards import Dataset
 
         found = {}
@@ -347,9 +382,10 @@ def records_from_run(
             "size_bytes": entry["model"]["size_bytes"],
             "threshold": t,
             "decision_rule": "probability >= threshold",
+            "calibrator": _calibrator(entry),
         }
         source[role] = {"run": str(run), "test_scores_sha256": sha256_file(scores_file)}
-        dataset_root = data_dir or metrics.get("dataset", {}).get("root")
+        dataset_root = data_dir or _run_dataset(run, metrics)
     tags, meta = _dataset_context(ids, dataset_root)
     return ShadowRecords(
         crop_ids=ids,
@@ -361,13 +397,29 @@ def records_from_run(
             "kind": "offline_test_scores",
             "path": str(runs["baseline"]),
             **source,
-            "dataset": str(dataset_root),
+            "dataset": str(dataset_root) if dataset_root is not None else None,
         },  # fmt: skip
         labels=labels,
         tags=tags,
         metadata=meta,
         integrity=Integrity(records=len(ids)),
     )
+
+
+def _run_dataset(run: Path, metrics: dict) -> str | None:
+    """The dataset eval scored (metrics.json), else the run's own wherever it now is.
+
+    None when neither is found: the report is then made without slices and gallery.
+    """
+    from edgeped.train.run_dir import resolve_run_dataset
+
+    recorded = (metrics.get("dataset") or {}).get("root")
+    if recorded and Path(recorded).is_dir():
+        return str(recorded)
+    try:
+        return str(resolve_run_dataset(run, command="shadow report"))
+    except EdgepedError:
+        return None
 
 
 def _dataset_context(ids: np.ndarray, root) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
@@ -409,7 +461,7 @@ def load_source(
     if p.is_dir() and (p / LOG_NAME).is_file():
         p = p / LOG_NAME
     if p.is_file():
-        records = read_log(p)
+        records = with_calibrators(read_log(p), _logged_calibrators(p))
         b, c = records.baseline.decisions, records.candidate.decisions
         miss = [str(i) for i in records.crop_ids[(b == 1) & (c == 0)]]
         return records, crops_for(miss, replay=p.parent / REPLAY_NAME, data_dir=data_dir)

@@ -35,14 +35,31 @@ def render_markdown(report: ShadowReport, images: dict[str, str]) -> str:
         f"- source: {report.source.get('kind')} `{report.source.get('path')}`, {o['crops']} crops",
         f"- log integrity: {_integrity(report.integrity)}",
         "",
+        f"- verdict basis: {_basis(o)}",
+        "",
         "| figure | value [95% Wilson] |",
         "|---|---|",
-        f"| flip rate (all crops) | {_pct(o['flip_rate'])} |",
-        f"| new misses (of baseline pedestrian calls) | {_pct(o['new_miss_rate'])} |",
+    ]
+    d = o.get("disagreement") or o
+    lines += [
+        f"| flip rate (all crops, disagreement) | {_pct(d['flip_rate'])} |",
+        f"| new misses (of baseline pedestrian calls, disagreement) | {_pct(d['new_miss_rate'])} |",
         f"| new misses (of all crops) | {_pct(o['new_miss_rate_all'])} |",
-        f"| new detections (of baseline background calls) | {_pct(o['new_detection_rate'])} |",
+        f"| new detections (of baseline background calls) | {_pct(d['new_detection_rate'])} |",
         f"| McNemar exact p (new detections vs new misses) | {o['mcnemar']['p_value']:.4g} |",
     ]
+    if o.get("basis") == "labels":
+        g = o["gains"]
+        lines += [
+            f"| **pedestrians lost** (of those the baseline found; judged) | "
+            f"{_pct(o['new_miss_rate'])} |",
+            f"| **harmful flips** (lost pedestrians + new false alarms, of all crops; judged) | "
+            f"{_pct(o['harmful_flip_rate'])} |",
+            f"| new false alarms (of baseline-rejected background) | "
+            f"{_pct(o['new_false_alarm_rate'])} |",
+            f"| gain: baseline false alarms rejected | {_pct(g['false_alarms_removed'])} |",
+            f"| gain: pedestrians found only by the candidate | {_pct(g['pedestrians_found'])} |",
+        ]
     if "baseline" in o:
         lines += [
             f"| recall baseline / candidate | {_pct(o['baseline']['recall'])} / "
@@ -79,16 +96,25 @@ def render_markdown(report: ShadowReport, images: dict[str, str]) -> str:
                 f"(baseline alone {insn['baseline_alone_per_crop']:,}) |"
             )
         lines.append("")
+    lines += _estimate_lines(report.estimate)
     for name, rows in report.slices.items():
+        labelled = o.get("basis") == "labels"
         lines += [
             f"## By {name}",
             "",
-            "| value | crops | flip rate | new misses (of baseline positives) | judgeable |",
+            "| value | crops | "
+            + (
+                "harmful flips | pedestrians lost (of found by baseline)"
+                if labelled
+                else "flip rate | new misses (of baseline positive calls)"
+            )
+            + " | judgeable |",
             "|---|---|---|---|---|",
         ]
         for value, row in rows.items():
+            flips = row.get("harmful_flip_rate") if labelled else row["flip_rate"]
             lines.append(
-                f"| {value} | {row['crops']} | {_pct(row['flip_rate'])} | "
+                f"| {value} | {row['crops']} | {_pct(flips)} | "
                 f"{_pct(row['new_miss_rate'])} | "
                 f"{'yes' if row['judgeable'] else 'too small'} |"
             )
@@ -109,6 +135,54 @@ def render_markdown(report: ShadowReport, images: dict[str, str]) -> str:
                 " ids are in shadow.json.",
             ]
     return "\n".join(lines) + "\n"
+
+
+def _basis(o: dict) -> str:
+    if o.get("basis") == "labels":
+        return (
+            "labels: the budgets judge errors (pedestrians the candidate loses, flips that "
+            "add an error); baseline false alarms the candidate rejects are gains"
+        )
+    return "disagreement: no labels, so the budgets judge disagreement with the baseline"
+
+
+def _ci(v, ci) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:.2%}" + (f" [{ci[0]:.2%}, {ci[1]:.2%}]" if ci else "")
+
+
+def _estimate_lines(estimate: dict | None) -> list[str]:
+    """The label-free (CBPE) recall/FPR per model, and its error where labels exist."""
+    if not estimate:
+        return []
+    lines = [
+        "## Label-free estimate of recall and FPR",
+        "",
+        f"Method: {estimate.get('method')}. Scores go through the calibrator eval fitted on "
+        "val; the estimate holds while they stay calibrated.",
+        "",
+        "| model | calibrated | recall (est.) | FPR (est.) | MAE recall | MAE FPR | "
+        "interval held (recall / FPR) | windows |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for role in ("baseline", "candidate"):
+        e = estimate.get(role) or {}
+        v = e.get("validation")
+        if v and v["recall"]["mae"] is not None:
+            val = (
+                f"{v['recall']['mae']:.4f} | {v['fpr']['mae']:.4f} | "
+                f"{v['recall']['interval_coverage']:.0%} / {v['fpr']['interval_coverage']:.0%} | "
+                f"{v['recall']['windows']} x {v['window_crops']} crops"
+            )
+        else:
+            val = "- | - | - | no labels"
+        lines.append(
+            f"| {role} | {'yes' if e.get('calibrated') else 'no (raw scores)'} | "
+            f"{_ci(e.get('recall'), e.get('recall_ci'))} | {_ci(e.get('fpr'), e.get('fpr_ci'))} "
+            f"| {val} |"
+        )
+    return [*lines, ""]
 
 
 def _integrity(i: dict) -> str:

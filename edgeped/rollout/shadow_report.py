@@ -10,6 +10,12 @@ Rates (TFMA's flip-rate family, with the directions apart):
   ``new_miss_rate_all`` over all crops;
 - new detections: baseline background, candidate pedestrian, over the baseline's
   background calls (and over all crops).
+Where every crop carries a label (offline test scores, a labelled replay set) the
+verdict figures judge errors instead (``basis: "labels"``): ``new_miss_rate`` counts the
+pedestrians the candidate loses, baseline false alarms it rejects are a gain, and
+``harmful_flip_rate`` counts only flips that add an error; the raw disagreement stays
+under ``disagreement``. On unlabelled vehicle logs (``basis: "disagreement"``) the same
+names mean disagreement with the baseline, which is all that can be known there.
 Every rate carries a Wilson 95% interval; McNemar's exact test asks whether the two
 directions are out of balance (one model calls pedestrian more often than the other).
 """
@@ -35,11 +41,13 @@ class ShadowConfig:
     min_slice_crops: a slice with fewer crops is marked too small to judge.
     level: confidence level of every interval.
     gallery_max: new-miss crops shown in the gallery (highest baseline score first).
+    estimate_window: crops per window when the label-free estimate is checked against labels.
     """
 
     min_slice_crops: int = 30
     level: float = 0.95
     gallery_max: int = 24
+    estimate_window: int = 500
 
     def __post_init__(self) -> None:
         if not isinstance(self.min_slice_crops, int) or self.min_slice_crops < 1:
@@ -50,6 +58,10 @@ class ShadowConfig:
             raise ValueError(f"level must be in [0.5, 1), got {self.level!r}")
         if not isinstance(self.gallery_max, int) or self.gallery_max < 0:
             raise ValueError(f"gallery_max must be an integer >= 0, got {self.gallery_max!r}")
+        if not isinstance(self.estimate_window, int) or self.estimate_window < 10:
+            raise ValueError(
+                f"estimate_window must be an integer >= 10, got {self.estimate_window!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,6 +106,7 @@ def _disagreement(b: np.ndarray, c: np.ndarray, level: float) -> dict[str, Any]:
     base_pos = int((b == 1).sum())
     return {
         "crops": n,
+        "basis": "disagreement",
         "flip_rate": rate(int(flips.sum()), n, level),
         "new_miss_rate": rate(int(new_miss.sum()), base_pos, level),
         "new_miss_rate_all": rate(int(new_miss.sum()), n, level),
@@ -113,6 +126,34 @@ def _quality(labels: np.ndarray, y: np.ndarray, level: float) -> dict[str, Any]:
     }
 
 
+def _judged_on_labels(
+    row: dict[str, Any], labels: np.ndarray, b: np.ndarray, c: np.ndarray, level: float
+) -> None:
+    """Rewrites the row's rates to judge errors, not disagreement, where every crop is labelled.
+
+    ``new_miss_rate`` becomes the pedestrians the baseline found that the candidate loses
+    (over the pedestrians the baseline found); the baseline's false alarms the candidate
+    rejects are a gain (``false_alarms_removed``), as are pedestrians only the candidate
+    finds. ``harmful_flip_rate`` counts only flips that add an error. The plain
+    disagreement figures stay, under ``disagreement``.
+    """
+    pos, neg = labels == 1, labels == 0
+    lost = (b == 1) & (c == 0) & pos
+    removed = (b == 1) & (c == 0) & neg
+    found = (b == 0) & (c == 1) & pos
+    added = (b == 0) & (c == 1) & neg
+    row["disagreement"] = {k: row[k] for k in ("flip_rate", "new_miss_rate", "new_detection_rate")}
+    row["basis"] = "labels"
+    row["new_miss_rate"] = rate(int(lost.sum()), int(((b == 1) & pos).sum()), level)
+    row["new_false_alarm_rate"] = rate(int(added.sum()), int(((b == 0) & neg).sum()), level)
+    row["harmful_flip_rate"] = rate(int((lost | added).sum()), int(b.size), level)
+    row["gains"] = {
+        "false_alarms_removed": rate(int(removed.sum()), int(((b == 1) & neg).sum()), level),
+        "pedestrians_found": rate(int(found.sum()), int(((b == 0) & pos).sum()), level),
+    }
+    row["new_misses_of_pedestrians"] = rate(int(lost.sum()), int(pos.sum()), level)
+
+
 def _row(records: ShadowRecords, mask: np.ndarray, config: ShadowConfig) -> dict[str, Any]:
     b = records.baseline.decisions[mask]
     c = records.candidate.decisions[mask]
@@ -129,6 +170,8 @@ def _row(records: ShadowRecords, mask: np.ndarray, config: ShadowConfig) -> dict
             row["new_misses_of_pedestrians"] = rate(
                 int(real.sum()), int((labels == 1).sum()), config.level
             )
+        if known.all() and known.size:
+            _judged_on_labels(row, labels, b, c, config.level)
     return row
 
 
@@ -147,6 +190,7 @@ class ShadowReport:
     score_agreement: dict[str, Any]
     invoke_ms: dict[str, Any]
     cost: dict[str, Any] | None
+    estimate: dict[str, Any] | None = None  # label-free recall/FPR (edgeped.rollout.estimate)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -162,6 +206,7 @@ class ShadowReport:
             "score_agreement": self.score_agreement,
             "invoke_ms": self.invoke_ms,
             "cost": self.cost,
+            "estimate": self.estimate,
         }
 
 
@@ -176,8 +221,40 @@ def _ms(values: np.ndarray | None) -> dict[str, float] | None:
 
 
 def _model_info(info: dict[str, Any]) -> dict[str, Any]:
-    keep = ("name", "sha256", "size_bytes", "threshold", "threshold_int8", "decision_rule")
+    keep = (
+        "name", "sha256", "size_bytes", "threshold", "threshold_int8", "decision_rule",
+        "calibrator",
+    )  # fmt: skip
     return {k: info.get(k) for k in keep if k in info}
+
+
+def label_free_estimate(records: ShadowRecords, config: ShadowConfig) -> dict[str, Any]:
+    """Each model's recall and FPR estimated from its calibrated probabilities (CBPE).
+
+    Where every crop is labelled, the estimate is also checked against the labels over
+    windows of ``config.estimate_window`` crops (its mean absolute error).
+    """
+    from edgeped.rollout.estimate import calibrated, estimate_rates, validate_windows
+
+    out: dict[str, Any] = {
+        "method": "CBPE: expected TP/FP from calibrated probabilities; interval from "
+        "Bernoulli label draws (Poisson-binomial)",
+    }
+    labelled = records.labels is not None and len(records) and bool((records.labels >= 0).all())
+    for role, side, info in (
+        ("baseline", records.baseline, records.baseline_info),
+        ("candidate", records.candidate, records.candidate_info),
+    ):
+        cal = info.get("calibrator")
+        p = calibrated(side.scores, cal)
+        est = estimate_rates(p, side.decisions, level=config.level)
+        entry = {"calibrated": cal is not None, **est.to_dict()}
+        if labelled:
+            entry["validation"] = validate_windows(
+                records.labels, p, side.decisions, window=config.estimate_window, level=config.level
+            )
+        out[role] = entry
+    return out
 
 
 def shadow_report(records: ShadowRecords, config: ShadowConfig = ShadowConfig()) -> ShadowReport:
@@ -214,4 +291,5 @@ def shadow_report(records: ShadowRecords, config: ShadowConfig = ShadowConfig())
         },
         invoke_ms={"baseline": _ms(b.invoke_ms), "candidate": _ms(c.invoke_ms)},
         cost=records.cost,
+        estimate=label_free_estimate(records, config),
     )

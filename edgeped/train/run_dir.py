@@ -179,3 +179,84 @@ def _differences(recorded: dict, wanted: dict, prefix: str = "") -> list[str]:
         elif a != b:
             out.append(f"{prefix}{key}")
     return out
+
+
+def dataset_record(run: str | Path, data_dir: str | Path, manifest_sha256: str) -> dict:
+    """How config.json names the run's dataset so the run can move: relative, absolute, sha256.
+
+    The path relative to the run keeps working when the run and its data move together
+    (a copied `runs/demo/`); the absolute one when only the run moves on this machine;
+    the manifest sha256 proves that what is found there is the same dataset.
+    """
+    import os
+
+    data = Path(data_dir).absolute()
+    return {
+        "path_relative_to_run": os.path.relpath(data, Path(run).absolute()),
+        "path_absolute": str(data),
+        "manifest_sha256": manifest_sha256,
+    }
+
+
+def _manifest_sha(path: Path) -> str | None:
+    from edgeped.data.output import MANIFEST
+    from edgeped.fileio import sha256_file
+
+    manifest = path / MANIFEST
+    return sha256_file(manifest) if manifest.is_file() else None
+
+
+def resolve_run_dataset(
+    run_dir: str | Path, data_dir: str | Path | None = None, *, command: str = "convert"
+) -> Path:
+    """The dataset a run was trained on, wherever the run (or the dataset) now is.
+
+    ``data_dir`` (a command's --data) wins; else the path config.json records relative
+    to the run, then its absolute original, then (runs from before the record) the
+    `data_dir` the training config names. Whatever is found must have the manifest
+    sha256 the run recorded.
+
+    Raises:
+        EdgepedError: no config.json, no candidate path holds a dataset, or the dataset
+            found has another manifest sha256 than the run was trained on.
+    """
+    run = Path(run_dir)
+    data = recorded_config(run)
+    if data is None:
+        raise EdgepedError(
+            f"{run} has no {CONFIG}: not a training run directory",
+            f"pass the folder `edgeped train` wrote, or give --data to `edgeped {command}`",
+        )
+    record = data.get("dataset") if isinstance(data.get("dataset"), dict) else {}
+    want = record.get("manifest_sha256") or data.get("dataset_manifest_sha256")
+    if data_dir is not None:
+        tried = [Path(data_dir)]
+    else:
+        tried = []
+        if record.get("path_relative_to_run"):
+            tried.append(run / record["path_relative_to_run"])
+        if record.get("path_absolute"):
+            tried.append(Path(record["path_absolute"]))
+        legacy = (data.get("config") or {}).get("data_dir")
+        if legacy:
+            tried.append(Path(legacy))
+    import shlex
+
+    fix_cmd = f"edgeped {command} {shlex.quote(str(run))} --data DATASET_DIR"
+    for path in tried:
+        sha = _manifest_sha(path)
+        if sha is None:
+            continue
+        if want and sha != want:
+            raise EdgepedError(
+                f"the dataset at {path} is not the one {run} was trained on (manifest sha256 "
+                f"{sha[:12]}, the run recorded {str(want)[:12]})",
+                f"run `{fix_cmd}` with the run's own dataset (manifest sha256 {str(want)[:12]})",
+            )
+        return path
+    listed = ", ".join(str(p) for p in tried) or "none recorded"
+    raise EdgepedError(
+        f"the dataset {run} was trained on is not where the run recorded it (tried: {listed})",
+        f"run `{fix_cmd}` with the dataset's current folder"
+        + (f" (manifest sha256 {str(want)[:12]})" if want else ""),
+    )

@@ -67,6 +67,8 @@ def write_train_records(
     results: list[StageResult],
 ) -> None:
     """Writes config.json and train_log.json (merged with an earlier log), each atomically."""
+    from edgeped.train.run_dir import dataset_record
+
     log_path = run / TRAIN_LOG_FILE
     previous = {}
     if log_path.is_file():
@@ -79,6 +81,7 @@ def write_train_records(
             "config": config.to_dict(),
             "stages": [name for name in STAGES if name in previous],
             "dataset_manifest_sha256": dataset.manifest_sha256,
+            "dataset": dataset_record(run, dataset.root, dataset.manifest_sha256),
         },
     )
     write_json_atomic(

@@ -13,7 +13,11 @@ def size(b: Budgets, ev: Evidence) -> list[BudgetResult]:
     budget = Budget("cost.size_mb", "max", b.cost.max_size_mb, "MiB")
     card = ev.card
     if not card.ok:
-        return [budget.unusable(card, "run `edgeped convert`", "run `edgeped convert`")]
+        return [
+            budget.unusable(
+                card, f"run `edgeped convert {ev.run_arg}`", f"run `edgeped convert {ev.run_arg}`"
+            )
+        ]
     model = card.data.get("model") or {}
     if ev.model_file.sha256 is None:
         return [budget.missing(f"{ev.model_file.path} does not exist", card)]
@@ -23,7 +27,7 @@ def size(b: Budgets, ev: Evidence) -> list[BudgetResult]:
                 "the card describes",
                 model.get("sha256"),
                 ev.model_file.sha256,
-                "re-run `edgeped convert`",
+                f"re-run `edgeped convert {ev.run_arg}`",
                 card,
             )
         ]

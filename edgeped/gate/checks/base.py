@@ -82,6 +82,23 @@ class Budget:
             Status.STALE, source=source, note=stale_note(subject, made_for, model_sha256, fix)
         )
 
+    def not_this_model(
+        self, ev: Evidence, subject: str, made_for: Any, fix: str, source: Source
+    ) -> BudgetResult:
+        """Evidence made for another model: a sibling's (MISSING for this one) or STALE.
+
+        A file for another model of the same run directory is not out of date: it is
+        that model's evidence, and this model simply has none yet.
+        """
+        sibling = ev.sibling(made_for)
+        if sibling is None:
+            return self.stale(subject, made_for, ev.model_sha256, fix, source)
+        return self.missing(
+            f"no {subject.split(' ')[0]} for {ev.model}: {source.path} is a sibling's evidence "
+            f"(made for {sibling} of this run, sha256 {str(made_for)[:12]}); {fix}",
+            source,
+        )
+
     def unusable(self, src: Source, fix_missing: str, fix_bad: str) -> BudgetResult:
         """The row for an evidence file that is absent or cannot be read."""
         if src.missing:
@@ -109,17 +126,21 @@ def metrics_entry(ev: Evidence, budget: Budget) -> tuple[dict | None, BudgetResu
     src = ev.metrics
     if not src.ok:
         return None, budget.unusable(
-            src, "run `edgeped eval RUN_DIR`", "re-run `edgeped eval RUN_DIR`"
+            src, f"run `edgeped eval {ev.run_arg}`", f"re-run `edgeped eval {ev.run_arg}`"
         )
     entry = ev.metrics_entry()
     if not isinstance(entry, dict):
         return None, budget.missing(
-            f"metrics.json has no model {ev.model!r}; run `edgeped eval`", src
+            f"metrics.json has no model {ev.model!r}; run `edgeped eval {ev.run_arg}`", src
         )
     made_for = ev.metrics_sha256()
     if made_for != ev.model_sha256:
         return None, budget.stale(
-            "metrics are for", made_for, ev.model_sha256, "re-run `edgeped eval`", src
+            "metrics are for",
+            made_for,
+            ev.model_sha256,
+            f"re-run `edgeped eval {ev.run_arg}`",
+            src,
         )
     return entry, None
 

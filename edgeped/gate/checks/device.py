@@ -19,12 +19,8 @@ def bench_problem(ev: Evidence, budget: Budget, wanted: str) -> BudgetResult:
     if bad:
         return budget.unreadable(f"{bad[0].problem}; re-run the benchmark", bad[0])
     if stale and not mine:
-        return budget.stale(
-            "bench results are for",
-            stale[0].data["model_sha256"],
-            ev.model_sha256,
-            "benchmark this model",
-            stale[0],
+        return budget.not_this_model(
+            ev, "bench results are for", stale[0].data["model_sha256"], wanted, stale[0]
         )
     return budget.missing(wanted)
 
@@ -60,11 +56,11 @@ def _no_real_result(ev: Evidence, budget: Budget, kinds: tuple[str, ...]) -> Bud
         s for s in stale if not is_emulated(s.data) and s.data.get("target_kind") in kinds
     ]
     if stale_real and not bad:
-        return budget.stale(
-            "the real-target result is for",
+        return budget.not_this_model(
+            ev,
+            "real-target results are for",
             stale_real[0].data["model_sha256"],
-            ev.model_sha256,
-            "run `edgeped deploy` again",
+            f"run `edgeped deploy {ev.model_arg} --host BOARD` (BOARD: a board in targets.toml)",
             stale_real[0],
         )
     if elsewhere:
@@ -72,18 +68,19 @@ def _no_real_result(ev: Evidence, budget: Budget, kinds: tuple[str, ...]) -> Bud
             f"results only from target kinds "
             f"{sorted({str(s.data.get('target_kind')) for s in elsewhere})}, and "
             f"runtime.target_kinds = {list(kinds)}: measure on the board with "
-            "`edgeped deploy MODEL --host <board>`"
+            f"`edgeped deploy {ev.model_arg} --host BOARD` (BOARD: a board in targets.toml)"
         )
     elif emulated:
         wanted = (
             "only emulated measurements exist "
             f"({', '.join(s.path for s in emulated)}): emulated time and RSS say "
             "nothing about a board, so this budget needs a real target; run "
-            "`edgeped deploy MODEL --host <board>`"
+            f"`edgeped deploy {ev.model_arg} --host BOARD` (BOARD: a board in targets.toml)"
         )
     else:
         wanted = (
-            "no real-target bench.json for this model; run `edgeped deploy MODEL --host <board>`"
+            "no real-target bench.json for this model; run "
+            f"`edgeped deploy {ev.model_arg} --host BOARD` (BOARD: a board in targets.toml)"
         )
     return bench_problem(ev, budget, wanted)
 
@@ -150,8 +147,8 @@ def instructions(b: Budgets, ev: Evidence) -> list[BudgetResult]:
                 bench_problem(
                     ev,
                     budget,
-                    f"no bench.json with instruction counts on "
-                    f"{core}; run `edgeped bench MODEL --target arm64-emu --core "
+                    f"no bench.json with instruction counts on {core}; run "
+                    f"`edgeped bench {ev.model_arg} --target arm64-emu --core "
                     f"{core.removeprefix('cortex-')} --parity` (writes RUN_DIR/bench/)",
                 )
             )
@@ -177,9 +174,9 @@ def parity(b: Budgets, ev: Evidence) -> list[BudgetResult]:
             bench_problem(
                 ev,
                 budget,
-                "no bench.json with a parity "
-                "check for this model; run `edgeped bench MODEL --parity` on a "
-                "target or `edgeped deploy`",
+                "no bench.json with a parity check for this model; run "
+                f"`edgeped bench {ev.model_arg} --target arm64-emu --parity` (or `edgeped "
+                "deploy` on a board)",
             )
         ]
     failed = [s for s in checked if not s.data["parity_ok"]]
