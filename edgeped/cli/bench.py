@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgeped.cli._common import console, stdout_console
+from edgeped.cli._common import console, overwrite_option, stdout_console
 from edgeped.errors import EdgepedError, ExitCode
 
 
@@ -141,6 +141,7 @@ def _render_bench(result, path: Path) -> int:
     help="folder for <model>.<target>.json and its latency PNG "
     "[default: bench/ beside the model, where the gate reads it]",
 )
+@overwrite_option
 def bench(
     model,
     target_name,
@@ -152,6 +153,7 @@ def bench(
     preprocess,
     out_dir,
     no_xnnpack,
+    overwrite,
     **kw,
 ) -> None:
     """Benchmark MODEL (a .tflite, or every .tflite of a RUN_DIR) on a target.
@@ -159,9 +161,12 @@ def bench(
     Latency percentiles, RSS, size, parity and instructions per model; a run directory
     gives one table of all its models.
     """
+    from edgeped.outdir import claim_into
     from edgeped.targets import bench_model, resolve_target
     from edgeped.targets.suite import bench_models, result_name, run_models
 
+    default = model / "bench" if model.is_dir() else model.parent / "bench"
+    claim = claim_into(out_dir, "bench", overwrite=overwrite, default=default)
     target = resolve_target(target_name, targets_file, core)
     options = _bench_options(emulated=target.emulated, xnnpack=not no_xnnpack, **kw)
     con = console()
@@ -177,7 +182,9 @@ def bench(
                 exit_code=ExitCode.USAGE,
             )
         entries = bench_models(run_models(model), target, options, parity=parity, progress=say)
-        sys.exit(_render_suite(entries, out_dir or model / "bench", target))
+        code = _render_suite(entries, claim.path, target)
+        claim.done()
+        sys.exit(code)
     result = bench_model(
         model,
         target,
@@ -188,8 +195,9 @@ def bench(
         parity=parity or golden is not None,
         progress=say,
     )
-    folder = out_dir or model.parent / "bench"
-    sys.exit(_render_bench(result, result.save(folder / f"{result_name(model, target)}.json")))
+    code = _render_bench(result, result.save(claim.path / f"{result_name(model, target)}.json"))
+    claim.done()
+    sys.exit(code)
 
 
 def _render_suite(entries, folder: Path, target) -> int:

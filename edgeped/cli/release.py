@@ -125,9 +125,16 @@ def _render(reply, *, show_health: bool = True) -> None:
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    help="bundle directory [default: RUN_DIR/release-MODEL]",
+    help="bundle directory [default: RUN_DIR/release-MODEL]; an existing folder is "
+    "replaced only if it is a release bundle",
 )
-def release(run_dir, model, waive, reasons, crops, baseline, gate_file, out) -> None:
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="replace an older bundle at --out that carries no output marker (never a run "
+    "directory, dataset or other folder)",
+)
+def release(run_dir, model, waive, reasons, crops, baseline, gate_file, out, overwrite) -> None:
     """Write a release bundle for a gated model: model, card, golden outputs, release.json.
 
     Refused unless the gate verdict passed, or every non-passed budget is waived with
@@ -160,7 +167,11 @@ def release(run_dir, model, waive, reasons, crops, baseline, gate_file, out) -> 
         raise bad_config(exc) from exc
     plan = plan_release(run_dir, options)
     _progress("computing golden outputs on the host")
-    path = write_bundle(plan, out or Path(run_dir) / f"release-{plan.manifest['model']['name']}")
+    path = write_bundle(
+        plan,
+        out or Path(run_dir) / f"release-{plan.manifest['model']['name']}",
+        overwrite=overwrite,
+    )
     for line in device_render.manifest_lines(read_bundle(path)):
         click.secho(line, fg="yellow" if line.startswith("WAIVED") else None)
     click.echo(f"wrote {path}")

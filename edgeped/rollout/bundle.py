@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import socket
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from edgeped.provenance import stamp, tool_versions
 RELEASE_KIND = "edgeped.release"
 GATE_KIND = "edgeped.gate"
 MANIFEST = "release.json"
+OUTPUT_KIND = "release"  # the --out marker kind (edgeped.outdir)
 DRIFT_REFERENCE_NAMES = ("drift_reference.json",)
 GOLDEN_CROPS_DEFAULT = 16
 # Statuses that block a release (edgeped.gate.verdict.Status.blocks_release), by group.
@@ -89,6 +89,7 @@ class ReleasePlan:
     card_path: Path
     drift_reference: Path | None
     options: ReleaseOptions = field(default_factory=ReleaseOptions)
+    inputs: tuple[Path, ...] = ()  # everything else the release reads (never replaced by --out)
 
     @property
     def release_id(self) -> str:
@@ -268,18 +269,23 @@ def plan_release(run_dir: str | os.PathLike, options: ReleaseOptions) -> Release
         else None,
         "replaces": _baseline(options.baseline),
     }
-    return ReleasePlan(manifest, model, card_file, drift, options)
+    inputs = tuple(Path(p) for p in (gate_path, options.baseline, options.crops) if p is not None)
+    return ReleasePlan(manifest, model, card_file, drift, options, inputs)
 
 
-def write_bundle(plan: ReleasePlan, out_dir: str | os.PathLike) -> Path:
+def write_bundle(plan: ReleasePlan, out_dir: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Computes golden outputs on the host and writes the bundle directory atomically.
 
-    The bundle is built in a temporary directory beside ``out_dir`` and renamed into
-    place; an existing bundle at ``out_dir`` is replaced only once the new one is whole.
+    The bundle is built in a hidden staging folder beside ``out_dir`` and renamed into
+    place; an existing bundle at ``out_dir`` is replaced only once the new one is whole,
+    and only if it is a bundle (``edgeped.outdir.claim``): a run directory, a dataset or
+    any other folder is refused, whatever ``overwrite`` says.
 
     Raises:
-        EdgepedError: the golden outputs cannot be computed or the disk is full.
+        EdgepedError: ``out_dir`` may not be replaced, the golden outputs cannot be
+            computed or the disk is full.
     """
+    from edgeped import outdir
     from edgeped.targets.bench import (
         BenchOptions,
         compute_golden,
@@ -287,58 +293,52 @@ def write_bundle(plan: ReleasePlan, out_dir: str | os.PathLike) -> Path:
         preprocess_from_card,
     )
 
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    out = outdir.claim(
+        out_dir,
+        OUTPUT_KIND,
+        overwrite=overwrite,
+        replace=True,
+        recognise=MANIFEST,
+        inputs=[plan.model_path.parent, plan.card_path, *plan.inputs],
+    )
     try:
-        shutil.copyfile(plan.model_path, tmp / "model.tflite")
-        shutil.copyfile(plan.card_path, tmp / "card.json")
-        pre = preprocess_from_card(plan.model_path)
-        if pre is None:
-            raise EdgepedError(
-                f"{plan.card_path.name} has no preprocessing section",
-                "regenerate the card with `edgeped convert`",
+        with outdir.stage(out, OUTPUT_KIND) as tmp:
+            shutil.copyfile(plan.model_path, tmp / "model.tflite")
+            shutil.copyfile(plan.card_path, tmp / "card.json")
+            pre = preprocess_from_card(plan.model_path)
+            if pre is None:
+                raise EdgepedError(
+                    f"{plan.card_path.name} has no preprocessing section",
+                    "regenerate the card with `edgeped convert`",
+                )
+            write_json_atomic(tmp / "preprocess.json", pre)
+            opts = plan.options
+            if opts.crops is not None:
+                if not Path(opts.crops).is_file():
+                    raise EdgepedError(f"golden crops not found: {opts.crops}", "check --crops")
+                shutil.copyfile(opts.crops, tmp / "crops.npz")
+            else:
+                make_random_crops(tmp / "crops.npz", opts.golden_count, opts.seed)
+            compute_golden(
+                tmp / "model.tflite",
+                tmp / "crops.npz",
+                tmp / "golden.npz",
+                BenchOptions(),
+                tmp / "preprocess.json",
             )
-        write_json_atomic(tmp / "preprocess.json", pre)
-        opts = plan.options
-        if opts.crops is not None:
-            if not Path(opts.crops).is_file():
-                raise EdgepedError(f"golden crops not found: {opts.crops}", "check --crops")
-            shutil.copyfile(opts.crops, tmp / "crops.npz")
-        else:
-            make_random_crops(tmp / "crops.npz", opts.golden_count, opts.seed)
-        compute_golden(
-            tmp / "model.tflite",
-            tmp / "crops.npz",
-            tmp / "golden.npz",
-            BenchOptions(),
-            tmp / "preprocess.json",
-        )
-        if plan.drift_reference is not None:
-            shutil.copyfile(plan.drift_reference, tmp / "drift_reference.json")
-        manifest = dict(plan.manifest)
-        manifest["files"] = {
-            p.name: {"sha256": sha256_file(p), "size_bytes": p.stat().st_size}
-            for p in sorted(tmp.iterdir())
-        }
-        manifest["health"] = {**manifest["health"], "golden_crops": _count(tmp / "crops.npz")}
-        write_json_atomic(tmp / MANIFEST, manifest)
-        _fsync_tree(tmp)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+            if plan.drift_reference is not None:
+                shutil.copyfile(plan.drift_reference, tmp / "drift_reference.json")
+            manifest = dict(plan.manifest)
+            manifest["files"] = {
+                p.name: {"sha256": sha256_file(p), "size_bytes": p.stat().st_size}
+                for p in sorted(tmp.iterdir())
+            }
+            manifest["health"] = {**manifest["health"], "golden_crops": _count(tmp / "crops.npz")}
+            write_json_atomic(tmp / MANIFEST, manifest)
     except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
         if exc.errno == 28:
             raise EdgepedError(f"disk full while writing the bundle {out}", "free space") from exc
         raise EdgepedError(f"cannot write the bundle {out}: {exc}", "check the path") from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
@@ -347,17 +347,6 @@ def _count(crops: Path) -> int:
 
     with np.load(crops, allow_pickle=False) as npz:
         return int(len(npz["images"]))
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.iterdir():
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_bundle(bundle: str | os.PathLike, verify: bool = False) -> dict:
