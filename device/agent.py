@@ -6,9 +6,12 @@ for health checks), so the switch and the rollback never depend on a live SSH se
 
 Device root layout (RAUC-style)::
 
-    store/<sha256>/      immutable: model.tflite, card.json, release.json, golden.npz,
-                         crops.npz, preprocess.json (+ drift_reference.json); checked on arrival
-    slots/a, slots/b     symlinks to ../store/<sha256>
+    store/<release>/     immutable: model.tflite, card.json, release.json, golden.npz,
+                         crops.npz, preprocess.json (+ drift_reference.json); checked on arrival.
+                         <release> is the sha256 of release.json, which lists the sha256 of
+                         every other file: a changed card (threshold, calibration,
+                         preprocessing) or waiver is a new release, never the old copy
+    slots/a, slots/b     symlinks to ../store/<release>
     current              symlink to slots/<a|b>: the model the vehicle runs
     state.json           active slot, previous and candidate, per-slot status, attempts left,
                          and the transaction in progress (write-ahead, so any step resumes)
@@ -51,6 +54,7 @@ OPTIONAL_FILES = ("drift_reference.json",)
 BUNDLE_FILES = ("release.json", *REQUIRED_FILES, *OPTIONAL_FILES)
 EXIT_NOT_INSTALLED = 1
 EXIT_PROBLEM = 3
+MAX_WAIT_S = 3600.0  # the longest --wait for the device lock
 # Called with each step name after the step is durable. Production never sets it; the
 # crash-test harness does, in a forked child, to kill the agent exactly between steps.
 STEP_HOOK = None
@@ -431,6 +435,9 @@ def file_problems(folder: str, manifest: dict) -> list:
     model = manifest.get("model", {}).get("sha256")
     if model != files.get("model.tflite", {}).get("sha256"):
         problems.append("model.sha256 disagrees with files['model.tflite']")
+    card = manifest.get("card")
+    if isinstance(card, dict) and card.get("sha256") != files.get("card.json", {}).get("sha256"):
+        problems.append("card.sha256 disagrees with files['card.json']")
     return problems
 
 
@@ -444,37 +451,32 @@ def verify_entry(dev: Device, sha: str, manifest_sha=None) -> list:
     except AgentError as exc:
         return [exc.problem]
     problems = file_problems(folder, manifest)
-    if manifest.get("model", {}).get("sha256") != sha:
-        problems.append("the entry's directory name is not its model's sha256")
+    if release_sha(folder) != sha:
+        problems.append("the entry's directory name is not its release's sha256")
     if manifest_sha and sha256_file(os.path.join(folder, "release.json")) != manifest_sha:
         problems.append("release.json changed since it was installed")
     return problems
 
 
-def store_bundle(dev: Device, inc: str, manifest: dict, state: dict) -> str:
-    """Moves a verified bundle into store/<sha256>; returns the sha256.
+def release_sha(folder: str):
+    """The release's identity: the sha256 of its release.json (which binds every file)."""
+    path = os.path.join(folder, "release.json")
+    return sha256_file(path) if os.path.isfile(path) else None
 
-    The store is keyed by the model's bytes. An entry that verifies and is the active or
-    the previous model is never touched (its release.json is what it was installed with);
-    any other is replaced by the newer bundle of the same model.
+
+def store_bundle(dev: Device, inc: str, sha: str) -> str:
+    """Moves a verified bundle into store/<release sha256>; returns that sha256.
+
+    The store is keyed by the whole release (release.json binds model, card and every
+    other file), so an entry with this key holds exactly this release: kept when it
+    still verifies, else moved to quarantine and replaced by the incoming copy.
     """
-    sha = manifest["model"]["sha256"]
     dest = dev.entry(sha)
     if os.path.isdir(dest):
-        active = state["slots"][state["active"]]["sha256"] if state["active"] else None
-        referenced = sha in (active, state.get("previous"))
-        same = os.path.isfile(os.path.join(dest, "release.json")) and sha256_file(
-            os.path.join(dest, "release.json")
-        ) == sha256_file(os.path.join(inc, "release.json"))
-        if not verify_entry(dev, sha) and (same or referenced):
+        if not verify_entry(dev, sha):
             shutil.rmtree(inc, ignore_errors=True)
             return sha
-        if verify_entry(dev, sha):  # rotted: moved aside for inspection, then repaired
-            os.replace(dest, os.path.join(dev.quarantine, f"{sha}.{time.time_ns()}"))
-        else:  # an older, unreferenced bundle of the same model: superseded
-            trash = os.path.join(dev.incoming, f"superseded-{sha}")
-            os.replace(dest, trash)
-            shutil.rmtree(trash, ignore_errors=True)
+        os.replace(dest, os.path.join(dev.quarantine, f"{sha}.{time.time_ns()}"))
     os.replace(inc, dest)
     fsync_dir(dev.store)
     return sha
@@ -485,6 +487,8 @@ def release_summary(manifest: dict) -> dict:
     return {
         "release_id": manifest.get("release_id"),
         "model_name": manifest.get("model", {}).get("name"),
+        "model_sha256": manifest.get("model", {}).get("sha256"),
+        "card_sha256": (manifest.get("files", {}).get("card.json") or {}).get("sha256"),
         "gate_passed": gate.get("passed"),
         "waivers": manifest.get("waivers", []),
         "created": manifest.get("created"),
@@ -776,7 +780,12 @@ def check_after_switch(dev: Device, state: dict, manifest: dict, opts) -> dict:
             txn["health"] = _brief(health)
             dev.save_state(state)
             step("commit_recorded")
-            commit(dev, state)
+            try:
+                commit(dev, state)
+            except (OSError, AgentError) as exc:
+                # The commit is durable in state.json: the new model stays and the next
+                # command (or `recover` at boot) finishes the bookkeeping.
+                health["warnings"] = [f"finishing the commit was deferred: {_why(exc)}"]
             return health
         dev.log(
             "health_failed",
@@ -840,12 +849,25 @@ def prune(dev: Device, state: dict, keep_extra: int) -> list:
     keep |= {s["sha256"] for s in state["slots"].values()}
     keep.add(dev.link_sha(dev.current))
     others = [n for n in os.listdir(dev.store) if n not in keep]
-    others.sort(key=lambda n: os.stat(dev.entry(n)).st_mtime, reverse=True)
+
+    def mtime(name: str) -> float:
+        try:  # lstat: a dangling or broken entry sorts oldest and is pruned first
+            return os.lstat(dev.entry(name)).st_mtime
+        except OSError:
+            return 0.0
+
+    others.sort(key=mtime, reverse=True)
     removed = []
     for name in others[keep_extra:]:
         trash = os.path.join(dev.incoming, f"prune-{name}")
-        os.replace(dev.entry(name), trash)  # off the store first: no half-deleted entry
-        shutil.rmtree(trash, ignore_errors=True)
+        try:
+            os.replace(dev.entry(name), trash)  # off the store first: no half-deleted entry
+        except FileNotFoundError:
+            continue
+        if os.path.isdir(trash) and not os.path.islink(trash):
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.unlink(trash)
         removed.append(name)
     if removed:
         fsync_dir(dev.store)
@@ -878,11 +900,11 @@ def cmd_install(dev: Device, opts) -> tuple:
             )
         step("verified")
         state = dev.load_state()
-        sha = manifest["model"]["sha256"]
+        sha = release_sha(inc)
         if state["active"] and state["slots"][state["active"]]["sha256"] == sha:
             shutil.rmtree(inc, ignore_errors=True)
             return 0, {"outcome": "already_active", "sha256": sha, "recovered": recovered}
-        store_bundle(dev, inc, manifest, state)
+        store_bundle(dev, inc, sha)
         manifest = read_manifest(dev.entry(sha))  # the stored copy is what gets checked
         step("stored")
         before = None
@@ -921,7 +943,13 @@ def cmd_install(dev: Device, opts) -> tuple:
         switch_to(dev, to)
         step("switched")
         health = check_after_switch(dev, state, manifest, opts)
-        prune(dev, state, opts.keep_extra)
+        # The switch is decided and durable: tidying the store is best effort and can
+        # never turn the outcome into a failure (the next command retries it).
+        warnings = list(health.pop("warnings", []))
+        try:
+            prune(dev, state, opts.keep_extra)
+        except (OSError, AgentError) as exc:
+            warnings.append(f"pruning the store was skipped: {_why(exc)}")
         step("pruned")
     outcome = "installed" if health["ok"] else "rolled_back"
     return (
@@ -932,12 +960,21 @@ def cmd_install(dev: Device, opts) -> tuple:
             "health_before": before,
             "health": health,
             "recovered": recovered,
+            "warnings": warnings,
         },
     )
 
 
+def _why(exc: Exception) -> str:
+    return exc.problem if isinstance(exc, AgentError) else str(exc)
+
+
 def resolve_sha(dev: Device, text: str) -> str:
-    matches = [n for n in os.listdir(dev.store) if n.startswith(text.lower())]
+    text = text.lower()
+    names = os.listdir(dev.store)
+    matches = [n for n in names if n.startswith(text)]
+    if not matches:  # also by the model's sha256, as `edgeped status` shows both
+        matches = [n for n in names if _entry_model_sha(dev, n).startswith(text)]
     if len(matches) != 1:
         raise AgentError(
             "not_found",
@@ -945,6 +982,13 @@ def resolve_sha(dev: Device, text: str) -> str:
             "pass more of the sha256 (`edgeped status` lists the store)",
         )
     return matches[0]
+
+
+def _entry_model_sha(dev: Device, name: str) -> str:
+    try:
+        return str(read_manifest(dev.entry(name)).get("model", {}).get("sha256") or "")
+    except AgentError:
+        return ""
 
 
 def cmd_rollback(dev: Device, opts) -> tuple:
@@ -1105,6 +1149,8 @@ def parse_args(argv):
     for name in ("attempts", "runs"):
         if getattr(args, name, 1) < 1:
             p.error(f"--{name} must be >= 1")
+    if not 0.0 <= args.wait <= MAX_WAIT_S:  # also false for nan: never an endless wait
+        p.error(f"--wait must be a number of seconds from 0 to {MAX_WAIT_S:g}, got {args.wait}")
     args.latency_ms_p95 = getattr(args, "latency_ms_p95", None)
     return args
 
@@ -1127,7 +1173,11 @@ def main(argv=None) -> int:
     try:
         dev.init()
         code, payload = COMMANDS[args.command](dev, args)
-        state = dev.load_state()
+        try:
+            state = dev.load_state()
+        except AgentError as exc:  # the command is done: report it, not a reread problem
+            state = None
+            payload.setdefault("warnings", []).append(exc.problem)
         result = {
             "ok": True,
             "kind": RESULT_KIND,

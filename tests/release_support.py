@@ -42,7 +42,7 @@ def make_run(run: Path, model: Path, statuses: dict[str, str] | None = None, **b
     from edgeped.convert.model_card import build_card, write_card
     from edgeped.data.preprocess import Preprocessing
     from edgeped.fileio import sha256_file, write_json_atomic
-    from edgeped.gate.verdict import BudgetResult, Status, Verdict
+    from edgeped.gate.verdict import BudgetResult, Status, Verdict, card_binding
 
     run.mkdir(parents=True, exist_ok=True)
     data = model.read_bytes()
@@ -74,6 +74,7 @@ def make_run(run: Path, model: Path, statuses: dict[str, str] | None = None, **b
         model_sha256=sha256_file(run / f"{MODEL_NAME}.tflite"),
         results=rows,
         budgets={"runtime": runtime},
+        card=card_binding(card, sha256_file(run / f"{MODEL_NAME}.card.json")),
     )
     write_json_atomic(run / "gate.json", verdict.to_dict())
     return run
@@ -90,6 +91,8 @@ def rewrite_manifest(bundle: Path, name: str) -> None:
     manifest = json.loads((bundle / "release.json").read_text())
     path = bundle / name
     manifest["files"][name] = {"sha256": sha256(path), "size_bytes": path.stat().st_size}
+    if name == "card.json" and "card" in manifest:
+        manifest["card"]["sha256"] = sha256(path)
     (bundle / "release.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
 
 
@@ -107,6 +110,11 @@ def tamper_golden(bundle: Path) -> Path:
     np.savez(bundle / "golden.npz", **golden)
     rewrite_manifest(bundle, "golden.npz")
     return bundle
+
+
+def release_sha(bundle: Path) -> str:
+    """A release's identity on the board: the sha256 of its release.json."""
+    return sha256(Path(bundle) / "release.json")
 
 
 def sha256(path: Path) -> str:
@@ -224,7 +232,9 @@ def check_after_kill(root: Path, allowed: set) -> str | None:
     sha = current_sha(root)
     assert sha in allowed, f"current -> {sha}, expected one of {allowed}"
     if sha is not None:
-        assert sha256(root / "current" / "model.tflite") == sha, "current's model does not verify"
+        assert sha256(root / "current" / "release.json") == sha, "current's release does not verify"
+        manifest = json.loads((root / "current" / "release.json").read_text())
+        assert sha256(root / "current" / "model.tflite") == manifest["model"]["sha256"]
     return sha
 
 
@@ -243,7 +253,7 @@ def check_consistent(root: Path, allowed: set) -> str | None:
         linked = Path(os.path.realpath(link)).name if os.path.lexists(link) else None
         assert linked == record["sha256"], f"slot {slot} link {linked} != state {record}"
     for name in os.listdir(root / "store"):
-        assert sha256(root / "store" / name / "model.tflite") == name
+        assert sha256(root / "store" / name / "release.json") == name
     assert os.listdir(root / "incoming") == [], "staging left behind"
     history = root / "history.jsonl"
     for line in history.read_text().splitlines() if history.exists() else []:

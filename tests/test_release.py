@@ -222,3 +222,64 @@ def test_rendered_tables_keep_bracketed_budget_names():
     console = Console(width=200, record=True)
     console.print(slots_table(state))
     assert night in console.export_text()
+
+
+def _edit_card(run: Path, **changes) -> None:
+    card_file = run / f"{MODEL_NAME}.card.json"
+    card = json.loads(card_file.read_text())
+    card.update(changes)
+    card_file.write_text(json.dumps(card))
+
+
+def test_a_card_edited_after_the_gate_is_refused_naming_what_changed(tmp_path, models):
+    run = _run(tmp_path, models)
+    card = json.loads((run / f"{MODEL_NAME}.card.json").read_text())
+    _edit_card(run, threshold={**card["threshold"], "score": 0.2})
+    with pytest.raises(EdgepedError, match="differs from the card the gate judged") as info:
+        plan_release(run, ReleaseOptions())
+    assert "its threshold changed" in info.value.problem and "edgeped gate" in info.value.fix
+    _edit_card(run, threshold=card["threshold"], preprocessing={"metadata": {"mean": [0] * 6}})
+    with pytest.raises(EdgepedError, match="its preprocessing changed"):
+        plan_release(run, ReleaseOptions())
+
+
+@pytest.mark.parametrize(
+    "threshold",
+    [None, {}, {"score": "high"}, {"score": 1.5}, {"score": 0.5}],  # last: int8 missing
+)
+def test_a_card_without_a_decision_threshold_is_refused(tmp_path, models, threshold):
+    run = _run(tmp_path, models)
+    _edit_card(run, threshold=threshold)  # e.g. `convert` run again after `eval`
+    with pytest.raises(EdgepedError, match="has no decision threshold") as info:
+        plan_release(run, ReleaseOptions())
+    assert "edgeped eval" in info.value.fix
+
+
+def test_a_verdict_that_does_not_bind_the_card_is_refused(tmp_path, models):
+    run = _run(tmp_path, models)
+    gate = json.loads((run / "gate.json").read_text())
+    del gate["card"]
+    (run / "gate.json").write_text(json.dumps(gate))
+    result = CliRunner().invoke(main, ["release", str(run), "--out", str(tmp_path / "b")])
+    assert result.exit_code == 65 and "does not record which model card" in result.output
+    assert not (tmp_path / "b").exists()
+
+
+def test_the_gate_records_the_card_it_judged(tmp_path, models):
+    from edgeped.gate.budgets import Budgets
+    from edgeped.gate.run import gate_run
+
+    run = _run(tmp_path, models)
+    verdict = gate_run(run, Budgets(), model=MODEL_NAME).to_dict()
+    card = json.loads((run / f"{MODEL_NAME}.card.json").read_text())
+    assert verdict["card"]["sha256"] == sha256(run / f"{MODEL_NAME}.card.json")
+    assert verdict["card"]["threshold"] == card["threshold"]
+    assert len(verdict["card"]["preprocessing_sha256"]) == 64
+
+
+@pytest.mark.parametrize("wait", ["nan", "-1", "inf", "100000"])
+def test_install_wait_is_validated_before_anything_runs(tmp_path, wait):
+    result = CliRunner().invoke(
+        main, ["install", str(tmp_path), "--host", "local", "--root", "x", "--wait", wait]
+    )
+    assert result.exit_code == 64 and "--wait" in result.output, result.output

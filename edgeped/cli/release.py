@@ -9,6 +9,18 @@ import click
 
 from edgeped.cli._common import bad_config, console
 
+MAX_WAIT_S = 3600.0  # device/agent.py MAX_WAIT_S
+
+
+def _check_wait(ctx, param, value: float) -> float:
+    import math
+
+    if not (math.isfinite(value) and 0.0 <= value <= MAX_WAIT_S):
+        raise click.BadParameter(
+            f"must be a number of seconds from 0 to {MAX_WAIT_S:g}, got {value}"
+        )
+    return value
+
 
 def _device_options(func, wait: bool = True):
     """--host, --root, --targets, --core (and --wait), shared by the commands that reach a board."""
@@ -39,7 +51,9 @@ def _device_options(func, wait: bool = True):
                 type=float,
                 default=0.0,
                 show_default=True,
-                help="seconds to wait for another command on the board to finish (else refused)",
+                callback=_check_wait,
+                help="seconds (0 to 3600) to wait for another command on the board to "
+                "finish (else refused)",
             )
         )
     for option in reversed(options):
@@ -190,8 +204,9 @@ def release(run_dir, model, waive, reasons, crops, baseline, gate_file, out, ove
 def install(bundle, host, root, targets_file, core, wait_s, attempts) -> None:
     """Install BUNDLE on a board: store, verify, check, switch, check again, keep or roll back.
 
-    Exit 0 installed, 1 the health check after the switch failed and the board rolled
-    back by itself, 2 refused or a problem (nothing switched).
+    Exit 0 installed (or already active), 1 the health check after the switch failed
+    and the board rolled back by itself, 64 a bad option, 65 refused or a problem
+    (nothing switched: damaged or unsigned bundle, busy board, disk full).
     """
     from edgeped.rollout import agent_client
 
@@ -200,6 +215,8 @@ def install(bundle, host, root, targets_file, core, wait_s, attempts) -> None:
         device, bundle, attempts=attempts, wait_s=wait_s, progress=_progress
     )
     _render(reply)
+    for line in reply.result.get("warnings") or []:
+        click.secho(f"warning: {line}", fg="yellow")
     sys.exit(0 if reply.exit_code == 0 else 1)
 
 

@@ -130,11 +130,55 @@ def _read_gate(path: Path, model: str | None, model_sha: str, run_dir: Path) -> 
         )
     if verdict.get("model_sha256") != model_sha:
         raise EdgepedError(
-            f"the gate verdict is stale: it judged sha256 {str(verdict.get('model_sha256'))[:12]}, "
-            f"the model is {model_sha[:12]}",
+            f"the gate verdict is stale: it judged model sha256 "
+            f"{str(verdict.get('model_sha256'))[:12]}, the model is {model_sha[:12]}; "
+            "release refused",
             f"re-run `edgeped gate {run_dir} --json {path}` on the current model",
         )
     return verdict
+
+
+def _check_threshold(card: dict, card_file: Path, run_dir: Path) -> None:
+    """A release decides pedestrian / background: its card must carry the threshold."""
+    threshold = card.get("threshold")
+    score = threshold.get("score") if isinstance(threshold, dict) else None
+    ok = isinstance(score, (int, float)) and not isinstance(score, bool) and 0.0 <= score <= 1.0
+    int8 = (card.get("model") or {}).get("mode", "").endswith("int8")
+    if ok and int8:
+        q = threshold.get("int8")
+        ok = isinstance(q, int) and not isinstance(q, bool) and -128 <= q <= 127
+    if not ok:
+        raise EdgepedError(
+            f"the model card {card_file} has no decision threshold"
+            + (" (int8 threshold missing)" if isinstance(score, (int, float)) else "")
+            + ": the board could not decide pedestrian or background; release refused",
+            f"run `edgeped eval {run_dir}` (it chooses the threshold and writes it to the "
+            f"card), then `edgeped gate {run_dir}` again",
+        )
+
+
+def _check_card(verdict: dict, card: dict, card_file: Path, gate_path: Path, run: Path) -> None:
+    """The card must be byte for byte the one the gate judged (threshold, calibration...)."""
+    from edgeped.gate.verdict import card_binding, card_differences
+
+    judged = verdict.get("card")
+    if not isinstance(judged, dict) or not judged.get("sha256"):
+        raise EdgepedError(
+            f"the gate verdict {gate_path} does not record which model card it judged "
+            "(made by an older edgeped); release refused",
+            f"re-run `edgeped gate {run} --json {gate_path}`",
+        )
+    now = card_binding(card, sha256_file(card_file))
+    if judged["sha256"] != now["sha256"]:
+        changed = card_differences(judged, now)
+        what = f"its {', '.join(changed)} changed" if changed else "its other fields changed"
+        raise EdgepedError(
+            f"the model card {card_file.name} differs from the card the gate judged "
+            f"(sha256 {str(judged['sha256'])[:12]}, now {now['sha256'][:12]}): {what}; "
+            "release refused",
+            f"gate the current card: `edgeped gate {run} --json {gate_path}` "
+            "(or restore the card the gate judged)",
+        )
 
 
 def _check_waivers(groups: dict[str, list[str]], waivers: tuple[Waiver, ...]) -> list[dict]:
@@ -217,7 +261,9 @@ def plan_release(run_dir: str | os.PathLike, options: ReleaseOptions) -> Release
             f"the model card {card_file.name} describes another model than {model.name}",
             f"regenerate the card with `edgeped convert {run}`",
         )
+    _check_threshold(card, card_file, run)
     verdict = _read_gate(gate_path, name, model_sha, run)
+    _check_card(verdict, card, card_file, gate_path, run)
     groups = _budget_groups(verdict)
     waivers = _check_waivers(groups, options.waivers)
     config = run / "config.json"
@@ -237,6 +283,7 @@ def plan_release(run_dir: str | os.PathLike, options: ReleaseOptions) -> Release
             "mode": (card.get("model") or {}).get("mode"),
             "architecture": (card.get("model") or {}).get("architecture"),
         },
+        "card": {"file": "card.json", "sha256": sha256_file(card_file)},
         "runtime": {
             "checked_with": "ai-edge-litert",
             "version": tool_versions().get("ai-edge-litert"),
