@@ -19,6 +19,9 @@ Device root layout (RAUC-style)::
     lock                 fcntl.flock: one mutating command at a time
     incoming/            staging for bundles in flight (cleared by the next command)
     quarantine/          store entries that stopped verifying, moved aside
+    agent.json           the board's trust: Ed25519 public keys whose signed releases it
+                         installs, and whether unsigned ones are allowed (never written by
+                         an install; provisioned with the board image, see docs/rollout.md)
 
 Every write goes to a temporary file, is fsynced, renamed over the old one, and the
 directory is fsynced. A link swap is a symlink to a temporary name, rename(2), fsync of
@@ -51,7 +54,10 @@ SCHEMA_VERSION = 1
 SLOTS = ("a", "b")
 REQUIRED_FILES = ("model.tflite", "card.json", "golden.npz", "crops.npz", "preprocess.json")
 OPTIONAL_FILES = ("drift_reference.json",)
-BUNDLE_FILES = ("release.json", *REQUIRED_FILES, *OPTIONAL_FILES)
+SIGNATURE_FILE = "release.sig"  # outside release.json's file list: it signs release.json
+BUNDLE_FILES = ("release.json", SIGNATURE_FILE, *REQUIRED_FILES, *OPTIONAL_FILES)
+CONFIG_KIND = "edgeped.agent_config"
+SIGNATURE_MESSAGE_VERSION = "edgeped-release-signature-v1"  # edgeped/rollout/signing.py
 EXIT_NOT_INSTALLED = 1
 EXIT_PROBLEM = 3
 MAX_WAIT_S = 3600.0  # the longest --wait for the device lock
@@ -495,6 +501,159 @@ def release_summary(manifest: dict) -> dict:
     }
 
 
+# --------------------------------------------------------------------------- signatures
+
+
+def load_trust(dev: Device) -> dict:
+    """The board's trust (ROOT/agent.json): trusted Ed25519 keys by id, allow_unsigned.
+
+    No file means no trusted key and unsigned bundles refused: a board installs nothing
+    until it is provisioned.
+    """
+    import base64
+
+    path = os.path.join(dev.root, "agent.json")
+    trust = {"keys": {}, "allow_unsigned": False, "config": path}
+    if not os.path.exists(path):
+        return trust
+    try:
+        config = read_json(path)
+        if not isinstance(config, dict) or config.get("kind") != CONFIG_KIND:
+            raise ValueError(f"kind is not {CONFIG_KIND}")
+        allow = config.get("allow_unsigned", False)
+        if not isinstance(allow, bool):
+            raise ValueError("allow_unsigned must be true or false")
+        for line in config.get("trusted_keys", []):
+            parts = str(line).split()
+            raw = base64.b64decode(parts[1], validate=True)
+            if parts[0] != "ed25519" or len(raw) != 32:
+                raise ValueError(f"not an ed25519 public key: {line!r}")
+            trust["keys"][hashlib.sha256(raw).hexdigest()[:16]] = raw
+        trust["allow_unsigned"] = allow
+    except (OSError, ValueError, IndexError, TypeError) as exc:
+        raise AgentError(
+            "config_invalid",
+            f"{path} cannot be read ({exc}); nothing is installed until it is fixed",
+            'write {"kind": "edgeped.agent_config", "trusted_keys": ["ed25519 <key> <id>"], '
+            '"allow_unsigned": false} (a line of `edgeped keygen`\'s .pub per key)',
+        ) from exc
+    return trust
+
+
+def trust_summary(trust: dict) -> dict:
+    """What every reply says about the board's trust (shown on every status line)."""
+    try:
+        import cryptography  # noqa: F401, PLC0415 - optional on the board
+
+        verifier = f"cryptography {cryptography.__version__}"
+    except ImportError:
+        verifier = None
+    return {
+        "mode": "unsigned_allowed" if trust["allow_unsigned"] else "signatures_required",
+        "trusted_keys": sorted(trust["keys"]),
+        "verifier": verifier,
+    }
+
+
+def signature_message(folder: str, manifest: dict) -> bytes:
+    """The bytes a release's signature covers, rebuilt from the files received."""
+    card = (manifest.get("files", {}).get("card.json") or {}).get("sha256")
+    return (
+        f"{SIGNATURE_MESSAGE_VERSION}\n"
+        f"release.json {sha256_file(os.path.join(folder, 'release.json'))}\n"
+        f"model.tflite {manifest.get('model', {}).get('sha256')}\n"
+        f"card.json {card}\n"
+    ).encode()
+
+
+def check_signature(folder: str, manifest: dict, trust: dict) -> dict:
+    """Verifies ``release.sig`` against the trusted keys; returns the slot's signature record.
+
+    Raises:
+        AgentError: unsigned or signed by an untrusted key on a board that requires
+            signatures, a signature that does not verify (always), or no verifier.
+    """
+    import base64
+
+    path = os.path.join(folder, SIGNATURE_FILE)
+    allow = trust["allow_unsigned"]
+    fix_trust = (
+        f"sign the release (`edgeped release RUN --sign KEY`) with a key this board trusts "
+        f"(trusted_keys in {trust['config']})"
+    )
+    if not os.path.isfile(path):
+        if allow:
+            return {"verified": False, "key_id": None, "note": "unsigned (allowed on this board)"}
+        raise AgentError(
+            "unsigned", "the bundle is not signed; this board requires signatures", fix_trust
+        )
+    try:
+        sig = read_json(path)
+        key_id = str(sig["key_id"])
+        signature = base64.b64decode(sig["signature"], validate=True)
+        if sig.get("algorithm") != "ed25519":
+            raise ValueError(f"algorithm {sig.get('algorithm')!r}")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise AgentError(
+            "bad_signature", f"release.sig is not a readable signature ({exc})", fix_trust
+        ) from exc
+    raw = trust["keys"].get(key_id)
+    if raw is None:
+        if allow:
+            return {
+                "verified": False,
+                "key_id": key_id,
+                "note": "signed by an untrusted key (unsigned allowed)",
+            }
+        raise AgentError(
+            "untrusted_key",
+            f"the bundle is signed by key {key_id}, which this board does not trust",
+            fix_trust,
+        )
+    try:
+        from cryptography.exceptions import InvalidSignature  # noqa: PLC0415
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: PLC0415
+            Ed25519PublicKey,
+        )
+    except ImportError:
+        if allow:
+            return {"verified": False, "key_id": key_id, "note": "not verified: no cryptography"}
+        raise AgentError(
+            "no_verifier",
+            "this board's Python has no 'cryptography' package to verify release signatures",
+            "install the cryptography wheel on the board (tools/install_device_runtime.sh "
+            "does), or set allow_unsigned in agent.json (every status line then says so)",
+        ) from None
+    try:
+        Ed25519PublicKey.from_public_bytes(raw).verify(
+            signature, signature_message(folder, manifest)
+        )
+    except InvalidSignature:
+        raise AgentError(
+            "bad_signature",
+            f"the signature by key {key_id} does not match this bundle: release.json, the "
+            "model or the card changed after signing",
+            "rebuild and sign the release again; nothing was stored or switched",
+        ) from None
+    return {"verified": True, "key_id": key_id, "note": f"signed by {key_id}"}
+
+
+def check_sequence(state: dict, manifest: dict, signature: dict, allow_downgrade: bool) -> None:
+    """A verified release older than the newest this board ran is a replay: refused."""
+    seq = manifest.get("sequence")
+    highest = state.get("highest_sequence") or 0
+    if not signature.get("verified") or allow_downgrade:
+        return
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < highest:
+        raise AgentError(
+            "downgrade",
+            f"release sequence {seq} is older than the newest this board has run ({highest}): "
+            "a replayed or older bundle",
+            "install a newer release, or pass --allow-downgrade to go back on purpose "
+            "(`edgeped rollback` returns to a stored release without it)",
+        )
+
+
 # --------------------------------------------------------------------------- health check
 
 
@@ -562,6 +721,7 @@ def health_check(folder: str, manifest: dict, latency_ms_p95=None, runs: int = 5
     pre = runner.Preprocessor(io, mean, std, clip)
     raw, probs = runner.compute_outputs(pre, images, metadata, np)
     add("parity", *_parity(raw, probs, golden, manifest["model"]["sha256"], np))
+    add("decisions", *_decisions(raw, probs, card, os.path.join(folder, "crops.npz"), np))
     finite = bool(np.all(np.isfinite(probs)))
     low, high = (float(probs.min()), float(probs.max())) if finite else (None, None)
     add(
@@ -614,6 +774,34 @@ def _io_matches(quant: dict, card: dict):
         ):
             wrong.append(f"{name}: model {have}, card {want}")
     return (not wrong, "; ".join(wrong) or "inputs and output match the card's quantisation")
+
+
+def _decisions(raw, probs, card: dict, crops: str, np):
+    """The model's decisions on the golden crops (card threshold) must be eval's, crop by crop."""
+    threshold = card.get("threshold") if isinstance(card.get("threshold"), dict) else {}
+    score = threshold.get("score")
+    if not isinstance(score, (int, float)) or isinstance(score, bool):
+        return False, "the card has no decision threshold"
+    try:
+        with np.load(crops, allow_pickle=False) as npz:
+            want = npz["eval_decision"].astype(np.int8) if "eval_decision" in npz.files else None
+    except (OSError, ValueError) as exc:
+        return False, f"cannot read the golden crops ({exc})"
+    if want is None or len(want) != len(raw):
+        return False, "the golden crops carry no eval decisions (re-release with edgeped release)"
+    q = threshold.get("int8")
+    if np.issubdtype(raw.dtype, np.integer) and isinstance(q, int) and not isinstance(q, bool):
+        got = (raw.reshape(len(raw), -1)[:, 0].astype(np.int32) >= q).astype(np.int8)
+        rule = f"output q >= {q}"
+    else:
+        got = (probs.reshape(-1) >= float(score)).astype(np.int8)
+        rule = f"probability >= {score:g}"
+    bad = int((got != want).sum())
+    positives = int(want.sum())
+    return bad == 0, (
+        f"{bad} of {len(want)} decisions differ from eval's ({rule}; eval: {positives} "
+        f"pedestrian, {len(want) - positives} background)"
+    )
 
 
 def _parity(raw, probs, golden, sha: str, np):
@@ -704,6 +892,11 @@ def commit(dev: Device, state: dict) -> dict:
     state["active"], state["candidate"] = to, None
     if txn["from_sha256"] != txn["sha256"]:
         state["previous"] = txn["from_sha256"]
+    slot = state["slots"][to]
+    if txn["op"] == "install" and (slot.get("signature") or {}).get("verified"):
+        seq = slot.get("sequence")
+        if isinstance(seq, int):  # the newest signed release this board has run
+            state["highest_sequence"] = max(int(state.get("highest_sequence") or 0), seq)
     if not dev.logged(txn["id"], "committed"):
         dev.log(
             "committed",
@@ -898,6 +1091,13 @@ def cmd_install(dev: Device, opts) -> tuple:
                 "the bundle failed its check on arrival: " + "; ".join(problems),
                 "rebuild the bundle or push it again; nothing was stored or switched",
             )
+        try:
+            signature = check_signature(inc, manifest, load_trust(dev))
+            check_sequence(dev.load_state(), manifest, signature, opts.allow_downgrade)
+        except AgentError as exc:
+            shutil.rmtree(inc, ignore_errors=True)
+            dev.log("refused", reason=f"{exc.code}: {exc.problem}")
+            raise
         step("verified")
         state = dev.load_state()
         sha = release_sha(inc)
@@ -932,6 +1132,8 @@ def cmd_install(dev: Device, opts) -> tuple:
             "release": release_summary(manifest),
             "reason": None,
             "manifest_sha256": sha256_file(os.path.join(dev.entry(sha), "release.json")),
+            "signature": signature,
+            "sequence": manifest.get("sequence"),
         }
         dev.save_state(state)
         step("txn_begun")
@@ -1128,6 +1330,11 @@ def parse_args(argv):
     inst.add_argument("source", help="bundle directory, or - for a tar stream on stdin")
     inst.add_argument("--attempts", type=int, default=3, help="health check attempts")
     inst.add_argument(
+        "--allow-downgrade",
+        action="store_true",
+        help="install a signed release older than the newest this board has run",
+    )
+    inst.add_argument(
         "--latency-ms-p95",
         type=float,
         default=None,
@@ -1163,6 +1370,13 @@ COMMANDS = {
 }
 
 
+def _trust_or_problem(dev: Device) -> dict:
+    try:
+        return trust_summary(load_trust(dev))
+    except AgentError as exc:
+        return {"mode": "config_invalid", "problem": exc.problem, "trusted_keys": []}
+
+
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     # A dropped SSH session must not stop a switch half-way: finish the work regardless.
@@ -1180,6 +1394,7 @@ def main(argv=None) -> int:
             payload.setdefault("warnings", []).append(exc.problem)
         result = {
             "ok": True,
+            "trust": _trust_or_problem(dev),
             "kind": RESULT_KIND,
             "schema_version": SCHEMA_VERSION,
             "command": args.command,
@@ -1196,6 +1411,7 @@ def main(argv=None) -> int:
             "command": args.command,
             "root": dev.root,
             "error": {"code": exc.code, "problem": exc.problem, "fix": exc.fix},
+            "trust": _trust_or_problem(dev),
         }
         with contextlib.suppress(AgentError, OSError):
             result["state"] = dev.load_state()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from release_support import (
     make_bundle,
     make_run,
     preload_runtime,
+    provision,
     run_agent,
     sha256,
     tamper_golden,
@@ -134,7 +136,7 @@ def test_state_table(tmp_path, bundles, setup, cmd, code, after, event):
     if event == "rolled_back":
         record = next(r for r in history(root) if r["event"] == "rolled_back")
         assert record["automatic"] is True and "parity" in record["reason"]
-        assert "1 of 16 golden crops differ" in record["reason"]
+        assert re.search(r"1 of \d+ golden crops differ", record["reason"])
 
 
 def test_install_status_and_manual_rollback_keep_previous(tmp_path, bundles):
@@ -148,6 +150,7 @@ def test_install_status_and_manual_rollback_keep_previous(tmp_path, bundles):
         "load",
         "io",
         "parity",
+        "decisions",
         "range",
         "latency",
     ]
@@ -228,7 +231,7 @@ def test_failing_health_check_rolls_back_automatically(tmp_path, bundles):
     run = agent(root, "install", str(bundles["bad"]))
     assert run.code == 1 and run.result["outcome"] == "rolled_back"
     parity = next(c for c in run.result["health"]["checks"] if c["check"] == "parity")
-    assert parity["ok"] is False and parity["detail"].startswith("1 of 16")
+    assert parity["ok"] is False and re.match(r"1 of \d+ golden crops differ", parity["detail"])
     assert current_sha(root) == sha_of(bundles["good1"])
     events = [r["event"] for r in history(root)]
     assert events[-3:] == ["health_failed", "rolled_back", "pruned"] or events[-2:] == [
@@ -340,6 +343,7 @@ def test_agent_as_a_process_with_a_tar_stream_on_stdin(tmp_path, bundles):
     from edgeped.rollout.agent_client import bundle_tar
 
     manifest = json.loads((bundles["good1"] / "release.json").read_text())
+    provision(tmp_path / "d")  # a development board: unsigned bundles allowed
     proc = subprocess.run(
         [sys.executable, str(REPO_ROOT / "device" / "agent.py"), "--root", str(tmp_path / "d")]
         + ["install", "-"],
@@ -422,21 +426,17 @@ def test_a_failure_after_the_committed_switch_never_turns_success_into_failure(
     assert current_sha(root) == sha_of(bundles["good2"])
     monkeypatch.undo()
 
-    real_commit = agent_module.commit
-    calls = []
-
     def commit_disk_full(dev, state):
-        calls.append(1)
-        if len(calls) == 1:
-            raise agent_module.AgentError("disk_full", "the board's disk is full", "free space")
-        return real_commit(dev, state)
+        raise agent_module.AgentError("disk_full", "the board's disk is full", "free space")
 
     monkeypatch.setattr(agent_module, "commit", commit_disk_full)
     run = agent(root, "install", str(bundles["good3"]))
     assert run.code == 0 and run.result["outcome"] == "installed", run.result
     assert any("deferred" in w for w in run.result["warnings"])
     assert state(root)["transaction"]["step"] == "committed"  # durable; finished next time
+    monkeypatch.undo()  # the disk has room again
     status = agent(root, "status").result
+    assert status["ok"], status.get("error")
     assert any("completed the interrupted install" in r for r in status["recovered"])
     check_consistent(root, {sha_of(bundles["good3"])})
 

@@ -99,7 +99,30 @@ def _render(reply, *, show_health: bool = True) -> None:
     slots = (result.get("state") or {}).get("slots", {})
     for line in r.waiver_lines([s.get("release") for s in slots.values()]):
         click.secho(line, fg="yellow")
+    line, warn = trust_line(result)
+    click.secho(line, fg="yellow" if warn else None)
     click.echo(r.reply_headline(reply))
+
+
+def trust_line(result: dict) -> tuple[str, bool]:
+    """The board's signature policy, shown by every command that reaches it."""
+    trust = result.get("trust") or {}
+    keys = ", ".join(trust.get("trusted_keys") or []) or "none"
+    slots = (result.get("state") or {}).get("slots", {})
+    unsigned = sorted(
+        f"slot {name}" for name, s in slots.items()
+        if s.get("sha256") and not (s.get("signature") or {}).get("verified")
+    )  # fmt: skip
+    if trust.get("mode") == "signatures_required":
+        verifier = trust.get("verifier") or "NO VERIFIER: every install is refused"
+        return f"signatures: required (trusted keys: {keys}; {verifier})", not trust.get("verifier")
+    if trust.get("mode") == "unsigned_allowed":
+        held = f"; unverified: {', '.join(unsigned)}" if unsigned else ""
+        return (
+            f"signatures: UNSIGNED BUNDLES ALLOWED on this board (trusted keys: {keys}){held}",
+            True,
+        )
+    return f"signatures: board trust config unreadable: {trust.get('problem', '?')}", True
 
 
 @click.command()
@@ -122,8 +145,15 @@ def _render(reply, *, show_health: bool = True) -> None:
 @click.option(
     "--crops",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="golden crops .npz (images uint8 [N,128,64,3], metadata [N,6]) "
-    "[default: 16 seeded random crops]",
+    help="golden crops .npz (images uint8 [N,128,64,3], metadata [N,6], eval_decision [N]) "
+    "[default: 16 real test crops of the run, both classes, near the threshold]",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="the dataset the run was evaluated on, for the golden crops [default: the one "
+    "metrics.json records]",
 )
 @click.option(
     "--baseline",
@@ -148,7 +178,17 @@ def _render(reply, *, show_health: bool = True) -> None:
     help="replace an older bundle at --out that carries no output marker (never a run "
     "directory, dataset or other folder)",
 )
-def release(run_dir, model, waive, reasons, crops, baseline, gate_file, out, overwrite) -> None:
+@click.option(
+    "--sign",
+    "sign_key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="KEY",
+    help="sign the release with this Ed25519 private key (edgeped keygen); boards that "
+    "require signatures refuse unsigned bundles",
+)
+def release(
+    run_dir, model, waive, reasons, crops, data_dir, baseline, gate_file, out, overwrite, sign_key
+) -> None:
     """Write a release bundle for a gated model: model, card, golden outputs, release.json.
 
     Refused unless the gate verdict passed, or every non-passed budget is waived with
@@ -174,6 +214,8 @@ def release(run_dir, model, waive, reasons, crops, baseline, gate_file, out, ove
             model=model,
             waivers=tuple(Waiver(b, t) for b, t in zip(waive, reasons, strict=True)),
             crops=crops,
+            data_dir=data_dir,
+            sign_key=sign_key,
             baseline=baseline,
             gate_file=gate_file,
         )
@@ -201,7 +243,13 @@ def release(run_dir, model, waive, reasons, crops, baseline, gate_file, out, ove
     show_default=True,
     help="health check attempts after the switch",
 )
-def install(bundle, host, root, targets_file, core, wait_s, attempts) -> None:
+@click.option(
+    "--allow-downgrade",
+    is_flag=True,
+    help="install a signed release older than the newest the board has run (else refused "
+    "as a replay)",
+)
+def install(bundle, host, root, targets_file, core, wait_s, attempts, allow_downgrade) -> None:
     """Install BUNDLE on a board: store, verify, check, switch, check again, keep or roll back.
 
     Exit 0 installed (or already active), 1 the health check after the switch failed
@@ -212,7 +260,12 @@ def install(bundle, host, root, targets_file, core, wait_s, attempts) -> None:
 
     device = _device(host, root, targets_file, core)
     reply = agent_client.install(
-        device, bundle, attempts=attempts, wait_s=wait_s, progress=_progress
+        device,
+        bundle,
+        attempts=attempts,
+        wait_s=wait_s,
+        allow_downgrade=allow_downgrade,
+        progress=_progress,
     )
     _render(reply)
     for line in reply.result.get("warnings") or []:
@@ -256,3 +309,23 @@ def status(host, root, targets_file, core, history, json_out) -> None:
         write_json_or_stdout(str(json_out), reply.result)
     if str(json_out) != "-":
         _render(reply)
+
+
+@click.command()
+@click.argument("out_prefix", type=click.Path(dir_okay=False, path_type=Path))
+def keygen(out_prefix) -> None:
+    """Make an Ed25519 signing key pair: OUT_PREFIX.key (private, 0600) and OUT_PREFIX.pub.
+
+    Sign releases with `edgeped release RUN --sign OUT_PREFIX.key`; put the line of
+    OUT_PREFIX.pub in the board's agent.json trusted_keys (docs/rollout.md). Existing
+    files are never overwritten.
+    """
+    from edgeped.rollout.signing import generate_keypair
+
+    private, public, kid = generate_keypair(out_prefix)
+    click.echo(f"wrote {private} (private, mode 0600: keep it off the boards and out of git)")
+    click.echo(f"wrote {public} (key id {kid}); trust it on a board with agent.json:")
+    click.echo(
+        '  {"kind": "edgeped.agent_config", "allow_unsigned": false, '
+        f'"trusted_keys": ["{public.read_text().strip()}"]}}'
+    )

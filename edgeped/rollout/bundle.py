@@ -5,7 +5,8 @@ A bundle is a directory the board's agent installs as one unit::
     release.json      the manifest (below); lists every other file with its sha256 and size
     model.tflite      the model
     card.json         its model card
-    crops.npz         golden crops (real crops when given, else seeded random ones)
+    crops.npz         golden crops: real test crops of the run, both classes, near the
+                      threshold, distinct outputs, with eval's decisions (rollout/golden.py)
     golden.npz        the host's outputs for those crops (bit-exact reference for int8)
     preprocess.json   metadata standardisation, from the card
     drift_reference.json   the drift reference profile, when the run has one
@@ -66,9 +67,11 @@ class ReleaseOptions:
 
     model: str | None = None  # default: the model gate.json judged
     waivers: tuple[Waiver, ...] = ()
-    crops: Path | None = None  # golden crops .npz; seeded random crops when omitted
+    crops: Path | None = None  # golden crops .npz; real test crops of the run when omitted
     golden_count: int = GOLDEN_CROPS_DEFAULT
     seed: int = 0
+    data_dir: Path | None = None  # the dataset the run was evaluated on [default: recorded]
+    sign_key: Path | None = None  # Ed25519 private key (edgeped keygen); unsigned when None
     baseline: Path | None = None  # the bundle (or its release.json) this release replaces
     gate_file: Path | None = None  # default: RUN_DIR/gate.json
 
@@ -275,6 +278,8 @@ def plan_release(run_dir: str | os.PathLike, options: ReleaseOptions) -> Release
         **stamp(RELEASE_KIND),
         "release_id": f"{name}-{model_sha[:12]}",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        # Monotonic release counter (UTC ns): a signed board refuses a lower one than it ran.
+        "sequence": time.time_ns(),
         "model": {
             "name": name,
             "file": "model.tflite",
@@ -316,7 +321,12 @@ def plan_release(run_dir: str | os.PathLike, options: ReleaseOptions) -> Release
         else None,
         "replaces": _baseline(options.baseline),
     }
-    inputs = tuple(Path(p) for p in (gate_path, options.baseline, options.crops) if p is not None)
+    if options.sign_key is not None:
+        from edgeped.rollout.signing import _private_key
+
+        _private_key(Path(options.sign_key))  # refused now, not after the golden outputs
+    named = (gate_path, options.baseline, options.crops, options.sign_key)
+    inputs = tuple(Path(p) for p in named if p is not None)
     return ReleasePlan(manifest, model, card_file, drift, options, inputs)
 
 
@@ -333,12 +343,7 @@ def write_bundle(plan: ReleasePlan, out_dir: str | os.PathLike, *, overwrite: bo
             computed or the disk is full.
     """
     from edgeped import outdir
-    from edgeped.targets.bench import (
-        BenchOptions,
-        compute_golden,
-        make_random_crops,
-        preprocess_from_card,
-    )
+    from edgeped.targets.bench import BenchOptions, compute_golden, preprocess_from_card
 
     out = outdir.claim(
         out_dir,
@@ -359,13 +364,7 @@ def write_bundle(plan: ReleasePlan, out_dir: str | os.PathLike, *, overwrite: bo
                     "regenerate the card with `edgeped convert`",
                 )
             write_json_atomic(tmp / "preprocess.json", pre)
-            opts = plan.options
-            if opts.crops is not None:
-                if not Path(opts.crops).is_file():
-                    raise EdgepedError(f"golden crops not found: {opts.crops}", "check --crops")
-                shutil.copyfile(opts.crops, tmp / "crops.npz")
-            else:
-                make_random_crops(tmp / "crops.npz", opts.golden_count, opts.seed)
+            _golden_crops(plan, tmp / "crops.npz")
             compute_golden(
                 tmp / "model.tflite",
                 tmp / "crops.npz",
@@ -373,6 +372,7 @@ def write_bundle(plan: ReleasePlan, out_dir: str | os.PathLike, *, overwrite: bo
                 BenchOptions(),
                 tmp / "preprocess.json",
             )
+            _check_golden_decisions(tmp, plan.manifest["thresholds"])
             if plan.drift_reference is not None:
                 shutil.copyfile(plan.drift_reference, tmp / "drift_reference.json")
             manifest = dict(plan.manifest)
@@ -382,11 +382,77 @@ def write_bundle(plan: ReleasePlan, out_dir: str | os.PathLike, *, overwrite: bo
             }
             manifest["health"] = {**manifest["health"], "golden_crops": _count(tmp / "crops.npz")}
             write_json_atomic(tmp / MANIFEST, manifest)
+            if plan.options.sign_key is not None:
+                from edgeped.rollout.signing import sign_bundle
+
+                sign_bundle(tmp, plan.options.sign_key)
     except OSError as exc:
         if exc.errno == 28:
             raise EdgepedError(f"disk full while writing the bundle {out}", "free space") from exc
         raise EdgepedError(f"cannot write the bundle {out}: {exc}", "check the path") from exc
     return out
+
+
+def _golden_crops(plan: ReleasePlan, out: Path) -> None:
+    """crops.npz: the given --crops (which must carry eval's decisions), else real test crops."""
+    import numpy as np
+
+    from edgeped.rollout.golden import golden_from_run
+
+    opts = plan.options
+    if opts.crops is not None:
+        if not Path(opts.crops).is_file():
+            raise EdgepedError(f"golden crops not found: {opts.crops}", "check --crops")
+        try:
+            with np.load(opts.crops, allow_pickle=False) as npz:
+                names = set(npz.files)
+        except (OSError, ValueError) as exc:
+            raise EdgepedError(
+                f"--crops {opts.crops} is not an .npz ({exc})", "check --crops"
+            ) from exc
+        if not {"images", "eval_decision"} <= names:
+            raise EdgepedError(
+                f"--crops {opts.crops} has no eval_decision: the board's health check compares "
+                "its decisions with eval's",
+                "drop --crops: release picks real test crops of the run with eval's decisions",
+            )
+        shutil.copyfile(opts.crops, out)
+        return
+    arrays = golden_from_run(
+        plan.model_path.parent,
+        plan.manifest["model"]["name"],
+        float(plan.manifest["thresholds"]["score"]),
+        opts.golden_count,
+        opts.data_dir,
+    )
+    with open(out, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def _check_golden_decisions(folder: Path, threshold: dict) -> None:
+    """The host's decisions on the golden crops must be eval's, or the board's never will."""
+    import numpy as np
+
+    from edgeped.rollout.golden import decisions
+
+    with np.load(folder / "golden.npz", allow_pickle=False) as g:
+        raw, probs = g["raw"], g["probabilities"]
+    with np.load(folder / "crops.npz", allow_pickle=False) as c:
+        want = c["eval_decision"].astype(np.int8)
+    got = decisions(raw, probs, threshold)
+    bad = np.flatnonzero(got != want)
+    if bad.size:
+        raise EdgepedError(
+            f"the model decides {bad.size} of {len(want)} golden crops differently from eval "
+            f"(crops {bad[:5].tolist()}): the card's threshold does not fit the model eval "
+            "measured; release refused",
+            "run `edgeped eval` and `edgeped gate` again on this run",
+        )
+    if len({row.tobytes() for row in np.asarray(raw).reshape(len(raw), -1)}) < min(len(raw), 2):
+        raise EdgepedError(
+            "every golden crop gives the same output: they cannot test the model",
+            "pick other crops (drop --crops) or check the model",
+        )
 
 
 def _count(crops: Path) -> int:
