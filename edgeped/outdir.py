@@ -34,6 +34,12 @@ from edgeped.errors import EdgepedError, ExitCode
 
 MARKER = ".edgeped-output"
 _STAGING = re.compile(r"^\.(?P<name>.+)\.edgeped-(?P<what>staging|old)-(?P<pid>\d+)(?:-.*)?$")
+# What releases before the marker left after a kill: .NAME.<mkdtemp token> and .NAME.old-PID.
+_LEGACY = re.compile(r"^\.(?P<name>.+)\.(?:old-(?P<pid>\d+)|[a-z0-9_]{8})$")
+_BUNDLE_FILES = {
+    "release.json", "release.sig", "model.tflite", "card.json", "golden.npz", "crops.npz",
+    "preprocess.json", "drift_reference.json",
+}  # fmt: skip
 # Files that say "this is a run directory / a dataset": never replaced, never a bundle.
 _RUN_FILES = ("config.json", "gate.json", "metrics.json", "checkpoints")
 _DATASET_FILES = ("manifest.json",)
@@ -91,6 +97,11 @@ def clean_orphans(out: Path) -> list[Path]:
         return []
     done = []
     for entry in sorted(parent.iterdir()):
+        legacy = _LEGACY.match(entry.name)
+        if legacy and legacy["name"] == out.name and _legacy_orphan(entry, legacy["pid"]):
+            shutil.rmtree(entry, ignore_errors=True)
+            done.append(entry)
+            continue
         match = _STAGING.match(entry.name)
         if not match or match["name"] != out.name or _alive(int(match["pid"])):
             continue
@@ -100,6 +111,14 @@ def clean_orphans(out: Path) -> list[Path]:
             shutil.rmtree(entry, ignore_errors=True)
         done.append(entry)
     return done
+
+
+def _legacy_orphan(entry: Path, pid: str | None) -> bool:
+    """A hidden folder an older release left: only bundle files inside, its process gone."""
+    if not entry.is_dir() or entry.is_symlink() or (pid is not None and _alive(int(pid))):
+        return False
+    names = {p.name for p in entry.iterdir()}
+    return bool(names) and names <= _BUNDLE_FILES | {MARKER}
 
 
 def _alive(pid: int) -> bool:

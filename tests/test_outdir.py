@@ -143,8 +143,14 @@ def test_orphans_of_a_killed_run_are_cleaned_and_a_set_aside_bundle_comes_back(t
     mine.mkdir()
     unrelated = tmp_path / ".other.edgeped-staging-1-x"
     unrelated.mkdir()
+    legacy = tmp_path / ".bundle.k3j_x9a2"  # what a release before markers left when killed
+    legacy.mkdir()
+    (legacy / "model.tflite").write_bytes(b"half")
+    notes = tmp_path / ".bundle.notes123"  # same shape of name, not a bundle: kept
+    notes.mkdir()
+    (notes / "todo.txt").write_text("mine")
     outdir.claim(out, "release", replace=True)
-    assert not staging.exists()
+    assert not staging.exists() and not legacy.exists() and notes.exists()
     assert (out / "release.json").read_text() == "{}"  # killed between the two renames
     assert mine.exists() and unrelated.exists()
 
