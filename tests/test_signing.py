@@ -248,3 +248,49 @@ def test_signed_release_and_install_through_the_cli(tmp_path, keys, device_model
     result = CliRunner().invoke(main, ["install", str(bad), "--host", "local", "--root", str(root)])
     assert result.exit_code == 65 and "does not match this bundle" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_board_without_cryptography_refuses_signed_required_installs(tmp_path, keys, signed):
+    """The agent stays stdlib + numpy + LiteRT; without a verifier it refuses, clearly."""
+    import subprocess
+    import sys
+
+    from release_support import REPO_ROOT
+
+    from edgeped.rollout.agent_client import bundle_tar
+
+    root = board(tmp_path, keys)
+    agent_py = str(REPO_ROOT / "device" / "agent.py")
+    prelude = (
+        "import sys, runpy; sys.modules['cryptography'] = None; "  # import fails as on the board
+        f"sys.argv = [{agent_py!r}] + sys.argv[1:]; runpy.run_path({agent_py!r}, run_name='__main__')"
+    )
+    manifest = json.loads((signed["good1"] / "release.json").read_text())
+    proc = subprocess.run(
+        [sys.executable, "-c", prelude, "--root", str(root), *RUNS, "install", "-"],
+        input=bundle_tar(signed["good1"], manifest),
+        capture_output=True,
+        timeout=300,
+    )
+    result = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    assert proc.returncode == 3 and result["error"]["code"] == "no_verifier", result
+    assert "install_device_runtime.sh" in result["error"]["fix"]
+    assert result["trust"]["verifier"] is None and current_sha(root) is None
+
+
+@pytest.mark.emulated
+def test_signed_install_verified_on_the_emulated_arm64_board(tmp_path, arm64_board, keys, signed):
+    from edgeped.rollout import agent_client
+    from edgeped.targets import resolve_target
+
+    assert (arm64_board / "site" / "cryptography").is_dir()  # tools/install_device_runtime.sh
+    target = resolve_target("arm64-emu", None, "a53")
+    root = board(tmp_path, keys)
+    device = agent_client.DeviceRoot(target, str(root))
+    reply = agent_client.install(device, signed["good1"])
+    assert reply.outcome == "installed", reply.result
+    assert reply.result["state"]["slots"]["a"]["signature"]["verified"] is True
+    assert reply.result["trust"]["verifier"].startswith("cryptography")
+    with pytest.raises(EdgepedError, match="does not match this bundle"):
+        agent_client.install(device, _modified_signature(signed["good3"], tmp_path))
+    assert current_sha(root) == release_sha(signed["good1"])
