@@ -460,3 +460,12 @@ def test_agent_refuses_a_wait_that_could_hang(tmp_path, wait):
         timeout=60,
     )
     assert proc.returncode == 2 and b"--wait must be" in proc.stderr
+
+
+def test_rollback_to_accepts_the_models_sha256_as_status_shows_it(tmp_path, bundles):
+    root = tmp_path / "dev"
+    agent(root, "install", str(bundles["good1"]))
+    agent(root, "install", str(bundles["good2"]))
+    model_sha = json.loads((bundles["good1"] / "release.json").read_text())["model"]["sha256"]
+    run = agent(root, "rollback", "--to", model_sha[:12])
+    assert run.code == 0 and current_sha(root) == sha_of(bundles["good1"]), run.result

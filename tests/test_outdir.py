@@ -212,3 +212,13 @@ def test_every_out_refuses_a_foreign_folder_before_any_work(tmp_path, command):
     assert result.exit_code == 65, result.output
     assert "edgeped did not make" in result.output and "--overwrite" in result.output
     assert tree(out) == before
+
+
+def test_an_older_bundle_at_the_default_place_is_replaced_without_overwrite(tmp_path, models):
+    run = make_run(tmp_path / "run", models["good1"])
+    assert release(str(run)).exit_code == 0
+    default = run / "release-student_qat_int8"
+    (default / outdir.MARKER).unlink()  # as an edgeped before markers left it
+    result = release(str(run))
+    assert result.exit_code == 0, result.output
+    assert outdir.marker_kind(default) == "release"

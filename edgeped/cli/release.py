@@ -226,7 +226,9 @@ def release(
     path = write_bundle(
         plan,
         out or Path(run_dir) / f"release-{plan.manifest['model']['name']}",
-        overwrite=overwrite,
+        # The default folder is edgeped's own: an older bundle there (no marker yet) is
+        # replaced; anything that is not a bundle is still refused.
+        overwrite=overwrite or out is None,
     )
     for line in device_render.manifest_lines(read_bundle(path)):
         click.secho(line, fg="yellow" if line.startswith("WAIVED") else None)
@@ -276,7 +278,10 @@ def install(bundle, host, root, targets_file, core, wait_s, attempts, allow_down
 @click.command()
 @_device_options
 @click.option(
-    "--to", "to", metavar="SHA256", help="a stored model (unique prefix) [default: previous]"
+    "--to",
+    "to",
+    metavar="SHA256",
+    help="a stored release: a unique prefix of its sha256 or of its model's [default: previous]",
 )
 @click.option("--reason", help="why, for the board's history")
 def rollback(host, root, targets_file, core, wait_s, to, reason) -> None:
