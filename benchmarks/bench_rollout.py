@@ -8,7 +8,9 @@ from a run directory's model by `edgeped release`. Records wall seconds per comm
     python benchmarks/bench_rollout.py RUN_DIR [--model student_qat_int8] [--repeats 5]
         [--out benchmarks/results/rollout-<host>-<date>.json]
 
-RUN_DIR needs gate.json; non-passed budgets are waived for the benchmark (recorded).
+RUN_DIR needs gate.json and eval's test scores (golden crops are real test crops);
+non-passed budgets are waived for the benchmark (recorded). Bundles are signed with a
+throw-away key that each device root trusts, so the timings include verification.
 """
 
 from __future__ import annotations
@@ -43,11 +45,13 @@ def _agent(root: Path, *args: str) -> tuple[float, int, dict]:
     return seconds, proc.returncode, json.loads(lines[-1]) if lines else {}
 
 
-def _bundles(run: Path, model: str, work: Path) -> dict[str, Path]:
+def _bundles(run: Path, model: str, work: Path, key: Path) -> dict[str, Path]:
     import numpy as np
 
     from edgeped.fileio import read_json, sha256_file
+    from edgeped.gate.verdict import card_binding
     from edgeped.rollout.bundle import ReleaseOptions, Waiver, plan_release, write_bundle
+    from edgeped.rollout.signing import sign_bundle
 
     gate = read_json(run / "gate.json", "gate verdict")
     waivers = tuple(
@@ -55,7 +59,7 @@ def _bundles(run: Path, model: str, work: Path) -> dict[str, Path]:
         for r in gate["results"]
         if r["status"] not in ("pass", "skipped")
     )
-    plan = plan_release(run, ReleaseOptions(model=model, waivers=waivers))
+    plan = plan_release(run, ReleaseOptions(model=model, waivers=waivers, sign_key=key))
     good = write_bundle(plan, work / "good")
     # The second release is the run's PTQ model: a distinct model of the same size.
     second = "student_ptq_int8" if (run / "student_ptq_int8.tflite").is_file() else None
@@ -65,9 +69,17 @@ def _bundles(run: Path, model: str, work: Path) -> dict[str, Path]:
     if second:
         gate2 = work / "gate-second.json"
         # The benchmark times the agent, not the gate: the QAT verdict, restamped.
-        data = dict(gate, model=second, model_sha256=sha256_file(run / f"{second}.tflite"))
+        card2 = run / f"{second}.card.json"
+        data = dict(
+            gate,
+            model=second,
+            model_sha256=sha256_file(run / f"{second}.tflite"),
+            card=card_binding(read_json(card2, "model card"), sha256_file(card2)),
+        )
         gate2.write_text(json.dumps(data))
-        plan2 = plan_release(run, ReleaseOptions(model=second, waivers=waivers, gate_file=gate2))
+        plan2 = plan_release(
+            run, ReleaseOptions(model=second, waivers=waivers, gate_file=gate2, sign_key=key)
+        )
         out["second"] = write_bundle(plan2, work / "second")
     # The bad release: the second model with golden outputs one int8 step off on one crop.
     bad = shutil.copytree(out["second"], work / "bad")
@@ -82,6 +94,7 @@ def _bundles(run: Path, model: str, work: Path) -> dict[str, Path]:
         "size_bytes": (bad / "golden.npz").stat().st_size,
     }
     (bad / "release.json").write_text(json.dumps(manifest))
+    sign_bundle(bad, key)  # a genuine release whose health check fails on the board
     out["bad"] = bad
     return out
 
@@ -95,10 +108,20 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-rollout-", dir=REPO / ".cache"))
     try:
-        bundles = _bundles(args.run_dir, args.model, work)
+        from edgeped.rollout.signing import generate_keypair
+
+        key, public, _ = generate_keypair(work / "bench")
+        trust = {
+            "kind": "edgeped.agent_config",
+            "allow_unsigned": False,
+            "trusted_keys": [public.read_text().strip()],
+        }
+        bundles = _bundles(args.run_dir, args.model, work, key)
         times: dict[str, list[float]] = {}
         for i in range(args.repeats):
             root = work / f"dev{i}"
+            root.mkdir()
+            (root / "agent.json").write_text(json.dumps(trust))
             steps = [
                 ("install (first)", ["install", str(bundles["good"])], 0),
                 ("install that fails and rolls back", ["install", str(bundles["bad"])], 1),

@@ -6,9 +6,12 @@ for health checks), so the switch and the rollback never depend on a live SSH se
 
 Device root layout (RAUC-style)::
 
-    store/<sha256>/      immutable: model.tflite, card.json, release.json, golden.npz,
-                         crops.npz, preprocess.json (+ drift_reference.json); checked on arrival
-    slots/a, slots/b     symlinks to ../store/<sha256>
+    store/<release>/     immutable: model.tflite, card.json, release.json, golden.npz,
+                         crops.npz, preprocess.json (+ drift_reference.json); checked on arrival.
+                         <release> is the sha256 of release.json, which lists the sha256 of
+                         every other file: a changed card (threshold, calibration,
+                         preprocessing) or waiver is a new release, never the old copy
+    slots/a, slots/b     symlinks to ../store/<release>
     current              symlink to slots/<a|b>: the model the vehicle runs
     state.json           active slot, previous and candidate, per-slot status, attempts left,
                          and the transaction in progress (write-ahead, so any step resumes)
@@ -16,6 +19,9 @@ Device root layout (RAUC-style)::
     lock                 fcntl.flock: one mutating command at a time
     incoming/            staging for bundles in flight (cleared by the next command)
     quarantine/          store entries that stopped verifying, moved aside
+    agent.json           the board's trust: Ed25519 public keys whose signed releases it
+                         installs, and whether unsigned ones are allowed (never written by
+                         an install; provisioned with the board image, see docs/rollout.md)
 
 Every write goes to a temporary file, is fsynced, renamed over the old one, and the
 directory is fsynced. A link swap is a symlink to a temporary name, rename(2), fsync of
@@ -48,9 +54,13 @@ SCHEMA_VERSION = 1
 SLOTS = ("a", "b")
 REQUIRED_FILES = ("model.tflite", "card.json", "golden.npz", "crops.npz", "preprocess.json")
 OPTIONAL_FILES = ("drift_reference.json",)
-BUNDLE_FILES = ("release.json", *REQUIRED_FILES, *OPTIONAL_FILES)
+SIGNATURE_FILE = "release.sig"  # outside release.json's file list: it signs release.json
+BUNDLE_FILES = ("release.json", SIGNATURE_FILE, *REQUIRED_FILES, *OPTIONAL_FILES)
+CONFIG_KIND = "edgeped.agent_config"
+SIGNATURE_MESSAGE_VERSION = "edgeped-release-signature-v1"  # edgeped/rollout/signing.py
 EXIT_NOT_INSTALLED = 1
 EXIT_PROBLEM = 3
+MAX_WAIT_S = 3600.0  # the longest --wait for the device lock
 # Called with each step name after the step is durable. Production never sets it; the
 # crash-test harness does, in a forked child, to kill the agent exactly between steps.
 STEP_HOOK = None
@@ -431,6 +441,9 @@ def file_problems(folder: str, manifest: dict) -> list:
     model = manifest.get("model", {}).get("sha256")
     if model != files.get("model.tflite", {}).get("sha256"):
         problems.append("model.sha256 disagrees with files['model.tflite']")
+    card = manifest.get("card")
+    if isinstance(card, dict) and card.get("sha256") != files.get("card.json", {}).get("sha256"):
+        problems.append("card.sha256 disagrees with files['card.json']")
     return problems
 
 
@@ -444,37 +457,32 @@ def verify_entry(dev: Device, sha: str, manifest_sha=None) -> list:
     except AgentError as exc:
         return [exc.problem]
     problems = file_problems(folder, manifest)
-    if manifest.get("model", {}).get("sha256") != sha:
-        problems.append("the entry's directory name is not its model's sha256")
+    if release_sha(folder) != sha:
+        problems.append("the entry's directory name is not its release's sha256")
     if manifest_sha and sha256_file(os.path.join(folder, "release.json")) != manifest_sha:
         problems.append("release.json changed since it was installed")
     return problems
 
 
-def store_bundle(dev: Device, inc: str, manifest: dict, state: dict) -> str:
-    """Moves a verified bundle into store/<sha256>; returns the sha256.
+def release_sha(folder: str):
+    """The release's identity: the sha256 of its release.json (which binds every file)."""
+    path = os.path.join(folder, "release.json")
+    return sha256_file(path) if os.path.isfile(path) else None
 
-    The store is keyed by the model's bytes. An entry that verifies and is the active or
-    the previous model is never touched (its release.json is what it was installed with);
-    any other is replaced by the newer bundle of the same model.
+
+def store_bundle(dev: Device, inc: str, sha: str) -> str:
+    """Moves a verified bundle into store/<release sha256>; returns that sha256.
+
+    The store is keyed by the whole release (release.json binds model, card and every
+    other file), so an entry with this key holds exactly this release: kept when it
+    still verifies, else moved to quarantine and replaced by the incoming copy.
     """
-    sha = manifest["model"]["sha256"]
     dest = dev.entry(sha)
     if os.path.isdir(dest):
-        active = state["slots"][state["active"]]["sha256"] if state["active"] else None
-        referenced = sha in (active, state.get("previous"))
-        same = os.path.isfile(os.path.join(dest, "release.json")) and sha256_file(
-            os.path.join(dest, "release.json")
-        ) == sha256_file(os.path.join(inc, "release.json"))
-        if not verify_entry(dev, sha) and (same or referenced):
+        if not verify_entry(dev, sha):
             shutil.rmtree(inc, ignore_errors=True)
             return sha
-        if verify_entry(dev, sha):  # rotted: moved aside for inspection, then repaired
-            os.replace(dest, os.path.join(dev.quarantine, f"{sha}.{time.time_ns()}"))
-        else:  # an older, unreferenced bundle of the same model: superseded
-            trash = os.path.join(dev.incoming, f"superseded-{sha}")
-            os.replace(dest, trash)
-            shutil.rmtree(trash, ignore_errors=True)
+        os.replace(dest, os.path.join(dev.quarantine, f"{sha}.{time.time_ns()}"))
     os.replace(inc, dest)
     fsync_dir(dev.store)
     return sha
@@ -485,10 +493,165 @@ def release_summary(manifest: dict) -> dict:
     return {
         "release_id": manifest.get("release_id"),
         "model_name": manifest.get("model", {}).get("name"),
+        "model_sha256": manifest.get("model", {}).get("sha256"),
+        "card_sha256": (manifest.get("files", {}).get("card.json") or {}).get("sha256"),
         "gate_passed": gate.get("passed"),
         "waivers": manifest.get("waivers", []),
         "created": manifest.get("created"),
     }
+
+
+# --------------------------------------------------------------------------- signatures
+
+
+def load_trust(dev: Device) -> dict:
+    """The board's trust (ROOT/agent.json): trusted Ed25519 keys by id, allow_unsigned.
+
+    No file means no trusted key and unsigned bundles refused: a board installs nothing
+    until it is provisioned.
+    """
+    import base64
+
+    path = os.path.join(dev.root, "agent.json")
+    trust = {"keys": {}, "allow_unsigned": False, "config": path}
+    if not os.path.exists(path):
+        return trust
+    try:
+        config = read_json(path)
+        if not isinstance(config, dict) or config.get("kind") != CONFIG_KIND:
+            raise ValueError(f"kind is not {CONFIG_KIND}")
+        allow = config.get("allow_unsigned", False)
+        if not isinstance(allow, bool):
+            raise ValueError("allow_unsigned must be true or false")
+        for line in config.get("trusted_keys", []):
+            parts = str(line).split()
+            raw = base64.b64decode(parts[1], validate=True)
+            if parts[0] != "ed25519" or len(raw) != 32:
+                raise ValueError(f"not an ed25519 public key: {line!r}")
+            trust["keys"][hashlib.sha256(raw).hexdigest()[:16]] = raw
+        trust["allow_unsigned"] = allow
+    except (OSError, ValueError, IndexError, TypeError) as exc:
+        raise AgentError(
+            "config_invalid",
+            f"{path} cannot be read ({exc}); nothing is installed until it is fixed",
+            'write {"kind": "edgeped.agent_config", "trusted_keys": ["ed25519 <key> <id>"], '
+            '"allow_unsigned": false} (a line of `edgeped keygen`\'s .pub per key)',
+        ) from exc
+    return trust
+
+
+def trust_summary(trust: dict) -> dict:
+    """What every reply says about the board's trust (shown on every status line)."""
+    try:
+        import cryptography  # noqa: F401, PLC0415 - optional on the board
+
+        verifier = f"cryptography {cryptography.__version__}"
+    except ImportError:
+        verifier = None
+    return {
+        "mode": "unsigned_allowed" if trust["allow_unsigned"] else "signatures_required",
+        "trusted_keys": sorted(trust["keys"]),
+        "verifier": verifier,
+    }
+
+
+def signature_message(folder: str, manifest: dict) -> bytes:
+    """The bytes a release's signature covers, rebuilt from the files received."""
+    card = (manifest.get("files", {}).get("card.json") or {}).get("sha256")
+    return (
+        f"{SIGNATURE_MESSAGE_VERSION}\n"
+        f"release.json {sha256_file(os.path.join(folder, 'release.json'))}\n"
+        f"model.tflite {manifest.get('model', {}).get('sha256')}\n"
+        f"card.json {card}\n"
+    ).encode()
+
+
+def check_signature(folder: str, manifest: dict, trust: dict) -> dict:
+    """Verifies ``release.sig`` against the trusted keys; returns the slot's signature record.
+
+    Raises:
+        AgentError: unsigned or signed by an untrusted key on a board that requires
+            signatures, a signature that does not verify (always), or no verifier.
+    """
+    import base64
+
+    path = os.path.join(folder, SIGNATURE_FILE)
+    allow = trust["allow_unsigned"]
+    fix_trust = (
+        f"sign the release (`edgeped release RUN --sign KEY`) with a key this board trusts "
+        f"(trusted_keys in {trust['config']})"
+    )
+    if not os.path.isfile(path):
+        if allow:
+            return {"verified": False, "key_id": None, "note": "unsigned (allowed on this board)"}
+        raise AgentError(
+            "unsigned", "the bundle is not signed; this board requires signatures", fix_trust
+        )
+    try:
+        sig = read_json(path)
+        key_id = str(sig["key_id"])
+        signature = base64.b64decode(sig["signature"], validate=True)
+        if sig.get("algorithm") != "ed25519":
+            raise ValueError(f"algorithm {sig.get('algorithm')!r}")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise AgentError(
+            "bad_signature", f"release.sig is not a readable signature ({exc})", fix_trust
+        ) from exc
+    raw = trust["keys"].get(key_id)
+    if raw is None:
+        if allow:
+            return {
+                "verified": False,
+                "key_id": key_id,
+                "note": "signed by an untrusted key (unsigned allowed)",
+            }
+        raise AgentError(
+            "untrusted_key",
+            f"the bundle is signed by key {key_id}, which this board does not trust",
+            fix_trust,
+        )
+    try:
+        from cryptography.exceptions import InvalidSignature  # noqa: PLC0415
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: PLC0415
+            Ed25519PublicKey,
+        )
+    except ImportError:
+        if allow:
+            return {"verified": False, "key_id": key_id, "note": "not verified: no cryptography"}
+        raise AgentError(
+            "no_verifier",
+            "this board's Python has no 'cryptography' package to verify release signatures",
+            "install the cryptography wheel on the board (tools/install_device_runtime.sh "
+            "does), or set allow_unsigned in agent.json (every status line then says so)",
+        ) from None
+    try:
+        Ed25519PublicKey.from_public_bytes(raw).verify(
+            signature, signature_message(folder, manifest)
+        )
+    except InvalidSignature:
+        raise AgentError(
+            "bad_signature",
+            f"the signature by key {key_id} does not match this bundle: release.json, the "
+            "model or the card changed after signing",
+            "rebuild and sign the release again; nothing was stored or switched",
+        ) from None
+    return {"verified": True, "key_id": key_id, "note": f"signed by {key_id}"}
+
+
+def check_sequence(state: dict, manifest: dict, signature: dict, allow_downgrade: bool) -> None:
+    """A verified release older than the newest this board ran is a replay: refused."""
+    seq = manifest.get("sequence")
+    highest = state.get("highest_sequence") or 0
+    if not signature.get("verified") or allow_downgrade:
+        return
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < highest:
+        raise AgentError(
+            "downgrade",
+            f"release sequence {seq} is older than the newest this board has run ({highest}): "
+            "a replayed or older bundle",
+            "install a newer release, or pass --allow-downgrade to go back on purpose "
+            "(`edgeped rollback` returns to a stored release without it)",
+        )
 
 
 # --------------------------------------------------------------------------- health check
@@ -559,6 +722,7 @@ def health_check(folder: str, manifest: dict, latency_ms_p95=None, runs: int = 5
     pre = runner.Preprocessor(io, mean, std, clip, rule)
     raw, probs = runner.compute_outputs(pre, images, metadata, np)
     add("parity", *_parity(raw, probs, golden, manifest["model"]["sha256"], np))
+    add("decisions", *_decisions(raw, probs, card, os.path.join(folder, "crops.npz"), np))
     finite = bool(np.all(np.isfinite(probs)))
     low, high = (float(probs.min()), float(probs.max())) if finite else (None, None)
     add(
@@ -611,6 +775,34 @@ def _io_matches(quant: dict, card: dict):
         ):
             wrong.append(f"{name}: model {have}, card {want}")
     return (not wrong, "; ".join(wrong) or "inputs and output match the card's quantisation")
+
+
+def _decisions(raw, probs, card: dict, crops: str, np):
+    """The model's decisions on the golden crops (card threshold) must be eval's, crop by crop."""
+    threshold = card.get("threshold") if isinstance(card.get("threshold"), dict) else {}
+    score = threshold.get("score")
+    if not isinstance(score, (int, float)) or isinstance(score, bool):
+        return False, "the card has no decision threshold"
+    try:
+        with np.load(crops, allow_pickle=False) as npz:
+            want = npz["eval_decision"].astype(np.int8) if "eval_decision" in npz.files else None
+    except (OSError, ValueError) as exc:
+        return False, f"cannot read the golden crops ({exc})"
+    if want is None or len(want) != len(raw):
+        return False, "the golden crops carry no eval decisions (re-release with edgeped release)"
+    q = threshold.get("int8")
+    if np.issubdtype(raw.dtype, np.integer) and isinstance(q, int) and not isinstance(q, bool):
+        got = (raw.reshape(len(raw), -1)[:, 0].astype(np.int32) >= q).astype(np.int8)
+        rule = f"output q >= {q}"
+    else:
+        got = (probs.reshape(-1) >= float(score)).astype(np.int8)
+        rule = f"probability >= {score:g}"
+    bad = int((got != want).sum())
+    positives = int(want.sum())
+    return bad == 0, (
+        f"{bad} of {len(want)} decisions differ from eval's ({rule}; eval: {positives} "
+        f"pedestrian, {len(want) - positives} background)"
+    )
 
 
 def _parity(raw, probs, golden, sha: str, np):
@@ -701,6 +893,11 @@ def commit(dev: Device, state: dict) -> dict:
     state["active"], state["candidate"] = to, None
     if txn["from_sha256"] != txn["sha256"]:
         state["previous"] = txn["from_sha256"]
+    slot = state["slots"][to]
+    if txn["op"] == "install" and (slot.get("signature") or {}).get("verified"):
+        seq = slot.get("sequence")
+        if isinstance(seq, int):  # the newest signed release this board has run
+            state["highest_sequence"] = max(int(state.get("highest_sequence") or 0), seq)
     if not dev.logged(txn["id"], "committed"):
         dev.log(
             "committed",
@@ -777,7 +974,12 @@ def check_after_switch(dev: Device, state: dict, manifest: dict, opts) -> dict:
             txn["health"] = _brief(health)
             dev.save_state(state)
             step("commit_recorded")
-            commit(dev, state)
+            try:
+                commit(dev, state)
+            except (OSError, AgentError) as exc:
+                # The commit is durable in state.json: the new model stays and the next
+                # command (or `recover` at boot) finishes the bookkeeping.
+                health["warnings"] = [f"finishing the commit was deferred: {_why(exc)}"]
             return health
         dev.log(
             "health_failed",
@@ -841,12 +1043,25 @@ def prune(dev: Device, state: dict, keep_extra: int) -> list:
     keep |= {s["sha256"] for s in state["slots"].values()}
     keep.add(dev.link_sha(dev.current))
     others = [n for n in os.listdir(dev.store) if n not in keep]
-    others.sort(key=lambda n: os.stat(dev.entry(n)).st_mtime, reverse=True)
+
+    def mtime(name: str) -> float:
+        try:  # lstat: a dangling or broken entry sorts oldest and is pruned first
+            return os.lstat(dev.entry(name)).st_mtime
+        except OSError:
+            return 0.0
+
+    others.sort(key=mtime, reverse=True)
     removed = []
     for name in others[keep_extra:]:
         trash = os.path.join(dev.incoming, f"prune-{name}")
-        os.replace(dev.entry(name), trash)  # off the store first: no half-deleted entry
-        shutil.rmtree(trash, ignore_errors=True)
+        try:
+            os.replace(dev.entry(name), trash)  # off the store first: no half-deleted entry
+        except FileNotFoundError:
+            continue
+        if os.path.isdir(trash) and not os.path.islink(trash):
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.unlink(trash)
         removed.append(name)
     if removed:
         fsync_dir(dev.store)
@@ -877,13 +1092,20 @@ def cmd_install(dev: Device, opts) -> tuple:
                 "the bundle failed its check on arrival: " + "; ".join(problems),
                 "rebuild the bundle or push it again; nothing was stored or switched",
             )
+        try:
+            signature = check_signature(inc, manifest, load_trust(dev))
+            check_sequence(dev.load_state(), manifest, signature, opts.allow_downgrade)
+        except AgentError as exc:
+            shutil.rmtree(inc, ignore_errors=True)
+            dev.log("refused", reason=f"{exc.code}: {exc.problem}")
+            raise
         step("verified")
         state = dev.load_state()
-        sha = manifest["model"]["sha256"]
+        sha = release_sha(inc)
         if state["active"] and state["slots"][state["active"]]["sha256"] == sha:
             shutil.rmtree(inc, ignore_errors=True)
             return 0, {"outcome": "already_active", "sha256": sha, "recovered": recovered}
-        store_bundle(dev, inc, manifest, state)
+        store_bundle(dev, inc, sha)
         manifest = read_manifest(dev.entry(sha))  # the stored copy is what gets checked
         step("stored")
         before = None
@@ -911,6 +1133,8 @@ def cmd_install(dev: Device, opts) -> tuple:
             "release": release_summary(manifest),
             "reason": None,
             "manifest_sha256": sha256_file(os.path.join(dev.entry(sha), "release.json")),
+            "signature": signature,
+            "sequence": manifest.get("sequence"),
         }
         dev.save_state(state)
         step("txn_begun")
@@ -922,7 +1146,13 @@ def cmd_install(dev: Device, opts) -> tuple:
         switch_to(dev, to)
         step("switched")
         health = check_after_switch(dev, state, manifest, opts)
-        prune(dev, state, opts.keep_extra)
+        # The switch is decided and durable: tidying the store is best effort and can
+        # never turn the outcome into a failure (the next command retries it).
+        warnings = list(health.pop("warnings", []))
+        try:
+            prune(dev, state, opts.keep_extra)
+        except (OSError, AgentError) as exc:
+            warnings.append(f"pruning the store was skipped: {_why(exc)}")
         step("pruned")
     outcome = "installed" if health["ok"] else "rolled_back"
     return (
@@ -933,12 +1163,21 @@ def cmd_install(dev: Device, opts) -> tuple:
             "health_before": before,
             "health": health,
             "recovered": recovered,
+            "warnings": warnings,
         },
     )
 
 
+def _why(exc: Exception) -> str:
+    return exc.problem if isinstance(exc, AgentError) else str(exc)
+
+
 def resolve_sha(dev: Device, text: str) -> str:
-    matches = [n for n in os.listdir(dev.store) if n.startswith(text.lower())]
+    text = text.lower()
+    names = os.listdir(dev.store)
+    matches = [n for n in names if n.startswith(text)]
+    if not matches:  # also by the model's sha256, as `edgeped status` shows both
+        matches = [n for n in names if _entry_model_sha(dev, n).startswith(text)]
     if len(matches) != 1:
         raise AgentError(
             "not_found",
@@ -946,6 +1185,13 @@ def resolve_sha(dev: Device, text: str) -> str:
             "pass more of the sha256 (`edgeped status` lists the store)",
         )
     return matches[0]
+
+
+def _entry_model_sha(dev: Device, name: str) -> str:
+    try:
+        return str(read_manifest(dev.entry(name)).get("model", {}).get("sha256") or "")
+    except AgentError:
+        return ""
 
 
 def cmd_rollback(dev: Device, opts) -> tuple:
@@ -1085,6 +1331,11 @@ def parse_args(argv):
     inst.add_argument("source", help="bundle directory, or - for a tar stream on stdin")
     inst.add_argument("--attempts", type=int, default=3, help="health check attempts")
     inst.add_argument(
+        "--allow-downgrade",
+        action="store_true",
+        help="install a signed release older than the newest this board has run",
+    )
+    inst.add_argument(
         "--latency-ms-p95",
         type=float,
         default=None,
@@ -1106,6 +1357,8 @@ def parse_args(argv):
     for name in ("attempts", "runs"):
         if getattr(args, name, 1) < 1:
             p.error(f"--{name} must be >= 1")
+    if not 0.0 <= args.wait <= MAX_WAIT_S:  # also false for nan: never an endless wait
+        p.error(f"--wait must be a number of seconds from 0 to {MAX_WAIT_S:g}, got {args.wait}")
     args.latency_ms_p95 = getattr(args, "latency_ms_p95", None)
     return args
 
@@ -1118,6 +1371,13 @@ COMMANDS = {
 }
 
 
+def _trust_or_problem(dev: Device) -> dict:
+    try:
+        return trust_summary(load_trust(dev))
+    except AgentError as exc:
+        return {"mode": "config_invalid", "problem": exc.problem, "trusted_keys": []}
+
+
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     # A dropped SSH session must not stop a switch half-way: finish the work regardless.
@@ -1128,9 +1388,14 @@ def main(argv=None) -> int:
     try:
         dev.init()
         code, payload = COMMANDS[args.command](dev, args)
-        state = dev.load_state()
+        try:
+            state = dev.load_state()
+        except AgentError as exc:  # the command is done: report it, not a reread problem
+            state = None
+            payload.setdefault("warnings", []).append(exc.problem)
         result = {
             "ok": True,
+            "trust": _trust_or_problem(dev),
             "kind": RESULT_KIND,
             "schema_version": SCHEMA_VERSION,
             "command": args.command,
@@ -1147,6 +1412,7 @@ def main(argv=None) -> int:
             "command": args.command,
             "root": dev.root,
             "error": {"code": exc.code, "problem": exc.problem, "fix": exc.fix},
+            "trust": _trust_or_problem(dev),
         }
         with contextlib.suppress(AgentError, OSError):
             result["state"] = dev.load_state()

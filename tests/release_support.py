@@ -37,18 +37,71 @@ def tiny_models(device_models: dict[str, Path]) -> dict[str, Path]:
     }
 
 
-def make_run(run: Path, model: Path, statuses: dict[str, str] | None = None, **budgets) -> Path:
-    """A run directory as convert + eval + gate leave it: model, card, config, gate.json."""
+_DATA: list[Path] = []
+_SCORES: dict[str, tuple] = {}
+
+
+def tiny_data() -> Path:
+    """A small synthetic dataset (made once per test process) whose test split gives golden crops."""
+    if not _DATA:
+        import atexit
+        import shutil
+
+        from edgeped.data.synthetic import SynthConfig, write_synthetic
+
+        root = Path(tempfile.mkdtemp(prefix="edgeped-release-data-"))
+        atexit.register(shutil.rmtree, root, True)
+        write_synthetic(
+            str(root / "data"),
+            SynthConfig(drives=20, crops_per_drive=20, positive_rate=0.3, seed=5, workers=1),
+            split_fractions=(0.5, 0.2, 0.3),
+        )
+        _DATA.append(root / "data")
+    return _DATA[0]
+
+
+def _eval_scores(run: Path, model_file: Path, data: Path) -> tuple:
+    """What `edgeped eval` records for the test split: crop ids, labels, int8 outputs, scores."""
+    from edgeped.rollout.replay import write_replay
+    from edgeped.targets.bench import BenchOptions, compute_golden, preprocess_from_card
+
+    key = f"{sha256(model_file)}:{data}"
+    if key not in _SCORES:
+        work = Path(tempfile.mkdtemp(prefix="scores-", dir=run))
+        write_replay(work / "test.npz", data, "test")
+        (work / "pre.json").write_text(json.dumps(preprocess_from_card(model_file)))
+        compute_golden(
+            model_file, work / "test.npz", work / "out.npz", BenchOptions(), work / "pre.json"
+        )
+        with np.load(work / "test.npz") as t, np.load(work / "out.npz") as o:
+            _SCORES[key] = (t["crop_id"], t["label"], o["raw"], o["probabilities"])
+        import shutil
+
+        shutil.rmtree(work)
+    return _SCORES[key]
+
+
+def make_run(
+    run: Path,
+    model: Path,
+    statuses: dict[str, str] | None = None,
+    data: Path | None = None,
+    **budgets,
+) -> Path:
+    """A run directory as convert + eval + gate leave it: model, card (with the threshold
+    eval chose), config, metrics.json with per-crop test scores, gate.json."""
     from edgeped.convert.model_card import build_card, write_card
     from edgeped.data.preprocess import Preprocessing
+    from edgeped.evaluate.scores import write_test_scores
     from edgeped.fileio import sha256_file, write_json_atomic
-    from edgeped.gate.verdict import BudgetResult, Status, Verdict
+    from edgeped.gate.verdict import BudgetResult, Status, Verdict, card_binding
 
     run.mkdir(parents=True, exist_ok=True)
-    data = model.read_bytes()
-    (run / f"{MODEL_NAME}.tflite").write_bytes(data)
+    data_bytes = model.read_bytes()
+    model_file = run / f"{MODEL_NAME}.tflite"
+    model_file.write_bytes(data_bytes)
     card = build_card(
-        data,
+        data_bytes,
         file_name=f"{MODEL_NAME}.tflite",
         mode="qat_int8",
         architecture="tiny",
@@ -56,8 +109,31 @@ def make_run(run: Path, model: Path, statuses: dict[str, str] | None = None, **b
         prep=Preprocessing(mean=(1.0,) * 6, std=(2.0,) * 6),
         source={},
     )
-    card["threshold"] = {"score": 0.5, "int8": 0, "int8_rule": "pedestrian when output q >= int8"}
     write_card(run / f"{MODEL_NAME}.card.json", card)
+    data = data or tiny_data()
+    ids, labels, raw, probs = _eval_scores(run, model_file, data)
+    # The threshold eval would choose: here the median output, so both decisions occur.
+    flat = raw.reshape(len(raw), -1)[:, 0]
+    values = np.unique(flat)
+    q = values[len(values) // 2]
+    score = float(probs.reshape(-1)[flat >= q].min())
+    card["threshold"] = {
+        "score": score,
+        "int8": int(q) if np.issubdtype(raw.dtype, np.integer) else 0,
+        "int8_rule": "pedestrian when output q >= int8",
+    }
+    write_card(run / f"{MODEL_NAME}.card.json", card)
+    scores_sha = write_test_scores(
+        run / "test_scores.npz", ids, labels, {MODEL_NAME: probs.reshape(-1)}
+    )
+    write_json_atomic(
+        run / "metrics.json",
+        {
+            "kind": "edgeped.metrics",
+            "dataset": {"root": str(data)},
+            "test_scores": {"file": "test_scores.npz", "sha256": scores_sha},
+        },
+    )
     write_json_atomic(
         run / "config.json",
         {"kind": "edgeped.train_config", "dataset_manifest_sha256": "d" * 64, "config": {}},
@@ -74,6 +150,7 @@ def make_run(run: Path, model: Path, statuses: dict[str, str] | None = None, **b
         model_sha256=sha256_file(run / f"{MODEL_NAME}.tflite"),
         results=rows,
         budgets={"runtime": runtime},
+        card=card_binding(card, sha256_file(run / f"{MODEL_NAME}.card.json")),
     )
     write_json_atomic(run / "gate.json", verdict.to_dict())
     return run
@@ -90,6 +167,8 @@ def rewrite_manifest(bundle: Path, name: str) -> None:
     manifest = json.loads((bundle / "release.json").read_text())
     path = bundle / name
     manifest["files"][name] = {"sha256": sha256(path), "size_bytes": path.stat().st_size}
+    if name == "card.json" and "card" in manifest:
+        manifest["card"]["sha256"] = sha256(path)
     (bundle / "release.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
 
 
@@ -109,8 +188,40 @@ def tamper_golden(bundle: Path) -> Path:
     return bundle
 
 
+def release_sha(bundle: Path) -> str:
+    """A release's identity on the board: the sha256 of its release.json."""
+    return sha256(Path(bundle) / "release.json")
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------- board trust
+
+
+def provision(root: Path, keys: tuple[Path, ...] = (), allow_unsigned: bool = True) -> Path:
+    """Writes the board's agent.json: trusted public keys (.pub files) and allow_unsigned.
+
+    The slot tests run on a development board that allows unsigned bundles (every reply
+    says so); tests/test_signing.py provisions boards that require signatures.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    config = {
+        "kind": "edgeped.agent_config",
+        "allow_unsigned": allow_unsigned,
+        "trusted_keys": [Path(k).read_text().strip() for k in keys],
+    }
+    (root / "agent.json").write_text(json.dumps(config, indent=2))
+    return root / "agent.json"
+
+
+def _provision_default(argv: list[str]) -> None:
+    if "--root" in argv:
+        root = Path(argv[argv.index("--root") + 1])
+        if not (root / "agent.json").exists():
+            provision(root)
 
 
 # --------------------------------------------------------------------------- the forked agent
@@ -136,6 +247,7 @@ def run_agent(
     kill_at: int | None = None,
     jitter_s: float | None = None,
     on_step: dict | None = None,
+    provisioned: bool = True,
 ) -> Run:
     """Runs ``agent.main(argv)`` in a forked child; SIGKILLs it after step ``kill_at``.
 
@@ -144,7 +256,11 @@ def run_agent(
             may continue: exactly between that step and the next. None runs to the end.
         jitter_s: instead of killing at the marker, let the child go on for this many
             seconds first (the kill then lands inside a step, e.g. mid-write).
+        provisioned: give a root without agent.json the development trust (unsigned
+            allowed); False leaves it as it is.
     """
+    if provisioned:
+        _provision_default(argv)
     mark_r, mark_w = os.pipe()
     go_r, go_w = os.pipe()
     out = tempfile.TemporaryFile()
@@ -224,7 +340,9 @@ def check_after_kill(root: Path, allowed: set) -> str | None:
     sha = current_sha(root)
     assert sha in allowed, f"current -> {sha}, expected one of {allowed}"
     if sha is not None:
-        assert sha256(root / "current" / "model.tflite") == sha, "current's model does not verify"
+        assert sha256(root / "current" / "release.json") == sha, "current's release does not verify"
+        manifest = json.loads((root / "current" / "release.json").read_text())
+        assert sha256(root / "current" / "model.tflite") == manifest["model"]["sha256"]
     return sha
 
 
@@ -243,7 +361,7 @@ def check_consistent(root: Path, allowed: set) -> str | None:
         linked = Path(os.path.realpath(link)).name if os.path.lexists(link) else None
         assert linked == record["sha256"], f"slot {slot} link {linked} != state {record}"
     for name in os.listdir(root / "store"):
-        assert sha256(root / "store" / name / "model.tflite") == name
+        assert sha256(root / "store" / name / "release.json") == name
     assert os.listdir(root / "incoming") == [], "staging left behind"
     history = root / "history.jsonl"
     for line in history.read_text().splitlines() if history.exists() else []:

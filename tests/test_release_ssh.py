@@ -22,6 +22,8 @@ from release_support import (
     current_sha,
     make_bundle,
     make_run,
+    provision,
+    sha256,
     tamper_golden,
     tiny_models,
 )
@@ -44,6 +46,7 @@ def _targets(tmp_path: Path, sshd: dict, **keys) -> Path:
     body = "\n".join(f"{k} = {json.dumps(v)}" for k, v in spec.items())
     path = tmp_path / "targets.toml"
     path.write_text(f"[targets.ecu-dev]\n{body}\n")
+    provision(tmp_path / "board" / "device")  # a development board: unsigned allowed
     return path
 
 
@@ -57,7 +60,7 @@ def bundles(tmp_path_factory, device_models):
 
 
 def _sha(bundle: Path) -> str:
-    return json.loads((bundle / "release.json").read_text())["model"]["sha256"]
+    return sha256(bundle / "release.json")  # the board keys a release by its release.json
 
 
 def test_full_cycle_on_ecu_dev(tmp_path, ecu_sshd, bundles):
@@ -167,6 +170,7 @@ def test_seeded_kills_over_ssh(tmp_path, ecu_sshd, bundles):
 def test_same_agent_on_the_emulated_board(tmp_path, arm64_board, bundles):
     target = resolve_target("arm64-emu", None, "a53")
     device = agent_client.DeviceRoot(target, str(tmp_path / "emu-root"))
+    provision(tmp_path / "emu-root")
     reply = agent_client.install(device, bundles["good1"])
     assert reply.exit_code == 0 and reply.outcome == "installed", reply.result
     latency = next(c for c in reply.result["health"]["checks"] if c["check"] == "latency")

@@ -17,16 +17,18 @@ WHEELS="${2:-$SITE.wheels}"
 PYTHON="${PYTHON:-python3}"
 LITERT_VERSION="${LITERT_VERSION:-2.3.0}"
 NUMPY_SPEC="${NUMPY_SPEC:-numpy>=2,<2.5}"
+# The slot agent verifies Ed25519 release signatures with it (abi3 wheels, with cffi).
+CRYPTOGRAPHY_SPEC="${CRYPTOGRAPHY_SPEC:-cryptography>=42}"
 
 PLATFORMS=()
 for minor in $(seq 17 36); do PLATFORMS+=(--platform "manylinux_2_${minor}_aarch64"); done
 PLATFORMS+=(--platform manylinux2014_aarch64)
-TAGS=(--only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 "${PLATFORMS[@]}")
+TAGS=(--only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 --abi abi3 "${PLATFORMS[@]}")
 
 mkdir -p "$WHEELS"
 echo "[install_device_runtime] downloading aarch64 wheels: ai-edge-litert==$LITERT_VERSION, $NUMPY_SPEC" >&2
 "$PYTHON" -m pip download -q --disable-pip-version-check "${TAGS[@]}" --dest "$WHEELS" \
-  "ai-edge-litert==$LITERT_VERSION" "$NUMPY_SPEC" >&2
+  "ai-edge-litert==$LITERT_VERSION" "$NUMPY_SPEC" "$CRYPTOGRAPHY_SPEC" >&2
 rm -rf "$SITE"
 # --target writes only into SITE, never into a system site-packages.
 PIP_BREAK_SYSTEM_PACKAGES=1 "$PYTHON" -m pip install -q --disable-pip-version-check --no-deps \

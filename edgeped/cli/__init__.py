@@ -33,6 +33,7 @@ for _command in (
     bench.deploy,
     gate.gate,
     release.release,
+    release.keygen,
     release.install,
     release.rollback,
     release.status,

@@ -73,3 +73,13 @@ def stdout_console(min_width: int = 0):
     if sys.stdout.isatty():
         return Console(width=max(Console().width, min_width)) if min_width else Console()
     return Console(width=PLAIN_WIDTH, soft_wrap=True)
+
+
+def overwrite_option(func):
+    """`--overwrite`: write into an existing non-empty --out folder edgeped did not mark."""
+    return click.option(
+        "--overwrite",
+        is_flag=True,
+        help="write into an existing non-empty --out folder that is not this command's "
+        "output (its other files stay; a folder is never deleted)",
+    )(func)

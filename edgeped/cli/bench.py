@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgeped.cli._common import console, stdout_console
+from edgeped.cli._common import console, overwrite_option, stdout_console
 from edgeped.errors import EdgepedError, ExitCode
 
 
@@ -149,6 +149,7 @@ def _render_bench(result, path: Path) -> int:
     help="folder for <model>.<target>.json and its latency PNG "
     "[default: bench/ beside the model, where the gate reads it]",
 )
+@overwrite_option
 def bench(
     model,
     target_name,
@@ -161,6 +162,7 @@ def bench(
     preprocess,
     out_dir,
     no_xnnpack,
+    overwrite,
     **kw,
 ) -> None:
     """Benchmark MODEL (a .tflite, or every .tflite of a RUN_DIR) on a target.
@@ -171,10 +173,19 @@ def bench(
     core they name, so `edgeped bench MODEL --target arm64-emu` then `edgeped gate
     RUN_DIR` is enough.
     """
+    from edgeped.outdir import claim_into
     from edgeped.targets import bench_model, resolve_target
     from edgeped.targets.suite import bench_models, result_name, run_models
 
+    if model.is_dir() and (crops or golden or preprocess):
+        raise EdgepedError(
+            "--crops, --golden and --preprocess apply to one model",
+            "bench a single .tflite with them, or drop them for RUN_DIR",
+            exit_code=ExitCode.USAGE,
+        )
     cores, parity, why = _budget_defaults(target_name, targets_file, core, parity, budgets_file)
+    default = model / "bench" if model.is_dir() else model.parent / "bench"
+    claim = claim_into(out_dir, "bench", overwrite=overwrite, default=default)
     con = console()
 
     def say(msg: str) -> None:
@@ -182,19 +193,13 @@ def bench(
 
     if why:
         say(why)
-    if model.is_dir() and (crops or golden or preprocess):
-        raise EdgepedError(
-            "--crops, --golden and --preprocess apply to one model",
-            "bench a single .tflite with them, or drop them for RUN_DIR",
-            exit_code=ExitCode.USAGE,
-        )
     code = int(ExitCode.OK)
     for one_core in cores:
         target = resolve_target(target_name, targets_file, one_core)
         options = _bench_options(emulated=target.emulated, xnnpack=not no_xnnpack, **kw)
         if model.is_dir():
             entries = bench_models(run_models(model), target, options, parity=parity, progress=say)
-            code = max(code, _render_suite(entries, out_dir or model / "bench", target))
+            code = max(code, _render_suite(entries, claim.path, target))
             continue
         result = bench_model(
             model,
@@ -206,9 +211,9 @@ def bench(
             parity=parity or golden is not None,
             progress=say,
         )
-        folder = out_dir or model.parent / "bench"
-        path = result.save(folder / f"{result_name(model, target)}.json")
+        path = result.save(claim.path / f"{result_name(model, target)}.json")
         code = max(code, _render_bench(result, path))
+    claim.done()
     sys.exit(code)
 
 

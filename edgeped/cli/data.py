@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgeped.cli._common import bad_config, console
+from edgeped.cli._common import bad_config, console, overwrite_option
 from edgeped.cli.scale import beam_config, runner_options
 from edgeped.errors import EdgepedError
 
@@ -383,14 +383,18 @@ def data_verify(data_dir, json_out, no_records, runner, beam_options) -> None:
 @click.option(
     "--samples", default=4, show_default=True, help="Sample crops per class and condition."
 )
-def data_stats(data_dir, out_dir, samples) -> None:
+@overwrite_option
+def data_stats(data_dir, out_dir, samples, overwrite) -> None:
     """Write the dataset card: counts by split/label/slice/kind, metadata, sample crops."""
     from edgeped.data.stats import compute_stats, write_card
+    from edgeped.outdir import claim_into
 
     if samples < 1:
         raise EdgepedError("--samples must be >= 1", "pass e.g. 4")
+    claim = claim_into(out_dir, "dataset-card", overwrite=overwrite, default=data_dir)
     stats, crops = compute_stats(data_dir, samples_per_cell=samples)
-    paths = write_card(stats, crops, out_dir or data_dir)
+    paths = write_card(stats, crops, claim.path)
+    claim.done()
     for split, c in stats["splits"].items():
         click.echo(f"{split}: {c['records']} crops, {c['positives']} pedestrians")
     click.echo(

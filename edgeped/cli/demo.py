@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from edgeped.cli._common import bad_config, console, log, rule, stdout_console
+from edgeped.cli._common import (
+    bad_config,
+    console,
+    log,
+    overwrite_option,
+    rule,
+    stdout_console,
+)
 from edgeped.cli.evaluate import print_metrics
 
 
@@ -33,7 +40,8 @@ from edgeped.cli.evaluate import print_metrics
     help="budgets TOML for the demo's gate [default: the built-in budgets, which equal the "
     "shipped budgets.toml]",
 )
-def demo(out_dir, drives, epochs_scale, budgets_file) -> None:
+@overwrite_option
+def demo(out_dir, drives, epochs_scale, budgets_file, overwrite) -> None:
     """Run the whole pipeline on small defaults (about 10 minutes on 2 cores, 7 to 11 measured).
 
     Synthetic data, float teacher, QAT student, int8 conversion and evaluation;
@@ -44,7 +52,9 @@ def demo(out_dir, drives, epochs_scale, budgets_file) -> None:
     from rich.progress import Progress
 
     from edgeped.demo import DemoConfig, run_demo
+    from edgeped.outdir import claim_into
 
+    claim = claim_into(out_dir, "demo", overwrite=overwrite, default=DemoConfig().out_dir)
     try:
         config = DemoConfig(out_dir=out_dir).with_options(drives=drives, epochs_scale=epochs_scale)
     except ValueError as exc:
@@ -60,6 +70,7 @@ def demo(out_dir, drives, epochs_scale, budgets_file) -> None:
             synth_progress=lambda done, _: bar.update(task, completed=done),
             budgets_file=budgets_file,
         )
+    claim.done()
     from edgeped.fileio import read_json
 
     print_metrics(read_json(result.metrics, "metrics"))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgeped.cli._common import bad_config
+from edgeped.cli._common import bad_config, overwrite_option
 
 EXIT = {"ok": 0, "warn": 0, "alert": 1, "too_small": 2}
 
@@ -32,8 +32,9 @@ EXIT = {"ok": 0, "warn": 0, "alert": 1, "too_small": 2}
 @click.option("--split", "splits", multiple=True, help="dataset splits [default: all]")
 @click.option("--fail-on", type=click.Choice(["alert", "warn"]), default="alert",
               show_default=True, help="exit 1 from this level up")  # fmt: skip
+@overwrite_option
 def drift(reference, window, out_dir, psi_warn, psi_alert, ks_alpha, ks_min_d, missing_warn,
-          missing_alert, min_window, min_slice, splits, fail_on) -> None:  # fmt: skip
+          missing_alert, min_window, min_slice, splits, fail_on, overwrite) -> None:  # fmt: skip
     """Check WINDOW for drift against REFERENCE (a run directory or its drift_reference.json).
 
     Exit 0 quiet, 1 drift (alert, or warn with --fail-on warn), 2 the window is too small
@@ -42,6 +43,7 @@ def drift(reference, window, out_dir, psi_warn, psi_alert, ks_alpha, ks_min_d, m
     from rich.table import Table
 
     from edgeped.cli._common import stdout_console
+    from edgeped.outdir import claim_into
     from edgeped.rollout.drift import DriftConfig
     from edgeped.rollout.drift_run import run_drift
 
@@ -52,9 +54,12 @@ def drift(reference, window, out_dir, psi_warn, psi_alert, ks_alpha, ks_min_d, m
                              min_window=min_window, min_slice=min_slice)  # fmt: skip
     except ValueError as exc:
         raise bad_config(exc) from exc
+    claim = claim_into(out_dir, "drift", overwrite=overwrite)
     report, files = run_drift(
         reference, window, out_dir, splits=tuple(splits) or ("train", "val", "test"), config=config
     )
+    if claim is not None:
+        claim.done()
     table = Table(title=f"drift {report['status']} ({report['window']['crops']} crops)")
     for col in ("feature", "status", "PSI", "KS p", "missing now (ref)"):
         table.add_column(col)

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import click
 
-from edgeped.cli._common import bad_config, console, log
+from edgeped.cli._common import bad_config, console, log, overwrite_option
 from edgeped.cli.scale import beam_config, runner_options
 
 
@@ -279,7 +279,8 @@ def print_metrics(report: dict) -> None:
     multiple=True,
     help="Also show recall/FPR of this slice, e.g. lighting=night. Repeatable.",
 )
-def compare(sources, out_dir, slices) -> None:
+@overwrite_option
+def compare(sources, out_dir, slices, overwrite) -> None:
     """Compare models across runs: SOURCES are RUN_DIR, metrics*.json, or LABEL=PATH.
 
     One row per model of each source: size, parameters, test recall with its
@@ -287,8 +288,11 @@ def compare(sources, out_dir, slices) -> None:
     """
     from edgeped.evaluate.compare import Source, write_comparison
     from edgeped.evaluate.compare import compare as run_compare
+    from edgeped.outdir import claim_into
 
+    claim = claim_into(out_dir, "comparison", overwrite=overwrite)
     result = run_compare([Source.parse(s) for s in sources], tuple(slices))
     paths = write_comparison(out_dir, result)
+    claim.done()
     click.echo(paths["markdown"].read_text())
     click.echo(f"written: {paths['markdown']}, {paths['json']}, {paths['plot']}")

@@ -9,6 +9,18 @@ import click
 
 from edgeped.cli._common import bad_config, console
 
+MAX_WAIT_S = 3600.0  # device/agent.py MAX_WAIT_S
+
+
+def _check_wait(ctx, param, value: float) -> float:
+    import math
+
+    if not (math.isfinite(value) and 0.0 <= value <= MAX_WAIT_S):
+        raise click.BadParameter(
+            f"must be a number of seconds from 0 to {MAX_WAIT_S:g}, got {value}"
+        )
+    return value
+
 
 def _device_options(func, wait: bool = True):
     """--host, --root, --targets, --core (and --wait), shared by the commands that reach a board."""
@@ -39,7 +51,9 @@ def _device_options(func, wait: bool = True):
                 type=float,
                 default=0.0,
                 show_default=True,
-                help="seconds to wait for another command on the board to finish (else refused)",
+                callback=_check_wait,
+                help="seconds (0 to 3600) to wait for another command on the board to "
+                "finish (else refused)",
             )
         )
     for option in reversed(options):
@@ -85,7 +99,30 @@ def _render(reply, *, show_health: bool = True) -> None:
     slots = (result.get("state") or {}).get("slots", {})
     for line in r.waiver_lines([s.get("release") for s in slots.values()]):
         click.secho(line, fg="yellow")
+    line, warn = trust_line(result)
+    click.secho(line, fg="yellow" if warn else None)
     click.echo(r.reply_headline(reply))
+
+
+def trust_line(result: dict) -> tuple[str, bool]:
+    """The board's signature policy, shown by every command that reaches it."""
+    trust = result.get("trust") or {}
+    keys = ", ".join(trust.get("trusted_keys") or []) or "none"
+    slots = (result.get("state") or {}).get("slots", {})
+    unsigned = sorted(
+        f"slot {name}" for name, s in slots.items()
+        if s.get("sha256") and not (s.get("signature") or {}).get("verified")
+    )  # fmt: skip
+    if trust.get("mode") == "signatures_required":
+        verifier = trust.get("verifier") or "NO VERIFIER: every install is refused"
+        return f"signatures: required (trusted keys: {keys}; {verifier})", not trust.get("verifier")
+    if trust.get("mode") == "unsigned_allowed":
+        held = f"; unverified: {', '.join(unsigned)}" if unsigned else ""
+        return (
+            f"signatures: UNSIGNED BUNDLES ALLOWED on this board (trusted keys: {keys}){held}",
+            True,
+        )
+    return f"signatures: board trust config unreadable: {trust.get('problem', '?')}", True
 
 
 @click.command()
@@ -108,8 +145,15 @@ def _render(reply, *, show_health: bool = True) -> None:
 @click.option(
     "--crops",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="golden crops .npz (images uint8 [N,128,64,3], metadata [N,6]) "
-    "[default: 16 seeded random crops]",
+    help="golden crops .npz (images uint8 [N,128,64,3], metadata [N,6], eval_decision [N]) "
+    "[default: 16 real test crops of the run, both classes, near the threshold]",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="the dataset the run was evaluated on, for the golden crops [default: the one "
+    "metrics.json records]",
 )
 @click.option(
     "--baseline",
@@ -125,9 +169,26 @@ def _render(reply, *, show_health: bool = True) -> None:
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    help="bundle directory [default: RUN_DIR/release-MODEL]",
+    help="bundle directory [default: RUN_DIR/release-MODEL]; an existing folder is "
+    "replaced only if it is a release bundle",
 )
-def release(run_dir, model, waive, reasons, crops, baseline, gate_file, out) -> None:
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="replace an older bundle at --out that carries no output marker (never a run "
+    "directory, dataset or other folder)",
+)
+@click.option(
+    "--sign",
+    "sign_key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="KEY",
+    help="sign the release with this Ed25519 private key (edgeped keygen); boards that "
+    "require signatures refuse unsigned bundles",
+)
+def release(
+    run_dir, model, waive, reasons, crops, data_dir, baseline, gate_file, out, overwrite, sign_key
+) -> None:
     """Write a release bundle for a gated model: model, card, golden outputs, release.json.
 
     Refused unless the gate verdict passed, or every non-passed budget is waived with
@@ -153,6 +214,8 @@ def release(run_dir, model, waive, reasons, crops, baseline, gate_file, out) -> 
             model=model,
             waivers=tuple(Waiver(b, t) for b, t in zip(waive, reasons, strict=True)),
             crops=crops,
+            data_dir=data_dir,
+            sign_key=sign_key,
             baseline=baseline,
             gate_file=gate_file,
         )
@@ -160,7 +223,13 @@ def release(run_dir, model, waive, reasons, crops, baseline, gate_file, out) -> 
         raise bad_config(exc) from exc
     plan = plan_release(run_dir, options)
     _progress("computing golden outputs on the host")
-    path = write_bundle(plan, out or Path(run_dir) / f"release-{plan.manifest['model']['name']}")
+    path = write_bundle(
+        plan,
+        out or Path(run_dir) / f"release-{plan.manifest['model']['name']}",
+        # The default folder is edgeped's own: an older bundle there (no marker yet) is
+        # replaced; anything that is not a bundle is still refused.
+        overwrite=overwrite or out is None,
+    )
     for line in device_render.manifest_lines(read_bundle(path)):
         click.secho(line, fg="yellow" if line.startswith("WAIVED") else None)
     click.echo(f"wrote {path}")
@@ -176,26 +245,43 @@ def release(run_dir, model, waive, reasons, crops, baseline, gate_file, out) -> 
     show_default=True,
     help="health check attempts after the switch",
 )
-def install(bundle, host, root, targets_file, core, wait_s, attempts) -> None:
+@click.option(
+    "--allow-downgrade",
+    is_flag=True,
+    help="install a signed release older than the newest the board has run (else refused "
+    "as a replay)",
+)
+def install(bundle, host, root, targets_file, core, wait_s, attempts, allow_downgrade) -> None:
     """Install BUNDLE on a board: store, verify, check, switch, check again, keep or roll back.
 
-    Exit 0 installed, 1 the health check after the switch failed and the board rolled
-    back by itself, 2 refused or a problem (nothing switched).
+    Exit 0 installed (or already active), 1 the health check after the switch failed
+    and the board rolled back by itself, 64 a bad option, 65 refused or a problem
+    (nothing switched: damaged or unsigned bundle, busy board, disk full).
     """
     from edgeped.rollout import agent_client
 
     device = _device(host, root, targets_file, core)
     reply = agent_client.install(
-        device, bundle, attempts=attempts, wait_s=wait_s, progress=_progress
+        device,
+        bundle,
+        attempts=attempts,
+        wait_s=wait_s,
+        allow_downgrade=allow_downgrade,
+        progress=_progress,
     )
     _render(reply)
+    for line in reply.result.get("warnings") or []:
+        click.secho(f"warning: {line}", fg="yellow")
     sys.exit(0 if reply.exit_code == 0 else 1)
 
 
 @click.command()
 @_device_options
 @click.option(
-    "--to", "to", metavar="SHA256", help="a stored model (unique prefix) [default: previous]"
+    "--to",
+    "to",
+    metavar="SHA256",
+    help="a stored release: a unique prefix of its sha256 or of its model's [default: previous]",
 )
 @click.option("--reason", help="why, for the board's history")
 def rollback(host, root, targets_file, core, wait_s, to, reason) -> None:
@@ -228,3 +314,23 @@ def status(host, root, targets_file, core, history, json_out) -> None:
         write_json_or_stdout(str(json_out), reply.result)
     if str(json_out) != "-":
         _render(reply)
+
+
+@click.command()
+@click.argument("out_prefix", type=click.Path(dir_okay=False, path_type=Path))
+def keygen(out_prefix) -> None:
+    """Make an Ed25519 signing key pair: OUT_PREFIX.key (private, 0600) and OUT_PREFIX.pub.
+
+    Sign releases with `edgeped release RUN --sign OUT_PREFIX.key`; put the line of
+    OUT_PREFIX.pub in the board's agent.json trusted_keys (docs/rollout.md). Existing
+    files are never overwritten.
+    """
+    from edgeped.rollout.signing import generate_keypair
+
+    private, public, kid = generate_keypair(out_prefix)
+    click.echo(f"wrote {private} (private, mode 0600: keep it off the boards and out of git)")
+    click.echo(f"wrote {public} (key id {kid}); trust it on a board with agent.json:")
+    click.echo(
+        '  {"kind": "edgeped.agent_config", "allow_unsigned": false, '
+        f'"trusted_keys": ["{public.read_text().strip()}"]}}'
+    )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgeped.cli._common import bad_config, log
+from edgeped.cli._common import bad_config, log, overwrite_option
 
 
 @click.group()
@@ -158,10 +158,12 @@ def estimate_lines(estimate: dict | None) -> list[str]:
     help="seconds before the run is stopped (also on the board)",
 )
 @_report_options
+@overwrite_option
 def shadow_run(baseline, candidate, target_name, targets_file, core, crops, data_dir, split,
                limit, seed, out_dir, repeat, fsync_every, cost_runs, timeout_s, min_slice_crops,
-               gallery) -> None:  # fmt: skip
+               gallery, overwrite) -> None:  # fmt: skip
     """Push BASELINE and CANDIDATE to a target, run both on every crop, pull the log, report."""
+    from edgeped.outdir import claim_into
     from edgeped.rollout.shadow import ShadowOptions, run_shadow
     from edgeped.targets import resolve_target
 
@@ -170,11 +172,13 @@ def shadow_run(baseline, candidate, target_name, targets_file, core, crops, data
                                 timeout_s=timeout_s)  # fmt: skip
     except ValueError as exc:
         raise bad_config(exc) from exc
+    claim = claim_into(out_dir, "shadow", overwrite=overwrite)
     result = run_shadow(
         baseline, candidate, resolve_target(target_name, targets_file, core), out_dir,
         crops=crops, data_dir=data_dir, split=split, limit=limit, seed=seed, options=options,
         config=_config(min_slice_crops, gallery), progress=log,
     )  # fmt: skip
+    claim.done()
     _render(result.report, result.files)
     cost = result.report.cost or {}
     if cost:
@@ -196,16 +200,20 @@ def shadow_run(baseline, candidate, target_name, targets_file, core, crops, data
 @click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="dataset for slice tags and gallery crops [default: the run's]")  # fmt: skip
 @_report_options
+@overwrite_option
 def shadow_report(source, out_dir, baseline, candidate, candidate_run, data_dir, min_slice_crops,
-                  gallery) -> None:  # fmt: skip
+                  gallery, overwrite) -> None:  # fmt: skip
     """Report on SOURCE: a shadow log, a `shadow run` directory, or an evaluated run (offline)."""
+    from edgeped.outdir import claim_into
     from edgeped.rollout.shadow import build_report
 
-    if out_dir is None:
-        out_dir = source.parent if source.is_file() else (
-            source if (source / "shadow_log.jsonl").is_file() else source / "shadow")  # fmt: skip
+    default = source.parent if source.is_file() else (
+        source if (source / "shadow_log.jsonl").is_file() else source / "shadow")  # fmt: skip
+    claim = claim_into(out_dir, "shadow", overwrite=overwrite, default=default)
+    out_dir = claim.path
     report, files = build_report(
         source, out_dir, baseline=baseline, candidate=candidate, candidate_run=candidate_run,
         data_dir=data_dir, config=_config(min_slice_crops, gallery),
     )  # fmt: skip
+    claim.done()
     _render(report, files)

@@ -9,7 +9,7 @@ from edgeped.errors import EdgepedError
 from edgeped.gate.budgets import Budgets
 from edgeped.gate.checks import run_checks
 from edgeped.gate.evidence import collect
-from edgeped.gate.verdict import Verdict
+from edgeped.gate.verdict import Verdict, card_binding
 
 
 def gate_run(
@@ -60,4 +60,9 @@ def gate_run(
         results=tuple(results),
         budgets=budgets.to_dict(),
         baseline=str(baseline) if baseline is not None else None,
+        card=card_binding(
+            evidence.card.data if evidence.card.ok else None,
+            evidence.card.sha256,
+            Path(evidence.card.path).name,
+        ),
     )

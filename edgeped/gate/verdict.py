@@ -10,6 +10,39 @@ from edgeped.errors import ExitCode
 from edgeped.provenance import stamp
 
 VERDICT_KIND = "edgeped.gate"
+# The card facts a release must carry exactly as the gate saw them (the card's sha256
+# binds every byte; these name what changed when it differs).
+CARD_FACTS = ("threshold", "calibration", "preprocessing")
+
+
+def card_binding(card: dict | None, card_sha256: str | None, file: str | None = None) -> dict:
+    """What the verdict records about the model card: its sha256 and the facts that matter.
+
+    ``threshold`` and ``calibration`` are kept as they are (small); ``preprocessing`` by
+    the sha256 of its canonical JSON.
+    """
+    import hashlib
+    import json
+
+    card = card if isinstance(card, dict) else {}
+    pre = card.get("preprocessing")
+    return {
+        "file": file,
+        "sha256": card_sha256,
+        "threshold": card.get("threshold"),
+        "calibration": card.get("calibration"),
+        "preprocessing_sha256": hashlib.sha256(
+            json.dumps(pre, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
+        if pre is not None
+        else None,
+    }
+
+
+def card_differences(judged: dict, now: dict) -> list[str]:
+    """The card facts (threshold, calibration, preprocessing) that differ between bindings."""
+    keys = ("threshold", "calibration", "preprocessing_sha256")
+    return [k.replace("_sha256", "") for k in keys if judged.get(k) != now.get(k)]
 
 
 class Status(StrEnum):
@@ -100,6 +133,8 @@ class Verdict:
     results: tuple[BudgetResult, ...]
     budgets: dict[str, Any] = field(default_factory=dict)
     baseline: str | None = None
+    # The model card judged with the model (card_binding): a release must ship this card.
+    card: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -130,6 +165,7 @@ class Verdict:
             "run_dir": self.run_dir,
             "model": self.model,
             "model_sha256": self.model_sha256,
+            "card": self.card,
             "baseline": self.baseline,
             "exit_code": self.exit_code,
             "passed": self.passed,

@@ -134,7 +134,7 @@ def call_agent(
 
 def bundle_tar(bundle: Path, manifest: dict) -> bytes:
     """The bundle's files as one tar stream (what the agent reads on stdin)."""
-    names = ["release.json", *sorted(manifest["files"])]
+    names = ["release.json", "release.sig", *sorted(manifest["files"])]  # .sig when signed
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for name in names:
@@ -163,6 +163,7 @@ def install(
     *,
     attempts: int = 3,
     wait_s: float = 0.0,
+    allow_downgrade: bool = False,
     progress: Progress | None = None,
 ) -> AgentReply:
     """Streams a bundle to the agent: store, verify, health check, switch, check, keep or roll back.
@@ -179,6 +180,8 @@ def install(
     folder = Path(bundle)
     manifest = read_bundle(folder)
     args = ["--wait", str(wait_s), "install", "-", "--attempts", str(attempts)]
+    if allow_downgrade:
+        args.append("--allow-downgrade")
     budget = latency_budget(device.target, manifest)
     if budget is not None:
         args += ["--latency-ms-p95", str(budget)]

@@ -5,7 +5,8 @@ A bundle is a directory the board's agent installs as one unit::
     release.json      the manifest (below); lists every other file with its sha256 and size
     model.tflite      the model
     card.json         its model card
-    crops.npz         golden crops (real crops when given, else seeded random ones)
+    crops.npz         golden crops: real test crops of the run, both classes, near the
+                      threshold, distinct outputs, with eval's decisions (rollout/golden.py)
     golden.npz        the host's outputs for those crops (bit-exact reference for int8)
     preprocess.json   metadata standardisation, from the card
     drift_reference.json   the drift reference profile, when the run has one
@@ -23,7 +24,6 @@ import json
 import os
 import shutil
 import socket
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +36,7 @@ from edgeped.provenance import stamp, tool_versions
 RELEASE_KIND = "edgeped.release"
 GATE_KIND = "edgeped.gate"
 MANIFEST = "release.json"
+OUTPUT_KIND = "release"  # the --out marker kind (edgeped.outdir)
 DRIFT_REFERENCE_NAMES = ("drift_reference.json",)
 GOLDEN_CROPS_DEFAULT = 16
 # Statuses that block a release (edgeped.gate.verdict.Status.blocks_release), by group.
@@ -66,9 +67,11 @@ class ReleaseOptions:
 
     model: str | None = None  # default: the model gate.json judged
     waivers: tuple[Waiver, ...] = ()
-    crops: Path | None = None  # golden crops .npz; seeded random crops when omitted
+    crops: Path | None = None  # golden crops .npz; real test crops of the run when omitted
     golden_count: int = GOLDEN_CROPS_DEFAULT
     seed: int = 0
+    data_dir: Path | None = None  # the dataset the run was evaluated on [default: recorded]
+    sign_key: Path | None = None  # Ed25519 private key (edgeped keygen); unsigned when None
     baseline: Path | None = None  # the bundle (or its release.json) this release replaces
     gate_file: Path | None = None  # default: RUN_DIR/gate.json
 
@@ -89,6 +92,7 @@ class ReleasePlan:
     card_path: Path
     drift_reference: Path | None
     options: ReleaseOptions = field(default_factory=ReleaseOptions)
+    inputs: tuple[Path, ...] = ()  # everything else the release reads (never replaced by --out)
 
     @property
     def release_id(self) -> str:
@@ -129,11 +133,55 @@ def _read_gate(path: Path, model: str | None, model_sha: str, run_dir: Path) -> 
         )
     if verdict.get("model_sha256") != model_sha:
         raise EdgepedError(
-            f"the gate verdict is stale: it judged sha256 {str(verdict.get('model_sha256'))[:12]}, "
-            f"the model is {model_sha[:12]}",
+            f"the gate verdict is stale: it judged model sha256 "
+            f"{str(verdict.get('model_sha256'))[:12]}, the model is {model_sha[:12]}; "
+            "release refused",
             f"re-run `edgeped gate {run_dir} --json {path}` on the current model",
         )
     return verdict
+
+
+def _check_threshold(card: dict, card_file: Path, run_dir: Path) -> None:
+    """A release decides pedestrian / background: its card must carry the threshold."""
+    threshold = card.get("threshold")
+    score = threshold.get("score") if isinstance(threshold, dict) else None
+    ok = isinstance(score, (int, float)) and not isinstance(score, bool) and 0.0 <= score <= 1.0
+    int8 = (card.get("model") or {}).get("mode", "").endswith("int8")
+    if ok and int8:
+        q = threshold.get("int8")
+        ok = isinstance(q, int) and not isinstance(q, bool) and -128 <= q <= 127
+    if not ok:
+        raise EdgepedError(
+            f"the model card {card_file} has no decision threshold"
+            + (" (int8 threshold missing)" if isinstance(score, (int, float)) else "")
+            + ": the board could not decide pedestrian or background; release refused",
+            f"run `edgeped eval {run_dir}` (it chooses the threshold and writes it to the "
+            f"card), then `edgeped gate {run_dir}` again",
+        )
+
+
+def _check_card(verdict: dict, card: dict, card_file: Path, gate_path: Path, run: Path) -> None:
+    """The card must be byte for byte the one the gate judged (threshold, calibration...)."""
+    from edgeped.gate.verdict import card_binding, card_differences
+
+    judged = verdict.get("card")
+    if not isinstance(judged, dict) or not judged.get("sha256"):
+        raise EdgepedError(
+            f"the gate verdict {gate_path} does not record which model card it judged "
+            "(made by an older edgeped); release refused",
+            f"re-run `edgeped gate {run} --json {gate_path}`",
+        )
+    now = card_binding(card, sha256_file(card_file))
+    if judged["sha256"] != now["sha256"]:
+        changed = card_differences(judged, now)
+        what = f"its {', '.join(changed)} changed" if changed else "its other fields changed"
+        raise EdgepedError(
+            f"the model card {card_file.name} differs from the card the gate judged "
+            f"(sha256 {str(judged['sha256'])[:12]}, now {now['sha256'][:12]}): {what}; "
+            "release refused",
+            f"gate the current card: `edgeped gate {run} --json {gate_path}` "
+            "(or restore the card the gate judged)",
+        )
 
 
 def _check_waivers(groups: dict[str, list[str]], waivers: tuple[Waiver, ...]) -> list[dict]:
@@ -216,7 +264,9 @@ def plan_release(run_dir: str | os.PathLike, options: ReleaseOptions) -> Release
             f"the model card {card_file.name} describes another model than {model.name}",
             f"regenerate the card with `edgeped convert {run}`",
         )
+    _check_threshold(card, card_file, run)
     verdict = _read_gate(gate_path, name, model_sha, run)
+    _check_card(verdict, card, card_file, gate_path, run)
     groups = _budget_groups(verdict)
     waivers = _check_waivers(groups, options.waivers)
     config = run / "config.json"
@@ -228,6 +278,8 @@ def plan_release(run_dir: str | os.PathLike, options: ReleaseOptions) -> Release
         **stamp(RELEASE_KIND),
         "release_id": f"{name}-{model_sha[:12]}",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        # Monotonic release counter (UTC ns): a signed board refuses a lower one than it ran.
+        "sequence": time.time_ns(),
         "model": {
             "name": name,
             "file": "model.tflite",
@@ -236,6 +288,7 @@ def plan_release(run_dir: str | os.PathLike, options: ReleaseOptions) -> Release
             "mode": (card.get("model") or {}).get("mode"),
             "architecture": (card.get("model") or {}).get("architecture"),
         },
+        "card": {"file": "card.json", "sha256": sha256_file(card_file)},
         "runtime": {
             "checked_with": "ai-edge-litert",
             "version": tool_versions().get("ai-edge-litert"),
@@ -268,78 +321,138 @@ def plan_release(run_dir: str | os.PathLike, options: ReleaseOptions) -> Release
         else None,
         "replaces": _baseline(options.baseline),
     }
-    return ReleasePlan(manifest, model, card_file, drift, options)
+    if options.sign_key is not None:
+        from edgeped.rollout.signing import _private_key
+
+        _private_key(Path(options.sign_key))  # refused now, not after the golden outputs
+    named = (gate_path, options.baseline, options.crops, options.sign_key)
+    inputs = tuple(Path(p) for p in named if p is not None)
+    return ReleasePlan(manifest, model, card_file, drift, options, inputs)
 
 
-def write_bundle(plan: ReleasePlan, out_dir: str | os.PathLike) -> Path:
+def write_bundle(plan: ReleasePlan, out_dir: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Computes golden outputs on the host and writes the bundle directory atomically.
 
-    The bundle is built in a temporary directory beside ``out_dir`` and renamed into
-    place; an existing bundle at ``out_dir`` is replaced only once the new one is whole.
+    The bundle is built in a hidden staging folder beside ``out_dir`` and renamed into
+    place; an existing bundle at ``out_dir`` is replaced only once the new one is whole,
+    and only if it is a bundle (``edgeped.outdir.claim``): a run directory, a dataset or
+    any other folder is refused, whatever ``overwrite`` says.
 
     Raises:
-        EdgepedError: the golden outputs cannot be computed or the disk is full.
+        EdgepedError: ``out_dir`` may not be replaced, the golden outputs cannot be
+            computed or the disk is full.
     """
-    from edgeped.targets.bench import (
-        BenchOptions,
-        compute_golden,
-        make_random_crops,
-        preprocess_from_card,
-    )
+    from edgeped import outdir
+    from edgeped.targets.bench import BenchOptions, compute_golden, preprocess_from_card
 
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    out = outdir.claim(
+        out_dir,
+        OUTPUT_KIND,
+        overwrite=overwrite,
+        replace=True,
+        recognise=MANIFEST,
+        inputs=[plan.model_path.parent, plan.card_path, *plan.inputs],
+    )
     try:
-        shutil.copyfile(plan.model_path, tmp / "model.tflite")
-        shutil.copyfile(plan.card_path, tmp / "card.json")
-        pre = preprocess_from_card(plan.model_path)
-        if pre is None:
-            raise EdgepedError(
-                f"{plan.card_path.name} has no preprocessing section",
-                "regenerate the card with `edgeped convert`",
+        with outdir.stage(out, OUTPUT_KIND) as tmp:
+            shutil.copyfile(plan.model_path, tmp / "model.tflite")
+            shutil.copyfile(plan.card_path, tmp / "card.json")
+            pre = preprocess_from_card(plan.model_path)
+            if pre is None:
+                raise EdgepedError(
+                    f"{plan.card_path.name} has no preprocessing section",
+                    "regenerate the card with `edgeped convert`",
+                )
+            write_json_atomic(tmp / "preprocess.json", pre)
+            _golden_crops(plan, tmp / "crops.npz")
+            compute_golden(
+                tmp / "model.tflite",
+                tmp / "crops.npz",
+                tmp / "golden.npz",
+                BenchOptions(),
+                tmp / "preprocess.json",
             )
-        write_json_atomic(tmp / "preprocess.json", pre)
-        opts = plan.options
-        if opts.crops is not None:
-            if not Path(opts.crops).is_file():
-                raise EdgepedError(f"golden crops not found: {opts.crops}", "check --crops")
-            shutil.copyfile(opts.crops, tmp / "crops.npz")
-        else:
-            make_random_crops(tmp / "crops.npz", opts.golden_count, opts.seed)
-        compute_golden(
-            tmp / "model.tflite",
-            tmp / "crops.npz",
-            tmp / "golden.npz",
-            BenchOptions(),
-            tmp / "preprocess.json",
-        )
-        if plan.drift_reference is not None:
-            shutil.copyfile(plan.drift_reference, tmp / "drift_reference.json")
-        manifest = dict(plan.manifest)
-        manifest["files"] = {
-            p.name: {"sha256": sha256_file(p), "size_bytes": p.stat().st_size}
-            for p in sorted(tmp.iterdir())
-        }
-        manifest["health"] = {**manifest["health"], "golden_crops": _count(tmp / "crops.npz")}
-        write_json_atomic(tmp / MANIFEST, manifest)
-        _fsync_tree(tmp)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+            _check_golden_decisions(tmp, plan.manifest["thresholds"])
+            if plan.drift_reference is not None:
+                shutil.copyfile(plan.drift_reference, tmp / "drift_reference.json")
+            manifest = dict(plan.manifest)
+            manifest["files"] = {
+                p.name: {"sha256": sha256_file(p), "size_bytes": p.stat().st_size}
+                for p in sorted(tmp.iterdir())
+            }
+            manifest["health"] = {**manifest["health"], "golden_crops": _count(tmp / "crops.npz")}
+            write_json_atomic(tmp / MANIFEST, manifest)
+            if plan.options.sign_key is not None:
+                from edgeped.rollout.signing import sign_bundle
+
+                sign_bundle(tmp, plan.options.sign_key)
     except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
         if exc.errno == 28:
             raise EdgepedError(f"disk full while writing the bundle {out}", "free space") from exc
         raise EdgepedError(f"cannot write the bundle {out}: {exc}", "check the path") from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
+
+
+def _golden_crops(plan: ReleasePlan, out: Path) -> None:
+    """crops.npz: the given --crops (which must carry eval's decisions), else real test crops."""
+    import numpy as np
+
+    from edgeped.rollout.golden import golden_from_run
+
+    opts = plan.options
+    if opts.crops is not None:
+        if not Path(opts.crops).is_file():
+            raise EdgepedError(f"golden crops not found: {opts.crops}", "check --crops")
+        try:
+            with np.load(opts.crops, allow_pickle=False) as npz:
+                names = set(npz.files)
+        except (OSError, ValueError) as exc:
+            raise EdgepedError(
+                f"--crops {opts.crops} is not an .npz ({exc})", "check --crops"
+            ) from exc
+        if not {"images", "eval_decision"} <= names:
+            raise EdgepedError(
+                f"--crops {opts.crops} has no eval_decision: the board's health check compares "
+                "its decisions with eval's",
+                "drop --crops: release picks real test crops of the run with eval's decisions",
+            )
+        shutil.copyfile(opts.crops, out)
+        return
+    arrays = golden_from_run(
+        plan.model_path.parent,
+        plan.manifest["model"]["name"],
+        float(plan.manifest["thresholds"]["score"]),
+        opts.golden_count,
+        opts.data_dir,
+    )
+    with open(out, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def _check_golden_decisions(folder: Path, threshold: dict) -> None:
+    """The host's decisions on the golden crops must be eval's, or the board's never will."""
+    import numpy as np
+
+    from edgeped.rollout.golden import decisions
+
+    with np.load(folder / "golden.npz", allow_pickle=False) as g:
+        raw, probs = g["raw"], g["probabilities"]
+    with np.load(folder / "crops.npz", allow_pickle=False) as c:
+        want = c["eval_decision"].astype(np.int8)
+    got = decisions(raw, probs, threshold)
+    bad = np.flatnonzero(got != want)
+    if bad.size:
+        raise EdgepedError(
+            f"the model decides {bad.size} of {len(want)} golden crops differently from eval "
+            f"(crops {bad[:5].tolist()}): the card's threshold does not fit the model eval "
+            "measured; release refused",
+            "run `edgeped eval` and `edgeped gate` again on this run",
+        )
+    if len({row.tobytes() for row in np.asarray(raw).reshape(len(raw), -1)}) < min(len(raw), 2):
+        raise EdgepedError(
+            "every golden crop gives the same output: they cannot test the model",
+            "pick other crops (drop --crops) or check the model",
+        )
 
 
 def _count(crops: Path) -> int:
@@ -347,17 +460,6 @@ def _count(crops: Path) -> int:
 
     with np.load(crops, allow_pickle=False) as npz:
         return int(len(npz["images"]))
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.iterdir():
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_bundle(bundle: str | os.PathLike, verify: bool = False) -> dict:
