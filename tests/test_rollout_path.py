@@ -125,23 +125,28 @@ def _shadow(run, model):
     assert report["estimate"]["candidate"]["validation"]["window_crops"] == 500
 
 
-def _release_install(run, model, board_root, gate_name):
+def _release_install(run, model, board_root, gate_name, key):
     gate_json = run / gate_name
     _ok(["gate", run, "--model", model, "--json", gate_json], codes=(1, 2))
     bundle = run / f"release-{model}"
     _ok(["release", run, "--model", model, "--gate", gate_json, "--out", bundle,
-         *_waivers(gate_json)])  # fmt: skip
+         "--sign", key, *_waivers(gate_json)])  # fmt: skip
+    assert (bundle / "release.sig").is_file()
     result = _ok(["install", bundle, "--host", "local", "--root", board_root])
     assert "INSTALLED" in result.output
     return bundle
 
 
-def _cycle(run, board_root):
-    """Two releases installed, status, then a rollback to the first."""
-    _release_install(run, MODELS[0], board_root, "gate.json")
+def _cycle(run, board_root, keys):
+    """A board that trusts only the fleet key: two signed releases, status, a rollback."""
+    from release_support import provision
+
+    provision(board_root, keys=(keys.with_suffix(".pub"),), allow_unsigned=False)
+    key = keys.with_suffix(".key")
+    _release_install(run, MODELS[0], board_root, "gate.json", key)
     status = _ok(["status", "--host", "local", "--root", board_root, "--json", "-"])
     first = json.loads(status.stdout)["current"]["sha256"]
-    _release_install(run, MODELS[1], board_root, "gate-ptq.json")
+    _release_install(run, MODELS[1], board_root, "gate-ptq.json", key)
     status = _ok(["status", "--host", "local", "--root", board_root, "--json", "-"])
     assert json.loads(status.stdout)["current"]["sha256"] != first
     result = _ok(["rollback", "--host", "local", "--root", board_root, "--reason", "drill"])
@@ -170,7 +175,9 @@ def test_from_a_run_to_a_rollback_then_again_from_a_copy(
     assert rows["shadow.new_miss_rate"]["status"] in ("pass", "fail")  # judged, on labels
     assert "labels:" in rows["shadow.new_miss_rate"]["note"]
 
-    _cycle(run, tmp_path / "board")
+    keys = tmp_path / "keys" / "fleet"
+    _ok(["keygen", keys])
+    _cycle(run, tmp_path / "board", keys)
 
     # The same from a copy of the run alone, in another folder: its dataset is found by
     # the absolute path config.json records (and checked by manifest sha256).
@@ -179,4 +186,4 @@ def test_from_a_run_to_a_rollback_then_again_from_a_copy(
     for model in MODELS:
         shutil.rmtree(copy / "shadow" / model)
         _shadow(copy, model)
-    _cycle(copy, tmp_path / "board2")
+    _cycle(copy, tmp_path / "board2", keys)
