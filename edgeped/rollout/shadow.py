@@ -24,6 +24,7 @@ import numpy as np
 
 from edgeped.errors import EdgepedError
 from edgeped.fileio import atomic_output, read_json, sha256_file, write_json_atomic
+from edgeped.paths import resolve_inside
 from edgeped.provenance import stamp
 from edgeped.rollout.replay import write_replay
 from edgeped.rollout.shadow_log import Integrity, ShadowRecords, Side, read_log
@@ -339,7 +340,12 @@ def records_from_run(
     sides, infos, labels, ids, source = {}, {}, None, None, {}
     for role, run in runs.items():
         metrics = read_json(run / "metrics.json", "metrics.json (run `edgeped eval`)")
-        scores_file = run / metrics.get("test_scores", {}).get("file", "test_scores.npz")
+        scores_file = resolve_inside(
+            run,
+            metrics.get("test_scores", {}).get("file", "test_scores.npz"),
+            what="scores file",
+            source=run / "metrics.json",
+        )
         t = _threshold(metrics, names[role], run)
         arrays = read_test_scores(scores_file)
         key = f"score/{names[role]}"
