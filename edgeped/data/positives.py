@@ -94,7 +94,13 @@ def positive_files(dataset: Dataset, split: str) -> list[Path] | None:
     needed = [e["file"] for e in dataset.manifest["splits"][split]["shards"] if e["positives"]]
     if sorted(listed) != sorted(needed):
         return None
-    files = [dataset.root / listed[name]["file"] for name in needed]
+    from edgeped.paths import resolve_inside
+
+    index_path = path
+    files = [
+        resolve_inside(dataset.root, listed[name]["file"], what="positives file", source=index_path)
+        for name in needed
+    ]
     if any(
         not f.is_file() or f.stat().st_size != listed[name]["bytes"]
         for f, name in zip(files, needed, strict=True)
