@@ -124,6 +124,15 @@ def read_reference(path: str | os.PathLike) -> tuple[dict[str, Any], Path]:
             f"{p} is not a drift reference profile",
             "pass a run directory evaluated by `edgeped eval`, or its drift_reference.json",
         )
+    from edgeped.schemas import check_shape
+
+    check_shape(
+        ref,
+        REFERENCE_KIND,
+        p,
+        "drift reference profile",
+        "re-run `edgeped eval` on the run to write its drift_reference.json again",
+    )
     return ref, p
 
 

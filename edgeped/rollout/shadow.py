@@ -30,6 +30,7 @@ from edgeped.rollout.replay import write_replay
 from edgeped.rollout.shadow_log import Integrity, ShadowRecords, Side, read_log
 from edgeped.rollout.shadow_render import write_report
 from edgeped.rollout.shadow_report import ShadowConfig, ShadowReport, shadow_report
+from edgeped.schemas import read_checked
 from edgeped.targets.base import Progress, RunnerJob, Target
 
 LOG_NAME = "shadow_log.jsonl"
@@ -339,7 +340,12 @@ def records_from_run(
     names = {"baseline": baseline, "candidate": candidate}
     sides, infos, labels, ids, source = {}, {}, None, None, {}
     for role, run in runs.items():
-        metrics = read_json(run / "metrics.json", "metrics.json (run `edgeped eval`)")
+        metrics = read_checked(
+            run / "metrics.json",
+            "edgeped.metrics",
+            "metrics.json (run `edgeped eval`)",
+            "re-run `edgeped eval` on the run directory",
+        )
         scores_file = resolve_inside(
             run,
             metrics.get("test_scores", {}).get("file", "test_scores.npz"),

@@ -237,6 +237,14 @@ def preprocess_from_card(model: Path) -> dict[str, Any] | None:
             f"model card {card}: preprocessing has no metadata mean/std",
             "regenerate the model card, or pass --preprocess FILE",
         )
+    from edgeped.schemas import shape_problem
+
+    problem = shape_problem(meta, "edgeped.preprocessing")
+    if problem:
+        raise EdgepedError(
+            f"model card {card}: preprocessing.metadata.{problem}",
+            "regenerate the model card with `edgeped convert`, or pass --preprocess FILE",
+        )
     return {"metadata": {"mean": meta["mean"], "std": meta["std"], "clip": meta.get("clip", 4.0)}}
 
 
