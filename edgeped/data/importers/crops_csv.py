@@ -34,8 +34,10 @@ import numpy as np
 from edgeped.data.schema import (
     CROP_HEIGHT,
     CROP_WIDTH,
+    METADATA_BOUNDS,
     METADATA_FIELDS,
     TAG_VOCABULARIES,
+    TOD_UNIT_TOLERANCE,
     CropBatch,
 )
 from edgeped.errors import EdgepedError
@@ -128,13 +130,34 @@ def _validate(csv_path: Path, header: list[str], rows: list[dict[str, str]]) -> 
     for name in METADATA_FIELDS:
         if name in header:
             check(
-                f"non-numeric {name}",
+                f"non-numeric or non-finite {name}",
                 [
                     f"row {i + 2}: {r[name]!r}"
                     for i, r in enumerate(rows)
                     if r[name] and not _is_number(r[name])
                 ],
             )
+            lo, hi = METADATA_BOUNDS[name]
+            check(
+                f"{name} outside its physical range [{lo:g}, {hi:g}]",
+                [
+                    f"row {i + 2}: {r[name]}"
+                    for i, r in enumerate(rows)
+                    if r[name] and _is_number(r[name]) and not lo <= float(r[name]) <= hi
+                ],
+            )
+    if "tod_sin" in header and "tod_cos" in header:
+        check(
+            "tod_sin and tod_cos not a point of the unit circle (sin^2 + cos^2 should be 1)",
+            [
+                f"row {i + 2}: {r['tod_sin']}, {r['tod_cos']}"
+                for i, r in enumerate(rows)
+                if _is_number(r["tod_sin"])
+                and _is_number(r["tod_cos"])
+                and abs(float(r["tod_sin"]) ** 2 + float(r["tod_cos"]) ** 2 - 1)
+                > TOD_UNIT_TOLERANCE
+            ],
+        )
     check("empty path", [f"row {i + 2}" for i, r in enumerate(rows) if not r["path"]])
     outside = [
         f"row {i + 2}: {r['path']}"
@@ -272,18 +295,15 @@ def _escapes(csv_path: Path, path: str) -> bool:
 
 
 def _load_crop(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    try:
-        with Image.open(path) as img:
-            rgb = img.convert("RGB")
-            if rgb.size != (CROP_WIDTH, CROP_HEIGHT):
-                rgb = rgb.resize((CROP_WIDTH, CROP_HEIGHT), Image.Resampling.BILINEAR)
-            return np.asarray(rgb, np.uint8)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise EdgepedError(
-            f"cannot read image {path} ({exc})", "replace or remove the damaged file"
-        ) from exc
+    from edgeped.data.importers.images import load_rgb
+
+    pixels = load_rgb(path)
+    if pixels.shape[:2] != (CROP_HEIGHT, CROP_WIDTH):
+        rgb = Image.fromarray(pixels).resize((CROP_WIDTH, CROP_HEIGHT), Image.Resampling.BILINEAR)
+        pixels = np.asarray(rgb, np.uint8)
+    return pixels
 
 
 def _batch(csv_path: Path, header: list[str], rows: list[dict[str, str]]) -> CropBatch:

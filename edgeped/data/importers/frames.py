@@ -88,19 +88,10 @@ def _frame_rng(config: FrameImportConfig, name: str) -> np.random.Generator:
 
 
 def _load_image(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    """The frame as uint8 RGB, EXIF-oriented, deep images scaled (importers.images)."""
+    from edgeped.data.importers.images import load_rgb
 
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
-    except FileNotFoundError as exc:
-        raise EdgepedError(
-            f"image not found: {path}", "check --images points at the frames"
-        ) from exc
-    except (UnidentifiedImageError, OSError) as exc:
-        raise EdgepedError(
-            f"cannot read image {path} ({exc})", "replace or remove the damaged file"
-        ) from exc
+    return load_rgb(path)
 
 
 def crops_for_frame(frame: Frame, config: FrameImportConfig) -> tuple[list, dict[str, int]]:
@@ -141,19 +132,10 @@ def crops_for_frame(frame: Frame, config: FrameImportConfig) -> tuple[list, dict
 
 
 def _frame_size(frame: Frame) -> tuple[int, int]:
-    from PIL import Image, UnidentifiedImageError
+    """The frame's (width, height) as shown, after its EXIF orientation (header only)."""
+    from edgeped.data.importers.images import image_size
 
-    try:
-        with Image.open(frame.image) as img:
-            return img.size
-    except FileNotFoundError as exc:
-        raise EdgepedError(
-            f"image not found: {frame.image}", "check --images points at the frames"
-        ) from exc
-    except (UnidentifiedImageError, OSError) as exc:
-        raise EdgepedError(
-            f"cannot read image {frame.image} ({exc})", "replace or remove the damaged file"
-        ) from exc
+    return image_size(frame.image)
 
 
 def frame_batch(frame: Frame, config: FrameImportConfig) -> tuple[CropBatch | None, dict[str, int]]:
