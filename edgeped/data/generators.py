@@ -11,6 +11,7 @@ name, never silently dropped.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import os
@@ -244,6 +245,48 @@ def _ignore_interrupts() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Forked while the parent held SIGTERM/SIGHUP (signals_held), the worker inherited a
+    # handler that only notes them: give it back the default, so it can be ended.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+class Terminated(SystemExit):
+    """SIGTERM reached the parent while workers ran: the workers were ended first.
+
+    A SystemExit (status 143, as the default SIGTERM action gives), so cleanup on the
+    way out runs (the staging folder is removed) and no traceback is printed.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(143)
+
+
+def _end_workers(pool) -> None:
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(Exception):
+            process.terminate()
+
+
+@contextlib.contextmanager
+def _sigterm_ends(pool) -> Iterator[None]:
+    """While workers run, SIGTERM to the parent terminates them and raises Terminated."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        _end_workers(pool)
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def worker_map(fn: Callable[[Any], Any], args: list, workers: int) -> Iterator[Any]:
@@ -258,13 +301,14 @@ def worker_map(fn: Callable[[Any], Any], args: list, workers: int) -> Iterator[A
 
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_interrupts)
     try:
-        # The workers fork inside map(). A Ctrl-C in that window would land in the
-        # at-fork handlers, which swallow it in the parent ("Exception ignored") and
-        # print a traceback in a child that has not run its initializer yet; held, it
-        # is raised here once the workers are up.
-        with signals_held():
-            results = pool.map(fn, args)
-        yield from results
+        with _sigterm_ends(pool):
+            # The workers fork inside map(). A Ctrl-C in that window would land in the
+            # at-fork handlers, which swallow it in the parent ("Exception ignored") and
+            # print a traceback in a child that has not run its initializer yet; held,
+            # it is raised here once the workers are up.
+            with signals_held():
+                results = pool.map(fn, args)
+            yield from results
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         raise
