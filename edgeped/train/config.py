@@ -13,6 +13,8 @@ from edgeped.models.registry import ModelSpec
 
 IMBALANCE_MODES = ("sample", "weight", "none")
 LOSS_NAMES = ("bce", "focal")
+# A batch of 128x64 RGB crops past this does not fit a training host; it is a typo.
+MAX_BATCH_SIZE = 8192
 
 # Labels-only student, then QAT of it; distillation is opt-in (and then runs only
 # when the teacher beats the labels-only student on val: see distill.min_teacher_gain).
@@ -178,8 +180,11 @@ class TrainConfig:
         bad = [st for st in self.stages if st not in STAGES]
         if bad or not self.stages:
             raise ValueError(f"stages must be a non-empty list of {STAGES}, got {self.stages}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(
+                f"batch_size must be in 1..{MAX_BATCH_SIZE} (a batch of crops in memory), "
+                f"got {self.batch_size}"
+            )
         if self.loss not in LOSS_NAMES:
             raise ValueError(f"loss must be one of {LOSS_NAMES}, got {self.loss!r}")
         if self.focal_gamma < 0 or not 0 < self.focal_alpha < 1:
