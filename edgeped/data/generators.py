@@ -196,8 +196,12 @@ class GeneratorConfig:
             raise ValueError(f"crops_per_drive must be <= 9999, got {self.crops_per_drive}")
         if self.drives > 999999:
             raise ValueError(f"drives must be <= 999999, got {self.drives}")
-        if self.workers < 0:
-            raise ValueError(f"workers must be >= 0, got {self.workers}")
+        if not 0 <= self.workers <= MAX_WORKERS:
+            raise ValueError(
+                f"workers must be in 0..{MAX_WORKERS} (0 = one per core), got {self.workers}"
+            )
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -238,7 +242,7 @@ def iter_drives(render: str, config: GeneratorConfig, chunk_drives: int) -> Iter
     if workers == 1:
         yield from map(_chunk, args)
         return
-    yield from worker_map(_chunk, args, workers)
+    yield from worker_map(_chunk, args, min(workers, len(args)))
 
 
 def _ignore_interrupts() -> None:
@@ -249,6 +253,10 @@ def _ignore_interrupts() -> None:
     # handler that only notes them: give it back the default, so it can be ended.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+# More worker processes than this is a typo (each holds a renderer in memory).
+MAX_WORKERS = 256
 
 
 class Terminated(SystemExit):
