@@ -185,6 +185,8 @@ class TrainConfig:
                 f"batch_size must be in 1..{MAX_BATCH_SIZE} (a batch of crops in memory), "
                 f"got {self.batch_size}"
             )
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"seed must be in 0..{2**32 - 1}, got {self.seed}")
         if self.loss not in LOSS_NAMES:
             raise ValueError(f"loss must be one of {LOSS_NAMES}, got {self.loss!r}")
         if self.focal_gamma < 0 or not 0 < self.focal_alpha < 1:

@@ -39,6 +39,11 @@ class Frame:
     size: tuple[int, int] | None = None  # (width, height); read from the image header if None
 
 
+# Crops of one kind cut per person or per frame: past this a frame's crops no longer fit
+# in memory, and the value is a typo.
+MAX_CROPS_PER_KIND = 1000
+
+
 @dataclass(frozen=True)
 class FrameImportConfig:
     """How many crops to cut per frame and by which window rules."""
@@ -54,6 +59,11 @@ class FrameImportConfig:
         for name in ("jitter_copies", "near_miss_per_person", "background_per_frame"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+            if getattr(self, name) > MAX_CROPS_PER_KIND:
+                raise ValueError(
+                    f"{name} must be <= {MAX_CROPS_PER_KIND} (crops cut per person or frame), "
+                    f"got {getattr(self, name)}"
+                )
         if not self.source_name or "/" in self.source_name:
             raise ValueError(
                 f"source_name must be a non-empty name without '/', got {self.source_name!r}"
