@@ -86,7 +86,7 @@ def _render(report, files) -> None:
 @click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="or a dataset: its --split becomes the replay set")  # fmt: skip
 @click.option("--split", default="test", show_default=True, help="dataset split to replay")
-@click.option("--limit", type=int, help="first N crops of the split")
+@click.option("--limit", type=click.IntRange(min=1), help="first N crops of the split")
 @click.option(
     "--out",
     "out_dir",
