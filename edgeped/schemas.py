@@ -170,7 +170,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "id": {"type": ["string", "integer"]},
             **{
                 side: _obj(
-                    {"p": _NUM, "y": {"enum": [0, 1]}, "ms": {"type": "number", "minimum": 0}},
+                    {
+                        "p": {"type": "number", "minimum": 0, "maximum": 1},
+                        "y": {"enum": [0, 1]},
+                        "ms": {"type": "number", "minimum": 0},
+                    },
                     ("p", "y", "ms"),
                 )
                 for side in ("b", "c")
@@ -235,6 +239,8 @@ def _message(error) -> str:
         return f"{shown} is not one of {value}"
     if rule == "minimum":
         return f"{shown} is below {value}"
+    if rule == "maximum":
+        return f"{shown} is above {value}"
     if rule == "exclusiveMinimum":
         return f"{shown} must be above {value}"
     if rule in ("minItems", "maxItems"):

@@ -157,13 +157,31 @@ def read_log(path: str | os.PathLike) -> ShadowRecords:
         finished=summary is not None,
     )
     try:
-        return _to_records(header, crops, summary, integrity, p)
+        records = _to_records(header, crops, summary, integrity, p)
+        if _plausible(records):
+            return records
     except (KeyError, TypeError, ValueError, AttributeError):
-        # Checked only when reading failed: the schema per record would cost more than the
-        # reading itself on a long log; this names the first bad record and key.
-        for number, crop in zip(numbers, crops, strict=True):
-            _check_record(p, crop, "crop", number)
-        raise
+        pass
+    # The schema per record costs more than the reading itself on a long log: it runs
+    # only when reading failed or the arrays hold values no runner writes, to name the
+    # first bad record and key.
+    for number, crop in zip(numbers, crops, strict=True):
+        _check_record(p, crop, "crop", number)
+    raise EdgepedError(
+        f"{p} holds crop records the reader cannot use", "run the shadow again"
+    )  # pragma: no cover - the schema names every shape the arrays refuse
+
+
+def _plausible(records: ShadowRecords) -> bool:
+    """Decisions are 0/1, scores probabilities, times non-negative: as the runner writes."""
+    for side in (records.baseline, records.candidate):
+        if not np.isin(side.decisions, (0, 1)).all():
+            return False
+        if not ((side.scores >= 0) & (side.scores <= 1)).all():
+            return False
+        if side.invoke_ms is not None and not (side.invoke_ms >= 0).all():
+            return False
+    return True
 
 
 def _check_record(path: Path, record: dict, kind: str, line: int) -> None:
