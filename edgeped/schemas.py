@@ -194,8 +194,22 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "edgeped.train_log": _obj(
         {
             "parents": {"type": "object", "additionalProperties": _STR_OR_NULL},
-            "stages": {"type": "array", "items": _OBJ},
+            "stages": {
+                "type": "array",
+                "items": _obj({"name": _STR, "best_val_auc_pr": _NUM_OR_NULL}, ("name",)),
+            },
         },
+    ),
+    # positives/index.json (data synth/import): the train pipeline's cache of positives.
+    "edgeped.positive_index": _obj(
+        {
+            "manifest_sha256": _STR,
+            "shards": {
+                "type": "array",
+                "items": _obj({"source": _STR, "file": _STR, "bytes": _NUM}, ("source", "file")),
+            },
+        },
+        ("manifest_sha256", "shards"),
     ),
     # gate.json (gate): release reads the verdict it ships under.
     "edgeped.gate": _obj(

@@ -66,6 +66,10 @@ GOOD = {
         "results": [],
     },
     "edgeped.release": {"kind": "edgeped.release", "release_id": "r", "model": {"sha256": SHA}},
+    "edgeped.positive_index": {
+        "manifest_sha256": SHA,
+        "shards": [{"source": "train-00000.tfrecord", "file": "positives/x", "bytes": 10}],
+    },
 }
 
 # (kind, edit, the key path the message must name)
@@ -90,6 +94,9 @@ BAD = [
     ("edgeped.shadow_log.header", lambda d: d.update(baseline=None), "baseline"),
     ("edgeped.train_config", lambda d: d.update(config=[]), "config"),
     ("edgeped.train_log", lambda d: d.update(parents=["a"]), "parents"),
+    ("edgeped.train_log", lambda d: d.update(stages=[{"best_val_auc_pr": 1}]), "stages[0]"),
+    ("edgeped.positive_index", lambda d: d.update(shards={}), "shards"),
+    ("edgeped.positive_index", lambda d: d["shards"][0].pop("file"), "shards[0]"),
     ("edgeped.gate", lambda d: d.update(passed="yes"), "passed"),
     ("edgeped.gate", lambda d: d.update(model_sha256=7), "model_sha256"),
     ("edgeped.release", lambda d: d.update(model="m"), "model"),
@@ -176,3 +183,20 @@ def test_a_config_file_that_is_a_json_list_is_refused(tmp_path):
     path.write_text("[1, 2]")
     with pytest.raises(EdgepedError, match="the top level is a list"):
         load_mapping(Path(path))
+
+
+def test_a_damaged_positive_index_is_not_used(tmp_path):
+    """The positives cache is derived: a damaged index falls back to the shards."""
+    from edgeped.data.positives import FOLDER, INDEX, positive_files, write_positive_index
+    from edgeped.data.shards import Dataset
+    from edgeped.data.synthetic import SynthConfig, write_synthetic
+
+    data = tmp_path / "data"
+    write_synthetic(
+        str(data), SynthConfig(drives=20, crops_per_drive=6, positive_rate=0.3, workers=1)
+    )
+    if not (data / FOLDER / INDEX).is_file():
+        write_positive_index(data)
+    assert positive_files(Dataset.open(data), "train")
+    (data / FOLDER / INDEX).write_text("[]")
+    assert positive_files(Dataset.open(data), "train") is None

@@ -87,7 +87,11 @@ def positive_files(dataset: Dataset, split: str) -> list[Path] | None:
     path = dataset.root / FOLDER / INDEX
     if split != "train" or not path.is_file():
         return None
+    from edgeped.schemas import shape_problem
+
     index = read_json(path, "positive index")
+    if shape_problem(index, "edgeped.positive_index") is not None:
+        return None  # a damaged cache is not used (the shards themselves are read instead)
     if index.get("manifest_sha256") != dataset.manifest_sha256:
         return None
     listed = {e["source"]: e for e in index.get("shards", [])}
