@@ -62,7 +62,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "test_scores": _obj({"file": _STR, "sha256": _STR}, ("file",)),
             "comparisons": {"type": "array", "items": _OBJ},
         },
-        ("kind", "models"),
+        ("kind",),
     ),
     # bench.json (bench, deploy): the gate's device checks read the summary keys.
     "edgeped.bench": _obj(
@@ -113,7 +113,13 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                     )
                 }
             ),
-            "threshold": {"anyOf": [_THRESHOLD, {"type": "null"}]},
+            # eval writes the operating point it chose on val (null until then)
+            "threshold": {
+                "anyOf": [
+                    _obj({"score": _NUM, "int8": {"type": "integer"}}, ("score",)),
+                    {"type": "null"},
+                ]
+            },
             "source": _obj({"dataset": _STR_OR_NULL}),
             "inputs": {"type": "array", "items": _OBJ},
             "outputs": {"type": "array", "items": _OBJ},

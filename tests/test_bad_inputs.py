@@ -1593,7 +1593,7 @@ INPUT_ROWS: list[Row] = [
         ("eval", "{cardrun}"),
         REFUSED,
         "threshold",
-        setup=lambda e: _card_edit(e, lambda c: c.update(threshold={"threshold": "0.5"})),
+        setup=lambda e: _card_edit(e, lambda c: c.update(threshold={"score": "0.5"})),
         unchanged=("{data}", "{cardrun}"),
     ),
     Row(

@@ -33,7 +33,7 @@ GOOD = {
         "kind": "edgeped.model_card",
         "model": {"sha256": SHA},
         "preprocessing": {"metadata": {"mean": [0] * 6, "std": [1] * 6, "clip": 4.0}},
-        "threshold": None,
+        "threshold": {"score": 0.4, "rule": "p >= score", "int8": -20},
     },
     "edgeped.preprocessing": {"mean": [0] * 6, "std": [1] * 6, "clip": 4.0},
     "edgeped.drift_reference": {
@@ -82,6 +82,8 @@ BAD = [
     ("edgeped.bench", lambda d: d.update(instructions_per_invoke=-3), "instructions_per_invoke"),
     ("edgeped.bench", lambda d: d.pop("target_name"), "target_name"),
     ("edgeped.model_card", lambda d: d.update(model=None), "model"),
+    ("edgeped.model_card", lambda d: d.update(threshold={"score": None}), "threshold"),
+    ("edgeped.model_card", lambda d: d["threshold"].update(int8=0.5), "threshold"),
     ("edgeped.model_card", lambda d: d["preprocessing"]["metadata"].update(std="1"), "std"),
     ("edgeped.preprocessing", lambda d: d.update(std=[1] * 5 + [0]), "std[5]"),
     ("edgeped.preprocessing", lambda d: d.update(mean=[0] * 5), "mean"),
@@ -169,7 +171,7 @@ def test_model_card_of_the_wrong_shape_is_refused(tmp_path):
     from edgeped.convert.model_card import read_card
 
     card = json.loads(json.dumps(GOOD["edgeped.model_card"]))
-    card["threshold"] = {"threshold": "0.5"}
+    card["threshold"] = {"score": "0.5"}
     path = tmp_path / "m.card.json"
     path.write_text(json.dumps(card))
     with pytest.raises(EdgepedError, match="threshold"):
