@@ -1597,6 +1597,16 @@ INPUT_ROWS: list[Row] = [
         unchanged=("{data}", "{cardrun}"),
     ),
     Row(
+        "shadow-run-card-threshold-string",
+        "shadow run",
+        "traceback",
+        ("shadow", "run", _FAKE_MODEL, _FAKE_MODEL, "--out", "{root}/o", "--data", "{data}"),
+        REFUSED,
+        "is not a valid model card: threshold",
+        setup=lambda e: _card_edit(e, lambda c: c.update(threshold={"score": "high"})),
+        unchanged=("{data}", "{cardrun}"),
+    ),
+    Row(
         "bench-card-std-zero",
         "bench",
         "silent",

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from edgeped.errors import EdgepedError
-from edgeped.fileio import atomic_output, read_json, sha256_file, write_json_atomic
+from edgeped.fileio import atomic_output, sha256_file, write_json_atomic
 from edgeped.paths import resolve_inside
 from edgeped.provenance import stamp
 from edgeped.rollout.replay import write_replay
@@ -105,7 +105,9 @@ def _card(model: Path) -> dict:
             f"{model} has no model card beside it",
             "shadow models straight from a run directory (convert writes the cards)",
         )
-    return read_json(path, "model card")
+    return read_checked(
+        path, "edgeped.model_card", "model card", "regenerate it with `edgeped convert`"
+    )
 
 
 def model_spec(model: Path, name: str | None = None) -> dict[str, Any]:
