@@ -1167,6 +1167,14 @@ VALUE_ROWS: list[Row] = [
         (("attempts-0", ("--attempts", "0"), "--attempts must be >= 1"),),
     ),
     *_opt(
+        "release",
+        ("release",),
+        (
+            ("run-missing", ("{root}/nope",), "run directory not found"),
+            ("without-gate-verdict", ("{data}",), "no gate verdict"),
+        ),
+    ),
+    *_opt(
         "convert",
         ("convert", "{data}"),
         (("calibration-samples-0", ("--calibration-samples", "0"), "must be >= 1"),),
