@@ -46,7 +46,11 @@ IMAGE_SHAPE = (128, 64, 3)
 META_FEATURES = 6
 MARKER_START = 0x45504544494E5331  # must match tools/qemu_insncount.c
 MARKER_STOP = 0x45504544494E5330
-EXIT_PROBLEM = 3
+# The host's exit codes (edgeped.errors.ExitCode, BSD sysexits): a bad command line, a bad
+# input file, a bug. The JSON line says which problem; the host reads that, not the code.
+EXIT_USAGE = 64
+EXIT_PROBLEM = 65
+EXIT_INTERNAL = 70
 
 
 class RunnerError(Exception):
@@ -418,10 +422,11 @@ def load_preprocess(path):
             f"cannot read preprocessing {path}: {exc}",
             'it must hold {"metadata": {"mean": [6], "std": [6], "clip": 4.0}}',
         ) from exc
-    if len(mean) != META_FEATURES or len(std) != META_FEATURES or min(std) <= 0:
+    finite = all(math.isfinite(v) for v in (*mean, *std, clip))
+    if len(mean) != META_FEATURES or len(std) != META_FEATURES or min(std) <= 0 or not finite:
         raise RunnerError(
             "preprocess_invalid",
-            f"{path}: mean/std must be 6 values, std > 0",
+            f"{path}: mean/std must be 6 finite values, std > 0, clip finite",
             "regenerate the preprocessing section of the model card",
         )
     return mean, std, clip, path
@@ -1397,8 +1402,16 @@ def count_shadow_instructions(base, shadow_step, images, metadata, args) -> dict
     }
 
 
+class _Parser(argparse.ArgumentParser):
+    """Command-line mistakes become a RunnerError (one JSON line, exit 64), not argparse's
+    usage text and exit 2, so the host shows them like every other problem."""
+
+    def error(self, message):
+        raise RunnerError("usage", message, "see `runner.py --help` for the options")
+
+
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = _Parser(description=__doc__.splitlines()[0])
     p.add_argument("model", nargs="?")
     p.add_argument("--crops", help=".npz with images uint8 [N,128,64,3], metadata float32 [N,6]")
     p.add_argument("--random-count", type=int, default=16, help="random crops when no --crops")
@@ -1483,8 +1496,23 @@ def _cpus(text: str):
         raise argparse.ArgumentTypeError(f"not a CPU list: {text}") from exc
 
 
+def _failure(exc: RunnerError) -> dict:
+    """The JSON line for a problem; the same `error:/fix:` pair goes to stderr for a person."""
+    sys.stderr.write(f"error: {exc.problem}\n  fix: {exc.fix}\n")
+    return {
+        "ok": False,
+        "kind": RESULT_KIND,
+        "schema_version": RESULT_SCHEMA_VERSION,
+        "error": {"code": exc.code, "problem": exc.problem, "fix": exc.fix},
+    }
+
+
 def main(argv=None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+    except RunnerError as exc:
+        sys.stdout.write(json.dumps(_failure(exc)) + "\n")
+        return EXIT_USAGE
     if args.busy_worker:
         return busy_worker()
     # Native libraries may print to fd 1; keep stdout for the one JSON line.
@@ -1501,13 +1529,19 @@ def main(argv=None) -> int:
         )
         code = 0
     except RunnerError as exc:
-        result = {
-            "ok": False,
-            "kind": RESULT_KIND,
-            "schema_version": RESULT_SCHEMA_VERSION,
-            "error": {"code": exc.code, "problem": exc.problem, "fix": exc.fix},
-        }
-        code = EXIT_PROBLEM
+        result, code = _failure(exc), EXIT_PROBLEM
+    except Exception as exc:  # noqa: BLE001 - a bug still answers with one JSON line
+        import traceback
+
+        traceback.print_exc()
+        result = _failure(
+            RunnerError(
+                "internal",
+                f"{type(exc).__name__}: {exc}",
+                "this is a bug in the runner: report it with the traceback on stderr",
+            )
+        )
+        code = EXIT_INTERNAL
     sys.stdout.flush()
     with os.fdopen(json_fd, "w") as out:
         out.write(json.dumps(result, allow_nan=False, default=_jsonable) + "\n")

@@ -26,11 +26,15 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise EdgepedError(f"config file not found: {p}", "check the path")
     try:
-        if p.suffix == ".json":
-            return json.loads(p.read_text())
-        return tomllib.loads(p.read_text())
+        data = json.loads(p.read_text()) if p.suffix == ".json" else tomllib.loads(p.read_text())
     except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise EdgepedError(f"cannot parse {p}: {exc}", "fix the syntax (TOML or JSON)") from exc
+    if not isinstance(data, dict):
+        raise EdgepedError(
+            f"{p}: the top level is {_describe(data)}; a config is a table of keys",
+            "write the config as a JSON object {...} (or TOML keys and [tables])",
+        )
+    return data
 
 
 class ConfigError(EdgepedError, ValueError):

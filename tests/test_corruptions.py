@@ -92,9 +92,10 @@ def test_new_families_change_the_crop_as_described():
     assert not np.array_equal(moved, images)
     small, _ = c.corrupt_batch(images, meta, ids, "pixelate", 5)
     # Fewer distinct rows of detail: the high-frequency energy falls.
-    assert np.abs(np.diff(small.astype(float), axis=1)).mean() < np.abs(
-        np.diff(images.astype(float), axis=1)
-    ).mean()
+    assert (
+        np.abs(np.diff(small.astype(float), axis=1)).mean()
+        < np.abs(np.diff(images.astype(float), axis=1)).mean()
+    )
     snowy, _ = c.corrupt_batch(images, meta, ids, "snow", 5)
     assert snowy.mean() > images.mean()
 

@@ -111,7 +111,7 @@ def test_emulated_target_labels_results_and_counts_instructions(
 
 def test_background_processes_are_refused_under_emulation(arm64_board, device_models):
     code, result, _ = _emulated(arm64_board, device_models["int8"], "--load-processes", "1", *FEW)
-    assert code == 3 and result["error"]["code"] == "load_processes_unavailable"
+    assert code == 65 and result["error"]["code"] == "load_processes_unavailable"
     assert "--load-threads" in result["error"]["fix"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import subprocess
 import sys
@@ -188,7 +189,7 @@ def test_parity_against_golden(device_models, device_crops, tmp_path, kind):
     code, result, _ = run_device_runner(
         device_models[other], "--crops", device_crops, "--golden", golden, *FAST
     )
-    assert code == 3 and result["error"]["code"] == "golden_invalid"
+    assert code == 65 and result["error"]["code"] == "golden_invalid"
     assert "computed for model" in result["error"]["problem"]
 
 
@@ -262,7 +263,7 @@ def test_missing_corrupt_and_truncated_models(device_models, tmp_path):
         (truncated, "model_corrupt"),
     ):
         code, result, _ = run_device_runner(path, *FAST)
-        assert code == 3 and result["ok"] is False
+        assert code == 65 and result["ok"] is False
         assert result["error"]["code"] == code_name, result
         assert result["error"]["fix"]
 
@@ -270,7 +271,7 @@ def test_missing_corrupt_and_truncated_models(device_models, tmp_path):
 @pytest.mark.slow
 def test_wrong_input_shape_is_rejected(device_models):
     code, result, _ = run_device_runner(device_models["bad_shape"], *FAST)
-    assert code == 3 and result["error"]["code"] == "unsupported_model_io"
+    assert code == 65 and result["error"]["code"] == "unsupported_model_io"
     assert "[N,128,64,3]" in result["error"]["problem"]
 
 
@@ -279,16 +280,16 @@ def test_bad_crops_and_delegate_are_reported(device_models, tmp_path):
     bad = tmp_path / "bad.npz"
     np.savez(bad, images=np.zeros((2, 64, 64, 3), np.uint8))
     code, result, _ = run_device_runner(device_models["int8"], "--crops", bad, *FAST)
-    assert code == 3 and result["error"]["code"] == "crops_invalid"
+    assert code == 65 and result["error"]["code"] == "crops_invalid"
     code, result, _ = run_device_runner(
         device_models["int8"], "--delegate", tmp_path / "libnope.so", *FAST
     )
-    assert code == 3 and result["error"]["code"] == "delegate_failed"
+    assert code == 65 and result["error"]["code"] == "delegate_failed"
 
 
 def test_missing_runtime_is_reported(tmp_path):
     code, result, _ = _run_isolated(tmp_path)
-    assert code == 3 and result["error"]["code"] == "runtime_missing"
+    assert code == 65 and result["error"]["code"] == "runtime_missing"
     assert "ai-edge-litert" in result["error"]["fix"] or "numpy" in result["error"]["fix"]
 
 
@@ -307,7 +308,7 @@ def _run_isolated(tmp_path):
 @pytest.mark.slow
 def test_instruction_count_needs_the_plugin(device_models):
     code, result, _ = run_device_runner(device_models["int8"], "--insn-count", *FAST)
-    assert code == 3 and result["error"]["code"] == "insn_unavailable"
+    assert code == 65 and result["error"]["code"] == "insn_unavailable"
 
 
 def test_runner_preprocessing_matches_the_training_contract(runner_module):
@@ -371,3 +372,25 @@ def test_runner_reads_the_image_rule_and_refuses_unknown_ones(runner_module, tmp
         runner_module.load_image_rule(str(path))
     with pytest.raises(runner_module.RunnerError, match="image rule"):
         runner_module.Preprocessor(_FakeIO(np.float32), [0.0] * 6, [1.0] * 6, 4.0, "bogus")
+
+
+@pytest.mark.parametrize(
+    "args, code, phrase",
+    [
+        (["--threads", "many"], 64, "invalid int value"),
+        (["--batch", "0"], 64, "--batch must be >= 1"),
+        (["--delegate-option", "novalue"], 64, "is not KEY=VALUE"),
+        (["--preprocess", "{pre}"], 65, "6 finite values"),
+    ],
+)
+def test_runner_refusals_are_one_json_line_and_error_fix_on_stderr(
+    tmp_path, device_models, args, code, phrase
+):
+    pre = tmp_path / "pre.json"
+    pre.write_text(json.dumps({"metadata": {"mean": [0] * 6, "std": [1] * 5 + [float("nan")]}}))
+    argv = [device_models["float"], *(a.format(pre=pre) for a in args)]
+    got, result, stderr = run_device_runner(*argv)
+    assert got == code, stderr
+    assert result["ok"] is False and phrase in result["error"]["problem"]
+    assert "error: " in stderr and "fix: " in stderr and "Traceback" not in stderr
+    assert "usage:" not in stderr

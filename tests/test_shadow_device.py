@@ -102,7 +102,7 @@ def test_an_existing_log_is_never_overwritten(tmp_path, device_models, replay):
     code, result, _ = run_device_runner(
         m, "--shadow", m, "--shadow-spec", _spec(tmp_path), "--shadow-log", log, "--crops", replay,
     )  # fmt: skip
-    assert code == 3 and result["error"]["code"] == "log_exists"
+    assert code == 65 and result["error"]["code"] == "log_exists"
     assert log.read_bytes() == b"keep me\n"
 
 

@@ -20,6 +20,7 @@ from edgeped.cli import (
     shadow,
     train,
 )
+from edgeped.cli._options import finite_floats
 from edgeped.cli._root import main
 
 for _command in (
@@ -42,5 +43,6 @@ for _command in (
     doctor.doctor,
 ):
     main.add_command(_command)
+finite_floats(main)
 
 __all__ = ["main"]

@@ -218,6 +218,24 @@ def _frame_options(func):
     return func
 
 
+def _frame_config(name, min_height, margin, jitter, near_miss, background, seed, **_):
+    """The frame import config from the options; checked before any file is read."""
+    from edgeped.data.importers.frames import FrameImportConfig
+    from edgeped.data.importers.geometry import WindowRules
+
+    try:
+        return FrameImportConfig(
+            rules=WindowRules(margin=margin, min_height=min_height),
+            jitter_copies=jitter,
+            near_miss_per_person=near_miss,
+            background_per_frame=background,
+            seed=seed,
+            source_name=name,
+        )
+    except ValueError as exc:
+        raise bad_config(exc) from exc
+
+
 def _import_frames(
     frames,
     out_dir,
@@ -236,23 +254,10 @@ def _import_frames(
 ) -> None:
     from rich.progress import Progress
 
-    from edgeped.data.importers.frames import FrameImportConfig
-    from edgeped.data.importers.geometry import WindowRules
     from edgeped.data.scaleout import import_frames
 
     beam = beam_config(runner, beam_options)
-
-    try:
-        config = FrameImportConfig(
-            rules=WindowRules(margin=margin, min_height=min_height),
-            jitter_copies=jitter,
-            near_miss_per_person=near_miss,
-            background_per_frame=background,
-            seed=seed,
-            source_name=name,
-        )
-    except ValueError as exc:
-        raise bad_config(exc) from exc
+    config = _frame_config(name, min_height, margin, jitter, near_miss, background, seed)
     with Progress(console=console(), transient=True) as bar:
         task = bar.add_task("cutting crops", total=len(frames))
         summary = import_frames(
@@ -295,12 +300,14 @@ def data_import_coco(annotations, out_dir, images_dir, categories, **kw) -> None
     """Cut proposal crops from frames with COCO boxes (ANNOTATIONS json) into OUT_DIR."""
     from edgeped.data.importers.coco import PERSON_CATEGORIES, load_coco
 
+    name = Path(annotations).resolve().parent.name or "coco"
+    _frame_config(name, **kw)
     frames = load_coco(annotations, images_dir, tuple(categories) or PERSON_CATEGORIES)
     _import_frames(
         frames,
         out_dir,
         {"importer": "coco", "annotations": str(Path(annotations).resolve())},
-        Path(annotations).resolve().parent.name or "coco",
+        name,
         **kw,
     )
 
@@ -320,6 +327,7 @@ def data_import_kitti(labels_dir, out_dir, images_dir, **kw) -> None:
     """Cut proposal crops from KITTI frames (LABELS_DIR of .txt files) into OUT_DIR."""
     from edgeped.data.importers.kitti import load_kitti
 
+    _frame_config("kitti", **kw)
     frames = load_kitti(labels_dir, images_dir)
     _import_frames(
         frames,

@@ -135,7 +135,7 @@ def estimate_lines(estimate: dict | None) -> list[str]:
 @click.option("--split", default="test", show_default=True, help="dataset split to replay")
 @click.option(
     "--limit",
-    type=int,
+    type=click.IntRange(min=1),
     help="N crops sampled across the split's drives (seeded by --seed), not its first N",
 )
 @click.option("--seed", default=0, show_default=True, help="seed of the --limit sample")

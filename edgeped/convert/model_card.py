@@ -80,7 +80,11 @@ def read_card(path: str | os.PathLike) -> dict:
             f"model card {path} has no model.sha256: it cannot say which model it describes",
             "regenerate it with `edgeped convert`",
         )
-    return card
+    from edgeped.schemas import check_shape
+
+    return check_shape(
+        card, "edgeped.model_card", path, "model card", "regenerate it with `edgeped convert`"
+    )
 
 
 def markdown_path(path: str | os.PathLike) -> Path:

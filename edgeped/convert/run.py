@@ -13,8 +13,9 @@ from edgeped.convert.model_card import build_card, card_bytes
 from edgeped.data.preprocess import Preprocessing
 from edgeped.data.shards import Dataset
 from edgeped.errors import EdgepedError
-from edgeped.fileio import read_json, sha256_file, write_group_atomic
+from edgeped.fileio import sha256_file, write_group_atomic
 from edgeped.layout import CONFIG_FILE, CONVERSIONS, TRAIN_LOG_FILE, card_path
+from edgeped.schemas import read_checked
 
 # (output name, checkpoints to try in order, mode): what a run converts.
 PLAN = tuple((c.name, c.checkpoints, c.mode) for c in CONVERSIONS)
@@ -83,7 +84,12 @@ def convert_run(
     from edgeped.train.run_dir import resolve_run_dataset
 
     run = Path(run_dir)
-    config = read_json(run / CONFIG_FILE, f"run config ({CONFIG_FILE})")
+    config = read_checked(
+        run / CONFIG_FILE,
+        "edgeped.train_config",
+        f"run config ({CONFIG_FILE})",
+        "the run's config.json is damaged: train the run again (`edgeped train --overwrite`)",
+    )
     dataset = Dataset.open(resolve_run_dataset(run, data_dir, command="convert").absolute())
     image_rule = str((config.get("config") or {}).get("image_rule", "fixed"))
     prep = Preprocessing.from_manifest_stats(dataset.metadata_stats(), image_rule=image_rule)
@@ -103,7 +109,12 @@ def convert_run(
         raise EdgepedError(f"no checkpoints to convert in {run}", "run `edgeped train` first")
     parents = {}
     if (run / TRAIN_LOG_FILE).is_file():
-        parents = read_json(run / TRAIN_LOG_FILE, "train log").get("parents", {})
+        parents = read_checked(
+            run / TRAIN_LOG_FILE,
+            "edgeped.train_log",
+            "train log",
+            "the run's train_log.json is damaged: train the run again",
+        ).get("parents", {})
     calibration = None
     models: dict[str, object] = {}
     out = []

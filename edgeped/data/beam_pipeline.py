@@ -45,9 +45,10 @@ from edgeped.data.shards import (
     check_split_fractions,
     default_required_splits,
     record_to_example,
+    shard_head_sha256,
 )
 from edgeped.data.tfrecord import write_record
-from edgeped.data.verify import ShardReport, _check_shard
+from edgeped.data.verify import ShardReport, _check_shard, totals_reports
 from edgeped.data.writer import RunningStats, is_hard_negative, write_manifest
 from edgeped.errors import EdgepedError
 from edgeped.fileio import atomic_output, read_json, sha256_file
@@ -106,6 +107,7 @@ def _write_batch(out_dir: str, file: str, batch: CropBatch) -> dict:
         "hard_negatives": int(is_hard_negative(batch).sum()),
         "bytes": path.stat().st_size,
         "sha256": sha256_file(path),
+        "head_sha256": shard_head_sha256(path),
     }
 
 
@@ -372,4 +374,4 @@ def verify_beam(
         reports.append(
             ShardReport(extra, "unlisted", "not in the manifest (left from an earlier write?)")
         )
-    return reports
+    return reports + totals_reports(ds.manifest)

@@ -9,6 +9,7 @@ generators are found by name in `edgeped.data.generator_registry`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Callable, Iterator
@@ -67,8 +68,12 @@ class GeneratorConfig:
             raise ValueError(f"crops_per_drive must be <= 9999, got {self.crops_per_drive}")
         if self.drives > 999999:
             raise ValueError(f"drives must be <= 999999, got {self.drives}")
-        if self.workers < 0:
-            raise ValueError(f"workers must be >= 0, got {self.workers}")
+        if not 0 <= self.workers <= MAX_WORKERS:
+            raise ValueError(
+                f"workers must be in 0..{MAX_WORKERS} (0 = one per core), got {self.workers}"
+            )
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,13 +116,59 @@ def iter_drives(
     if workers == 1:
         yield from map(_chunk, args)
         return
-    yield from worker_map(_chunk, args, workers)
+    yield from worker_map(_chunk, args, min(workers, len(args)))
 
 
 def _ignore_interrupts() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Forked while the parent held SIGTERM/SIGHUP (signals_held), the worker inherited a
+    # handler that only notes them: give it back the default, so it can be ended.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+# More worker processes than this is a typo (each holds a renderer in memory).
+MAX_WORKERS = 256
+
+
+class Terminated(SystemExit):
+    """SIGTERM reached the parent while workers ran: the workers were ended first.
+
+    A SystemExit (status 143, as the default SIGTERM action gives), so cleanup on the
+    way out runs (the staging folder is removed) and no traceback is printed.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(143)
+
+
+def _end_workers(pool) -> None:
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(Exception):
+            process.terminate()
+
+
+@contextlib.contextmanager
+def _sigterm_ends(pool) -> Iterator[None]:
+    """While workers run, SIGTERM to the parent terminates them and raises Terminated."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        _end_workers(pool)
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def worker_map(fn: Callable[[Any], Any], args: list, workers: int) -> Iterator[Any]:
@@ -132,13 +183,14 @@ def worker_map(fn: Callable[[Any], Any], args: list, workers: int) -> Iterator[A
 
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_interrupts)
     try:
-        # The workers fork inside map(). A Ctrl-C in that window would land in the
-        # at-fork handlers, which swallow it in the parent ("Exception ignored") and
-        # print a traceback in a child that has not run its initializer yet; held, it
-        # is raised here once the workers are up.
-        with signals_held():
-            results = pool.map(fn, args)
-        yield from results
+        with _sigterm_ends(pool):
+            # The workers fork inside map(). A Ctrl-C in that window would land in the
+            # at-fork handlers, which swallow it in the parent ("Exception ignored") and
+            # print a traceback in a child that has not run its initializer yet; held,
+            # it is raised here once the workers are up.
+            with signals_held():
+                results = pool.map(fn, args)
+            yield from results
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         raise

@@ -41,6 +41,9 @@ def manifest_shape_problem(manifest: Any) -> str | None:
                         f"splits.{split}.shards[{i}].{key} is {_json_type(value)}, "
                         f"expected {_NAMES[kind]}"
                     )
+            head = entry.get("head_sha256")
+            if head is not None and not isinstance(head, str):
+                return f"splits.{split}.shards[{i}].head_sha256 is {_json_type(head)}, expected a string"
             if Path(entry["file"]).name != entry["file"] or not entry["file"]:
                 return f"splits.{split}.shards[{i}].file {entry['file']!r} is not a file name"
     stats = manifest["metadata_stats"]

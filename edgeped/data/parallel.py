@@ -20,7 +20,7 @@ from typing import Any
 from edgeped.data.generators import worker_map
 from edgeped.data.output import StagedDataset
 from edgeped.data.schema import SPLITS, CropBatch
-from edgeped.data.shards import check_split_fractions, record_to_example
+from edgeped.data.shards import check_split_fractions, record_to_example, shard_head_sha256
 from edgeped.data.tfrecord import write_record
 from edgeped.data.writer import RunningStats, is_hard_negative, write_manifest
 from edgeped.errors import EdgepedError
@@ -63,6 +63,7 @@ def write_shard(out_dir: str, task: ShardTask) -> tuple[dict, RunningStats]:
         "hard_negatives": int(is_hard_negative(batch).sum()),
         "bytes": path.stat().st_size,
         "sha256": sha256_file(path),
+        "head_sha256": shard_head_sha256(path),
     }
     return entry, stats
 

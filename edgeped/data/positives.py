@@ -87,14 +87,24 @@ def positive_files(dataset: Dataset, split: str) -> list[Path] | None:
     path = dataset.root / FOLDER / INDEX
     if split != "train" or not path.is_file():
         return None
+    from edgeped.schemas import shape_problem
+
     index = read_json(path, "positive index")
+    if shape_problem(index, "edgeped.positive_index") is not None:
+        return None  # a damaged cache is not used (the shards themselves are read instead)
     if index.get("manifest_sha256") != dataset.manifest_sha256:
         return None
     listed = {e["source"]: e for e in index.get("shards", [])}
     needed = [e["file"] for e in dataset.manifest["splits"][split]["shards"] if e["positives"]]
     if sorted(listed) != sorted(needed):
         return None
-    files = [dataset.root / listed[name]["file"] for name in needed]
+    from edgeped.paths import resolve_inside
+
+    index_path = path
+    files = [
+        resolve_inside(dataset.root, listed[name]["file"], what="positives file", source=index_path)
+        for name in needed
+    ]
     if any(
         not f.is_file() or f.stat().st_size != listed[name]["bytes"]
         for f, name in zip(files, needed, strict=True)

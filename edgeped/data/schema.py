@@ -28,6 +28,19 @@ METADATA_FIELDS = (
     "analog_gain_db",
 )
 NUM_METADATA = len(METADATA_FIELDS)
+# What each field can physically be (generous: a value outside is a unit or sign mistake,
+# or a corrupt log): speed up to 100 m/s, yaw rate 5 rad/s, exposure 1 s, gain 100 dB;
+# the time of day is a point on the unit circle.
+METADATA_BOUNDS = {
+    "speed_mps": (0.0, 100.0),
+    "yaw_rate_rps": (-5.0, 5.0),
+    "exposure_ms": (0.0, 1000.0),
+    "tod_sin": (-1.0, 1.0),
+    "tod_cos": (-1.0, 1.0),
+    "analog_gain_db": (0.0, 100.0),
+}
+# sin^2 + cos^2 of the time of day may miss 1 by this much (rounding in the source).
+TOD_UNIT_TOLERANCE = 0.05
 SPLITS = ("train", "val", "test")
 
 # Slice vocabularies. Importers may use "unknown" where a source does not say.
@@ -108,7 +121,14 @@ class CropBatch:
                 f"give the fields {', '.join(METADATA_FIELDS)}; NaN where missing",
             )
         if np.isinf(metadata).any():
-            raise EdgepedError("metadata contains +/-inf", "use NaN for a missing value")
+            rows, cols = np.nonzero(np.isinf(metadata))
+            raise EdgepedError(
+                f"metadata contains +/-inf ({rows.size} value(s), first: "
+                f"{METADATA_FIELDS[cols[0]]} of record {rows[0]}"
+                + (f", crop {arrays['crop_id'][rows[0]]}" if "crop_id" in arrays else "")
+                + ")",
+                "use NaN (an empty value) for a missing value",
+            )
         labels = np.asarray(arrays["labels"]).astype(np.int64)
         if labels.shape != (n,) or not np.isin(labels, (0, 1)).all():
             raise EdgepedError(

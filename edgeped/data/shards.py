@@ -129,6 +129,55 @@ def _empty_batch() -> CropBatch:
     )
 
 
+# Readers check a shard's size and the sha256 of this many leading bytes against the
+# manifest each time they open it (cheap: one small read); `data verify` hashes it all.
+HEAD_BYTES = 1 << 16
+
+# Full-file checks of shards from manifests without `head_sha256`, by (path, size,
+# mtime, inode): one hash per shard per process, not one per epoch.
+_FULLY_CHECKED: set[tuple] = set()
+
+
+def shard_head_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a shard's first HEAD_BYTES bytes (the whole file when shorter)."""
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read(HEAD_BYTES)).hexdigest()
+
+
+def _shard_refused(path: Path, problem: str) -> EdgepedError:
+    return EdgepedError(
+        f"shard {path} does not match the dataset's manifest: {problem} (replaced, "
+        "copied in from another dataset, or damaged after the dataset was written)",
+        f"run `edgeped data verify {path.parent}` to list every bad shard, then restore "
+        "the shard or regenerate the dataset",
+    )
+
+
+def check_shard_matches(path: Path, entry: dict) -> None:
+    """Raises EdgepedError unless `path` has the manifest entry's size and leading bytes."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise EdgepedError(
+            f"shard missing: {path}", f"run `edgeped data verify {path.parent}` and regenerate"
+        ) from None
+    if not path.is_file():
+        raise _shard_refused(path, "it is not a regular file")
+    if stat.st_size != entry["bytes"]:
+        raise _shard_refused(path, f"{stat.st_size} bytes, the manifest says {entry['bytes']}")
+    head = entry.get("head_sha256")
+    if head is not None:
+        if shard_head_sha256(path) != head:
+            raise _shard_refused(path, f"its first {HEAD_BYTES} bytes have another sha256")
+        return
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino, entry["sha256"])
+    if key in _FULLY_CHECKED:
+        return
+    if sha256_file(path) != entry["sha256"]:
+        raise _shard_refused(path, "its sha256 differs")
+    _FULLY_CHECKED.add(key)
+
+
 @dataclass(frozen=True)
 class Dataset:
     """A dataset on disk, opened through its manifest."""
@@ -177,8 +226,27 @@ class Dataset:
         return sha256_file(self.root / MANIFEST)
 
     def shard_paths(self, split: str) -> list[Path]:
+        """The split's shards, each checked against the manifest (`shard_path`)."""
         self._check_split(split)
-        return [self.root / s["file"] for s in self.manifest["splits"][split]["shards"]]
+        return [self.shard_path(s) for s in self.manifest["splits"][split]["shards"]]
+
+    def shard_path(self, entry: dict) -> Path:
+        """One manifest shard entry's file, checked before anyone reads it.
+
+        The name must stay inside the dataset folder, and the file must match the
+        manifest: its size and the sha256 of its first block (`head_sha256`; a
+        manifest written before that key existed gets the full sha256). A shard
+        copied in from another dataset or damaged after writing is refused here;
+        `edgeped data verify` does the full check of every record.
+
+        Raises:
+            EdgepedError: the shard is missing, lies outside the folder, or differs.
+        """
+        from edgeped.paths import resolve_inside
+
+        path = resolve_inside(self.root, entry["file"], what="shard", source=self.root / MANIFEST)
+        check_shard_matches(path, entry)
+        return path
 
     def count(self, split: str) -> int:
         self._check_split(split)
@@ -193,11 +261,9 @@ class Dataset:
 
     def iter_batches(self, split: str, batch_records: int = 2048) -> Iterator[CropBatch]:
         """Streams a split shard by shard (memory bounded by one batch)."""
-        for path in self.shard_paths(split):
-            if not path.is_file():
-                raise EdgepedError(
-                    f"shard missing: {path}", "run `edgeped data verify` and regenerate"
-                )
+        self._check_split(split)
+        for entry in self.manifest["splits"][split]["shards"]:
+            path = self.shard_path(entry)  # checked as it is opened, not all up front
             payloads: list[bytes] = []
             with open(path, "rb") as handle:
                 for payload in iter_records(handle, path.name):

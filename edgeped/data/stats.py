@@ -17,6 +17,7 @@ import numpy as np
 
 from edgeped.data.schema import METADATA_FIELDS, SPLITS, TAG_FIELDS, CropBatch
 from edgeped.data.shards import Dataset
+from edgeped.errors import EdgepedError, ExitCode
 from edgeped.fileio import atomic_output, write_json_atomic, write_text_atomic
 from edgeped.provenance import stamp
 
@@ -57,12 +58,24 @@ class _Reservoir:
             self.seen += x.size
 
 
+# Crops per grid cell: past this the sample grid is an image too wide to render or view.
+MAX_SAMPLES_PER_CELL = 64
+
+
 def compute_stats(root: str | os.PathLike, samples_per_cell: int = 4) -> tuple[dict, dict]:
     """Streams the dataset once; returns (stats, sample crops by (class, condition)).
 
     Raises:
-        EdgepedError: the dataset cannot be opened or a shard is missing or corrupt.
+        EdgepedError: `samples_per_cell` out of 1..MAX_SAMPLES_PER_CELL (usage), or the
+            dataset cannot be opened or a shard is missing or corrupt.
     """
+    if not 1 <= samples_per_cell <= MAX_SAMPLES_PER_CELL:
+        raise EdgepedError(
+            f"--samples {samples_per_cell} is out of range 1..{MAX_SAMPLES_PER_CELL}: the grid "
+            "shows that many crops per class and condition in one image",
+            "pass e.g. 4",
+            exit_code=ExitCode.USAGE,
+        )
     ds = Dataset.open(root)
     counts: dict[str, Counter] = {s: Counter() for s in SPLITS}
     slices: dict[str, dict[str, Counter]] = {t: defaultdict(Counter) for t in TAG_FIELDS}

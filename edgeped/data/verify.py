@@ -12,10 +12,13 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from edgeped.data.output import MANIFEST
 from edgeped.data.schema import SPLITS
-from edgeped.data.shards import Dataset
+from edgeped.data.shards import Dataset, shard_head_sha256
 from edgeped.data.tfrecord import CorruptRecordError, iter_records
+from edgeped.errors import EdgepedError
 from edgeped.fileio import write_json_atomic
+from edgeped.paths import resolve_inside
 from edgeped.provenance import stamp
 
 
@@ -23,7 +26,8 @@ from edgeped.provenance import stamp
 class ShardReport:
     file: str
     status: (
-        str  # ok | missing | size_mismatch | hash_mismatch | corrupt | count_mismatch | unlisted
+        str  # ok | missing | outside | size_mismatch | hash_mismatch | corrupt | count_mismatch
+        # | head_mismatch | totals_mismatch | unlisted
     )
     detail: str = ""
     split: str = ""
@@ -54,7 +58,10 @@ class _HashingReader:
 
 def _check_shard(root: Path, entry: dict, split: str, check_records: bool) -> ShardReport:
     name = entry.get("file", "?")
-    path = root / name
+    try:
+        path = resolve_inside(root, name, what="shard", source=root / MANIFEST)
+    except EdgepedError as exc:
+        return ShardReport(name, "outside", exc.problem, split)
     if not path.is_file():
         return ShardReport(name, "missing", "file not found", split)
     size = path.stat().st_size
@@ -80,6 +87,10 @@ def _check_shard(root: Path, entry: dict, split: str, check_records: bool) -> Sh
         return ShardReport(
             name, "count_mismatch", f"{n} records, manifest says {entry.get('records')}", split
         )
+    head = entry.get("head_sha256")
+    if head is not None and shard_head_sha256(path) != head:
+        # readers check this key on every open: a wrong one would refuse a sound shard
+        return ShardReport(name, "head_mismatch", "head_sha256 differs from the file's", split)
     return ShardReport(name, "ok", f"{entry.get('records')} records", split)
 
 
@@ -101,6 +112,36 @@ def verify(root: str | os.PathLike, *, check_records: bool = True) -> list[Shard
     for extra in sorted(p.name for p in ds.root.glob("*.tfrecord") if p.name not in listed):
         reports.append(
             ShardReport(extra, "unlisted", "not in the manifest (left from an earlier write?)")
+        )
+    return reports + totals_reports(ds.manifest)
+
+
+def totals_reports(manifest: dict) -> list[ShardReport]:
+    """The manifest's own sums checked: each split's records and positives against its
+    shards', and the dataset's records against the splits'. A manifest whose totals were
+    edited would mislead every reader that trusts them (sampling weights, reports)."""
+    reports = []
+    for split in SPLITS:
+        info = manifest["splits"][split]
+        for key in ("records", "positives"):
+            total = sum(e[key] for e in info["shards"])
+            if info[key] != total:
+                reports.append(
+                    ShardReport(
+                        MANIFEST,
+                        "totals_mismatch",
+                        f"splits.{split}.{key} is {info[key]}, its shards hold {total}",
+                        split,
+                    )
+                )
+    total = sum(manifest["splits"][s]["records"] for s in SPLITS)
+    if manifest["records"] != total:
+        reports.append(
+            ShardReport(
+                MANIFEST,
+                "totals_mismatch",
+                f"records is {manifest['records']}, the splits hold {total}",
+            )
         )
     return reports
 

@@ -26,6 +26,7 @@ from edgeped.data.shards import (
     DEFAULT_SPLIT_FRACTIONS,
     check_split_fractions,
     record_to_example,
+    shard_head_sha256,
     split_for_drive,
 )
 from edgeped.data.tfrecord import write_record
@@ -216,6 +217,7 @@ class DatasetWriter:
                 "hard_negatives": self._pending_hard[split],
                 "bytes": path.stat().st_size,
                 "sha256": sha256_file(path),
+                "head_sha256": shard_head_sha256(path),
             }
         )
         self._pending[split] = []

@@ -105,7 +105,7 @@ def beam_scorer(beam_config: BeamConfig) -> Callable:
             offset, keys = 0, []
             for k, entry in enumerate(dataset.manifest["splits"][split]["shards"]):
                 key = f"{split}-{k:05d}"
-                elements.append((key, (str(dataset.root / entry["file"]), offset)))
+                elements.append((key, (str(dataset.shard_path(entry)), offset)))
                 keys.append(key)
                 offset += int(entry["records"])
             by_split[split] = keys

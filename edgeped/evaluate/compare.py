@@ -9,6 +9,7 @@ from pathlib import Path
 from edgeped.errors import EdgepedError
 from edgeped.fileio import read_json, sha256_file
 from edgeped.provenance import stamp
+from edgeped.schemas import check_shape
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,13 @@ def compare(sources: list[Source], slices: tuple[str, ...] = ()) -> dict:
                 f"{src.metrics} is not an edgeped metrics file",
                 "pass RUN_DIR or RUN_DIR/metrics*.json from `edgeped eval`",
             )
+        check_shape(
+            metrics,
+            "edgeped.metrics",
+            src.metrics,
+            "metrics file",
+            "the file is damaged: re-run `edgeped eval`",
+        )
         inputs[src.label] = {"file": str(src.metrics), "sha256": sha256_file(src.metrics)}
         models = metrics.get("models")
         if not isinstance(models, dict) or not models:

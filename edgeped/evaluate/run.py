@@ -55,6 +55,8 @@ class EvalConfig:
             raise ValueError(f"bootstrap_resamples must be >= 10, got {self.bootstrap_resamples}")
         if self.batch < 1 or self.threads < 1:
             raise ValueError(f"batch and threads must be >= 1, got {self.batch}, {self.threads}")
+        if self.threads > 256:
+            raise ValueError(f"threads must be <= 256 (interpreter threads), got {self.threads}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -21,6 +21,7 @@ from edgeped.layout import (  # noqa: E402,F401  (names the gate reads the run b
     MODEL_SUFFIX,
     TEST_SCORES_FILE,
 )
+from edgeped.schemas import SCHEMAS, shape_problem
 
 CARD_KIND = "edgeped.model_card"
 METRICS_KIND = "edgeped.metrics"
@@ -59,6 +60,10 @@ def read_source(path: str | os.PathLike, kind: str | None = None) -> Source:
     if kind is not None and (not isinstance(data, dict) or data.get("kind") != kind):
         found = data.get("kind") if isinstance(data, dict) else type(data).__name__
         return Source(str(p), digest, problem=f"{p} is not an {kind} file (kind {found!r})")
+    if kind in SCHEMAS:
+        problem = shape_problem(data, kind)
+        if problem:
+            return Source(str(p), digest, problem=f"{p} is not a valid {kind} file: {problem}")
     return Source(str(p), digest, data)
 
 

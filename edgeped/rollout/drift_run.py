@@ -56,9 +56,7 @@ def dataset_window(
                 for i in np.unique(np.linspace(0, len(shards) - 1, keep).round().astype(int))
             ]
         for shard in shards:
-            path = dataset.root / shard["file"]
-            if not path.is_file():
-                raise EdgepedError(f"shard missing: {path}", "run `edgeped data verify`")
+            path = dataset.shard_path(shard)
             with open(path, "rb") as handle:
                 payloads = list(iter_records(handle, path.name))
             for start in range(0, len(payloads), 2048):
@@ -144,6 +142,15 @@ def read_reference(path: str | os.PathLike) -> tuple[dict[str, Any], Path]:
             f"{p} is not a drift reference profile",
             "pass a run directory evaluated by `edgeped eval`, or its drift_reference.json",
         )
+    from edgeped.schemas import check_shape
+
+    check_shape(
+        ref,
+        REFERENCE_KIND,
+        p,
+        "drift reference profile",
+        "re-run `edgeped eval` on the run to write its drift_reference.json again",
+    )
     return ref, p
 
 

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from edgeped.errors import EdgepedError
-from edgeped.fileio import atomic_output, read_json, sha256_file, write_json_atomic
+from edgeped.fileio import atomic_output, sha256_file, write_json_atomic
+from edgeped.paths import resolve_inside
 from edgeped.provenance import stamp
 from edgeped.rollout.estimate import calibrator_of as _calibrator
 from edgeped.rollout.estimate import model_calibrator
@@ -29,6 +30,7 @@ from edgeped.rollout.replay import write_replay
 from edgeped.rollout.shadow_log import Integrity, ShadowRecords, Side, read_log
 from edgeped.rollout.shadow_render import write_report
 from edgeped.rollout.shadow_report import ShadowConfig, ShadowReport, shadow_report
+from edgeped.schemas import read_checked
 from edgeped.targets.base import Progress, RunnerJob, Target
 
 LOG_NAME = "shadow_log.jsonl"
@@ -103,7 +105,9 @@ def _card(model: Path) -> dict:
             f"{model} has no model card beside it",
             "shadow models straight from a run directory (convert writes the cards)",
         )
-    return read_json(path, "model card")
+    return read_checked(
+        path, "edgeped.model_card", "model card", "regenerate it with `edgeped convert`"
+    )
 
 
 def model_spec(model: Path, name: str | None = None) -> dict[str, Any]:
@@ -355,8 +359,18 @@ def records_from_run(
     names = {"baseline": baseline, "candidate": candidate}
     sides, infos, labels, ids, source = {}, {}, None, None, {}
     for role, run in runs.items():
-        metrics = read_json(run / "metrics.json", "metrics.json (run `edgeped eval`)")
-        scores_file = run / metrics.get("test_scores", {}).get("file", "test_scores.npz")
+        metrics = read_checked(
+            run / "metrics.json",
+            "edgeped.metrics",
+            "metrics.json (run `edgeped eval`)",
+            "re-run `edgeped eval` on the run directory",
+        )
+        scores_file = resolve_inside(
+            run,
+            metrics.get("test_scores", {}).get("file", "test_scores.npz"),
+            what="scores file",
+            source=run / "metrics.json",
+        )
         t = _threshold(metrics, names[role], run)
         arrays = read_test_scores(scores_file)
         key = f"score/{names[role]}"

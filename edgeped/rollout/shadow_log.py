@@ -113,7 +113,7 @@ def read_log(path: str | os.PathLike) -> ShadowRecords:
     lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline, else a torn record
     torn, torn_bytes = bool(tail), len(tail)
-    header, summary, crops, corrupt = None, None, [], []
+    header, summary, crops, corrupt, numbers = None, None, [], [], []
     for number, line in enumerate(lines, start=1):
         record = parse_line(line)
         if record is None:
@@ -128,6 +128,7 @@ def read_log(path: str | os.PathLike) -> ShadowRecords:
             header = record
         elif kind == "crop":
             crops.append(record)
+            numbers.append(number)
         elif kind == "summary":
             summary = record
     if header is None or header.get("kind") != LOG_KIND:
@@ -135,6 +136,7 @@ def read_log(path: str | os.PathLike) -> ShadowRecords:
             f"{p} is not an edgeped shadow log (no valid header record)",
             "pass a log written by the runner's shadow mode (`edgeped shadow run`)",
         )
+    _check_record(p, header, "header", 1)
     if header.get("schema_version") != LOG_SCHEMA_VERSION:
         raise EdgepedError(
             f"{p} has shadow log schema {header.get('schema_version')}; "
@@ -154,7 +156,44 @@ def read_log(path: str | os.PathLike) -> ShadowRecords:
         corrupt_lines=tuple(corrupt),
         finished=summary is not None,
     )
-    return _to_records(header, crops, summary, integrity, p)
+    try:
+        records = _to_records(header, crops, summary, integrity, p)
+        if _plausible(records):
+            return records
+    except (KeyError, TypeError, ValueError, AttributeError):
+        pass
+    # The schema per record costs more than the reading itself on a long log: it runs
+    # only when reading failed or the arrays hold values no runner writes, to name the
+    # first bad record and key.
+    for number, crop in zip(numbers, crops, strict=True):
+        _check_record(p, crop, "crop", number)
+    raise EdgepedError(
+        f"{p} holds crop records the reader cannot use", "run the shadow again"
+    )  # pragma: no cover - the schema names every shape the arrays refuse
+
+
+def _plausible(records: ShadowRecords) -> bool:
+    """Decisions are 0/1, scores probabilities, times non-negative: as the runner writes."""
+    for side in (records.baseline, records.candidate):
+        if not np.isin(side.decisions, (0, 1)).all():
+            return False
+        if ((side.scores < 0) | (side.scores > 1)).any():  # NaN is left to the report
+            return False
+        if side.invoke_ms is not None and (side.invoke_ms < 0).any():
+            return False
+    return True
+
+
+def _check_record(path: Path, record: dict, kind: str, line: int) -> None:
+    from edgeped.schemas import shape_problem
+
+    problem = shape_problem(record, f"edgeped.shadow_log.{kind}")
+    if problem:
+        raise EdgepedError(
+            f"{path}:{line}: the {kind} record has the wrong shape: {problem}",
+            "the log was not written by the edgeped runner (its lines check out but do not "
+            "follow the shadow log schema): run the shadow again with `edgeped shadow run`",
+        )
 
 
 def _side(crops: list[dict], key: str) -> Side:

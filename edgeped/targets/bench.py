@@ -8,6 +8,7 @@ push + parity + benchmark flow that stores its result in a run directory.
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +21,19 @@ from edgeped.targets.base import Progress, RunnerJob, Target, runner_path
 from edgeped.targets.local import LocalTarget
 
 BENCH_KIND = "edgeped.bench"
+
+
+# Above these a value is a typo, not a benchmark: a batch of 1e9 crops would allocate
+# for minutes before anything is timed.
+_OPTION_CEILINGS = {
+    "threads": 256,
+    "batch": 4096,
+    "min_runs": 10_000_000,
+    "warmup": 1_000_000,
+    "load_threads": 256,
+    "insn_runs": 1000,
+    "random_count": 1_000_000,
+}
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,17 @@ class BenchOptions:
         for name in ("warmup", "load_threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name, top in _OPTION_CEILINGS.items():
+            if getattr(self, name) > top:
+                raise ValueError(
+                    f"{name} must be <= {top} (more would only exhaust the target), "
+                    f"got {getattr(self, name)}"
+                )
+        if not (math.isfinite(self.min_seconds) and math.isfinite(self.timeout_s)):
+            raise ValueError(
+                f"min_seconds and timeout_s must be finite, got {self.min_seconds} and "
+                f"{self.timeout_s}"
+            )
         if self.min_seconds < 0 or self.timeout_s <= 0:
             raise ValueError(
                 f"min_seconds must be >= 0 and timeout_s > 0, got "
@@ -243,6 +268,14 @@ def preprocess_from_card(model: Path) -> dict[str, Any] | None:
         raise EdgepedError(
             f"model card {card}: preprocessing has no metadata mean/std",
             "regenerate the model card, or pass --preprocess FILE",
+        )
+    from edgeped.schemas import shape_problem
+
+    problem = shape_problem(meta, "edgeped.preprocessing")
+    if problem:
+        raise EdgepedError(
+            f"model card {card}: preprocessing.metadata.{problem}",
+            "regenerate the model card with `edgeped convert`, or pass --preprocess FILE",
         )
     image = section.get("image") if isinstance(section.get("image"), dict) else {}
     return {

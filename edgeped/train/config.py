@@ -14,6 +14,8 @@ from edgeped.models.registry import ModelSpec
 
 IMBALANCE_MODES = ("sample", "weight", "none")
 LOSS_NAMES = ("bce", "focal")
+# A batch of 128x64 RGB crops past this does not fit a training host; it is a typo.
+MAX_BATCH_SIZE = 8192
 
 # Labels-only student, then QAT of it; distillation is opt-in (and then runs only
 # when the teacher beats the labels-only student on val: see distill.min_teacher_gain).
@@ -196,8 +198,13 @@ class TrainConfig:
         bad = [st for st in self.stages if st not in STAGES]
         if bad or not self.stages:
             raise ValueError(f"stages must be a non-empty list of {STAGES}, got {self.stages}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(
+                f"batch_size must be in 1..{MAX_BATCH_SIZE} (a batch of crops in memory), "
+                f"got {self.batch_size}"
+            )
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"seed must be in 0..{2**32 - 1}, got {self.seed}")
         if self.image_rule not in IMAGE_RULES:
             raise ValueError(f"image_rule must be one of {IMAGE_RULES}, got {self.image_rule!r}")
         if self.loss not in LOSS_NAMES:

@@ -58,6 +58,7 @@ class _Session:
                     f"the {split} split of {config.data_dir} is empty",
                     "generate more drives so every split gets some",
                 )
+        check_batch_size(config, self.dataset)
         self.prep = Preprocessing.from_manifest_stats(
             self.dataset.metadata_stats(), image_rule=config.image_rule
         )
@@ -459,10 +460,28 @@ def train(
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
         raise EdgepedError(f"unknown stage(s) {unknown}", f"use some of {', '.join(STAGES)}")
+    # Checked before the run folder is made: a refused option leaves nothing behind.
+    check_batch_size(config, Dataset.open(config.data_dir))
     with run_output(
         run_dir, config.to_dict(), resume=resume, overwrite=overwrite, stages=stages
     ) as run:
         return train_into(run, config, progress, stages, strategy)
+
+
+def check_batch_size(config: TrainConfig, dataset: Dataset) -> None:
+    """Refuses a batch larger than the train split: it would never make a full batch and
+    only asks the input pipeline for memory it cannot use.
+
+    Raises:
+        EdgepedError: naming the batch size and the split's size.
+    """
+    n = dataset.count("train")
+    if config.batch_size > n:
+        raise EdgepedError(
+            f"batch_size {config.batch_size} is larger than the train split of "
+            f"{config.data_dir} ({n} crops)",
+            "use a smaller --batch-size (the default is 64), or a larger dataset",
+        )
 
 
 def train_into(

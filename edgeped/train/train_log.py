@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeped.fileio import read_json, write_json_atomic
+from edgeped.fileio import write_json_atomic
 from edgeped.layout import CONFIG_FILE, TRAIN_LOG_FILE
 from edgeped.provenance import stamp
 from edgeped.train.config import STAGES, TrainConfig
@@ -44,12 +44,23 @@ class StageResult:
         return asdict(self)
 
 
+def _read_log(path: Path) -> dict:
+    from edgeped.schemas import read_checked
+
+    return read_checked(
+        path,
+        "edgeped.train_log",
+        "train log",
+        "the run's train_log.json is damaged: train into a new run directory, or --overwrite",
+    )
+
+
 def earlier_val_auc_pr(run: Path, manifest_sha256: str) -> dict[str, float]:
     """Best val AUC-PR per stage from an earlier train_log of the same dataset (else {})."""
     log = run / TRAIN_LOG_FILE
     if not log.is_file():
         return {}
-    earlier = read_json(log, "train log")
+    earlier = _read_log(log)
     if earlier.get("dataset_manifest_sha256") != manifest_sha256:
         return {}
     return {
@@ -72,7 +83,7 @@ def write_train_records(
     log_path = run / TRAIN_LOG_FILE
     previous = {}
     if log_path.is_file():
-        previous = {s["name"]: s for s in read_json(log_path, "train log").get("stages", [])}
+        previous = {s["name"]: s for s in _read_log(log_path).get("stages", [])}
     previous.update({r.name: r.to_dict() for r in results})
     write_json_atomic(
         run / CONFIG_FILE,

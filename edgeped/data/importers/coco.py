@@ -105,13 +105,15 @@ def load_coco(
             else "people"
         )
         boxes[image_id][kind].append(box)
+    from edgeped.paths import resolve_inside
+
     root = Path(images_dir)
     frames = []
     for image_id, im in sorted(images.items()):
         size = _declared_size(path, image_id, im)
         frames.append(
             Frame(
-                image=root / im["file_name"],
+                image=resolve_inside(root, im["file_name"], what="image file_name", source=path),
                 people=tuple(boxes[image_id]["people"]),
                 ignore=tuple(boxes[image_id]["ignore"]),
                 cyclists=tuple(boxes[image_id]["cyclists"]),

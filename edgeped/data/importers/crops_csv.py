@@ -1,7 +1,8 @@
 """A folder of crops with a CSV manifest -> an edgeped dataset.
 
 Columns (header row required):
-- `path` (required): image file, relative to the CSV's folder or absolute;
+- `path` (required): image file, relative to the CSV's folder (an absolute path
+  must lie inside that folder too; `..` and symlinks leading out are refused);
   any size, resized to 128x64 (HxW) RGB.
 - `label` (required): 1/0, or pedestrian/background.
 - `split` (optional): train/val/test. If given it must be set on every row and is
@@ -33,8 +34,10 @@ import numpy as np
 from edgeped.data.schema import (
     CROP_HEIGHT,
     CROP_WIDTH,
+    METADATA_BOUNDS,
     METADATA_FIELDS,
     TAG_VOCABULARIES,
+    TOD_UNIT_TOLERANCE,
     CropBatch,
 )
 from edgeped.errors import EdgepedError
@@ -127,27 +130,62 @@ def _validate(csv_path: Path, header: list[str], rows: list[dict[str, str]]) -> 
     for name in METADATA_FIELDS:
         if name in header:
             check(
-                f"non-numeric {name}",
+                f"non-numeric or non-finite {name}",
                 [
                     f"row {i + 2}: {r[name]!r}"
                     for i, r in enumerate(rows)
                     if r[name] and not _is_number(r[name])
                 ],
             )
+            lo, hi = METADATA_BOUNDS[name]
+            check(
+                f"{name} outside its physical range [{lo:g}, {hi:g}]",
+                [
+                    f"row {i + 2}: {r[name]}"
+                    for i, r in enumerate(rows)
+                    if r[name] and _is_number(r[name]) and not lo <= float(r[name]) <= hi
+                ],
+            )
+    if "tod_sin" in header and "tod_cos" in header:
+        check(
+            "tod_sin and tod_cos not a point of the unit circle (sin^2 + cos^2 should be 1)",
+            [
+                f"row {i + 2}: {r['tod_sin']}, {r['tod_cos']}"
+                for i, r in enumerate(rows)
+                if _is_number(r["tod_sin"])
+                and _is_number(r["tod_cos"])
+                and abs(float(r["tod_sin"]) ** 2 + float(r["tod_cos"]) ** 2 - 1)
+                > TOD_UNIT_TOLERANCE
+            ],
+        )
+    check("empty path", [f"row {i + 2}" for i, r in enumerate(rows) if not r["path"]])
+    outside = [
+        f"row {i + 2}: {r['path']}"
+        for i, r in enumerate(rows)
+        if r["path"] and _escapes(csv_path, r["path"])
+    ]
+    if outside:
+        raise EdgepedError(
+            f"{csv_path}: {len(outside)} image path(s) lie outside the CSV's folder "
+            f"{csv_path.parent} (through '..', an absolute path or a symlink), e.g. "
+            f"{'; '.join(outside[:3])}",
+            "put the images in the CSV's folder (or below it) and name them relative to it",
+        )
     check(
         "missing image file",
         [
             f"row {i + 2}: {r['path']}"
             for i, r in enumerate(rows)
-            if not _resolve(csv_path, r["path"]).is_file()
+            if r["path"] and not _resolve(csv_path, r["path"]).is_file()
         ],
     )
-    check("empty path", [f"row {i + 2}" for i, r in enumerate(rows) if not r["path"]])
     first: dict[Path, int] = {}
     repeated = []
     for i, r in enumerate(rows):
+        if not r["path"]:
+            continue
         key = _resolve(csv_path, r["path"]).resolve()
-        if r["path"] and first.setdefault(key, i) != i:
+        if first.setdefault(key, i) != i:
             repeated.append(f"row {i + 2} repeats row {first[key] + 2} ({r['path']})")
     check("the same image listed twice (its crop id would repeat)", repeated)
     return problems
@@ -242,23 +280,30 @@ def _is_number(text: str) -> bool:
 
 
 def _resolve(csv_path: Path, path: str) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() else csv_path.parent / p
+    """The row's image, kept inside the CSV's folder (edgeped.paths.resolve_inside)."""
+    from edgeped.paths import resolve_inside
+
+    return resolve_inside(csv_path.parent, path, what="image", source=csv_path)
+
+
+def _escapes(csv_path: Path, path: str) -> bool:
+    try:
+        _resolve(csv_path, path)
+    except EdgepedError:
+        return True
+    return False
 
 
 def _load_crop(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    try:
-        with Image.open(path) as img:
-            rgb = img.convert("RGB")
-            if rgb.size != (CROP_WIDTH, CROP_HEIGHT):
-                rgb = rgb.resize((CROP_WIDTH, CROP_HEIGHT), Image.Resampling.BILINEAR)
-            return np.asarray(rgb, np.uint8)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise EdgepedError(
-            f"cannot read image {path} ({exc})", "replace or remove the damaged file"
-        ) from exc
+    from edgeped.data.importers.images import load_rgb
+
+    pixels = load_rgb(path)
+    if pixels.shape[:2] != (CROP_HEIGHT, CROP_WIDTH):
+        rgb = Image.fromarray(pixels).resize((CROP_WIDTH, CROP_HEIGHT), Image.Resampling.BILINEAR)
+        pixels = np.asarray(rgb, np.uint8)
+    return pixels
 
 
 def _batch(csv_path: Path, header: list[str], rows: list[dict[str, str]]) -> CropBatch:

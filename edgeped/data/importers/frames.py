@@ -39,6 +39,11 @@ class Frame:
     size: tuple[int, int] | None = None  # (width, height); read from the image header if None
 
 
+# Crops of one kind cut per person or per frame: past this a frame's crops no longer fit
+# in memory, and the value is a typo.
+MAX_CROPS_PER_KIND = 1000
+
+
 @dataclass(frozen=True)
 class FrameImportConfig:
     """How many crops to cut per frame and by which window rules."""
@@ -54,6 +59,11 @@ class FrameImportConfig:
         for name in ("jitter_copies", "near_miss_per_person", "background_per_frame"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+            if getattr(self, name) > MAX_CROPS_PER_KIND:
+                raise ValueError(
+                    f"{name} must be <= {MAX_CROPS_PER_KIND} (crops cut per person or frame), "
+                    f"got {getattr(self, name)}"
+                )
         if not self.source_name or "/" in self.source_name:
             raise ValueError(
                 f"source_name must be a non-empty name without '/', got {self.source_name!r}"
@@ -88,19 +98,10 @@ def _frame_rng(config: FrameImportConfig, name: str) -> np.random.Generator:
 
 
 def _load_image(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    """The frame as uint8 RGB, EXIF-oriented, deep images scaled (importers.images)."""
+    from edgeped.data.importers.images import load_rgb
 
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
-    except FileNotFoundError as exc:
-        raise EdgepedError(
-            f"image not found: {path}", "check --images points at the frames"
-        ) from exc
-    except (UnidentifiedImageError, OSError) as exc:
-        raise EdgepedError(
-            f"cannot read image {path} ({exc})", "replace or remove the damaged file"
-        ) from exc
+    return load_rgb(path)
 
 
 def crops_for_frame(frame: Frame, config: FrameImportConfig) -> tuple[list, dict[str, int]]:
@@ -141,19 +142,10 @@ def crops_for_frame(frame: Frame, config: FrameImportConfig) -> tuple[list, dict
 
 
 def _frame_size(frame: Frame) -> tuple[int, int]:
-    from PIL import Image, UnidentifiedImageError
+    """The frame's (width, height) as shown, after its EXIF orientation (header only)."""
+    from edgeped.data.importers.images import image_size
 
-    try:
-        with Image.open(frame.image) as img:
-            return img.size
-    except FileNotFoundError as exc:
-        raise EdgepedError(
-            f"image not found: {frame.image}", "check --images points at the frames"
-        ) from exc
-    except (UnidentifiedImageError, OSError) as exc:
-        raise EdgepedError(
-            f"cannot read image {frame.image} ({exc})", "replace or remove the damaged file"
-        ) from exc
+    return image_size(frame.image)
 
 
 def frame_batch(frame: Frame, config: FrameImportConfig) -> tuple[CropBatch | None, dict[str, int]]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from edgeped.data.importers.frames import Frame
 from edgeped.errors import EdgepedError
+from edgeped.paths import resolve_inside
 
 PEOPLE, CYCLISTS, IGNORE = {"Pedestrian"}, {"Cyclist"}, {"Person_sitting", "DontCare"}
 KNOWN_TYPES = {"Car", "Van", "Truck", "Tram", "Misc", *PEOPLE, *CYCLISTS, *IGNORE}
@@ -92,12 +93,13 @@ def load_kitti(labels_dir: str | Path, images_dir: str | Path) -> list[Frame]:
         )
     frames = []
     for f in files:
+        resolve_inside(labels, f.name, what="label file")
         people, cyclists, ignore = parse_label_file(f)
         image = next(
             (
-                images / f"{f.stem}{ext}"
+                resolve_inside(images, f"{f.stem}{ext}", what="image")
                 for ext in (".png", ".jpg", ".jpeg")
-                if (images / f"{f.stem}{ext}").is_file()
+                if (images / f"{f.stem}{ext}").is_file() or (images / f"{f.stem}{ext}").is_symlink()
             ),
             None,
         )
