@@ -103,6 +103,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "model": _obj({"sha256": _STR, "mode": _STR, "size_bytes": _NUM}, ("sha256",)),
             "preprocessing": _obj(
                 {
+                    # no rule: a card from before the rule existed, which is "fixed"
+                    "image": _obj({"rule": {"enum": ["fixed", "standardize"]}}),
                     "metadata": _obj(
                         {
                             "mean": {"type": "array", "items": _NUM},
