@@ -141,6 +141,13 @@ def _render_bench(result, path: Path) -> int:
     help="folder for <model>.<target>.json and its latency PNG "
     "[default: bench/ beside the model, where the gate reads it]",
 )
+@click.option(
+    "--proposals-per-frame",
+    default=0,
+    type=click.IntRange(min=0),
+    help="frame mode: N crops per frame, one batched invoke vs N single ones (0 = off)",
+)
+@click.option("--fps", default=30.0, show_default=True, help="frame mode: budget 1000/fps ms")
 def bench(
     model,
     target_name,
@@ -152,6 +159,8 @@ def bench(
     preprocess,
     out_dir,
     no_xnnpack,
+    proposals_per_frame,
+    fps,
     **kw,
 ) -> None:
     """Benchmark MODEL (a .tflite, or every .tflite of a RUN_DIR) on a target.
@@ -169,6 +178,12 @@ def bench(
     def say(msg: str) -> None:
         con.print(f"[dim]• {msg}[/dim]")
 
+    if proposals_per_frame:
+        sys.exit(
+            _bench_frames(
+                model, target, options, proposals_per_frame, fps, crops, preprocess, out_dir, say
+            )
+        )
     if model.is_dir():
         if crops or golden or preprocess:
             raise EdgepedError(
@@ -190,6 +205,25 @@ def bench(
     )
     folder = out_dir or model.parent / "bench"
     sys.exit(_render_bench(result, result.save(folder / f"{result_name(model, target)}.json")))
+
+
+def _bench_frames(model, target, options, n, fps, crops, preprocess, out_dir, say) -> int:
+    from edgeped.targets.frames import FrameOptions, bench_frames
+    from edgeped.targets.suite import result_name
+
+    try:
+        frame = FrameOptions(proposals_per_frame=n, fps=fps)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    result = bench_frames(
+        model, target, options, frame, crops=crops, preprocess=preprocess, progress=say
+    )
+    folder = out_dir or Path(model).parent / "bench"
+    path = result.save(folder / f"{result_name(Path(model), target)}.frames-{n}.json")
+    for line in result.lines():
+        click.echo(line)
+    click.echo(f"wrote {path}")
+    return int(ExitCode.OK)
 
 
 def _render_suite(entries, folder: Path, target) -> int:
