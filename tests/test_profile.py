@@ -48,8 +48,10 @@ def test_rows_share_and_mac_per_insn_from_prefix_counts(device_models):
 
 def test_flags_name_ops_far_below_the_limit(device_models):
     conv = next(o for o in graph_ops(device_models["int8"].read_bytes()) if o.kind == "CONV_2D")
-    assert op_flags(conv, conv.macs / 2.0, 1e9, 16)  # 2 MAC/instr < 25% of 16
-    assert not op_flags(conv, conv.macs / 8.0, 1e9, 16)  # 8 MAC/instr is half the limit
+    whole = conv.macs * 2.0
+    assert op_flags(conv, conv.macs / 2.0, whole, 16)  # 2 MAC/instr < 25% of 16
+    assert not op_flags(conv, conv.macs / 8.0, whole, 16)  # 8 MAC/instr is half the limit
+    assert not op_flags(conv, conv.macs / 2.0, conv.macs * 1e3, 16)  # 0.05% of the invoke
     assert limit_for("cortex-a53") == limit_for("cortex-a72") == 8
     assert limit_for("cortex-a76") == 16
 

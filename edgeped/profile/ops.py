@@ -22,7 +22,8 @@ INT8_MAC_PER_INSN_LIMIT = {
     "cortex-a72": 8,
     "cortex-a76": INT8_SDOT_MAC_PER_INSN,
 }
-FAR_BELOW = 0.25  # an op under this fraction of its core's limit is flagged
+FAR_BELOW = 0.25  # an op under this fraction of its core's limit is flagged...
+MIN_SHARE = 0.01  # ...if it takes at least this share of the invoke (tiny ops do not matter)
 HEAVY_SHARE = 0.05  # an op without MACs that takes this share of the invoke is flagged
 SUM_TOLERANCE = 0.02  # per-op costs must add up to the whole invoke within 2%
 
@@ -76,7 +77,7 @@ def op_flags(op: GraphOp, cost: float, whole: float, limit: float | None) -> lis
     """Why an op deserves a look: far below the core's limit, or costly without MACs."""
     flags = []
     share = cost / whole if whole else 0.0
-    if op.macs and limit and cost > 0 and op.macs / cost < FAR_BELOW * limit:
+    if op.macs and limit and share >= MIN_SHARE and op.macs / cost < FAR_BELOW * limit:
         flags.append(f"below {FAR_BELOW:.0%} of the {limit:g} MAC/instr limit")
     if not op.macs and share >= HEAVY_SHARE:
         flags.append(f"no MACs, {share:.0%} of the invoke")
