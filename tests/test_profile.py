@@ -89,7 +89,7 @@ def test_prefix_of_every_op_is_the_whole_graph(device_models):
 
 
 def test_cli_profile_local_writes_json_md_png(device_models, tmp_path):
-    out = tmp_path / "prof"
+    folder = tmp_path / "prof"
     result = CliRunner().invoke(
         main,
         [
@@ -100,10 +100,13 @@ def test_cli_profile_local_writes_json_md_png(device_models, tmp_path):
             "--runs",
             "5",
             "--out",
-            str(out),
+            str(folder),
+            "--core",
+            "a76",
         ],
     )
     assert result.exit_code == 0, result.output
+    out = folder / "int8.local"
     data = json.loads(out.with_suffix(".json").read_text())
     assert data["kind"] == "edgeped.profile" and len(data["rows"]) == len(
         graph_ops(device_models["int8"].read_bytes())

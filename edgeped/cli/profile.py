@@ -24,9 +24,8 @@ from edgeped.errors import ExitCode
 @click.option(
     "--core",
     "cores",
-    default="a53,a72,a76",
-    show_default=True,
-    help="emulated cores, comma-separated",
+    multiple=True,
+    help="an emulated core (a53, a72, a76); repeatable [default: all three]",
 )
 @click.option(
     "--targets",
@@ -48,11 +47,12 @@ from edgeped.errors import ExitCode
 @click.option("--runs", default=200, show_default=True, help="timed invokes per prefix (timed)")
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
-    help="output stem for .json/.md/.png [default: profile/<model>.<target> beside the model]",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="folder for the .json/.md/.png [default: profile/ beside the model]",
 )
+@click.option("--name", help="file name stem of the outputs [default: <model>.<target>]")
 def profile(
-    model, target_name, cores, targets_file, crops, preprocess, insn_runs, runs, out
+    model, target_name, cores, targets_file, crops, preprocess, insn_runs, runs, out, name
 ) -> None:
     """Profile MODEL (a .tflite, or a RUN_DIR's shipped model) per op on a target.
 
@@ -66,7 +66,8 @@ def profile(
 
     try:
         options = ProfileOptions(
-            cores=tuple(c.strip() for c in cores.split(",") if c.strip()),
+            cores=tuple(c.strip() for v in cores for c in v.split(",") if c.strip())
+            or ("a53", "a72", "a76"),
             insn_runs=insn_runs,
             timed_runs=runs,
         )
@@ -83,7 +84,7 @@ def profile(
         progress=lambda msg: con.print(f"[dim]• {msg}[/dim]"),
     )
     path = resolve_model(model)
-    stem = out or path.parent / "profile" / f"{path.stem}.{target_name}"
+    stem = (out or path.parent / "profile") / (name or f"{path.stem}.{target_name}")
     for written in result.save(stem):
         click.echo(f"wrote {written}")
     for where, s in result.summary().items():

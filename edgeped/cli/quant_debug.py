@@ -17,7 +17,13 @@ from edgeped.cli._common import bad_config, log
 )
 @click.option("--top", default=3, show_default=True, help="worst layers tried in float")
 @click.option("--max-fpr", default=0.01, show_default=True, help="val FPR of the threshold")
-@click.option("--core", type=click.Choice(["a53", "a72", "a76"]), default="a76", show_default=True)
+@click.option(
+    "--core",
+    type=click.Choice(["a53", "a72", "a76"]),
+    default="a76",
+    show_default=True,
+    help="emulated core that counts each variant's instructions",
+)
 @click.option(
     "--count/--no-count",
     default=True,
@@ -44,8 +50,11 @@ from edgeped.cli._common import bad_config, log
 )
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
-    help="report stem [default: RUN_DIR/quant_debug] (.json and .md)",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="folder for the report's .json and .md [default: RUN_DIR]",
+)
+@click.option(
+    "--report-name", default="quant_debug", show_default=True, help="file name stem of the report"
 )
 def quant_debug(
     run_dir,
@@ -60,6 +69,7 @@ def quant_debug(
     int16,
     name,
     out,
+    report_name,
 ) -> None:
     """Quantisation report of RUN_DIR's float student, or a mixed-precision conversion.
 
@@ -94,7 +104,7 @@ def quant_debug(
     except ValueError as exc:
         raise bad_config(exc) from exc
     result = quant_debug_run(run_dir, options, progress=log)
-    for path in result.save(out or run_dir / "quant_debug"):
+    for path in result.save((out or run_dir) / report_name):
         click.echo(f"wrote {path}")
     for i, e in enumerate(result.layers[:top], 1):
         click.echo(f"#{i} {e.op:18s} RMSE/scale {e.rmse_over_scale:6.3f}  {e.tensor}")
