@@ -1402,6 +1402,264 @@ def count_shadow_instructions(base, shadow_step, images, metadata, args) -> dict
     }
 
 
+# --------------------------------------------------------------------------- per-op and frames
+# Self-contained modes: per-op cost from prefix models (`edgeped profile`) and the frame
+# deadline, N proposals per frame batched or one at a time (`edgeped bench --proposals-per-frame`).
+
+PREFIX_KEY = "prefix_"  # keys of the prefix models carried in the --crops .npz (per-op mode)
+
+
+def _model_inputs(pre, crops, metadata) -> dict:
+    """The full model's preprocessed input tensors, by input name."""
+    out = {pre.io.image["name"]: pre.image(crops)}
+    if pre.io.meta is not None:
+        out[pre.io.meta["name"]] = pre.meta(metadata)
+    return out
+
+
+def _count_regions(step, runs: int, path: str):
+    """Instructions of `runs` calls of step(), each its own counted region (median, all)."""
+    with open(path) as handle:
+        before = len(handle.read().split())
+    fd = os.open(os.devnull, os.O_RDONLY)
+    try:
+        for _ in range(runs):
+            marker(fd, MARKER_START)
+            step()
+            marker(fd, MARKER_STOP)
+    finally:
+        os.close(fd)
+    with open(path) as handle:
+        counts = [int(v) for v in handle.read().split()[before:]]
+    if len(counts) != runs:
+        raise RunnerError(
+            "insn_unavailable",
+            f"the plugin recorded {len(counts)} of {runs} regions",
+            "check that qemu-aarch64 was started with the libinsncount plugin",
+        )
+    return int(sorted(counts)[len(counts) // 2]), counts
+
+
+def _insn_path(args):
+    if not args.insn_count:
+        return None
+    path = os.environ.get("EDGEPED_INSN_OUT")
+    if not path:
+        raise RunnerError(
+            "insn_unavailable",
+            "--insn-count needs the QEMU counting plugin",
+            "run on the emulated board (EDGEPED_INSN_OUT set by the wrapper)",
+        )
+    return path
+
+
+def _timed(step, runs: int, max_seconds: float):
+    """Wall-clock microseconds of up to `runs` calls of step() within max_seconds."""
+    clock = time.perf_counter
+    samples = []
+    t_end = clock() + max_seconds
+    while len(samples) < runs:
+        t0 = clock()
+        step()
+        samples.append((clock() - t0) * 1e6)
+        if t0 > t_end:
+            break
+    return samples
+
+
+def run_per_op(args) -> dict:
+    """Cost of the whole model and of every prefix model in the --crops .npz, one crop.
+
+    The host cuts the model after each op (prefix k) and sends the prefixes in the crops
+    file; the cost of op k is cost(prefix k) - cost(prefix k-1). On the emulated board the
+    cost is instructions per invoke (median of --insn-runs), elsewhere invoke wall time.
+    """
+    np, Interpreter, load_delegate, resolver, runtime = import_runtime()
+    images, metadata, crops_info = load_crops(args.crops, np, args.random_count, args.seed)
+    try:
+        with np.load(args.crops, allow_pickle=False) as npz:
+            keys = sorted(k for k in npz.files if k.startswith(PREFIX_KEY))
+            prefixes = [npz[k].tobytes() for k in keys]
+    except (OSError, ValueError, TypeError) as exc:
+        raise RunnerError(
+            "crops_invalid",
+            f"cannot read prefix models from {args.crops}: {exc}",
+            "build the profile bundle with `edgeped profile`",
+        ) from exc
+    if not prefixes:
+        raise RunnerError(
+            "crops_invalid",
+            f"{args.crops} holds no prefix models ({PREFIX_KEY}NNNN)",
+            "build the profile bundle with `edgeped profile`",
+        )
+    mean, std, clip, pre_path = load_preprocess(args.preprocess)
+    insn_path = _insn_path(args)
+    model_bytes = read_model(args.model)
+    whole = make_interpreter(model_bytes, args.model, Interpreter, load_delegate, resolver, args)
+    pre = Preprocessor(ModelIO(whole, np), mean, std, clip, load_image_rule(args.preprocess))
+    feed = _model_inputs(pre, images[:1], metadata[:1])
+    budget = args.max_seconds / (len(prefixes) + 2)
+    rows = []
+
+    def measure(interp, name):
+        row = {"name": name}
+        if insn_path:
+            row["instructions"], row["per_invoke"] = _count_regions(
+                interp.invoke, args.insn_runs, insn_path
+            )
+        else:
+            samples = sorted(_timed(interp.invoke, args.min_runs, budget))
+            row["time_us_p50"] = samples[len(samples) // 2]
+            row["time_us_min"] = samples[0]
+            row["runs"] = len(samples)
+        return row
+
+    for name, data in [("whole", model_bytes)] + [(k, prefixes[i]) for i, k in enumerate(keys)]:
+        interp = (
+            whole
+            if name == "whole"
+            else make_interpreter(data, name, Interpreter, load_delegate, resolver, args)
+        )
+        for d in interp.get_input_details():
+            if d["name"] not in feed:
+                raise RunnerError(
+                    "unsupported_model_io",
+                    f"{name} has an input {d['name']} the model does not have",
+                    "cut prefixes from this very model",
+                )
+            interp.set_tensor(d["index"], feed[d["name"]])
+        for _ in range(max(args.warmup, 2)):
+            interp.invoke()
+        rows.append(measure(interp, name))
+        if interp is not whole:
+            del interp
+    # The first interpreter of a process runs ~2 k instructions more per invoke until a
+    # second one exists (process-wide state settling; measured on every core): the whole
+    # model is measured again at the end, beside the prefixes, and that figure is used.
+    rows[0] = {**measure(whole, "whole"), "first": rows[0]}
+    return {
+        "ok": True,
+        "kind": "edgeped.device_per_op",
+        "schema_version": RESULT_SCHEMA_VERSION,
+        "model": {
+            "path": args.model,
+            "sha256": hashlib.sha256(model_bytes).hexdigest(),
+            "size_bytes": len(model_bytes),
+        },
+        "config": {"threads": args.threads, "xnnpack": args.xnnpack, "preprocess": pre_path},
+        "inputs": crops_info,
+        "metric": "instructions" if insn_path else "time_us",
+        # ai-edge-litert's Python Interpreter has no way to read LiteRT's op profiler
+        # (only experimental_force_delegate_node_profiling, whose output Python cannot see).
+        "litert_op_profiler": "not exposed by the Python interpreter API",
+        "whole": rows[0],
+        "prefixes": rows[1:],
+        "environment": fingerprint(runtime),
+    }
+
+
+def run_frames(args) -> dict:
+    """Frames of N proposals: one batched invoke of N against N invokes of one crop.
+
+    Per frame: preprocessing, invoke(s) and dequantised scores of its N crops; p50/p95
+    of the frame time and the share of frames over the budget 1000/fps ms; on the
+    emulated board, instructions per frame.
+    """
+    np, Interpreter, load_delegate, resolver, runtime = import_runtime()
+    images, metadata, crops_info = load_crops(args.crops, np, args.random_count, args.seed)
+    mean, std, clip, pre_path = load_preprocess(args.preprocess)
+    insn_path = _insn_path(args)
+    if insn_path and (args.load_threads or args.load_processes):
+        raise RunnerError(
+            "unsupported_option",
+            "instruction counts with a background load would count the load too",
+            "run the instruction count without --load-threads/--load-processes",
+        )
+    n = args.proposals_per_frame
+    budget_ms = 1000.0 / args.fps
+    model_bytes = read_model(args.model)
+    idx = np.arange(n) % len(images)
+    load = BackgroundLoad(args.load_threads, args.load_processes, args.load_cpus, np)
+    load.start()
+    modes = {}
+    try:
+        for mode in ("batched", "sequential"):
+            interp = make_interpreter(
+                model_bytes, args.model, Interpreter, load_delegate, resolver, args
+            )
+            io = ModelIO(interp, np)
+            io.resize(n if mode == "batched" else 1)
+            pre = Preprocessor(io, mean, std, clip, load_image_rule(args.preprocess))
+            frames = [
+                (images[(idx + f * n) % len(images)], metadata[(idx + f * n) % len(images)])
+                for f in range(4)
+            ]
+            state = {"f": 0, "scores": None}
+
+            def frame(pre=pre, interp=interp, mode=mode, frames=frames, state=state):
+                crops, meta = frames[state["f"] % len(frames)]
+                state["f"] += 1
+                if mode == "batched":
+                    pre.set_inputs(crops, meta)
+                    interp.invoke()
+                    state["scores"] = pre.probabilities(pre.raw_output())
+                else:
+                    out = []
+                    for i in range(n):
+                        pre.set_inputs(crops[i : i + 1], meta[i : i + 1])
+                        interp.invoke()
+                        out.append(pre.probabilities(pre.raw_output())[0])
+                    state["scores"] = out
+
+            for _ in range(args.warmup):
+                frame()
+            entry = {"invokes_per_frame": 1 if mode == "batched" else n}
+            if insn_path:
+                entry["instructions_per_frame"], entry["per_frame"] = _count_regions(
+                    frame, args.insn_runs, insn_path
+                )
+            else:
+                samples_ms = [
+                    v / 1e3 for v in _timed(frame, max(args.min_runs, 1), args.max_seconds / 2)
+                ]
+                stats = summarise(samples_ms, np)
+                entry["frame_ms"] = stats
+                entry["over_budget_share"] = sum(v > budget_ms for v in samples_ms) / len(
+                    samples_ms
+                )
+                entry["frame_ms_samples"] = [round(v, 4) for v in samples_ms[: args.keep_samples]]
+            state["f"] = 0
+            frame()
+            entry["scores_first_frame"] = [float(v) for v in state["scores"]]
+            modes[mode] = entry
+            del interp
+    finally:
+        load.close()
+    return {
+        "ok": True,
+        "kind": "edgeped.device_frames",
+        "schema_version": RESULT_SCHEMA_VERSION,
+        "model": {
+            "path": args.model,
+            "sha256": hashlib.sha256(model_bytes).hexdigest(),
+            "size_bytes": len(model_bytes),
+        },
+        "config": {
+            "threads": args.threads,
+            "xnnpack": args.xnnpack,
+            "proposals_per_frame": n,
+            "fps": args.fps,
+            "frame_budget_ms": budget_ms,
+            "background_load": load.describe(),
+            "preprocess": pre_path,
+        },
+        "inputs": crops_info,
+        "metric": "instructions" if insn_path else "time_ms",
+        "modes": modes,
+        "environment": fingerprint(runtime),
+    }
+
+
 class _Parser(argparse.ArgumentParser):
     """Command-line mistakes become a RunnerError (one JSON line, exit 64), not argparse's
     usage text and exit 2, so the host shows them like every other problem."""
@@ -1464,6 +1722,18 @@ def parse_args(argv):
         help="baseline-alone steps timed as the shadow cost reference",
     )
     p.add_argument("--busy-worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--per-op",
+        action="store_true",
+        help="per-op cost: the whole model and the prefix models carried in --crops",
+    )
+    p.add_argument(
+        "--proposals-per-frame",
+        type=int,
+        default=0,
+        help="frame mode: N crops per frame, batched vs one at a time",
+    )
+    p.add_argument("--fps", type=float, default=30.0, help="frame mode: frame budget 1000/fps ms")
     args = p.parse_args(argv)
     if not args.busy_worker and not args.model:
         p.error("MODEL is required")
@@ -1471,6 +1741,10 @@ def parse_args(argv):
         p.error("--shadow needs --shadow-spec and --shadow-log")
     if args.shadow and args.batch != 1:
         p.error("--shadow runs one crop at a time (--batch 1)")
+    if args.per_op and not args.crops:
+        p.error("--per-op needs --crops (the bundle with the prefix models)")
+    if args.proposals_per_frame < 0 or args.fps <= 0:
+        p.error("--proposals-per-frame must be >= 0 and --fps > 0")
     for name in (
         "threads",
         "batch",
@@ -1525,6 +1799,10 @@ def main(argv=None) -> int:
             if args.write_golden
             else run_shadow(args)
             if args.shadow
+            else run_per_op(args)
+            if args.per_op
+            else run_frames(args)
+            if args.proposals_per_frame
             else run(args)
         )
         code = 0

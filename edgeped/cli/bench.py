@@ -150,6 +150,13 @@ def _render_bench(result, path: Path) -> int:
     "[default: bench/ beside the model, where the gate reads it]",
 )
 @overwrite_option
+@click.option(
+    "--proposals-per-frame",
+    default=0,
+    type=click.IntRange(min=0),
+    help="frame mode: N crops per frame, one batched invoke vs N single ones (0 = off)",
+)
+@click.option("--fps", default=30.0, show_default=True, help="frame mode: budget 1000/fps ms")
 def bench(
     model,
     target_name,
@@ -163,6 +170,8 @@ def bench(
     out_dir,
     no_xnnpack,
     overwrite,
+    proposals_per_frame,
+    fps,
     **kw,
 ) -> None:
     """Benchmark MODEL (a .tflite, or every .tflite of a RUN_DIR) on a target.
@@ -193,6 +202,14 @@ def bench(
 
     if why:
         say(why)
+    if proposals_per_frame:
+        target = resolve_target(target_name, targets_file, cores[0])
+        options = _bench_options(emulated=target.emulated, xnnpack=not no_xnnpack, **kw)
+        code = _bench_frames(
+            model, target, options, proposals_per_frame, fps, crops, preprocess, claim.path, say
+        )
+        claim.done()
+        sys.exit(code)
     code = int(ExitCode.OK)
     for one_core in cores:
         target = resolve_target(target_name, targets_file, one_core)
@@ -244,6 +261,25 @@ def _budget_defaults(target_name, targets_file, core, parity, budgets_file):
             else "core a76 (the budgets count instructions on no core)"
         )
     return cores, parity, f"measuring what the budgets ask for: {'; '.join(said)} [{where}]"
+
+
+def _bench_frames(model, target, options, n, fps, crops, preprocess, out_dir, say) -> int:
+    from edgeped.targets.frames import FrameOptions, bench_frames
+    from edgeped.targets.suite import result_name
+
+    try:
+        frame = FrameOptions(proposals_per_frame=n, fps=fps)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    result = bench_frames(
+        model, target, options, frame, crops=crops, preprocess=preprocess, progress=say
+    )
+    folder = out_dir or Path(model).parent / "bench"
+    path = result.save(folder / f"{result_name(Path(model), target)}.frames-{n}.json")
+    for line in result.lines():
+        click.echo(line)
+    click.echo(f"wrote {path}")
+    return int(ExitCode.OK)
 
 
 def _render_suite(entries, folder: Path, target) -> int:

@@ -117,3 +117,72 @@ def convert_model(model, mode: str, calibration: CalibrationData | None = None) 
             f"{str(exc).splitlines()[0] if str(exc) else ''}",
             "check the model uses only layers the mode supports",
         ) from exc
+
+
+@dataclass(frozen=True)
+class MixedPrecision:
+    """Where a full-integer model keeps more precision: named layers in float, or 16x8.
+
+    float_nodes are output tensor names of the layers to keep in float (as the
+    quantisation report lists them); float_ops are op types (e.g. CONV_2D). With
+    int16_activations the whole model runs with int16 activations and int8 weights
+    (LiteRT's 16x8 mode; its I/O stays float32, and XNNPACK has no 16x8 kernels).
+    """
+
+    float_nodes: tuple[str, ...] = ()
+    float_ops: tuple[str, ...] = ()
+    int16_activations: bool = False
+
+    def __post_init__(self) -> None:
+        if self.int16_activations and (self.float_nodes or self.float_ops):
+            raise ValueError(
+                "int16_activations applies to the whole model; float_nodes/float_ops "
+                f"({list(self.float_nodes) + list(self.float_ops)}) cannot be combined with it"
+            )
+
+
+def convert_mixed(model, calibration: CalibrationData, mixed: MixedPrecision) -> bytes:
+    """Full-integer conversion that keeps the layers `mixed` names in float, or 16x8.
+
+    Float layers: the model is calibrated once, then quantised by the MLIR quantiser with
+    those nodes/ops denylisted (TFLite's QuantizationDebugger does the same), int8 I/O.
+
+    Raises:
+        EdgepedError: the converter failed or a named node is not in the model.
+    """
+    from edgeped._keras import tf
+
+    try:
+        converter = _converter(model)
+        if mixed.int16_activations:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: calibration.samples(model)
+            converter.target_spec.supported_ops = [
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+            ]
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+                return converter.convert()
+        from tensorflow.lite.python import convert as lite_convert
+
+        _full_integer(converter, model, calibration)
+        converter.experimental_mlir_quantizer = True
+        converter._experimental_calibrate_only = True  # the debugger's own route
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+            warnings.filterwarnings("ignore", message=".*Statistics for quantized inputs.*")
+            calibrated = converter.convert()
+        return lite_convert.mlir_quantize(
+            calibrated,
+            fully_quantize=True,
+            input_data_type=tf.int8,
+            output_data_type=tf.int8,
+            denylisted_ops=list(mixed.float_ops) or None,
+            denylisted_nodes=list(mixed.float_nodes) or None,
+        )
+    except Exception as exc:  # the converter raises many unrelated types
+        raise EdgepedError(
+            f"mixed-precision conversion failed: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}",
+            "check the layer names against the quantisation report",
+        ) from exc
