@@ -263,16 +263,19 @@ STD_OUT_CLIP = 2.0
 def standardize_tables(crops, np):
     """Per crop and channel, the float32 input value of every u8 level: (N, 3, 256).
 
-    Mean and std come from exact integer sums and float64 arithmetic, so every machine
-    computes the same table bit for bit.
+    Mean and std come from exact sums (integers below 2**53 in float64: any summation
+    order gives the same bits) and float64 arithmetic, so every machine computes the same
+    table bit for bit; the sums go through one float64 copy and a matrix product, the
+    cheapest exact route numpy has on the board (docs/robustness.md, *Cost*).
     """
     n = crops.shape[0]
-    flat = crops.reshape(n, -1, crops.shape[-1])
-    count = flat.shape[1]
-    total = flat.sum(axis=1, dtype=np.int64)
-    squares = np.einsum("npc,npc->nc", flat, flat, dtype=np.int64)
-    mean = total.astype(np.float64) / count
-    var = (squares * count - total * total).astype(np.float64) / (float(count) * count)
+    x = crops.reshape(n, -1, crops.shape[-1]).astype(np.float64)
+    count = x.shape[1]
+    ones = np.ones(count)
+    total = ones @ x
+    squares = ones @ (x * x)
+    mean = total / count
+    var = (squares * count - total * total) / (float(count) * count)
     inv = STD_OUT_SCALE / np.maximum(np.sqrt(np.maximum(var, 0.0)), STD_FLOOR)
     levels = np.arange(256, dtype=np.float64)
     x = (levels[None, None, :] - mean[..., None]) * inv[..., None]
@@ -282,8 +285,11 @@ def standardize_tables(crops, np):
 def lookup(crops, tables, np):
     """Every pixel through its crop's channel table: one gather, the table's dtype."""
     n, channels = crops.shape[0], crops.shape[-1]
+    wide = np.uint16 if n * channels * 256 <= 65536 else np.uint32
     offsets = (np.arange(n)[:, None] * channels + np.arange(channels)[None, :]) * 256
-    return tables.reshape(-1)[crops.astype(np.intp) + offsets[:, None, None, :]]
+    index = crops.astype(wide)
+    index += offsets.astype(wide)[:, None, None, :]
+    return np.take(tables.reshape(-1), index)
 
 
 class Preprocessor:

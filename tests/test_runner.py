@@ -356,6 +356,9 @@ def test_runner_standardize_rule_is_the_hosts_bit_for_bit(runner_module, seed):
         io.image = {"dtype": np.int8, "quantization": (scale, zero)}
         device = runner_module.Preprocessor(io, [0.0] * 6, [1.0] * 6, 4.0, "standardize")
         np.testing.assert_array_equal(device.image(crops), quantize(x, scale, zero, "int8"))
+    # A batch past 85 crops indexes its tables with 32-bit offsets: the same values.
+    many = np.concatenate([crops] * 18)
+    np.testing.assert_array_equal(as_float.image(many), host.image(many))
 
 
 def test_runner_reads_the_image_rule_and_refuses_unknown_ones(runner_module, tmp_path):

@@ -32,6 +32,7 @@ from typing import Any
 from edgeped.errors import EdgepedError
 from edgeped.fileio import read_json, sha256_file, write_json_atomic
 from edgeped.provenance import stamp, tool_versions
+from edgeped.schemas import read_checked
 
 RELEASE_KIND = "edgeped.release"
 GATE_KIND = "edgeped.gate"
@@ -120,7 +121,9 @@ def _read_gate(path: Path, model: str | None, model_sha: str, run_dir: Path) -> 
             f"no gate verdict at {path}: a release needs the gate's verdict on this model",
             f"run `edgeped gate {run_dir} --json {path}` first",
         )
-    verdict = read_json(path, "gate verdict")
+    verdict = read_checked(
+        path, "edgeped.gate", "gate verdict", f"re-run `edgeped gate {run_dir} --json {path}`"
+    )
     if not isinstance(verdict, dict) or verdict.get("kind") != GATE_KIND:
         raise EdgepedError(
             f"{path} is not an edgeped gate verdict",
@@ -219,7 +222,12 @@ def _baseline(path: Path | None) -> dict | None:
     if path is None:
         return None
     manifest_path = path / MANIFEST if path.is_dir() else path
-    manifest = read_json(manifest_path, "baseline release manifest")
+    manifest = read_checked(
+        manifest_path,
+        "edgeped.release",
+        "baseline release manifest",
+        "pass the bundle directory (or release.json) of the release this one replaces",
+    )
     if manifest.get("kind") != RELEASE_KIND:
         raise EdgepedError(
             f"{manifest_path} is not a release manifest",
@@ -243,7 +251,16 @@ def plan_release(run_dir: str | os.PathLike, options: ReleaseOptions) -> Release
     if not run.is_dir():
         raise EdgepedError(f"run directory not found: {run}", "pass the run directory to release")
     gate_path = options.gate_file or run / "gate.json"
-    gate_peek = read_json(gate_path, "gate verdict") if gate_path.is_file() else {}
+    gate_peek = (
+        read_checked(
+            gate_path,
+            "edgeped.gate",
+            "gate verdict",
+            f"re-run `edgeped gate {run} --json {gate_path}`",
+        )
+        if gate_path.is_file()
+        else {}
+    )
     name = options.model or gate_peek.get("model")
     if not name:
         raise EdgepedError(
@@ -476,7 +493,12 @@ def read_bundle(bundle: str | os.PathLike, verify: bool = False) -> dict:
         raise EdgepedError(
             f"bundle not found: {folder}", "pass a directory made by `edgeped release`"
         )
-    manifest = read_json(folder / MANIFEST, "release manifest")
+    manifest = read_checked(
+        folder / MANIFEST,
+        "edgeped.release",
+        "release manifest",
+        "make it again with `edgeped release`",
+    )
     if manifest.get("kind") != RELEASE_KIND or not isinstance(manifest.get("files"), dict):
         raise EdgepedError(f"{folder} is not a release bundle", "make one with `edgeped release`")
     if not verify:
