@@ -265,15 +265,16 @@ def standardize_tables(crops, np):
 
     Mean and std come from exact sums (integers below 2**53 in float64: any summation
     order gives the same bits) and float64 arithmetic, so every machine computes the same
-    table bit for bit; the sums go through one float64 copy and a matrix product, the
-    cheapest exact route numpy has on the board (docs/robustness.md, *Cost*).
+    table bit for bit. The sums run over a channel-planar float64 copy: numpy's fast path
+    is a long contiguous inner loop, not one of 3 channels (docs/robustness.md, *Cost*).
     """
-    n = crops.shape[0]
-    x = crops.reshape(n, -1, crops.shape[-1]).astype(np.float64)
-    count = x.shape[1]
-    ones = np.ones(count)
-    total = ones @ x
-    squares = ones @ (x * x)
+    n, channels = crops.shape[0], crops.shape[-1]
+    planar = np.ascontiguousarray(crops.reshape(n, -1, channels).transpose(0, 2, 1))
+    x = planar.astype(np.float64)
+    count = x.shape[2]
+    total = x.sum(axis=2)
+    x *= x
+    squares = x.sum(axis=2)
     mean = total / count
     var = (squares * count - total * total) / (float(count) * count)
     inv = STD_OUT_SCALE / np.maximum(np.sqrt(np.maximum(var, 0.0)), STD_FLOOR)
@@ -286,9 +287,12 @@ def lookup(crops, tables, np):
     """Every pixel through its crop's channel table: one gather, the table's dtype."""
     n, channels = crops.shape[0], crops.shape[-1]
     wide = np.uint16 if n * channels * 256 <= 65536 else np.uint32
-    offsets = (np.arange(n)[:, None] * channels + np.arange(channels)[None, :]) * 256
     index = crops.astype(wide)
-    index += offsets.astype(wide)[:, None, None, :]
+    by_channel = index.reshape(n, -1, channels)
+    for c in range(1, channels):  # strided but long inner loops, unlike a broadcast over 3
+        by_channel[:, :, c] += c * 256
+    if n > 1:
+        index.reshape(n, -1)[...] += (np.arange(n, dtype=wide) * (channels * 256))[:, None]
     return np.take(tables.reshape(-1), index)
 
 
