@@ -91,7 +91,7 @@ ROBUST_AUGMENT = (
 )
 VARIANTS: dict[str, tuple[str | None, str | None]] = {
     "today": (TODAY, "teacher,student_distilled,student_qat"),
-    "default": (None, None),  # vgg w0.25, plateau, standardised input + camera augmentations
+    "default": (None, None),  # vgg w0.25, plateau schedule
     # The steps from the recipe before to the default, one change at a time.
     "student-cosine": (STUDENT + COSINE, None),  # the default until student_fused + plateau
     "student-plateau": (STUDENT + PLATEAU, None),
@@ -155,10 +155,9 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
     ),
     # The demo's short profile.
     "demo": (str(HERE.parent / "configs" / "demo.toml"), None),
-    # Robustness to camera shifts (docs/robustness.md; measured 2026-12-06 as "default",
-    # "std", "aug" and "robust" before robust became the default): the recipe before
-    # (fixed input, no camera augmentations), the standardised input alone, the camera
-    # augmentations alone, and both (= today's default).
+    # Robustness to camera shifts (docs/robustness.md, measured 2026-12-06): the default
+    # spelled out (fixed input, no camera augmentations), the standardised input alone,
+    # the camera augmentations alone, and both.
     "fixed-noaug": ('image_rule = "fixed"\n' + NO_CAMERA_AUGMENT, None),
     "std": ('image_rule = "standardize"\n' + NO_CAMERA_AUGMENT, None),
     "aug": ('image_rule = "fixed"\n' + ROBUST_AUGMENT, None),
