@@ -87,6 +87,24 @@ def _metrics(sha: str, **test_over) -> dict:
     }
 
 
+def _robustness(sha: str, keep: float = 0.95) -> dict:
+    """robustness.json of a model that keeps `keep` of its clean recall under every shift."""
+    from edgeped.evaluate.corruptions import CORRUPTIONS, family_split
+    from edgeped.evaluate.robustness import summarise
+
+    clean = 0.95
+    cells = {
+        name: {str(s): {"recall": clean * keep, "fpr": 0.005, "auc_pr": 0.9} for s in range(1, 6)}
+        for name in CORRUPTIONS
+    }
+    summary = summarise(clean, cells, family_split({"exposure": 1.0, "shift_px": 4}))
+    return {
+        "kind": "edgeped.robustness",
+        "config": {"suite": "full", "severities": [1, 2, 3, 4, 5]},
+        "models": {MODEL: {"model": {"sha256": sha}, "corruptions": cells, "summary": summary}},
+    }
+
+
 def write_run(root: Path, model_file: Path, *, real: bool = True, emulated: bool = True) -> Path:
     """A run directory with a real .tflite, its card, metrics.json and bench results."""
     root.mkdir(parents=True, exist_ok=True)
@@ -105,6 +123,7 @@ def write_run(root: Path, model_file: Path, *, real: bool = True, emulated: bool
     }
     (root / f"{MODEL}.card.json").write_text(json.dumps(card))
     (root / "metrics.json").write_text(json.dumps(_metrics(sha)))
+    (root / "robustness.json").write_text(json.dumps(_robustness(sha)))
     write_scores(root, TEST_SCORES)
     if real:
         (root / "bench.json").write_text(json.dumps(_bench(sha, emulated=False)))
