@@ -79,7 +79,7 @@ def test_runner_per_op_times_every_prefix(device_models, tmp_path):
 
 def test_runner_per_op_refuses_crops_without_prefixes(device_models, device_crops):
     code, result, _ = run_device_runner(device_models["int8"], "--per-op", "--crops", device_crops)
-    assert code == 3 and result["error"]["code"] == "crops_invalid"
+    assert code == 65 and result["error"]["code"] == "crops_invalid"
 
 
 def test_prefix_of_every_op_is_the_whole_graph(device_models):

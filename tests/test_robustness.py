@@ -302,8 +302,8 @@ def test_gate_robustness_budgets_fail_closed(case):
 def test_budget_names_unknown_corruption():
     from edgeped.gate.budgets import QualityBudgets
 
-    with pytest.raises(ValueError, match="snow"):
-        QualityBudgets(min_corrupted_recall={"snow": 0.5})
+    with pytest.raises(ValueError, match="hail"):
+        QualityBudgets(min_corrupted_recall={"hail": 0.5})
     with pytest.raises(ValueError, match="min_mean_corrupted_recall"):
         QualityBudgets(min_mean_corrupted_recall=1.5)
 
