@@ -26,6 +26,7 @@ def carded(tmp_path, device_models):
         model.parent.mkdir(exist_ok=True)
         shutil.copy(device_models[name], model)
         card = {
+            "kind": "edgeped.model_card",
             "model": {"sha256": sha256_file(model)},
             "threshold": {"score": 0.5, **({"int8": 0} if name == "int8" else {})},
             "preprocessing": {"metadata": {"mean": [0.0] * 6, "std": [1.0] * 6, "clip": 4.0}},
