@@ -47,9 +47,14 @@ log() { printf '[setup_arm64_emu] %s\n' "$*" >&2; }
 die() { printf '[setup_arm64_emu] error: %s\n' "$*" >&2; exit 1; }
 
 if [[ -f "$DEST/READY" ]]; then
-  log "board already built at $DEST"
-  echo "$DEST"
-  exit 0
+  if [[ -d "$DEST/site/cryptography" ]]; then
+    log "board already built at $DEST"
+    echo "$DEST"
+    exit 0
+  fi
+  # A board built before the agent verified signatures: only its Python packages are redone.
+  log "board at $DEST lacks the agent's signature verifier (cryptography): reinstalling its packages"
+  rm -f "$DEST/READY" "$DEST/site.done"
 fi
 
 for tool in qemu-aarch64 apt-get dpkg gcc tar; do
