@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -98,12 +99,15 @@ def test_report_on_a_trained_run(tiny_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_keep_float_writes_model_and_card(tiny_run):
+def test_cli_keep_float_writes_model_and_card(tiny_run, tmp_path):
+    # A copy: the written model must not join the shared run other tests evaluate.
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
     result = CliRunner().invoke(
         main,
         [
             "quant-debug",
-            str(tiny_run),
+            str(run),
             "--int16",
             "--name",
             "student_16x8",
@@ -112,7 +116,7 @@ def test_cli_keep_float_writes_model_and_card(tiny_run):
         ],
     )
     assert result.exit_code == 0, result.output
-    card = json.loads((tiny_run / "student_16x8.card.json").read_text())
+    card = json.loads((run / "student_16x8.card.json").read_text())
     assert card["source"]["mixed_precision"]["int16_activations"] is True
 
 
