@@ -112,7 +112,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                             "clip": _NUM,
                         },
                         ("mean", "std"),
-                    )
+                    ),
                 }
             ),
             # eval writes the operating point it chose on val (null until then)
