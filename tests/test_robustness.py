@@ -470,6 +470,20 @@ def test_relative_robustness_budgets_fail_closed(case):
             assert "snow" in row.note
 
 
+def test_a_model_with_no_clean_recall_fails_the_ratio_budgets():
+    from edgeped.gate.verdict import Status
+
+    source = _ratio_source()
+    summary = source.data["models"]["student_qat_int8"]["summary"]
+    summary.update(recall_ratio=None, clean_recall=0.0)
+    summary["worst_mild"]["recall_ratio"] = None
+    summary["families"]["held_out"]["recall_ratio"] = None
+    rows = _ratio_rows(source)
+    for name in ("mean_recall_ratio", "cell_recall_ratio", "held_out_recall_ratio"):
+        row = rows[f"robustness.{name}"]
+        assert row.status == Status.FAIL and "clean recall is 0" in row.note, row
+
+
 def test_relative_robustness_budgets_can_be_made_optional():
     from edgeped.gate.evidence import Source
     from edgeped.gate.verdict import Status

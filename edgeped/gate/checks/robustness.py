@@ -167,7 +167,10 @@ def robustness_ratios(b: Budgets, ev: Evidence) -> list[BudgetResult]:
                 note += "; FPR over 2% under " + ", ".join(
                     f"{a['corruption']} {a['severity']} ({100 * a['fpr']:.1f}%)" for a in alerts
                 )
-        if not _number(value):
+        if not _number(value) and direction == "min" and summary.get("clean_recall") == 0:
+            # A share of zero clean recall is undefined; the model keeps nothing: a failure.
+            rows.append(budget.judge(0.0, ev.robustness, note=f"clean recall is 0; {note}"))
+        elif not _number(value):
             rows.append(
                 budget.missing(f"robustness.json has no figure for it; {note}", ev.robustness)
             )
