@@ -348,8 +348,12 @@ def test_select_golden_refuses_what_cannot_test_a_model():
     labels = np.array([0, 1] * 20)
     with pytest.raises(EdgepedError, match="one class only"):
         select_golden(np.zeros(40), np.linspace(0, 1, 40), 0.5, 16)
-    with pytest.raises(EdgepedError, match="decided the same way"):
+    with pytest.raises(EdgepedError, match="distinct scores|exactly like"):
         select_golden(labels, np.full(40, 0.1), 0.5, 16)
+    # A model that decides every crop alike (a weak one the gate fails) still gets golden
+    # crops of both classes whose outputs differ: the board then checks those decisions.
+    idx, _ = select_golden(labels, np.linspace(0.0, 0.4, 40), 0.5, 16)
+    assert len(idx) == 16 and set(labels[idx].tolist()) == {0, 1}
     with pytest.raises(EdgepedError, match="distinct scores"):
         select_golden(labels, np.array([0.1, 0.9] * 20), 0.5, 16)
     idx, reasons = select_golden(labels, np.linspace(0, 1, 40), 0.5, 16)
