@@ -418,12 +418,37 @@ def load_crops(path, np, count: int, seed: int):
     )
 
 
+_PREPROCESS_SHAPE = (
+    '{"image": {"rule": "fixed"|"standardize"}, "metadata": {"mean": [6], "std": [6], "clip": 4.0}}'
+)
+
+
+def _read_preprocess(path) -> dict:
+    """The preprocessing JSON as a dict (its metadata and image rule are read from it)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            spec = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise RunnerError(
+            "preprocess_invalid",
+            f"cannot read preprocessing {path}: {exc}",
+            f"it must hold {_PREPROCESS_SHAPE}",
+        ) from exc
+    if not isinstance(spec, dict):
+        raise RunnerError(
+            "preprocess_invalid",
+            f"cannot read preprocessing {path}: not a JSON object",
+            f"it must hold {_PREPROCESS_SHAPE}",
+        )
+    return spec
+
+
 def load_preprocess(path):
     if path is None:
         return [0.0] * META_FEATURES, [1.0] * META_FEATURES, 4.0, None
+    spec = _read_preprocess(path)
     try:
-        with open(path, encoding="utf-8") as handle:
-            spec = json.load(handle)["metadata"]
+        spec = spec["metadata"]
         mean, std = [float(v) for v in spec["mean"]], [float(v) for v in spec["std"]]
         clip = float(spec.get("clip", 4.0))
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -446,16 +471,8 @@ def load_image_rule(path) -> str:
     """The image rule named in a preprocessing JSON ("fixed" when it names none)."""
     if path is None:
         return "fixed"
-    try:
-        with open(path, encoding="utf-8") as handle:
-            spec = json.load(handle)
-        rule = (spec.get("image") or {}).get("rule", "fixed")
-    except (OSError, ValueError, AttributeError) as exc:
-        raise RunnerError(
-            "preprocess_invalid",
-            f"cannot read preprocessing {path}: {exc}",
-            'it must hold {"image": {"rule": "fixed"|"standardize"}, "metadata": {...}}',
-        ) from exc
+    image = _read_preprocess(path).get("image") or {}
+    rule = image.get("rule", "fixed") if isinstance(image, dict) else image
     if rule not in IMAGE_RULES:
         raise RunnerError(
             "preprocess_invalid",
