@@ -89,6 +89,10 @@ ROBUST_AUGMENT = (
     "[augment]\nblur = 0.2\nocclude = 0.3\nzoom = 0.2\ndark = 0.3\nnoise = 0.3\n"
     "tone = 0.3\nmix = 0.3\n"
 )
+LOCAL_AUGMENT = (
+    "[augment]\nblur = 0.2\nocclude = 0.3\nzoom = 0.0\nreframe = 0.25\ndark = 0.2\n"
+    "noise = 0.2\ntone = 0.2\nmix = 0.3\nlight = 0.2\nspeckle = 0.2\n"
+)
 VARIANTS: dict[str, tuple[str | None, str | None]] = {
     "today": (TODAY, "teacher,student_distilled,student_qat"),
     "default": (None, None),  # vgg w0.25, plateau schedule
@@ -162,6 +166,9 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
     "std": ('image_rule = "standardize"\n' + NO_CAMERA_AUGMENT, None),
     "aug": ('image_rule = "fixed"\n' + ROBUST_AUGMENT, None),
     "robust": ('image_rule = "standardize"\n' + ROBUST_AUGMENT, None),
+    # 2026-12-07: the shifts the standardised input could not undo (local light, particles,
+    # loose boxes) imitated too, each camera augmentation a little rarer.
+    "robust-local": ('image_rule = "standardize"\n' + LOCAL_AUGMENT, None),
 }
 
 

@@ -70,3 +70,69 @@ def test_occlude_and_zoom_reject_probabilities_outside_zero_one():
     for name in ("zoom", "occlude"):
         with pytest.raises(ValueError, match=f"augment.{name}"):
             AugmentConfig(**{name: 1.5})
+
+
+@pytest.mark.parametrize("seed", [(0, 1), (7, 3), (123, 9)])
+def test_light_varies_the_light_smoothly_across_the_crop(seed):
+    # A flat mid-grey crop: any structure in the output is the light field's (and noise's).
+    image = np.full(CROP_SHAPE, 0.2, np.float32)
+    out = _run(AugmentConfig(**ONLY, light=1.0), image, seed)
+    assert out.shape == CROP_SHAPE and out.min() >= -1.0 and out.max() <= 127 / 128
+    # Averaged over 16x16 blocks (noise gone), the crop is uneven: lit and dark parts.
+    blocks = out.mean(axis=2).reshape(8, 16, 4, 16).mean(axis=(1, 3))
+    assert blocks.max() - blocks.min() > 0.05
+    # ... and smooth: neighbouring blocks differ far less than the extremes.
+    steps = np.abs(np.diff(blocks, axis=0)).max()
+    assert steps < 0.6 * (blocks.max() - blocks.min())
+    # The light only falls: never above the auto-gain's recovery of the brightest part.
+    assert out.mean() <= image.mean() + 0.05
+
+
+@pytest.mark.parametrize("seed", [(0, 1), (7, 3), (123, 9)])
+def test_speckle_scatters_small_particles_over_a_hazier_scene(seed):
+    image = _image()
+    out = _run(AugmentConfig(**ONLY, speckle=1.0), image, seed)
+    assert out.shape == CROP_SHAPE and out.min() >= -1.0 and out.max() <= 127 / 128
+    # The scene's haze is one linear map (contrast x0.6-1, towards a brighter level); the
+    # particles are the pixels off that map, a small share of the crop in many small pieces.
+    haze = np.median(np.diff(out[:, :, 0], axis=0) / np.diff(image[:, :, 0], axis=0))
+    assert 0.6 - 0.02 <= haze <= 1.0 + 1e-3
+    level = np.median(out[..., 0] - haze * image[..., 0])
+    off = np.abs(out[..., 0] - (haze * image[..., 0] + level)) > 0.05
+    assert 0.003 <= off.mean() <= 0.5
+    from scipy import ndimage
+
+    labels, count = ndimage.label(off)
+    assert count >= 5
+    sizes = np.bincount(labels.ravel())[1:]
+    # Flakes of 1-3 px (some overlap into clusters), never one block like an occluder.
+    assert np.median(sizes) <= 30 and sizes.max() <= 0.05 * off.size
+
+
+@pytest.mark.parametrize("seed", [(0, 1), (7, 3), (123, 9)])
+def test_reframe_moves_and_rescales_the_box_within_its_limits(seed):
+    image = _image()
+    out = _run(AugmentConfig(**ONLY, reframe=1.0), image, seed)
+    assert out.shape == CROP_SHAPE
+    assert not np.allclose(out, image)
+    # The ramp's slope per row changes by the box's scale (x/÷ 1.3 at most); the edge
+    # repeat (mirror) keeps every value inside the crop's range.
+    slope_in = np.diff(image[:, 32, 0]).mean()
+    rows = np.diff(out[:, 32, 0])
+    central = np.median(rows) / slope_in
+    assert 1 / 1.3 - 0.02 <= abs(central) <= 1.3 + 0.02
+    assert out.min() >= image.min() - 1e-6 and out.max() <= image.max() + 1e-6
+
+
+def test_local_augmentations_are_off_by_default_and_leave_other_draws_alone():
+    image = _image()
+    base = AugmentConfig()
+    assert base.light == base.speckle == base.reframe == 0.0
+    seed = (4, 2)
+    np.testing.assert_array_equal(
+        _run(base, image, seed),
+        _run(AugmentConfig(light=0.0, speckle=0.0, reframe=0.0), image, seed),
+    )
+    for name in ("light", "speckle", "reframe"):
+        with pytest.raises(ValueError, match=f"augment.{name}"):
+            AugmentConfig(**{name: -0.1})

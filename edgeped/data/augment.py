@@ -6,6 +6,7 @@ They work on the normalised image x = (u8 - 128) / 128 and clip back into
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 from edgeped.data.schema import CROP_SHAPE
@@ -32,6 +33,12 @@ class AugmentConfig:
     noise: float = 0.0  # sensor noise at normal exposure (gain 0-18 dB), chroma + luma
     tone: float = 0.0  # a random tone curve (gamma 0.5-2) and a black/white level shift
     mix: float = 0.0  # AugMix-style: blend the augmented crop with the clean one (w ~ U(0, 1))
+    # Local structure the whole-crop statistics cannot undo:
+    light: float = (
+        0.0  # uneven light: a smooth random field x0.02-1 (lamps, beams, shade), gain, noise
+    )
+    speckle: float = 0.0  # particles: 20-250 bright or dark flakes and drops, a hazier scene
+    reframe: float = 0.0  # a loose box: shifted up to 20% and scaled x/÷ up to 1.3, edges repeated
 
     def __post_init__(self) -> None:
         for name in (
@@ -47,6 +54,9 @@ class AugmentConfig:
             "noise",
             "tone",
             "mix",
+            "light",
+            "speckle",
+            "reframe",
         ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -155,8 +165,6 @@ def _from_linear(tf, lin):
 
 
 def _log_uniform(tf, seed, lo: float, hi: float):
-    import math
-
     return tf.exp(tf.random.stateless_uniform([], seed, math.log(lo), math.log(hi)))
 
 
@@ -193,6 +201,85 @@ def _tone(tf, image, seed):
     return (black + unit * (white - black)) * 2.0 - 1.0
 
 
+def _light(tf, image, seed):
+    """Uneven light: a smooth random illumination field, then auto-gain and sensor noise.
+
+    The field is a 3x2 grid of log-uniform light levels (0.02-1) stretched bilinearly over
+    the crop: a lit lower body and a dark head, a lamp on one side, a shadow across. The
+    camera's gain then recovers between none and all of the brightest part's loss.
+    """
+    grid_seed, gain_seed, noise_seed = _split(tf, seed, 3)
+    coarse = tf.exp(
+        tf.random.stateless_uniform([1, 3, 2, 1], grid_seed, math.log(0.02), math.log(1.0))
+    )
+    field = tf.image.resize(coarse, CROP_SHAPE[:2], method="bilinear")[0]
+    # bilinear resize of a 3x2 grid keeps its corners flat; the field still varies smoothly.
+    peak = tf.reduce_max(field)
+    gain = tf.pow(1.0 / peak, tf.random.stateless_uniform([], gain_seed, 0.0, 1.0))
+    return _from_linear(tf, _sensor_noise(tf, _to_linear(tf, image) * field, gain, noise_seed))
+
+
+_SPECKLE_MAX = 250
+
+
+def _speckle(tf, image, seed):
+    """Particles in front of the lens (flakes, drops, dust): small blobs over a hazier scene.
+
+    20-250 particles of 1-3 px, each a short dash at a random angle, all bright (snow,
+    lit drops) or all dark (dirt), with the scene's contrast lowered x0.6-1 towards a
+    brighter level.
+    """
+    count_seed, place_seed, size_seed, tone_seed, haze_seed, kind_seed = _split(tf, seed, 6)
+    height, width = CROP_SHAPE[0], CROP_SHAPE[1]
+    count = tf.random.stateless_uniform([], count_seed, 20, _SPECKLE_MAX + 1, dtype=tf.int32)
+    centres = tf.random.stateless_uniform([_SPECKLE_MAX, 2], place_seed) * tf.constant(
+        [height, width], tf.float32
+    )
+    radius = tf.random.stateless_uniform([_SPECKLE_MAX], size_seed, 0.5, 1.5)
+    live = tf.cast(tf.range(_SPECKLE_MAX) < count, tf.float32)
+    rows = tf.range(height, dtype=tf.float32)[:, None, None]
+    cols = tf.range(width, dtype=tf.float32)[None, :, None]
+    # Dashes twice as tall as wide (flakes falling, drops running).
+    d2 = ((rows - centres[:, 0]) / 2.0) ** 2 + (cols - centres[:, 1]) ** 2
+    cover = tf.reduce_max(tf.clip_by_value(radius + 0.5 - tf.sqrt(d2), 0.0, 1.0) * live, axis=-1)
+    haze = tf.random.stateless_uniform([], haze_seed, 0.6, 1.0)
+    level = tf.reduce_mean(image)
+    scene = image * haze + (level + 0.3) * (1.0 - haze)
+    bright = tf.random.stateless_uniform([], kind_seed) < 0.75
+    tone = tf.where(
+        bright,
+        tf.random.stateless_uniform([], tone_seed, 0.5, 1.0),
+        tf.random.stateless_uniform([], tone_seed, -1.0, -0.6),
+    )
+    return scene * (1.0 - cover[:, :, None]) + tone * cover[:, :, None]
+
+
+_REFRAME_SHIFT, _REFRAME_SCALE = 0.2, 1.3
+
+
+def _reframe(tf, image, seed):
+    """A loose proposal box: shifted by up to 20% of each side, scaled x or / up to 1.3.
+
+    Pixels the box takes from outside the crop repeat its edge (the suite's rule).
+    """
+    shift_seed, scale_seed = _split(tf, seed, 2)
+    pad_y, pad_x = CROP_SHAPE[0], CROP_SHAPE[1]
+    padded = tf.pad(image, [[pad_y, pad_y], [pad_x, pad_x], [0, 0]], mode="SYMMETRIC")
+    zoom = tf.exp(
+        tf.random.stateless_uniform(
+            [], scale_seed, -math.log(_REFRAME_SCALE), math.log(_REFRAME_SCALE)
+        )
+    )
+    dy, dx = tf.unstack(
+        tf.random.stateless_uniform([2], shift_seed, -_REFRAME_SHIFT, _REFRAME_SHIFT)
+    )
+    # The box in the crop's unit coordinates, then in the padded image's (3x the crop).
+    half = 0.5 / zoom
+    y0, x0 = 0.5 + dy - half, 0.5 + dx - half
+    box = (tf.stack([y0, x0, y0 + 2 * half, x0 + 2 * half]) + 1.0) / 3.0
+    return tf.image.crop_and_resize(padded[None], box[None], [0], CROP_SHAPE[:2])[0]
+
+
 def _exposure(tf, image, seed):
     contrast_seed, brightness_seed = _split(tf, seed, 2)
     mean = tf.reduce_mean(image)
@@ -219,6 +306,9 @@ def augment_image(tf, image, config: AugmentConfig, seed):
         zoom, occlude = _split(tf, tf.random.experimental.stateless_fold_in(seed, 8), 2)
         image = _maybe(tf, config.zoom, lambda x, k: _zoom(tf, x, k), image, zoom)
         image = _maybe(tf, config.occlude, lambda x, k: _occlude(tf, x, k), image, occlude)
+    if config.reframe:
+        reframe = tf.random.experimental.stateless_fold_in(seed, 11)
+        image = _maybe(tf, config.reframe, lambda x, k: _reframe(tf, x, k), image, reframe)
     image = _maybe(tf, config.blur, lambda x, k: _blur(tf, x, k), image, blur)
     image = _maybe(tf, config.exposure, lambda x, k: _exposure(tf, x, k), image, exposure)
     image = _maybe(tf, config.night, lambda x, k: _night(tf, x, k), image, night)
@@ -235,4 +325,8 @@ def augment_image(tf, image, config: AugmentConfig, seed):
         if config.mix:
             w = tf.random.stateless_uniform([], weight)
             image = _maybe(tf, config.mix, lambda x, _: w * x + (1.0 - w) * before, image, mix)
+    if config.light or config.speckle:
+        light, speckle = _split(tf, tf.random.experimental.stateless_fold_in(seed, 10), 2)
+        image = _maybe(tf, config.light, lambda x, k: _light(tf, x, k), image, light)
+        image = _maybe(tf, config.speckle, lambda x, k: _speckle(tf, x, k), image, speckle)
     return tf.clip_by_value(image, -1.0, 127.0 / 128.0)

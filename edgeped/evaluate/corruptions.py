@@ -190,8 +190,9 @@ def _smooth_field(coarse: np.ndarray) -> np.ndarray:
     "low_light",
     models="too little light: the camera raises analog gain, so the crop is dark and noisy",
     metadata="analog_gain_db += gain_db; exposure_ms x exposure_factor (capped at 33 ms)",
-    related_augmentation="night (darken x0.3-0.6 + noise); dark (light x0.01-0.5 + noise)",
-    augment_keys=("night", "dark"),
+    related_augmentation="night (darken x0.3-0.6 + noise); dark (light x0.01-0.5 + noise); "
+    "light (uneven light)",
+    augment_keys=("night", "dark", "light"),
     severities=_table(
         light=(0.3, 0.12, 0.05, 0.02, 0.008),
         gain_db=(3.0, 6.0, 9.0, 12.0, 15.0),
@@ -208,8 +209,9 @@ def _low_light(lin, meta, rng, p):
     "headlight",
     models="night lit by the ego headlights: bright lower body, dark head, vignetting, noise",
     metadata="time of day -> 23:00; analog_gain_db += gain_db; exposure_ms x 2 (capped at 33 ms)",
-    related_augmentation="night (darken x0.3-0.6 + noise)",
-    augment_keys=("night",),
+    related_augmentation="night (darken x0.3-0.6 + noise); light (a smooth random light field, "
+    "gain, noise)",
+    augment_keys=("night", "light"),
     severities=_table(
         ambient=(0.12, 0.07, 0.04, 0.025, 0.015),
         beam=(0.7, 0.5, 0.35, 0.25, 0.18),
@@ -234,8 +236,8 @@ def _headlight(lin, meta, rng, p):
 @corruption(
     "rain",
     models="rain: streaks slanted by speed, lens drops that blur and brighten, lower contrast",
-    related_augmentation="rain (contrast loss + vertical streaks)",
-    augment_keys=("rain",),
+    related_augmentation="rain (contrast loss + vertical streaks); speckle (flakes and drops)",
+    augment_keys=("rain", "speckle"),
     severities=_table(
         streaks=(15, 30, 50, 75, 110),
         streak_brightness=(0.15, 0.2, 0.25, 0.3, 0.35),
@@ -433,6 +435,8 @@ def _contrast(lin, meta, rng, p):
 @corruption(
     "snow",
     models="falling snow: bright flakes streaked by speed, a brighter and flatter scene",
+    related_augmentation="speckle (bright or dark flakes over a hazier scene)",
+    augment_keys=("speckle",),
     severities=_table(
         flakes=(40, 80, 130, 190, 260),
         flake_px=(1.0, 1.3, 1.6, 2.0, 2.4),
@@ -469,8 +473,9 @@ def _near_ir(lin, meta, rng, p):
 @corruption(
     "misalign",
     models="a loose proposal box: the first stage's box shifted and scaled against the person",
-    related_augmentation="shift_px (+/-4 px framing jitter); zoom (x1.0-1.25)",
-    augment_keys=("shift_px", "zoom"),
+    related_augmentation="shift_px (+/-4 px framing jitter); zoom (x1.0-1.25); reframe "
+    "(shift <= 20%, scale x/÷ 1.3)",
+    augment_keys=("shift_px", "zoom", "reframe"),
     severities=_table(
         shift=(0.05, 0.1, 0.15, 0.2, 0.25),
         scale=(0.05, 0.1, 0.15, 0.2, 0.3),
