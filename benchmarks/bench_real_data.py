@@ -169,6 +169,14 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
     # 2026-12-07: the shifts the standardised input could not undo (local light, particles,
     # loose boxes) imitated too, each camera augmentation a little rarer.
     "robust-local": ('image_rule = "standardize"\n' + LOCAL_AUGMENT, None),
+    # The same on the demo's short profile (its [augment] table is the file's last; its
+    # blur of 0.15 stays).
+    "demo-robust-local": (
+        'image_rule = "standardize"\n'
+        + (HERE.parent / "configs" / "demo.toml").read_text()
+        + LOCAL_AUGMENT.removeprefix("[augment]\n").replace("blur = 0.2\n", ""),
+        None,
+    ),
 }
 
 
