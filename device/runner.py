@@ -25,6 +25,8 @@ reported as {"ok": false, "error": {"code", "problem", "fix"}} on stdout, 2 bad 
 from __future__ import annotations
 
 import argparse
+import array
+import bisect
 import hashlib
 import json
 import math
@@ -253,6 +255,9 @@ class ModelIO:
 
 
 IMAGE_RULES = ("fixed", "standardize")
+# Batches up to this many crops take the per-value Python path for metadata and outputs.
+SMALL_BATCH = 16
+_F32_MAX = 3.4028234663852886e38  # nan_to_num's stand-in for +/-inf in float32
 # The "standardize" rule's constants: the twin of edgeped.data.preprocess (a test keeps
 # the two bit-identical).
 STD_FLOOR = 4.0
@@ -313,6 +318,13 @@ class Preprocessor:
                 f"the model card's preprocessing.image.rule must be one of {IMAGE_RULES}",
             )
         self.image_rule = image_rule
+        # The metadata rule per value in plain Python for small batches: a dozen numpy calls
+        # on 12 values cost ~170 k a76 instructions of call overhead (docs/optimization.md).
+        self._mean = [float(v) for v in self.mean.tolist()]
+        self._std = [float(v) for v in self.std.tolist()]
+        self._clip = float(np.float32(self.clip))
+        self._small_ok = all(v != 0 and v == v for v in self._std)
+        self._thresholds = False  # not built yet (built on the first small batch)
 
     def image(self, crops):
         np = self.np
@@ -331,11 +343,97 @@ class Preprocessor:
             return (crops.astype(np.float32) - 128.0) / 128.0
         scale, zero = d["quantization"]
         if abs(scale - 1.0 / 128.0) < 1e-9 and zero == 0:
-            return (crops.astype(np.int16) - 128).astype(np.int8)
+            # u8 - 128 as int8 is u8 with its top bit flipped: one XOR, eight pixels per
+            # 64-bit word (numpy's uint8 loop is not vectorised on aarch64).
+            if crops.flags.c_contiguous and crops.nbytes % 8 == 0:
+                words = np.bitwise_xor(
+                    crops.reshape(-1).view(np.uint64), np.uint64(0x8080808080808080)
+                )
+                return words.view(np.int8).reshape(crops.shape)
+            return np.bitwise_xor(crops, np.uint8(0x80)).view(np.int8)
         x = (crops.astype(np.float32) - 128.0) / 128.0
         return np.clip(np.round(x / scale) + zero, -128, 127).astype(np.int8)
 
     def meta(self, values):
+        np = self.np
+        if len(values) <= SMALL_BATCH and values.dtype == np.float32:
+            thresholds = self._meta_thresholds()
+            if thresholds is not None:
+                return self._meta_small(values, thresholds)
+        return self._meta_numpy(values)
+
+    def _meta_thresholds(self):
+        """Per field, the smallest float32 value reaching each int8 level of the meta input.
+
+        The quantised rule (standardise, clip, divide by the scale, round, clip) is a
+        non-decreasing function of the raw value, so a field's int8 value is its lowest
+        level plus the number of thresholds at or below the value: one `bisect` per value
+        in place of a dozen numpy calls (docs/optimization.md, *End-to-end overhead*).
+        Each threshold is found by bisection over the float32 values in order, evaluating
+        `_meta_numpy` itself, so the two give the same bytes by construction. None for a
+        float32 meta input or a rule that cannot be inverted (std 0).
+        """
+        if self._thresholds is not False:
+            return self._thresholds
+        np = self.np
+        self._thresholds = None
+        if np.dtype(self.io.meta["dtype"]) != np.dtype(np.int8) or not self._small_ok:
+            return None
+        fields = len(self._mean)
+        levels = np.arange(-127, 128)  # thresholds of levels -127..127 over level -128
+
+        # float32 values in order <-> integers in order (sign-magnitude to two's complement).
+        def to_float(k):
+            bits = np.where(k < 0, (-k) | 0x80000000, k).astype(np.uint32)
+            return bits.view(np.float32)
+
+        top = int(np.array([_F32_MAX], np.float32).view(np.uint32)[0])
+        lo = np.full((len(levels), fields), -top - 1, np.int64)  # f(lo) < level, or -inf
+        hi = np.full((len(levels), fields), top, np.int64)  # f(hi) >= level, or +inf
+        f_low = self._meta_numpy(np.full((1, fields), -_F32_MAX, np.float32))[0, :fields]
+        f_high = self._meta_numpy(np.full((1, fields), _F32_MAX, np.float32))[0, :fields]
+        while np.any(hi - lo > 1):
+            mid = (lo + hi) // 2
+            q = self._meta_numpy(to_float(mid))[:, :fields].astype(np.int64)
+            reached = q >= levels[:, None]
+            hi = np.where(reached, mid, hi)
+            lo = np.where(reached, lo, mid)
+        values = to_float(hi).astype(np.float64)
+        table = []
+        for i in range(fields):
+            column = []
+            for j, level in enumerate(levels.tolist()):
+                if f_low[i] >= level:
+                    column.append(-math.inf)
+                elif f_high[i] < level:
+                    column.append(math.inf)
+                else:
+                    column.append(float(values[j, i]))
+            table.append(column)
+        missing = int(self._meta_numpy(np.full((1, fields), np.nan, np.float32))[0, 0])
+        flags = self._meta_numpy(np.zeros((1, fields), np.float32))[0, fields:].tolist()
+        absent = self._meta_numpy(np.full((1, fields), np.nan, np.float32))[0, fields:].tolist()
+        self._thresholds = (table, missing, flags, absent)
+        return self._thresholds
+
+    def _meta_small(self, values, thresholds):
+        table, missing, flags, absent = thresholds
+        fields = len(table)
+        out = bytearray()
+        for row in values.tolist():
+            # +/-inf count as +/-float32 max (numpy's nan_to_num), below the unreachable
+            # levels' infinite thresholds.
+            levels = [
+                missing
+                if v != v
+                else bisect.bisect_right(table[i], min(max(v, -_F32_MAX), _F32_MAX)) - 128
+                for i, v in enumerate(row)
+            ]
+            levels += [absent[i] if row[i] != row[i] else flags[i] for i in range(fields)]
+            out += bytes(v & 0xFF for v in levels)
+        return self.np.frombuffer(bytes(out), dtype=self.np.int8).reshape(-1, 2 * fields)
+
+    def _meta_numpy(self, values):
         np = self.np
         present = ~np.isnan(values)
         z = np.where(present, (np.nan_to_num(values) - self.mean) / self.std, 0.0)
@@ -362,6 +460,11 @@ class Preprocessor:
         if np.dtype(d["dtype"]) == np.dtype(np.float32):
             return raw[:, 0].astype(np.float32)
         scale, zero = d["quantization"]
+        if len(raw) <= SMALL_BATCH:
+            # (q - zero) is a small integer and scale a float32: the product rounded once to
+            # float32 is numpy's float32 multiply.
+            scale = array.array("f", [scale])[0]  # numpy multiplies by the float32 scale
+            return np.array([(q - zero) * scale for q in raw[:, 0].tolist()], dtype=np.float32)
         return ((raw[:, 0].astype(np.float32) - zero) * scale).astype(np.float32)
 
 

@@ -397,3 +397,43 @@ def test_runner_refusals_are_one_json_line_and_error_fix_on_stderr(
     assert result["ok"] is False and phrase in result["error"]["problem"]
     assert "error: " in stderr and "fix: " in stderr and "Traceback" not in stderr
     assert "usage:" not in stderr
+
+
+@pytest.mark.parametrize("dtype,scale,zero", [(np.int8, 4 / 127, 0), (np.int8, 0.0313, -7),
+                                              (np.float32, 0.0, 0)])  # fmt: skip
+def test_small_batch_paths_are_the_numpy_rule_bit_for_bit(runner_module, dtype, scale, zero):
+    """Metadata, image and output of small batches (plain Python, one XOR) equal numpy's rule."""
+    rng = np.random.default_rng(11)
+    mean = rng.normal(0, 5, size=6).astype(np.float32).tolist()
+    std = rng.uniform(0.01, 30, size=6).astype(np.float32).tolist()
+    pre = runner_module.Preprocessor(_FakeIO(dtype, scale=scale, zero=zero), mean, std, 4.0)
+    rows = []
+    for magnitude in (1e-3, 0.3, 1.0, 10.0, 1e3, 1e30, 3.4e38):
+        block = rng.normal(0, magnitude, size=(400, 6)).astype(np.float32)
+        block[rng.random(block.shape) < 0.2] = np.nan
+        rows.append(block)
+    values = np.concatenate(rows)
+    values[:6] = [[np.inf, -np.inf, np.nan, 0.0, -0.0, 3.4028235e38]] * 6
+    # Values on the rounding edges: the exact half steps of the quantised grid.
+    if scale:
+        half = (np.arange(-20, 20) + 0.5) * np.float32(scale)
+        values[6:46, 0] = half * np.float32(std[0]) + np.float32(mean[0])
+    reference = pre._meta_numpy(values)
+    small = np.concatenate(
+        [pre.meta(values[i : i + 16]) for i in range(0, len(values), 16)]  # the Python path
+    )
+    assert runner_module.SMALL_BATCH == 16
+    assert small.dtype == reference.dtype
+    np.testing.assert_array_equal(small, reference)
+    crops = rng.integers(0, 256, (3, 128, 64, 3), dtype=np.uint8)
+    if dtype == np.int8:
+        pre.io.image = {"dtype": np.int8, "quantization": (1 / 128, 0)}
+        expected = (crops.astype(np.int16) - 128).astype(np.int8)
+        np.testing.assert_array_equal(pre.image(crops), expected)
+        odd = crops[:, :, ::2]  # not contiguous: the byte-wise XOR
+        np.testing.assert_array_equal(pre.image(odd), expected[:, :, ::2])
+        pre.io.output = {"dtype": np.int8, "quantization": (np.float32(1 / 255), -128)}
+        raw = np.arange(-128, 128, dtype=np.int8).reshape(-1, 1)
+        fast = np.concatenate([pre.probabilities(raw[i : i + 16]) for i in range(0, 256, 16)])
+        wide = ((raw[:, 0].astype(np.float32) + 128) * np.float32(1 / 255)).astype(np.float32)
+        np.testing.assert_array_equal(fast, wide)
