@@ -21,7 +21,8 @@ Device root layout (RAUC-style)::
     quarantine/          store entries that stopped verifying, moved aside
     agent.json           the board's trust: Ed25519 public keys whose signed releases it
                          installs, and whether unsigned ones are allowed (never written by
-                         an install; provisioned with the board image, see docs/rollout.md)
+                         an install; provisioned with the board image or by ``trust``,
+                         which writes it atomically under the lock, see docs/rollout.md)
 
 Every write goes to a temporary file, is fsynced, renamed over the old one, and the
 directory is fsynced. A link swap is a symlink to a temporary name, rename(2), fsync of
@@ -504,15 +505,43 @@ def release_summary(manifest: dict) -> dict:
 # --------------------------------------------------------------------------- signatures
 
 
+def trust_path(dev: Device) -> str:
+    return os.path.join(dev.root, "agent.json")
+
+
+def key_id(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def parse_key_line(line) -> tuple:
+    """(key id, raw key) of a trusted_keys line ``ed25519 <base64 raw key> [<key id>]``.
+
+    Raises:
+        ValueError, IndexError, TypeError: not an Ed25519 public key line.
+    """
+    import base64
+
+    parts = str(line).split()
+    raw = base64.b64decode(parts[1], validate=True)
+    if parts[0] != "ed25519" or len(raw) != 32:
+        raise ValueError(f"not an ed25519 public key: {line!r}")
+    return key_id(raw), raw
+
+
+def key_line(raw: bytes) -> str:
+    """The trusted_keys line of a raw key: what `edgeped keygen` writes to PREFIX.pub."""
+    import base64
+
+    return f"ed25519 {base64.b64encode(raw).decode()} {key_id(raw)}"
+
+
 def load_trust(dev: Device) -> dict:
     """The board's trust (ROOT/agent.json): trusted Ed25519 keys by id, allow_unsigned.
 
     No file means no trusted key and unsigned bundles refused: a board installs nothing
     until it is provisioned.
     """
-    import base64
-
-    path = os.path.join(dev.root, "agent.json")
+    path = trust_path(dev)
     trust = {"keys": {}, "allow_unsigned": False, "config": path}
     if not os.path.exists(path):
         return trust
@@ -524,18 +553,16 @@ def load_trust(dev: Device) -> dict:
         if not isinstance(allow, bool):
             raise ValueError("allow_unsigned must be true or false")
         for line in config.get("trusted_keys", []):
-            parts = str(line).split()
-            raw = base64.b64decode(parts[1], validate=True)
-            if parts[0] != "ed25519" or len(raw) != 32:
-                raise ValueError(f"not an ed25519 public key: {line!r}")
-            trust["keys"][hashlib.sha256(raw).hexdigest()[:16]] = raw
+            kid, raw = parse_key_line(line)
+            trust["keys"][kid] = raw
         trust["allow_unsigned"] = allow
     except (OSError, ValueError, IndexError, TypeError) as exc:
         raise AgentError(
             "config_invalid",
             f"{path} cannot be read ({exc}); nothing is installed until it is fixed",
-            'write {"kind": "edgeped.agent_config", "trusted_keys": ["ed25519 <key> <id>"], '
-            '"allow_unsigned": false} (a line of `edgeped keygen`\'s .pub per key)',
+            "write it again with the keys the board should trust: `edgeped trust --host HOST "
+            "--key PREFIX.pub --replace` (on the board: agent.py --root ROOT trust --key "
+            "'<line of the .pub>' --replace)",
         ) from exc
     return trust
 
@@ -1314,6 +1341,111 @@ def cmd_status(dev: Device, opts) -> tuple:
     }
 
 
+def _trust_config(keys: dict, allow_unsigned: bool, extra: dict) -> bytes:
+    config = {
+        **extra,
+        "kind": CONFIG_KIND,
+        "allow_unsigned": allow_unsigned,
+        "trusted_keys": [key_line(raw) for raw in keys.values()],
+    }
+    return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _new_keys(lines: list) -> dict:
+    keys = {}
+    for line in lines:
+        try:
+            kid, raw = parse_key_line(line)
+        except (ValueError, IndexError, TypeError) as exc:
+            raise AgentError(
+                "bad_key",
+                f"not an Ed25519 public key line: {str(line)[:80]!r} ({exc})",
+                "pass the line of a .pub file `edgeped keygen` wrote",
+            ) from exc
+        parts = str(line).split()
+        if len(parts) > 2 and parts[2] != kid:
+            raise AgentError(
+                "bad_key",
+                f"the key line names key id {parts[2]!r} but its key is {kid}: an edited line",
+                "pass the line of a .pub file `edgeped keygen` wrote, unchanged",
+            )
+        keys[kid] = raw
+    return keys
+
+
+def cmd_trust(dev: Device, opts) -> tuple:
+    """Shows the board's trust, or merges keys and the signature policy into agent.json.
+
+    The one writer of agent.json: temp file, fsync, rename(2), fsync of the directory, under
+    the device lock (an install never reads a half-changed trust). A config that trusts no
+    key while requiring signatures would refuse every install: it is never written.
+    """
+    path = trust_path(dev)
+    new = _new_keys(opts.key)
+    if not new and opts.allow_unsigned is None and not opts.replace:
+        return 0, {"outcome": "trust_shown", "config": path, "provisioned": os.path.exists(path)}
+    with Lock(dev, "trust", opts.wait):
+        try:
+            before = load_trust(dev)
+            extra = read_json(path) if os.path.exists(path) else {}
+        except AgentError as exc:
+            if not opts.replace:
+                raise AgentError(
+                    "config_invalid",
+                    f"{exc.problem}; it was left as it is (keys cannot be added to it)",
+                    "pass --replace with every key the board should trust to write a new one",
+                ) from None
+            before, extra = None, {}
+        keys = {} if opts.replace or before is None else dict(before["keys"])
+        keys.update(new)
+        allow = opts.allow_unsigned
+        if allow is None:
+            allow = before["allow_unsigned"] if before else False
+        if not keys and not allow:
+            raise AgentError(
+                "lockout",
+                f"{path} would trust no key while requiring signatures: the board would "
+                "refuse every install; nothing was written",
+                "add a key (--key PREFIX.pub), or pass --allow-unsigned for a development board",
+            )
+        if opts.replace:
+            extra = {}
+        data = _trust_config(keys, allow, extra)
+        old = before["keys"] if before else {}
+        added = [k for k in keys if k not in old]
+        removed = [k for k in old if k not in keys]
+        try:
+            with open(path, "rb") as handle:
+                changed = handle.read() != data
+        except OSError:
+            changed = True
+        if changed:
+            try:
+                write_atomic(path, data)
+            except OSError as exc:
+                raise AgentError(
+                    "config_unwritable",
+                    f"cannot write {path} ({exc.strerror or exc}); the board's trust is unchanged",
+                    "on a read-only board image, change agent.json in the image; otherwise "
+                    "make the device root writable for the agent's user",
+                ) from exc
+            step("trust_written")
+            dev.log(
+                "trust_changed",
+                added=added,
+                removed=removed,
+                trusted_keys=list(keys),
+                allow_unsigned=allow,
+            )
+    return 0, {
+        "outcome": "trust_changed" if changed else "trust_unchanged",
+        "config": path,
+        "provisioned": True,
+        "added": added,
+        "removed": removed,
+    }
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--root", required=True, help="the device root (store, slots, state)")
@@ -1352,6 +1484,38 @@ def parse_args(argv):
     rb.add_argument("--reason", help="why, for the history")
     sub.add_parser("status", help="slots, states, store and history")
     sub.add_parser("recover", help="finish or undo an interrupted command (run at boot)")
+    tr = sub.add_parser(
+        "trust",
+        help="show the board's trust (agent.json), or add keys and set the signature policy",
+    )
+    tr.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="LINE",
+        help="trust this public key: the line of a .pub `edgeped keygen` wrote (repeat)",
+    )
+    policy = tr.add_mutually_exclusive_group()
+    policy.add_argument(
+        "--allow-unsigned",
+        dest="allow_unsigned",
+        action="store_const",
+        const=True,
+        default=None,
+        help="install unsigned bundles too (development boards; every reply says so)",
+    )
+    policy.add_argument(
+        "--require-signed",
+        dest="allow_unsigned",
+        action="store_const",
+        const=False,
+        help="install only bundles signed by a trusted key",
+    )
+    tr.add_argument(
+        "--replace",
+        action="store_true",
+        help="the --key lines become the only trusted keys (else they are added)",
+    )
     p.add_argument("--history", type=int, default=20, help="history lines in status")
     args = p.parse_args(argv)
     for name in ("attempts", "runs"):
@@ -1368,6 +1532,7 @@ COMMANDS = {
     "rollback": cmd_rollback,
     "status": cmd_status,
     "recover": cmd_recover,
+    "trust": cmd_trust,
 }
 
 

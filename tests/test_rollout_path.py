@@ -1,9 +1,11 @@
 """From a trained run to a rollback, one command per step, as a new user types them.
 
-gate (no --budgets) -> bench for the gate's evidence -> shadow with labels -> release
-(waivers only for what an emulated board cannot measure and what the tiny model truly
-fails) -> install -> status -> a second release -> rollback; then the same from a copy of
-the run in another folder. The README's "From a run to the vehicle" section is these steps.
+gate (no --budgets) -> bench for the gate's evidence -> shadow with labels -> keygen ->
+trust -> signed release (waivers only for what an emulated board cannot measure and what
+the tiny model truly fails) -> install -> status (the first release also on the emulated
+arm64 board, trusted by the same command) -> a second release -> rollback; then the same
+from a copy of the run in another folder. The README's "From a run to the vehicle" section
+is these steps.
 """
 
 from __future__ import annotations
@@ -137,21 +139,44 @@ def _release_install(run, model, board_root, gate_name, key):
     return bundle
 
 
-def _cycle(run, board_root, keys):
-    """A board that trusts only the fleet key: two signed releases, status, a rollback."""
-    from release_support import provision
+def _trust(board, pub):
+    """`edgeped trust` as the board's one provisioning step: only the fleet key, signed only."""
+    result = _ok(["trust", *board, "--key", pub, "--require-signed"])
+    assert "TRUST UPDATED" in result.output and "signatures: required" in result.output
+    kid = pub.read_text().split()[2]
+    assert f"trusted key {kid} (added)" in result.output
+    return kid
 
-    provision(board_root, keys=(keys.with_suffix(".pub"),), allow_unsigned=False)
-    key = keys.with_suffix(".key")
-    _release_install(run, MODELS[0], board_root, "gate.json", key)
-    status = _ok(["status", "--host", "local", "--root", board_root, "--json", "-"])
+
+def _on_the_emulated_board(bundle, emu_root, pub, sha):
+    """The first signed release on the emulated arm64 board, trusted by the same command."""
+    emu = ["--host", "arm64-emu", "--core", "a53", "--root", emu_root]
+    kid = _trust(emu, pub)
+    result = _ok(["install", bundle, *emu])
+    assert "INSTALLED" in result.output
+    reply = json.loads(_ok(["status", *emu, "--json", "-"]).stdout)
+    assert reply["current"]["sha256"] == sha
+    assert reply["trust"]["mode"] == "signatures_required"
+    assert reply["trust"]["trusted_keys"] == [kid]
+    assert reply["state"]["slots"]["a"]["signature"]["verified"] is True
+
+
+def _cycle(run, board_root, keys, emu_root=None):
+    """A board that trusts only the fleet key: two signed releases, status, a rollback."""
+    local = ["--host", "local", "--root", board_root]
+    pub, key = keys.with_suffix(".pub"), keys.with_suffix(".key")
+    _trust(local, pub)
+    bundle = _release_install(run, MODELS[0], board_root, "gate.json", key)
+    status = _ok(["status", *local, "--json", "-"])
     first = json.loads(status.stdout)["current"]["sha256"]
+    if emu_root is not None:
+        _on_the_emulated_board(bundle, emu_root, pub, first)
     _release_install(run, MODELS[1], board_root, "gate-ptq.json", key)
-    status = _ok(["status", "--host", "local", "--root", board_root, "--json", "-"])
+    status = _ok(["status", *local, "--json", "-"])
     assert json.loads(status.stdout)["current"]["sha256"] != first
-    result = _ok(["rollback", "--host", "local", "--root", board_root, "--reason", "drill"])
+    result = _ok(["rollback", *local, "--reason", "drill"])
     assert "ROLLED BACK" in result.output
-    status = _ok(["status", "--host", "local", "--root", board_root, "--json", "-"])
+    status = _ok(["status", *local, "--json", "-"])
     assert json.loads(status.stdout)["current"]["sha256"] == first
 
 
@@ -177,7 +202,7 @@ def test_from_a_run_to_a_rollback_then_again_from_a_copy(
 
     keys = tmp_path / "keys" / "fleet"
     _ok(["keygen", keys])
-    _cycle(run, tmp_path / "board", keys)
+    _cycle(run, tmp_path / "board", keys, emu_root=tmp_path / "emu-board")
 
     # The same from a copy of the run alone, in another folder: its dataset is found by
     # the absolute path config.json records (and checked by manifest sha256).

@@ -75,7 +75,7 @@ def test_keygen_writes_a_private_key_only_its_owner_reads(tmp_path):
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
     algorithm, raw, kid = public.read_text().split()
     assert algorithm == "ed25519" and len(base64.b64decode(raw)) == 32 and kid in result.output
-    assert '"trusted_keys"' in result.output  # the agent.json line to paste
+    assert f"edgeped trust --host HOST [--root DIR] --key {public}" in result.output
     before = private.read_bytes()
     again = CliRunner().invoke(main, ["keygen", str(tmp_path / "k" / "fleet")])
     assert again.exit_code == 65 and "never overwritten" in again.output

@@ -39,6 +39,7 @@ for _command in (
     gate.gate,
     release.release,
     release.keygen,
+    release.trust,
     release.install,
     release.rollback,
     release.status,

@@ -1,4 +1,5 @@
-"""`edgeped release | install | rollback | status`: release bundles and the board's A/B slots."""
+"""`edgeped release | install | rollback | status | keygen | trust`: release bundles, the board's
+A/B slots and the signatures it accepts."""
 
 from __future__ import annotations
 
@@ -321,16 +322,98 @@ def status(host, root, targets_file, core, history, json_out) -> None:
 def keygen(out_prefix) -> None:
     """Make an Ed25519 signing key pair: OUT_PREFIX.key (private, 0600) and OUT_PREFIX.pub.
 
-    Sign releases with `edgeped release RUN --sign OUT_PREFIX.key`; put the line of
-    OUT_PREFIX.pub in the board's agent.json trusted_keys (docs/rollout.md). Existing
+    Sign releases with `edgeped release RUN --sign OUT_PREFIX.key`; make a board trust
+    them with `edgeped trust --host HOST --key OUT_PREFIX.pub` (docs/rollout.md). Existing
     files are never overwritten.
     """
     from edgeped.rollout.signing import generate_keypair
 
     private, public, kid = generate_keypair(out_prefix)
     click.echo(f"wrote {private} (private, mode 0600: keep it off the boards and out of git)")
-    click.echo(f"wrote {public} (key id {kid}); trust it on a board with agent.json:")
-    click.echo(
-        '  {"kind": "edgeped.agent_config", "allow_unsigned": false, '
-        f'"trusted_keys": ["{public.read_text().strip()}"]}}'
-    )
+    click.echo(f"wrote {public} (key id {kid}); make a board trust it with:")
+    click.echo(f"  edgeped trust --host HOST [--root DIR] --key {public}")
+    click.echo("(a read-only board image lists the line of the .pub in agent.json instead)")
+
+
+@click.command()
+@_device_options
+@click.option(
+    "--key",
+    "key_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PUB",
+    help="trust the public key in this .pub file from `edgeped keygen` (repeat for more)",
+)
+@click.option(
+    "--allow-unsigned/--require-signed",
+    "allow_unsigned",
+    default=None,
+    help="install unsigned bundles too (development boards; every reply then says so), "
+    "or only bundles signed by a trusted key [default: the board's setting; a board "
+    "without agent.json requires signatures]",
+)
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="the --key files become the only trusted keys (drops every other; also rewrites "
+    "an unreadable agent.json) [default: add them to the keys the board trusts]",
+)
+@click.option(
+    "--show",
+    is_flag=True,
+    help="only show what the board trusts (also what happens with no --key, "
+    "--allow-unsigned/--require-signed or --replace)",
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="write the agent's reply as JSON ('-' for stdout, instead of the lines)",
+)
+def trust(
+    host, root, targets_file, core, wait_s, key_files, allow_unsigned, replace, show, json_out
+) -> None:
+    """Show or change which release signatures a board accepts: its agent.json.
+
+    \b
+    add a key (the others stay):
+      edgeped trust --host ecu-dev --key keys/fleet.pub
+    trust only this key (rotation, a leaked key):
+      edgeped trust --host ecu-dev --key keys/new.pub --replace
+    a development board that installs unsigned bundles too:
+      edgeped trust --host local --root /tmp/board --allow-unsigned
+    what the board trusts now:
+      edgeped trust --host ecu-dev --show
+
+    Every .pub is checked before anything reaches the board; the board's agent merges
+    the change and writes agent.json itself (temp file, rename, under its lock). A config
+    that trusts no key while requiring signatures would refuse every install: it is
+    refused, nothing is written. Exit 0 written, unchanged or shown; 64 a bad option;
+    65 a bad .pub, a lockout refused, an unreadable agent.json (pass --replace) or a
+    busy board.
+    """
+    from edgeped.cli._common import write_json_or_stdout
+    from edgeped.errors import EdgepedError, ExitCode
+    from edgeped.rollout import agent_client, device_render
+    from edgeped.rollout.trust import TrustChange, read_trusted_keys
+
+    if show and (key_files or allow_unsigned is not None or replace):
+        raise EdgepedError(
+            "--show only shows the board's trust; it cannot go with --key, "
+            "--allow-unsigned/--require-signed or --replace",
+            "run the change without --show (it prints the trust afterwards)",
+            exit_code=ExitCode.USAGE,
+        )
+    change = TrustChange(read_trusted_keys(key_files), allow_unsigned, replace)
+    device = _device(host, root, targets_file, core)
+    reply = agent_client.trust(device, change, wait_s=wait_s, progress=_progress)
+    if json_out:
+        write_json_or_stdout(str(json_out), reply.result)
+    if str(json_out) == "-":
+        return
+    for line in device_render.trust_lines(reply):
+        click.echo(line)
+    line, warn = trust_line(reply.result)
+    click.secho(line, fg="yellow" if warn else None)
+    click.echo(device_render.reply_headline(reply))

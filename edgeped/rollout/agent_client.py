@@ -1,4 +1,4 @@
-"""Drive the board's slot agent (device/agent.py) on a target: install, rollback, status.
+"""Drive the board's slot agent (device/agent.py) on a target: install, rollback, status, trust.
 
 The host never switches slots itself: it streams the bundle to the agent on the board and
 reads back one JSON answer. A dropped connection cannot leave the board half-switched,
@@ -20,6 +20,7 @@ from typing import Any
 
 from edgeped.errors import EdgepedError
 from edgeped.rollout.bundle import read_bundle
+from edgeped.rollout.trust import TrustChange
 from edgeped.targets.base import Progress, Target, TargetTimeout, runner_path
 
 EXIT_NOT_INSTALLED = 1  # device/agent.py: the install did not take (rolled back or refused)
@@ -222,3 +223,29 @@ def status(device: DeviceRoot, history: int = 20, progress: Progress | None = No
         EdgepedError: the agent cannot run or the state file is unreadable.
     """
     return call_agent(device, ["--history", str(history), "status"], progress=progress)
+
+
+def trust(
+    device: DeviceRoot,
+    change: TrustChange,
+    *,
+    wait_s: float = 0.0,
+    progress: Progress | None = None,
+) -> AgentReply:
+    """Shows the board's trust, or has its agent merge ``change`` into agent.json.
+
+    The agent writes the file itself (temp file, fsync, rename, under the device lock),
+    so an install on the board never reads a half-written trust.
+
+    Returns:
+        The reply: outcome ``trust_changed``, ``trust_unchanged`` or ``trust_shown``,
+        the keys ``added`` and ``removed``, and the board's ``trust`` after it.
+
+    Raises:
+        EdgepedError: the agent refused (a config that would lock the board out, an
+            unreadable agent.json without --replace, a read-only file, a busy board).
+    """
+    args = ["--wait", str(wait_s), *change.agent_args()]
+    if progress and change.changes_anything:
+        progress(f"changing the trust of {device.target.name}:{device.root}")
+    return call_agent(device, args, progress=progress)

@@ -122,14 +122,51 @@ def history_lines(history: list[dict[str, Any]]) -> list[str]:
             parts.append("(automatic)")
         if record.get("reason"):
             parts.append(f"reason: {record['reason']}")
+        if "trusted_keys" in record:
+            policy = "unsigned allowed" if record.get("allow_unsigned") else "signatures required"
+            keys = ", ".join(record["trusted_keys"]) or "none"
+            parts.append(f"trusted keys: {keys}; {policy}")
         out.append(" ".join(parts))
     return out
+
+
+def trust_lines(reply: AgentReply) -> list[str]:
+    """The board's agent.json after `edgeped trust`: where it is and each key, marked."""
+    r = reply.result
+    if not r.get("provisioned"):
+        return [f"{r.get('config')}: not provisioned (no trusted key: every install is refused)"]
+    trust = r.get("trust") or {}
+    if trust.get("mode") == "config_invalid":
+        return [
+            f"{r.get('config')}: unreadable, every install is refused; write a new one with "
+            "`edgeped trust --key PUB --replace`"
+        ]
+    added = set(r.get("added") or [])
+    lines = [f"{r.get('config')}:"]
+    for kid in trust.get("trusted_keys") or []:
+        lines.append(f"  trusted key {kid}" + (" (added)" if kid in added else ""))
+    if not trust.get("trusted_keys"):
+        lines.append("  no trusted key")
+    for kid in r.get("removed") or []:
+        lines.append(f"  removed key {kid}")
+    return lines
+
+
+def _trust_headline(r: dict[str, Any], where: str) -> str:
+    added, removed = len(r.get("added") or []), len(r.get("removed") or [])
+    return {
+        "trust_changed": f"TRUST UPDATED on {where}: {added} key(s) added, {removed} removed",
+        "trust_unchanged": f"{where}: the board already trusts what was asked; nothing written",
+        "trust_shown": f"{where}: trust shown; nothing changed",
+    }[r["outcome"]]
 
 
 def reply_headline(reply: AgentReply) -> str:
     r = reply.result
     sha = _short(r.get("sha256"))
     where = f"{reply.target}:{reply.root}"
+    if reply.outcome.startswith("trust_"):
+        return _trust_headline(r, where)
     return {
         "installed": f"INSTALLED {sha} on {where}: health check passed after the switch",
         "already_active": f"{sha} is already the active model on {where}: nothing to do",

@@ -89,19 +89,50 @@ def read_public_key(path: str | os.PathLike) -> tuple[str, str]:
     """(base64 raw key, key id) from a PREFIX.pub file.
 
     Raises:
-        EdgepedError: not an edgeped Ed25519 public key file.
+        EdgepedError: the file is missing, is the private key or an OpenSSH key, or is not
+            an edgeped Ed25519 public key line (a stated key id must match the key).
     """
     p = Path(path)
+    fix = "pass the PREFIX.pub `edgeped keygen` wrote (make one with `edgeped keygen PREFIX`)"
+    if not p.is_file():
+        raise EdgepedError(f"public key file not found: {p}", fix)
     try:
-        parts = p.read_text(encoding="utf-8").split()
-        raw = base64.b64decode(parts[1], validate=True)
-    except (OSError, UnicodeDecodeError, IndexError, ValueError) as exc:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EdgepedError(f"{p} cannot be read as a public key ({exc})", fix) from exc
+    if "PRIVATE KEY" in text:
         raise EdgepedError(
-            f"{p} is not an edgeped public key", "pass the .pub file `edgeped keygen` wrote"
-        ) from exc
-    if parts[0] != ALGORITHM or len(raw) != 32:
-        raise EdgepedError(f"{p} is not an Ed25519 public key", "pass a .pub from `edgeped keygen`")
-    return parts[1], key_id(raw)
+            f"{p} is a PRIVATE key: it signs releases and never goes to a board",
+            f"pass the .pub beside it ({p.with_suffix('.pub').name}) and keep {p.name} secret",
+        )
+    parts = text.split()
+    if parts and parts[0].startswith("ssh-"):
+        raise EdgepedError(f"{p} is an OpenSSH key ({parts[0]}), not a release signing key", fix)
+    try:
+        if len(parts) not in (2, 3) or parts[0] != ALGORITHM:
+            raise ValueError(f"expected one line `{ALGORITHM} <base64 key> <key id>`")
+        raw = base64.b64decode(parts[1], validate=True)
+        if len(raw) != 32:
+            raise ValueError(f"the key is {len(raw)} bytes, an Ed25519 key is 32")
+    except ValueError as exc:
+        raise EdgepedError(f"{p} is not an edgeped Ed25519 public key: {exc}", fix) from exc
+    kid = key_id(raw)
+    if len(parts) == 3 and parts[2] != kid:
+        raise EdgepedError(
+            f"{p} names key id {parts[2]} but holds the key {kid}: the file was edited",
+            "use the .pub exactly as `edgeped keygen` wrote it",
+        )
+    return parts[1], kid
+
+
+def public_key_line(path: str | os.PathLike) -> str:
+    """The trusted_keys line of a PREFIX.pub: ``ed25519 <base64 key> <key id>``.
+
+    Raises:
+        EdgepedError: as :func:`read_public_key`.
+    """
+    raw, kid = read_public_key(path)
+    return f"{ALGORITHM} {raw} {kid}"
 
 
 def _private_key(path: Path):
