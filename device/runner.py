@@ -258,6 +258,18 @@ IMAGE_RULES = ("fixed", "standardize")
 # Batches up to this many crops take the per-value Python path for metadata and outputs.
 SMALL_BATCH = 16
 _F32_MAX = 3.4028234663852886e38  # nan_to_num's stand-in for +/-inf in float32
+_TOP_BITS: list = []  # numpy's uint64 0x8080808080808080, made once numpy is imported
+
+
+def _is_float32(dtype, np) -> bool:
+    """Whether a tensor's dtype is float32, without building dtypes on every call."""
+    if dtype is np.float32:
+        return True
+    if dtype is np.int8:
+        return False
+    return np.dtype(dtype) == np.dtype(np.float32)
+
+
 # The "standardize" rule's constants: the twin of edgeped.data.preprocess (a test keeps
 # the two bit-identical).
 STD_FLOOR = 4.0
@@ -318,6 +330,8 @@ class Preprocessor:
                 f"the model card's preprocessing.image.rule must be one of {IMAGE_RULES}",
             )
         self.image_rule = image_rule
+        if not _TOP_BITS:
+            _TOP_BITS.append(np.uint64(0x8080808080808080))
         # The metadata rule per value in plain Python for small batches: a dozen numpy calls
         # on 12 values cost ~170 k a76 instructions of call overhead (docs/optimization.md).
         self._mean = [float(v) for v in self.mean.tolist()]
@@ -339,17 +353,18 @@ class Preprocessor:
             scale, zero = d["quantization"]
             q = np.clip(np.round(tables / scale) + zero, -128, 127).astype(np.int8)
             return lookup(crops, q, np)
-        if np.dtype(d["dtype"]) == np.dtype(np.float32):
+        if _is_float32(d["dtype"], np):
             return (crops.astype(np.float32) - 128.0) / 128.0
         scale, zero = d["quantization"]
         if abs(scale - 1.0 / 128.0) < 1e-9 and zero == 0:
             # u8 - 128 as int8 is u8 with its top bit flipped: one XOR, eight pixels per
-            # 64-bit word (numpy's uint8 loop is not vectorised on aarch64).
+            # 64-bit word (numpy's uint8 loop is not vectorised on aarch64); the arrays
+            # are made over the same bytes, not reshaped and viewed call by call.
             if crops.flags.c_contiguous and crops.nbytes % 8 == 0:
                 words = np.bitwise_xor(
-                    crops.reshape(-1).view(np.uint64), np.uint64(0x8080808080808080)
+                    np.ndarray((crops.nbytes // 8,), np.uint64, crops), _TOP_BITS[0]
                 )
-                return words.view(np.int8).reshape(crops.shape)
+                return np.ndarray(crops.shape, np.int8, words)
             return np.bitwise_xor(crops, np.uint8(0x80)).view(np.int8)
         x = (crops.astype(np.float32) - 128.0) / 128.0
         return np.clip(np.round(x / scale) + zero, -128, 127).astype(np.int8)
@@ -390,14 +405,15 @@ class Preprocessor:
         top = int(np.array([_F32_MAX], np.float32).view(np.uint32)[0])
         lo = np.full((len(levels), fields), -top - 1, np.int64)  # f(lo) < level, or -inf
         hi = np.full((len(levels), fields), top, np.int64)  # f(hi) >= level, or +inf
-        f_low = self._meta_numpy(np.full((1, fields), -_F32_MAX, np.float32))[0, :fields]
-        f_high = self._meta_numpy(np.full((1, fields), _F32_MAX, np.float32))[0, :fields]
-        while np.any(hi - lo > 1):
-            mid = (lo + hi) // 2
-            q = self._meta_numpy(to_float(mid))[:, :fields].astype(np.int64)
-            reached = q >= levels[:, None]
-            hi = np.where(reached, mid, hi)
-            lo = np.where(reached, lo, mid)
+        with np.errstate(over="ignore", invalid="ignore"):  # the bisection probes extremes
+            f_low = self._meta_numpy(np.full((1, fields), -_F32_MAX, np.float32))[0, :fields]
+            f_high = self._meta_numpy(np.full((1, fields), _F32_MAX, np.float32))[0, :fields]
+            while np.any(hi - lo > 1):
+                mid = (lo + hi) // 2
+                q = self._meta_numpy(to_float(mid))[:, :fields].astype(np.int64)
+                reached = q >= levels[:, None]
+                hi = np.where(reached, mid, hi)
+                lo = np.where(reached, lo, mid)
         values = to_float(hi).astype(np.float64)
         table = []
         for i in range(fields):
@@ -418,20 +434,19 @@ class Preprocessor:
 
     def _meta_small(self, values, thresholds):
         table, missing, flags, absent = thresholds
-        fields = len(table)
-        out = bytearray()
+        top, right = _F32_MAX, bisect.bisect_right
+        levels = []
         for row in values.tolist():
             # +/-inf count as +/-float32 max (numpy's nan_to_num), below the unreachable
             # levels' infinite thresholds.
-            levels = [
+            levels += [
                 missing
                 if v != v
-                else bisect.bisect_right(table[i], min(max(v, -_F32_MAX), _F32_MAX)) - 128
+                else right(table[i], top if v > top else -top if v < -top else v) - 128
                 for i, v in enumerate(row)
             ]
-            levels += [absent[i] if row[i] != row[i] else flags[i] for i in range(fields)]
-            out += bytes(v & 0xFF for v in levels)
-        return self.np.frombuffer(bytes(out), dtype=self.np.int8).reshape(-1, 2 * fields)
+            levels += [absent[i] if v != v else flags[i] for i, v in enumerate(row)]
+        return self.np.frombuffer(array.array("b", levels), self.np.int8).reshape(-1, 12)
 
     def _meta_numpy(self, values):
         np = self.np
@@ -457,14 +472,16 @@ class Preprocessor:
     def probabilities(self, raw):
         np = self.np
         d = self.io.output
-        if np.dtype(d["dtype"]) == np.dtype(np.float32):
+        if _is_float32(d["dtype"], np):
             return raw[:, 0].astype(np.float32)
         scale, zero = d["quantization"]
         if len(raw) <= SMALL_BATCH:
             # (q - zero) is a small integer and scale a float32: the product rounded once to
             # float32 is numpy's float32 multiply.
             scale = array.array("f", [scale])[0]  # numpy multiplies by the float32 scale
-            return np.array([(q - zero) * scale for q in raw[:, 0].tolist()], dtype=np.float32)
+            return np.frombuffer(
+                array.array("f", [(row[0] - zero) * scale for row in raw.tolist()]), np.float32
+            )
         return ((raw[:, 0].astype(np.float32) - zero) * scale).astype(np.float32)
 
 
