@@ -6,6 +6,18 @@ import click
 
 from edgeped.cli._common import bad_config, log
 from edgeped.errors import EdgepedError, ExitCode
+from edgeped.training_stages import TRAINING_STAGES, default_stages
+
+
+def _stage_help() -> str:
+    """`--stage`: every declared stage (with its note), in pipeline order, and the default."""
+    listed = ", ".join(
+        f"{s.name} ({s.help})" if s.help else s.name for s in TRAINING_STAGES.values()
+    )
+    return (
+        f"A stage to run: {listed}. Repeatable; they run in that order "
+        f"[default: the config's stages, {' and '.join(default_stages())}]."
+    )
 
 
 @click.command()
@@ -32,9 +44,7 @@ from edgeped.errors import EdgepedError, ExitCode
     "--stage",
     "stage_list",
     multiple=True,
-    help="A stage to run: teacher, student (labels only), student_distilled, student_qat, "
-    "student_pruned. Repeatable; they run in that order "
-    "[default: the config's stages, student and student_qat].",
+    help=_stage_help(),
 )
 @click.option(
     "--stages",
