@@ -70,7 +70,7 @@ def test_resume_rules_come_from_the_lineage():
 
 def test_every_stage_has_a_runner_and_every_output_a_converter():
     from edgeped.convert.converter import CONVERTERS
-    from edgeped.train.loop import STAGE_RUNNERS
+    from edgeped.train.stage_runners import STAGE_RUNNERS
 
     assert tuple(STAGE_RUNNERS) == tuple(TRAINING_STAGES)
     assert set(CONVERSION_MODES) == set(CONVERTERS)
