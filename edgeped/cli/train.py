@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgeped.cli._common import bad_config, log
+from edgeped.cli._common import log
 from edgeped.errors import EdgepedError, ExitCode
 from edgeped.training_stages import TRAINING_STAGES, default_stages
 
@@ -115,35 +115,29 @@ def train(
     Imbalance is handled by a positive loss weight by default; see `imbalance`,
     `loss`, `distill`, `mining` and `augment` in the config file (docs/training.md).
     """
-    from edgeped.config import ConfigError, load_mapping
+    from edgeped.config import load_mapping
     from edgeped.train.loop import train as run_train
     from edgeped.train.profiles import profile_config
 
-    try:
-        base = load_mapping(config_file) if config_file else {}
-        if data_dir:
-            base["data_dir"] = data_dir
-        if "data_dir" not in base:
-            raise EdgepedError("no dataset given", "pass --data DIR or set data_dir in --config")
-        config = profile_config(
-            profile, base.pop("data_dir"), base, where=str(config_file or "train config")
-        )
-        config = config.with_overrides(batch_size=batch_size, seed=seed).with_stage_overrides(
-            epochs={
-                "teacher_stage": teacher_epochs,
-                "student_stage": student_epochs,
-                "qat_stage": qat_epochs,
-            },
-            steps_per_epoch=steps_per_epoch,
-        )
-        chosen = (
-            tuple(stage_list) + tuple(s.strip() for s in (stages or "").split(",") if s.strip())
-            or None
-        )
-    except ConfigError:
-        raise
-    except ValueError as exc:
-        raise bad_config(exc) from exc
+    base = load_mapping(config_file) if config_file else {}
+    if data_dir:
+        base["data_dir"] = data_dir
+    if "data_dir" not in base:
+        raise EdgepedError("no dataset given", "pass --data DIR or set data_dir in --config")
+    config = profile_config(
+        profile, base.pop("data_dir"), base, where=str(config_file or "train config")
+    )
+    config = config.with_overrides(batch_size=batch_size, seed=seed).with_stage_overrides(
+        epochs={
+            "teacher_stage": teacher_epochs,
+            "student_stage": student_epochs,
+            "qat_stage": qat_epochs,
+        },
+        steps_per_epoch=steps_per_epoch,
+    )
+    chosen = (
+        tuple(stage_list) + tuple(s.strip() for s in (stages or "").split(",") if s.strip()) or None
+    )
     if worker_dir and not distributed:
         raise EdgepedError(
             "--worker-dir needs --distributed",
