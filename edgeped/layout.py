@@ -18,6 +18,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeped.training_stages import TRAINING_STAGES
+
 CONFIG_FILE = "config.json"
 TRAIN_LOG_FILE = "train_log.json"
 METRICS_FILE = "metrics.json"
@@ -30,9 +32,10 @@ BENCH_GLOBS = ("bench*.json", "bench/*.json")
 MODEL_SUFFIX = ".tflite"
 CARD_SUFFIX = ".card.json"
 
-# Training stages in the order they run; each writes <stage>.h5.
-STAGES = ("teacher", "student", "student_distilled", "student_qat", "student_pruned")
-CHECKPOINTS = {stage: f"{stage}.h5" for stage in STAGES}
+# Training stages in the order they run (declared in edgeped.training_stages); each
+# writes <stage>.h5.
+STAGES = tuple(TRAINING_STAGES)
+CHECKPOINTS = {stage.name: stage.checkpoint for stage in TRAINING_STAGES.values()}
 
 # The model a release ships unless a budgets file names another.
 SHIPPED_MODEL = "student_qat_int8"
@@ -48,17 +51,11 @@ class Conversion:
     mode: str
 
 
-# The PTQ model starts from the same float student QAT started from (distilled if present).
-CONVERSIONS = (
-    Conversion("teacher_float32", (CHECKPOINTS["teacher"],), "float32"),
-    Conversion("student_float32", (CHECKPOINTS["student"],), "float32"),
-    Conversion("student_distilled_float32", (CHECKPOINTS["student_distilled"],), "float32"),
-    Conversion(
-        "student_ptq_int8", (CHECKPOINTS["student_distilled"], CHECKPOINTS["student"]), "ptq-int8"
-    ),
-    Conversion("student_qat_int8", (CHECKPOINTS["student_qat"],), "qat-int8"),
-    Conversion("student_pruned_float32", (CHECKPOINTS["student_pruned"],), "float32"),
-    Conversion("student_pruned_ptq_int8", (CHECKPOINTS["student_pruned"],), "ptq-int8"),
+# Each stage's outputs, in pipeline order.
+CONVERSIONS = tuple(
+    Conversion(out.model, tuple(CHECKPOINTS[s] for s in out.start_from or (stage.name,)), out.mode)
+    for stage in TRAINING_STAGES.values()
+    for out in stage.outputs
 )
 MODEL_NAMES = tuple(c.name for c in CONVERSIONS)
 

@@ -88,6 +88,29 @@ def test_a_bug_exits_70_with_the_traceback():
     assert result.exit_code == ExitCode.INPUT and "fix: make it" in result.output
 
 
+def test_a_refused_option_value_is_a_usage_error_without_a_traceback():
+    import json
+
+    @click.group(cls=_Group)
+    def root():
+        pass
+
+    @root.command()
+    def refuse():
+        raise ValueError("threads must be >= 1, got 0")  # as a config's __post_init__ does
+
+    @root.command()
+    def decode():
+        json.loads("{")  # a ValueError subclass from reading a file is no option value
+
+    result = CliRunner().invoke(root, ["refuse"])
+    assert result.exit_code == ExitCode.USAGE and "Traceback" not in result.output
+    assert "error: invalid option: threads must be >= 1, got 0" in result.output
+    assert "fix: see --help for allowed values" in result.output
+    result = CliRunner().invoke(root, ["decode"])
+    assert result.exit_code == ExitCode.INTERNAL and "Traceback" in result.output
+
+
 def test_installed_entry_point_uses_the_same_codes():
     proc = subprocess.run(
         ["edgeped", "--no-such-option"], capture_output=True, text=True, timeout=60

@@ -15,6 +15,7 @@ import pytest
         ("edgeped.evaluate.run", "tensorflow"),
         ("edgeped.evaluate.metrics", "tensorflow"),
         ("edgeped.layout", "numpy"),
+        ("edgeped.training_stages", "numpy"),
         ("edgeped.config", "numpy"),
         ("edgeped.registry", "numpy"),
     ],

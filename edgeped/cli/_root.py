@@ -3,6 +3,9 @@
 Exit codes are defined in `edgeped.errors.ExitCode` (table in docs/conventions.md):
 usage errors exit 64 (click's own 2 would collide with the gate's "evidence missing"),
 input errors (`EdgepedError`) 65, unexpected exceptions 70 with the traceback.
+A `ValueError` is a config dataclass refusing an option value (the project's configs
+validate in `__post_init__` and raise it): it becomes `error: invalid option: ...` and
+64 here, so commands build their configs without a try/except of their own.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import traceback
 
 import click
 
+from edgeped.cli._common import bad_config
 from edgeped.errors import EdgepedError, ExitCode
 
 
@@ -20,8 +24,16 @@ def _usage(exc: click.UsageError) -> click.UsageError:
     return exc
 
 
+def _fail(ctx: click.Context, exc: EdgepedError) -> None:
+    click.secho(f"error: {exc.problem}", fg="red", err=True)
+    if exc.fix:
+        click.echo(f"  fix: {exc.fix}", err=True)
+    ctx.exit(int(exc.exit_code))
+
+
 class _Group(click.Group):
-    """EdgepedError -> `error:/fix:` and 65; usage errors -> 64; a bug -> traceback and 70."""
+    """EdgepedError -> `error:/fix:` and its code (65 unless it says otherwise); usage
+    errors and option values a config refuses (ValueError) -> 64; a bug -> traceback and 70."""
 
     def make_context(self, info_name, args, parent=None, **extra):
         try:
@@ -35,13 +47,17 @@ class _Group(click.Group):
         except click.UsageError as exc:
             raise _usage(exc) from None
         except EdgepedError as exc:
-            click.secho(f"error: {exc.problem}", fg="red", err=True)
-            if exc.fix:
-                click.echo(f"  fix: {exc.fix}", err=True)
-            ctx.exit(int(exc.exit_code))
+            _fail(ctx, exc)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence: say it is a bug
+            # Exactly ValueError: a subclass (a JSON or Unicode decode error) is no option value.
+            if type(exc) is ValueError:
+                from edgeped import quiet
+
+                if quiet.verbose():  # `edgeped -v`: where it was raised, should it be a bug
+                    click.echo(traceback.format_exc(), err=True)
+                _fail(ctx, bad_config(exc))
             click.echo(traceback.format_exc(), err=True)
             click.secho(
                 f"internal error: {type(exc).__name__}: {exc} (this is a bug in edgeped; "

@@ -6,6 +6,7 @@ import click
 
 from edgeped.cli._common import log
 from edgeped.errors import EdgepedError
+from edgeped.layout import MODEL_NAMES
 
 
 @click.command()
@@ -13,9 +14,7 @@ from edgeped.errors import EdgepedError
 @click.option(
     "--only",
     multiple=True,
-    help="Convert only these outputs (teacher_float32, student_float32, "
-    "student_distilled_float32, student_ptq_int8, student_qat_int8, "
-    "student_pruned_float32, student_pruned_ptq_int8). Repeatable.",
+    help=f"Convert only these outputs ({', '.join(MODEL_NAMES)}). Repeatable.",
 )
 @click.option(
     "--calibration-samples",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgeped.cli._common import bad_config, console, overwrite_option
+from edgeped.cli._common import console, overwrite_option
 from edgeped.cli.scale import beam_config, runner_options
 from edgeped.errors import EdgepedError
 
@@ -223,17 +223,14 @@ def _frame_config(name, min_height, margin, jitter, near_miss, background, seed,
     from edgeped.data.importers.frames import FrameImportConfig
     from edgeped.data.importers.geometry import WindowRules
 
-    try:
-        return FrameImportConfig(
-            rules=WindowRules(margin=margin, min_height=min_height),
-            jitter_copies=jitter,
-            near_miss_per_person=near_miss,
-            background_per_frame=background,
-            seed=seed,
-            source_name=name,
-        )
-    except ValueError as exc:
-        raise bad_config(exc) from exc
+    return FrameImportConfig(
+        rules=WindowRules(margin=margin, min_height=min_height),
+        jitter_copies=jitter,
+        near_miss_per_person=near_miss,
+        background_per_frame=background,
+        seed=seed,
+        source_name=name,
+    )
 
 
 def _import_frames(

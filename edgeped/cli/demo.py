@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from edgeped.cli._common import (
-    bad_config,
     console,
     log,
     overwrite_option,
@@ -55,10 +54,7 @@ def demo(out_dir, drives, epochs_scale, budgets_file, overwrite) -> None:
     from edgeped.outdir import claim_into
 
     claim = claim_into(out_dir, "demo", overwrite=overwrite, default=DemoConfig().out_dir)
-    try:
-        config = DemoConfig(out_dir=out_dir).with_options(drives=drives, epochs_scale=epochs_scale)
-    except ValueError as exc:
-        raise bad_config(exc) from exc
+    config = DemoConfig(out_dir=out_dir).with_options(drives=drives, epochs_scale=epochs_scale)
     start = time.perf_counter()
     out = console()
     with Progress(console=out, transient=True) as bar:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgeped.cli._common import bad_config, console
+from edgeped.cli._common import console
 from edgeped.errors import ExitCode
 
 
@@ -53,14 +53,11 @@ def doctor(targets_file, only, timeout_s, no_emulated_probe, json_out) -> None:
 
     from edgeped.doctor import DoctorOptions, Level, run_checks
 
-    try:
-        options = DoctorOptions(
-            targets_file=str(targets_file) if targets_file else None,
-            timeout_s=timeout_s,
-            emulated_probe=not no_emulated_probe,
-        )
-    except ValueError as exc:
-        raise bad_config(exc) from exc
+    options = DoctorOptions(
+        targets_file=str(targets_file) if targets_file else None,
+        timeout_s=timeout_s,
+        emulated_probe=not no_emulated_probe,
+    )
     report = run_checks(options, tuple(only))
     colours = {Level.OK: "green", Level.WARN: "yellow", Level.FAIL: "red", Level.SKIP: "dim"}
     counts = report.counts()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgeped.cli._common import bad_config, overwrite_option
+from edgeped.cli._common import overwrite_option
 
 EXIT = {"ok": 0, "warn": 0, "alert": 1, "too_small": 2}
 
@@ -47,13 +47,10 @@ def drift(reference, window, out_dir, psi_warn, psi_alert, ks_alpha, ks_min_d, m
     from edgeped.rollout.drift import DriftConfig
     from edgeped.rollout.drift_run import run_drift
 
-    try:
-        config = DriftConfig(psi_warn=psi_warn, psi_alert=psi_alert, ks_alpha=ks_alpha,
-                             ks_min_statistic=ks_min_d,
-                             missing_warn=missing_warn, missing_alert=missing_alert,
-                             min_window=min_window, min_slice=min_slice)  # fmt: skip
-    except ValueError as exc:
-        raise bad_config(exc) from exc
+    config = DriftConfig(psi_warn=psi_warn, psi_alert=psi_alert, ks_alpha=ks_alpha,
+                         ks_min_statistic=ks_min_d,
+                         missing_warn=missing_warn, missing_alert=missing_alert,
+                         min_window=min_window, min_slice=min_slice)  # fmt: skip
     claim = claim_into(out_dir, "drift", overwrite=overwrite)
     report, files = run_drift(
         reference, window, out_dir, splits=tuple(splits) or ("train", "val", "test"), config=config

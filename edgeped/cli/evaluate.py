@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import click
 
-from edgeped.cli._common import bad_config, console, log, overwrite_option
+from edgeped.cli._common import console, log, overwrite_option
 from edgeped.cli.scale import beam_config, runner_options
 
 
@@ -80,28 +80,25 @@ def eval_(
     """
     from edgeped.evaluate.run import EvalConfig, evaluate_run
 
-    try:
-        config = EvalConfig(
-            max_fpr=max_fpr,
-            min_recall=min_recall,
-            threads=threads,
-            metadata_dropout=metadata_dropout,
-        )
-        if tag and not tag.replace("-", "").replace("_", "").isalnum():
-            raise ValueError(f"tag must be letters, digits, - or _, got {tag!r}")
-        # Repeated values; a single comma-joined value (the older form) still parses.
-        suite = _suite(
-            ",".join(corruptions) or ("quick" if not tag else "none"),
-            ",".join(severities),
-            max_fpr,
-            threads,
-        )
-        if max_negatives is not None:
-            if suite is None or suite.suite == "quick":
-                raise ValueError("--max-negatives goes with --corruptions all or named ones")
-            suite = replace(suite, max_negatives=max_negatives)
-    except ValueError as exc:
-        raise bad_config(exc) from exc
+    config = EvalConfig(
+        max_fpr=max_fpr,
+        min_recall=min_recall,
+        threads=threads,
+        metadata_dropout=metadata_dropout,
+    )
+    if tag and not tag.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"tag must be letters, digits, - or _, got {tag!r}")
+    # Repeated values; a single comma-joined value (the older form) still parses.
+    suite = _suite(
+        ",".join(corruptions) or ("quick" if not tag else "none"),
+        ",".join(severities),
+        max_fpr,
+        threads,
+    )
+    if max_negatives is not None:
+        if suite is None or suite.suite == "quick":
+            raise ValueError("--max-negatives goes with --corruptions all or named ones")
+        suite = replace(suite, max_negatives=max_negatives)
     data_dir = _run_dataset(run_dir, data_dir)
     beam = beam_config(runner, beam_options)
     scorer = None

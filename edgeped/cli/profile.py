@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgeped.cli._common import bad_config, console
+from edgeped.cli._common import console
 from edgeped.errors import ExitCode
 
 
@@ -64,15 +64,12 @@ def profile(
     """
     from edgeped.profile.run import ProfileOptions, profile_model, resolve_model
 
-    try:
-        options = ProfileOptions(
-            cores=tuple(c.strip() for v in cores for c in v.split(",") if c.strip())
-            or ("a53", "a72", "a76"),
-            insn_runs=insn_runs,
-            timed_runs=runs,
-        )
-    except ValueError as exc:
-        raise bad_config(exc) from exc
+    options = ProfileOptions(
+        cores=tuple(c.strip() for v in cores for c in v.split(",") if c.strip())
+        or ("a53", "a72", "a76"),
+        insn_runs=insn_runs,
+        timed_runs=runs,
+    )
     con = console()
     result = profile_model(
         model,

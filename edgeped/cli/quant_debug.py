@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgeped.cli._common import bad_config, log
+from edgeped.cli._common import log
 
 
 @click.command("quant-debug")
@@ -83,26 +83,20 @@ def quant_debug(
     from edgeped.convert.quant_debug import QuantDebugOptions, convert_mixed_run, quant_debug_run
 
     if keep_float or keep_float_op or int16:
-        try:
-            mixed = MixedPrecision(tuple(keep_float), tuple(keep_float_op), int16)
-        except ValueError as exc:
-            raise bad_config(exc) from exc
+        mixed = MixedPrecision(tuple(keep_float), tuple(keep_float_op), int16)
         path = convert_mixed_run(
             run_dir, mixed, name=name, calibration_samples=calibration_samples, progress=log
         )
         click.echo(f"wrote {path}")
         return
-    try:
-        options = QuantDebugOptions(
-            calibration_samples=calibration_samples,
-            debug_samples=samples,
-            top=top,
-            max_fpr=max_fpr,
-            count_instructions=count,
-            core=core,
-        )
-    except ValueError as exc:
-        raise bad_config(exc) from exc
+    options = QuantDebugOptions(
+        calibration_samples=calibration_samples,
+        debug_samples=samples,
+        top=top,
+        max_fpr=max_fpr,
+        count_instructions=count,
+        core=core,
+    )
     result = quant_debug_run(run_dir, options, progress=log)
     for path in result.save((out or run_dir) / report_name):
         click.echo(f"wrote {path}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from edgeped.cli._common import bad_config, console
+from edgeped.cli._common import console
 
 MAX_WAIT_S = 3600.0  # device/agent.py MAX_WAIT_S
 
@@ -210,18 +210,15 @@ def release(
             f"{len(waive)} --waive but {len(reasons)} --reason",
             "give one --reason TEXT after each --waive BUDGET",
         )
-    try:
-        options = ReleaseOptions(
-            model=model,
-            waivers=tuple(Waiver(b, t) for b, t in zip(waive, reasons, strict=True)),
-            crops=crops,
-            data_dir=data_dir,
-            sign_key=sign_key,
-            baseline=baseline,
-            gate_file=gate_file,
-        )
-    except ValueError as exc:
-        raise bad_config(exc) from exc
+    options = ReleaseOptions(
+        model=model,
+        waivers=tuple(Waiver(b, t) for b, t in zip(waive, reasons, strict=True)),
+        crops=crops,
+        data_dir=data_dir,
+        sign_key=sign_key,
+        baseline=baseline,
+        gate_file=gate_file,
+    )
     plan = plan_release(run_dir, options)
     _progress("computing golden outputs on the host")
     path = write_bundle(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import click
 
-from edgeped.cli._common import bad_config
 from edgeped.errors import EdgepedError, ExitCode
 
 
@@ -56,7 +55,4 @@ def beam_config(runner: str, beam_options: tuple[str, ...]):
         ) from exc
     from edgeped.data.beam_runtime import BeamConfig
 
-    try:
-        return BeamConfig(tuple(beam_options))
-    except ValueError as exc:
-        raise bad_config(exc) from exc
+    return BeamConfig(tuple(beam_options))

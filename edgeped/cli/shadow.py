@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgeped.cli._common import bad_config, log, overwrite_option
+from edgeped.cli._common import log, overwrite_option
 
 
 @click.group()
@@ -17,10 +17,7 @@ def shadow() -> None:
 def _config(min_slice_crops: int, gallery: int):
     from edgeped.rollout.shadow_report import ShadowConfig
 
-    try:
-        return ShadowConfig(min_slice_crops=min_slice_crops, gallery_max=gallery)
-    except ValueError as exc:
-        raise bad_config(exc) from exc
+    return ShadowConfig(min_slice_crops=min_slice_crops, gallery_max=gallery)
 
 
 def _report_options(func):
@@ -167,11 +164,8 @@ def shadow_run(baseline, candidate, target_name, targets_file, core, crops, data
     from edgeped.rollout.shadow import ShadowOptions, run_shadow
     from edgeped.targets import resolve_target
 
-    try:
-        options = ShadowOptions(repeat=repeat, fsync_every=fsync_every, cost_runs=cost_runs,
-                                timeout_s=timeout_s)  # fmt: skip
-    except ValueError as exc:
-        raise bad_config(exc) from exc
+    options = ShadowOptions(repeat=repeat, fsync_every=fsync_every, cost_runs=cost_runs,
+                            timeout_s=timeout_s)  # fmt: skip
     claim = claim_into(out_dir, "shadow", overwrite=overwrite)
     result = run_shadow(
         baseline, candidate, resolve_target(target_name, targets_file, core), out_dir,

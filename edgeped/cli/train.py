@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import click
 
-from edgeped.cli._common import bad_config, log
+from edgeped.cli._common import log
 from edgeped.errors import EdgepedError, ExitCode
+from edgeped.training_stages import TRAINING_STAGES, default_stages
+
+
+def _stage_help() -> str:
+    """`--stage`: every declared stage (with its note), in pipeline order, and the default."""
+    listed = ", ".join(
+        f"{s.name} ({s.help})" if s.help else s.name for s in TRAINING_STAGES.values()
+    )
+    return (
+        f"A stage to run: {listed}. Repeatable; they run in that order "
+        f"[default: the config's stages, {' and '.join(default_stages())}]."
+    )
 
 
 @click.command()
@@ -32,9 +44,7 @@ from edgeped.errors import EdgepedError, ExitCode
     "--stage",
     "stage_list",
     multiple=True,
-    help="A stage to run: teacher, student (labels only), student_distilled, student_qat, "
-    "student_pruned. Repeatable; they run in that order "
-    "[default: the config's stages, student and student_qat].",
+    help=_stage_help(),
 )
 @click.option(
     "--stages",
@@ -105,35 +115,29 @@ def train(
     Imbalance is handled by a positive loss weight by default; see `imbalance`,
     `loss`, `distill`, `mining` and `augment` in the config file (docs/training.md).
     """
-    from edgeped.config import ConfigError, load_mapping
+    from edgeped.config import load_mapping
     from edgeped.train.loop import train as run_train
     from edgeped.train.profiles import profile_config
 
-    try:
-        base = load_mapping(config_file) if config_file else {}
-        if data_dir:
-            base["data_dir"] = data_dir
-        if "data_dir" not in base:
-            raise EdgepedError("no dataset given", "pass --data DIR or set data_dir in --config")
-        config = profile_config(
-            profile, base.pop("data_dir"), base, where=str(config_file or "train config")
-        )
-        config = config.with_overrides(batch_size=batch_size, seed=seed).with_stage_overrides(
-            epochs={
-                "teacher_stage": teacher_epochs,
-                "student_stage": student_epochs,
-                "qat_stage": qat_epochs,
-            },
-            steps_per_epoch=steps_per_epoch,
-        )
-        chosen = (
-            tuple(stage_list) + tuple(s.strip() for s in (stages or "").split(",") if s.strip())
-            or None
-        )
-    except ConfigError:
-        raise
-    except ValueError as exc:
-        raise bad_config(exc) from exc
+    base = load_mapping(config_file) if config_file else {}
+    if data_dir:
+        base["data_dir"] = data_dir
+    if "data_dir" not in base:
+        raise EdgepedError("no dataset given", "pass --data DIR or set data_dir in --config")
+    config = profile_config(
+        profile, base.pop("data_dir"), base, where=str(config_file or "train config")
+    )
+    config = config.with_overrides(batch_size=batch_size, seed=seed).with_stage_overrides(
+        epochs={
+            "teacher_stage": teacher_epochs,
+            "student_stage": student_epochs,
+            "qat_stage": qat_epochs,
+        },
+        steps_per_epoch=steps_per_epoch,
+    )
+    chosen = (
+        tuple(stage_list) + tuple(s.strip() for s in (stages or "").split(",") if s.strip()) or None
+    )
     if worker_dir and not distributed:
         raise EdgepedError(
             "--worker-dir needs --distributed",

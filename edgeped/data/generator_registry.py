@@ -112,6 +112,19 @@ def get(name: str) -> Generator:
     return GENERATORS[name]()
 
 
+def check_shard_records(shard_records: object) -> None:
+    """Refuses a shard size that is not a whole number >= 1 (either runner, before any work).
+
+    Raises:
+        EdgepedError: naming the value and an example.
+    """
+    if not isinstance(shard_records, int) or shard_records < 1:
+        raise EdgepedError(
+            f"shard_records must be a whole number >= 1, got {shard_records!r}",
+            "pass e.g. --shard-records 4096",
+        )
+
+
 def write_dataset(
     name: str,
     out_dir: str,
@@ -131,11 +144,7 @@ def write_dataset(
     Raises:
         EdgepedError: as `Generator.config`, a bad shard size, or a write failure.
     """
-    if not isinstance(shard_records, int) or shard_records < 1:
-        raise EdgepedError(
-            f"shard_records must be a whole number >= 1, got {shard_records!r}",
-            "pass e.g. --shard-records 4096",
-        )
+    check_shard_records(shard_records)
     from edgeped.data.shards import DEFAULT_SPLIT_FRACTIONS, default_required_splits
 
     generator = get(name)

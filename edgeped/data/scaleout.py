@@ -46,11 +46,7 @@ def synth(
         )
         _index(out_dir)
         return manifest
-    if not isinstance(shard_records, int) or shard_records < 1:
-        raise EdgepedError(
-            f"shard_records must be a whole number >= 1, got {shard_records!r}",
-            "pass e.g. --shard-records 4096",
-        )
+    generator_registry.check_shard_records(shard_records)
     chosen = generator_registry.get(generator)
     config = chosen.config(options)
     if chosen.beam_write is None:

@@ -9,8 +9,9 @@ from edgeped.config import from_mapping
 from edgeped.data.augment import AugmentConfig
 from edgeped.data.preprocess import IMAGE_RULES
 from edgeped.data.schema import TAG_VOCABULARIES
-from edgeped.layout import STAGES  # noqa: F401  (the run layout names the stages)
+from edgeped.layout import STAGES
 from edgeped.models.registry import ModelSpec
+from edgeped.training_stages import StageConfig, default_stages, schedule_defaults
 
 IMBALANCE_MODES = ("sample", "weight", "none")
 LOSS_NAMES = ("bce", "focal")
@@ -19,56 +20,16 @@ MAX_BATCH_SIZE = 8192
 
 # Labels-only student, then QAT of it; distillation is opt-in (and then runs only
 # when the teacher beats the labels-only student on val: see distill.min_teacher_gain).
-DEFAULT_STAGES = ("student", "student_qat")
+DEFAULT_STAGES = default_stages()
 # Framing jitter, flips and exposure: what real street crops vary in. The synthetic
 # night/rain/blur renderings are off by default (the demo profile turns them on). The
 # camera-physics augmentations (dark, noise, tone, mix, occlude, zoom) and the standardised
 # image rule are measured options, not the default: on Penn-Fudan they raised recall under
 # shift relative to clean but cost clean recall (docs/robustness.md, *Measured*).
 REAL_DATA_AUGMENT = AugmentConfig(night=0.0, rain=0.0, blur=0.0)
-# The config field that holds each training phase's epochs and learning rate.
-SCHEDULES = ("cosine", "plateau")
 PLATEAU_FACTOR = 0.3  # learning-rate cut on a plateau (schedule = "plateau")
-STAGE_FIELDS = ("teacher_stage", "student_stage", "qat_stage", "prune_stage")
-
-
-@dataclass(frozen=True)
-class StageConfig:
-    """One training stage: at most `epochs` epochs, stopped early on validation.
-
-    `schedule` "cosine": the learning rate decays over `epochs` (the planned length);
-    "plateau": it stays at `learning_rate` and is cut x0.3 whenever val AUC-PR has
-    not improved for `patience` // 2 epochs (at least 1), so the low-rate epochs come
-    when the stage actually stalls, however long it runs. With `patience` > 0, the
-    stage stops once val AUC-PR has not improved for that many epochs (0 runs every
-    epoch); the checkpoint is the best val AUC-PR epoch. `steps_per_epoch` caps an
-    epoch (quick runs); None = one pass over train. `ema` > 0 validates and
-    checkpoints an exponential moving average of the weights with that momentum per
-    step (see edgeped.train.averaging); 0 = the live weights.
-    """
-
-    epochs: int
-    learning_rate: float
-    steps_per_epoch: int | None = None
-    patience: int = 0
-    schedule: str = "cosine"
-    ema: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.epochs < 0:
-            raise ValueError(f"epochs must be >= 0, got {self.epochs}")
-        if self.patience < 0:
-            raise ValueError(f"patience must be >= 0 (0 = no early stop), got {self.patience}")
-        if not 0 < self.learning_rate < 1:
-            raise ValueError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
-        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
-            raise ValueError(f"steps_per_epoch must be >= 1 or None, got {self.steps_per_epoch}")
-        if not 0.0 <= self.ema < 1.0:
-            raise ValueError(
-                f"ema must be in [0, 1) (0 = off; e.g. 0.99 averages ~100 steps), got {self.ema}"
-            )
+# The config fields that hold the training stages' epochs and learning rates.
+STAGE_FIELDS = tuple(schedule_defaults())
 
 
 @dataclass(frozen=True)
@@ -127,7 +88,27 @@ class LoggingConfig:
                 )
 
 
+def _with_stage_fields(cls: type) -> type:
+    """Gives the class one StageConfig field per stage config key, after `student`.
+
+    The defaults are the declarations' (edgeped.training_stages): a new stage's table
+    appears in the config, its TOML/JSON loader and config.json without a line here.
+    """
+    annotations = cls.__dict__["__annotations__"]
+    ordered = {}
+    for name, hint in annotations.items():
+        ordered[name] = hint
+        if name == "student":
+            for key, schedule in schedule_defaults().items():
+                ordered[key] = "StageConfig"
+                setattr(cls, key, field(default=schedule))
+    annotations.clear()
+    annotations.update(ordered)
+    return cls
+
+
 @dataclass(frozen=True)
+@_with_stage_fields
 class TrainConfig:
     """Everything `edgeped train` needs; saved as config.json in the run directory.
 
@@ -150,16 +131,8 @@ class TrainConfig:
     stages: tuple[str, ...] = DEFAULT_STAGES
     teacher: ModelSpec = field(default_factory=lambda: ModelSpec("teacher", width=0.5))
     student: ModelSpec = field(default_factory=lambda: ModelSpec("vgg", width=0.25))
-    teacher_stage: StageConfig = field(
-        default_factory=lambda: StageConfig(30, 2e-3, patience=6, schedule="plateau")
-    )
-    student_stage: StageConfig = field(
-        default_factory=lambda: StageConfig(40, 3e-3, patience=8, schedule="plateau")
-    )
-    qat_stage: StageConfig = field(
-        default_factory=lambda: StageConfig(8, 3e-4, patience=3, schedule="plateau")
-    )
-    prune_stage: StageConfig = field(default_factory=lambda: StageConfig(2, 5e-4))
+    # Here, one StageConfig per STAGE_FIELDS key (teacher_stage, student_stage, qat_stage,
+    # prune_stage), added by _with_stage_fields from the stage declarations.
     prune_final_sparsity: float = 0.5
     distill: DistillConfig = field(default_factory=DistillConfig)
     mining: MiningConfig = field(default_factory=MiningConfig)

@@ -113,12 +113,10 @@ def train_distributed(
             "hard-negative mining is not distributed",
             "set [mining] rounds = 0 for --distributed, or mine in a single-process run",
         )
-    from edgeped.train.config import STAGES
+    from edgeped.training_stages import check_stage_names
 
     stages = config.stages if stages is None else stages
-    unknown = sorted(set(stages) - set(STAGES))
-    if unknown:
-        raise EdgepedError(f"unknown stage(s) {unknown}", f"use some of {', '.join(STAGES)}")
+    check_stage_names(stages)
     run = Path(run_dir)
     if role.is_chief:
         return _chief(run, config, progress, stages, role, resume, overwrite)

@@ -9,8 +9,9 @@ unless the caller says what to do with it:
   without retraining what comes before it: keys that only a stage being run
   reads (`qat_stage` for student_qat, `teacher`/`teacher_stage` for teacher,
   `distill` for student_distilled, `prune_stage`/`prune_final_sparsity` for
-  student_pruned) may differ, provided every checkpoint built on that stage is
-  run again too. Such a run trains in a copy of the folder and swaps it in when
+  student_pruned: each declaration's `own_keys` in edgeped.training_stages) may
+  differ, provided every checkpoint built on that stage (its `parents` lineage)
+  is run again too. Such a run trains in a copy of the folder and swaps it in when
   done, so the old models and config stay until the new ones are complete.
 - `overwrite`: train a new run beside it (a hidden sibling folder) and swap it in
   only when training finished; a failed or interrupted run leaves the old one
@@ -29,22 +30,13 @@ from edgeped.data.output import sibling_name, swap_dirs
 from edgeped.errors import EdgepedError
 from edgeped.layout import CHECKPOINTS, STAGES
 from edgeped.layout import CONFIG_FILE as CONFIG
+from edgeped.training_stages import TRAINING_STAGES, built_on
 
 # The config keys that only one stage reads: a resume may change them when that stage runs.
-STAGE_KEYS = {
-    "teacher": ("teacher", "teacher_stage"),
-    "student_distilled": ("distill",),
-    "student_qat": ("qat_stage",),
-    "student_pruned": ("prune_stage", "prune_final_sparsity"),
-}
+STAGE_KEYS = {s.name: s.own_keys for s in TRAINING_STAGES.values() if s.own_keys}
 # The checkpoints each of those stages feeds (QAT and pruning start from the best float
 # student, which may be the distilled one).
-BUILT_ON = {
-    "teacher": ("student_distilled", "student_qat", "student_pruned"),
-    "student_distilled": ("student_qat", "student_pruned"),
-    "student_qat": (),
-    "student_pruned": (),
-}
+BUILT_ON = {name: built_on(name) for name in STAGE_KEYS}
 # Which stages run by default changes no checkpoint.
 FREE_KEYS = ("stages",)
 
