@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The slot agent: installs, health-checks and rolls back models on the board itself.
 
-Ships beside runner.py and needs only Python 3.9+ (plus the runner's numpy and LiteRT
-for health checks), so the switch and the rollback never depend on a live SSH session.
+Ships with runner.py and the edgeped_device package beside it and needs only Python 3.9+
+(plus the runner's numpy and LiteRT for health checks), so the switch and the rollback
+never depend on a live SSH session.
 
 Device root layout (RAUC-style)::
 
@@ -47,6 +48,13 @@ import signal
 import sys
 import tarfile
 import time
+
+# The package ships beside this file; put it on the path when the agent is loaded by path.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+from edgeped_device.common import sha256_file  # noqa: E402
 
 RESULT_KIND = "edgeped.agent_result"
 STATE_KIND = "edgeped.device_state"
@@ -150,14 +158,6 @@ def remove_link(link: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(link)
         fsync_dir(os.path.dirname(link))
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_json(path: str):
@@ -691,15 +691,6 @@ class _RunnerArgs:
     delegate_option: list = []
 
 
-def import_runner():
-    here = os.path.dirname(os.path.abspath(__file__))
-    if here not in sys.path:
-        sys.path.insert(0, here)
-    import runner  # noqa: PLC0415 - shipped beside this file, imported only for health checks
-
-    return runner
-
-
 def health_check(folder: str, manifest: dict, latency_ms_p95=None, runs: int = 50) -> dict:
     """Golden-crop parity (bit-exact for int8), outputs in the card's range, latency.
 
@@ -726,28 +717,30 @@ def health_check(folder: str, manifest: dict, latency_ms_p95=None, runs: int = 5
     problems = file_problems(folder, manifest)
     if not add("integrity", not problems, "; ".join(problems) or "every file matches its sha256"):
         return result()
-    runner = import_runner()
+    from edgeped_device import common, inputs, parity, preprocess  # noqa: PLC0415
+    from edgeped_device import model as tflite  # noqa: PLC0415
+
     try:
-        np, Interpreter, load_delegate, resolver, runtime = runner.import_runtime()
+        np, Interpreter, load_delegate, resolver, runtime = common.import_runtime()
         model = os.path.join(folder, "model.tflite")
-        data = runner.read_model(model)
-        interpreter = runner.make_interpreter(
+        data = tflite.read_model(model)
+        interpreter = tflite.make_interpreter(
             data, model, Interpreter, load_delegate, resolver, _RunnerArgs
         )
-        io = runner.ModelIO(interpreter, np)
+        io = tflite.ModelIO(interpreter, np)
         io.resize(1)
-        mean, std, clip, _ = runner.load_preprocess(os.path.join(folder, "preprocess.json"))
-        rule = runner.load_image_rule(os.path.join(folder, "preprocess.json"))
-        images, metadata, _ = runner.load_crops(os.path.join(folder, "crops.npz"), np, 1, 0)
-        golden = runner.load_golden(os.path.join(folder, "golden.npz"), np)
-    except runner.RunnerError as exc:
+        mean, std, clip, _ = preprocess.load_preprocess(os.path.join(folder, "preprocess.json"))
+        rule = preprocess.load_image_rule(os.path.join(folder, "preprocess.json"))
+        images, metadata, _ = inputs.load_crops(os.path.join(folder, "crops.npz"), np, 1, 0)
+        golden = parity.load_golden(os.path.join(folder, "golden.npz"), np)
+    except common.RunnerError as exc:
         add("load", False, f"{exc.code}: {exc.problem}")
         return result()
     add("load", True, f"{runtime['name']} {runtime['version']}")
     card = read_json(os.path.join(folder, "card.json"))
     add("io", *_io_matches(io.quantisation(), card))
-    pre = runner.Preprocessor(io, mean, std, clip, rule)
-    raw, probs = runner.compute_outputs(pre, images, metadata, np)
+    pre = preprocess.Preprocessor(io, mean, std, clip, rule)
+    raw, probs = parity.compute_outputs(pre, images, metadata, np)
     add("parity", *_parity(raw, probs, golden, manifest["model"]["sha256"], np))
     add("decisions", *_decisions(raw, probs, card, os.path.join(folder, "crops.npz"), np))
     finite = bool(np.all(np.isfinite(probs)))

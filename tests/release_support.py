@@ -24,6 +24,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "device"))
 import agent  # noqa: E402 (device/agent.py, which tests drive directly)
+from edgeped_device import common as device_common  # noqa: E402
 
 MODEL_NAME = "student_qat_int8"
 
@@ -239,7 +240,7 @@ class Run:
 
 def preload_runtime() -> None:
     """Imports the runner and LiteRT in this process, so forked agents start warm."""
-    agent.import_runner().import_runtime()
+    device_common.import_runtime()
 
 
 def run_agent(
