@@ -2,9 +2,9 @@
 """Counts guest instructions per phase of a LiteRT or ONNX Runtime call on the emulated board.
 
 Runs on the target (the emulated arm64 board's python-aarch64): Python stdlib + numpy + the
-runtime only. It marks regions with the same syscall as device/runner.py's --insn-count
-(lseek on /dev/null with MAGIC_START / MAGIC_STOP, counted by tools/qemu_insncount.c) and
-reads the counts back from EDGEPED_INSN_OUT.
+runtime only. It marks regions with the same syscall as the runner's --insn-count (lseek on
+/dev/null with MARKER_START / MARKER_STOP from device/edgeped_device/insn.py, counted by
+tools/qemu_insncount.c) and reads the counts back from EDGEPED_INSN_OUT.
 
 Usage: python device_count.py JOBS.json [--site DIR]   (prints one JSON object)
 
@@ -26,11 +26,13 @@ import json
 import os
 import sys
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-MARKER_START = 0x45504544494E5331  # must match tools/qemu_insncount.c
-MARKER_STOP = 0x45504544494E5330
-IMAGE_SHAPE = (128, 64, 3)
+# The runner's marker values and crop shape, from the on-board package in device/. The
+# regions open and close with a bare lseek (no marker() call inside them), as before.
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "device")
+)
+from edgeped_device.common import IMAGE_SHAPE  # noqa: E402 (sets OPENBLAS_NUM_THREADS=1)
+from edgeped_device.insn import MARKER_START, MARKER_STOP  # noqa: E402
 
 
 def fail(problem: str, fix: str) -> None:

@@ -13,6 +13,16 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 RUNNER = REPO_ROOT / "device" / "runner.py"  # the device harness the tests run
 
 
+def device_module(name: str):
+    """A module of the on-board package (device/edgeped_device), imported as the board does."""
+    import importlib
+    import sys
+
+    if str(RUNNER.parent) not in sys.path:
+        sys.path.insert(0, str(RUNNER.parent))
+    return importlib.import_module(f"edgeped_device.{name}")
+
+
 def make_batch(n: int = 8, *, seed: int = 0, drive: str = "d0", positives: int = 2) -> CropBatch:
     """A hand-made batch of n records with a few NaN metadata values."""
     rng = np.random.default_rng(seed)

@@ -2,7 +2,7 @@
 
 The agent runs in a forked child of the test process (LiteRT already imported), so a
 health check costs milliseconds and hundreds of SIGKILLs fit in seconds. The child
-runs ``agent.main`` unchanged; the only addition is ``agent.STEP_HOOK``, set in the
+runs ``agent.main`` unchanged; the only addition is ``agent_common.STEP_HOOK``, set in the
 child alone, which reports each step and waits for the parent's go-ahead, so the parent
 can kill it exactly between two steps.
 """
@@ -23,7 +23,11 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "device"))
-import agent  # noqa: E402 (device/agent.py, which tests drive directly)
+# The agent behind device/agent.py, which tests drive directly.
+from edgeped_device import common as device_common  # noqa: E402
+from edgeped_device.agent import cli as agent  # noqa: E402
+from edgeped_device.agent import common as agent_common  # noqa: E402
+from edgeped_device.agent import device as agent_device  # noqa: E402
 
 MODEL_NAME = "student_qat_int8"
 
@@ -239,7 +243,7 @@ class Run:
 
 def preload_runtime() -> None:
     """Imports the runner and LiteRT in this process, so forked agents start warm."""
-    agent.import_runner().import_runtime()
+    device_common.import_runtime()
 
 
 def run_agent(
@@ -281,7 +285,7 @@ def run_agent(
                 if os.read(go_r, 1) != b"g":
                     os._exit(96)
 
-            agent.STEP_HOOK = hook
+            agent_common.STEP_HOOK = hook
             code = agent.main(argv)
             sys.stdout.flush()
         except BaseException:  # noqa: BLE001 - the child must never return into pytest
@@ -348,7 +352,7 @@ def check_after_kill(root: Path, allowed: set) -> str | None:
 
 def check_consistent(root: Path, allowed: set) -> str | None:
     """After a command that completed: no transaction, links agree with state, all verifies."""
-    state = agent.Device(str(root)).load_state()
+    state = agent_device.Device(str(root)).load_state()
     assert state["transaction"] is None, f"transaction left behind: {state['transaction']}"
     sha = check_after_kill(root, allowed)
     active = state["active"]

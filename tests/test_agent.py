@@ -411,7 +411,8 @@ def test_same_model_with_a_new_card_is_a_new_release_that_really_installs(
 def test_a_failure_after_the_committed_switch_never_turns_success_into_failure(
     tmp_path, bundles, monkeypatch
 ):
-    import agent as agent_module
+    from edgeped_device.agent import commands, transactions
+    from edgeped_device.agent.common import AgentError
 
     root = tmp_path / "dev"
     agent(root, "install", str(bundles["good1"]))
@@ -419,7 +420,7 @@ def test_a_failure_after_the_committed_switch_never_turns_success_into_failure(
     def prune_fails(*args, **kwargs):
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(agent_module, "prune", prune_fails)  # the forked agent inherits it
+    monkeypatch.setattr(commands, "prune", prune_fails)  # the forked agent inherits it
     run = agent(root, "install", str(bundles["good2"]))
     assert run.code == 0 and run.result["outcome"] == "installed", run.result
     assert any("pruning the store was skipped" in w for w in run.result["warnings"])
@@ -427,9 +428,9 @@ def test_a_failure_after_the_committed_switch_never_turns_success_into_failure(
     monkeypatch.undo()
 
     def commit_disk_full(dev, state):
-        raise agent_module.AgentError("disk_full", "the board's disk is full", "free space")
+        raise AgentError("disk_full", "the board's disk is full", "free space")
 
-    monkeypatch.setattr(agent_module, "commit", commit_disk_full)
+    monkeypatch.setattr(transactions, "commit", commit_disk_full)
     run = agent(root, "install", str(bundles["good3"]))
     assert run.code == 0 and run.result["outcome"] == "installed", run.result
     assert any("deferred" in w for w in run.result["warnings"])

@@ -86,8 +86,11 @@ def copied(recipe: list[tuple[str, str]], workdir: str = "/") -> dict[str, Path]
         for source in sources:
             src = ROOT / source
             if source == ".":  # the whole context: the files the recipes may run
-                for path in [*ROOT.glob("tools/*"), *ROOT.glob("device/*.py")]:
+                for path in [*ROOT.glob("tools/*"), *ROOT.glob("device/**/*.py")]:
                     out[posixpath.join(dest, path.relative_to(ROOT).as_posix())] = path
+            elif src.is_dir():  # a folder's contents, as Docker copies them
+                for path in src.rglob("*.py"):
+                    out[posixpath.join(dest, path.relative_to(src).as_posix())] = path
             elif args.rstrip().endswith("/"):
                 out[posixpath.join(dest, src.name)] = src
             else:
@@ -154,6 +157,11 @@ def test_ecu_image_installs_the_runtime_and_sshd_like_the_tests():
     files = copied(parsed)
     runner = [p for p, src in files.items() if src == ROOT / "device" / "runner.py"]
     assert runner and (ROOT / "device" / "runner.py").is_file()
+    package = ROOT / "device" / "edgeped_device"
+    beside = posixpath.dirname(runner[0])
+    for module in package.rglob("*.py"):  # the runner imports its package from beside it
+        image_path = posixpath.join(beside, module.relative_to(package.parent).as_posix())
+        assert files.get(image_path) == module, f"{image_path} is not copied in"
     commands = [argv for k, a in parsed if k == "RUN" for argv in shell_commands(a)]
     assert any(runner[0] in argv and "--help" in argv for argv in commands), (
         "the image build starts the copied runner once"

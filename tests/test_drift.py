@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
 import pytest
-from helpers import RUNNER
+from helpers import device_module
 
 from edgeped.data.schema import METADATA_FIELDS, CropBatch
 from edgeped.rollout.drift import (
@@ -79,9 +78,7 @@ def test_config_validation_names_the_field():
 
 
 def test_host_image_stats_match_the_device_runner():
-    spec = importlib.util.spec_from_file_location("device_runner", RUNNER)
-    runner = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(runner)
+    runner = device_module("shadow")
     rng = np.random.default_rng(3)
     crops = rng.integers(0, 256, (5, 128, 64, 3), dtype=np.uint8)
     host = image_stats(crops)

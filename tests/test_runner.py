@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import subprocess
@@ -11,16 +10,19 @@ import sys
 import numpy as np
 import pytest
 from conftest import RUNNER, run_device_runner
+from helpers import device_module
 
 FAST = ["--min-runs", "20", "--min-seconds", "0", "--warmup", "2"]
 
 
 @pytest.fixture(scope="module")
-def runner_module():
-    spec = importlib.util.spec_from_file_location("edgeped_device_runner", RUNNER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def preprocess_module():
+    return device_module("preprocess")
+
+
+@pytest.fixture(scope="module")
+def stats_module():
+    return device_module("stats")
 
 
 # --------------------------------------------------------------------------- pure parts
@@ -85,21 +87,21 @@ def test_device_code_runs_under_python39(tmp_path):
 
 
 @pytest.mark.parametrize("q", [0.5, 0.95])
-def test_percentile_ci_covers_true_quantile(runner_module, q):
+def test_percentile_ci_covers_true_quantile(stats_module, q):
     rng = np.random.default_rng(0)
     true = -math.log(1 - q)  # exponential(1) quantile
     hits = 0
     trials = 200
     for _ in range(trials):
-        low, high = runner_module.percentile_ci(sorted(rng.exponential(size=400)), q)
+        low, high = stats_module.percentile_ci(sorted(rng.exponential(size=400)), q)
         hits += low <= true <= high
     assert hits / trials >= 0.92  # nominal 95%, distribution-free
 
 
-def test_percentile_ci_admits_too_few_samples(runner_module):
-    low, high = runner_module.percentile_ci(list(range(50)), 0.99)
+def test_percentile_ci_admits_too_few_samples(stats_module):
+    low, high = stats_module.percentile_ci(list(range(50)), 0.99)
     assert high is None and low is not None
-    assert runner_module.percentile_ci(list(range(1000)), 0.5) == (468, 531)
+    assert stats_module.percentile_ci(list(range(1000)), 0.5) == (468, 531)
 
 
 class _FakeIO:
@@ -110,15 +112,17 @@ class _FakeIO:
         self.image = {"dtype": np.int8, "quantization": (1 / 128, 0)}
 
 
-def test_preprocessing_follows_the_training_rule(runner_module):
-    pre = runner_module.Preprocessor(_FakeIO(np.float32), mean=[1.0] * 6, std=[2.0] * 6, clip=4.0)
+def test_preprocessing_follows_the_training_rule(preprocess_module):
+    pre = preprocess_module.Preprocessor(
+        _FakeIO(np.float32), mean=[1.0] * 6, std=[2.0] * 6, clip=4.0
+    )
     values = np.array([[3.0, np.nan, 100.0, -100.0, 1.0, np.nan]], np.float32)
     got = pre.meta(values)
     np.testing.assert_allclose(got[0, :6], [1.0, 0.0, 4.0, -4.0, 0.0, 0.0])
     np.testing.assert_array_equal(got[0, 6:], [1, 0, 1, 1, 1, 0])
     crops = np.array([0, 127, 128, 255], np.uint8).reshape(1, 1, 4, 1)
     np.testing.assert_array_equal(pre.image(crops).ravel(), [-128, -1, 0, 127])
-    quantised = runner_module.Preprocessor(
+    quantised = preprocess_module.Preprocessor(
         _FakeIO(np.int8, scale=4 / 127, zero=0), mean=[1.0] * 6, std=[2.0] * 6, clip=4.0
     )
     q = quantised.meta(values)
@@ -311,7 +315,7 @@ def test_instruction_count_needs_the_plugin(device_models):
     assert code == 65 and result["error"]["code"] == "insn_unavailable"
 
 
-def test_runner_preprocessing_matches_the_training_contract(runner_module):
+def test_runner_preprocessing_matches_the_training_contract(preprocess_module):
     from edgeped.data.preprocess import Preprocessing
 
     rng = np.random.default_rng(5)
@@ -320,16 +324,16 @@ def test_runner_preprocessing_matches_the_training_contract(runner_module):
     values[rng.random(values.shape) < 0.2] = np.nan
     crops = rng.integers(0, 256, (4, 128, 64, 3), dtype=np.uint8)
     contract = Preprocessing(mean=tuple(mean), std=tuple(std), clip=4.0)
-    device = runner_module.Preprocessor(_FakeIO(np.float32), mean=mean, std=std, clip=4.0)
+    device = preprocess_module.Preprocessor(_FakeIO(np.float32), mean=mean, std=std, clip=4.0)
     np.testing.assert_allclose(device.meta(values), contract.metadata(values), atol=1e-6)
     float_io = _FakeIO(np.float32)
     float_io.image = {"dtype": np.float32, "quantization": (0.0, 0)}
-    as_float = runner_module.Preprocessor(float_io, mean=mean, std=std, clip=4.0)
+    as_float = preprocess_module.Preprocessor(float_io, mean=mean, std=std, clip=4.0)
     np.testing.assert_array_equal(as_float.image(crops), contract.image(crops))
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_runner_standardize_rule_is_the_hosts_bit_for_bit(runner_module, seed):
+def test_runner_standardize_rule_is_the_hosts_bit_for_bit(preprocess_module, seed):
     """The per-crop rule: the runner's fused table look-up gives eval's tensor exactly."""
     from edgeped.data.preprocess import Preprocessing
     from edgeped.evaluate.inference import quantize
@@ -349,32 +353,32 @@ def test_runner_standardize_rule_is_the_hosts_bit_for_bit(runner_module, seed):
     np.testing.assert_allclose(centred.std(0), 0.5, rtol=0.02)
     float_io = _FakeIO(np.float32)
     float_io.image = {"dtype": np.float32, "quantization": (0.0, 0)}
-    as_float = runner_module.Preprocessor(float_io, [0.0] * 6, [1.0] * 6, 4.0, "standardize")
+    as_float = preprocess_module.Preprocessor(float_io, [0.0] * 6, [1.0] * 6, 4.0, "standardize")
     np.testing.assert_array_equal(as_float.image(crops), x)
     for scale, zero in ((1 / 64, 0), (0.0157, -3), (1 / 128, 0)):
         io = _FakeIO(np.float32)
         io.image = {"dtype": np.int8, "quantization": (scale, zero)}
-        device = runner_module.Preprocessor(io, [0.0] * 6, [1.0] * 6, 4.0, "standardize")
+        device = preprocess_module.Preprocessor(io, [0.0] * 6, [1.0] * 6, 4.0, "standardize")
         np.testing.assert_array_equal(device.image(crops), quantize(x, scale, zero, "int8"))
     # A batch past 85 crops indexes its tables with 32-bit offsets: the same values.
     many = np.concatenate([crops] * 18)
     np.testing.assert_array_equal(as_float.image(many), host.image(many))
 
 
-def test_runner_reads_the_image_rule_and_refuses_unknown_ones(runner_module, tmp_path):
+def test_runner_reads_the_image_rule_and_refuses_unknown_ones(preprocess_module, tmp_path):
     import json
 
     path = tmp_path / "pre.json"
-    assert runner_module.load_image_rule(None) == "fixed"
+    assert preprocess_module.load_image_rule(None) == "fixed"
     path.write_text(json.dumps({"metadata": {"mean": [0] * 6, "std": [1] * 6}}))
-    assert runner_module.load_image_rule(str(path)) == "fixed"  # cards before the rule existed
+    assert preprocess_module.load_image_rule(str(path)) == "fixed"  # cards before the rule existed
     path.write_text(json.dumps({"image": {"rule": "standardize"}, "metadata": {}}))
-    assert runner_module.load_image_rule(str(path)) == "standardize"
+    assert preprocess_module.load_image_rule(str(path)) == "standardize"
     path.write_text(json.dumps({"image": {"rule": "equalize"}}))
-    with pytest.raises(runner_module.RunnerError, match="equalize"):
-        runner_module.load_image_rule(str(path))
-    with pytest.raises(runner_module.RunnerError, match="image rule"):
-        runner_module.Preprocessor(_FakeIO(np.float32), [0.0] * 6, [1.0] * 6, 4.0, "bogus")
+    with pytest.raises(preprocess_module.RunnerError, match="equalize"):
+        preprocess_module.load_image_rule(str(path))
+    with pytest.raises(preprocess_module.RunnerError, match="image rule"):
+        preprocess_module.Preprocessor(_FakeIO(np.float32), [0.0] * 6, [1.0] * 6, 4.0, "bogus")
 
 
 @pytest.mark.parametrize(
@@ -401,12 +405,12 @@ def test_runner_refusals_are_one_json_line_and_error_fix_on_stderr(
 
 @pytest.mark.parametrize("dtype,scale,zero", [(np.int8, 4 / 127, 0), (np.int8, 0.0313, -7),
                                               (np.float32, 0.0, 0)])  # fmt: skip
-def test_small_batch_paths_are_the_numpy_rule_bit_for_bit(runner_module, dtype, scale, zero):
+def test_small_batch_paths_are_the_numpy_rule_bit_for_bit(preprocess_module, dtype, scale, zero):
     """Metadata, image and output of small batches (plain Python, one XOR) equal numpy's rule."""
     rng = np.random.default_rng(11)
     mean = rng.normal(0, 5, size=6).astype(np.float32).tolist()
     std = rng.uniform(0.01, 30, size=6).astype(np.float32).tolist()
-    pre = runner_module.Preprocessor(_FakeIO(dtype, scale=scale, zero=zero), mean, std, 4.0)
+    pre = preprocess_module.Preprocessor(_FakeIO(dtype, scale=scale, zero=zero), mean, std, 4.0)
     rows = []
     for magnitude in (1e-3, 0.3, 1.0, 10.0, 1e3, 1e30, 3.4e38):
         block = rng.normal(0, magnitude, size=(400, 6)).astype(np.float32)
@@ -422,7 +426,7 @@ def test_small_batch_paths_are_the_numpy_rule_bit_for_bit(runner_module, dtype, 
     small = np.concatenate(
         [pre.meta(values[i : i + 16]) for i in range(0, len(values), 16)]  # the Python path
     )
-    assert runner_module.SMALL_BATCH == 16
+    assert preprocess_module.SMALL_BATCH == 16
     assert small.dtype == reference.dtype
     np.testing.assert_array_equal(small, reference)
     crops = rng.integers(0, 256, (3, 128, 64, 3), dtype=np.uint8)

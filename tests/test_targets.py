@@ -455,3 +455,39 @@ def test_cli_bench_exits_1_when_parity_fails(device_models, device_crops, tmp_pa
     assert "parity FAILED" in result.output
     (saved,) = (tmp_path / "b").glob("*.local.json")
     assert json.loads(saved.read_text())["parity_ok"] is False
+
+
+def test_pushes_carry_the_whole_device_package_and_it_runs_from_there(tmp_path):
+    # What a runner job or an agent call stages, laid out under the names an SSH push
+    # gives it, is a working copy of device/: runner.py and agent.py start from it alone.
+    from edgeped.rollout.agent_client import agent_files
+    from edgeped.targets.base import runner_code_sha256
+
+    device = Path(__file__).resolve().parents[1] / "device"
+    package = {p.relative_to(device).as_posix() for p in device.rglob("*.py")}
+    package -= {"runner.py", "agent.py"}
+    staged = RunnerJob(model=tmp_path / "m.tflite").staged()
+    pushed = agent_files()
+    assert package and package <= set(staged) and package <= set(pushed)
+    board = tmp_path / "board"
+    for role, path in {**staged, **pushed}.items():
+        if role != "model":
+            dest = board / SshTarget._remote_name(role, path)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(Path(path).read_bytes())
+    assert {p.relative_to(board).as_posix() for p in board.rglob("*.py")} == {
+        "runner.py",
+        "agent.py",
+        *package,
+    }
+    helped = subprocess.run(
+        [sys.executable, str(board / "runner.py"), "--help"], capture_output=True, text=True
+    )
+    assert helped.returncode == 0 and "--crops" in helped.stdout, helped.stderr
+    status = subprocess.run(
+        [sys.executable, str(board / "agent.py"), "--root", str(tmp_path / "root"), "status"],
+        capture_output=True,
+        text=True,
+    )
+    assert status.returncode == 0 and json.loads(status.stdout)["ok"], status.stderr
+    assert len(runner_code_sha256()) == 64

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from release_support import agent, current_sha, make_bundle, make_run, release_sha, tiny_models
+from release_support import (
+    agent_device,
+    current_sha,
+    make_bundle,
+    make_run,
+    release_sha,
+    tiny_models,
+)
 
 from edgeped.cli import main
 from edgeped.rollout.signing import generate_keypair
@@ -237,7 +244,7 @@ def test_an_unreadable_agent_json_is_kept_until_replaced(tmp_path, keys):
 def test_trust_waits_for_a_command_holding_the_board(tmp_path, keys):
     root = tmp_path / "board"
     trust(root, "--show")  # makes the device root
-    with agent.Lock(agent.Device(str(root)), "install", 0):
+    with agent_device.Lock(agent_device.Device(str(root)), "install", 0):
         result = trust(root, "--key", keys["fleet"][1], codes=(65,))
     assert "[busy]" in result.output and "--wait" in result.output
     assert not (root / "agent.json").exists()

@@ -21,7 +21,13 @@ from typing import Any
 from edgeped.errors import EdgepedError
 from edgeped.rollout.bundle import read_bundle
 from edgeped.rollout.trust import TrustChange
-from edgeped.targets.base import Progress, Target, TargetTimeout, runner_path
+from edgeped.targets.base import (
+    Progress,
+    Target,
+    TargetTimeout,
+    device_package_files,
+    runner_path,
+)
 
 EXIT_NOT_INSTALLED = 1  # device/agent.py: the install did not take (rolled back or refused)
 EXIT_PROBLEM = 3
@@ -31,6 +37,11 @@ DEFAULT_TIMEOUT_S = 900.0
 def agent_path() -> Path:
     """The slot agent shipped beside the runner in this checkout."""
     return runner_path().with_name("agent.py")
+
+
+def agent_files() -> dict[str, Path]:
+    """What a call pushes, by role: the agent, the runner and the package both import."""
+    return {"agent": agent_path(), "runner": runner_path(), **device_package_files()}
 
 
 @dataclass(frozen=True)
@@ -98,7 +109,7 @@ def call_agent(
     """
     target = device.target
     argv_tail = ["--root", device.root, *args]
-    paths = target.push({"agent": agent_path(), "runner": runner_path()}, progress)
+    paths = target.push(agent_files(), progress)
     try:
         proc = target.exec(
             [paths["agent"], *argv_tail],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from collections.abc import Callable
@@ -10,11 +11,15 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from edgeped.errors import EdgepedError
+from edgeped.fileio import sha256_file
 
 Progress = Callable[[str], None]
 
-RUNNER_PATH = Path(__file__).resolve().parents[2] / "device" / "runner.py"
-REPO_ROOT = RUNNER_PATH.parents[1]
+DEVICE_DIR = Path(__file__).resolve().parents[2] / "device"
+RUNNER_PATH = DEVICE_DIR / "runner.py"
+REPO_ROOT = DEVICE_DIR.parent
+# The package runner.py and agent.py import: it travels with them, as a folder beside them.
+DEVICE_PACKAGE = "edgeped_device"
 
 
 def runner_path() -> Path:
@@ -29,6 +34,31 @@ def runner_path() -> Path:
             "install edgeped from a source checkout (pip install -e .)",
         )
     return RUNNER_PATH
+
+
+def device_package_files() -> dict[str, Path]:
+    """The modules of the on-board package, keyed by their path beside the runner.
+
+    Every push of runner.py or agent.py carries these with it: the keys are both the
+    staging roles and the names the files get in the target's work directory.
+
+    Raises:
+        EdgepedError: the package is installed without its source tree.
+    """
+    device = runner_path().parent
+    modules = sorted((device / DEVICE_PACKAGE).rglob("*.py"))
+    return {p.relative_to(device).as_posix(): p for p in modules}
+
+
+def runner_code_sha256() -> str:
+    """One sha256 for the runner as a job stages it: runner.py and the package beside it.
+
+    The digest of ``sha256sum``-style lines (``<sha256>  <name>``, sorted by name), so a
+    change to any module changes it.
+    """
+    files = {"runner.py": runner_path(), **device_package_files()}
+    lines = "".join(f"{sha256_file(files[name])}  {name}\n" for name in sorted(files))
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -49,7 +79,7 @@ class RunnerJob:
 
     def staged(self) -> dict[str, Path]:
         """The files to place next to each other on the target, keyed by their role."""
-        out = {"model": self.model, "runner": runner_path()}
+        out = {"model": self.model, "runner": runner_path(), **device_package_files()}
         for role in ("crops", "golden", "preprocess"):
             path = getattr(self, role)
             if path is not None:

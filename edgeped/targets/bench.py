@@ -17,7 +17,7 @@ from typing import Any
 from edgeped.errors import EdgepedError
 from edgeped.fileio import sha256_file, write_json_atomic
 from edgeped.provenance import stamp
-from edgeped.targets.base import Progress, RunnerJob, Target, runner_path
+from edgeped.targets.base import Progress, RunnerJob, Target, runner_code_sha256, runner_path
 from edgeped.targets.local import LocalTarget
 
 BENCH_KIND = "edgeped.bench"
@@ -398,7 +398,7 @@ def bench_model(
             "golden_sha256": sha256_file(golden_path) if golden_path else None,
             "preprocess": pre_source,
             "preprocess_sha256": sha256_file(pre_path) if pre_path else None,
-            "runner_sha256": sha256_file(runner_path()),
+            "runner_sha256": runner_code_sha256(),
         }
     if runner["model"]["sha256"] != model_sha:
         raise EdgepedError(

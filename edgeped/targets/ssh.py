@@ -19,6 +19,7 @@ from typing import Any
 from edgeped.errors import EdgepedError
 from edgeped.fileio import atomic_output, sha256_file
 from edgeped.targets.base import (
+    DEVICE_PACKAGE,
     Progress,
     RunnerJob,
     TargetTimeout,
@@ -287,6 +288,10 @@ class SshTarget:
             tar.addfile(info, io.BytesIO(text))
         w = shlex.quote(self.config.workdir)
         moves = " ".join(shlex.quote(n) for n in names.values())
+        # Folders the files go into (the on-board package beside the runner), made only
+        # once every sha256 matched: a failed push leaves no trace in workdir.
+        folders = sorted({str(PurePosixPath(n).parent) for n in names.values() if "/" in n})
+        mkdirs = "".join(f'mkdir -p "$W"/{shlex.quote(f)}; ' for f in folders)
         script = (
             f'set -eu; W={w}; mkdir -p "$W"; S="$W/.incoming.$$"; '
             'trap \'rm -rf "$S"\' EXIT INT TERM HUP; mkdir "$S"; '
@@ -294,7 +299,7 @@ class SshTarget:
             "if ! sha256sum -c .manifest.sha256 >/dev/null 2>&1; then "
             "echo 'edgeped-push: sha256 mismatch on the board:' >&2; "
             "sha256sum -c .manifest.sha256 >&2 || true; exit 65; fi; "
-            f'for f in {moves}; do mv -f "$S/$f" "$W/$f"; done'
+            f'{mkdirs}for f in {moves}; do mv -f "$S/$f" "$W/$f"; done'
         )
         if progress:
             size_kb = len(buffer.getvalue()) / 1024
@@ -343,6 +348,8 @@ class SshTarget:
         if role == "model" or path.suffix == ".tflite":
             # Content-addressed: a new model never overwrites the bytes of another in place.
             return f"model-{sha256_file(path)[:16]}.tflite"
+        if role.startswith(f"{DEVICE_PACKAGE}/"):
+            return role  # a module of the on-board package, at its place beside the runner
         return _REMOTE_NAMES.get(role, f"{role}{path.suffix}")
 
     # -- run ----------------------------------------------------------------------------
