@@ -26,7 +26,7 @@ from edgeped.provenance import stamp
 
 REFERENCE_KIND = "edgeped.drift_reference"
 REPORT_KIND = "edgeped.drift_report"
-LUMA = (0.299, 0.587, 0.114)  # must match device/runner.py image_stats
+LUMA = (0.299, 0.587, 0.114)  # must match device/edgeped_device/shadow.py image_stats
 IMAGE_FEATURES = ("brightness", "contrast")
 FEATURES = (*METADATA_FIELDS, *IMAGE_FEATURES)
 SLICE_TAGS = ("lighting", "weather", "scene")
