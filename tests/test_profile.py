@@ -11,6 +11,7 @@ from conftest import run_device_runner
 from edgeped.cli import main
 from edgeped.profile.graph import graph_ops, prefix_model
 from edgeped.profile.ops import Measure, limit_for, op_flags, profile_rows
+from edgeped.profile.render import save as save_report
 from edgeped.profile.run import ProfileOptions, write_bundle
 
 
@@ -155,5 +156,5 @@ def test_emulated_per_op_instructions_add_up_to_the_whole(device_models, arm64_b
     # The conv kernels differ by core (sdot on a76): a76 needs fewer instructions for it.
     conv = next(r for r in result.rows if r["kind"] == "CONV_2D")["cost"]
     assert conv["cortex-a76"]["instructions"] < conv["cortex-a53"]["instructions"]
-    paths = result.save(tmp_path / "p")
+    paths = save_report(result, tmp_path / "p")
     assert "a76 MAC/instr" in paths[1].read_text()

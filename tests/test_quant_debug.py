@@ -11,12 +11,13 @@ from click.testing import CliRunner
 
 from edgeped.cli import main
 from edgeped.convert.converter import CalibrationData, MixedPrecision, convert_mixed
-from edgeped.convert.quant_debug import (
+from edgeped.evaluate.quant_debug import (
     QuantDebugOptions,
     layer_errors,
     parse_layer_dump,
     quant_debug_run,
 )
+from edgeped.evaluate.quant_debug_render import save as save_report
 
 DUMP = """op_name,tensor_idx,num_elements,stddev,mean_error,max_abs_error,mean_squared_error,scale,zero_point,tensor_name
 CONV_2D,17,2048.0,0.002,0.0,0.011,0.0001,0.01,-128,model/conv/Relu
@@ -91,7 +92,7 @@ def test_report_on_a_trained_run(tiny_run, tmp_path):
     for v in result.variants:
         assert 0.0 <= v.test["recall"] <= 1.0 and 0.0 < v.test["auc_pr"] <= 1.0
     assert result.variants[2].precision.float_nodes == (result.layers[0].tensor,)
-    json_path, md_path = result.save(tmp_path / "qd")
+    json_path, md_path = save_report(result, tmp_path / "qd")
     data = json.loads(json_path.read_text())
     assert data["kind"] == "edgeped.quant_debug" and len(data["layers"]) == len(result.layers)
     assert "RMSE/scale" in md_path.read_text()

@@ -82,7 +82,9 @@ def profile(
     )
     path = resolve_model(model)
     stem = (out or path.parent / "profile") / (name or f"{path.stem}.{target_name}")
-    for written in result.save(stem):
+    from edgeped.profile.render import save as save_report
+
+    for written in save_report(result, stem):
         click.echo(f"wrote {written}")
     for where, s in result.summary().items():
         extra = (

@@ -80,7 +80,7 @@ def quant_debug(
     RUN_DIR/NAME.tflite with its model card.
     """
     from edgeped.convert.converter import MixedPrecision
-    from edgeped.convert.quant_debug import QuantDebugOptions, convert_mixed_run, quant_debug_run
+    from edgeped.evaluate.quant_debug import QuantDebugOptions, convert_mixed_run, quant_debug_run
 
     if keep_float or keep_float_op or int16:
         mixed = MixedPrecision(tuple(keep_float), tuple(keep_float_op), int16)
@@ -98,7 +98,9 @@ def quant_debug(
         core=core,
     )
     result = quant_debug_run(run_dir, options, progress=log)
-    for path in result.save((out or run_dir) / report_name):
+    from edgeped.evaluate.quant_debug_render import save as save_report
+
+    for path in save_report(result, (out or run_dir) / report_name):
         click.echo(f"wrote {path}")
     for i, e in enumerate(result.layers[:top], 1):
         click.echo(f"#{i} {e.op:18s} RMSE/scale {e.rmse_over_scale:6.3f}  {e.tensor}")

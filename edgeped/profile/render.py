@@ -160,3 +160,15 @@ def bar_chart_png(result: ProfileResult, path: str | Path) -> Path:
     plt.close(fig)
     write_bytes_atomic(path, buf.getvalue())
     return Path(path)
+
+
+def save(result: ProfileResult, stem: str | Path) -> list[Path]:
+    """Writes STEM.json, STEM.md and STEM.png (the chart); returns the paths."""
+    from edgeped.fileio import write_json_atomic, write_text_atomic
+
+    stem = Path(stem)
+    paths = [stem.with_suffix(".json"), stem.with_suffix(".md"), stem.with_suffix(".png")]
+    write_json_atomic(paths[0], result.to_dict())
+    write_text_atomic(paths[1], markdown(result))
+    bar_chart_png(result, paths[2])
+    return paths

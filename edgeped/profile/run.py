@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeped.errors import EdgepedError
-from edgeped.fileio import sha256_file, write_json_atomic, write_text_atomic
+from edgeped.fileio import sha256_file
 from edgeped.profile.graph import GraphOp, graph_ops, prefix_model
 from edgeped.profile.ops import Measure, limit_for, profile_rows
 from edgeped.provenance import stamp
@@ -123,17 +123,6 @@ class ProfileResult:
             "measures": [m.to_dict() for m in self.measures],
             "rows": self.rows,
         }
-
-    def save(self, stem: str | Path) -> list[Path]:
-        """Writes STEM.json, STEM.md and STEM.png (the chart); returns the paths."""
-        from edgeped.profile.render import bar_chart_png, markdown
-
-        stem = Path(stem)
-        paths = [stem.with_suffix(".json"), stem.with_suffix(".md"), stem.with_suffix(".png")]
-        write_json_atomic(paths[0], self.to_dict())
-        write_text_atomic(paths[1], markdown(self))
-        bar_chart_png(self, paths[2])
-        return paths
 
 
 def resolve_model(path: str | Path) -> Path:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from edgeped.convert.quant_debug import QuantDebugResult
+    from edgeped.evaluate.quant_debug import QuantDebugResult
 
 
 def _pct(v) -> str:
@@ -69,3 +70,14 @@ def markdown(result: QuantDebugResult, max_layers: int = 20) -> str:
         "the variant you choose next to the run.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def save(result: QuantDebugResult, stem: str | Path) -> list[Path]:
+    """Writes STEM.json and STEM.md; returns the paths."""
+    from edgeped.fileio import write_json_atomic, write_text_atomic
+
+    stem = Path(stem)
+    paths = [stem.with_suffix(".json"), stem.with_suffix(".md")]
+    write_json_atomic(paths[0], result.to_dict())
+    write_text_atomic(paths[1], markdown(result))
+    return paths

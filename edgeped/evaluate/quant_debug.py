@@ -190,17 +190,6 @@ class QuantDebugResult:
             "variants": [v.to_dict() for v in self.variants],
         }
 
-    def save(self, stem: str | Path) -> list[Path]:
-        """Writes STEM.json and STEM.md."""
-        from edgeped.convert.quant_debug_render import markdown
-        from edgeped.fileio import write_json_atomic, write_text_atomic
-
-        stem = Path(stem)
-        paths = [stem.with_suffix(".json"), stem.with_suffix(".md")]
-        write_json_atomic(paths[0], self.to_dict())
-        write_text_atomic(paths[1], markdown(self))
-        return paths
-
 
 def split_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
     """Recall and FPR at a threshold, and the ranking metrics, of one split."""
