@@ -96,44 +96,24 @@ class ShadowJob(RunnerJob):
         ]  # fmt: skip
 
 
-def _card(model: Path) -> dict:
-    from edgeped.targets.bench import card_path
-
-    path = card_path(model)
-    if path is None:
-        raise EdgepedError(
-            f"{model} has no model card beside it",
-            "shadow models straight from a run directory (convert writes the cards)",
-        )
-    return read_checked(
-        path, "edgeped.model_card", "model card", "regenerate it with `edgeped convert`"
-    )
-
-
 def model_spec(model: Path, name: str | None = None) -> dict[str, Any]:
     """What the device needs to decide like the card says: thresholds and preprocessing.
 
     Raises:
-        EdgepedError: no card, or a card without the threshold eval writes.
+        EdgepedError: no card, a card for another model, or one without eval's threshold.
     """
-    card = _card(model)
-    threshold = card.get("threshold") or {}
-    if "score" not in threshold:
-        raise EdgepedError(
-            f"the card of {model.name} has no operating threshold",
-            "run `edgeped eval RUN_DIR` first: it picks the threshold on val and writes it",
-        )
-    from edgeped.targets.bench import preprocess_from_card
+    from edgeped.convert.model_card import card_facts_beside
 
-    pre = preprocess_from_card(model) or {}
+    facts = card_facts_beside(model)
+    pre = facts.runner_preprocess() or {}
     return {
         "name": name or model.name.removesuffix(".tflite"),
-        "threshold": float(threshold["score"]),
-        "threshold_int8": threshold.get("int8"),
+        "threshold": facts.decision_threshold(model.parent),
+        "threshold_int8": facts.threshold_int8,
         "preprocess": pre.get("metadata"),
-        "image_rule": (pre.get("image") or {}).get("rule", "fixed"),
-        "sha256": card["model"]["sha256"],
-        "dataset": card.get("source", {}).get("dataset"),
+        "image_rule": facts.image_rule,
+        "sha256": facts.model_sha256,
+        "dataset": facts.dataset,
     }
 
 
@@ -326,14 +306,16 @@ def crops_for(
 
 
 def _threshold(metrics: dict, name: str, run: Path) -> float:
-    entry = metrics.get("models", {}).get(name)
-    if not entry:
+    """The operating threshold of ``name`` in ``run``: its card's, whatever metrics.json says."""
+    if not metrics.get("models", {}).get(name):
         known = sorted(metrics.get("models", {}))
         raise EdgepedError(
             f"{run}/metrics.json has no model {name!r}; it has {known}",
             "name a model that `edgeped eval` measured",
         )
-    return float(entry["threshold"]["threshold"])
+    from edgeped.convert.model_card import card_facts
+
+    return card_facts(run, name).decision_threshold(run)
 
 
 def records_from_run(
@@ -346,7 +328,8 @@ def records_from_run(
 ) -> ShadowRecords:
     """The shadow comparison offline: eval's per-crop test scores of two models.
 
-    Decisions are score >= the threshold eval chose on val, as `eval` counts flips. Tags
+    Decisions are score >= the threshold eval chose on val and wrote to each model's card
+    (the card wins over metrics.json), as `eval` counts flips. Tags
     and metadata come from the dataset the scores were computed on (joined by crop id).
 
     Raises:
