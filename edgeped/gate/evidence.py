@@ -155,17 +155,16 @@ class Evidence:
         return None
 
     def card_facts(self) -> CardFacts | None:
-        """The card's facts if the card is readable, well formed and made for this model."""
+        """The card's facts if the card is readable and well formed (for whichever model)."""
         from edgeped.convert.model_card import CardFacts
         from edgeped.errors import EdgepedError
 
         if not self.card.ok:
             return None
         try:
-            facts = CardFacts.from_card(self.card.data, self.card.path)
+            return CardFacts.from_card(self.card.data, self.card.path)
         except EdgepedError:
             return None
-        return facts if facts.model_sha256 == self.model_sha256 else None
 
     def metrics_entry(self) -> dict | None:
         if not self.metrics.ok:

@@ -105,7 +105,8 @@ def _decisions(ev: Evidence, budget: Budget, who: str):
     key = f"score/{ev.model}"
     # The card's threshold is the one the board decides with (metrics.json only echoes it).
     facts = ev.card_facts()
-    threshold = facts.threshold_score if facts else None
+    made_for_it = facts is not None and facts.model_sha256 == ev.model_sha256
+    threshold = facts.threshold_score if made_for_it else None
     if key not in scores.data or threshold is None:
         return None, budget.missing(
             f"{who}: no per-crop scores or card threshold for {ev.model}; "
