@@ -35,6 +35,8 @@ def test_facts_of_an_evaluated_card():
     assert facts.image_rule == "standardize" and facts.mode == "qat-int8"
     assert facts.model_sha256 == "ab" * 32 and facts.dataset == "data/synth"
     assert facts.decision_threshold() == 0.375
+    assert facts.calibrator == {"slope": 1.1, "bias": -0.2}
+    assert CardFacts.from_card(_card(calibration=None), "c").calibrator is None
     assert facts.runner_preprocess() == {
         "image": {"rule": "standardize"},
         "metadata": {"mean": [0.0] * 6, "std": [1.0] * 6, "clip": 3.0},

@@ -193,11 +193,13 @@ def _scored_run(root, scores: dict[str, list[float]], threshold: float = 0.5):
         models[name] = {
             "model": {"sha256": sha, "size_bytes": 1000},
             "threshold": {"threshold": threshold, "rule": "r", "recall": 1.0, "fpr": 0.0},
+            "calibration": {"fitted": True, "calibrator": {"slope": 1.0, "bias": 0.5}},
         }
         card = {
             "kind": "edgeped.model_card",
             "model": {"sha256": sha, "mode": "float32"},
             "threshold": {"score": threshold, "rule": "r", "selected_on": "val"},
+            "calibration": {"slope": 1.0, "bias": 0.5, "method": "platt", "fitted_on": "val"},
         }
         (root / f"{name}.card.json").write_text(json.dumps(card))
     metrics = {
@@ -210,7 +212,7 @@ def _scored_run(root, scores: dict[str, list[float]], threshold: float = 0.5):
 
 
 def test_offline_shadow_decides_with_the_cards_threshold_not_metrics_json(tmp_path):
-    """The card is the one source of the threshold: an edited metrics.json changes nothing."""
+    """The card is the one source of threshold and calibrator: edits to metrics.json do nothing."""
     from edgeped.rollout.shadow import records_from_run
 
     run = _scored_run(tmp_path / "run", {"a": [0.1, 0.4, 0.6, 0.9], "b": [0.2, 0.6, 0.4, 0.8]})
@@ -218,14 +220,18 @@ def test_offline_shadow_decides_with_the_cards_threshold_not_metrics_json(tmp_pa
     assert before.baseline.decisions.tolist() == [0, 0, 1, 1]
     assert before.candidate_info["threshold"] == 0.5
 
+    assert before.baseline_info["calibrator"] == {"slope": 1.0, "bias": 0.5, "method": "platt"}
+
     metrics = json.loads((run / "metrics.json").read_text())
     for entry in metrics["models"].values():
         entry["threshold"]["threshold"] = 0.95
+        entry["calibration"]["calibrator"] = {"slope": 2.0, "bias": 0.0}
     (run / "metrics.json").write_text(json.dumps(metrics))
     after = records_from_run(run, "a", "b")
     assert after.baseline.decisions.tolist() == before.baseline.decisions.tolist()
     assert after.candidate.decisions.tolist() == before.candidate.decisions.tolist()
     assert after.baseline_info["threshold"] == after.candidate_info["threshold"] == 0.5
+    assert after.candidate_info["calibrator"] == before.candidate_info["calibrator"]
 
     card = json.loads((run / "b.card.json").read_text())
     card["threshold"] = None  # `convert` run again after `eval`

@@ -251,6 +251,13 @@ class CardFacts:
         return Preprocessing.from_dict(self.preprocessing)
 
     @property
+    def calibrator(self) -> dict | None:
+        """The calibrator's parameters (``calibration`` without its description), if fitted."""
+        if self.calibration is None:
+            return None
+        return {k: v for k, v in self.calibration.items() if k not in ("rule", "fitted_on")}
+
+    @property
     def preprocessing_sha256(self) -> str | None:
         """The sha256 of the preprocessing section's canonical JSON (None without one)."""
         if self.preprocessing is None:

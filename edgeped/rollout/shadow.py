@@ -20,12 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from edgeped.convert.model_card import CardFacts, card_facts, card_facts_beside
 from edgeped.errors import EdgepedError
 from edgeped.fileio import atomic_output, sha256_file, write_json_atomic
 from edgeped.paths import resolve_inside
 from edgeped.provenance import stamp
-from edgeped.rollout.estimate import calibrator_of as _calibrator
-from edgeped.rollout.estimate import model_calibrator
 from edgeped.rollout.replay import write_replay
 from edgeped.rollout.shadow_log import Integrity, ShadowRecords, Side, read_log
 from edgeped.rollout.shadow_render import write_report
@@ -96,15 +95,20 @@ class ShadowJob(RunnerJob):
         ]  # fmt: skip
 
 
-def model_spec(model: Path, name: str | None = None) -> dict[str, Any]:
+def model_spec(
+    model: Path, name: str | None = None, facts: CardFacts | None = None
+) -> dict[str, Any]:
     """What the device needs to decide like the card says: thresholds and preprocessing.
+
+    Args:
+        model: the .tflite, with its evaluated card beside it.
+        name: the model's name in the log (default: the file stem).
+        facts: the card's facts when already read (else read from beside ``model``).
 
     Raises:
         EdgepedError: no card, a card for another model, or one without eval's threshold.
     """
-    from edgeped.convert.model_card import card_facts_beside
-
-    facts = card_facts_beside(model)
+    facts = facts or card_facts_beside(model)
     pre = facts.runner_preprocess() or {}
     return {
         "name": name or model.name.removesuffix(".tflite"),
@@ -183,11 +187,10 @@ def run_shadow(
         )
     if limit is not None and limit < 1:
         raise EdgepedError(f"--limit must be >= 1, got {limit}", "pass e.g. --limit 2000")
-    spec = {"baseline": model_spec(base_path), "candidate": model_spec(cand_path)}
-    calibrators = {
-        "baseline": model_calibrator(base_path),
-        "candidate": model_calibrator(cand_path),
-    }
+    paths = {"baseline": base_path, "candidate": cand_path}
+    facts = {role: card_facts_beside(path) for role, path in paths.items()}
+    spec = {role: model_spec(path, facts=facts[role]) for role, path in paths.items()}
+    calibrators = {role: f.calibrator for role, f in facts.items()}
     out.mkdir(parents=True, exist_ok=True)
     replay = out / REPLAY_NAME
     if data_dir is not None:
@@ -305,17 +308,15 @@ def crops_for(
     return {}
 
 
-def _threshold(metrics: dict, name: str, run: Path) -> float:
-    """The operating threshold of ``name`` in ``run``: its card's, whatever metrics.json says."""
+def _card(metrics: dict, name: str, run: Path) -> CardFacts:
+    """The card of ``name`` in ``run``: its threshold and calibrator win over metrics.json's."""
     if not metrics.get("models", {}).get(name):
         known = sorted(metrics.get("models", {}))
         raise EdgepedError(
             f"{run}/metrics.json has no model {name!r}; it has {known}",
             "name a model that `edgeped eval` measured",
         )
-    from edgeped.convert.model_card import card_facts
-
-    return card_facts(run, name).decision_threshold(run)
+    return card_facts(run, name)
 
 
 def records_from_run(
@@ -354,7 +355,8 @@ def records_from_run(
             what="scores file",
             source=run / "metrics.json",
         )
-        t = _threshold(metrics, names[role], run)
+        card = _card(metrics, names[role], run)
+        t = card.decision_threshold(run)
         arrays = read_test_scores(scores_file)
         key = f"score/{names[role]}"
         if key not in arrays:
@@ -379,7 +381,7 @@ def records_from_run(
             "size_bytes": entry["model"]["size_bytes"],
             "threshold": t,
             "decision_rule": "probability >= threshold",
-            "calibrator": _calibrator(entry),
+            "calibrator": card.calibrator,
         }
         source[role] = {"run": str(run), "test_scores_sha256": sha256_file(scores_file)}
         dataset_root = data_dir or _run_dataset(run, metrics)
