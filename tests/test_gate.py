@@ -120,6 +120,7 @@ def write_run(root: Path, model_file: Path, *, real: bool = True, emulated: bool
             "size_bytes": model.stat().st_size,
             "mode": "qat-int8",
         },
+        "threshold": {"score": 0.5, "rule": "max recall at val FPR <= 1%"},
     }
     (root / f"{MODEL}.card.json").write_text(json.dumps(card))
     (root / "metrics.json").write_text(json.dumps(_metrics(sha)))

@@ -177,3 +177,65 @@ def test_card_int8_threshold_decides_like_eval_on_every_raw_value():
     for t in [*probs[::17], *np.nextafter(probs[::13], 2.0), 0.3, 0.99999, 1.5, -1.0]:
         qt = int8_threshold(float(t), scale, zero)
         assert np.array_equal(q >= qt, probs >= t), t
+
+
+def _scored_run(root, scores: dict[str, list[float]], threshold: float = 0.5):
+    """A run eval has scored: metrics.json, test_scores.npz and a card per model."""
+    from edgeped.evaluate.scores import write_test_scores
+
+    root.mkdir()
+    n = len(next(iter(scores.values())))
+    ids, labels = [f"c{i}" for i in range(n)], np.arange(n) % 2
+    digest = write_test_scores(root / "test_scores.npz", ids, labels, scores)
+    models = {}
+    for name in scores:
+        sha = f"{len(models):064x}"
+        models[name] = {
+            "model": {"sha256": sha, "size_bytes": 1000},
+            "threshold": {"threshold": threshold, "rule": "r", "recall": 1.0, "fpr": 0.0},
+            "calibration": {"fitted": True, "calibrator": {"slope": 1.0, "bias": 0.5}},
+        }
+        card = {
+            "kind": "edgeped.model_card",
+            "model": {"sha256": sha, "mode": "float32"},
+            "threshold": {"score": threshold, "rule": "r", "selected_on": "val"},
+            "calibration": {"slope": 1.0, "bias": 0.5, "method": "platt", "fitted_on": "val"},
+        }
+        (root / f"{name}.card.json").write_text(json.dumps(card))
+    metrics = {
+        "kind": "edgeped.metrics",
+        "models": models,
+        "test_scores": {"file": "test_scores.npz", "sha256": digest},
+    }
+    (root / "metrics.json").write_text(json.dumps(metrics))
+    return root
+
+
+def test_offline_shadow_decides_with_the_cards_threshold_not_metrics_json(tmp_path):
+    """The card is the one source of threshold and calibrator: edits to metrics.json do nothing."""
+    from edgeped.rollout.shadow import records_from_run
+
+    run = _scored_run(tmp_path / "run", {"a": [0.1, 0.4, 0.6, 0.9], "b": [0.2, 0.6, 0.4, 0.8]})
+    before = records_from_run(run, "a", "b")
+    assert before.baseline.decisions.tolist() == [0, 0, 1, 1]
+    assert before.candidate_info["threshold"] == 0.5
+
+    assert before.baseline_info["calibrator"] == {"slope": 1.0, "bias": 0.5, "method": "platt"}
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    for entry in metrics["models"].values():
+        entry["threshold"]["threshold"] = 0.95
+        entry["calibration"]["calibrator"] = {"slope": 2.0, "bias": 0.0}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    after = records_from_run(run, "a", "b")
+    assert after.baseline.decisions.tolist() == before.baseline.decisions.tolist()
+    assert after.candidate.decisions.tolist() == before.candidate.decisions.tolist()
+    assert after.baseline_info["threshold"] == after.candidate_info["threshold"] == 0.5
+    assert after.candidate_info["calibrator"] == before.candidate_info["calibrator"]
+
+    card = json.loads((run / "b.card.json").read_text())
+    card["threshold"] = None  # `convert` run again after `eval`
+    (run / "b.card.json").write_text(json.dumps(card))
+    with pytest.raises(EdgepedError, match="no operating threshold") as info:
+        records_from_run(run, "a", "b")
+    assert "b.card.json" in info.value.problem and "edgeped eval" in info.value.fix

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeped.convert.model_card import CardFacts, card_path
 from edgeped.data.beam_runtime import BeamConfig, ResultFolder, make_pipeline, run
 from edgeped.data.schema import TAG_FIELDS
 from edgeped.data.shards import Dataset, examples_to_batch
@@ -113,7 +114,10 @@ def beam_scorer(beam_config: BeamConfig) -> Callable:
         try:
             p = make_pipeline(beam_config)
             fn = _score_shard_fn()(
-                {n: (str(path), card["preprocessing"]) for n, (path, card) in models.items()},
+                {
+                    n: (str(path), CardFacts.from_card(card, card_path(path)).preprocessing)
+                    for n, (path, card) in models.items()
+                },
                 config,
                 folder.writer(),
             )

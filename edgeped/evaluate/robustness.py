@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeped.data.preprocess import Preprocessing
+from edgeped.convert.model_card import CardFacts, card_path
 from edgeped.data.shards import Dataset
 from edgeped.errors import EdgepedError
 from edgeped.evaluate import metrics as m
@@ -365,7 +365,7 @@ def evaluate_robustness(
     scorers = {
         name: TfliteScorer(
             path,
-            Preprocessing.from_dict(card["preprocessing"]),
+            CardFacts.from_card(card, card_path(path)).host_preprocessing(),
             batch=config.batch,
             num_threads=config.threads,
         )

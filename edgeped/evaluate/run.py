@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgeped.convert.inspect import load_interpreter, tensor_infos
-from edgeped.convert.model_card import CARD_SUFFIX, read_card
-from edgeped.data.preprocess import Preprocessing
+from edgeped.convert.model_card import CARD_SUFFIX, CardFacts, card_path, read_card
 from edgeped.data.schema import TAG_FIELDS
 from edgeped.data.shards import Dataset
 from edgeped.errors import EdgepedError
@@ -185,7 +184,7 @@ def score_local(
     scorers = {
         name: TfliteScorer(
             path,
-            Preprocessing.from_dict(card["preprocessing"]),
+            CardFacts.from_card(card, card_path(path)).host_preprocessing(),
             batch=config.batch,
             num_threads=config.threads,
         )

@@ -11,7 +11,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeped.fileio import sha256_file
 from edgeped.layout import (  # noqa: E402,F401  (names the gate reads the run by)
@@ -22,6 +22,9 @@ from edgeped.layout import (  # noqa: E402,F401  (names the gate reads the run b
     TEST_SCORES_FILE,
 )
 from edgeped.schemas import SCHEMAS, shape_problem
+
+if TYPE_CHECKING:
+    from edgeped.convert.model_card import CardFacts
 
 CARD_KIND = "edgeped.model_card"
 METRICS_KIND = "edgeped.metrics"
@@ -150,6 +153,18 @@ class Evidence:
         if self.card.ok:
             return (self.card.data.get("model") or {}).get("sha256")
         return None
+
+    def card_facts(self) -> CardFacts | None:
+        """The card's facts if the card is readable and well formed (for whichever model)."""
+        from edgeped.convert.model_card import CardFacts
+        from edgeped.errors import EdgepedError
+
+        if not self.card.ok:
+            return None
+        try:
+            return CardFacts.from_card(self.card.data, self.card.path)
+        except EdgepedError:
+            return None
 
     def metrics_entry(self) -> dict | None:
         if not self.metrics.ok:

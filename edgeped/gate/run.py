@@ -61,7 +61,7 @@ def gate_run(
         budgets=budgets.to_dict(),
         baseline=str(baseline) if baseline is not None else None,
         card=card_binding(
-            evidence.card.data if evidence.card.ok else None,
+            evidence.card_facts(),
             evidence.card.sha256,
             Path(evidence.card.path).name,
         ),

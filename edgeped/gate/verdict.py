@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeped.errors import ExitCode
 from edgeped.provenance import stamp
+
+if TYPE_CHECKING:
+    from edgeped.convert.model_card import CardFacts
 
 VERDICT_KIND = "edgeped.gate"
 # The card facts a release must carry exactly as the gate saw them (the card's sha256
@@ -15,27 +18,26 @@ VERDICT_KIND = "edgeped.gate"
 CARD_FACTS = ("threshold", "calibration", "preprocessing")
 
 
-def card_binding(card: dict | None, card_sha256: str | None, file: str | None = None) -> dict:
+def card_binding(
+    card: CardFacts | dict | None, card_sha256: str | None, file: str | None = None
+) -> dict:
     """What the verdict records about the model card: its sha256 and the facts that matter.
 
     ``threshold`` and ``calibration`` are kept as they are (small); ``preprocessing`` by
     the sha256 of its canonical JSON.
-    """
-    import hashlib
-    import json
 
-    card = card if isinstance(card, dict) else {}
-    pre = card.get("preprocessing")
+    Raises:
+        EdgepedError: ``card`` is a parsed card with a malformed fact.
+    """
+    from edgeped.convert.model_card import CardFacts
+
+    facts = CardFacts.from_card(card, file or "model card") if isinstance(card, dict) else card
     return {
         "file": file,
         "sha256": card_sha256,
-        "threshold": card.get("threshold"),
-        "calibration": card.get("calibration"),
-        "preprocessing_sha256": hashlib.sha256(
-            json.dumps(pre, sort_keys=True, separators=(",", ":")).encode()
-        ).hexdigest()
-        if pre is not None
-        else None,
+        "threshold": facts.threshold if facts else None,
+        "calibration": facts.calibration if facts else None,
+        "preprocessing_sha256": facts.preprocessing_sha256 if facts else None,
     }
 
 

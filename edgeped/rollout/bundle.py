@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeped.convert.model_card import CardFacts
 from edgeped.errors import EdgepedError
 from edgeped.fileio import read_json, sha256_file, write_json_atomic
 from edgeped.provenance import stamp, tool_versions
@@ -91,6 +92,7 @@ class ReleasePlan:
     manifest: dict[str, Any]
     model_path: Path
     card_path: Path
+    card: CardFacts
     drift_reference: Path | None
     options: ReleaseOptions = field(default_factory=ReleaseOptions)
     inputs: tuple[Path, ...] = ()  # everything else the release reads (never replaced by --out)
@@ -144,26 +146,25 @@ def _read_gate(path: Path, model: str | None, model_sha: str, run_dir: Path) -> 
     return verdict
 
 
-def _check_threshold(card: dict, card_file: Path, run_dir: Path) -> None:
+def _check_threshold(card: CardFacts, run_dir: Path) -> None:
     """A release decides pedestrian / background: its card must carry the threshold."""
-    threshold = card.get("threshold")
-    score = threshold.get("score") if isinstance(threshold, dict) else None
-    ok = isinstance(score, (int, float)) and not isinstance(score, bool) and 0.0 <= score <= 1.0
-    int8 = (card.get("model") or {}).get("mode", "").endswith("int8")
-    if ok and int8:
-        q = threshold.get("int8")
-        ok = isinstance(q, int) and not isinstance(q, bool) and -128 <= q <= 127
+    score = card.threshold_score
+    ok = score is not None and 0.0 <= score <= 1.0
+    if ok and card.mode.endswith("int8"):
+        ok = card.threshold_int8 is not None
     if not ok:
         raise EdgepedError(
-            f"the model card {card_file} has no decision threshold"
-            + (" (int8 threshold missing)" if isinstance(score, (int, float)) else "")
+            f"the model card {card.file} has no decision threshold"
+            + (" (int8 threshold missing)" if score is not None else "")
             + ": the board could not decide pedestrian or background; release refused",
             f"run `edgeped eval {run_dir}` (it chooses the threshold and writes it to the "
             f"card), then `edgeped gate {run_dir}` again",
         )
 
 
-def _check_card(verdict: dict, card: dict, card_file: Path, gate_path: Path, run: Path) -> None:
+def _check_card(
+    verdict: dict, card: CardFacts, card_file: Path, gate_path: Path, run: Path
+) -> None:
     """The card must be byte for byte the one the gate judged (threshold, calibration...)."""
     from edgeped.gate.verdict import card_binding, card_differences
 
@@ -281,9 +282,10 @@ def plan_release(run_dir: str | os.PathLike, options: ReleaseOptions) -> Release
             f"the model card {card_file.name} describes another model than {model.name}",
             f"regenerate the card with `edgeped convert {run}`",
         )
-    _check_threshold(card, card_file, run)
+    facts = CardFacts.from_card(card, card_file)
+    _check_threshold(facts, run)
     verdict = _read_gate(gate_path, name, model_sha, run)
-    _check_card(verdict, card, card_file, gate_path, run)
+    _check_card(verdict, facts, card_file, gate_path, run)
     groups = _budget_groups(verdict)
     waivers = _check_waivers(groups, options.waivers)
     config = run / "config.json"
@@ -311,7 +313,7 @@ def plan_release(run_dir: str | os.PathLike, options: ReleaseOptions) -> Release
             "version": tool_versions().get("ai-edge-litert"),
         },
         "quantisation": {"inputs": card.get("inputs", []), "outputs": out_outputs},
-        "thresholds": card.get("threshold"),
+        "thresholds": facts.threshold,
         "provenance": {
             "run": run.name,
             "dataset_manifest_sha256": config_data.get("dataset_manifest_sha256"),
@@ -344,7 +346,7 @@ def plan_release(run_dir: str | os.PathLike, options: ReleaseOptions) -> Release
         _private_key(Path(options.sign_key))  # refused now, not after the golden outputs
     named = (gate_path, options.baseline, options.crops, options.sign_key)
     inputs = tuple(Path(p) for p in named if p is not None)
-    return ReleasePlan(manifest, model, card_file, drift, options, inputs)
+    return ReleasePlan(manifest, model, card_file, facts, drift, options, inputs)
 
 
 def write_bundle(plan: ReleasePlan, out_dir: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -360,7 +362,7 @@ def write_bundle(plan: ReleasePlan, out_dir: str | os.PathLike, *, overwrite: bo
             computed or the disk is full.
     """
     from edgeped import outdir
-    from edgeped.targets.bench import BenchOptions, compute_golden, preprocess_from_card
+    from edgeped.targets.bench import BenchOptions, compute_golden
 
     out = outdir.claim(
         out_dir,
@@ -374,7 +376,7 @@ def write_bundle(plan: ReleasePlan, out_dir: str | os.PathLike, *, overwrite: bo
         with outdir.stage(out, OUTPUT_KIND) as tmp:
             shutil.copyfile(plan.model_path, tmp / "model.tflite")
             shutil.copyfile(plan.card_path, tmp / "card.json")
-            pre = preprocess_from_card(plan.model_path)
+            pre = plan.card.runner_preprocess()
             if pre is None:
                 raise EdgepedError(
                     f"{plan.card_path.name} has no preprocessing section",

@@ -19,9 +19,7 @@ shift that breaks calibration the estimate is wrong too, which is why
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,32 +50,12 @@ class RateEstimate:
 
 
 def calibrated(scores: np.ndarray, calibrator: dict | Calibrator | None) -> np.ndarray:
-    """The scores through the run's calibrator (metrics.json), or as they are without one."""
+    """The scores through the model's calibrator (its card's), or as they are without one."""
     p = np.asarray(scores, np.float64)
     if calibrator is None:
         return p
     cal = calibrator if isinstance(calibrator, Calibrator) else Calibrator(**calibrator)
     return cal(p)
-
-
-def calibrator_of(entry: dict | None) -> dict | None:
-    """The calibrator eval fitted on val for one model (metrics.json), if it fitted one."""
-    cal = (entry or {}).get("calibration") or {}
-    found = cal.get("calibrator") if cal.get("fitted") else None
-    return dict(found) if isinstance(found, dict) else None
-
-
-def model_calibrator(model: Path) -> dict | None:
-    """The calibrator of a .tflite from the metrics.json beside it (its run), if any."""
-    metrics = model.parent / "metrics.json"
-    if not metrics.is_file():
-        return None
-    try:
-        data = json.loads(metrics.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    entry = (data.get("models") or {}).get(model.name.removesuffix(".tflite"))
-    return calibrator_of(entry) if isinstance(entry, dict) else None
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:

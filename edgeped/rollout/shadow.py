@@ -20,12 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from edgeped.convert.model_card import CardFacts, card_facts, card_facts_beside
 from edgeped.errors import EdgepedError
 from edgeped.fileio import atomic_output, sha256_file, write_json_atomic
 from edgeped.paths import resolve_inside
 from edgeped.provenance import stamp
-from edgeped.rollout.estimate import calibrator_of as _calibrator
-from edgeped.rollout.estimate import model_calibrator
 from edgeped.rollout.replay import write_replay
 from edgeped.rollout.shadow_log import Integrity, ShadowRecords, Side, read_log
 from edgeped.rollout.shadow_render import write_report
@@ -96,44 +95,29 @@ class ShadowJob(RunnerJob):
         ]  # fmt: skip
 
 
-def _card(model: Path) -> dict:
-    from edgeped.targets.bench import card_path
-
-    path = card_path(model)
-    if path is None:
-        raise EdgepedError(
-            f"{model} has no model card beside it",
-            "shadow models straight from a run directory (convert writes the cards)",
-        )
-    return read_checked(
-        path, "edgeped.model_card", "model card", "regenerate it with `edgeped convert`"
-    )
-
-
-def model_spec(model: Path, name: str | None = None) -> dict[str, Any]:
+def model_spec(
+    model: Path, name: str | None = None, facts: CardFacts | None = None
+) -> dict[str, Any]:
     """What the device needs to decide like the card says: thresholds and preprocessing.
 
-    Raises:
-        EdgepedError: no card, or a card without the threshold eval writes.
-    """
-    card = _card(model)
-    threshold = card.get("threshold") or {}
-    if "score" not in threshold:
-        raise EdgepedError(
-            f"the card of {model.name} has no operating threshold",
-            "run `edgeped eval RUN_DIR` first: it picks the threshold on val and writes it",
-        )
-    from edgeped.targets.bench import preprocess_from_card
+    Args:
+        model: the .tflite, with its evaluated card beside it.
+        name: the model's name in the log (default: the file stem).
+        facts: the card's facts when already read (else read from beside ``model``).
 
-    pre = preprocess_from_card(model) or {}
+    Raises:
+        EdgepedError: no card, a card for another model, or one without eval's threshold.
+    """
+    facts = facts or card_facts_beside(model)
+    pre = facts.runner_preprocess() or {}
     return {
         "name": name or model.name.removesuffix(".tflite"),
-        "threshold": float(threshold["score"]),
-        "threshold_int8": threshold.get("int8"),
+        "threshold": facts.decision_threshold(model.parent),
+        "threshold_int8": facts.threshold_int8,
         "preprocess": pre.get("metadata"),
-        "image_rule": (pre.get("image") or {}).get("rule", "fixed"),
-        "sha256": card["model"]["sha256"],
-        "dataset": card.get("source", {}).get("dataset"),
+        "image_rule": facts.image_rule,
+        "sha256": facts.model_sha256,
+        "dataset": facts.dataset,
     }
 
 
@@ -203,11 +187,10 @@ def run_shadow(
         )
     if limit is not None and limit < 1:
         raise EdgepedError(f"--limit must be >= 1, got {limit}", "pass e.g. --limit 2000")
-    spec = {"baseline": model_spec(base_path), "candidate": model_spec(cand_path)}
-    calibrators = {
-        "baseline": model_calibrator(base_path),
-        "candidate": model_calibrator(cand_path),
-    }
+    paths = {"baseline": base_path, "candidate": cand_path}
+    facts = {role: card_facts_beside(path) for role, path in paths.items()}
+    spec = {role: model_spec(path, facts=facts[role]) for role, path in paths.items()}
+    calibrators = {role: f.calibrator for role, f in facts.items()}
     out.mkdir(parents=True, exist_ok=True)
     replay = out / REPLAY_NAME
     if data_dir is not None:
@@ -325,15 +308,15 @@ def crops_for(
     return {}
 
 
-def _threshold(metrics: dict, name: str, run: Path) -> float:
-    entry = metrics.get("models", {}).get(name)
-    if not entry:
+def _card(metrics: dict, name: str, run: Path) -> CardFacts:
+    """The card of ``name`` in ``run``: its threshold and calibrator win over metrics.json's."""
+    if not metrics.get("models", {}).get(name):
         known = sorted(metrics.get("models", {}))
         raise EdgepedError(
             f"{run}/metrics.json has no model {name!r}; it has {known}",
             "name a model that `edgeped eval` measured",
         )
-    return float(entry["threshold"]["threshold"])
+    return card_facts(run, name)
 
 
 def records_from_run(
@@ -346,7 +329,8 @@ def records_from_run(
 ) -> ShadowRecords:
     """The shadow comparison offline: eval's per-crop test scores of two models.
 
-    Decisions are score >= the threshold eval chose on val, as `eval` counts flips. Tags
+    Decisions are score >= the threshold eval chose on val and wrote to each model's card
+    (the card wins over metrics.json), as `eval` counts flips. Tags
     and metadata come from the dataset the scores were computed on (joined by crop id).
 
     Raises:
@@ -371,7 +355,8 @@ def records_from_run(
             what="scores file",
             source=run / "metrics.json",
         )
-        t = _threshold(metrics, names[role], run)
+        card = _card(metrics, names[role], run)
+        t = card.decision_threshold(run)
         arrays = read_test_scores(scores_file)
         key = f"score/{names[role]}"
         if key not in arrays:
@@ -396,7 +381,7 @@ def records_from_run(
             "size_bytes": entry["model"]["size_bytes"],
             "threshold": t,
             "decision_rule": "probability >= threshold",
-            "calibrator": _calibrator(entry),
+            "calibrator": card.calibrator,
         }
         source[role] = {"run": str(run), "test_scores_sha256": sha256_file(scores_file)}
         dataset_root = data_dir or _run_dataset(run, metrics)

@@ -234,7 +234,8 @@ def preprocess_from_card(model: Path) -> dict[str, Any] | None:
     """The ``preprocessing`` section of the model's card in runner form, if there is a card.
 
     Raises:
-        EdgepedError: the card exists but is unreadable or lacks metadata mean/std.
+        EdgepedError: the card exists but is unreadable, describes another model or lacks
+            metadata mean/std.
     """
     card = card_path(model)
     if card is None:
@@ -250,38 +251,11 @@ def preprocess_from_card(model: Path) -> dict[str, Any] | None:
         raise EdgepedError(
             f"model card {card} is not a JSON object", "regenerate it with `edgeped convert`"
         )
-    made_for = (
-        (data.get("model") or {}).get("sha256") if isinstance(data.get("model"), dict) else None
-    )
-    actual = sha256_file(model)
-    if made_for != actual:
-        raise EdgepedError(
-            f"model card {card} was made for the model with sha256 {str(made_for)[:12]}, "
-            f"{model} is {actual[:12]}: its metadata normalisation may not be this model's",
-            "re-run `edgeped convert` for this model, or pass --preprocess FILE",
-        )
-    section = data.get("preprocessing")
-    if not section:
-        return None
-    meta = section.get("metadata", section) if isinstance(section, dict) else None
-    if not isinstance(meta, dict) or not {"mean", "std"} <= set(meta):
-        raise EdgepedError(
-            f"model card {card}: preprocessing has no metadata mean/std",
-            "regenerate the model card, or pass --preprocess FILE",
-        )
-    from edgeped.schemas import shape_problem
+    from edgeped.convert.model_card import CardFacts
 
-    problem = shape_problem(meta, "edgeped.preprocessing")
-    if problem:
-        raise EdgepedError(
-            f"model card {card}: preprocessing.metadata.{problem}",
-            "regenerate the model card with `edgeped convert`, or pass --preprocess FILE",
-        )
-    image = section.get("image") if isinstance(section.get("image"), dict) else {}
-    return {
-        "image": {"rule": str(image.get("rule", "fixed"))},
-        "metadata": {"mean": meta["mean"], "std": meta["std"], "clip": meta.get("clip", 4.0)},
-    }
+    facts = CardFacts.from_card(data, card)
+    facts.check_describes(model, sha256_file(model))
+    return facts.runner_preprocess()
 
 
 def make_random_crops(path: Path, count: int, seed: int) -> Path:

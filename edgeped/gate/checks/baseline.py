@@ -103,10 +103,13 @@ def _decisions(ev: Evidence, budget: Budget, who: str):
             "re-run `edgeped eval` on that run",
         )
     key = f"score/{ev.model}"
-    threshold = (entry.get("threshold") or {}).get("threshold")
-    if key not in scores.data or not isinstance(threshold, (int, float)):
+    # The card's threshold is the one the board decides with (metrics.json only echoes it).
+    facts = ev.card_facts()
+    made_for_it = facts is not None and facts.model_sha256 == ev.model_sha256
+    threshold = facts.threshold_score if made_for_it else None
+    if key not in scores.data or threshold is None:
         return None, budget.missing(
-            f"{who}: no per-crop scores or threshold for {ev.model}; "
+            f"{who}: no per-crop scores or card threshold for {ev.model}; "
             "re-run `edgeped eval` on that run",
             scores,
         )
