@@ -264,6 +264,8 @@ def _run_figures(run: Path) -> dict:
         "clean_recall": clean,
         "clean_fpr": entry["clean"]["fpr"],
         "recall_ratio": s["recall_ratio"],
+        # What a safety review counts: the share of pedestrians found under shift.
+        "mean_corrupted_recall": s["mean_corrupted_recall"],
         "worst_mild_ratio": s["worst_mild"]["recall_ratio"],
         "worst_mild_cell": f"{s['worst_mild']['corruption']} {s['worst_mild']['severity']}",
         "held_out_ratio": (fam.get("held_out") or {}).get("recall_ratio"),
@@ -285,6 +287,7 @@ def _run_figures(run: Path) -> dict:
 STUDY_KEYS = (
     ("clean_recall", "clean recall"),
     ("clean_fpr", "clean FPR"),
+    ("mean_corrupted_recall", "mean corrupted recall"),
     ("recall_ratio", "mean corrupted / clean"),
     ("worst_mild_ratio", "worst cell sev<=3 / clean"),
     ("held_out_ratio", "held-out / clean"),
