@@ -98,7 +98,7 @@ def copied(recipe: list[tuple[str, str]], workdir: str = "/") -> dict[str, Path]
     return out
 
 
-def tested_scripts() -> set[str]:
+def scripts_the_tests_run() -> set[str]:
     """tools/ scripts the test fixtures or the Makefile run, and those they call in turn."""
     names = set(_FIXTURE_SCRIPT.findall((ROOT / "tests" / "conftest.py").read_text()))
     names |= set(_SCRIPT.findall((ROOT / "Makefile").read_text()))
@@ -125,15 +125,15 @@ RECIPES = sorted(DOCKER.glob("Dockerfile.*"))
 
 def test_tested_scripts_are_found():
     # The fixtures build the board and start the sshd; CI installs through install.sh.
-    assert {"setup_arm64_emu.sh", "setup_test_sshd.sh", "install.sh"} <= tested_scripts()
-    assert "install_device_runtime.sh" in tested_scripts(), "called by setup_arm64_emu.sh"
+    assert {"setup_arm64_emu.sh", "setup_test_sshd.sh", "install.sh"} <= scripts_the_tests_run()
+    assert "install_device_runtime.sh" in scripts_the_tests_run(), "called by setup_arm64_emu.sh"
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
 def test_every_script_a_recipe_runs_is_a_tested_one_copied_into_the_image(recipe):
     parsed = instructions(recipe)
     files = copied(parsed)
-    tested = tested_scripts()
+    tested = scripts_the_tests_run()
     for image_path, args in scripts_run(parsed):
         name = Path(image_path).name
         assert name in tested, f"{recipe.name} runs {name}, which no test or CI runs"
