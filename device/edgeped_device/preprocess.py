@@ -187,9 +187,9 @@ class Preprocessor:
                 else:
                     column.append(float(values[j, i]))
             table.append(column)
-        missing = int(self._meta_numpy(np.full((1, fields), np.nan, np.float32))[0, 0])
+        unknown = self._meta_numpy(np.full((1, fields), np.nan, np.float32))[0]
+        missing, absent = int(unknown[0]), unknown[fields:].tolist()
         flags = self._meta_numpy(np.zeros((1, fields), np.float32))[0, fields:].tolist()
-        absent = self._meta_numpy(np.full((1, fields), np.nan, np.float32))[0, fields:].tolist()
         self._thresholds = (table, missing, flags, absent)
         return self._thresholds
 
