@@ -93,6 +93,10 @@ LOCAL_AUGMENT = (
     "[augment]\nblur = 0.2\nocclude = 0.3\nzoom = 0.0\nreframe = 0.25\ndark = 0.2\n"
     "noise = 0.2\ntone = 0.2\nmix = 0.3\nlight = 0.2\nspeckle = 0.2\n"
 )
+HALF_LOCAL_AUGMENT = (
+    "[augment]\nblur = 0.1\nocclude = 0.15\nzoom = 0.0\nreframe = 0.125\ndark = 0.1\n"
+    "noise = 0.1\ntone = 0.1\nmix = 0.15\nlight = 0.1\nspeckle = 0.1\n"
+)
 VARIANTS: dict[str, tuple[str | None, str | None]] = {
     "today": (TODAY, "teacher,student_distilled,student_qat"),
     "default": (None, None),  # vgg w0.25, plateau schedule
@@ -169,6 +173,10 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
     # 2026-12-07: the shifts the standardised input could not undo (local light, particles,
     # loose boxes) imitated too, each camera augmentation a little rarer.
     "robust-local": ('image_rule = "standardize"\n' + LOCAL_AUGMENT, None),
+    # 2026-12-07: robust-local's clean ranking is below the default's (test recall at test
+    # FPR 1%: 0.90-0.93 vs 0.97) and only ~10% of its crops reach the model unaugmented.
+    # Each camera augmentation at half its rate (~34% clean), nothing else changed.
+    "robust-local-half": ('image_rule = "standardize"\n' + HALF_LOCAL_AUGMENT, None),
     # The same on the demo's short profile (its [augment] table is the file's last; its
     # blur of 0.15 stays).
     "demo-robust-local": (
