@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))
-
-import device_count as dc  # noqa: E402
-import graphcost as gc  # noqa: E402
+from benchmarks.device import device_count as dc
+from benchmarks.device import graphcost as gc
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +145,7 @@ def test_dequantise_python_matches_numpy():
 
 
 def test_report_per_op_takes_prefix_differences():
-    import peer_report
+    from benchmarks.device import peer_report
 
     ops = [
         gc.GraphOp(0, "CONV_2D", "stem", "a", (1, 4, 4, 8), 1000).to_dict(),
@@ -179,7 +173,7 @@ def test_report_per_op_takes_prefix_differences():
 def test_variant_plot_points_and_png(tmp_path):
     import json
 
-    import plot_variants
+    from benchmarks.training import plot_variants
 
     def result(name, ins, macs):
         return {

@@ -1,4 +1,4 @@
-"""benchmarks/bench_real_data.py: every recipe variant is a config `edgeped train` accepts.
+"""benchmarks/training/bench_real_data.py: every recipe variant is a config `edgeped train` accepts.
 
 A variant with a misspelt key or stage would otherwise fail only when its run starts, often
 an hour into a benchmark round; these checks need no training.
@@ -6,19 +6,14 @@ an hour into a benchmark round; these checks need no training.
 
 from __future__ import annotations
 
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
+from benchmarks.training import bench_real_data as brd
 from edgeped.train.config import DEFAULT_STAGES, TrainConfig
 from edgeped.train.profiles import profile_config
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))
-
-import bench_real_data as brd  # noqa: E402
 
 
 def _config(name: str, work: Path) -> TrainConfig:

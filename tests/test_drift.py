@@ -127,7 +127,7 @@ def test_exposure_drift_is_flagged_by_exposure_and_brightness(fleet_reference):
     report = _check(fleet_reference, shift_exposure(_fleet(60, 11), 1.6))
     alerted = set(report["flagged"]["alert"])
     # Time of day is one value per drive: on 60 drives it moves by chance (measured over
-    # seeds in benchmarks/drift_detection.py), so it is left out of the claim here.
+    # seeds in benchmarks/rollout/drift_detection.py), so it is left out of the claim here.
     assert {"exposure_ms", "brightness"} <= alerted
     assert alerted - {"tod_sin", "tod_cos"} <= {"exposure_ms", "brightness", "contrast"}
 

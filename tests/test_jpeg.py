@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import io
-import sys
-from pathlib import Path
 
 import numpy as np
 from PIL import Image as pil
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-from jpeg_numpy import jpeg_roundtrip  # noqa: E402
+from benchmarks.robustness.jpeg_numpy import jpeg_roundtrip
 
 
 def _crop() -> np.ndarray:

@@ -1,17 +1,12 @@
-"""benchmarks/shipping_rules.py: replaying shipping rules over finished runs' metrics.json."""
+"""benchmarks/training/shipping_rules.py: replaying shipping rules over finished runs' metrics.json."""
 
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))
-
-import shipping_rules as sr  # noqa: E402
+from benchmarks.training import shipping_rules as sr
 
 
 def _model(mode, val_tp, val_fpr, test_recall, test_fpr):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the ONNX Runtime environment the peer benchmark (benchmarks/bench_peer.py) runs in:
+# Builds the ONNX Runtime environment the peer benchmark (benchmarks/device/bench_peer.py) runs in:
 #   DEST/venv        a venv that sees this Python's TensorFlow (--system-site-packages) plus
 #                    onnx, onnxruntime and tf2onnx (installed --no-deps: its pins would
 #                    downgrade TensorFlow's numpy/protobuf)

@@ -50,7 +50,7 @@ def build_student(spec: ModelSpec):
 
 # student_fused: the same stages with the full-resolution block replaced by one regular
 # 3x3 stride-2 conv. On the a76 a depthwise layer runs at ~1 MAC per instruction and a
-# pointwise one at 6-9 (benchmarks/results/variants-vm-20261201-round2.md), so moving the
+# pointwise one at 6-9 (benchmarks/results/device/variants-20261201-round2.md), so moving the
 # 64x32 work into a dense conv and widening the cheap low-resolution layers buys about
 # twice the MACs and parameters of the student at the same instruction count. The stem
 # stays at 16 channels whatever the width: it runs at the highest resolution.

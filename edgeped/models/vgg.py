@@ -4,7 +4,7 @@ Two 3x3 convs + BN + ReLU per stage, max pooling between stages. At width 0.5 it
 teacher (27 MMAC, 2.8 M cortex-a76 instructions per int8 invoke: not meant for the ECU);
 `vgg` at width 0.25 is the same graph at 6.9 MMAC and 1.29 M instructions. Regular 3x3
 convs run at several MACs per a76 instruction where depthwise ones run at about one
-(benchmarks/results/variants-vm-20261201-round2.md), and every layer is one tfmot's
+(benchmarks/results/device/variants-20261201-round2.md), and every layer is one tfmot's
 default 8-bit scheme quantises.
 """
 

@@ -1,0 +1,1 @@
+"""Robustness to camera shifts: the corruption study tables, codecs, night fleet probes."""

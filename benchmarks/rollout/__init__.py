@@ -1,0 +1,1 @@
+"""The rollout half: release and rollback, shadow mode, drift detection."""

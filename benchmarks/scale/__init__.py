@@ -1,0 +1,1 @@
+"""Scale-out: the data pipeline, Apache Beam, sharding checks."""

@@ -1,0 +1,81 @@
+"""Record one evaluated run directory as a benchmark result: metrics per model, slices,
+float-vs-int8 comparisons, training stages, versions, and the commands that made it.
+
+    python -m benchmarks.training.record_run RUN_DIR benchmarks/results/NAME.json \
+        --description "what the run is" --command "edgeped train ..." --command "edgeped eval ..."
+
+Reads RUN_DIR/metrics.json and RUN_DIR/train_log.json (both written by edgeped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+def summarise(run: Path) -> dict:
+    metrics = json.loads((run / "metrics.json").read_text())
+    log = json.loads((run / "train_log.json").read_text())
+    models = {}
+    for name, entry in metrics["models"].items():
+        slices = entry["test_slices"]
+        models[name] = {
+            "size_kib": round(entry["model"]["size_bytes"] / 1024, 1),
+            "test_recall": entry["test"]["recall"],
+            "test_fpr": entry["test"]["fpr"],
+            "auc_pr": entry["test"]["auc_pr"],
+            "roc_auc": entry["test"]["roc_auc"],
+            "recall_ci95_by_drive": entry["test_ci95"]["by_drive_bootstrap"]["recall"],
+            "slices": {
+                f"{dim}={value}": {
+                    k: s.get(k) for k in ("positives", "negatives", "recall", "fpr", "judged")
+                }
+                for dim in slices
+                for value, s in slices[dim].items()
+            },
+        }
+    return {
+        "dataset": metrics["dataset"],
+        "train_stages": [
+            {
+                "name": s["name"],
+                "epochs": s["epochs"],
+                "seconds": round(s["seconds"], 1),
+                "best_val_auc_pr": s["best_val_auc_pr"],
+            }
+            for s in log["stages"]
+        ],
+        "tool_versions": metrics["tool_versions"],
+        "models": models,
+        "comparisons": metrics["comparisons"],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="an evaluated run directory")
+    parser.add_argument("out", type=Path, help="the results JSON to write")
+    parser.add_argument("--description", required=True)
+    parser.add_argument(
+        "--command", action="append", default=[], help="a command that made the run (repeatable)"
+    )
+    args = parser.parse_args()
+    record = {
+        "description": args.description,
+        "commands": args.command,
+        "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "cores": os.cpu_count()},
+        **summarise(args.run),
+    }
+    args.out.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
