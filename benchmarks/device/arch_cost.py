@@ -4,25 +4,29 @@ For each student-family variant (architecture, width, depth) it builds the Keras
 untrained weights, converts it to full int8 (post-training quantisation on random data:
 cost depends on the graph, not the weights; trained models were measured within 0.01% of
 untrained ones, see README), and counts guest instructions per invoke on the emulated
-arm64 board (exact, repeatable). Writes benchmarks/results/arch-cost-<host>-<date>.json.
+arm64 board (exact, repeatable). Writes
+benchmarks/results/device/arch-cost-<YYYYMMDD>[-<label>].json and a Markdown table beside it
+(--out: another JSON path); rerun with the same output to resume a sweep.
 
 Usage:
   python -m benchmarks.device.arch_cost                                  # the default sweep
-  python -m benchmarks.device.arch_cost --variants student:1.0:1,mobilenet:1.0:1 --core a76
+  python -m benchmarks.device.arch_cost --variants vgg:0.25:1 --core a76 --label vgg
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
-HERE = Path(__file__).resolve().parent
+from benchmarks import harness
+from benchmarks.device import emu
+
+SUBJECT = "arch-cost"
+MODEL_SOURCE = "untrained weights, PTQ int8 on random data, int8 I/O, with metadata"
 DEFAULT_VARIANTS = (
     "student:0.5:1,student:0.75:1,student:1.0:1,student:1.25:1,student:1.5:1,"
     "student:0.75:2,student:1.0:2,student:1.0:3,mobilenet:0.5:1,mobilenet:1.0:1"
@@ -57,47 +61,41 @@ def macs(model) -> int:
 
 
 def build_int8(arch: str, width: float, depth: int, out: Path) -> tuple[Path, dict]:
-    import numpy as np
-
-    from edgeped._keras import keras, tf
+    """The variant's Keras model (seed 0), full int8 on 16 random samples; its size facts."""
+    from benchmarks.device.calibration import random_calibration
+    from edgeped._keras import keras
+    from edgeped.convert.converter import convert_ptq_int8
     from edgeped.models.registry import ModelSpec, build_model
 
     keras.utils.set_random_seed(0)
     model = build_model(ModelSpec(arch, width=width, depth=depth, use_metadata=True, dropout=0.0))
-    names = [t.name.split(":")[0] for t in model.inputs]
-    shapes = [tuple(t.shape[1:]) for t in model.inputs]
-    rng = np.random.default_rng(0)
-
-    def representative():
-        for _ in range(16):
-            yield {
-                n: rng.uniform(-1, 1, (1, *s)).astype(np.float32)
-                for n, s in zip(names, shapes, strict=True)
-            }
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
     path = out / f"{variant_name(arch, width, depth)}.tflite"
-    path.write_bytes(converter.convert())
+    path.write_bytes(convert_ptq_int8(model, random_calibration(model, 16)))
     return path, {"parameters": int(model.count_params()), "macs": macs(model)}
+
+
+def out_path(out: Path | None = None, label: str = "") -> Path:
+    """`out`, else today's benchmarks/results/device/arch-cost-<YYYYMMDD>[-<label>].json."""
+    return out or harness.result_path("device", SUBJECT, label)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", default=DEFAULT_VARIANTS, help="arch:width:depth,...")
     parser.add_argument("--core", default="a76")
-    parser.add_argument("--out", type=Path, help="JSON path (default results/arch-cost-...)")
+    parser.add_argument("--label", default="", help="name qualifier, e.g. 'vgg'")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="JSON path (default benchmarks/results/device/arch-cost-<YYYYMMDD>[-<label>].json)",
+    )
     args = parser.parse_args(argv)
 
     from edgeped.targets import BenchOptions, bench_model
     from edgeped.targets.emulated import EmulatedArm64Target
 
-    stamp = dt.datetime.now(dt.UTC)
-    out = args.out or HERE / "results" / f"arch-cost-{platform.node()}-{stamp:%Y%m%d}.json"
+    out = out_path(args.out, args.label)
+    record = harness.provenance("arch_cost", argv)
     # Resumable: rows of variants already counted (same core) are kept, the rest counted.
     rows = json.loads(out.read_text())["rows"] if out.is_file() else []
     done = {(r["variant"], r["core"]) for r in rows}
@@ -109,12 +107,13 @@ def main(argv: list[str] | None = None) -> int:
             path, info = build_int8(arch, width, depth, Path(tmp))
             print(f"{variant_name(arch, width, depth)}: {info}", file=sys.stderr)
             # Emulation on a busy 2-core machine can take many minutes per counted invoke.
-            res = bench_model(
-                path,
-                EmulatedArm64Target(core=args.core),
-                BenchOptions(min_runs=1, min_seconds=0, warmup=1, insn_runs=1, timeout_s=3600),
-                parity=False,
-            )
+            with emu.clear_errors():
+                res = bench_model(
+                    path,
+                    EmulatedArm64Target(core=args.core),
+                    BenchOptions(min_runs=1, min_seconds=0, warmup=1, insn_runs=1, timeout_s=3600),
+                    parity=False,
+                )
             rows.append(
                 {
                     "variant": variant_name(arch, width, depth),
@@ -130,36 +129,34 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
             print(f"  {rows[-1]['instructions_per_invoke']:,} instructions", file=sys.stderr)
-            write_record(out, rows)
-    write_record(out, rows)
-    print("| variant | params | MMAC | int8 KiB | a76 instructions |\n|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['variant']} | {r['parameters']:,} | {r['macs'] / 1e6:.2f} | "
-            f"{r['int8_size_bytes'] / 1024:.0f} | {r['instructions_per_invoke']:,} |"
-        )
+            write_record(out, record, rows)
+    write_record(out, record, rows)
+    print(render(record))
     print(f"wrote {out}", file=sys.stderr)
     return 0
 
 
-def write_record(out: Path, rows: list[dict]) -> None:
-    from edgeped.fileio import write_json_atomic
-    from edgeped.provenance import tool_versions
+def write_record(out: Path, record: dict[str, Any], rows: list[dict]) -> list[Path]:
+    """Writes the sweep so far (the provenance `record` finished now) and its table."""
+    record.update(model_source=MODEL_SOURCE, rows=rows)
+    return harness.write_result(out, harness.finish(record), render(record))
 
-    stamp = dt.datetime.now(dt.UTC)
-    record = {
-        "kind": "edgeped.benchmark.arch_cost",
-        "schema_version": 1,
-        "date_utc": stamp.isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "model_source": "untrained weights, PTQ int8 on random data, int8 I/O, with metadata",
-        "loadavg": list(os.getloadavg()),
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
-        "tool_versions": tool_versions(),
-        "rows": rows,
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out, record)
+
+def render(record: dict[str, Any]) -> str:
+    """The Markdown table of a sweep."""
+    lines = [
+        f"`{record['command']}` ({record['date_utc']}); {record['model_source']}.",
+        "",
+        "| variant | params | MMAC | int8 KiB | instructions | core |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in record["rows"]:
+        lines.append(
+            f"| {r['variant']} | {r['parameters']:,} | {r['macs'] / 1e6:.2f} | "
+            f"{r['int8_size_bytes'] / 1024:.0f} | {r['instructions_per_invoke']:,} | "
+            f"{r['core']} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

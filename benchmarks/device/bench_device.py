@@ -5,8 +5,9 @@ Measures, for a float32 and an int8 student model:
   2. guest instructions per invoke on the emulated arm64 board for cortex-a53/a72/a76;
   3. host throughput for batch sizes 1..16 at 1 thread.
 
-Writes benchmarks/results/device-<host>-<date>[-<label>].json and .csv (the machine, versions and
-command are recorded in the JSON) and prints a markdown table for benchmarks/README.md.
+Writes benchmarks/results/device/device-<YYYYMMDD>[-<label>].json, .csv and .md (the
+machine, load, versions and command are recorded in the JSON) and prints the Markdown tables
+for benchmarks/README.md.
 
 Usage:
   python -m benchmarks.device.bench_device                      # student architecture, untrained
@@ -18,50 +19,50 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime as dt
-import json
-import os
-import platform
+import io
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
-HERE = Path(__file__).resolve().parent
+from benchmarks import harness
+from benchmarks.device import emu
+from edgeped.fileio import write_text_atomic
+
+SUBJECT = "device"
 
 
 def build_student_models(out: Path) -> dict[str, Path]:
     """The package's student architecture (untrained weights), converted float32 and int8."""
-    import numpy as np
-
-    from edgeped._keras import keras, tf
+    from benchmarks.device.calibration import random_calibration
+    from edgeped._keras import keras
+    from edgeped.convert.converter import convert_float32, convert_ptq_int8
     from edgeped.models.registry import ModelSpec, build_model
 
     keras.utils.set_random_seed(0)
     model = build_model(ModelSpec(architecture="student", use_metadata=True, dropout=0.0))
-    names = [t.name.split(":")[0] for t in model.inputs]
-    shapes = [tuple(t.shape[1:]) for t in model.inputs]
-    rng = np.random.default_rng(0)
-
-    def representative():
-        for _ in range(32):
-            yield {
-                n: rng.uniform(-1, 1, (1, *s)).astype(np.float32)
-                for n, s in zip(names, shapes, strict=True)
-            }
-
-    paths = {}
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    paths["float32"] = out / "student_float32.tflite"
-    paths["float32"].write_bytes(converter.convert())
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    paths["int8"] = out / "student_int8.tflite"
-    paths["int8"].write_bytes(converter.convert())
+    paths = {"float32": out / "student_float32.tflite", "int8": out / "student_int8.tflite"}
+    paths["float32"].write_bytes(convert_float32(model))
+    paths["int8"].write_bytes(convert_ptq_int8(model, random_calibration(model, 32)))
     return paths
+
+
+def out_path(out_dir: Path | None = None, label: str = "") -> Path:
+    """Today's device-<YYYYMMDD>[-<label>].json in benchmarks/results/device/ or `out_dir`."""
+    path = harness.result_path("device", SUBJECT, label)
+    return path if out_dir is None else Path(out_dir) / path.name
+
+
+def write(path: Path, record: dict[str, Any]) -> list[Path]:
+    """The JSON, the Markdown tables beside it and the rows as CSV (same name)."""
+    written = harness.write_result(path, record, markdown(record))
+    rows = record["rows"]
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=sorted({k for row in rows for k in row}))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path.with_suffix(".csv"), text.getvalue())
+    return [*written, path.with_suffix(".csv")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,22 +73,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", default="1,2,4,8,16")
     parser.add_argument("--min-seconds", type=float, default=3.0)
     parser.add_argument("--pin", default="0", help="CPU list for host runs ('' for none)")
-    parser.add_argument("--out-dir", type=Path, default=HERE / "results")
+    parser.add_argument(
+        "--out-dir", type=Path, help="folder for the results (default benchmarks/results/device)"
+    )
     parser.add_argument(
         "--label",
         default="",
-        help="suffix for the results files (device-HOST-DATE-LABEL.json), e.g. 'trained'",
+        help="qualifier of the results files (device-<YYYYMMDD>-<label>.json), e.g. 'trained'",
     )
     args = parser.parse_args(argv)
 
-    from edgeped.provenance import tool_versions
     from edgeped.targets import BenchOptions, bench_model
     from edgeped.targets.emulated import EmulatedArm64Target
     from edgeped.targets.local import LocalTarget
 
     pin = tuple(int(c) for c in args.pin.split(",") if c)
-    load_before = list(os.getloadavg())
-    with tempfile.TemporaryDirectory(prefix="bench-device-") as tmp:
+    record = harness.provenance("device", argv)
+    with emu.clear_errors(), tempfile.TemporaryDirectory(prefix="bench-device-") as tmp:
         if args.float32 and args.int8:
             models = {"float32": args.float32, "int8": args.int8}
             model_source = "trained models given on the command line"
@@ -189,36 +191,14 @@ def main(argv: list[str] | None = None) -> int:
                     }
                 )
 
-    stamp = dt.datetime.now(dt.UTC)
-    record = {
-        "kind": "edgeped.benchmark.device",
-        "schema_version": 1,
-        "date_utc": stamp.isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "model_source": model_source,
-        "pin": list(pin),
-        "loadavg_before_after": [load_before, list(os.getloadavg())],
-        "machine": {
-            "platform": platform.platform(),
-            "cpu_model": env.get("cpu_model"),
-            "cpu_count": env.get("cpu_count"),
-            "governor": env.get("governor"),
-        },
-        "tool_versions": tool_versions(),
-        "rows": rows,
-    }
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    base = args.out_dir / (
-        f"device-{platform.node()}-{stamp:%Y%m%d}" + (f"-{args.label}" if args.label else "")
-    )
-    base.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
-    fields = sorted({k for row in rows for k in row})
-    with open(base.with_suffix(".csv"), "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    harness.finish(record)
+    # The host CPU as the runner saw it, beside the harness's machine facts.
+    record["machine"].update(cpu_model=env.get("cpu_model"), governor=env.get("governor"))
+    record.update(model_source=model_source, pin=list(pin), rows=rows)
+    path = out_path(args.out_dir, args.label)
+    write(path, record)
     print(markdown(record))
-    print(f"wrote {base}.json and .csv", file=sys.stderr)
+    print(f"wrote {path} and its .csv and .md", file=sys.stderr)
     return 0
 
 

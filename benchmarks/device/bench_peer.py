@@ -16,29 +16,31 @@ The ONNX path: tf2onnx --tflite for the float and QAT int8 files, and ONNX Runti
 quantize_static (QDQ, per-channel, S8S8) on the float ONNX calibrated on real train crops.
 
 Run it with the ONNX environment's python (tools/setup_onnx_env.sh):
-  .cache/onnx-env/venv/bin/python -m benchmarks.device.bench_peer --run RUN_DIR --data DATA_DIR
-Writes benchmarks/results/peer-<host>-<date>.json and .md.
+  .cache/onnx-env/venv/bin/python -m benchmarks.device.bench_peer --run RUN_DIR --data DATA_DIR \
+      [--label vgg-w025]
+Writes benchmarks/results/device/peer-<YYYYMMDD>[-<label>].json (--out: another path) and the
+Markdown report beside it (benchmarks/device/peer_report.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+from benchmarks import harness
 from benchmarks.device import device_count as dc
 from benchmarks.device import emu
 from benchmarks.device import graphcost as gc
 
-HERE = Path(__file__).resolve().parent
-
+SUBJECT = "peer"
+# Beside the harness's tool versions: the ONNX side shapes these figures too.
+PACKAGES = ("onnxruntime", "onnx", "tf2onnx")
 BATCHES = (1, 4, 16, 64)
 
 
@@ -265,47 +267,30 @@ def agreement(p_ref, p_other, threshold: float, labels) -> dict:
 # --------------------------------------------------------------------------- main
 
 
-def environment(onnx_site: Path | None) -> dict:
-    import ai_edge_litert
-    import numpy as np
-    import onnx
-    import onnxruntime
-    import tensorflow as tf
-    import tf2onnx
-
-    cpu = "unknown"
+def cpu_facts() -> dict[str, Any]:
+    """The host CPU's model and the int8 dot-product extensions ORT's x86 kernels use."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+        cpuinfo = ""
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in cpuinfo.splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown",
+    )
     return {
-        "machine": {
-            "system": platform.system(),
-            "release": platform.release(),
-            "arch": platform.machine(),
-            "cpu": cpu,
-            "cores": os.cpu_count(),
-            "avx512_vnni": "avx512_vnni" in flags,
-            "avx_vnni": " avx_vnni" in flags,
-            "loadavg": os.getloadavg(),
-        },
-        "python": platform.python_version(),
-        "versions": {
-            "ai-edge-litert": ai_edge_litert.__version__
-            if hasattr(ai_edge_litert, "__version__")
-            else "2.3.0",
-            "onnxruntime": onnxruntime.__version__,
-            "onnx": onnx.__version__,
-            "tf2onnx": tf2onnx.__version__,
-            "tensorflow": tf.__version__,
-            "numpy": np.__version__,
-        },
-        "ort_providers": onnxruntime.get_available_providers(),
+        "cpu": cpu,
+        "avx512_vnni": "avx512_vnni" in cpuinfo,
+        "avx_vnni": " avx_vnni" in cpuinfo,
     }
+
+
+def out_path(out: Path | None = None, label: str = "") -> Path:
+    """`out`, else today's benchmarks/results/device/peer-<YYYYMMDD>[-<label>].json."""
+    return out or harness.result_path("device", SUBJECT, label)
 
 
 def main(argv=None) -> int:
@@ -326,8 +311,12 @@ def main(argv=None) -> int:
         "student_distilled_float32)",
     )
     ap.add_argument("--int8", dest="int8_name", default="student_qat_int8")
-    ap.add_argument("--label", default="")
-    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--label", default="", help="name qualifier, e.g. the model 'vgg-w025'")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        help="JSON path (default benchmarks/results/device/peer-<YYYYMMDD>[-<label>].json)",
+    )
     args = ap.parse_args(argv)
     import numpy as np
 
@@ -369,6 +358,8 @@ def main(argv=None) -> int:
     thr_q = card_q["threshold"]["score"]
     quant_q = io_quant(lite["qat_int8"])
 
+    record = harness.provenance("peer", argv, packages=PACKAGES)
+    record["machine"].update(cpu_facts())
     log("loading data")
     cal_img, cal_meta, _ = load_split(args.data, "train", args.calibration)
     test_img, test_meta, test_y = load_split(args.data, "test", args.test_limit)
@@ -503,17 +494,17 @@ def main(argv=None) -> int:
             ]
         for runtime, jobs, site in (("litert", lite_jobs, None), ("ort", ort_jobs, ort_site)):
             log(f"  {core} {runtime}: {len(jobs)} jobs")
-            res = emu.count(
-                board, core, runtime, jobs, site=site, crops=crops_npz, preprocess=prespec
-            )
+            with emu.clear_errors():
+                res = emu.count(
+                    board, core, runtime, jobs, site=site, crops=crops_npz, preprocess=prespec
+                )
             counts.setdefault(core, {})[runtime] = res
 
+    import onnxruntime
+
     result = {
-        "kind": "edgeped.bench_peer",
-        "schema_version": 1,
-        "date_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": " ".join(["python", "benchmarks/device/bench_peer.py", *(argv or sys.argv[1:])]),
-        "environment": environment(ort_site),
+        **harness.finish(record),
+        "ort_providers": onnxruntime.get_available_providers(),
         "emulated": {c: counts[c]["litert"]["environment"] for c in counts},
         "emulated_ort": {c: counts[c]["ort"]["environment"] for c in counts},
         "inputs": {
@@ -544,16 +535,10 @@ def main(argv=None) -> int:
         "host_prefix_p50_us": [h["p50_us"] for h in host_prefix],
         "counts": counts,
     }
-    out = args.out or HERE / "results" / (
-        f"peer-{platform.node() or 'host'}-{dt.date.today():%Y%m%d}"
-        + (f"-{args.label}" if args.label else "")
-        + ".json"
-    )
     from benchmarks.device import peer_report
-    from edgeped.fileio import write_json_atomic, write_text_atomic
 
-    write_json_atomic(out, result)
-    write_text_atomic(out.with_suffix(".md"), peer_report.render(result))
+    out = out_path(args.out, args.label)
+    harness.write_result(out, result, peer_report.render(result))
     print(out)
     return 0
 

@@ -6,26 +6,27 @@ counts LiteRT instructions per invoke on cortex-a53/a72/a76, plus per-op-class i
 on a76 from prefix models. Instruction counts depend on the graph and quantisation, not on
 trained weights, so the variants are untrained; their recall is not measured here.
 
-  python -m benchmarks.device.bench_variants --data DATA_DIR [--only base,wide2]
-Writes benchmarks/results/variants-<host>-<date>.json and .md.
+  python -m benchmarks.device.bench_variants --data DATA_DIR [--only base,wide2] [--label round2]
+Writes benchmarks/results/device/variants-<YYYYMMDD>[-<label>].json (--out: another path) and
+the Markdown tables beside it.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import platform
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
+from benchmarks import harness
 from benchmarks.device import emu
 from benchmarks.device import graphcost as gc
 
-HERE = Path(__file__).resolve().parent
+SUBJECT = "variants"
 
 # The shipped student: (pointwise filters, stride) per depthwise-separable block.
 BASE_BLOCKS = ((32, 1), (48, 2), (64, 2), (96, 2), (128, 2), (128, 1))
@@ -210,25 +211,15 @@ def convert_int8(model, images, metas) -> bytes:
     """Full-int8 TFLite (int8 I/O) calibrated on preprocessed real crops."""
     import numpy as np
 
-    from edgeped._keras import tf
+    from edgeped.convert.converter import CalibrationData, convert_ptq_int8
 
-    names = [t.name.split(":")[0] for t in model.inputs]
+    image = (images.astype(np.float32) - 128.0) / 128.0
+    return convert_ptq_int8(model, CalibrationData(image=image, meta=metas))
 
-    def samples():
-        for i in range(len(images)):
-            by = {
-                "image": ((images[i : i + 1].astype(np.float32) - 128.0) / 128.0),
-                "meta": metas[i : i + 1],
-            }
-            yield {n: by[n] for n in names}
 
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = samples
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    return conv.convert()
+def out_path(out: Path | None = None, label: str = "") -> Path:
+    """`out`, else today's benchmarks/results/device/variants-<YYYYMMDD>[-<label>].json."""
+    return out or harness.result_path("device", SUBJECT, label)
 
 
 def calibration(data: Path, n: int):
@@ -258,7 +249,12 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="", help="comma-separated variant names")
     ap.add_argument("--calibration", type=int, default=64)
     ap.add_argument("--work", type=Path, default=None)
-    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--label", default="", help="name qualifier, e.g. 'round2'")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        help="JSON path (default benchmarks/results/device/variants-<YYYYMMDD>[-<label>].json)",
+    )
     args = ap.parse_args(argv)
     board = emu.board(args.emu)
     chosen = [v for v in VARIANTS if not args.only or v.name in args.only.split(",")]
@@ -271,6 +267,7 @@ def main(argv=None) -> int:
     log = lambda msg: print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr)  # noqa: E731
     from edgeped._keras import keras
 
+    result = harness.provenance("variants", argv)
     images, metas = calibration(args.data, args.calibration)
     rows = []
     for v in chosen:
@@ -309,7 +306,8 @@ def main(argv=None) -> int:
                 for i, p in enumerate(r["prefixes"])
             ]
         log(f"counting on {core}: {len(jobs)} jobs")
-        res = emu.count(board, core, "litert", jobs)
+        with emu.clear_errors():
+            res = emu.count(board, core, "litert", jobs)
         counts[core] = {j["name"]: j["instructions_per_invoke"] for j in res["results"]}
         env = res["environment"]
     for r in rows:
@@ -327,38 +325,15 @@ def main(argv=None) -> int:
         r["a76_by_class"] = gc.by_class(ops, deltas)
         r["a76_per_op"] = deltas
         del r["path"], r["prefixes"]
-    from benchmarks.device import bench_peer
-    from edgeped.fileio import write_json_atomic, write_text_atomic
-
-    result = {
-        "kind": "edgeped.bench_variants",
-        "schema_version": 1,
-        "date_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": " ".join(
-            ["python", "benchmarks/device/bench_variants.py", *(argv or sys.argv[1:])]
-        ),
-        "environment": bench_peer.environment(None) if _has_ort() else {},
-        "emulated": env,
-        "calibration_crops": int(len(images)),
-        "rows": rows,
-    }
-    out = args.out or HERE / "results" / f"variants-{platform.node()}-{dt.date.today():%Y%m%d}.json"
-    write_json_atomic(out, result)
-    write_text_atomic(out.with_suffix(".md"), render(result))
+    result.update(emulated=env, calibration_crops=int(len(images)), rows=rows)
+    out = out_path(args.out, args.label)
+    harness.write_result(out, harness.finish(result), render(result))
     print(out)
     return 0
 
 
-def _has_ort() -> bool:
-    try:
-        import onnxruntime  # noqa: F401
-        import tf2onnx  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def render(result: dict) -> str:
+def render(result: dict[str, Any]) -> str:
+    """The Markdown tables of a result."""
     base = next((r for r in result["rows"] if r["variant"]["name"] == "base"), result["rows"][0])
     lines = [
         "# MAC per instruction of student variants (LiteRT int8, XNNPACK)",

@@ -6,7 +6,11 @@ runtime only. It marks regions with the same syscall as the runner's --insn-coun
 /dev/null with MARKER_START / MARKER_STOP from device/edgeped_device/insn.py, counted by
 tools/qemu_insncount.c) and reads the counts back from EDGEPED_INSN_OUT.
 
-Usage: python device_count.py JOBS.json [--site DIR]   (prints one JSON object)
+Usage: python device_count.py JOBS.json   (prints one JSON object)
+
+Started by benchmarks/device/emu.py through the emulated target, which puts the on-board
+package (device/, for the runner's marker values and crop shape) and, for ONNX Runtime, the
+aarch64 site-packages on PYTHONPATH.
 
 JOBS.json: {"runtime": "litert" | "ort", "threads": 1, "crops": "crops.npz" | null,
             "preprocess": {"mean": [6], "std": [6], "clip": 4.0},
@@ -26,16 +30,25 @@ import json
 import os
 import sys
 
-# The runner's marker values and crop shape, from the on-board package in device/. The
-# regions open and close with a bare lseek (no marker() call inside them), as before.
-sys.path.insert(
-    0,
-    os.path.join(
-        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "device"
-    ),
-)
-from edgeped_device.common import IMAGE_SHAPE  # noqa: E402 (sets OPENBLAS_NUM_THREADS=1)
-from edgeped_device.insn import MARKER_START, MARKER_STOP  # noqa: E402
+try:
+    # The runner's marker values and crop shape, from the on-board package (on PYTHONPATH).
+    # The regions open and close with a bare lseek (no marker() call inside them), as before.
+    from edgeped_device.common import IMAGE_SHAPE  # sets OPENBLAS_NUM_THREADS=1
+    from edgeped_device.insn import MARKER_START, MARKER_STOP
+except ModuleNotFoundError as exc:
+    if exc.name != "edgeped_device":
+        raise
+    if __name__ == "__main__":
+        problem = "the on-board package edgeped_device is not on PYTHONPATH"
+        fix = "start it through benchmarks/device/emu.py (PYTHONPATH=device)"
+        print(json.dumps({"ok": False, "error": {"problem": problem, "fix": fix}}))
+        sys.exit(3)
+    # Imported on the host (bench_peer, tests) for the runtimes and preprocessing rules: the
+    # crop shape is the host package's (the same contract); counting is the board's alone.
+    from edgeped.data.schema import CROP_SHAPE as IMAGE_SHAPE
+
+    MARKER_START = MARKER_STOP = None
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def fail(problem: str, fix: str) -> None:
@@ -419,10 +432,6 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 0 if argv else 2
     args = list(argv)
-    if "--site" in args:
-        i = args.index("--site")
-        sys.path.insert(0, args[i + 1])
-        del args[i : i + 2]
     try:
         with open(args[0], encoding="utf-8") as handle:
             spec = json.load(handle)

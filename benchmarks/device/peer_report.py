@@ -1,4 +1,9 @@
-"""Markdown tables from a bench_peer.py result (pure: a dict in, text out)."""
+"""Markdown tables from a bench_peer.py result (pure: a dict in, text out).
+
+It reads the harness's provenance keys (benchmarks/harness.py), so results written before
+the harness (benchmarks/results/device/peer-20261201-*, peer-20261206-*) keep their own
+Markdown beside them and are not re-rendered.
+"""
 
 from __future__ import annotations
 
@@ -70,18 +75,21 @@ def per_op(result: dict) -> tuple[list[dict], dict]:
     return rows, cores
 
 
-def render(result: dict) -> str:
-    env = result["environment"]
-    lines = [
+def header(result: dict) -> list[str]:
+    """Title, command, host, versions, emulated board and inputs."""
+    machine = result["machine"]
+    versions = dict(result["tool_versions"])
+    python = versions.pop("python", "?")
+    load = result["loadavg_before_after"][0]
+    return [
         "# LiteRT vs ONNX Runtime, per-operator cost, batching and overhead",
         "",
         f"Command: `{result['command']}` ({result['date_utc']}).",
-        f"Host: {env['machine']['cpu']}, {env['machine']['cores']} cores, "
-        f"{env['machine']['system']} {env['machine']['release']}, AVX-512 VNNI "
-        f"{'yes' if env['machine']['avx512_vnni'] else 'no'}, load average at start "
-        f"{env['machine']['loadavg'][0]:.1f}; Python {env['python']}; "
-        + ", ".join(f"{k} {v}" for k, v in env["versions"].items())
-        + f". ORT providers in the wheel: {', '.join(env['ort_providers'])}.",
+        f"Host: {machine['cpu']}, {machine['cpu_count']} cores, {machine['platform']}, "
+        f"AVX-512 VNNI {'yes' if machine['avx512_vnni'] else 'no'}, load average at start "
+        f"{f'{load[0]:.1f}' if load else 'n/a'}; Python {python}; "
+        + ", ".join(f"{k} {v}" for k, v in versions.items())
+        + f". ORT providers in the wheel: {', '.join(result['ort_providers'])}.",
         f"Emulated board: QEMU user mode, ASLR off, the counting plugin; aarch64 Python "
         f"{result['emulated']['cortex-a76']['python']}, numpy "
         f"{result['emulated']['cortex-a76']['numpy']}, onnxruntime "
@@ -91,6 +99,12 @@ def render(result: dict) -> str:
         f"{result['inputs']['calibration_crops']} train crops. MACs: float32 "
         f"{result['macs']['float32']:,}, int8 {result['macs']['qat_int8']:,}.",
         "",
+    ]
+
+
+def render(result: dict) -> str:
+    lines = [
+        *header(result),
         "## 1. LiteRT vs ONNX Runtime (batch 1, 1 thread)",
         "",
         "Agreement is of decisions at the LiteRT model's card threshold against the LiteRT "
