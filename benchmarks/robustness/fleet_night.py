@@ -6,25 +6,26 @@ crops) on half the drives and scores the other half. Its held-out AUC-PR and rec
 at FPR <= 5% say how much pedestrian signal the renderer leaves in the pixels; the
 image statistics say where the light is. Run once per renderer version:
 
-    python -m benchmarks.robustness.fleet_night --label after --out benchmarks/results/robustness/fleet-night-20261201-probe.json
+    python -m benchmarks.robustness.fleet_night --label after
     # the renderer before the change, from a checkout of that commit:
-    PYTHONPATH=OLD_CHECKOUT python -m benchmarks.robustness.fleet_night --label before --out ...
+    PYTHONPATH=OLD_CHECKOUT python -m benchmarks.robustness.fleet_night --label before
 
-Each run adds (or replaces) its label in the output JSON, with versions and command.
+Each run adds (or replaces) its label, with its command and edgeped version, in the output
+JSON (default benchmarks/results/robustness/fleet-night-<YYYYMMDD>-probe.json), whose
+provenance keys (`benchmarks.harness`) are the latest run's.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks import harness
 
 
 def render(lighting: str, drives: int, seed: int):
@@ -87,37 +88,40 @@ def stats(batch) -> dict:
     }
 
 
-def main() -> int:
+def probe_record(previous: dict | None, label: str, entry: dict, record: dict) -> dict:
+    """The result after one run: `previous` result's runs, `label` set to `entry`, and the
+    provenance record `record` (the keys of `benchmarks.harness`) of this run on top."""
+    runs = dict((previous or {}).get("runs", {}))
+    runs[label] = entry
+    return {**record, "description": __doc__.splitlines()[0], "runs": runs}
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--label", required=True, help="which renderer this is, e.g. before/after")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="the JSON (default: benchmarks/results/robustness/fleet-night-<YYYYMMDD>-probe.json)",
+    )
     parser.add_argument("--drives", type=int, default=60)
     parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     import edgeped
 
+    out = args.out or harness.result_path("robustness", "fleet-night", "probe")
+    provenance = harness.provenance("fleet_night", argv)
     entry = {"drives_per_lighting": args.drives, "crops_per_drive": 40, "seed": args.seed}
     start = time.time()
     for lighting in ("night", "day"):
         batch = render(lighting, args.drives, args.seed)
         entry[lighting] = {"crops": len(batch), **stats(batch), "probe": probe(batch, args.seed)}
     entry["seconds"] = round(time.time() - start, 1)
-    record = json.loads(args.out.read_text()) if args.out.exists() else {"runs": {}}
-    record["runs"][args.label] = entry
-    record.update(
-        {
-            "description": __doc__.splitlines()[0],
-            "command": " ".join([Path(sys.executable).name, *sys.argv]),
-            "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": {"platform": platform.platform(), "cores": os.cpu_count()},
-            "versions": {"python": platform.python_version(), "numpy": np.__version__},
-            "edgeped_version": getattr(edgeped, "__version__", "unknown"),
-        }
-    )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    tmp.replace(args.out)
+    # The labels come from different checkouts: each keeps the command and version it ran.
+    entry["command"] = provenance["command"]
+    entry["edgeped_version"] = getattr(edgeped, "__version__", "unknown")
+    previous = json.loads(out.read_text()) if out.exists() else None
+    harness.write_result(out, probe_record(previous, args.label, entry, harness.finish(provenance)))
     print(json.dumps(entry, indent=1))
     return 0
 

@@ -11,7 +11,10 @@ Usage (the same recipe on a fleet set from each renderer version):
   PYTHONPATH=OLD_CHECKOUT python -m edgeped data synth fleet-before ...   (same options)
   edgeped train run-after --data fleet-after --config configs/demo.toml --seed 0  (+ convert, eval)
   python -m benchmarks.robustness.fleet_night_trained before=run-before=fleet-before \
-      after=run-after=fleet-after --out benchmarks/results/fleet-night-trained.json
+      after=run-after=fleet-after
+
+Writes benchmarks/results/robustness/fleet-night-trained-<YYYYMMDD>.{json,md} (or --out),
+the JSON with the provenance keys of `benchmarks.harness`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks import harness
 
 MODELS = ("student_float32", "student_qat_int8")
 
@@ -68,19 +73,20 @@ def lighting_table(run: Path, data: Path, resamples: int = 1000) -> dict:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", help="LABEL=RUN_DIR=DATA_DIR")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-    record = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "runs": {}}
+def trained_result(tables: dict[str, tuple[str, str, dict]], record: dict) -> tuple[dict, str]:
+    """Per renderer label, the lighting table of its run, as a record and Markdown.
+
+    Args:
+        tables: label -> (run dir, data dir, `lighting_table` of the run).
+        record: the provenance record (`harness.provenance`) the result extends.
+    """
+    record = {**record, "runs": {}}
     lines = [
-        "| renderer | model | lighting | pedestrians / negatives | recall at val threshold [95% CI] | ROC-AUC in slice [95% CI] |",
+        "| renderer | model | lighting | pedestrians / negatives "
+        "| recall at val threshold [95% CI] | ROC-AUC in slice [95% CI] |",
         "|---|---|---|---|---|---|",
     ]
-    for spec in args.runs:
-        label, run, data = spec.split("=")
-        table = lighting_table(Path(run), Path(data))
+    for label, (run, data, table) in tables.items():
         record["runs"][label] = {"run": run, "data": data, "models": table}
         for name, r in table.items():
             for value, v in r["lighting"].items():
@@ -91,9 +97,29 @@ def main(argv: list[str] | None = None) -> int:
                     f"({v['drives']} drives) | {v['recall']:.3f} [{lo:.3f}, {hi:.3f}] | "
                     f"{v['roc_auc']:.3f} [{alo:.3f}, {ahi:.3f}] |"
                 )
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    return record, "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="LABEL=RUN_DIR=DATA_DIR")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="the JSON, Markdown beside it "
+        "(default: benchmarks/results/robustness/fleet-night-trained-<YYYYMMDD>.json)",
+    )
+    args = parser.parse_args(argv)
+    provenance = harness.provenance("fleet_night_trained", argv)
+    tables = {}
+    for spec in args.runs:
+        label, run, data = spec.split("=")
+        tables[label] = (run, data, lighting_table(Path(run), Path(data)))
+    record, md = trained_result(tables, harness.finish(provenance))
+    harness.write_result(
+        args.out or harness.result_path("robustness", "fleet-night-trained"), record, md
+    )
+    print(md, end="")
     return 0
 
 

@@ -1,13 +1,20 @@
 """Corruption tables from robustness.json files, the augmentation comparison, a sample grid.
 
     python -m benchmarks.robustness.robustness_tables table LABEL=RUN/robustness.json ... \\
-        --models student_qat_int8,student_float32 --out benchmarks/results/robustness-X
+        --models student_qat_int8,student_float32 --tag pfd-default
     python -m benchmarks.robustness.robustness_tables augment RUN/robustness.json \\
-        --pair on=aug-on-s0_float32,off=aug-off-s0_float32 ... --out benchmarks/results/robustness/robustness-20261201-augment
-    python -m benchmarks.robustness.robustness_tables samples DATA_DIR --out benchmarks/results/robustness/robustness-20261201-samples.png
-    python -m benchmarks.robustness.robustness_tables study default=RUN_S0,RUN_S1,RUN_S2 robust=... \
-        --out benchmarks/results/robustness/study-pfd
-    python -m benchmarks.robustness.robustness_tables jpeg RUN --out benchmarks/results/robustness/jpeg-codecs
+        --pair seed=0,on=aug-on-s0_float32,off=aug-off-s0_float32 ...
+    python -m benchmarks.robustness.robustness_tables samples DATA_DIR
+    python -m benchmarks.robustness.robustness_tables study default=RUN_S0,RUN_S1,RUN_S2 \\
+        robust=... --tag pfd
+    python -m benchmarks.robustness.robustness_tables jpeg RUN --tag pfd
+
+Each writes to benchmarks/results/robustness/ under the harness's name scheme, `--tag` the
+qualifier after the day: `table` robustness-<YYYYMMDD>[-TAG].{json,md}, `augment`
+robustness-<YYYYMMDD>-augment[-TAG].{json,md}, `samples` samples-<YYYYMMDD>[-TAG].png,
+`study` study-<YYYYMMDD>[-TAG].{json,md,png}, `jpeg` jpeg-codecs-<YYYYMMDD>[-TAG].{json,md};
+`--out STEM` writes STEM.json etc. instead. Every JSON carries the provenance keys of
+`benchmarks.harness`.
 
 `study` reads each run's full-suite robustness.json and metrics.json and, per recipe, gives
 the shipped int8 model's figures over seeds (mean, min-max, a t interval of the mean):
@@ -16,8 +23,8 @@ clean, the held-out and trained-on families / clean, mean corrupted FPR, per fam
 plus a PNG of recall / clean per family. `jpeg` scores the shipped model under the jpeg
 family with the old numpy codec and with Pillow's, on the same crops.
 
-`table` writes OUT.json and OUT.md: recall per corruption and severity, the mean, the
-worst, the relative drop, and each quantised model's gap to its float parent.
+`table` writes recall per corruption and severity, the mean, the worst, the relative drop,
+and each quantised model's gap to its float parent.
 `augment` compares models trained with and without the photometric augmentations on
 the same test crops: clean recall, mean corrupted recall over the corruptions that
 have a related training augmentation and over those that have none, and the paired
@@ -28,41 +35,47 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks import harness
 
-def _header(args) -> dict:
-    return {
-        "command": " ".join(["python", *sys.argv]),
-        "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cores": os.cpu_count()},
-        "python": platform.python_version(),
-    }
-
-
-def _write(out: Path, record: dict, markdown: str) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for path, text in (
-        (out.with_suffix(".json"), json.dumps(record, indent=1) + "\n"),
-        (out.with_suffix(".md"), markdown),
-    ):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+# subcommand -> (subject, qualifiers before --tag) of its default result name
+NAMES = {
+    "table": ("robustness", ()),
+    "augment": ("robustness", ("augment",)),
+    "samples": ("samples", ()),
+    "study": ("study", ()),
+    "jpeg": ("jpeg-codecs", ()),
+}
 
 
-def table(args) -> int:
-    record, md = {**_header(args), "sources": {}}, []
-    for spec in args.sources:
-        label, _, path = spec.partition("=")
-        report = json.loads(Path(path).read_text())
-        models = args.models.split(",") if args.models else list(report["models"])
+def out_path(args: argparse.Namespace, ext: str = "json") -> Path:
+    """--out STEM with `ext`, or the subcommand's default name in results/robustness/."""
+    if args.out is not None:
+        return args.out.with_suffix(f".{ext}")
+    subject, qualifiers = NAMES[args.cmd]
+    return harness.result_path("robustness", subject, *qualifiers, args.tag, ext=ext)
+
+
+def table_result(
+    reports: dict[str, tuple[str, dict]], models: list[str], record: dict
+) -> tuple[dict, str]:
+    """Recall per corruption and severity, with quantisation gaps, per labelled report.
+
+    Args:
+        reports: label -> (path, the robustness.json it holds).
+        models: the models to tabulate (empty: every model of each report).
+        record: the provenance record (`harness.provenance`) the result extends.
+
+    Returns:
+        The result record and its Markdown.
+    """
+    record, md = {**record, "sources": {}}, []
+    for label, (path, report) in reports.items():
+        models_here = models or list(report["models"])
         sev = [str(s) for s in report["config"]["severities"]]
         ds = report["dataset"]
         entry = {"file": path, "dataset": ds, "config": report["config"], "models": {}}
@@ -78,7 +91,7 @@ def table(args) -> int:
             + f"), threshold on clean val (FPR <= {report['config']['max_fpr']}).",
             "",
         ]
-        for name in models:
+        for name in models_here:
             m = report["models"][name]
             s = m["summary"]
             rows = {c: [cells[x]["recall"] for x in sev] for c, cells in m["corruptions"].items()}
@@ -116,7 +129,7 @@ def table(args) -> int:
                 )
             md.append("")
         for gap in report.get("quantization_gaps", []):
-            if gap["quantized"] not in models or gap["float"] not in models:
+            if gap["quantized"] not in models_here or gap["float"] not in models_here:
                 continue
             entry.setdefault("gaps", []).append(gap)
             d = gap["recall_delta"]
@@ -137,8 +150,19 @@ def table(args) -> int:
                 )
             md.append("")
         record["sources"][label] = entry
-    _write(args.out, record, "\n".join(md) + "\n")
-    print("\n".join(md))
+    return record, "\n".join(md) + "\n"
+
+
+def table(args: argparse.Namespace) -> int:
+    record = harness.provenance("robustness_table", args.argv)
+    reports = {}
+    for spec in args.sources:
+        label, _, path = spec.partition("=")
+        reports[label] = (path, json.loads(Path(path).read_text()))
+    models = args.models.split(",") if args.models else []
+    record, md = table_result(reports, models, record)
+    harness.write_result(out_path(args), harness.finish(record), md)
+    print(md, end="")
     return 0
 
 
@@ -161,8 +185,18 @@ def _paired(a: dict, b: dict, cells: list[str] | None, resamples: int = 2000, se
     return point, [float(np.percentile(diff, 2.5)), float(np.percentile(diff, 97.5))]
 
 
-def augment(args) -> int:
-    report = json.loads(Path(args.source).read_text())
+def augment_result(source: str, report: dict, pairs: list[str], record: dict) -> tuple[dict, str]:
+    """Models with and without the augmentations, paired on the same test crops.
+
+    Args:
+        source: the robustness.json's path (recorded).
+        report: its content.
+        pairs: `seed=N,on=MODEL,off=MODEL` specs.
+        record: the provenance record (`harness.provenance`) the result extends.
+
+    Returns:
+        The result record and its Markdown.
+    """
     related = [c for c, v in report["corruptions"].items() if v["related_augmentation"]]
     held_out = [c for c in report["corruptions"] if c not in related]
     sev = [str(s) for s in report["config"]["severities"]]
@@ -172,18 +206,12 @@ def augment(args) -> int:
         "held-out corruptions": [f"{c}/{s}" for c in held_out for s in sev],
         "all corruptions": [f"{c}/{s}" for c in report["corruptions"] for s in sev],
     }
-    record = {
-        **_header(args),
-        "source": args.source,
-        "related": related,
-        "held_out": held_out,
-        "pairs": [],
-    }
+    record = {**record, "source": source, "related": related, "held_out": held_out, "pairs": []}
     md = [
         "| seed | group | with augmentations | without | difference [95% CI, paired by drive] |",
         "|---|---|---:|---:|---|",
     ]
-    for spec in args.pair:
+    for spec in pairs:
         names = dict(part.split("=", 1) for part in spec.split(","))
         on, off = report["models"][names["on"]], report["models"][names["off"]]
         pair = {"on": names["on"], "off": names["off"], "groups": {}}
@@ -208,19 +236,28 @@ def augment(args) -> int:
                 f"{point:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}] |"
             )
         record["pairs"].append(pair)
-    _write(args.out, record, "\n".join(md) + "\n")
-    print("\n".join(md))
+    return record, "\n".join(md) + "\n"
+
+
+def augment(args: argparse.Namespace) -> int:
+    record = harness.provenance("robustness_augment", args.argv)
+    report = json.loads(Path(args.source).read_text())
+    record, md = augment_result(args.source, report, args.pair, record)
+    harness.write_result(out_path(args), harness.finish(record), md)
+    print(md, end="")
     return 0
 
 
-def samples(args) -> int:
+def samples(args: argparse.Namespace) -> int:
     from edgeped.data.shards import Dataset
     from edgeped.evaluate.robustness_plots import samples_png
 
+    out = out_path(args, "png")
+    out.parent.mkdir(parents=True, exist_ok=True)
     batch = Dataset.open(args.data).read("test", limit=256)
     i = int(np.flatnonzero(batch.labels == 1)[args.index])
-    samples_png(batch.images[i], batch.metadata[i], str(batch.crop_id[i]), args.out)
-    print(args.out, batch.crop_id[i])
+    samples_png(batch.images[i], batch.metadata[i], str(batch.crop_id[i]), out)
+    print(out, batch.crop_id[i])
     return 0
 
 
@@ -294,8 +331,17 @@ STUDY_KEYS = (
 )
 
 
-def study(args) -> int:
-    record = {**_header(args), "variants": {}}
+def study_result(variants: dict[str, list[dict]], record: dict) -> tuple[dict, str]:
+    """Per recipe, the shipped int8 model's figures over seeds, and per family.
+
+    Args:
+        variants: recipe label -> one `_run_figures` dict per seed.
+        record: the provenance record (`harness.provenance`) the result extends.
+
+    Returns:
+        The result record and its Markdown.
+    """
+    record = {**record, "variants": {}}
     md = [
         "Shipped int8 model per run, threshold from clean val; full suite (every family x "
         "severities 1-5). Mean over seeds (min-max) [95% t interval of the mean].",
@@ -304,9 +350,7 @@ def study(args) -> int:
         "|---|---:|" + "---:|" * len(STUDY_KEYS),
     ]
     families_md = []
-    for spec in args.variants:
-        label, _, runs = spec.partition("=")
-        figures = [_run_figures(Path(r)) for r in runs.split(",")]
+    for label, figures in variants.items():
         summary = {
             key: _spread([f[key] for f in figures if f[key] is not None]) for key, _ in STUDY_KEYS
         }
@@ -341,9 +385,21 @@ def study(args) -> int:
                 f"{min(s3):.3f} |"
             )
         families_md.append("")
-    _study_png(record, args.out.with_suffix(".png"))
-    _write(args.out, record, "\n".join(md + [""] + families_md) + "\n")
-    print("\n".join(md))
+    return record, "\n".join(md + [""] + families_md) + "\n"
+
+
+def study(args: argparse.Namespace) -> int:
+    record = harness.provenance("robustness_study", args.argv)
+    variants = {}
+    for spec in args.variants:
+        label, _, runs = spec.partition("=")
+        variants[label] = [_run_figures(Path(r)) for r in runs.split(",")]
+    record, md = study_result(variants, record)
+    harness.finish(record)
+    out = out_path(args)
+    _study_png(record, out.with_suffix(".png"))
+    harness.write_result(out, record, md)
+    print(md.split("\n### ")[0].rstrip("\n"))  # the recipe table; families are in the .md
     return 0
 
 
@@ -376,7 +432,26 @@ def _study_png(record: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def jpeg(args) -> int:
+def jpeg_result(run: str, model: str, rows: dict, record: dict) -> tuple[dict, str]:
+    """Recall per codec and severity as a record (extending `record`) and its Markdown."""
+    from edgeped.evaluate.corruptions import CORRUPTIONS
+
+    record = {**record, "run": run, "model": model, "recall": rows}
+    md = [
+        f"jpeg family, `{model}` of `{run}`, test pedestrians, clean-val threshold.",
+        "",
+        "| codec | "
+        + " | ".join(f"sev {s} (q{CORRUPTIONS['jpeg'].params(s)['quality']})" for s in range(1, 6))
+        + " |",
+        "|---|" + "---:|" * 5,
+    ] + [
+        f"| {k} | " + " | ".join(f"{v[str(s)]:.3f}" for s in range(1, 6)) + " |"
+        for k, v in rows.items()
+    ]
+    return record, "\n".join(md) + "\n"
+
+
+def jpeg(args: argparse.Namespace) -> int:
     """The jpeg family under both codecs, same crops, same threshold."""
     from benchmarks.robustness.jpeg_numpy import jpeg_roundtrip
     from edgeped.data.preprocess import Preprocessing
@@ -384,6 +459,7 @@ def jpeg(args) -> int:
     from edgeped.evaluate.corruptions import CORRUPTIONS, corrupt_batch, to_linear, to_u8
     from edgeped.evaluate.inference import TfliteScorer
 
+    record = harness.provenance("robustness_jpeg", args.argv)
     run = Path(args.run)
     metrics = json.loads((run / "metrics.json").read_text())
     shipped = metrics["shipping"]["model"]
@@ -408,46 +484,46 @@ def jpeg(args) -> int:
                 hits[k].append(scorer.score(imgs, meta).probability >= threshold)
         for k in rows:
             rows[k][str(s)] = float(np.concatenate(hits[k]).mean())
-    record = {**_header(args), "run": str(run), "model": shipped, "recall": rows}
-    md = [
-        f"jpeg family, `{shipped}` of `{run}`, test pedestrians, clean-val threshold.",
-        "",
-        "| codec | "
-        + " | ".join(f"sev {s} (q{CORRUPTIONS['jpeg'].params(s)['quality']})" for s in range(1, 6))
-        + " |",
-        "|---|" + "---:|" * 5,
-    ] + [
-        f"| {k} | " + " | ".join(f"{v[str(s)]:.3f}" for s in range(1, 6)) + " |"
-        for k, v in rows.items()
-    ]
-    _write(args.out, record, "\n".join(md) + "\n")
-    print("\n".join(md))
+    record, md = jpeg_result(str(run), shipped, rows, harness.finish(record))
+    harness.write_result(out_path(args), record, md)
+    print(md, end="")
     return 0
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="Results go to benchmarks/results/robustness/ (see the module docstring).",
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("table")
     t.add_argument("sources", nargs="+", help="LABEL=path/to/robustness.json")
     t.add_argument("--models", default="")
-    t.add_argument("--out", type=Path, required=True, help="output stem (.json and .md)")
     a = sub.add_parser("augment")
     a.add_argument("source")
     a.add_argument("--pair", action="append", required=True, help="seed=N,on=MODEL,off=MODEL")
-    a.add_argument("--out", type=Path, required=True)
     s = sub.add_parser("samples")
     s.add_argument("data")
     s.add_argument("--index", type=int, default=0, help="which test pedestrian")
-    s.add_argument("--out", type=Path, required=True)
     st = sub.add_parser("study")
     st.add_argument("variants", nargs="+", help="LABEL=RUN,RUN,... (one run per seed)")
-    st.add_argument("--out", type=Path, required=True, help="output stem (.json, .md, .png)")
     j = sub.add_parser("jpeg")
     j.add_argument("run")
     j.add_argument("--data", default="")
-    j.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
+    for cmd, p in sub.choices.items():
+        subject, qualifiers = NAMES[cmd]
+        default = "-".join([subject, "<YYYYMMDD>", *qualifiers, "TAG"])
+        p.add_argument(
+            "--tag", default="", help=f"qualifier of the default name ({default}, e.g. pfd)"
+        )
+        p.add_argument(
+            "--out",
+            type=Path,
+            help="output stem, its suffix replaced by each file's (default: "
+            f"benchmarks/results/robustness/{default})",
+        )
+    args = parser.parse_args(argv)
+    args.argv = argv
     commands = {
         "table": table,
         "augment": augment,

@@ -11,8 +11,9 @@ and once per (dataset, variant) `edgeped bench RUN/student_qat_int8.tflite --tar
 the mean and spread over seeds of the shipped int8 model's test recall at the val-chosen
 threshold (val FPR <= 1%), test FPR, AUC-PR, the int8-vs-float-parent gap, test ECE before and
 after calibration, instructions, size and training wall time. A run whose metrics.json exists
-is reused (delete its folder to re-run it). Writes benchmarks/results/real-data-<date>.json
-and .md.
+is reused (delete its folder to re-run it). Writes
+benchmarks/results/training/real-data-<YYYYMMDD>-<dataset label>[-<label>...].json and .md
+(or --out), with the provenance keys of `benchmarks.harness`.
 
 Usage:
   python -m benchmarks.training.bench_real_data --dataset pf=runs/pf --work runs/bench-real \
@@ -24,19 +25,16 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from benchmarks import harness
 from benchmarks.harness import REPO_ROOT
 
-HERE = Path(__file__).resolve().parent
 HEADLINE = "student_qat_int8"
 
 # The recipe before this benchmark existed, spelled out (it is no longer the default).
@@ -366,6 +364,40 @@ def summarise(runs: list[dict]) -> dict:
     return {k: spread([f(r) for r in runs if f(r) is not None]) for k, f in pick.items()}
 
 
+def variant_row(label: str, data: str, name: str, runs: list[dict], student: dict) -> dict:
+    """One (dataset, variant) row of the result: its runs, their spread, the student trained.
+
+    The a76 instruction count is added by the caller (it may need an emulated bench).
+    """
+    return {
+        "dataset": label,
+        "data_dir": data,
+        "variant": name,
+        "config": VARIANTS[name][0],
+        "stages": VARIANTS[name][1],
+        "runs": runs,
+        "summary": summarise(runs),
+        "size_bytes": runs[0]["size_bytes"],
+        "parameters": runs[0]["parameters"],
+        "student": student,
+    }
+
+
+def result_record(provenance: dict, rows: list[dict]) -> dict:
+    """The result: the harness provenance record (`harness.provenance`) plus the rows."""
+    return {
+        **provenance,
+        "headline_model": HEADLINE,
+        "threshold_rule": "max val recall with val FPR <= 0.01, applied to test",
+        "rows": rows,
+    }
+
+
+def default_out(labels: list[str]) -> Path:
+    """benchmarks/results/training/real-data-<YYYYMMDD>-<dataset label>[-<label>...].json"""
+    return harness.result_path("training", "real-data", *labels)
+
+
 def markdown(record: dict) -> str:
     out = [
         "| data | variant | seeds | int8 test recall mean (min-max) | test FPR mean (max) | "
@@ -416,13 +448,19 @@ def main(argv: list[str] | None = None) -> int:
         help="runs not done yet train only QAT, from VARIANT's float student of the same "
         "seed (for variants that change only [qat_stage])",
     )
-    parser.add_argument("--out", type=Path, help="results base path (no suffix)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="results base path, no suffix "
+        "(default: benchmarks/results/training/real-data-<YYYYMMDD>-<label>...)",
+    )
     parser.add_argument(
         "--arch-cost",
         type=Path,
         action="append",
         default=[],
-        help="arch_cost.py JSON whose exact counts (untrained weights) stand in for a bench",
+        help="benchmarks.device.arch_cost JSON whose exact counts (untrained weights) stand "
+        "in for a bench",
     )
     args = parser.parse_args(argv)
 
@@ -435,7 +473,6 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; known: {sorted(VARIANTS)}")
     seeds = [int(s) for s in args.seeds.split(",")]
-    from edgeped.provenance import tool_versions
 
     rows = []
     counted: dict[tuple, tuple[int, str]] = {}
@@ -444,9 +481,11 @@ def main(argv: list[str] | None = None) -> int:
             if r.get("core") == "a76" and "instructions_per_invoke" in r:
                 key = (r["architecture"], r["width"], r["depth"])
                 counted[key] = (int(r["instructions_per_invoke"]), f"untrained count in {path}")
-    load_before = list(os.getloadavg())
+    provenance = harness.provenance("real_data", argv)
+    labels = []
     for spec in args.dataset:
         label, _, data = spec.partition("=")
+        labels.append(label)
         work = args.work / label
         work.mkdir(parents=True, exist_ok=True)
         for name in args.variants.split(","):
@@ -454,21 +493,10 @@ def main(argv: list[str] | None = None) -> int:
             for seed in seeds_of.get(name, seeds):
                 print(f"{label} {name} seed {seed}", file=sys.stderr)
                 runs.append(run_variant(Path(data), name, seed, work, args.qat_from))
-            row = {
-                "dataset": label,
-                "data_dir": data,
-                "variant": name,
-                "config": VARIANTS[name][0],
-                "stages": VARIANTS[name][1],
-                "runs": runs,
-                "summary": summarise(runs),
-                "size_bytes": runs[0]["size_bytes"],
-                "parameters": runs[0]["parameters"],
-            }
             first = Path(runs[0]["run"])
             student = json.loads((first / "config.json").read_text())["config"]["student"]
+            row = variant_row(label, data, name, runs, student)
             arch = (student["architecture"], student["width"], student.get("depth", 1))
-            row["student"] = student
             # Instructions depend on the architecture, not the weights: one emulated
             # count per architecture, reused by the variants that share it.
             if arch in counted:
@@ -479,25 +507,11 @@ def main(argv: list[str] | None = None) -> int:
                 row["a76_instructions_source"] = f"edgeped bench {first}/{HEADLINE}.tflite"
                 counted[arch] = (row["a76_instructions_per_invoke"], f"{label}/{name}")
             rows.append(row)
-    stamp = dt.datetime.now(dt.UTC)
-    record = {
-        "kind": "edgeped.benchmark.real_data",
-        "schema_version": 1,
-        "date_utc": stamp.isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "headline_model": HEADLINE,
-        "threshold_rule": "max val recall with val FPR <= 0.01, applied to test",
-        "loadavg_before_after": [load_before, list(os.getloadavg())],
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
-        "tool_versions": tool_versions(),
-        "rows": rows,
-    }
-    base = args.out or HERE / "results" / f"real-data-{stamp:%Y%m%d}"
-    base.parent.mkdir(parents=True, exist_ok=True)
-    base.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
-    base.with_suffix(".md").write_text(markdown(record) + "\n")
+    record = result_record(harness.finish(provenance), rows)
+    out = args.out.with_suffix(".json") if args.out else default_out(labels)
+    harness.write_result(out, record, markdown(record))
     print(markdown(record))
-    print(f"wrote {base}.json and .md", file=sys.stderr)
+    print(f"wrote {out} and .md", file=sys.stderr)
     return 0
 
 

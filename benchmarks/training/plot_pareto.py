@@ -1,12 +1,16 @@
 """Pareto plot: int8 test recall (mean, min-max over seeds) against a76 instructions per invoke.
 
-Reads a real-data benchmark JSON (bench_real_data.py) and an architecture-cost JSON
-(arch_cost.py). Trained variants are points with seed spread; untrained-only variants of
-the cost sweep are marked on the cost axis so the budget's room is visible.
+Reads a real-data benchmark JSON (benchmarks.training.bench_real_data) and an
+architecture-cost JSON (benchmarks.device.arch_cost), old ones included. Trained variants are
+points with seed spread; untrained-only variants of the cost sweep are marked on the cost
+axis so the budget's room is visible. Writes
+benchmarks/results/training/pareto-<YYYYMMDD>-<dataset>[-TAG].png (or --out).
 
 Usage:
-  python -m benchmarks.training.plot_pareto results/real-data-X.json results/arch-cost-X.json \
-      [more arch-cost JSONs] --dataset pfd --out results/pareto-X.png
+  python -m benchmarks.training.plot_pareto \
+      benchmarks/results/training/real-data-20261202-pfd-front.json \
+      benchmarks/results/device/arch-cost-20261201.json [more arch-cost JSONs] \
+      --dataset pfd --tag front
 """
 
 from __future__ import annotations
@@ -16,16 +20,26 @@ import json
 import sys
 from pathlib import Path
 
+from benchmarks import harness
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("real_data", type=Path)
-    parser.add_argument("arch_cost", type=Path, nargs="+", help="arch_cost.py JSON(s)")
+    parser.add_argument(
+        "arch_cost", type=Path, nargs="+", help="benchmarks.device.arch_cost JSON(s)"
+    )
     parser.add_argument("--dataset", default="pf")
     parser.add_argument("--budget", type=float, default=1.5e6, help="a76 instructions")
     parser.add_argument("--goal", type=float, default=0.95, help="int8 test recall")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--tag", default="", help="qualifier after the dataset in the default name")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="the PNG (default: benchmarks/results/training/pareto-<YYYYMMDD>-<dataset>[-TAG].png)",
+    )
     args = parser.parse_args(argv)
+    out = args.out or harness.result_path("training", "pareto", args.dataset, args.tag, ext="png")
 
     import matplotlib
 
@@ -73,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         yscale="log",
     )
     fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=120)
-    print(f"wrote {args.out}", file=sys.stderr)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    print(f"wrote {out}", file=sys.stderr)
     return 0
 
 

@@ -1,9 +1,10 @@
-"""Plots MAC/instr against instructions per crop (a76) for bench_variants.py results.
+"""Plots MAC/instr against instructions per crop (a76) for bench_variants results.
 
-  python -m benchmarks.training.plot_variants results/variants-A.json [results/variants-B.json ...] \
-      --out results/variants.png
+  python -m benchmarks.training.plot_variants benchmarks/results/device/variants-20261201.json \
+      [benchmarks/results/device/variants-20261201-round2.json ...]
 
-The goal region (>= 8 MAC/instr, <= 1.5 M instructions per crop) is shaded.
+The goal region (>= 8 MAC/instr, <= 1.5 M instructions per crop) is shaded. Writes
+benchmarks/results/device/variants-<YYYYMMDD>[-TAG].png beside the results it plots (or --out).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from benchmarks import harness
 
 GOAL_MAC_PER_INSTR = 8.0
 GOAL_INSTR_PER_CROP = 1.5e6
@@ -30,8 +33,14 @@ def points(results: list[dict]) -> dict[str, tuple[float, float, float]]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", nargs="+", type=Path)
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--tag", default="", help="qualifier of the default name")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        help="the PNG (default: benchmarks/results/device/variants-<YYYYMMDD>[-TAG].png)",
+    )
     args = ap.parse_args(argv)
+    out = args.out or harness.result_path("device", "variants", args.tag, ext="png")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -82,11 +91,11 @@ def main(argv=None) -> int:
     ax.legend(loc="upper right", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
     fig.savefig(tmp, format="png")
-    tmp.replace(args.out)
-    print(args.out)
+    tmp.replace(out)
+    print(out)
     return 0
 
 

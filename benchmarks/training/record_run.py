@@ -1,21 +1,23 @@
 """Record one evaluated run directory as a benchmark result: metrics per model, slices,
 float-vs-int8 comparisons, training stages, versions, and the commands that made it.
 
-    python -m benchmarks.training.record_run RUN_DIR benchmarks/results/NAME.json \
+    python -m benchmarks.training.record_run RUN_DIR \
+        benchmarks/results/training/<subject>-<YYYYMMDD>[-<qualifier>...].json \
         --description "what the run is" --command "edgeped train ..." --command "edgeped eval ..."
 
-Reads RUN_DIR/metrics.json and RUN_DIR/train_log.json (both written by edgeped).
+Reads RUN_DIR/metrics.json and RUN_DIR/train_log.json (both written by edgeped). The record
+carries the provenance keys of `benchmarks.harness` (the `command` is this recording's; the
+commands that made the run are `commands`, the versions that trained it `run_tool_versions`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
+
+from benchmarks import harness
 
 
 def summarise(run: Path) -> dict:
@@ -50,29 +52,34 @@ def summarise(run: Path) -> dict:
             }
             for s in log["stages"]
         ],
-        "tool_versions": metrics["tool_versions"],
+        "run_tool_versions": metrics["tool_versions"],
         "models": models,
         "comparisons": metrics["comparisons"],
     }
 
 
-def main() -> int:
+def result_record(description: str, commands: list[str], summary: dict, record: dict) -> dict:
+    """The run's summary as a result, extending the provenance record `record`."""
+    return {**record, "description": description, "commands": commands, **summary}
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="an evaluated run directory")
-    parser.add_argument("out", type=Path, help="the results JSON to write")
+    parser.add_argument(
+        "out",
+        type=Path,
+        help="the results JSON to write (benchmarks/results/<topic>/<subject>-<YYYYMMDD>...)",
+    )
     parser.add_argument("--description", required=True)
     parser.add_argument(
         "--command", action="append", default=[], help="a command that made the run (repeatable)"
     )
-    args = parser.parse_args()
-    record = {
-        "description": args.description,
-        "commands": args.command,
-        "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cores": os.cpu_count()},
-        **summarise(args.run),
-    }
-    args.out.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    args = parser.parse_args(argv)
+    provenance = harness.provenance("run", argv)
+    summary = summarise(args.run)
+    record = result_record(args.description, args.command, summary, harness.finish(provenance))
+    harness.write_result(args.out, record)
     print(f"wrote {args.out}")
     return 0
 

@@ -3,12 +3,14 @@
 `edgeped eval` ships the int8 model with the highest val recall at its own val threshold
 (`edgeped.evaluate.report.shipping_choice`). Between PTQ and QAT that is a contest of
 two noisy val recalls, so this script asks what other rules would have shipped, on
-test, over every run a real-data benchmark left behind (`bench_real_data.py --work`):
-mean test recall and FPR of the shipped model, and how many runs land over the FPR
-limit. It reads metrics.json files only; nothing is trained or run.
+test, over every run a real-data benchmark left behind
+(`python -m benchmarks.training.bench_real_data --work`): mean test recall and FPR of the
+shipped model, and how many runs land over the FPR limit. It reads metrics.json files only;
+nothing is trained or run. It prints the table; `--out` also writes it (JSON with the
+provenance keys of `benchmarks.harness`, and Markdown), a bare `--out` to
+benchmarks/results/training/shipping-rules-<YYYYMMDD>-<the --work folder's name, its dataset>.
 
-    python -m benchmarks.training.shipping_rules --work runs/r10/bench/pfd \
-        --out benchmarks/results/training/shipping-rules-20261202-pfd
+    python -m benchmarks.training.shipping_rules --work runs/bench-real/pfd --out
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks import harness
 from edgeped.evaluate.report import shipping_choice
-from edgeped.fileio import write_group_atomic
 
 QAT, PTQ = "student_qat_int8", "student_ptq_int8"
 MARGINS = (2, 4, 6)  # val true positives PTQ must lead QAT by
@@ -75,6 +77,18 @@ def replay(runs: list[tuple[str, dict]], max_fpr: float = 0.01) -> list[dict]:
     return rows
 
 
+def result_record(work: str, runs: list[tuple[str, dict]], rows: list[dict], record: dict) -> dict:
+    """The replay as a result: the provenance record (`harness.provenance`) plus the rows."""
+    return {**record, "work": work, "runs": [r for r, _ in runs], "rules": rows}
+
+
+def out_path(out: str, work: Path) -> Path:
+    """--out STEM as STEM.json, or (a bare --out) the default name for `work`'s dataset."""
+    if out:
+        return Path(f"{out}.json")
+    return harness.result_path("training", "shipping-rules", work.resolve().name)
+
+
 def markdown(rows: list[dict], work: str) -> str:
     lines = [
         f"# Shipping rules replayed over {rows[0]['runs']} runs in `{work}`",
@@ -93,28 +107,30 @@ def markdown(rows: list[dict], work: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True, help="a bench --work DATASET folder")
-    parser.add_argument("--out", type=Path, help="write OUT.json and OUT.md as well")
+    parser.add_argument(
+        "--out",
+        nargs="?",
+        const="",
+        metavar="STEM",
+        help="write STEM.json and STEM.md as well (a bare --out: "
+        "benchmarks/results/training/shipping-rules-<YYYYMMDD>-<--work folder name>)",
+    )
     args = parser.parse_args(argv)
+    provenance = harness.provenance("shipping_rules", argv)
     runs = load_runs(args.work)
     if not runs:
         print(
             f"error: no run with {QAT} and {PTQ} under {args.work}/VARIANT/sN/metrics.json; "
-            "point --work at a dataset folder of bench_real_data.py's --work",
+            "point --work at a dataset folder of bench_real_data's --work",
             file=sys.stderr,
         )
         return 2
     rows = replay(runs)
     text = markdown(rows, str(args.work))
     print(text, end="")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        record = {"work": str(args.work), "runs": [r for r, _ in runs], "rules": rows}
-        write_group_atomic(
-            {
-                f"{args.out}.json": (json.dumps(record, indent=2) + "\n").encode(),
-                f"{args.out}.md": text.encode(),
-            }
-        )
+    if args.out is not None:
+        record = result_record(str(args.work), runs, rows, harness.finish(provenance))
+        harness.write_result(out_path(args.out, args.work), record, text)
     return 0
 
 

@@ -1,7 +1,8 @@
-"""Training and evaluation experiments: variants, imbalance, metadata, held-out night, repeatability.
+"""Training and evaluation experiments: variants, imbalance, metadata, held-out night, repeats.
 
-Runs the real `edgeped` commands on one dataset and records every command, the
-machine, the versions and the resulting tables under benchmarks/results/.
+Runs the real `edgeped` commands on one dataset and records every command and the resulting
+tables, with the provenance keys of `benchmarks.harness`, in
+benchmarks/results/training/training-<YYYYMMDD>[-LABEL].{json,md}.
 
     python -m benchmarks.training.train_experiments --data runs/demo/data --out runs/experiments
 
@@ -19,15 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
 import subprocess
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+from benchmarks import harness
 
 
 def _toml(stages_epochs: dict[str, int], extra: str = "") -> str:
@@ -63,7 +62,23 @@ class Recorder:
         )
 
 
-def main() -> int:
+def result_record(dataset: str, commands: list[dict], comparison: dict, record: dict) -> dict:
+    """The experiments as a result: the provenance record (`harness.provenance`), the
+    commands with their seconds, and `edgeped compare`'s rows."""
+    return {**record, "dataset": dataset, "commands": commands, "rows": comparison["rows"]}
+
+
+def markdown(comparison_md: str, commands: list[dict]) -> str:
+    """`edgeped compare`'s table, then the commands that made it."""
+    return (
+        comparison_md
+        + "\n\nCommands:\n\n"
+        + "\n".join(f"- `{c['command']}` ({c['seconds']} s)" for c in commands)
+        + "\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="dataset folder (edgeped data synth ...)")
     parser.add_argument("--out", default="runs/experiments")
@@ -76,10 +91,11 @@ def main() -> int:
     parser.add_argument(
         "--label",
         default="",
-        help="suffix for the results files "
-        "(training-DATE-LABEL.json), to keep an earlier record of the same day",
+        help="qualifier of the results files "
+        "(training-<YYYYMMDD>-LABEL.json), to keep an earlier record of the same day",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    provenance = harness.provenance("training", argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rec = Recorder(out)
@@ -158,30 +174,11 @@ def main() -> int:
         "hard_negative=pole",
     )
     comparison = json.loads((out / "comparison" / "comparison.json").read_text())
-    record = {
-        "date": date.today().isoformat(),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cores": __import__("os").cpu_count(),
-            "python": platform.python_version(),
-        },
-        "tool_versions": comparison["tool_versions"],
-        "dataset": args.data,
-        "commands": rec.commands,
-        "rows": comparison["rows"],
-    }
-    results = HERE / "results"
-    results.mkdir(exist_ok=True)
-    stem = f"training-{record['date']}" + (f"-{args.label}" if args.label else "")
-    (results / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
-    (results / f"{stem}.md").write_text(
-        (out / "comparison" / "comparison.md").read_text()
-        + "\n\nCommands:\n\n"
-        + "\n".join(f"- `{c['command']}` ({c['seconds']} s)" for c in rec.commands)
-        + "\n"
-    )
-    print(f"recorded {results / stem}.json and .md")
+    record = result_record(args.data, rec.commands, comparison, harness.finish(provenance))
+    path = harness.result_path("training", "training", args.label)
+    text = markdown((out / "comparison" / "comparison.md").read_text(), rec.commands)
+    harness.write_result(path, record, text)
+    print(f"recorded {path} and .md")
     return 0
 
 

@@ -1,0 +1,333 @@
+"""benchmarks/training and benchmarks/robustness on the harness: every result they write carries
+exactly the harness provenance keys and, by default, a name of the harness scheme in its topic
+folder; they import without sys.path edits and find no results folder of their own."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import harness
+from benchmarks.robustness import fleet_night, fleet_night_trained
+from benchmarks.robustness import robustness_tables as rt
+from benchmarks.training import bench_real_data as brd
+from benchmarks.training import record_run, shipping_rules, train_experiments
+
+FOLDERS = [harness.BENCHMARKS / "training", harness.BENCHMARKS / "robustness"]
+PROVENANCE = set(harness.PROVENANCE_KEYS)
+FAMILIES = {"fog": "held_out", "rain": "trained"}
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    """Default result paths land in tmp_path/results/<topic>/ instead of the repository's."""
+    root = tmp_path / "results"
+    monkeypatch.setattr(harness, "RESULTS", root)
+    return root
+
+
+def _only_result(folder: Path, ext: str = "json") -> Path:
+    found = sorted(folder.glob(f"*.{ext}"))
+    assert len(found) == 1, found
+    assert harness.RESULT_NAME.match(found[0].name), found[0].name
+    return found[0]
+
+
+def _provenance_and(record: dict, keys: set[str]) -> None:
+    assert set(record) == PROVENANCE | keys
+    assert record["kind"].startswith("edgeped.benchmark.")
+    assert None not in record["loadavg_before_after"]  # finished
+
+
+# --- fake evaluated runs (the fields the scripts read, nothing else) ---------------------------
+
+
+def _cells(recall: float) -> dict:
+    return {
+        str(s): {"recall": recall - 0.05 * s, "fpr": 0.01, "ci95": {"recall_by_drive": [0, 1]}}
+        for s in range(1, 6)
+    }
+
+
+def _robustness(model: str, clean: float) -> dict:
+    corruptions = {n: _cells(clean) for n in FAMILIES}
+    summary = {
+        "clean_recall": clean,
+        "recall_ratio": 0.8,
+        "mean_corrupted_recall": 0.8 * clean,
+        "mean_corrupted_recall_ci95_by_drive": [0.7, 0.8],
+        "worst_mild": {"recall_ratio": 0.7, "corruption": "fog", "severity": 3},
+        "worst": {"recall": 0.6, "corruption": "fog", "severity": 5},
+        "families": {"held_out": {"recall_ratio": 0.9}, "trained": {"recall_ratio": 0.85}},
+        "mean_corrupted_fpr": 0.012,
+        "relative_drop": 0.2,
+        "fpr_alerts": [],
+        "corrupted_recall": {n: 0.8 * clean for n in FAMILIES},
+    }
+    return {
+        "config": {"suite": "full", "severities": [1, 2, 3, 4, 5], "max_fpr": 0.01},
+        "dataset": {"test": {"crops": 100, "positives": 20}},
+        "families": {
+            k: [n for n, f in FAMILIES.items() if f == k] for k in ("held_out", "trained")
+        },
+        "models": {
+            model: {
+                "summary": summary,
+                "clean": {"fpr": 0.01, "ci95": {"recall_by_drive": [0.8, 0.95]}},
+                "corruptions": corruptions,
+            }
+        },
+    }
+
+
+def _run(folder: Path, clean: float, model: str = brd.HEADLINE) -> Path:
+    """An evaluated run as bench_real_data leaves it, full-suite robustness.json included."""
+    folder.mkdir(parents=True)
+    test = {"recall": clean, "fpr": 0.008, "auc_pr": 0.97, "tp": 18, "positives": 20}
+    entry = {
+        "test": {**test, "roc_auc": 0.99},
+        "test_ci95": {"recall_exact": [0.7, 0.99], "fpr_exact": [0.0, 0.02]},
+        "threshold": {"threshold": 0.5, "tp": 18},
+        "calibration": {"test_ece_raw": 0.02, "test_ece_calibrated": 0.01},
+        "model": {"size_bytes": 80_000, "parameters": 20_000},
+    }
+    metrics = {
+        "models": {model: entry, "student_float32": {"test": test}},
+        "comparisons": [
+            {
+                "quantized": model,
+                "float": "student_float32",
+                "delta": {"recall": 0.0, "auc_pr": -0.001},
+                "flips": 1,
+            }
+        ],
+        "shipping": {"model": model},
+        "test_scores": {"file": "test_scores.npz"},
+    }
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    (folder / "robustness.json").write_text(json.dumps(_robustness(model, clean)))
+    (folder / "bench_train_seconds.json").write_text(json.dumps({"train_seconds": 12.5}))
+    stages = [{"name": "student", "epochs": 3, "seconds": 10.0}]
+    (folder / "train_log.json").write_text(json.dumps({"stages": stages}))
+    student = {"architecture": "vgg", "width": 0.25, "depth": 1}
+    (folder / "config.json").write_text(json.dumps({"config": {"student": student}}))
+    labels = np.array([1] * 5 + [0] * 200)
+    scores = np.concatenate([np.linspace(0.6, 0.99, 5), np.linspace(0.0, 0.5, 200)])
+    np.savez(folder / "test_scores.npz", **{"label": labels, f"score/{model}": scores})
+    return folder
+
+
+# --- robustness_tables -------------------------------------------------------------------------
+
+
+def test_study_writes_the_harness_keys_under_the_scheme(tmp_path, results, capsys):
+    runs = [_run(tmp_path / f"robust/s{i}", 0.9 + 0.02 * i) for i in range(2)]
+    assert rt.main(["study", f"robust={runs[0]},{runs[1]}", "--tag", "pfd"]) == 0
+    out = _only_result(results / "robustness")
+    assert out.name.startswith("study-") and out.stem.endswith("-pfd")
+    record = json.loads(out.read_text())
+    _provenance_and(record, {"variants"})
+    assert record["kind"] == "edgeped.benchmark.robustness_study"
+    assert record["command"].endswith("--tag pfd")
+    summary = record["variants"]["robust"]["summary"]
+    assert summary["clean_recall"]["values"] == pytest.approx([0.9, 0.92])
+    assert out.with_suffix(".png").is_file()
+    assert "| robust | 2 |" in out.with_suffix(".md").read_text()
+    assert "| robust | 2 |" in capsys.readouterr().out
+
+
+def test_table_and_augment_write_the_harness_keys(tmp_path, results):
+    run = _run(tmp_path / "run", 0.9)
+    assert rt.main(["table", f"run={run / 'robustness.json'}", "--tag", "pfd-default"]) == 0
+    out = _only_result(results / "robustness")
+    assert out.name.startswith("robustness-") and out.stem.endswith("-pfd-default")
+    record = json.loads(out.read_text())
+    _provenance_and(record, {"sources"})
+    assert record["sources"]["run"]["models"][brd.HEADLINE]["clean_recall"] == 0.9
+
+    # A pair of models scored on the same drives; --out keeps working.
+    report = _robustness("on", 0.9)
+    report["models"]["off"] = report["models"]["on"]
+    report["corruptions"] = {
+        n: {"related_augmentation": f == "trained"} for n, f in FAMILIES.items()
+    }
+    by_drive = {
+        "drives": ["d0", "d1"],
+        "positives": [10, 10],
+        "clean_tp": [9, 8],
+        "tp": {f"{n}/{s}": [7, 6] for n in FAMILIES for s in range(1, 6)},
+    }
+    report["models"]["on"]["by_drive"] = by_drive
+    source = tmp_path / "augment.json"
+    source.write_text(json.dumps(report))
+    stem = tmp_path / "out" / "augment-x"
+    assert (
+        rt.main(["augment", str(source), "--pair", "seed=0,on=on,off=off", "--out", str(stem)]) == 0
+    )
+    record = json.loads(stem.with_suffix(".json").read_text())
+    _provenance_and(record, {"source", "related", "held_out", "pairs"})
+    assert record["pairs"][0]["groups"]["clean"]["difference"] == 0.0
+
+
+def test_jpeg_result_extends_the_provenance_record():
+    rows = {"numpy DCT (before)": {str(s): 0.9 for s in range(1, 6)}}
+    record, md = rt.jpeg_result("RUN", "m", rows, harness.finish(harness.provenance("x", [])))
+    _provenance_and(record, {"run", "model", "recall"})
+    assert "| numpy DCT (before) | 0.900 |" in md
+
+
+# --- training ----------------------------------------------------------------------------------
+
+
+def test_bench_real_data_aggregates_reused_runs_into_a_harness_record(tmp_path, results):
+    # Finished runs are reused: nothing is trained, converted or evaluated here.
+    _run(tmp_path / "work/pfd/vgg-w0.25/s0", 0.9)
+    _run(tmp_path / "work/pfd/vgg-w0.25/s1", 0.8)
+    argv = ["--dataset", "pfd=DATA", "--work", str(tmp_path / "work"), "--variants", "vgg-w0.25"]
+    assert brd.main([*argv, "--seeds", "0,1", "--no-bench"]) == 0
+    out = _only_result(results / "training")
+    assert out == brd.default_out(["pfd"])
+    assert out.name.startswith("real-data-") and out.stem.endswith("-pfd")
+    record = json.loads(out.read_text())
+    _provenance_and(record, {"headline_model", "threshold_rule", "rows"})
+    assert record["kind"] == "edgeped.benchmark.real_data"
+    row = record["rows"][0]
+    assert row["summary"]["int8_recall"]["mean"] == pytest.approx(0.85)
+    assert row["student"]["architecture"] == "vgg"
+    assert "| pfd | vgg-w0.25 | 2 |" in out.with_suffix(".md").read_text()
+
+
+def test_shipping_rules_writes_the_harness_keys_under_the_work_folders_name(tmp_path, results):
+    def model(mode: str, val_tp: int) -> dict:
+        return {
+            "model": {"mode": mode, "size_bytes": 1000},
+            "both_constraints_hold_on_val": True,
+            "threshold": {"tp": val_tp, "recall": val_tp / 100, "fpr": 0.009},
+            "test": {"recall": 0.9, "fpr": 0.008},
+            "test_ci95": {"by_drive_bootstrap": {"recall": [0.85, 0.95]}},
+        }
+
+    report = {
+        "config": {"min_recall": 0.9, "max_fpr": 0.01},
+        "models": {
+            shipping_rules.QAT: model("qat_int8", 90),
+            shipping_rules.PTQ: model("ptq_int8", 91),
+        },
+    }
+    work = tmp_path / "pfd"
+    (work / "default/s0").mkdir(parents=True)
+    (work / "default/s0/metrics.json").write_text(json.dumps(report))
+    assert shipping_rules.main(["--work", str(work)]) == 0
+    assert not results.exists()  # without --out it only prints
+    assert shipping_rules.main(["--work", str(work), "--out"]) == 0
+    out = _only_result(results / "training")
+    assert out.name.startswith("shipping-rules-") and out.stem.endswith("-pfd")
+    record = json.loads(out.read_text())
+    _provenance_and(record, {"work", "runs", "rules"})
+    assert record["runs"] == ["default/s0"] and record["rules"][0]["ptq_shipped"] == 1
+
+
+def test_record_run_keeps_the_runs_own_versions_apart(tmp_path):
+    run = _run(tmp_path / "run", 0.9)
+    metrics = json.loads((run / "metrics.json").read_text())
+    for entry in metrics["models"].values():
+        entry.update(
+            {
+                "test_slices": {"lighting": {"night": {"positives": 3, "recall": 0.5}}},
+                "test_ci95": {"by_drive_bootstrap": {"recall": [0.8, 0.95]}},
+                "model": {"size_bytes": 1024},
+            }
+        )
+        entry["test"] = {**entry["test"], "roc_auc": 0.99}
+    metrics.update({"dataset": {"test": 20}, "tool_versions": {"edgeped": "0.0.1"}})
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    log = {"stages": [{"name": "student", "epochs": 3, "seconds": 10.0, "best_val_auc_pr": 0.9}]}
+    (run / "train_log.json").write_text(json.dumps(log))
+    out = tmp_path / "training" / "fleet-20261207-x.json"
+    assert record_run.main([str(run), str(out), "--description", "d", "--command", "c"]) == 0
+    record = json.loads(out.read_text())
+    _provenance_and(
+        record,
+        {"description", "commands", "dataset", "train_stages", "run_tool_versions", "models"}
+        | {"comparisons"},
+    )
+    assert record["run_tool_versions"] == {"edgeped": "0.0.1"} and record["commands"] == ["c"]
+
+
+def test_train_experiments_record_has_the_harness_keys():
+    prov = harness.finish(harness.provenance("training", []))
+    record = train_experiments.result_record("DATA", [], {"rows": [], "tool_versions": {}}, prov)
+    _provenance_and(record, {"dataset", "commands", "rows"})
+    text = train_experiments.markdown("| t |", [{"command": "edgeped eval R", "seconds": 1.0}])
+    assert text.endswith("- `edgeped eval R` (1.0 s)\n")
+
+
+# --- fleet night --------------------------------------------------------------------------------
+
+
+def test_fleet_night_replaces_an_old_header_and_keeps_the_other_labels():
+    old = {
+        "runs": {"before": {"seed": 7}},
+        "command": "python benchmarks/fleet_night.py",
+        "date_utc": "2026-12-01T00:00:00+00:00",
+        "machine": {"cores": 2},
+        "versions": {"numpy": "2"},
+        "edgeped_version": "0.1.0",
+    }
+    prov = harness.finish(harness.provenance("fleet_night", ["--label", "after"]))
+    record = fleet_night.probe_record(old, "after", {"seed": 7}, prov)
+    _provenance_and(record, {"description", "runs"})
+    assert set(record["runs"]) == {"before", "after"} and "versions" not in record
+
+
+def test_fleet_night_trained_record_has_the_harness_keys():
+    cell = {
+        "pedestrians": 3,
+        "negatives": 9,
+        "drives": 2,
+        "recall": 0.5,
+        "recall_ci95": [0.1, 0.9],
+        "roc_auc": 0.8,
+        "roc_auc_ci95": [0.6, 0.9],
+    }
+    table = {"student_qat_int8": {"lighting": {"night": cell}}}
+    prov = harness.finish(harness.provenance("fleet_night_trained", []))
+    record, md = fleet_night_trained.trained_result({"after": ("RUN", "DATA", table)}, prov)
+    _provenance_and(record, {"runs"})
+    assert "| after | student_qat_int8 | night | 3 / 9 (2 drives) | 0.500" in md
+
+
+# --- package hygiene -------------------------------------------------------------------------------
+
+
+def _modules() -> list[Path]:
+    return sorted(p for folder in FOLDERS for p in folder.glob("*.py"))
+
+
+def test_no_sys_path_edits_and_no_results_folder_of_their_own():
+    # Results go through benchmarks.harness; a path built from __file__ was the old
+    # `HERE / "results"`, which now points inside a topic folder.
+    found = []
+    for path in _modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr == "path":
+                if isinstance(node.value, ast.Name) and node.value.id == "sys":
+                    found.append(f"{path.name}:{node.lineno} sys.path")
+            if isinstance(node, ast.Name) and node.id == "__file__":
+                found.append(f"{path.name}:{node.lineno} __file__")
+    assert found == []
+    assert len(_modules()) >= 11
+
+
+def test_old_result_files_still_feed_the_plots(tmp_path):
+    from benchmarks.training import plot_pareto
+
+    real = harness.RESULTS / "training" / "real-data-20261202-pfd-front.json"
+    cost = harness.RESULTS / "device" / "arch-cost-20261201.json"
+    out = tmp_path / "pareto.png"
+    assert plot_pareto.main([str(real), str(cost), "--dataset", "pfd", "--out", str(out)]) == 0
+    assert out.stat().st_size > 10_000
