@@ -6,11 +6,12 @@ from a run directory's model by `edgeped release`. Records wall seconds per comm
 (median, min, max over --repeats), the bundle size and the machine's load.
 
     python -m benchmarks.rollout.bench_rollout RUN_DIR [--model student_qat_int8] [--repeats 5]
-        [--out benchmarks/results/rollout-<host>-<date>.json]
+        [--out benchmarks/results/rollout/rollout-<YYYYMMDD>.json]
 
 RUN_DIR needs gate.json and eval's test scores (golden crops are real test crops);
 non-passed budgets are waived for the benchmark (recorded). Bundles are signed with a
-throw-away key that each device root trusts, so the timings include verification.
+throw-away key that each device root trusts, so the timings include verification. The
+Markdown table is written beside the JSON.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -26,9 +26,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-AGENT = REPO / "device" / "agent.py"
+from benchmarks import harness
+
+AGENT = harness.REPO_ROOT / "device" / "agent.py"
+TOPIC, SUBJECT = "rollout", "rollout"
+DEVICE_ROOT = "device root on the repository's disk (.cache/)"
 
 
 def _agent(root: Path, *args: str) -> tuple[float, int, dict]:
@@ -99,14 +103,48 @@ def _bundles(run: Path, model: str, work: Path, key: Path) -> dict[str, Path]:
     return out
 
 
-def main() -> int:
+def summarise(times: dict[str, list[float]], bundle_bytes: int, repeats: int) -> dict[str, Any]:
+    """The measured part of the result: seconds per command (median, min, max)."""
+    return {
+        "device_root": DEVICE_ROOT,
+        "bundle_bytes": bundle_bytes,
+        "repeats": repeats,
+        "seconds": {
+            name: {"median": statistics.median(v), "min": min(v), "max": max(v)}
+            for name, v in times.items()
+        },
+    }
+
+
+def render(result: dict[str, Any]) -> str:
+    """The Markdown table of one result (written beside its JSON)."""
+    rows = [
+        f"| {n} | {s['median']:.2f} s | {s['min']:.2f}-{s['max']:.2f} s |"
+        for n, s in result["seconds"].items()
+    ]
+    table = "\n".join(["| command | median | min-max |", "|---|---|---|", *rows])
+    load = result["loadavg_before_after"][1] or [float("nan")]
+    return (
+        f"Agent wall time per command ({result['repeats']} repeats, fresh process each, "
+        f"bundle {result['bundle_bytes'] / 1024:.0f} KiB, load average {load[0]:.1f} "
+        f"on {result['machine']['cpu_count']} CPUs)\n\n{table}\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--model", default="student_qat_int8")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-rollout-", dir=REPO / ".cache"))
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="JSON file [default: benchmarks/results/rollout/rollout-<day>.json]",
+    )
+    args = parser.parse_args(argv)
+    cache = harness.REPO_ROOT / ".cache"
+    cache.mkdir(exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-rollout-", dir=cache))
     try:
         from edgeped.rollout.signing import generate_keypair
 
@@ -117,6 +155,7 @@ def main() -> int:
             "trusted_keys": [public.read_text().strip()],
         }
         bundles = _bundles(args.run_dir, args.model, work, key)
+        record = harness.provenance("rollout", argv)
         times: dict[str, list[float]] = {}
         for i in range(args.repeats):
             root = work / f"dev{i}"
@@ -129,50 +168,18 @@ def main() -> int:
                 ("rollback to previous", ["rollback"], 0),
                 ("status (store re-verified)", ["status"], 0),
             ]
-            for name, argv, want in steps:
-                seconds, code, result = _agent(root, *argv)
+            for name, step_argv, want in steps:
+                seconds, code, result = _agent(root, *step_argv)
                 if code != want:
                     raise SystemExit(f"{name}: exit {code}, expected {want}: {result}")
                 times.setdefault(name, []).append(seconds)
         size = sum(p.stat().st_size for p in bundles["good"].iterdir())
-        from edgeped.provenance import tool_versions
-
-        record = {
-            "kind": "edgeped.bench_rollout",
-            "command": " ".join(["python", "benchmarks/rollout/bench_rollout.py", *sys.argv[1:]]),
-            "machine": {
-                "machine": platform.machine(),
-                "cpu_count": os.cpu_count(),
-                "loadavg": list(os.getloadavg()),
-                "filesystem": "device root on the repository's disk (.cache/)",
-            },
-            "tool_versions": tool_versions(),
-            "bundle_bytes": size,
-            "repeats": args.repeats,
-            "seconds": {
-                name: {
-                    "median": statistics.median(v),
-                    "min": min(v),
-                    "max": max(v),
-                }
-                for name, v in times.items()
-            },
-        }
-        out = args.out or REPO / "benchmarks" / "results" / (
-            f"rollout-{platform.node()}-{time.strftime('%Y%m%d')}.json"
-        )
-        out.write_text(json.dumps(record, indent=2) + "\n")
-        rows = [
-            f"| {n} | {s['median']:.2f} s | {s['min']:.2f}-{s['max']:.2f} s |"
-            for n, s in record["seconds"].items()
-        ]
-        table = "\n".join(["| command | median | min-max |", "|---|---|---|", *rows])
-        out.with_suffix(".md").write_text(
-            f"Agent wall time per command ({args.repeats} repeats, fresh process each, "
-            f"bundle {size / 1024:.0f} KiB, load average {record['machine']['loadavg'][0]:.1f} "
-            f"on {os.cpu_count()} CPUs)\n\n{table}\n"
-        )
-        print(table)
+        record.update(summarise(times, size, args.repeats))
+        harness.finish(record)
+        markdown = render(record)
+        out = args.out or harness.result_path(TOPIC, SUBJECT)
+        harness.write_result(out, record, markdown)
+        print(markdown, end="")
         print(f"wrote {out}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -6,25 +6,25 @@ fields, and how often does it alarm on unshifted fleet windows from other seeds?
 The reference is fleet data at the default rates (seed 1000, 400 drives); each window is
 a separate fleet draw. Shifts: night-heavy (night_rate 0.7), rain-heavy (rain_rate 0.7),
 metadata dropout 30%, and exposure drift (x1.6 exposure: brighter crops, longer
-exposure_ms). Writes results/drift-<host>-<date>.json and .md.
+exposure_ms). Writes benchmarks/results/rollout/drift-<YYYYMMDD>.json and .md beside
+(--out: another folder).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from edgeped.data.fleet import FleetConfig, iter_drives
+from benchmarks import harness
+from edgeped.data.fleet import FleetConfig, render_shard
+from edgeped.data.generators import iter_drives
 from edgeped.data.schema import METADATA_FIELDS, CropBatch
-from edgeped.provenance import tool_versions
 from edgeped.rollout.drift import DriftConfig, check_drift, reference_profile
 from edgeped.rollout.replay import batch_window, shift_exposure
 
-HERE = Path(__file__).resolve().parent
+TOPIC, SUBJECT = "rollout", "drift"
 # What each shift changes, by the physics of the generator (decided before measuring).
 INTENDED = {
     "night_heavy": {
@@ -41,9 +41,14 @@ INTENDED = {
 }
 
 
+def _render_drives(config: dict, drives: list[int]) -> CropBatch:
+    return render_shard((config, drives))
+
+
 def fleet(drives: int, crops: int, seed: int, **rates) -> CropBatch:
     config = FleetConfig(drives=drives, crops_per_drive=crops, seed=seed, **rates)
-    return CropBatch.concat(list(iter_drives(config)))
+    # Chunks of 8 drives over one worker per core, as the fleet's own iterator did.
+    return CropBatch.concat(list(iter_drives(_render_drives, config, 8)))
 
 
 def judge(name: str, report: dict) -> dict:
@@ -61,14 +66,61 @@ def judge(name: str, report: dict) -> dict:
     }
 
 
-def main() -> None:
+def false_alarms(quiet: list[dict]) -> dict[str, Any]:
+    """Alert and warn-or-alert rates over the unshifted windows, with 95% Wilson intervals."""
+    from scipy.stats import binomtest
+
+    alerts = sum(r["status"] == "alert" for r in quiet)
+    warns = sum(r["status"] in ("alert", "warn") for r in quiet)
+
+    def ci(k):
+        c = binomtest(k, len(quiet)).proportion_ci(0.95, method="wilson")
+        return [float(c.low), float(c.high)]
+
+    return {"alert": alerts / len(quiet), "alert_ci95": ci(alerts),
+            "warn_or_alert": warns / len(quiet), "warn_or_alert_ci95": ci(warns),
+            "windows": len(quiet)}  # fmt: skip
+
+
+def render(result: dict[str, Any]) -> str:
+    """The Markdown table of one result (written beside its JSON)."""
+    lines = [
+        f"Reference {result['reference_crops']} fleet crops (default rates, seed 1000); windows "
+        f"of {result['window_crops']} crops from {result['window_drives']} drives.",
+        "",
+        "| window | status | alerted | warned | detected by intended fields |",
+        "|---|---|---|---|---|",
+    ]
+    for r in result["shifts"]:
+        lines.append(
+            f"| {r['window']} | {r['status']} | {', '.join(r['alerted'])} | "
+            f"{', '.join(r['warned'])} | {'yes' if r['detected_by_intended'] else 'NO'} |"
+        )
+    fa, n = result["false_alarm_rate"], result["false_alarm_rate"]["windows"]
+    alerts, warns = round(fa["alert"] * n), round(fa["warn_or_alert"] * n)
+    lines += ["", f"Unshifted windows (seeds 1-{n}): alert on {alerts}/{n} "
+              f"= {fa['alert']:.0%} [95% Wilson {fa['alert_ci95'][0]:.0%}, "
+              f"{fa['alert_ci95'][1]:.0%}]; warn or alert on {warns}/{n} "
+              f"= {fa['warn_or_alert']:.0%} [{fa['warn_or_alert_ci95'][0]:.0%}, "
+              f"{fa['warn_or_alert_ci95'][1]:.0%}]."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def out_path(folder: Path | None = None) -> Path:
+    """Today's result file: in benchmarks/results/rollout/, or in `folder` under the same name."""
+    path = harness.result_path(TOPIC, SUBJECT)
+    return path if folder is None else Path(folder) / path.name
+
+
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--drives", type=int, default=100)
     p.add_argument("--crops-per-drive", type=int, default=20)
     p.add_argument("--reference-drives", type=int, default=400)
-    p.add_argument("--out", default=str(HERE / "results"))
-    args = p.parse_args()
+    p.add_argument("--out", type=Path, help="folder [default: benchmarks/results/rollout]")
+    args = p.parse_args(argv)
+    record = harness.provenance("drift_detection", argv, packages=("scipy",))
     started = time.time()
     config = DriftConfig()
     ref_batch = fleet(args.reference_drives, args.crops_per_drive, 1000)
@@ -89,56 +141,22 @@ def main() -> None:
     for seed in range(1, args.seeds + 1):
         batch = fleet(args.drives, args.crops_per_drive, seed)
         quiet.append(judge(f"unshifted_seed{seed}", check_drift(reference, batch_window(batch))))
-    alerts = sum(r["status"] == "alert" for r in quiet)
-    warns = sum(r["status"] in ("alert", "warn") for r in quiet)
-    from scipy.stats import binomtest
-
-    def ci(k):
-        c = binomtest(k, len(quiet)).proportion_ci(0.95, method="wilson")
-        return [float(c.low), float(c.high)]
-
-    result = {
-        "kind": "edgeped.bench.drift_detection",
-        "machine": {"host": platform.node(), "machine": platform.machine(),
-                    "python": platform.python_version()},
-        "tool_versions": tool_versions(),
-        "command": "python -m benchmarks.rollout.drift_detection " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
-        "config": config.to_dict(),
-        "window_crops": args.drives * args.crops_per_drive,
-        "window_drives": args.drives,
-        "reference_crops": len(ref_batch),
-        "shifts": rows,
-        "unshifted": quiet,
-        "false_alarm_rate": {"alert": alerts / len(quiet), "alert_ci95": ci(alerts),
-                             "warn_or_alert": warns / len(quiet), "warn_or_alert_ci95": ci(warns),
-                             "windows": len(quiet)},
-        "seconds": time.time() - started,
-    }  # fmt: skip
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"drift-{platform.node() or 'host'}-{datetime.now(UTC):%Y%m%d}"
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = [
-        f"Reference {len(ref_batch)} fleet crops (default rates, seed 1000); windows of "
-        f"{result['window_crops']} crops from {args.drives} drives.",
-        "",
-        "| window | status | alerted | warned | detected by intended fields |",
-        "|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['window']} | {r['status']} | {', '.join(r['alerted'])} | "
-            f"{', '.join(r['warned'])} | {'yes' if r['detected_by_intended'] else 'NO'} |"
-        )
-    fa = result["false_alarm_rate"]
-    lines += ["", f"Unshifted windows (seeds 1-{args.seeds}): alert on {alerts}/{len(quiet)} "
-              f"= {fa['alert']:.0%} [95% Wilson {fa['alert_ci95'][0]:.0%}, "
-              f"{fa['alert_ci95'][1]:.0%}]; warn or alert on {warns}/{len(quiet)} "
-              f"= {fa['warn_or_alert']:.0%} [{fa['warn_or_alert_ci95'][0]:.0%}, "
-              f"{fa['warn_or_alert_ci95'][1]:.0%}]."]  # fmt: skip
-    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    record.update(
+        {
+            "config": config.to_dict(),
+            "window_crops": args.drives * args.crops_per_drive,
+            "window_drives": args.drives,
+            "reference_crops": len(ref_batch),
+            "shifts": rows,
+            "unshifted": quiet,
+            "false_alarm_rate": false_alarms(quiet),
+            "seconds": time.time() - started,
+        }
+    )
+    harness.finish(record)
+    markdown = render(record)
+    harness.write_result(out_path(args.out), record, markdown)
+    print(markdown, end="")
 
 
 if __name__ == "__main__":

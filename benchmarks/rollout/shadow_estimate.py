@@ -8,28 +8,25 @@ the threshold eval chose on val, and the test split is cut into consecutive wind
 of --window crops (the split is stored drive by drive, so a window is a few drives, as
 a shadow window on the vehicle is). Per window, the estimate (edgeped.rollout.estimate)
 is compared with the recall and FPR the labels give. Also run with raw (uncalibrated)
-scores, to show what the calibration buys. Writes results/shadow-estimate-<name>.json
-and prints a Markdown table for benchmarks/README.md.
+scores, to show what the calibration buys. Writes
+benchmarks/results/rollout/shadow-estimate-<YYYYMMDD>-<name>.json (--out: another folder)
+and the Markdown table for benchmarks/README.md beside it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks import harness
 from edgeped.evaluate.scores import read_test_scores
-from edgeped.provenance import tool_versions
 from edgeped.rollout.estimate import calibrated, validate_windows
 
-HERE = Path(__file__).resolve().parent
+TOPIC, SUBJECT = "rollout", "shadow-estimate"
 
 
 def measure_run(run: Path, window: int) -> list[dict]:
@@ -87,31 +84,25 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def main() -> None:
+def out_path(name: str, folder: Path | None = None) -> Path:
+    """Today's result file for `name`: in benchmarks/results/rollout/, or in `folder`."""
+    path = harness.result_path(TOPIC, SUBJECT, name)
+    return path if folder is None else Path(folder) / path.name
+
+
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--window", type=int, default=500)
-    p.add_argument("--name", default="demo")
-    p.add_argument("--out", type=Path, default=HERE / "results")
-    args = p.parse_args()
+    p.add_argument("--name", default="demo", help="what the runs are (the file's qualifier)")
+    p.add_argument("--out", type=Path, help="folder [default: benchmarks/results/rollout]")
+    args = p.parse_args(argv)
+    path = out_path(args.name, args.out)  # a name the scheme cannot hold fails before measuring
+    result = harness.provenance("shadow_estimate", argv)
     rows = [row for run in args.runs for row in measure_run(run, args.window)]
-    result = {
-        "kind": "edgeped.bench.shadow_estimate",
-        "command": " ".join(["python", "benchmarks/rollout/shadow_estimate.py", *sys.argv[1:]]),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "host": platform.node(),
-            "machine": platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "loadavg": list(os.getloadavg()),
-        },
-        "tool_versions": tool_versions(),
-        "window": args.window,
-        "rows": rows,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"shadow-estimate-{args.name}.json"
-    path.write_text(json.dumps(result, indent=1) + "\n")
+    result.update({"window": args.window, "rows": rows})
+    harness.finish(result)
+    harness.write_result(path, result, table(rows))
     print(table(rows))
     print(f"wrote {path}")
 

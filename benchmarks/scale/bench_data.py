@@ -2,28 +2,34 @@
 memory on a dataset 10x the default size, and the extrapolation to 12.5M crops.
 
     python -m benchmarks.scale.bench_data [--work /tmp/edgeped-bench-data] [--quick]
+        [--out benchmarks/results/scale/data-<YYYYMMDD>.json]
 
 Each measurement runs in a fresh child process so its peak RSS (VmHWM) is its own.
 The 1x/10x streaming sets are built from one generated base set by listing its shard
 files (hard links) 3x and 30x in a new manifest: readers open every listed file, so
 the bytes streamed are real while the disk and generation cost stay small.
-Writes results/data-<host>-<date>.json and .csv.
+Writes benchmarks/results/scale/data-<YYYYMMDD>.json and the .csv beside it; a --quick
+smoke run writes into the --work folder instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import os
 import platform
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-HERE = Path(__file__).resolve().parent
+# benchmarks.harness is imported by the orchestrating process only (main), not by the
+# measuring children, so their peak RSS stays what it was.
+TOPIC, SUBJECT = "scale", "data"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CROPS = 600 * 50  # `edgeped data synth` default: 600 drives x 50 crops
 FLEET_CROPS = 12_500_000
 
@@ -164,10 +170,11 @@ CHILDREN = {
 def _child(name: str, *args) -> dict:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     out = subprocess.run(
-        [sys.executable, __file__, "--child", name, json.dumps(args)],
+        [sys.executable, "-m", __spec__.name, "--child", name, json.dumps(args)],
         capture_output=True,
         text=True,
         env=env,
+        cwd=REPO_ROOT,
         check=False,
     )
     if out.returncode != 0:
@@ -202,47 +209,89 @@ def replicate(base: Path, out: Path, copies: int) -> dict:
     return manifest
 
 
-def environment(command: str) -> dict:
-    from edgeped.provenance import tool_versions
-
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
+def cpu_model() -> str:
+    """The CPU's model name (what `platform` does not say on Linux)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor()
+    return next(
+        (line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
         platform.processor(),
     )
+
+
+def out_path(quick: bool, work: Path, out: Path | None = None) -> Path:
+    """Where the JSON goes: --out, else the work folder for a --quick smoke run (only full
+    runs are results), else today's benchmarks/results/scale/data-<YYYYMMDD>.json."""
+    from benchmarks import harness
+
+    if out is not None:
+        return out
+    path = harness.result_path(TOPIC, SUBJECT)
+    return work / path.name if quick else path
+
+
+def extrapolate(results: dict[str, Any]) -> dict[str, Any]:
+    """The 12.5M-crop fleet set from the measured rates (linear: shards are independent)."""
+    fleet = results["generate_fleet_1proc"]
+    per_crop = results["write_parallel_fleet"]["bytes_per_crop"]
     return {
-        "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "host": platform.node(),
-        "machine": platform.machine(),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "kernel": platform.release(),
-        "load_average_at_start": os.getloadavg(),
-        "versions": tool_versions(),
-        "command": command,
+        "crops": FLEET_CROPS,
+        "disk_gb": FLEET_CROPS * per_crop / 1e9,
+        "generate_core_hours": FLEET_CROPS / fleet["crops_per_cpu_s"] / 3600,
+        "generate_hours_on_2_cores": FLEET_CROPS / fleet["crops_per_cpu_s"] / 2 / 3600,
+        "generate_hours_on_32_cores": FLEET_CROPS / fleet["crops_per_cpu_s"] / 32 / 3600,
+        "write_hours_serial_encode": FLEET_CROPS
+        / results["write_serial"]["crops_per_cpu_s"]
+        / 3600,
+        "epoch_hours_tf_data_here": FLEET_CROPS / results["read_tf_10x"]["crops_per_s"] / 3600,
+        "verify_or_stats_hours_numpy_reader": FLEET_CROPS
+        / results["read_numpy_10x"]["crops_per_s"]
+        / 3600,
+        "basis": "single-process fleet crops per CPU-second, bytes per crop of the parallel write, "
+        "tf.data and numpy read rates on the 10x set; linear in crops (shards are independent)",
     }
 
 
-def main() -> None:
+def csv_table(results: dict[str, Any]) -> str:
+    """One row per measurement: crops, seconds, crops/s, peak RSS (the CSV beside the JSON)."""
+    buffer = io.StringIO(newline="")
+    w = csv.writer(buffer)
+    w.writerow(["measurement", "crops", "seconds", "crops_per_s", "peak_rss_mb"])
+    for key, r in results.items():
+        if isinstance(r, dict) and "crops" in r and key != "extrapolation_12_5M":
+            w.writerow(
+                [
+                    key,
+                    r["crops"],
+                    round(r["seconds"], 2),
+                    round(r.get("crops_per_s", r.get("crops_per_s_wall", 0)), 1),
+                    round(r.get("peak_rss_mb", r.get("rss_mb", float("nan"))), 1),
+                ]
+            )
+    return buffer.getvalue()
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="/tmp/edgeped-bench-data")
     parser.add_argument("--quick", action="store_true", help="smaller sets (a smoke run)")
+    parser.add_argument("--out", type=Path, help="JSON file (the CSV goes beside it)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("args", nargs="?", help=argparse.SUPPRESS)
-    a = parser.parse_args()
+    a = parser.parse_args(argv)
     if a.child:
         print(json.dumps(CHILDREN[a.child](*json.loads(a.args))))
         return
+    from benchmarks import harness
+    from edgeped.fileio import write_text_atomic
+
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
-    results = {
-        "environment": environment(
-            "python -m benchmarks.scale.bench_data" + (" --quick" if a.quick else "")
-        )
-    }
+    out = out_path(a.quick, work, a.out)
+    results = harness.provenance("data", argv)
+    results["cpu_model"] = cpu_model()
     gen_drives = 6 if a.quick else 16
     print("generator, one process each ...", flush=True)
     results["generate_fleet_1proc"] = _child("generate", "fleet", gen_drives, 50)
@@ -267,43 +316,10 @@ def main() -> None:
                 "read_tf", str(work / f"stream_{label}"), True
             )
             results[f"read_numpy_{label}"] = _child("read_numpy", str(work / f"stream_{label}"))
-    fleet = results["generate_fleet_1proc"]
-    per_crop = results["write_parallel_fleet"]["bytes_per_crop"]
-    results["extrapolation_12_5M"] = {
-        "crops": FLEET_CROPS,
-        "disk_gb": FLEET_CROPS * per_crop / 1e9,
-        "generate_core_hours": FLEET_CROPS / fleet["crops_per_cpu_s"] / 3600,
-        "generate_hours_on_2_cores": FLEET_CROPS / fleet["crops_per_cpu_s"] / 2 / 3600,
-        "generate_hours_on_32_cores": FLEET_CROPS / fleet["crops_per_cpu_s"] / 32 / 3600,
-        "write_hours_serial_encode": FLEET_CROPS
-        / results["write_serial"]["crops_per_cpu_s"]
-        / 3600,
-        "epoch_hours_tf_data_here": FLEET_CROPS / results["read_tf_10x"]["crops_per_s"] / 3600,
-        "verify_or_stats_hours_numpy_reader": FLEET_CROPS
-        / results["read_numpy_10x"]["crops_per_s"]
-        / 3600,
-        "basis": "single-process fleet crops per CPU-second, bytes per crop of the parallel write, "
-        "tf.data and numpy read rates on the 10x set; linear in crops (shards are independent)",
-    }
-    stamp = datetime.now(UTC).strftime("%Y%m%d")
-    # A --quick smoke run stays in the work folder; only full runs are results.
-    out = (work if a.quick else HERE / "results") / f"data-vm-{stamp}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    with open(out.with_suffix(".csv"), "w", newline="") as handle:
-        w = csv.writer(handle)
-        w.writerow(["measurement", "crops", "seconds", "crops_per_s", "peak_rss_mb"])
-        for key, r in results.items():
-            if isinstance(r, dict) and "crops" in r and key != "extrapolation_12_5M":
-                w.writerow(
-                    [
-                        key,
-                        r["crops"],
-                        round(r["seconds"], 2),
-                        round(r.get("crops_per_s", r.get("crops_per_s_wall", 0)), 1),
-                        round(r.get("peak_rss_mb", r.get("rss_mb", float("nan"))), 1),
-                    ]
-                )
+    results["extrapolation_12_5M"] = extrapolate(results)
+    harness.finish(results)
+    harness.write_result(out, results)
+    write_text_atomic(out.with_suffix(".csv"), csv_table(results))
     print(json.dumps(results, indent=2, sort_keys=True))
     print(f"wrote {out}")
 

@@ -1,6 +1,7 @@
 """Scale-out benchmarks: Beam vs local data and eval throughput, 1 vs 2 training workers.
 
     nice -n 10 python -m benchmarks.scale.bench_scale [--work /tmp/edgeped-bench-scale] [--quick]
+        [--out benchmarks/results/scale/scale-<YYYYMMDD>.json] [--table benchmarks/scale/scale.md]
 
 All figures come from one run, so ratios compare like with like on the same
 (shared) machine:
@@ -16,8 +17,9 @@ All figures come from one run, so ratios compare like with like on the same
 - an extrapolation to 12.5M crops and one training epoch on N workers from
   the measured per-worker rates.
 
-Writes results/scale-<host>-<date>.json and the table in benchmarks/scale/scale.md
-(`--render JSON` rewrites the table from a results file).
+Writes benchmarks/results/scale/scale-<YYYYMMDD>.json and the tables in
+benchmarks/scale/scale.md, where docs/scale.md points (`--render JSON` rewrites the tables
+from a results file, which it leaves as it is).
 """
 
 from __future__ import annotations
@@ -25,18 +27,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import socket
 import subprocess
 import sys
 import textwrap
 import time
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from benchmarks import harness
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
+ROOT = harness.REPO_ROOT
+TOPIC, SUBJECT = "scale", "scale"
+TABLE = HERE / "scale.md"  # docs/scale.md points here
+PACKAGES = ("apache-beam", "tensorflow", "ai-edge-litert", "numpy")
+CONTENTION = (
+    "shared 2-core machine; other jobs (model training at higher priority, test suites) ran "
+    "during the benchmark, which itself ran at nice {nice}"
+)
 FLEET_CROPS = 12_500_000
 TRAIN_SHARE = 0.7
 
@@ -310,17 +320,23 @@ def extrapolate(data: dict, eval_: dict, train: dict) -> dict:
     }
 
 
+def _loads(values: list[float] | None) -> str:
+    return " ".join(f"{x:.2f}" for x in values or [])
+
+
 def render(result: dict) -> str:
     """benchmarks/scale/scale.md: the figures of one run as tables."""
-    m, d, e, t, x = (result[k] for k in ("machine", "data", "eval", "train", "extrapolation"))
+    m, v = result["machine"], result["tool_versions"]
+    d, e, t, x = (result[k] for k in ("data", "eval", "train", "extrapolation"))
+    before, after = result["loadavg_before_after"]
     lines = [
         "# Scale-out benchmark (Beam, tf.distribute)",
         "",
-        f"`{result['command']}` on {m['host']} ({m['cpus']} cores, Python {m['python']}), "
-        f"{result['date']}; apache-beam {result['versions']['apache-beam']}, tensorflow "
-        f"{result['versions']['tensorflow']}, ai-edge-litert {result['versions']['ai-edge-litert']}.",
-        f"Contention: {m['contention']}; load average {' '.join(m['loadavg_before'])} before, "
-        f"{' '.join(m['loadavg_after'])} after. Ratios come from one run; absolute rates on "
+        f"`{result['command']}` on {m['host']} ({m['cpu_count']} cores, Python {v['python']}), "
+        f"{result['date_utc']}; apache-beam {v['apache-beam']}, tensorflow "
+        f"{v['tensorflow']}, ai-edge-litert {v['ai-edge-litert']}.",
+        f"Contention: {result['contention']}; load average {_loads(before)} before, "
+        f"{_loads(after)} after. Ratios come from one run; absolute rates on "
         "this machine are not a statement about an idle one. Figures in "
         f"`{result['file']}`.",
         "",
@@ -376,50 +392,34 @@ def render(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", default="/tmp/edgeped-bench-scale")
-    parser.add_argument("--quick", action="store_true", help="smaller sizes (smoke run)")
-    parser.add_argument("--render", metavar="JSON", help="only rewrite scale.md from a result")
-    args = parser.parse_args()
-    if args.render:
-        result = json.loads(Path(args.render).read_text())
-        # The extrapolation is a function of the recorded measurements: recompute it.
-        result["extrapolation"] = extrapolate(result["data"], result["eval"], result["train"])
-        Path(args.render).write_text(json.dumps(result, indent=2) + "\n")
-        result["file"] = f"benchmarks/results/{Path(args.render).name}"
-        (HERE / "scale.md").write_text(render(result))
-        return
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    drives, steps = (8, 6) if args.quick else (24, 10)
-    started = time.time()
-    with open("/proc/loadavg") as f:
-        load_before = f.read().split()[:3]
-    data = bench_data(work, drives)
-    eval_ = bench_eval(work, work / "synth_local_1")
-    train = bench_train(work, work / "synth_local_1", steps)
-    with open("/proc/loadavg") as f:
-        load_after = f.read().split()[:3]
-    import importlib.metadata as md
+def from_pre_harness(result: dict[str, Any]) -> dict[str, Any]:
+    """A result written before benchmarks.harness (scale-20261201.json) in the harness keys
+    `render` reads; the file itself is left as it is."""
+    if "date_utc" in result:
+        return result
+    m = result["machine"]
+    return {
+        **result,
+        "date_utc": result["date"],
+        "machine": {"host": m["host"], "cpu_count": m["cpus"]},
+        "tool_versions": {"python": m["python"], **result["versions"]},
+        "loadavg_before_after": [
+            [float(x) for x in m["loadavg_before"]],
+            [float(x) for x in m["loadavg_after"]],
+        ],
+        "contention": m["contention"],
+    }
 
-    result = {
-        "kind": "edgeped.bench.scale",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": "nice -n 10 python -m benchmarks.scale.bench_scale"
-        + (" --quick" if args.quick else ""),
-        "machine": {
-            "host": platform.node(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "loadavg_before": load_before,
-            "loadavg_after": load_after,
-            "contention": "shared 2-core machine; other jobs (model training at higher "
-            "priority, test suites) ran during the benchmark, which itself ran at nice 10",
-        },
-        "versions": {
-            p: md.version(p) for p in ("apache-beam", "tensorflow", "ai-edge-litert", "numpy")
-        },
+
+def shown_path(path: Path) -> str:
+    """`path` as the tables cite it: relative to the repository when inside it."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def summarise(drives: int, data: dict, eval_: dict, train: dict) -> dict[str, Any]:
+    """The measured part of the result: the figures, their ratios and the extrapolation."""
+    return {
         "fleet_drives": drives,
         "data": data,
         "eval": eval_,
@@ -442,12 +442,44 @@ def main() -> None:
             / train["workers_1"]["steps_per_s"],
         },
         "extrapolation": extrapolate(data, eval_, train),
-        "seconds": time.time() - started,
     }
-    out = HERE / "results" / f"scale-{platform.node()}-{datetime.now(UTC):%Y%m%d}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    (HERE / "scale.md").write_text(render({**result, "file": f"benchmarks/results/{out.name}"}))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", default="/tmp/edgeped-bench-scale")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (smoke run)")
+    parser.add_argument(
+        "--out", type=Path, help="JSON file [default: benchmarks/results/scale/scale-<day>.json]"
+    )
+    parser.add_argument(
+        "--table", type=Path, default=TABLE, help="Markdown tables [default: %(default)s]"
+    )
+    parser.add_argument("--render", metavar="JSON", help="only rewrite the tables from a result")
+    args = parser.parse_args(argv)
+    from edgeped.fileio import write_text_atomic
+
+    if args.render:
+        result = from_pre_harness(json.loads(Path(args.render).read_text()))
+        # The extrapolation is a function of the recorded measurements: recompute it.
+        result["extrapolation"] = extrapolate(result["data"], result["eval"], result["train"])
+        write_text_atomic(args.table, render({**result, "file": shown_path(Path(args.render))}))
+        return
+    out = args.out or harness.result_path(TOPIC, SUBJECT)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    drives, steps = (8, 6) if args.quick else (24, 10)
+    result = harness.provenance("scale", argv, packages=PACKAGES)
+    result["contention"] = CONTENTION.format(nice=os.nice(0))
+    started = time.time()
+    data = bench_data(work, drives)
+    eval_ = bench_eval(work, work / "synth_local_1")
+    train = bench_train(work, work / "synth_local_1", steps)
+    result.update(summarise(drives, data, eval_, train))
+    result["seconds"] = time.time() - started
+    harness.finish(result)
+    harness.write_result(out, result)
+    write_text_atomic(args.table, render({**result, "file": shown_path(out)}))
     print(json.dumps(result["ratios"], indent=2))
     print(out)
 

@@ -3,24 +3,23 @@
 `head_sha256`, and reading the whole dataset, on one synthetic dataset.
 
     python -m benchmarks.scale.bench_shard_check [--work /tmp/edgeped-bench-shards] [--drives 300]
-
-Writes results/shard-check-<host>-<date>.json.
+        [--out benchmarks/results/scale/shard-check-<YYYYMMDD>.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import statistics
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-HERE = Path(__file__).resolve().parent
+from benchmarks import harness
+
+TOPIC, SUBJECT = "scale", "shard-check"
 
 
 def _median_ms(fn, repeat: int) -> float:
@@ -32,12 +31,27 @@ def _median_ms(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
-def main() -> int:
+def summarise(records: int, entries: list[dict], median_ms: dict[str, float]) -> dict[str, Any]:
+    """The measured part of the result, with the head check's share of a full read."""
+    return {
+        "dataset": {
+            "records": records,
+            "shards": len(entries),
+            "bytes": sum(e["bytes"] for e in entries),
+        },
+        "median_ms": {
+            **median_ms,
+            "head_check_share_of_read": median_ms["head_check_all_shards"]
+            / median_ms["read_all_records_with_checks"],
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
     from edgeped.data import shards
     from edgeped.data.schema import SPLITS
     from edgeped.data.shards import Dataset, check_shard_matches
     from edgeped.data.synthetic import SynthConfig, write_synthetic
-    from edgeped.provenance import tool_versions
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", default="/tmp/edgeped-bench-shards")
@@ -45,7 +59,12 @@ def main() -> int:
     ap.add_argument("--crops-per-drive", type=int, default=50)
     ap.add_argument("--shard-records", type=int, default=1024)
     ap.add_argument("--repeat", type=int, default=5)
-    args = ap.parse_args()
+    ap.add_argument(
+        "--out",
+        type=Path,
+        help="JSON file [default: benchmarks/results/scale/shard-check-<day>.json]",
+    )
+    args = ap.parse_args(argv)
 
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
@@ -68,35 +87,16 @@ def main() -> int:
     def read_all():
         return sum(len(b) for s in SPLITS for b in ds.iter_batches(s))
 
+    record = harness.provenance("shard_check", argv)
     records = read_all()
-    result = {
-        "kind": "edgeped.bench_shard_check",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {
-            "host": platform.node(),
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-            "load_avg": os.getloadavg(),
-        },
-        "versions": tool_versions(),
-        "dataset": {
-            "records": records,
-            "shards": len(entries),
-            "bytes": sum(e["bytes"] for e in entries),
-        },
-        "median_ms": {
-            "head_check_all_shards": _median_ms(head_checks, args.repeat),
-            "full_sha256_check_all_shards": _median_ms(full_checks, args.repeat),
-            "read_all_records_with_checks": _median_ms(read_all, args.repeat),
-        },
+    median_ms = {
+        "head_check_all_shards": _median_ms(head_checks, args.repeat),
+        "full_sha256_check_all_shards": _median_ms(full_checks, args.repeat),
+        "read_all_records_with_checks": _median_ms(read_all, args.repeat),
     }
-    ms = result["median_ms"]
-    ms["head_check_share_of_read"] = (
-        ms["head_check_all_shards"] / ms["read_all_records_with_checks"]
-    )
-    out = HERE / "results" / f"shard-check-{platform.node()}-{datetime.now(UTC):%Y%m%d}.json"
-    out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    result = harness.finish({**record, **summarise(records, entries, median_ms)})
+    out = args.out or harness.result_path(TOPIC, SUBJECT)
+    harness.write_result(out, result)
     print(json.dumps(result["median_ms"], indent=2))
     print(f"wrote {out}")
     shutil.rmtree(work, ignore_errors=True)
