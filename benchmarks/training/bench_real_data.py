@@ -177,6 +177,9 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
     # FPR 1%: 0.90-0.93 vs 0.97) and only ~10% of its crops reach the model unaugmented.
     # Each camera augmentation at half its rate (~34% clean), nothing else changed.
     "robust-local-half": ('image_rule = "standardize"\n' + HALF_LOCAL_AUGMENT, None),
+    # The same augmentations on the fixed input rule: is the clean loss the standardised
+    # input's? (The fixed rule also costs the runner 0.1 M a76 instructions, not 1.06 M.)
+    "fixed-half-local": ('image_rule = "fixed"\n' + HALF_LOCAL_AUGMENT, None),
     # The same on the demo's short profile (its [augment] table is the file's last; its
     # blur of 0.15 stays).
     "demo-robust-local": (
