@@ -180,6 +180,9 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
     # The same augmentations on the fixed input rule: is the clean loss the standardised
     # input's? (The fixed rule also costs the runner 0.1 M a76 instructions, not 1.06 M.)
     "fixed-half-local": ('image_rule = "fixed"\n' + HALF_LOCAL_AUGMENT, None),
+    # 2026-12-07: fixed-half-local kept the clean recall and gained under shift; the
+    # full rates on the fixed input: does more of the same buy more robustness there?
+    "fixed-local": ('image_rule = "fixed"\n' + LOCAL_AUGMENT, None),
     # The same on the demo's short profile (its [augment] table is the file's last; its
     # blur of 0.15 stays).
     "demo-robust-local": (
