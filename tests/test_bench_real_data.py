@@ -41,3 +41,26 @@ def test_distill_mobilenet_teaches_the_fused_student_it_was_measured_with(tmp_pa
     assert config.teacher.architecture == "mobilenet" and config.teacher.width == 1.0
     assert (config.student.architecture, config.student.width) == ("student_fused", 1.5)
     assert "student_distilled" in config.stages and "student" not in config.stages
+
+
+_CAMERA = brd.CAMERA_AUGMENT_KEYS
+
+
+def test_variants_measured_before_the_camera_default_keep_those_augmentations_off(tmp_path):
+    # The recipe before 2026-12-07, spelled out: every camera augmentation off although the
+    # default now turns them on, so its recorded rows can be made again.
+    before = _config("fixed-noaug", tmp_path).augment
+    assert all(getattr(before, key) == 0.0 for key in _CAMERA)
+    # A variant naming one of them keeps its own value and gets the rest off.
+    heavy = _config("default-heavy-aug", tmp_path).augment
+    assert heavy.blur == 0.15 and heavy.occlude == 0.0 and heavy.speckle == 0.0
+    # A variant with no [augment] table gets one.
+    assert _config("student-w0.75", tmp_path).augment.dark == 0.0
+
+
+def test_default_variant_is_the_shipped_default_and_fixed_half_local_spells_it_out(tmp_path):
+    default = _config("default", tmp_path)
+    assert default == TrainConfig("data")
+    spelled = _config("fixed-half-local", tmp_path)
+    assert spelled.augment == default.augment and spelled.image_rule == default.image_rule
+    assert any(getattr(default.augment, key) > 0.0 for key in _CAMERA)
