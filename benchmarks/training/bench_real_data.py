@@ -99,6 +99,13 @@ HALF_LOCAL_AUGMENT = (
     "[augment]\nblur = 0.1\nocclude = 0.15\nzoom = 0.0\nreframe = 0.125\ndark = 0.1\n"
     "noise = 0.1\ntone = 0.1\nmix = 0.15\nlight = 0.1\nspeckle = 0.1\n"
 )
+# configs/demo.toml without its pins of the camera augmentations at 0 (and its comments,
+# which say they are off), for the demo variants that turn them on.
+DEMO_UNPINNED = "".join(
+    line
+    for line in (REPO_ROOT / "configs" / "demo.toml").read_text().splitlines(True)
+    if line.split(" = ")[0] not in LOCAL_AUGMENT_KEYS and not line.startswith("#")
+)
 VARIANTS: dict[str, tuple[str | None, str | None]] = {
     "today": (TODAY, "teacher,student_distilled,student_qat"),
     # vgg w0.25, plateau schedule; since 2026-12-07 the camera augmentations of
@@ -191,13 +198,14 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
     # blur of 0.15 stays).
     "demo-robust-local": (
         'image_rule = "standardize"\n'
-        + "".join(
-            line
-            for line in (REPO_ROOT / "configs" / "demo.toml").read_text().splitlines(True)
-            # without its pins of them at 0 (and its comments, which say they are off)
-            if line.split(" = ")[0] not in LOCAL_AUGMENT_KEYS and not line.startswith("#")
-        )
+        + DEMO_UNPINNED
         + LOCAL_AUGMENT.removeprefix("[augment]\n").replace("blur = 0.2\n", ""),
+        None,
+    ),
+    # 2026-12-07: the real-data default's camera augmentations (fixed input, half rates) on
+    # the demo's short profile: would the demo gain what the default gained?
+    "demo-half-local": (
+        DEMO_UNPINNED + HALF_LOCAL_AUGMENT.removeprefix("[augment]\n").replace("blur = 0.1\n", ""),
         None,
     ),
 }
