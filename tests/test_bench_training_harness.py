@@ -331,3 +331,16 @@ def test_old_result_files_still_feed_the_plots(tmp_path):
     out = tmp_path / "pareto.png"
     assert plot_pareto.main([str(real), str(cost), "--dataset", "pfd", "--out", str(out)]) == 0
     assert out.stat().st_size > 10_000
+
+
+def test_study_intervals_stay_inside_the_figures_range():
+    # Three seeds of a test FPR near 0 and a recall near 1: the plain t interval of the mean
+    # crosses 0 and 1 (as the study of 2026-12-07 printed, "[-0.40%, 1.08%]").
+    fpr = rt._spread([0.0, 0.0052, 0.0052], hi=1.0)["ci95_of_mean"]
+    recall = rt._spread([0.935, 0.968, 0.981], hi=1.0)["ci95_of_mean"]
+    assert fpr[0] == 0.0 and 0.0052 < fpr[1] < 0.02
+    assert recall[1] == 1.0 and 0.85 < recall[0] < 0.935
+    # A ratio to clean recall may pass 1; only its lower end is bounded.
+    ratio = rt._spread([0.95, 1.0, 1.08])["ci95_of_mean"]
+    assert ratio[1] > 1.08 and ratio[0] >= 0.0
+    assert rt.RATE_BOUND["clean_fpr"] == 1.0 and "recall_ratio" not in rt.RATE_BOUND

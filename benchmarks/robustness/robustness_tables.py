@@ -261,22 +261,25 @@ def samples(args: argparse.Namespace) -> int:
     return 0
 
 
-def _t_interval(values: list[float]) -> list[float] | None:
+def _t_interval(values: list[float], hi: float | None = None) -> list[float] | None:
+    """95% t interval of the mean, clipped to [0, hi]: no figure here is negative, and a
+    rate (recall, FPR) is at most 1, so a wider interval is the small-sample t's, not the data's."""
     from scipy import stats
 
     if len(values) < 2:
         return None
     mean, sem = float(np.mean(values)), float(stats.sem(values))
     half = float(stats.t.ppf(0.975, len(values) - 1)) * sem
-    return [mean - half, mean + half]
+    upper = mean + half if hi is None else min(hi, mean + half)
+    return [max(0.0, mean - half), upper]
 
 
-def _spread(values: list[float]) -> dict:
+def _spread(values: list[float], hi: float | None = None) -> dict:
     return {
         "mean": float(np.mean(values)),
         "min": float(np.min(values)),
         "max": float(np.max(values)),
-        "ci95_of_mean": _t_interval(values),
+        "ci95_of_mean": _t_interval(values, hi),
         "values": values,
     }
 
@@ -331,6 +334,12 @@ STUDY_KEYS = (
 )
 
 
+# The study's rates, whose intervals stop at 1 (the ratios to clean recall can pass it).
+RATE_BOUND = dict.fromkeys(
+    ("clean_recall", "clean_fpr", "mean_corrupted_recall", "mean_corrupted_fpr"), 1.0
+)
+
+
 def study_result(variants: dict[str, list[dict]], record: dict) -> tuple[dict, str]:
     """Per recipe, the shipped int8 model's figures over seeds, and per family.
 
@@ -344,7 +353,8 @@ def study_result(variants: dict[str, list[dict]], record: dict) -> tuple[dict, s
     record = {**record, "variants": {}}
     md = [
         "Shipped int8 model per run, threshold from clean val; full suite (every family x "
-        "severities 1-5). Mean over seeds (min-max) [95% t interval of the mean].",
+        "severities 1-5). Mean over seeds (min-max) [95% t interval of the mean, clipped to "
+        "the figure's range].",
         "",
         "| recipe | seeds | " + " | ".join(label for _, label in STUDY_KEYS) + " |",
         "|---|---:|" + "---:|" * len(STUDY_KEYS),
@@ -352,7 +362,8 @@ def study_result(variants: dict[str, list[dict]], record: dict) -> tuple[dict, s
     families_md = []
     for label, figures in variants.items():
         summary = {
-            key: _spread([f[key] for f in figures if f[key] is not None]) for key, _ in STUDY_KEYS
+            key: _spread([f[key] for f in figures if f[key] is not None], RATE_BOUND.get(key))
+            for key, _ in STUDY_KEYS
         }
         names = list(figures[0]["family_ratio"])
         per_family = {n: _spread([f["family_ratio"][n] for f in figures]) for n in names}
