@@ -422,7 +422,7 @@ def _study_png(record: dict, path: Path) -> None:
 
     variants = list(record["variants"])
     names = list(next(iter(record["variants"].values()))["families"])
-    fig, ax = plt.subplots(figsize=(11, 4))
+    fig, ax = plt.subplots(figsize=(11, 4 + 0.25 * ((len(record["variants"]) + 1) // 2)))
     width = 0.8 / len(variants)
     for i, v in enumerate(variants):
         fam = record["variants"][v]["families"]
@@ -435,11 +435,12 @@ def _study_png(record: dict, path: Path) -> None:
     ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names, rotation=40, ha="right")
     ax.set_ylabel("recall / clean recall (severities 1-5)")
     ax.set_ylim(0, 1.1)
-    ax.legend(fontsize=8)
+    # Below the axes, so that no bar hides behind it however many recipes there are.
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=2, frameon=False)
     ax.set_title("Shipped int8 model under each camera shift, mean over seeds (bars: min-max)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
