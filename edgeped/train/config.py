@@ -23,8 +23,8 @@ MAX_BATCH_SIZE = 8192
 DEFAULT_STAGES = default_stages()
 # Framing jitter, flips and exposure: what real street crops vary in; and, since 2026-12-07,
 # the camera-physics augmentations at low rates (about a third of the crops reach the model
-# unaugmented): on Penn-Fudan over three seeds they raised recall under shift from 0.73 to
-# 0.82 x clean with clean recall within the seed spread of the recipe before
+# unaugmented): on Penn-Fudan over three seeds each they raised recall under shift from 0.69
+# to 0.82 x clean with clean recall within the seed noise of the recipe before (0.961, 0.968)
 # (docs/robustness.md, *Measured*). The synthetic night/rain renderings stay off (the demo
 # profile turns them on); the standardised image rule remains an option.
 REAL_DATA_AUGMENT = AugmentConfig(
