@@ -422,7 +422,7 @@ def _study_png(record: dict, path: Path) -> None:
 
     variants = list(record["variants"])
     names = list(next(iter(record["variants"].values()))["families"])
-    fig, ax = plt.subplots(figsize=(11, 4 + 0.25 * ((len(record["variants"]) + 1) // 2)))
+    fig, ax = plt.subplots(figsize=(11, 4 + 0.25 * ((len(variants) + 1) // 2)))
     width = 0.8 / len(variants)
     for i, v in enumerate(variants):
         fam = record["variants"][v]["families"]

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from benchmarks import harness
 from benchmarks.harness import REPO_ROOT
+from edgeped.train.config import CAMERA_AUGMENT
 
 HEADLINE = "student_qat_int8"
 
@@ -94,17 +95,17 @@ LOCAL_AUGMENT = (
     "[augment]\nblur = 0.2\nocclude = 0.3\nzoom = 0.0\nreframe = 0.25\ndark = 0.2\n"
     "noise = 0.2\ntone = 0.2\nmix = 0.3\nlight = 0.2\nspeckle = 0.2\n"
 )
-LOCAL_AUGMENT_KEYS = tuple(k for k in tomllib.loads(LOCAL_AUGMENT)["augment"] if k != "blur")
 HALF_LOCAL_AUGMENT = (
     "[augment]\nblur = 0.1\nocclude = 0.15\nzoom = 0.0\nreframe = 0.125\ndark = 0.1\n"
     "noise = 0.1\ntone = 0.1\nmix = 0.15\nlight = 0.1\nspeckle = 0.1\n"
 )
 # configs/demo.toml without its pins of the camera augmentations at 0 (and its comments,
-# which say they are off), for the demo variants that turn them on.
+# which say they are off), for the demo variants that turn them on; its blur stays.
+DEMO_PINNED = tuple(key for key in CAMERA_AUGMENT if key != "blur")
 DEMO_UNPINNED = "".join(
     line
     for line in (REPO_ROOT / "configs" / "demo.toml").read_text().splitlines(True)
-    if line.split(" = ")[0] not in LOCAL_AUGMENT_KEYS and not line.startswith("#")
+    if line.split(" = ")[0] not in DEMO_PINNED and not line.startswith("#")
 )
 VARIANTS: dict[str, tuple[str | None, str | None]] = {
     "today": (TODAY, "teacher,student_distilled,student_qat"),
@@ -223,9 +224,7 @@ def edgeped(*args: str, log) -> None:
 # The camera augmentations the default turned on on 2026-12-07. A spelled-out variant keeps
 # every one it does not name at 0, as the default had them when it was measured, so that its
 # recorded results stay reproducible; "default" (None) is whatever the default is now.
-CAMERA_AUGMENT_KEYS = (
-    "blur", "occlude", "reframe", "dark", "noise", "tone", "mix", "light", "speckle"
-)  # fmt: skip
+CAMERA_AUGMENT_KEYS = tuple(CAMERA_AUGMENT)
 
 
 def with_camera_augment_off(text: str) -> str:
