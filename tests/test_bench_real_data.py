@@ -64,3 +64,28 @@ def test_default_variant_is_the_shipped_default_and_fixed_half_local_spells_it_o
     spelled = _config("fixed-half-local", tmp_path)
     assert spelled.augment == default.augment and spelled.image_rule == default.image_rule
     assert any(getattr(default.augment, key) > 0.0 for key in _CAMERA)
+
+
+def test_a76_count_reads_the_result_edgeped_bench_writes_into_its_out_folder(tmp_path, monkeypatch):
+    # `edgeped bench --out` names a folder and writes <model>.<target>.json inside it (the
+    # benchmark once passed a file name and failed reading the folder the CLI made of it).
+    from edgeped.targets.emulated import EmulatedArm64Target
+    from edgeped.targets.suite import result_name
+
+    calls = []
+
+    def fake_edgeped(*args, log):
+        calls.append(args)
+        folder = Path(args[args.index("--out") + 1])
+        folder.mkdir(parents=True)
+        target = EmulatedArm64Target(core=args[args.index("--core") + 1])
+        name = result_name(Path(args[1]), target)
+        (folder / f"{name}.json").write_text('{"instructions_per_invoke": 1290254}')
+        (folder / f"{name}.latency.png").write_bytes(b"png")
+
+    monkeypatch.setattr(brd, "edgeped", fake_edgeped)
+    run = tmp_path / "s0"
+    run.mkdir()
+    assert brd.a76_instructions(run, tmp_path / "bench.log") == 1290254
+    assert brd.a76_instructions(run, tmp_path / "bench.log") == 1290254  # counted once
+    assert len(calls) == 1 and calls[0][1] == str(run / f"{brd.HEADLINE}.tflite")

@@ -344,3 +344,109 @@ def test_study_intervals_stay_inside_the_figures_range():
     ratio = rt._spread([0.95, 1.0, 1.08])["ci95_of_mean"]
     assert ratio[1] > 1.08 and ratio[0] >= 0.0
     assert rt.RATE_BOUND["clean_fpr"] == 1.0 and "recall_ratio" not in rt.RATE_BOUND
+
+
+def _spread(mean, lo=None, hi=None):
+    return {"mean": mean, "min": lo if lo is not None else mean, "max": hi or mean, "n": 3}
+
+
+def _sweep_inputs(tmp_path):
+    """A real-data result of two trained variants, their robustness study, their arch costs."""
+    runs = {v: [str(tmp_path / v / f"s{i}") for i in range(3)] for v in ("cheap", "lean")}
+    real = {
+        "rows": [
+            {
+                "dataset": "pfd",
+                "variant": v,
+                "student": {"architecture": arch, "width": 0.25, "depth": 1},
+                "a76_instructions_per_invoke": insn,
+                "parameters": 1000,
+                "size_bytes": 2000,
+                "runs": [{"run": r} for r in runs[v]],
+                "summary": {
+                    "int8_recall": _spread(recall, recall - 0.02, recall + 0.01),
+                    "int8_fpr": _spread(0.01),
+                    "int8_auc_pr": _spread(0.98),
+                    "diagnostic_recall_at_test_fpr_threshold": _spread(recall),
+                },
+            }
+            for v, arch, insn, recall in (
+                ("lean", "vgg_late", 1_460_000, 0.95),
+                ("cheap", "vgg_stem1", 920_000, 0.90),
+            )
+        ]
+    }
+    study = {
+        "variants": {
+            f"{v} study": {
+                "runs": [{"run": r} for r in runs[v]],
+                "summary": {
+                    "recall_ratio": _spread(ratio),
+                    "held_out_ratio": _spread(ratio - 0.05),
+                    "worst_mild_ratio": _spread(ratio - 0.2),
+                    "mean_corrupted_fpr": _spread(0.012),
+                },
+            }
+            for v, ratio in (("cheap", 0.80), ("lean", 0.91))
+        }
+    }
+    cost = [
+        {"architecture": a, "width": 0.25, "depth": 1, "macs": macs, "variant": f"{a}-w0.25-d1"}
+        | {"instructions_per_invoke": insn, "int8_size_bytes": 100_000, "core": "a76"}
+        for a, macs, insn in (
+            ("vgg_stem1", 5_750_000, 919_240),
+            ("vgg_late", 12_240_000, 1_461_700),
+        )
+    ]
+    return real, study, cost
+
+
+def test_trained_pareto_rows_join_cost_quality_and_robustness_by_run(tmp_path):
+    from benchmarks.training import plot_pareto
+
+    real, study, cost = _sweep_inputs(tmp_path)
+    rows = plot_pareto.trained_rows(real, cost, study, "pfd", 1.5e6)
+    assert [r["variant"] for r in rows] == ["cheap", "lean"]  # cheapest first
+    cheap, lean = rows
+    assert lean["study_label"] == "lean study"
+    assert lean["mac_per_instruction"] == pytest.approx(12_240_000 / 1_460_000)
+    assert lean["meets"] == {"cost": True, "quality": True, "robustness": True}
+    # 6.25 MAC/instr misses the cost goal inside the budget; 0.90 < 0.92; 0.80 < 0.90.
+    assert cheap["meets"] == {"cost": False, "quality": False, "robustness": False}
+    assert cheap["robustness"]["held_out_ratio"]["mean"] == pytest.approx(0.75)
+    # Over the budget, the cost goal fails however efficient the model.
+    over = plot_pareto.trained_rows(real, cost, study, "pfd", 1.4e6)
+    assert over[1]["meets"]["cost"] is False
+
+
+def test_trained_pareto_refuses_runs_outside_the_study_or_the_cost_sweep(tmp_path):
+    from benchmarks.training import plot_pareto
+
+    real, study, cost = _sweep_inputs(tmp_path)
+    study["variants"]["lean study"]["runs"].pop()
+    with pytest.raises(SystemExit, match="lean: its runs are not a variant of the robustness"):
+        plot_pareto.trained_rows(real, cost, study, "pfd", 1.5e6)
+    real, study, cost = _sweep_inputs(tmp_path)
+    with pytest.raises(SystemExit, match="no arch-cost row for .'vgg_late'"):
+        plot_pareto.trained_rows(real, cost[:1], study, "pfd", 1.5e6)
+
+
+def test_trained_pareto_writes_png_table_and_provenance(tmp_path):
+    from benchmarks.training import plot_pareto
+
+    real, study, cost = _sweep_inputs(tmp_path)
+    paths = {}
+    for name, data in (("real", real), ("study", study), ("cost", {"rows": cost})):
+        paths[name] = tmp_path / f"{name}.json"
+        paths[name].write_text(json.dumps(data))
+    out = tmp_path / "pareto.png"
+    argv = [str(paths["real"]), str(paths["cost"]), "--robustness", str(paths["study"])]
+    assert plot_pareto.main([*argv, "--dataset", "pfd", "--out", str(out), "--goal", "0.92"]) == 0
+    assert out.stat().st_size > 10_000
+    record = json.loads(out.with_suffix(".json").read_text())
+    _provenance_and(record, {"budget", "rows"})
+    md = out.with_suffix(".md").read_text()
+    cheap, lean = md.rstrip().splitlines()[-2:]  # cheapest first
+    assert cheap.startswith("| cheap | 3 | 920,000 | 5.75 | 6.25 |") and cheap.endswith("| none |")
+    assert lean.startswith("| lean | 3 | 1,460,000 | 12.24 | 8.38 |")
+    assert lean.endswith("| cost, quality, robustness |")
