@@ -46,3 +46,21 @@ def test_distillation_hand_computed_and_zero_gradient_point():
 def test_unknown_loss_names_the_choices():
     with pytest.raises(ValueError, match="bce"):
         make_loss("hinge")
+
+
+def test_jensen_shannon_hand_computed_symmetric_and_bounded():
+    from scipy.spatial.distance import jensenshannon
+
+    from edgeped.train.losses import jensen_shannon
+
+    p1, p2 = np.array([0.9, 0.2, 0.5]), np.array([0.5, 0.2, 0.99])
+    # scipy gives the square root of the divergence between two distributions (natural log).
+    want = np.mean(
+        [jensenshannon([a, 1 - a], [b, 1 - b]) ** 2 for a, b in zip(p1, p2, strict=True)]
+    )
+    assert _np(jensen_shannon(p1, p2)) == pytest.approx(want, rel=1e-4)
+    assert _np(jensen_shannon(p2, p1)) == pytest.approx(want, rel=1e-4)
+    assert _np(jensen_shannon(p1, p1)) == pytest.approx(0.0, abs=1e-6)
+    assert _np(jensen_shannon(np.array([0.0]), np.array([1.0]))) == pytest.approx(
+        math.log(2), rel=1e-4
+    )

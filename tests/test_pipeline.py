@@ -1,8 +1,16 @@
+from dataclasses import replace
+
 import numpy as np
+import pytest
 from helpers import make_batch
 
 from edgeped.data.augment import AugmentConfig
-from edgeped.data.pipeline import PipelineOptions, make_dataset, positives_fit_in_memory
+from edgeped.data.pipeline import (
+    VIEW2_KEY,
+    PipelineOptions,
+    make_dataset,
+    positives_fit_in_memory,
+)
 from edgeped.data.preprocess import Preprocessing
 from edgeped.data.shards import Dataset
 from edgeped.data.writer import DatasetWriter
@@ -166,3 +174,32 @@ def test_a_multi_shard_stream_is_the_same_every_time(tmp_path):
     for balanced in ("None", "0.5"):
         hashes = runs[0][balanced] + runs[1][balanced]
         assert len(set(hashes)) == 1, f"positive_fraction={balanced}: {hashes}"
+
+
+def test_second_view_is_another_draw_of_the_same_crop_and_leaves_the_first_alone(tmp_path):
+    ds, batch = _dataset(tmp_path)
+    prep = Preprocessing.from_manifest_stats(ds.metadata_stats())
+    # Sensor noise alone: each view is its crop plus a noise draw of its own.
+    aug = replace(AugmentConfig.off(), noise=1.0, consistency=12.0)
+    one = PipelineOptions(batch_size=10, augment=aug)
+    two = PipelineOptions(batch_size=10, augment=aug, second_view=True)
+    x1 = next(iter(make_dataset(ds, "train", prep, one, shuffle=False)))[0]
+    x2 = next(iter(make_dataset(ds, "train", prep, two, shuffle=False)))[0]
+    assert VIEW2_KEY not in x1 and set(x2) == {"image", "meta", VIEW2_KEY}
+    # The first view is the same draw with or without a second one (its own stream).
+    np.testing.assert_array_equal(x1["image"].numpy(), x2["image"].numpy())
+    view2 = x2[VIEW2_KEY].numpy()
+    assert view2.shape == x2["image"].shape and view2.min() >= -1.0 and view2.max() <= 127 / 128
+    assert not np.allclose(view2, x2["image"].numpy(), atol=1e-3)
+    # Both views come from the crop of the same record: each is far closer to it than to
+    # another record's crop.
+    clean = prep.image(batch.images)
+    for view in (x2["image"].numpy(), view2):
+        own = np.abs(view - clean).mean(axis=(1, 2, 3))
+        other = np.abs(view - np.roll(clean, 1, axis=0)).mean(axis=(1, 2, 3))
+        assert np.all(own < 0.5 * other)
+
+
+def test_second_view_without_augmentation_is_refused():
+    with pytest.raises(ValueError, match="second_view needs augment"):
+        PipelineOptions(second_view=True)

@@ -253,3 +253,23 @@ def test_resume_retunes_qat_from_the_same_float_student(tiny_dataset, tmp_path):
     log = json.loads((run / "train_log.json").read_text())
     assert [s["name"] for s in log["stages"]] == ["student", "student_qat"]
     assert log["parents"] == {"student_qat.h5": "student.h5"}
+
+
+def test_consistency_loss_trains_float_and_qat_stages_on_two_views(tiny_dataset, tmp_path):
+    """augment.consistency > 0: both stages train through the wrapper (its JS term logged
+    and above 0), checkpoints are the plain model, and they differ from the run without."""
+    ckpts = {}
+    for name, weight in (("plain", 0.0), ("consistent", 12.0)):
+        config = _config(
+            tiny_dataset, augment=AugmentConfig(noise=0.5, tone=0.5, consistency=weight), seed=3
+        )
+        results = train(tmp_path / name, config, stages=("student", "student_qat"))
+        for r in results:
+            assert ("js_loss" in r.history) == (weight > 0), r.name
+            if weight:
+                assert min(r.history["js_loss"]) > 0, r.name
+                assert "val_auc_pr" in r.history
+        ckpts[name] = load_checkpoint(tmp_path / name / "student_qat.h5")
+        assert ckpts[name].name != "consistent_tiny"  # the model, never the wrapper
+    pairs = zip(ckpts["plain"].get_weights(), ckpts["consistent"].get_weights(), strict=True)
+    assert any(not np.allclose(a, b, rtol=1e-3, atol=1e-4) for a, b in pairs)

@@ -200,6 +200,12 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
     # 2026-12-07: fixed-half-local kept the clean recall and gained under shift; the
     # full rates on the fixed input: does more of the same buy more robustness there?
     "fixed-local": ('image_rule = "fixed"\n' + LOCAL_AUGMENT, None),
+    # 2026-12-07: the default (fixed-half-local) with AugMix's Jensen-Shannon consistency
+    # term between two augmented views of each crop, at AugMix's weight.
+    "default-consistency": (
+        'image_rule = "fixed"\n' + HALF_LOCAL_AUGMENT + "consistency = 12.0\n",
+        None,
+    ),
     # The same on the demo's short profile (its [augment] table is the file's last; its
     # blur of 0.15 stays).
     "demo-robust-local": (

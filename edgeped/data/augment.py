@@ -14,6 +14,9 @@ from edgeped.data.schema import CROP_SHAPE
 _JITTER_PX = 4
 
 
+MAX_CONSISTENCY = 100.0  # past this the consistency term drowns the labels
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     """Probabilities (0 disables) and ranges of each augmentation."""
@@ -39,6 +42,10 @@ class AugmentConfig:
     )
     speckle: float = 0.0  # particles: 20-250 bright or dark flakes and drops, a hazier scene
     reframe: float = 0.0  # a loose box: shifted up to 20% and scaled x/÷ up to 1.3, edges repeated
+    # Not a probability: the weight of the Jensen-Shannon consistency loss between the scores
+    # of two independent augmented views of each crop (AugMix, Hendrycks et al. 2020, which
+    # uses 12); 0 = off. Training steps cost about twice as much with it on.
+    consistency: float = 0.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -61,6 +68,10 @@ class AugmentConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"augment.{name} must be in [0, 1], got {value}")
+        if not 0.0 <= self.consistency <= MAX_CONSISTENCY:
+            raise ValueError(
+                f"augment.consistency must be in [0, {MAX_CONSISTENCY:g}], got {self.consistency}"
+            )
         if not 0 <= self.shift_px <= 16:
             raise ValueError(f"augment.shift_px must be in [0, 16], got {self.shift_px}")
 

@@ -21,6 +21,9 @@ from edgeped.data.shards import Dataset
 from edgeped.errors import EdgepedError
 
 PLAIN_KINDS = PLAIN_NEGATIVE_KINDS  # every other hard_negative tag is a near miss
+# The second augmented view's input key (PipelineOptions.second_view) and random stream.
+VIEW2_KEY = "image_view2"
+VIEW2_STREAM = 2
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,9 @@ class PipelineOptions:
     positive_fraction: float | None = None
     # Training-time augmentation (see edgeped.data.augment); None = off.
     augment: AugmentConfig | None = None
+    # With augment on: each example's inputs also carry VIEW2_KEY, a second independent
+    # draw of the augmentations of the same crop (the consistency loss compares the two).
+    second_view: bool = False
     # Mined hard negatives (uint8 crops, raw metadata) mixed into each batch at hard_fraction.
     hard_negatives: tuple[np.ndarray, np.ndarray] | None = None
     hard_fraction: float = 0.25
@@ -58,6 +64,8 @@ class PipelineOptions:
     shard: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
+        if self.second_view and self.augment is None:
+            raise ValueError("second_view needs augment: without it both views are the same crop")
         if self.shard is not None and not 0 <= self.shard[0] < self.shard[1]:
             raise ValueError(
                 f"shard must be (index, count) with 0 <= index < count, got {self.shard}"
@@ -183,6 +191,10 @@ def make_dataset(
         meta_in = tf.concat([z, tf.cast(present, tf.float32)], axis=0)
         if options.augment is not None:
             image_seed, meta_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+            if options.second_view:
+                # Its own stream, so the first view is the same draw with or without it.
+                view2_seed = tf.random.experimental.stateless_fold_in(seed, VIEW2_STREAM)
+                view2 = augment_image(tf, image, options.augment, view2_seed)
             image = augment_image(tf, image, options.augment, image_seed)
             if options.use_metadata and options.augment.metadata_dropout:
                 keep = (
@@ -194,8 +206,12 @@ def make_dataset(
             # corruption does before the device applies it.
             # Rounded to u8 levels first: a dark crop has few levels on the device too.
             image = standardize(tf.round(image * PIXEL_SCALE + PIXEL_OFFSET))
+            if options.second_view:
+                view2 = standardize(tf.round(view2 * PIXEL_SCALE + PIXEL_OFFSET))
         weight = tf.where(label[0] > 0.5, options.pos_weight, 1.0)
         inputs = {"image": image, "meta": meta_in} if options.use_metadata else {"image": image}
+        if options.second_view:
+            inputs[VIEW2_KEY] = view2
         return inputs, label, weight
 
     def seeded(ds, fn, stream: int):

@@ -76,3 +76,17 @@ def distillation_loss(temperature: float) -> Callable:
         return temperature**2 * tf.reduce_mean(bce)
 
     return loss
+
+
+def jensen_shannon(p1, p2):
+    """The Jensen-Shannon divergence between two Bernoulli scores, averaged over the batch:
+    0.5 KL(p1 || m) + 0.5 KL(p2 || m), m = (p1 + p2) / 2, in nats (at most ln 2)."""
+    tf = _tf()
+    p1 = tf.clip_by_value(tf.cast(tf.reshape(p1, [-1]), tf.float32), EPS, 1.0 - EPS)
+    p2 = tf.clip_by_value(tf.cast(tf.reshape(p2, [-1]), tf.float32), EPS, 1.0 - EPS)
+    m = 0.5 * (p1 + p2)
+
+    def kl(p):
+        return p * tf.math.log(p / m) + (1.0 - p) * tf.math.log((1.0 - p) / (1.0 - m))
+
+    return tf.reduce_mean(0.5 * (kl(p1) + kl(p2)))

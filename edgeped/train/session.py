@@ -74,7 +74,7 @@ class Session:
         else:
             self.val_auc_pr.pop(result.name, None)
 
-    def data(self, use_metadata: bool, stage: StageConfig, hard_negatives=None):
+    def data(self, use_metadata: bool, stage: StageConfig, hard_negatives=None, second_view=False):
         from edgeped.data.pipeline import PipelineOptions, make_dataset
 
         c = self.config
@@ -87,6 +87,7 @@ class Session:
             repeat=repeat,
             positive_fraction=c.positive_fraction if self.sampled else None,
             augment=c.augment,
+            second_view=second_view,
             hard_negatives=hard_negatives,
             hard_fraction=c.mining.hard_fraction,
             exclude=c.exclude_pairs(),
@@ -139,14 +140,23 @@ class Session:
         best: dict | None = None,
         callbacks=(),
     ) -> StageResult:
-        """Trains `trainee` (a model or a distiller) and checkpoints `saved` on best val AUC-PR."""
+        """Trains `trainee` (a model or a distiller) and checkpoints `saved` on best val AUC-PR.
+
+        With `augment.consistency` > 0 a model (not a distiller) trains through the
+        consistency wrapper (edgeped.train.consistency) on two augmented views per crop.
+        """
         from edgeped._keras import keras
         from edgeped.train.averaging import averaging_callback
+        from edgeped.train.consistency import make_consistent
         from edgeped.train.logs import log_callbacks
         from edgeped.train.progress import default_display, progress_callback
 
         use_meta = len(saved.inputs) > 1
-        train_ds, val_ds = self.data(use_meta, stage, hard_negatives)
+        weight = self.config.augment.consistency
+        consistent = weight > 0 and trainee is saved
+        if consistent:
+            trainee = make_consistent(saved, self.hard_loss, weight=weight)
+        train_ds, val_ds = self.data(use_meta, stage, hard_negatives, second_view=consistent)
         steps = self.fit_steps(stage, hard_negatives is not None)
         if stage.schedule == "plateau":
             schedule = stage.learning_rate  # cut on a plateau by Report below
