@@ -168,9 +168,10 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
     # default teacher (w0.5, 2.8 M) ranks best of every model trained on this split. The
     # same config as "default" since it became the default; its results carry this name.
     "vgg-w0.25": ('[student]\narchitecture = "vgg"\nwidth = 0.25\n', None),
-    # 2026-12-07: the vgg family toward the int8 `sdot` limit at the default recipe: the
-    # full-resolution 8 -> 8 conv dropped (0.92 M a76 instructions, 6.3 MAC/instr), and
-    # that with the channels moved to the low-resolution stages (1.46 M, 8.4 MAC/instr).
+    # 2026-12-07: the vgg family toward the int8 `sdot` limit: the full-resolution 8 -> 8
+    # conv dropped (0.92 M a76 instructions, 6.3 MAC/instr), and that with the channels
+    # moved to the low-resolution stages (1.46 M, 8.4 MAC/instr). Spelled out, so trained
+    # without the camera augmentations, like vgg-w0.25 and fixed-noaug they compare with.
     "vgg-stem1-w0.25": ('[student]\narchitecture = "vgg_stem1"\nwidth = 0.25\n', None),
     "vgg-late-w0.25": ('[student]\narchitecture = "vgg_late"\nwidth = 0.25\n', None),
     # ... taught by that teacher (distillation kept only where the teacher wins on val).
