@@ -182,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
 
     real = json.loads(args.real_data.read_text())
     cost = {"rows": [r for p in args.arch_cost for r in json.loads(p.read_text())["rows"]]}
+    # One colour per trained variant, the same in every panel.
+    colour = {row["variant"]: f"C{i % 10}" for i, row in enumerate(real["rows"])}
     rows = None
     if args.robustness:
         record = harness.provenance("pareto", argv)
@@ -204,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                 yerr=[[sp["mean"] - sp["min"]], [sp["max"] - sp["mean"]]],
                 fmt="s",
                 capsize=3,
+                color=colour[r["variant"]],
             )
             rx.annotate(
                 f"{r['variant']} ({r['mac_per_instruction']:.1f} MAC/instr)",
@@ -230,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             yerr=[[s["mean"] - s["min"]], [s["max"] - s["mean"]]],
             fmt="o",
             capsize=3,
+            color=colour[row["variant"]],
         )
         ax.annotate(
             f"{row['variant']} (n={s['n']})",
