@@ -151,6 +151,20 @@ def trained_markdown(rows: list[dict], record: dict) -> str:
     return "\n".join(md) + "\n"
 
 
+def _point(axis, instructions: int, spread: dict, label: str, colour: str, marker: str) -> None:
+    """One variant: its mean over seeds with the min-max bar, labelled, at its cost."""
+    x, mean = instructions / 1e6, spread["mean"]
+    axis.errorbar(
+        [x],
+        [mean],
+        yerr=[[mean - spread["min"]], [spread["max"] - mean]],
+        fmt=marker,
+        capsize=3,
+        color=colour,
+    )
+    axis.annotate(label, (x, mean), textcoords="offset points", xytext=(5, 3), fontsize=7)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("real_data", type=Path)
@@ -198,22 +212,13 @@ def main(argv: list[str] | None = None) -> int:
             3, 1, figsize=(7, 8.5), sharex=True, gridspec_kw={"height_ratios": [3, 2, 1]}
         )
         for r in rows:
-            x = r["a76_instructions_per_invoke"] / 1e6
-            sp = r["robustness"]["recall_ratio"]
-            rx.errorbar(
-                [x],
-                [sp["mean"]],
-                yerr=[[sp["mean"] - sp["min"]], [sp["max"] - sp["mean"]]],
-                fmt="s",
-                capsize=3,
-                color=colour[r["variant"]],
-            )
-            rx.annotate(
+            _point(
+                rx,
+                r["a76_instructions_per_invoke"],
+                r["robustness"]["recall_ratio"],
                 f"{r['variant']} ({r['mac_per_instruction']:.1f} MAC/instr)",
-                (x, sp["mean"]),
-                textcoords="offset points",
-                xytext=(5, 3),
-                fontsize=7,
+                colour[r["variant"]],
+                "s",
             )
         rx.axhline(ROBUSTNESS_GOAL, color="grey", ls="--", lw=1)
         rx.axvline(args.budget / 1e6, color="red", ls=":", lw=1)
@@ -227,21 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         if row["dataset"] != args.dataset or not insn:
             continue
         s = row["summary"]["int8_recall"]
-        ax.errorbar(
-            [insn / 1e6],
-            [s["mean"]],
-            yerr=[[s["mean"] - s["min"]], [s["max"] - s["mean"]]],
-            fmt="o",
-            capsize=3,
-            color=colour[row["variant"]],
-        )
-        ax.annotate(
-            f"{row['variant']} (n={s['n']})",
-            (insn / 1e6, s["mean"]),
-            textcoords="offset points",
-            xytext=(5, 3),
-            fontsize=7,
-        )
+        _point(ax, insn, s, f"{row['variant']} (n={s['n']})", colour[row["variant"]], "o")
     ax.axhline(args.goal, color="grey", ls="--", lw=1)
     ax.axvline(args.budget / 1e6, color="red", ls=":", lw=1)
     ax.set(
