@@ -207,6 +207,14 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
         'image_rule = "fixed"\n' + HALF_LOCAL_AUGMENT + "consistency = 12.0\n",
         None,
     ),
+    # 2026-12-07: the weakest families under the default are contrast losses (fog 0.58,
+    # contrast 0.69, snow 0.70 x clean) and white balance (0.73): the default with contrast
+    # lost towards an airlight and a colour cast imitated too (fog and white balance then
+    # count as trained on; defocus, jpeg, near-IR and pixelation stay held out).
+    "fixed-haze-cast": (
+        'image_rule = "fixed"\n' + HALF_LOCAL_AUGMENT + "haze = 0.15\ncast = 0.1\n",
+        None,
+    ),
     # The same on the demo's short profile (its [augment] table is the file's last; its
     # blur of 0.15 stays).
     "demo-robust-local": (

@@ -42,6 +42,9 @@ class AugmentConfig:
     )
     speckle: float = 0.0  # particles: 20-250 bright or dark flakes and drops, a hazier scene
     reframe: float = 0.0  # a loose box: shifted up to 20% and scaled x/÷ up to 1.3, edges repeated
+    # What lies between the scene and the pixel values:
+    haze: float = 0.0  # contrast lost towards an airlight, patchy (fog, haze, a dirty windscreen)
+    cast: float = 0.0  # a colour cast: red and blue gains x/÷ up to 1.7 against green (AWB error)
     # Not a probability: the weight of the Jensen-Shannon consistency loss between the scores
     # of two independent augmented views of each crop (AugMix, Hendrycks et al. 2020, which
     # uses 12); 0 = off. Training steps cost about twice as much with it on.
@@ -64,6 +67,8 @@ class AugmentConfig:
             "light",
             "speckle",
             "reframe",
+            "haze",
+            "cast",
         ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -291,6 +296,43 @@ def _reframe(tf, image, seed):
     return tf.image.crop_and_resize(padded[None], box[None], [0], CROP_SHAPE[:2])[0]
 
 
+_HAZE_KEEP = (0.1, 0.95)  # the share of the scene's contrast that survives, before the patches
+_HAZE_PATCH = 0.4  # optical depth varies x/÷ up to e^0.4 over a 3x2 grid
+
+
+def _haze(tf, image, seed):
+    """Contrast lost towards an airlight: fog, haze, smoke, a dirty or misted windscreen.
+
+    In linear light, out = lin * t + air * (1 - t): the transmission t keeps 10-95% of the
+    contrast, its optical depth varying smoothly over the crop (patchy fog, a smear on the
+    glass); the airlight is a grey-ish level between the crop's mean and well above it.
+    """
+    keep_seed, patch_seed, air_seed, tint_seed = _split(tf, seed, 4)
+    keep = tf.random.stateless_uniform([], keep_seed, _HAZE_KEEP[0], _HAZE_KEEP[1])
+    patches = tf.exp(
+        tf.random.stateless_uniform([1, 3, 2, 1], patch_seed, -_HAZE_PATCH, _HAZE_PATCH)
+    )
+    depth = -tf.math.log(keep) * tf.image.resize(patches, CROP_SHAPE[:2], method="bilinear")[0]
+    t = tf.exp(-depth)
+    lin = _to_linear(tf, image)
+    level = tf.reduce_mean(lin) * tf.random.stateless_uniform([], air_seed, 0.8, 2.5)
+    air = tf.clip_by_value(tf.maximum(level, 0.2), 0.0, 1.0) * tf.random.stateless_uniform(
+        [3], tint_seed, 0.92, 1.08
+    )
+    return _from_linear(tf, lin * t + air * (1.0 - t))
+
+
+_CAST_MAX = 1.7
+
+
+def _cast(tf, image, seed):
+    """A white-balance error: red and blue gains, each x/÷ up to 1.7, against green."""
+    gains = tf.exp(
+        tf.random.stateless_uniform([2], seed, -math.log(_CAST_MAX), math.log(_CAST_MAX))
+    )
+    return _from_linear(tf, _to_linear(tf, image) * tf.stack([gains[0], 1.0, gains[1]]))
+
+
 def _exposure(tf, image, seed):
     contrast_seed, brightness_seed = _split(tf, seed, 2)
     mean = tf.reduce_mean(image)
@@ -324,6 +366,11 @@ def augment_image(tf, image, config: AugmentConfig, seed):
     image = _maybe(tf, config.exposure, lambda x, k: _exposure(tf, x, k), image, exposure)
     image = _maybe(tf, config.night, lambda x, k: _night(tf, x, k), image, night)
     image = _maybe(tf, config.rain, lambda x, k: _rain(tf, x, k), image, rain)
+    if config.haze or config.cast:
+        # The haze is in the scene, before the sensor's noise; the cast is the camera's own
+        # colour processing, after it. Streams of their own, as below.
+        haze, cast = _split(tf, tf.random.experimental.stateless_fold_in(seed, 12), 2)
+        image = _maybe(tf, config.haze, lambda x, k: _haze(tf, x, k), image, haze)
     if config.dark or config.noise or config.tone or config.mix:
         # Streams of their own again: the draws above stay as they were with these off.
         dark, noise, tone, mix, weight = _split(
@@ -340,4 +387,6 @@ def augment_image(tf, image, config: AugmentConfig, seed):
         light, speckle = _split(tf, tf.random.experimental.stateless_fold_in(seed, 10), 2)
         image = _maybe(tf, config.light, lambda x, k: _light(tf, x, k), image, light)
         image = _maybe(tf, config.speckle, lambda x, k: _speckle(tf, x, k), image, speckle)
+    if config.cast:
+        image = _maybe(tf, config.cast, lambda x, k: _cast(tf, x, k), image, cast)
     return tf.clip_by_value(image, -1.0, 127.0 / 128.0)

@@ -40,8 +40,8 @@ def _sensor_noise(lin, meta, rng, p):
 @corruption(
     "contrast",
     models="flat light or a dirty windscreen: contrast falls evenly towards the crop's mean",
-    related_augmentation="tone (gamma 0.5-2, black/white level shift); exposure",
-    augment_keys=("tone", "exposure"),
+    related_augmentation="tone (gamma 0.5-2, black/white level shift); exposure; haze",
+    augment_keys=("tone", "exposure", "haze"),
     severities=table(contrast=(0.7, 0.55, 0.4, 0.3, 0.2)),
 )
 def _contrast(lin, meta, rng, p):

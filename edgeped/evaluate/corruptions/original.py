@@ -129,7 +129,8 @@ def _rain(lin, meta, rng, p):
 @corruption(
     "fog",
     models="fog/haze: contrast falls with distance (higher in the crop is farther) to airlight",
-    related_augmentation="",
+    related_augmentation="haze (contrast lost towards a grey airlight, patchy, not by distance)",
+    augment_keys=("haze",),
     severities=table(
         density=(0.35, 0.6, 0.9, 1.3, 1.8),
         airlight=(0.75, 0.75, 0.78, 0.8, 0.82),
@@ -241,6 +242,8 @@ def _occlusion(lin, meta, rng, p):
 @corruption(
     "white_balance",
     models="white-balance error under sodium, LED or overcast light: a colour cast",
+    related_augmentation="cast (red and blue gains x/÷ up to 1.7 against green)",
+    augment_keys=("cast",),
     severities=table(shift=(0.1, 0.2, 0.3, 0.45, 0.6)),
 )
 def _white_balance(lin, meta, rng, p):
