@@ -60,6 +60,10 @@ def test_family_split_follows_the_recipe_augmentations():
     # The local-structure augmentations count for the families they imitate.
     local = c.family_split({"light": 0.2, "speckle": 0.2, "reframe": 0.25})
     assert local["trained"] == ["low_light", "headlight", "rain", "snow", "misalign"]
+    # Contrast lost towards an airlight trains fog (and contrast); a colour cast white balance.
+    lens = c.family_split({"haze": 0.15, "cast": 0.1})
+    assert lens["trained"] == ["fog", "white_balance", "contrast"]
+    assert {"defocus", "jpeg", "near_ir", "pixelate"} <= set(lens["held_out"])
     # Every key a family names is a real [augment] key, so no family is held out by a typo.
     keys = set(AugmentConfig().to_dict())
     for spec in c.CORRUPTIONS.values():
