@@ -154,7 +154,10 @@ def test_haze_pulls_the_crop_towards_one_airlight_by_a_smooth_transmission(seed)
     # Per pixel out = lin * t + air * (1 - t), the same t and airlight for any crop of the
     # same mean: the ramp upside down gives t = (out_a - out_b) / (lin_a - lin_b) per pixel.
     flipped = image[::-1].copy()
-    lin_b, lin_bout = _linear(flipped), _linear(_run(AugmentConfig(**ONLY, haze=1.0), flipped, seed))
+    lin_b, lin_bout = (
+        _linear(flipped),
+        _linear(_run(AugmentConfig(**ONLY, haze=1.0), flipped, seed)),
+    )
     apart = np.abs(lin_in - lin_b) > 0.05
     t = (lin_out - lin_bout)[apart] / (lin_in - lin_b)[apart]
     assert (t > 0).all() and (t < 1).all()
@@ -186,9 +189,8 @@ def test_haze_and_cast_are_off_by_default_and_leave_other_draws_alone():
     np.testing.assert_array_equal(
         _run(base, image, seed), _run(AugmentConfig(haze=0.0, cast=0.0), image, seed)
     )
-    # Turned on at a rate that never fires for this seed's coin... is not testable; at 1.0
-    # they change the crop, and the other augmentations' draws stay as they were (with the
-    # photometric ones off, the geometry is identical: flips and shifts move the ramp alike).
+    # On, the haze changes the crop but not the other augmentations' draws: with the
+    # photometric ones off, the flip and shift move the ramp alike with or without it.
     geometry = dict(flip=0.5, shift_px=4, exposure=0.0, night=0.0, rain=0.0, blur=0.0)
     plain = _run(AugmentConfig(**geometry), image, seed)
     hazed = _run(AugmentConfig(**geometry, haze=1.0), image, seed)
