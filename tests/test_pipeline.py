@@ -200,6 +200,25 @@ def test_second_view_is_another_draw_of_the_same_crop_and_leaves_the_first_alone
         assert np.all(own < 0.5 * other)
 
 
+def test_clean_anchored_second_view_is_the_crop_unaugmented(tmp_path):
+    ds, batch = _dataset(tmp_path)
+    prep = Preprocessing.from_manifest_stats(ds.metadata_stats())
+    aug = replace(AugmentConfig.off(), noise=1.0, consistency=12.0, consistency_anchor="clean")
+    one = PipelineOptions(batch_size=10, augment=aug)
+    two = PipelineOptions(batch_size=10, augment=aug, second_view=True)
+    x1 = next(iter(make_dataset(ds, "train", prep, one, shuffle=False)))[0]
+    x2 = next(iter(make_dataset(ds, "train", prep, two, shuffle=False)))[0]
+    np.testing.assert_array_equal(x1["image"].numpy(), x2["image"].numpy())
+    clean = prep.image(batch.images)
+    np.testing.assert_allclose(x2[VIEW2_KEY].numpy(), clean, atol=1e-6)
+    assert not np.allclose(x2["image"].numpy(), clean, atol=1e-3)  # the first view is noisy
+
+
+def test_consistency_anchor_is_validated():
+    with pytest.raises(ValueError, match="consistency_anchor must be one of"):
+        replace(AugmentConfig.off(), consistency_anchor="teacher")
+
+
 def test_second_view_without_augmentation_is_refused():
     with pytest.raises(ValueError, match="second_view needs augment"):
         PipelineOptions(second_view=True)

@@ -225,6 +225,15 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
         + "haze = 0.15\ncast = 0.1\n",
         None,
     ),
+    # 2026-12-07: every lever so far traded clean recall for the ratio. fixed-haze-cast with
+    # the consistency term anchored to the clean crop: the label teaches the clean view in
+    # every batch and the augmented score is pulled towards the clean one's.
+    "anchor-haze-cast": (
+        'image_rule = "fixed"\n'
+        + HALF_LOCAL_AUGMENT
+        + 'haze = 0.15\ncast = 0.1\nconsistency = 12.0\nconsistency_anchor = "clean"\n',
+        None,
+    ),
     # The same on the demo's short profile (its [augment] table is the file's last; its
     # blur of 0.15 stays).
     "demo-robust-local": (

@@ -15,6 +15,8 @@ _JITTER_PX = 4
 
 
 MAX_CONSISTENCY = 100.0  # past this the consistency term drowns the labels
+# What the consistency term compares the augmented view with (AugmentConfig.consistency_anchor).
+CONSISTENCY_ANCHORS = ("augmented", "clean")
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,11 @@ class AugmentConfig:
     # of two independent augmented views of each crop (AugMix, Hendrycks et al. 2020, which
     # uses 12); 0 = off. Training steps cost about twice as much with it on.
     consistency: float = 0.0
+    # "augmented": the second view is another augmented draw, the label teaches the first
+    # (AugMix without its clean view). "clean": the second view is the crop unaugmented, the
+    # label teaches both and the term pulls the augmented score towards the clean one's, which
+    # it does not move (no gradient through the clean side of the term).
+    consistency_anchor: str = "augmented"
 
     def __post_init__(self) -> None:
         for name in (
@@ -76,6 +83,11 @@ class AugmentConfig:
         if not 0.0 <= self.consistency <= MAX_CONSISTENCY:
             raise ValueError(
                 f"augment.consistency must be in [0, {MAX_CONSISTENCY:g}], got {self.consistency}"
+            )
+        if self.consistency_anchor not in CONSISTENCY_ANCHORS:
+            raise ValueError(
+                f"augment.consistency_anchor must be one of {CONSISTENCY_ANCHORS}, "
+                f"got {self.consistency_anchor!r}"
             )
         if not 0 <= self.shift_px <= 16:
             raise ValueError(f"augment.shift_px must be in [0, 16], got {self.shift_px}")

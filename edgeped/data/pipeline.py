@@ -40,7 +40,8 @@ class PipelineOptions:
     # Training-time augmentation (see edgeped.data.augment); None = off.
     augment: AugmentConfig | None = None
     # With augment on: each example's inputs also carry VIEW2_KEY, a second independent
-    # draw of the augmentations of the same crop (the consistency loss compares the two).
+    # draw of the augmentations of the same crop (the consistency loss compares the two),
+    # or with augment.consistency_anchor = "clean" the crop unaugmented.
     second_view: bool = False
     # Mined hard negatives (uint8 crops, raw metadata) mixed into each batch at hard_fraction.
     hard_negatives: tuple[np.ndarray, np.ndarray] | None = None
@@ -193,8 +194,11 @@ def make_dataset(
             image_seed, meta_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
             if options.second_view:
                 # Its own stream, so the first view is the same draw with or without it.
-                view2_seed = tf.random.experimental.stateless_fold_in(seed, VIEW2_STREAM)
-                view2 = augment_image(tf, image, options.augment, view2_seed)
+                if options.augment.consistency_anchor == "clean":
+                    view2 = image
+                else:
+                    view2_seed = tf.random.experimental.stateless_fold_in(seed, VIEW2_STREAM)
+                    view2 = augment_image(tf, image, options.augment, view2_seed)
             image = augment_image(tf, image, options.augment, image_seed)
             if options.use_metadata and options.augment.metadata_dropout:
                 keep = (

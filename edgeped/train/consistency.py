@@ -1,23 +1,34 @@
-"""Consistency training (AugMix's Jensen-Shannon term): the model scores two independent
-augmented views of each crop, learns from the labels on the first and is pulled towards the
-same score on both, so that what the augmentations change stops moving the score."""
+"""Consistency training (AugMix's Jensen-Shannon term): the model scores two views of each
+crop and is pulled towards the same score on both, so that what the augmentations change
+stops moving the score. The views are two independent augmented draws (the label teaches the
+first), or, anchored to the clean crop, one augmented draw and the crop unaugmented (the label
+teaches both; the term moves only the augmented score)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from edgeped.data.augment import CONSISTENCY_ANCHORS
 from edgeped.data.pipeline import VIEW2_KEY
 from edgeped.train.losses import jensen_shannon
 
 
-def make_consistent(model, hard_loss: Callable, *, weight: float):
+def make_consistent(model, hard_loss: Callable, *, weight: float, anchor: str = "augmented"):
     """Wraps a model (float or QAT) so fit() minimises hard loss + weight * JS(view 1, view 2).
+
+    anchor "augmented": hard loss on view 1, JS through both views. anchor "clean" (view 2
+    is the crop unaugmented): the mean hard loss of both views, JS against the clean score
+    held fixed, so the clean view learns only from its label.
 
     Training batches carry the second view under VIEW2_KEY (PipelineOptions.second_view);
     both views go through the model as one batch (batch norm sees both). Validation reports
     the hard loss and AUC-PR of the model alone. Save `wrapper.model_`, never the wrapper.
     """
     from edgeped._keras import keras, tf
+
+    if anchor not in CONSISTENCY_ANCHORS:
+        raise ValueError(f"anchor must be one of {CONSISTENCY_ANCHORS}, got {anchor!r}")
+    clean = anchor == "clean"
 
     class Consistent(keras.Model):
         def __init__(self):
@@ -42,8 +53,12 @@ def make_consistent(model, hard_loss: Callable, *, weight: float):
             }
             with tf.GradientTape() as tape:
                 p1, p2 = tf.split(self.model_(both, training=True), 2)
-                js = jensen_shannon(p1, p2)
-                loss = hard_loss(y, p1) + weight * js
+                if clean:
+                    js = jensen_shannon(p1, tf.stop_gradient(p2))
+                    loss = 0.5 * (hard_loss(y, p1) + hard_loss(y, p2)) + weight * js
+                else:
+                    js = jensen_shannon(p1, p2)
+                    loss = hard_loss(y, p1) + weight * js
                 loss += tf.add_n(self.model_.losses) if self.model_.losses else 0.0
                 # Summed over replicas under tf.distribute: scale by the replica count.
                 scaled = tf.nn.compute_average_loss(tf.reshape(loss, [1]))

@@ -143,7 +143,7 @@ class Session:
         """Trains `trainee` (a model or a distiller) and checkpoints `saved` on best val AUC-PR.
 
         With `augment.consistency` > 0 a model (not a distiller) trains through the
-        consistency wrapper (edgeped.train.consistency) on two augmented views per crop.
+        consistency wrapper (edgeped.train.consistency) on two views per crop.
         """
         from edgeped._keras import keras
         from edgeped.train.averaging import averaging_callback
@@ -155,7 +155,9 @@ class Session:
         weight = self.config.augment.consistency
         consistent = weight > 0 and trainee is saved
         if consistent:
-            trainee = make_consistent(saved, self.hard_loss, weight=weight)
+            trainee = make_consistent(
+                saved, self.hard_loss, weight=weight, anchor=self.config.augment.consistency_anchor
+            )
         train_ds, val_ds = self.data(use_meta, stage, hard_negatives, second_view=consistent)
         steps = self.fit_steps(stage, hard_negatives is not None)
         if stage.schedule == "plateau":
