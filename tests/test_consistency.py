@@ -43,7 +43,9 @@ def _expected_step(tf, model, hard_loss, x, y, anchor):
         else:
             loss = hard_loss(y, p1) + WEIGHT * jensen_shannon(p1, p2)
     grads = tape.gradient(loss, model.trainable_variables)
-    return [v.numpy() - LR * g.numpy() for v, g in zip(model.trainable_variables, grads)]
+    return [
+        v.numpy() - LR * g.numpy() for v, g in zip(model.trainable_variables, grads, strict=True)
+    ]
 
 
 @pytest.mark.parametrize("anchor", ["augmented", "clean"])

@@ -16,6 +16,7 @@ from edgeped.training_stages import StageConfig, default_stages, schedule_defaul
 
 IMBALANCE_MODES = ("sample", "weight", "none")
 LOSS_NAMES = ("bce", "focal")
+CHECKPOINT_ON = ("clean", "clean+augmented")
 # A batch of 128x64 RGB crops past this does not fit a training host; it is a typo.
 MAX_BATCH_SIZE = 8192
 
@@ -163,6 +164,10 @@ class TrainConfig:
     # How a crop becomes the image input: "fixed" (u8 - 128) / 128, or "standardize"
     # (per crop and channel; see edgeped.data.preprocess). The model card carries it.
     image_rule: str = "fixed"
+    # Which val crops choose the checkpoint and cut the learning rate: "clean" (the split as
+    # recorded), or "clean+augmented" (those and the same crops once more through the
+    # recipe's augmentations, one fixed draw per run; val_auc_pr is then over both).
+    checkpoint_on: str = "clean"
     shuffle_buffer: int = 4096
     # Held-out conditions: "tag=value" entries left out of training (e.g. "lighting=night").
     exclude: tuple[str, ...] = ()
@@ -184,6 +189,10 @@ class TrainConfig:
             raise ValueError(f"seed must be in 0..{2**32 - 1}, got {self.seed}")
         if self.image_rule not in IMAGE_RULES:
             raise ValueError(f"image_rule must be one of {IMAGE_RULES}, got {self.image_rule!r}")
+        if self.checkpoint_on not in CHECKPOINT_ON:
+            raise ValueError(
+                f"checkpoint_on must be one of {CHECKPOINT_ON}, got {self.checkpoint_on!r}"
+            )
         if self.loss not in LOSS_NAMES:
             raise ValueError(f"loss must be one of {LOSS_NAMES}, got {self.loss!r}")
         if self.focal_gamma < 0 or not 0 < self.focal_alpha < 1:

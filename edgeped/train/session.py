@@ -32,6 +32,20 @@ def positive_weight(dataset: Dataset, power: float) -> float:
     return float((neg / pos) ** power)
 
 
+def validation_data(dataset: Dataset, prep: Preprocessing, use_metadata: bool, config: TrainConfig):
+    """The val batches that choose checkpoints: the split as recorded, then with
+    config.checkpoint_on = "clean+augmented" the same crops through the recipe's augmentations
+    (seeded by the run's seed and each crop's index, so every epoch sees the same draw)."""
+    from edgeped.data.pipeline import PipelineOptions, make_dataset
+
+    val = PipelineOptions(batch_size=256, use_metadata=use_metadata)
+    clean = make_dataset(dataset, "val", prep, val, shuffle=False)
+    if config.checkpoint_on == "clean":
+        return clean
+    shifted = replace(val, augment=config.augment, seed=config.seed)
+    return clean.concatenate(make_dataset(dataset, "val", prep, shifted, shuffle=False))
+
+
 class Session:
     """What every stage needs: data, preprocessing, config, where to write, how to report."""
 
@@ -92,8 +106,7 @@ class Session:
             hard_fraction=c.mining.hard_fraction,
             exclude=c.exclude_pairs(),
         )
-        val = PipelineOptions(batch_size=256, use_metadata=use_metadata)
-        val_ds = make_dataset(self.dataset, "val", self.prep, val, shuffle=False)
+        val_ds = validation_data(self.dataset, self.prep, use_metadata, c)
         if self.strategy is None:
             return make_dataset(self.dataset, "train", self.prep, opts, shuffle=True), val_ds
         # Multi-worker: each worker's input pipeline reads its own share of the train
