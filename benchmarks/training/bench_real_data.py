@@ -234,6 +234,14 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
         + 'haze = 0.15\ncast = 0.1\nconsistency = 12.0\nconsistency_anchor = "clean"\n',
         None,
     ),
+    # 2026-12-07: fixed-haze-cast with its checkpoints chosen on val AUC-PR over the clean
+    # val crops and one augmented draw of them (the students stop on a clean plateau).
+    "select-haze-cast": (
+        'image_rule = "fixed"\ncheckpoint_on = "clean+augmented"\n'
+        + HALF_LOCAL_AUGMENT
+        + "haze = 0.15\ncast = 0.1\n",
+        None,
+    ),
     # The same on the demo's short profile (its [augment] table is the file's last; its
     # blur of 0.15 stays).
     "demo-robust-local": (
