@@ -229,6 +229,13 @@ def _tone(tf, image, seed):
     return (black + unit * (white - black)) * 2.0 - 1.0
 
 
+def _smooth_field(tf, seed, log_low: float, log_high: float):
+    """A 3x2 grid of levels log-uniform in [e^log_low, e^log_high], stretched bilinearly over
+    the crop (HxWx1). The resize keeps its corners flat; it still varies smoothly."""
+    coarse = tf.exp(tf.random.stateless_uniform([1, 3, 2, 1], seed, log_low, log_high))
+    return tf.image.resize(coarse, CROP_SHAPE[:2], method="bilinear")[0]
+
+
 def _light(tf, image, seed):
     """Uneven light: a smooth random illumination field, then auto-gain and sensor noise.
 
@@ -237,11 +244,7 @@ def _light(tf, image, seed):
     camera's gain then recovers between none and all of the brightest part's loss.
     """
     grid_seed, gain_seed, noise_seed = _split(tf, seed, 3)
-    coarse = tf.exp(
-        tf.random.stateless_uniform([1, 3, 2, 1], grid_seed, math.log(0.02), math.log(1.0))
-    )
-    field = tf.image.resize(coarse, CROP_SHAPE[:2], method="bilinear")[0]
-    # bilinear resize of a 3x2 grid keeps its corners flat; the field still varies smoothly.
+    field = _smooth_field(tf, grid_seed, math.log(0.02), math.log(1.0))
     peak = tf.reduce_max(field)
     gain = tf.pow(1.0 / peak, tf.random.stateless_uniform([], gain_seed, 0.0, 1.0))
     return _from_linear(tf, _sensor_noise(tf, _to_linear(tf, image) * field, gain, noise_seed))
@@ -321,10 +324,7 @@ def _haze(tf, image, seed):
     """
     keep_seed, patch_seed, air_seed, tint_seed = _split(tf, seed, 4)
     keep = tf.random.stateless_uniform([], keep_seed, _HAZE_KEEP[0], _HAZE_KEEP[1])
-    patches = tf.exp(
-        tf.random.stateless_uniform([1, 3, 2, 1], patch_seed, -_HAZE_PATCH, _HAZE_PATCH)
-    )
-    depth = -tf.math.log(keep) * tf.image.resize(patches, CROP_SHAPE[:2], method="bilinear")[0]
+    depth = -tf.math.log(keep) * _smooth_field(tf, patch_seed, -_HAZE_PATCH, _HAZE_PATCH)
     t = tf.exp(-depth)
     lin = _to_linear(tf, image)
     level = tf.reduce_mean(lin) * tf.random.stateless_uniform([], air_seed, 0.8, 2.5)
