@@ -273,3 +273,16 @@ def test_consistency_loss_trains_float_and_qat_stages_on_two_views(tiny_dataset,
         assert ckpts[name].name != "consistent_tiny"  # the model, never the wrapper
     pairs = zip(ckpts["plain"].get_weights(), ckpts["consistent"].get_weights(), strict=True)
     assert any(not np.allclose(a, b, rtol=1e-3, atol=1e-4) for a, b in pairs)
+
+
+def test_checkpoint_on_clean_plus_augmented_scores_val_under_shift(tiny_dataset, tmp_path):
+    """The same first epoch (checkpoint_on does not touch training) is scored on other val
+    crops: the clean half alone, or with the augmented copy, so val AUC-PR differs."""
+    aug = AugmentConfig(noise=1.0, tone=1.0, dark=1.0)
+    seen = {}
+    for mode in ("clean", "clean+augmented"):
+        config = _config(tiny_dataset, augment=aug, seed=5, checkpoint_on=mode)
+        (result,) = train(tmp_path / mode.replace("+", "_"), config, stages=("student",))
+        seen[mode] = (result.history["loss"][0], result.history["val_auc_pr"][0])
+    assert seen["clean"][0] == pytest.approx(seen["clean+augmented"][0], rel=1e-6)
+    assert seen["clean"][1] != pytest.approx(seen["clean+augmented"][1], abs=1e-6)
