@@ -49,21 +49,30 @@ _CAMERA = brd.CAMERA_AUGMENT_KEYS
 def test_variants_measured_before_the_camera_default_keep_those_augmentations_off(tmp_path):
     # The recipe before 2026-12-07, spelled out: every camera augmentation off although the
     # default now turns them on, so its recorded rows can be made again.
-    before = _config("fixed-noaug", tmp_path).augment
-    assert all(getattr(before, key) == 0.0 for key in _CAMERA)
+    before = _config("fixed-noaug", tmp_path)
+    assert all(getattr(before.augment, key) == 0.0 for key in _CAMERA)
+    # ... and its checkpoints chosen on clean val, as then (the default since 2026-12-08
+    # adds an augmented draw).
+    assert before.checkpoint_on == "clean"
     # A variant naming one of them keeps its own value and gets the rest off.
     heavy = _config("default-heavy-aug", tmp_path).augment
     assert heavy.blur == 0.15 and heavy.occlude == 0.0 and heavy.speckle == 0.0
-    # A variant with no [augment] table gets one.
+    # A variant with no [augment] table gets one, and the top-level pin lands before tables.
     assert _config("student-w0.75", tmp_path).augment.dark == 0.0
+    assert _config("student-w0.75", tmp_path).checkpoint_on == "clean"
 
 
-def test_default_variant_is_the_shipped_default_and_fixed_half_local_spells_it_out(tmp_path):
+def test_default_variant_is_the_shipped_default_and_select_haze_cast_spells_it_out(tmp_path):
     default = _config("default", tmp_path)
     assert default == TrainConfig("data")
-    spelled = _config("fixed-half-local", tmp_path)
+    spelled = _config("select-haze-cast", tmp_path)
     assert spelled.augment == default.augment and spelled.image_rule == default.image_rule
+    assert spelled.checkpoint_on == default.checkpoint_on == "clean+augmented"
     assert any(getattr(default.augment, key) > 0.0 for key in _CAMERA)
+    # The default of 2026-12-07, as measured: haze and cast off, checkpoints on clean val.
+    before = _config("fixed-half-local", tmp_path)
+    assert before.augment.haze == before.augment.cast == 0.0 and before.checkpoint_on == "clean"
+    assert before.augment.speckle == default.augment.speckle > 0.0
 
 
 def test_a76_count_reads_the_result_edgeped_bench_writes_into_its_out_folder(tmp_path, monkeypatch):

@@ -32,7 +32,7 @@ def _images(ds):
 
 def test_clean_val_is_the_split_as_recorded(tmp_path):
     ds, prep, batch = _val(tmp_path)
-    config = TrainConfig(data_dir=str(tmp_path / "ds"))
+    config = TrainConfig(data_dir=str(tmp_path / "ds"), checkpoint_on="clean")
     images, labels = _images(validation_data(ds, prep, True, config))
     assert len(images) == 12 and labels.sum() == 4
     np.testing.assert_allclose(
@@ -45,8 +45,9 @@ def test_clean_val_is_the_split_as_recorded(tmp_path):
 def test_clean_plus_augmented_val_adds_one_fixed_draw_of_the_same_crops(tmp_path):
     ds, prep, _ = _val(tmp_path)
     aug = replace(AugmentConfig.off(), noise=1.0)
-    clean = TrainConfig(data_dir=str(tmp_path / "ds"), augment=aug)
-    both = replace(clean, checkpoint_on="clean+augmented")
+    both = TrainConfig(data_dir=str(tmp_path / "ds"), augment=aug)
+    assert both.checkpoint_on == "clean+augmented"  # the default since 2026-12-08
+    clean = replace(both, checkpoint_on="clean")
     clean_x, clean_y = _images(validation_data(ds, prep, True, clean))
     first_x, first_y = _images(validation_data(ds, prep, True, both))
     again_x, _ = _images(validation_data(ds, prep, True, both))

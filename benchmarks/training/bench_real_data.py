@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -268,21 +269,31 @@ def edgeped(*args: str, log) -> None:
         raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode} (see {log.name})")
 
 
-# The camera augmentations the default turned on on 2026-12-07. A spelled-out variant keeps
-# every one it does not name at 0, as the default had them when it was measured, so that its
-# recorded results stay reproducible; "default" (None) is whatever the default is now.
+# The camera augmentations the default turned on on 2026-12-07 (haze and cast on 2026-12-08),
+# and the top-level keys whose default changed since variants were first measured, at the
+# value they then had. A spelled-out variant keeps every one it does not name at that value,
+# so that its recorded results stay reproducible; "default" (None) is whatever the default is now.
 CAMERA_AUGMENT_KEYS = tuple(CAMERA_AUGMENT)
+EARLIER_DEFAULTS = {"checkpoint_on": "clean"}
 
 
-def with_camera_augment_off(text: str) -> str:
-    """`text` (a variant's TOML) with [augment] keys it leaves out of CAMERA_AUGMENT_KEYS at 0."""
-    named = tomllib.loads(text).get("augment", {})
+def with_later_defaults_off(text: str) -> str:
+    """`text` (a variant's TOML) with the keys it leaves out of CAMERA_AUGMENT_KEYS at 0 and
+    of EARLIER_DEFAULTS at their earlier value."""
+    loaded = tomllib.loads(text)
+    top = "".join(
+        f"{key} = {json.dumps(value)}\n" for key, value in EARLIER_DEFAULTS.items() if key not in loaded
+    )
+    named = loaded.get("augment", {})
     missing = "".join(f"{key} = 0.0\n" for key in CAMERA_AUGMENT_KEYS if key not in named)
-    if not missing:
-        return text
-    if "[augment]\n" in text:
-        return text.replace("[augment]\n", "[augment]\n" + missing, 1)
-    return text + ("" if text.endswith("\n") or not text else "\n") + "[augment]\n" + missing
+    if missing:
+        header = re.search(r"^\[augment\][^\n]*\n", text, re.MULTILINE)
+        if header:
+            text = text[: header.end()] + missing + text[header.end() :]
+        else:
+            text += ("" if text.endswith("\n") or not text else "\n") + "[augment]\n" + missing
+    # Top-level keys go before the first table.
+    return top + text
 
 
 def config_file(name: str, work: Path) -> Path | None:
@@ -292,7 +303,7 @@ def config_file(name: str, work: Path) -> Path | None:
     if text.endswith(".toml") and "\n" not in text:
         return Path(text)
     path = work / f"{name}.toml"
-    path.write_text(with_camera_augment_off(text))
+    path.write_text(with_later_defaults_off(text))
     return path
 
 
