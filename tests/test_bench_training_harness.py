@@ -333,6 +333,44 @@ def test_old_result_files_still_feed_the_plots(tmp_path):
     assert out.stat().st_size > 10_000
 
 
+def test_study_reuses_recorded_runs_and_tests_recipes_against_one(tmp_path, results, capsys):
+    # A recipe measured before (its run folders gone) stands beside a new one from the runs an
+    # earlier study recorded; Welch's test compares each figure.
+    old = [_run(tmp_path / f"old/s{i}", 0.90 + 0.01 * i) for i in range(3)]
+    assert rt.main(["study", f"old={','.join(map(str, old))}", "--out", str(tmp_path / "a")]) == 0
+    recorded = json.loads((tmp_path / "a.json").read_text())
+    new = [_run(tmp_path / f"new/s{i}", 0.97 + 0.005 * i) for i in range(3)]
+    argv = ["study", f"before={tmp_path / 'a.json'}#old", f"after={','.join(map(str, new))}"]
+    assert rt.main([*argv, "--against", "before", "--out", str(tmp_path / "b")]) == 0
+    record = json.loads((tmp_path / "b.json").read_text())
+    assert record["variants"]["before"]["runs"] == recorded["variants"]["old"]["runs"]
+    welch = record["welch_against"]
+    assert welch["recipe"] == "before" and list(welch["recipes"]) == ["after"]
+    clean = welch["recipes"]["after"]["clean_recall"]
+    assert clean["difference"] == pytest.approx(0.975 - 0.91)
+    from scipy import stats
+
+    expected = stats.ttest_ind([0.97, 0.975, 0.98], [0.90, 0.91, 0.92], equal_var=False).pvalue
+    assert clean["p"] == pytest.approx(expected) and clean["p"] < 0.01
+    # No spread on either side (the fakes' FPR): no test, said as such.
+    assert welch["recipes"]["after"]["clean_fpr"]["p"] is None
+    md = (tmp_path / "b.md").read_text()
+    assert "### Against before" in md and "| after | +0.065 [p = " in md
+    assert md.index("### Against before") < md.index("### before: recall / clean")
+    assert "Against before" in capsys.readouterr().out
+    # Bad references name the fix.
+    for bad, says in (
+        (f"x={tmp_path / 'a.json'}#nope", "has no recipe 'nope'"),
+        (f"x={tmp_path / 'missing.json'}#old", "not a study result"),
+        ("x=", "give LABEL=RUN"),
+    ):
+        with pytest.raises(SystemExit, match=says):
+            rt.main(["study", bad, "--out", str(tmp_path / "c")])
+    with pytest.raises(SystemExit, match="--against 'other' is none of the recipes"):
+        rt.main([*argv, "--against", "other", "--out", str(tmp_path / "c")])
+    assert not (tmp_path / "c.json").exists()
+
+
 def test_study_intervals_stay_inside_the_figures_range():
     # Three seeds of a test FPR near 0 and a recall near 1: the plain t interval of the mean
     # crosses 0 and 1 (as the study of 2026-12-07 printed, "[-0.40%, 1.08%]").

@@ -7,6 +7,9 @@
     python -m benchmarks.robustness.robustness_tables samples DATA_DIR
     python -m benchmarks.robustness.robustness_tables study default=RUN_S0,RUN_S1,RUN_S2 \\
         robust=... --tag pfd
+    python -m benchmarks.robustness.robustness_tables study \\
+        "before=benchmarks/results/robustness/study-20261207-pfd-default.json#LABEL" \\
+        after=RUN_S0,RUN_S1,RUN_S2 --against before
     python -m benchmarks.robustness.robustness_tables jpeg RUN --tag pfd
 
 Each writes to benchmarks/results/robustness/ under the harness's name scheme, `--tag` the
@@ -20,7 +23,10 @@ robustness-<YYYYMMDD>-augment[-TAG].{json,md}, `samples` samples-<YYYYMMDD>[-TAG
 the shipped int8 model's figures over seeds (mean, min-max, a t interval of the mean):
 clean recall and FPR, mean corrupted recall / clean, the worst cell up to severity 3 /
 clean, the held-out and trained-on families / clean, mean corrupted FPR, per family means,
-plus a PNG of recall / clean per family. `jpeg` scores the shipped model under the jpeg
+plus a PNG of recall / clean per family. A run may also be `STUDY.json#LABEL`: the per-run
+figures an earlier study recorded under LABEL (every seed of it), so a recipe measured
+before can stand beside a new one without its run folders. `--against LABEL` adds Welch's
+t test of every figure of every other recipe against LABEL's (difference of means, p). `jpeg` scores the shipped model under the jpeg
 family with the old numpy codec and with Pillow's, on the same crops.
 
 `table` writes recall per corruption and severity, the mean, the worst, the relative drop,
@@ -399,18 +405,88 @@ def study_result(variants: dict[str, list[dict]], record: dict) -> tuple[dict, s
     return record, "\n".join(md + [""] + families_md) + "\n"
 
 
+def _recorded_runs(spec: str) -> list[dict]:
+    """The per-run figures an earlier study recorded: `STUDY.json#LABEL`."""
+    path, _, label = spec.partition("#")
+    try:
+        recorded = json.loads(Path(path).read_text())["variants"]
+    except (OSError, ValueError, KeyError) as err:
+        raise SystemExit(f"{path}: not a study result ({err}); give STUDY.json#LABEL") from err
+    if label not in recorded:
+        raise SystemExit(f"{path} has no recipe {label!r}; it has {sorted(recorded)}")
+    return list(recorded[label]["runs"])
+
+
+def _study_runs(runs: str) -> list[dict]:
+    figures = []
+    for spec in runs.split(","):
+        if ".json#" in spec:
+            figures += _recorded_runs(spec)
+        else:
+            figures.append(_run_figures(Path(spec)))
+    return figures
+
+
+def welch_rows(variants: dict[str, dict], against: str) -> dict[str, dict[str, dict]]:
+    """Per recipe other than `against` and per study figure: the difference of the means and
+    Welch's t test p (None where either side has fewer than two seeds or no spread)."""
+    from scipy import stats
+
+    base = variants[against]["summary"]
+    out = {}
+    for label, entry in variants.items():
+        if label == against:
+            continue
+        rows = {}
+        for key, _ in STUDY_KEYS:
+            a, b = entry["summary"][key]["values"], base[key]["values"]
+            p = None
+            if len(a) > 1 and len(b) > 1 and (np.ptp(a) > 0 or np.ptp(b) > 0):
+                p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+            rows[key] = {"difference": float(np.mean(a) - np.mean(b)), "p": p}
+        out[label] = rows
+    return out
+
+
+def welch_md(rows: dict[str, dict[str, dict]], against: str) -> str:
+    md = [
+        f"### Against {against}: difference of the means [Welch's t test p]",
+        "",
+        "| recipe | " + " | ".join(label for _, label in STUDY_KEYS) + " |",
+        "|---|" + "---:|" * len(STUDY_KEYS),
+    ]
+    for label, figures in rows.items():
+        cells = []
+        for key, _ in STUDY_KEYS:
+            d, p = figures[key]["difference"], figures[key]["p"]
+            diff = f"{100 * d:+.2f} pt" if "fpr" in key else f"{d:+.3f}"
+            cells.append(diff + (f" [p = {p:.2f}]" if p is not None else " [-]"))
+        md.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(md) + "\n"
+
+
 def study(args: argparse.Namespace) -> int:
-    record = harness.provenance("robustness_study", args.argv)
     variants = {}
     for spec in args.variants:
         label, _, runs = spec.partition("=")
-        variants[label] = [_run_figures(Path(r)) for r in runs.split(",")]
-    record, md = study_result(variants, record)
+        if not label or not runs:
+            raise SystemExit(f"{spec!r}: give LABEL=RUN,RUN,... or LABEL=STUDY.json#LABEL")
+        variants[label] = _study_runs(runs)
+    if args.against and args.against not in variants:
+        raise SystemExit(f"--against {args.against!r} is none of the recipes {sorted(variants)}")
+    record, md = study_result(variants, harness.provenance("robustness_study", args.argv))
+    if args.against:
+        rows = welch_rows(record["variants"], args.against)
+        record["welch_against"] = {"recipe": args.against, "recipes": rows}
+        table_end = md.index("\n### ") + 1 if "\n### " in md else len(md)
+        md = md[:table_end] + "\n" + welch_md(rows, args.against) + md[table_end:]
     harness.finish(record)
     out = out_path(args)
     _study_png(record, out.with_suffix(".png"))
     harness.write_result(out, record, md)
     print(md.split("\n### ")[0].rstrip("\n"))  # the recipe table; families are in the .md
+    if args.against:
+        print("\n" + welch_md(record["welch_against"]["recipes"], args.against))
     return 0
 
 
@@ -427,8 +503,9 @@ def _study_png(record: dict, path: Path) -> None:
     for i, v in enumerate(variants):
         fam = record["variants"][v]["families"]
         means = [fam[n]["mean"] for n in names]
-        lo = [fam[n]["mean"] - fam[n]["min"] for n in names]
-        hi = [fam[n]["max"] - fam[n]["mean"] for n in names]
+        # Clipped at 0: equal values can put their float mean a rounding step past min or max.
+        lo = [max(0.0, fam[n]["mean"] - fam[n]["min"]) for n in names]
+        hi = [max(0.0, fam[n]["max"] - fam[n]["mean"]) for n in names]
         xs = np.arange(len(names)) + i * width
         ax.bar(xs, means, width, yerr=[lo, hi], capsize=2, label=v)
     ax.axhline(0.9, color="k", lw=0.8, ls="--")
@@ -518,7 +595,15 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("data")
     s.add_argument("--index", type=int, default=0, help="which test pedestrian")
     st = sub.add_parser("study")
-    st.add_argument("variants", nargs="+", help="LABEL=RUN,RUN,... (one run per seed)")
+    st.add_argument(
+        "variants",
+        nargs="+",
+        help="LABEL=RUN,RUN,... (one run per seed; a RUN may be STUDY.json#LABEL, the runs an "
+        "earlier study recorded under LABEL)",
+    )
+    st.add_argument(
+        "--against", default="", help="Welch's t test of every other recipe against this one"
+    )
     j = sub.add_parser("jpeg")
     j.add_argument("run")
     j.add_argument("--data", default="")
