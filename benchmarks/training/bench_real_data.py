@@ -282,7 +282,9 @@ def with_later_defaults_off(text: str) -> str:
     of EARLIER_DEFAULTS at their earlier value."""
     loaded = tomllib.loads(text)
     top = "".join(
-        f"{key} = {json.dumps(value)}\n" for key, value in EARLIER_DEFAULTS.items() if key not in loaded
+        f"{key} = {json.dumps(value)}\n"
+        for key, value in EARLIER_DEFAULTS.items()
+        if key not in loaded
     )
     named = loaded.get("augment", {})
     missing = "".join(f"{key} = 0.0\n" for key in CAMERA_AUGMENT_KEYS if key not in named)
