@@ -337,13 +337,20 @@ def test_study_reuses_recorded_runs_and_tests_recipes_against_one(tmp_path, resu
     # A recipe measured before (its run folders gone) stands beside a new one from the runs an
     # earlier study recorded; Welch's test compares each figure.
     old = [_run(tmp_path / f"old/s{i}", 0.90 + 0.01 * i) for i in range(3)]
-    assert rt.main(["study", f"old={','.join(map(str, old))}", "--out", str(tmp_path / "a")]) == 0
+    label = "old, seeds 0-2"  # recorded labels hold commas
+    argv = ["study", f"{label}={','.join(map(str, old))}", "--out", str(tmp_path / "a")]
+    assert rt.main(argv) == 0
     recorded = json.loads((tmp_path / "a.json").read_text())
     new = [_run(tmp_path / f"new/s{i}", 0.97 + 0.005 * i) for i in range(3)]
-    argv = ["study", f"before={tmp_path / 'a.json'}#old", f"after={','.join(map(str, new))}"]
+    argv = ["study", f"before={tmp_path / 'a.json'}#{label}", f"after={','.join(map(str, new))}"]
     assert rt.main([*argv, "--against", "before", "--out", str(tmp_path / "b")]) == 0
     record = json.loads((tmp_path / "b.json").read_text())
-    assert record["variants"]["before"]["runs"] == recorded["variants"]["old"]["runs"]
+    assert record["variants"]["before"]["runs"] == recorded["variants"][label]["runs"]
+    # Runs and a recorded reference mix: a fourth seed beside the recorded three.
+    mixed = f"more={new[0]},{tmp_path / 'a.json'}#{label}"
+    assert rt.main(["study", mixed, "--out", str(tmp_path / "m")]) == 0
+    more = json.loads((tmp_path / "m.json").read_text())["variants"]["more"]["runs"]
+    assert [r["run"] for r in more] == [str(new[0])] + [str(r) for r in old]
     welch = record["welch_against"]
     assert welch["recipe"] == "before" and list(welch["recipes"]) == ["after"]
     clean = welch["recipes"]["after"]["clean_recall"]

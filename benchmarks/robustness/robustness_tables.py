@@ -24,7 +24,8 @@ the shipped int8 model's figures over seeds (mean, min-max, a t interval of the 
 clean recall and FPR, mean corrupted recall / clean, the worst cell up to severity 3 /
 clean, the held-out and trained-on families / clean, mean corrupted FPR, per family means,
 plus a PNG of recall / clean per family. A run may also be `STUDY.json#LABEL`: the per-run
-figures an earlier study recorded under LABEL (every seed of it), so a recipe measured
+figures an earlier study recorded under LABEL (every seed of it; last in the list, as the
+label may hold commas), so a recipe measured
 before can stand beside a new one without its run folders. `--against LABEL` adds Welch's
 t test of every figure of every other recipe against LABEL's (difference of means, p). `jpeg` scores the shipped model under the jpeg
 family with the old numpy codec and with Pillow's, on the same crops.
@@ -418,13 +419,14 @@ def _recorded_runs(spec: str) -> list[dict]:
 
 
 def _study_runs(runs: str) -> list[dict]:
-    figures = []
-    for spec in runs.split(","):
-        if ".json#" in spec:
-            figures += _recorded_runs(spec)
-        else:
-            figures.append(_run_figures(Path(spec)))
-    return figures
+    """`RUN,RUN,...`, optionally ending in `STUDY.json#LABEL` (the label may hold commas)."""
+    recorded = ""
+    if ".json#" in runs:
+        at = runs.index(".json#")
+        start = runs.rfind(",", 0, at) + 1
+        runs, recorded = runs[: max(0, start - 1)], runs[start:]
+    figures = [_run_figures(Path(spec)) for spec in runs.split(",") if spec]
+    return figures + (_recorded_runs(recorded) if recorded else [])
 
 
 def welch_rows(variants: dict[str, dict], against: str) -> dict[str, dict[str, dict]]:
@@ -598,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument(
         "variants",
         nargs="+",
-        help="LABEL=RUN,RUN,... (one run per seed; a RUN may be STUDY.json#LABEL, the runs an "
+        help="LABEL=RUN,RUN,... (one run per seed; the last may be STUDY.json#LABEL, the runs an "
         "earlier study recorded under LABEL)",
     )
     st.add_argument(
