@@ -111,7 +111,8 @@ DEMO_UNPINNED = "".join(
 VARIANTS: dict[str, tuple[str | None, str | None]] = {
     "today": (TODAY, "teacher,student_distilled,student_qat"),
     # vgg w0.25, plateau schedule; since 2026-12-07 the camera augmentations of
-    # fixed-half-local (the rows measured as "default" before then are fixed-noaug's recipe).
+    # fixed-half-local (the rows measured as "default" before then are fixed-noaug's recipe);
+    # since 2026-12-08 select-haze-cast (the rows of 2026-12-07 are fixed-half-local's).
     "default": (None, None),
     # The steps from the recipe before to the default, one change at a time.
     "student-cosine": (STUDENT + COSINE, None),  # the default until student_fused + plateau
@@ -236,7 +237,8 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
         None,
     ),
     # 2026-12-07: fixed-haze-cast with its checkpoints chosen on val AUC-PR over the clean
-    # val crops and one augmented draw of them (the students stop on a clean plateau).
+    # val crops and one augmented draw of them (the students stop on a clean plateau). The
+    # default since 2026-12-08; spelled out so its rows stay reproducible.
     "select-haze-cast": (
         'image_rule = "fixed"\ncheckpoint_on = "clean+augmented"\n'
         + HALF_LOCAL_AUGMENT
