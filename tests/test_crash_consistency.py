@@ -1,7 +1,8 @@
 """Crash consistency: a writing command killed at any point leaves the previous output intact.
 
 Each long writing command (synth, import, convert, eval, bench, gate) runs through
-the installed entry point over an existing good output and is interrupted with
+the CLI (its renames of temp files slowed, so a kill point cannot fall between two
+writes too short to see) over an existing good output and is interrupted with
 SIGINT (what Ctrl-C sends to the foreground process group) or SIGKILL at several
 points: shortly after start, when its first temp file or staging folder appears
 (mid-write), and when a later one appears. Afterwards the previous output must
@@ -59,6 +60,28 @@ def _edgeped() -> list[str]:
     return [str(exe)] if exe.is_file() else [sys.executable, "-m", "edgeped"]
 
 
+# On a quiet machine a small file's temp copy lives for well under the 2 ms the kill points
+# poll at, so a command that writes a few small files (convert) could finish unhit. The
+# interrupted command therefore runs the same CLI in a process whose renames of temp files
+# over their targets come 20 ms late: every write then has a window the poll sees.
+LATE_RENAMES = """
+import os, sys, time
+_replace = os.replace
+def _late(src, dst, *args, **kwargs):
+    if str(src).endswith(".tmp"):
+        time.sleep(0.02)
+    return _replace(src, dst, *args, **kwargs)
+os.replace = _late
+sys.argv[0] = "edgeped"
+from edgeped.cli import main
+main()
+"""
+
+
+def _edgeped_late_renames() -> list[str]:
+    return [sys.executable, "-c", LATE_RENAMES]
+
+
 def _temps(watch: list[Path]) -> set[str]:
     """Temp files and staging folders (with their content) under or beside the watched paths."""
     found = set()
@@ -77,7 +100,7 @@ def _temps(watch: list[Path]) -> set[str]:
 def _interrupt(argv: list[str], point: KillPoint, watch: list[Path], cwd: Path) -> bool:
     """Runs argv and signals its process group at the point; True if it was still running."""
     proc = subprocess.Popen(
-        [*_edgeped(), *argv],
+        [*_edgeped_late_renames(), *argv],
         cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
