@@ -25,9 +25,9 @@ clean recall and FPR, mean corrupted recall / clean, the worst cell up to severi
 clean, the held-out and trained-on families / clean, mean corrupted FPR, per family means,
 plus a PNG of recall / clean per family. A run may also be `STUDY.json#LABEL`: the per-run
 figures an earlier study recorded under LABEL (every seed of it; last in the list, as the
-label may hold commas), so a recipe measured
-before can stand beside a new one without its run folders. `--against LABEL` adds Welch's
-t test of every figure of every other recipe against LABEL's (difference of means, p). `jpeg` scores the shipped model under the jpeg
+label may hold commas), so a recipe measured before can stand beside a new one without its
+run folders. `--against LABEL` adds Welch's t test of every figure of every other recipe
+against LABEL's (difference of means, p). `jpeg` scores the shipped model under the jpeg
 family with the old numpy codec and with Pillow's, on the same crops.
 
 `table` writes recall per corruption and severity, the mean, the worst, the relative drop,
@@ -477,18 +477,20 @@ def study(args: argparse.Namespace) -> int:
     if args.against and args.against not in variants:
         raise SystemExit(f"--against {args.against!r} is none of the recipes {sorted(variants)}")
     record, md = study_result(variants, harness.provenance("robustness_study", args.argv))
+    welch = ""
     if args.against:
         rows = welch_rows(record["variants"], args.against)
         record["welch_against"] = {"recipe": args.against, "recipes": rows}
+        welch = welch_md(rows, args.against)
         table_end = md.index("\n### ") + 1 if "\n### " in md else len(md)
-        md = md[:table_end] + "\n" + welch_md(rows, args.against) + md[table_end:]
+        md = md[:table_end] + "\n" + welch + md[table_end:]
     harness.finish(record)
     out = out_path(args)
     _study_png(record, out.with_suffix(".png"))
     harness.write_result(out, record, md)
     print(md.split("\n### ")[0].rstrip("\n"))  # the recipe table; families are in the .md
-    if args.against:
-        print("\n" + welch_md(record["welch_against"]["recipes"], args.against))
+    if welch:
+        print("\n" + welch)
     return 0
 
 

@@ -100,6 +100,12 @@ HALF_LOCAL_AUGMENT = (
     "[augment]\nblur = 0.1\nocclude = 0.15\nzoom = 0.0\nreframe = 0.125\ndark = 0.1\n"
     "noise = 0.1\ntone = 0.1\nmix = 0.15\nlight = 0.1\nspeckle = 0.1\n"
 )
+# The default since 2026-12-08, spelled out.
+SELECT_HAZE_CAST = (
+    'image_rule = "fixed"\ncheckpoint_on = "clean+augmented"\n'
+    + HALF_LOCAL_AUGMENT
+    + "haze = 0.15\ncast = 0.1\n"
+)
 # configs/demo.toml without its pins of the camera augmentations at 0 (and its comments,
 # which say they are off), for the demo variants that turn them on; its blur stays.
 DEMO_PINNED = tuple(key for key in CAMERA_AUGMENT if key != "blur")
@@ -239,20 +245,13 @@ VARIANTS: dict[str, tuple[str | None, str | None]] = {
     # 2026-12-07: fixed-haze-cast with its checkpoints chosen on val AUC-PR over the clean
     # val crops and one augmented draw of them (the students stop on a clean plateau). The
     # default since 2026-12-08; spelled out so its rows stay reproducible.
-    "select-haze-cast": (
-        'image_rule = "fixed"\ncheckpoint_on = "clean+augmented"\n'
-        + HALF_LOCAL_AUGMENT
-        + "haze = 0.15\ncast = 0.1\n",
-        None,
-    ),
+    "select-haze-cast": (SELECT_HAZE_CAST, None),
     # 2026-12-08: occlusion and loose boxes have not moved with any recipe (0.71 and 0.73 x
     # clean): the default with twice their augmentations' rates, the rest as they are.
     "select-occ-reframe": (
-        'image_rule = "fixed"\ncheckpoint_on = "clean+augmented"\n'
-        + HALF_LOCAL_AUGMENT.replace("occlude = 0.15\n", "occlude = 0.3\n").replace(
+        SELECT_HAZE_CAST.replace("occlude = 0.15\n", "occlude = 0.3\n").replace(
             "reframe = 0.125\n", "reframe = 0.25\n"
-        )
-        + "haze = 0.15\ncast = 0.1\n",
+        ),
         None,
     ),
     # The same on the demo's short profile (its [augment] table is the file's last; its
